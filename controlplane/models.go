@@ -1,0 +1,109 @@
+package controlplane
+
+import (
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// Webhook is a webhook endpoint as the API shows it. The secret appears only
+// in the answer to a create; afterwards only its hint.
+type Webhook struct {
+	ID             string            `json:"id" doc:"Endpoint id" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
+	Name           string            `json:"name"`
+	Kind           string            `json:"kind" enum:"webhook,slack,pagerduty"`
+	TargetURL      string            `json:"target_url" format:"uri"`
+	Headers        map[string]string `json:"headers" doc:"Extra headers sent with every delivery; values are masked."`
+	IsActive       bool              `json:"is_active"`
+	DisabledReason *string           `json:"disabled_reason"`
+	Secret         string            `json:"secret,omitempty" doc:"The signing secret (whsec_...). Shown once, in the answer to the create."`
+	SecretHint     string            `json:"secret_hint" doc:"The last characters of the secret, to recognise it."`
+	CreatedBy      string            `json:"created_by"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	Version        int64             `json:"version"`
+}
+
+// WebhookCreate is the body of POST /v1/webhooks.
+type WebhookCreate struct {
+	Name      string            `json:"name" minLength:"1" maxLength:"200"`
+	TargetURL string            `json:"target_url" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
+	Kind      string            `json:"kind,omitempty" enum:"webhook" default:"webhook" doc:"Endpoint kind. slack and pagerduty arrive with the dispatcher's formatters."`
+	Headers   map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Extra headers sent with every delivery (stored encrypted)"`
+	Secret    string            `json:"secret,omitempty" pattern:"^whsec_[A-Za-z0-9+/]{22,88}={0,2}$" doc:"Optional signing secret; generated when absent"`
+	IsActive  *bool             `json:"is_active,omitempty" doc:"Default true"`
+}
+
+// AlertRule is an alert rule as the API shows it.
+type AlertRule struct {
+	ID                  string    `json:"id" example:"rul_p2k8d7s1m4n6b3v9c5x0"`
+	Name                string    `json:"name"`
+	Description         string    `json:"description"`
+	EventType           string    `json:"event_type"`
+	Condition           string    `json:"condition"`
+	DurationThresholdMS *int64    `json:"duration_threshold_ms"`
+	WebhookEndpointID   string    `json:"webhook_endpoint_id"`
+	IsActive            bool      `json:"is_active"`
+	DisabledReason      *string   `json:"disabled_reason"`
+	MaxAttempts         int       `json:"max_attempts"`
+	Severity            string    `json:"severity"`
+	IncludeErrorMessage bool      `json:"include_error_message"`
+	CreatedBy           string    `json:"created_by"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	Version             int64     `json:"version"`
+}
+
+// AlertRuleCreate is the body of POST /v1/alert-rules.
+type AlertRuleCreate struct {
+	Name                string `json:"name" minLength:"1" maxLength:"200"`
+	Description         string `json:"description,omitempty" maxLength:"2000"`
+	EventType           string `json:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded"`
+	Condition           string `json:"condition,omitempty" maxLength:"2048" doc:"Optional expr-lang condition over the event, e.g. labels.env == \"prod\""`
+	WebhookEndpointID   string `json:"webhook_endpoint_id" minLength:"1" maxLength:"64"`
+	IsActive            *bool  `json:"is_active,omitempty" doc:"Default true"`
+	MaxAttempts         int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50" default:"8"`
+	Severity            string `json:"severity,omitempty" enum:"critical,error,warning,info" default:"error"`
+	IncludeErrorMessage bool   `json:"include_error_message,omitempty" doc:"Include the run's error message in payloads (off: only the error code)"`
+}
+
+func (e *endpointRow) api() *Webhook {
+	headers := make(map[string]string, len(e.Headers))
+	for k := range e.Headers {
+		headers[k] = "********"
+	}
+	return &Webhook{
+		ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Headers: headers, IsActive: e.IsActive,
+		DisabledReason: e.DisabledReason, SecretHint: e.SecretHint, CreatedBy: e.CreatedBy,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Version: e.Version,
+	}
+}
+
+func (e *endpointRow) snapshot() schemas.EndpointRecord {
+	return schemas.EndpointRecord{
+		TenantID: e.TenantID, ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Secret: e.Secret,
+		Headers: e.Headers, IsActive: e.IsActive, Version: e.Version, UpdatedAt: e.UpdatedAt.UTC(),
+	}
+}
+
+func (r *ruleRow) api() *AlertRule {
+	return &AlertRule{
+		ID: r.ID, Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
+		DurationThresholdMS: r.DurationThresholdMS, WebhookEndpointID: r.WebhookEndpointID, IsActive: r.IsActive,
+		DisabledReason: r.DisabledReason, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
+		IncludeErrorMessage: r.IncludeErrorMessage, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
+		UpdatedAt: r.UpdatedAt, Version: r.Version,
+	}
+}
+
+func (r *ruleRow) snapshot() schemas.RuleRecord {
+	s := schemas.RuleRecord{
+		TenantID: r.TenantID, ID: r.ID, Name: r.Name, EventType: r.EventType, Condition: r.Condition,
+		WebhookEndpointID: r.WebhookEndpointID, IsActive: r.IsActive, MaxAttempts: r.MaxAttempts,
+		IncludeErrorMessage: r.IncludeErrorMessage, Version: r.Version, UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.DurationThresholdMS != nil {
+		s.DurationThresholdMS = *r.DurationThresholdMS
+	}
+	return s
+}

@@ -1,0 +1,297 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/dispatcher/ssrf"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+)
+
+// Version is reported in the OpenAPI document.
+var Version = "0.1.0"
+
+// Config configures the control plane.
+type Config struct {
+	// Addr is the listen address of the API and dashboard.
+	Addr string
+	// Listener, if set, is used instead of listening on Addr.
+	Listener net.Listener
+	// Pool is the Postgres pool (migrated). Required.
+	Pool       *pgxpool.Pool
+	Brokers    []string
+	Topics     kafka.Topics
+	Partitions int32
+	Keyring    *keyring.Ring
+	// Allowlist names addresses a target URL may point at despite the SSRF rules.
+	Allowlist []string
+	// OutboxPoll is the fallback poll interval of the outbox relay.
+	OutboxPoll time.Duration
+	Log        *slog.Logger
+	Registry   *prometheus.Registry
+	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
+	Routes func(*http.ServeMux)
+	// Ready, if set, is closed once the server listens.
+	Ready chan<- net.Addr
+}
+
+func (c *Config) defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.Topics.Events == "" {
+		c.Topics = kafka.NewTopics(kafka.DefaultPrefix)
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 3
+	}
+	if c.OutboxPoll == 0 {
+		c.OutboxPoll = 5 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+func (c *Config) validate() error {
+	var problems []string
+	if c.Pool == nil {
+		problems = append(problems, "no Postgres pool (DATABASE_URL)")
+	}
+	if len(c.Brokers) == 0 {
+		problems = append(problems, "no Kafka brokers (KAFKA_BROKERS)")
+	}
+	if c.Keyring == nil {
+		problems = append(problems, "no key ring (EXO_KEYRING) to encrypt secrets")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("controlplane: invalid config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Server is the control plane.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	guard  *ssrf.Guard
+	kafka  *kgo.Client
+	api    huma.API
+	mux    *http.ServeMux
+}
+
+// New builds the server; Run serves it.
+func New(cfg Config) (*Server, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	guard, err := ssrf.New(cfg.Allowlist)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, guard: guard, mux: http.NewServeMux()}
+	s.api = s.newAPI()
+	return s, nil
+}
+
+// API returns the Huma API (for the OpenAPI document).
+func (s *Server) API() huma.API { return s.api }
+
+// Handler returns the HTTP handler of the API, dashboard and probes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run serves until ctx ends, and runs the outbox relay.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// Run serves until ctx ends, and runs the outbox relay.
+func (s *Server) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(s.cfg.Brokers, s.log),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(10_000))...)
+	if err != nil {
+		return fmt.Errorf("controlplane: kafka client: %w", err)
+	}
+	defer cl.Close()
+	s.kafka = cl
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), s.cfg.Topics.Specs(s.cfg.Partitions)); err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	ln := s.cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("controlplane: listen %s: %w", s.cfg.Addr, err)
+		}
+	}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("controlplane: serve: %w", err)
+			cancel()
+		}
+	})
+	wg.Go(func() {
+		r := &relay{pool: s.pool, kafka: cl, topics: s.cfg.Topics, poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox")}
+		if err := r.run(ctx); err != nil {
+			errs <- err
+			cancel()
+		}
+	})
+	s.log.Info("control plane listening", "addr", ln.Addr().String())
+	if s.cfg.Ready != nil {
+		s.cfg.Ready <- ln.Addr()
+	}
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+type principalKey struct{}
+
+var bearer = map[string][]string{"bearer": {}}
+
+func (s *Server) newAPI() huma.API {
+	cfg := huma.DefaultConfig("Exosphere Alerts API", Version)
+	cfg.Info.Description = "Outgoing webhooks and alert rules for workflow runs. Authenticate with `Authorization: Bearer <api key>`."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key minted with `exo-alerts apikey create`."},
+	}
+	cfg.DocsPath = "/docs"
+	api := humago.New(s.mux, cfg)
+	api.UseMiddleware(s.authenticate(api))
+
+	s.registerWebhooks(api)
+	s.registerRules(api)
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /{$}", dashboard())
+	if s.cfg.Routes != nil {
+		s.cfg.Routes(s.mux)
+	}
+	return api
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.pool.Ping(ctx); err != nil {
+		problems = append(problems, "postgres: unreachable")
+	}
+	if s.kafka == nil || s.kafka.Ping(ctx) != nil {
+		problems = append(problems, "kafka: unreachable")
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(strings.Join(problems, "\n") + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// authenticate checks the bearer API key of every operation that declares security.
+func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		op := ctx.Operation()
+		if op == nil || len(op.Security) == 0 {
+			next(ctx)
+			return
+		}
+		token, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
+		token = strings.TrimSpace(token)
+		if !ok || token == "" {
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts"`)
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <api key>")
+			return
+		}
+		p, err := lookupKey(ctx.Context(), s.pool, token)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				s.log.Error("api key lookup", "err", err)
+				_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "cannot check the API key now; retry")
+				return
+			}
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts", error="invalid_token"`)
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+			return
+		}
+		if op.Method != http.MethodGet && p.Role != RoleAdmin {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this API key is read-only (role viewer)")
+			return
+		}
+		next(huma.WithValue(ctx, principalKey{}, p))
+	}
+}
+
+func principalFrom(ctx context.Context) *principal {
+	p, _ := ctx.Value(principalKey{}).(*principal)
+	return p
+}
+
+// inTx runs fn in a transaction.
+func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+func requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+type requestIDKey struct{}
+
+// internalError logs err and answers 500 without leaking details.
+func (s *Server) internalError(op string, err error) error {
+	s.log.Error(op, "err", err)
+	return huma.Error500InternalServerError("internal error; see the control plane log")
+}

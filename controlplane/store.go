@@ -1,0 +1,266 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// ErrNotFound is returned when a row does not exist for the tenant.
+var ErrNotFound = errors.New("controlplane: not found")
+
+
+// endpointRow is a webhook_endpoints row.
+type endpointRow struct {
+	ID, TenantID, Name, Kind, TargetURL string
+	Secret                              schemas.Sealed
+	SecretHint                          string
+	Headers                             map[string]schemas.Sealed
+	IsActive                            bool
+	DisabledReason                      *string
+	CreatedBy                           string
+	CreatedAt, UpdatedAt                time.Time
+	Version                             int64
+}
+
+// ruleRow is an alert_rules row.
+type ruleRow struct {
+	ID, TenantID, Name, Description, EventType, Condition string
+	DurationThresholdMS                                   *int64
+	WebhookEndpointID                                     string
+	IsActive                                              bool
+	DisabledReason                                        *string
+	MaxAttempts                                           int
+	Severity                                              string
+	IncludeErrorMessage                                   bool
+	CreatedBy                                             string
+	CreatedAt, UpdatedAt                                  time.Time
+	Version                                               int64
+}
+
+const endpointCols = `id, tenant_id, name, kind, target_url, secret, secret_hint, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
+
+func scanEndpoint(row pgx.Row) (*endpointRow, error) {
+	var e endpointRow
+	var secret, headers []byte
+	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &secret, &e.SecretHint, &headers,
+		&e.IsActive, &e.DisabledReason, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt, &e.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: scan endpoint: %w", err)
+	}
+	if err := json.Unmarshal(secret, &e.Secret); err != nil {
+		return nil, fmt.Errorf("controlplane: endpoint secret column: %w", err)
+	}
+	if err := json.Unmarshal(headers, &e.Headers); err != nil {
+		return nil, fmt.Errorf("controlplane: endpoint headers column: %w", err)
+	}
+	return &e, nil
+}
+
+const ruleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, severity, include_error_message, created_by, created_at, updated_at, version`
+
+func scanRule(row pgx.Row) (*ruleRow, error) {
+	var r ruleRow
+	err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Description, &r.EventType, &r.Condition, &r.DurationThresholdMS,
+		&r.WebhookEndpointID, &r.IsActive, &r.DisabledReason, &r.MaxAttempts, &r.Severity, &r.IncludeErrorMessage,
+		&r.CreatedBy, &r.CreatedAt, &r.UpdatedAt, &r.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: scan rule: %w", err)
+	}
+	return &r, nil
+}
+
+func insertEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
+	secret, _ := json.Marshal(e.Secret)
+	headers, _ := json.Marshal(e.Headers)
+	err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
+		(id, tenant_id, name, kind, target_url, secret, secret_hint, headers, is_active, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		RETURNING created_at, updated_at, version`,
+		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, secret, e.SecretHint, headers, e.IsActive, e.CreatedBy,
+	).Scan(&e.CreatedAt, &e.UpdatedAt, &e.Version)
+	if err != nil {
+		return fmt.Errorf("controlplane: insert endpoint: %w", err)
+	}
+	return nil
+}
+
+func getEndpoint(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
+	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenant, id))
+}
+
+func insertRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
+	err := tx.QueryRow(ctx, `INSERT INTO alert_rules
+		(id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id,
+		 is_active, max_attempts, severity, include_error_message, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		RETURNING created_at, updated_at, version`,
+		r.ID, r.TenantID, r.Name, r.Description, r.EventType, r.Condition, r.DurationThresholdMS, r.WebhookEndpointID,
+		r.IsActive, r.MaxAttempts, r.Severity, r.IncludeErrorMessage, r.CreatedBy,
+	).Scan(&r.CreatedAt, &r.UpdatedAt, &r.Version)
+	if err != nil {
+		return fmt.Errorf("controlplane: insert rule: %w", err)
+	}
+	return nil
+}
+
+func getRule(ctx context.Context, q pgx.Tx, tenant, id string) (*ruleRow, error) {
+	return scanRule(q.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenant, id))
+}
+
+// cursor is an opaque position in a list ordered by (created_at, id).
+type cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+func (c cursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+func parseCursor(s string) (*cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errors.New("malformed cursor")
+	}
+	ts, id, ok := strings.Cut(string(raw), "|")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || id == "" {
+		return nil, errors.New("malformed cursor")
+	}
+	return &cursor{CreatedAt: t, ID: id}, nil
+}
+
+// listPage runs a tenant-scoped list query after cur, returning limit+1 rows at most.
+func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string, cur *cursor, limit int,
+	scan func(pgx.Row) (*T, error), pos func(*T) cursor,
+) ([]*T, string, error) {
+	args := []any{tenant, limit + 1}
+	where := ""
+	if cur != nil {
+		where = ` AND (created_at, id) > ($3, $4)`
+		args = append(args, cur.CreatedAt, cur.ID)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant_id = $1 AND deleted_at IS NULL`+where+
+		` ORDER BY created_at, id LIMIT $2`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("controlplane: list %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("controlplane: list %s: %w", table, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = pos(out[len(out)-1]).String()
+	}
+	return out, next, nil
+}
+
+func insertAudit(ctx context.Context, tx pgx.Tx, tenant, actor, action, resType, resID string, before, after any, requestID string) error {
+	var b, a []byte
+	if before != nil {
+		b, _ = json.Marshal(before)
+	}
+	if after != nil {
+		a, _ = json.Marshal(after)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_events (tenant_id, actor, action, resource_type, resource_id, before, after, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenant, actor, action, resType, resID, b, a, requestID)
+	if err != nil {
+		return fmt.Errorf("controlplane: insert audit event: %w", err)
+	}
+	return nil
+}
+
+func insertOutbox(ctx context.Context, tx pgx.Tx, topic, key string, value []byte) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)`, topic, key, value); err != nil {
+		return fmt.Errorf("controlplane: insert outbox row: %w", err)
+	}
+	return nil
+}
+
+// EnsureTenant creates the tenant if it does not exist.
+func EnsureTenant(ctx context.Context, pool *pgxpool.Pool, id, name string) error {
+	if _, err := pool.Exec(ctx, `INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, name); err != nil {
+		return fmt.Errorf("controlplane: ensure tenant %q: %w", id, err)
+	}
+	return nil
+}
+
+// Roles of API keys.
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
+
+// CreateAPIKey stores key (hashed) for tenant, creating the tenant if needed,
+// and returns the key's id. Pass NewAPIKey() unless a fixed key is wanted.
+func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string) (string, error) {
+	if role != RoleAdmin && role != RoleViewer {
+		return "", fmt.Errorf("controlplane: role %q: want admin or viewer", role)
+	}
+	if len(key) < 20 {
+		return "", errors.New("controlplane: an API key must be at least 20 characters")
+	}
+	if err := EnsureTenant(ctx, pool, tenant, tenant); err != nil {
+		return "", err
+	}
+	id := newID("key")
+	_, err := pool.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, key_hash, key_prefix) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (key_hash) DO NOTHING`, id, tenant, name, role, hashKey(key), keyPrefix(key))
+	if err != nil {
+		return "", fmt.Errorf("controlplane: insert api key: %w", err)
+	}
+	return id, nil
+}
+
+// principal is who an API key speaks for.
+type principal struct {
+	KeyID, KeyName, TenantID, Role string
+}
+
+func (p *principal) actor() string { return "key:" + p.KeyID + " (" + p.KeyName + ")" }
+
+func lookupKey(ctx context.Context, pool *pgxpool.Pool, key string) (*principal, error) {
+	var p principal
+	err := pool.QueryRow(ctx, `UPDATE api_keys SET last_used_at = now()
+		WHERE key_hash = $1 AND revoked_at IS NULL
+		RETURNING id, name, tenant_id, role`, hashKey(key)).Scan(&p.KeyID, &p.KeyName, &p.TenantID, &p.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: look up api key: %w", err)
+	}
+	return &p, nil
+}

@@ -1,0 +1,391 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/dispatcher/signature"
+	"github.com/exospherehost/exo-alerts/dispatcher/ssrf"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// Version is sent in the User-Agent.
+var Version = "dev"
+
+// MaxResponseExcerpt is how much of an answer is kept in a result.
+const MaxResponseExcerpt = 4 << 10
+
+// Config configures the dispatcher.
+type Config struct {
+	Brokers    []string
+	Topics     kafka.Topics
+	Partitions int32
+	Group      string
+	Keyring    *keyring.Ring
+	// Allowlist names addresses the SSRF guard lets through (IPs or CIDRs).
+	Allowlist      []string
+	AttemptTimeout time.Duration
+	Log            *slog.Logger
+	Registerer     prometheus.Registerer
+	Ready          chan<- struct{}
+}
+
+func (c *Config) defaults() {
+	if c.Topics.Events == "" {
+		c.Topics = kafka.NewTopics(kafka.DefaultPrefix)
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 3
+	}
+	if c.Group == "" {
+		c.Group = c.Topics.Prefix + "dispatcher"
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = 10 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+}
+
+func (c *Config) validate() error {
+	var problems []string
+	if len(c.Brokers) == 0 {
+		problems = append(problems, "no Kafka brokers (KAFKA_BROKERS)")
+	}
+	if c.Keyring == nil {
+		problems = append(problems, "no key ring (EXO_KEYRING) to decrypt endpoint secrets")
+	}
+	if c.AttemptTimeout < 100*time.Millisecond {
+		problems = append(problems, "attempt timeout must be >= 100ms")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("dispatcher: invalid config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Dispatcher delivers alerts to endpoints.
+type Dispatcher struct {
+	cfg       Config
+	log       *slog.Logger
+	client    *http.Client
+	endpoints *ktable.Table[schemas.EndpointRecord]
+	attempts  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+// Run runs the dispatcher until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	guard, err := ssrf.New(cfg.Allowlist)
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	log := cfg.Log.With("component", "dispatcher")
+	d := &Dispatcher{
+		cfg: cfg, log: log,
+		client: newHTTPClient(guard),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_dispatcher_attempts_total", Help: "Delivery attempts by outcome.",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "exo_dispatcher_attempt_seconds", Help: "Latency of delivery attempts.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{d.attempts, d.latency} {
+		if err := cfg.Registerer.Register(c); err != nil {
+			return fmt.Errorf("dispatcher: register metrics: %w", err)
+		}
+	}
+	base := kafka.ClientOpts(cfg.Brokers, log)
+	admCl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("dispatcher: kafka client: %w", err)
+	}
+	err = kafka.EnsureTopics(ctx, kadm.NewClient(admCl), cfg.Topics.Specs(cfg.Partitions))
+	admCl.Close()
+	if err != nil {
+		return err
+	}
+
+	d.endpoints = ktable.New(cfg.Topics.Endpoints, func(b []byte) (schemas.EndpointRecord, error) {
+		var e schemas.EndpointRecord
+		err := json.Unmarshal(b, &e)
+		return e, err
+	}, nil, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tableErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		if err := d.endpoints.Run(ctx, base); err != nil {
+			tableErr <- err
+			cancel()
+		}
+	})
+	select {
+	case <-d.endpoints.Ready():
+	case <-ctx.Done():
+		select {
+		case err := <-tableErr:
+			return err
+		default:
+			return nil
+		}
+	}
+	if cfg.Ready != nil {
+		close(cfg.Ready)
+	}
+	return d.consume(ctx, base)
+}
+
+func newHTTPClient(guard *ssrf.Guard) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: guard.Control}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil, // a proxy would bypass the dial-time guard
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 5 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt) error {
+	cl, err := kgo.NewClient(append(base,
+		kgo.ConsumerGroup(d.cfg.Group),
+		kgo.ConsumeTopics(d.cfg.Topics.Deliveries),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("dispatcher: consumer: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if errors.Is(err, kgo.ErrClientClosed) {
+				fatal = err
+			}
+		})
+		if fatal != nil {
+			return fmt.Errorf("dispatcher: fetch: %w", fatal)
+		}
+		// Partitions run in parallel; records within one partition in order.
+		var (
+			wg  sync.WaitGroup
+			mu  sync.Mutex
+			out []*kgo.Record
+		)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			wg.Go(func() {
+				for _, r := range p.Records {
+					recs := d.handle(ctx, r)
+					mu.Lock()
+					out = append(out, recs...)
+					mu.Unlock()
+				}
+			})
+		})
+		wg.Wait()
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil // not committed: the in-flight records are attempted again
+		}
+		if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+			cl.AllowRebalance()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dispatcher: produce outcomes: %w", err)
+		}
+		if err := cl.CommitRecords(ctx, fetches.Records()...); err != nil && ctx.Err() == nil {
+			d.log.Warn("commit offsets", "err", err)
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// attempt is what one HTTP attempt gave.
+type attempt struct {
+	outcome    string
+	statusCode int
+	errClass   string
+	err        string
+	excerpt    string
+	latency    time.Duration
+}
+
+// handle delivers one record and returns the outcome records to produce.
+func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
+	var del schemas.DeliveryRecord
+	if err := json.Unmarshal(r.Value, &del); err != nil || del.AlertID == "" {
+		d.log.Error("undecodable delivery record sent to the DLQ", "partition", r.Partition, "offset", r.Offset)
+		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
+	}
+	attemptNo := 1
+	deliveryID := newDeliveryID()
+	a := d.attempt(ctx, &del, deliveryID)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if a.outcome != schemas.OutcomeDelivered && a.outcome != schemas.OutcomeEndpointGone {
+		// Retry tiers are not built yet: a failed attempt is dead-lettered
+		// with its reason, never dropped.
+		a.outcome = schemas.OutcomeDead
+	}
+	d.attempts.WithLabelValues(a.outcome).Inc()
+	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
+	res := schemas.ResultRecord{
+		AlertID: del.AlertID, DeliveryID: deliveryID, TenantID: del.TenantID, RuleID: del.RuleID,
+		EndpointID: del.EndpointID, Attempt: attemptNo, Outcome: a.outcome, StatusCode: a.statusCode,
+		LatencyMS: a.latency.Milliseconds(), ErrorClass: a.errClass, Error: a.err,
+		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
+	}
+	value, _ := json.Marshal(res)
+	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: kafka.Key(del.TenantID, del.RuleID), Value: value}}
+	if a.outcome == schemas.OutcomeDead {
+		out = append(out, d.dlqRecord(r, a.errClass+": "+a.err, attemptNo))
+	}
+	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
+		"outcome", a.outcome, "status", a.statusCode, "latency_ms", a.latency.Milliseconds())
+	return out
+}
+
+func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {
+	headers := append([]kgo.RecordHeader{}, r.Headers...)
+	headers = append(headers,
+		kgo.RecordHeader{Key: "exo-last-error", Value: []byte(lastErr)},
+		kgo.RecordHeader{Key: "exo-attempts", Value: []byte(strconv.Itoa(attempts))},
+		kgo.RecordHeader{Key: "exo-original-topic", Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: "exo-original-partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+	)
+	return &kgo.Record{Topic: d.cfg.Topics.DeliveriesDLQ, Key: r.Key, Value: r.Value, Headers: headers}
+}
+
+func newDeliveryID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "dlv_" + hex.EncodeToString(b)
+}
+
+// attempt performs one HTTP attempt.
+func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
+	ep, ok := d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+	if !ok || !ep.IsActive {
+		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
+	}
+	aad := ep.TenantID + "/" + ep.ID
+	secret, err := d.cfg.Keyring.Open(ep.Secret, aad)
+	if err != nil {
+		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
+	}
+	body := []byte(del.Payload)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.TargetURL, bytes.NewReader(body))
+	if err != nil {
+		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
+	}
+	for name, sealed := range ep.Headers {
+		v, err := d.cfg.Keyring.Open(sealed, aad+"/"+name)
+		if err != nil {
+			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
+		}
+		req.Header.Set(name, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "exosphere-alerts/"+Version)
+	req.Header.Set("X-Exosphere-Event", del.EventType)
+	req.Header.Set("X-Exosphere-Delivery", deliveryID)
+	if err := signature.Sign(req.Header, []string{secret}, del.AlertID, time.Now(), body); err != nil {
+		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
+	}
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := d.client.Do(req.WithContext(actx))
+	lat := time.Since(start)
+	if err != nil {
+		return attempt{outcome: schemas.OutcomeRetry, errClass: classify(err), err: redact(err), latency: lat}
+	}
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	a := attempt{statusCode: resp.StatusCode, excerpt: strings.ToValidUTF8(string(excerpt), "�"), latency: lat}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		a.outcome = schemas.OutcomeDelivered
+	case resp.StatusCode == http.StatusGone || resp.StatusCode == http.StatusNotFound:
+		a.outcome, a.errClass = schemas.OutcomeEndpointGone, "http_"+strconv.Itoa(resp.StatusCode)
+	default:
+		a.outcome, a.errClass = schemas.OutcomeRetry, "http_"+strconv.Itoa(resp.StatusCode)
+	}
+	return a
+}
+
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ssrf.ErrRefused):
+		return "ssrf_refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	default:
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return "dns"
+		}
+		return "connection"
+	}
+}
+
+// redact removes the URL (which may carry tokens in its path or query) from an error.
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + " [redacted url]: " + ue.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,127 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+)
+
+// DefaultPrefix is prepended to every topic name unless configured otherwise.
+const DefaultPrefix = "exo."
+
+// Topics are the names of every topic of design §2, prefixed.
+type Topics struct {
+	Prefix          string
+	Events          string
+	EventsInvalid   string
+	Rules           string
+	Endpoints       string
+	RunState        string
+	Deliveries      string
+	DeliveriesDLQ   string
+	DeliveryResults string
+}
+
+// NewTopics returns the topic names under prefix.
+func NewTopics(prefix string) Topics {
+	return Topics{
+		Prefix:          prefix,
+		Events:          prefix + "workflow-events",
+		EventsInvalid:   prefix + "workflow-events.invalid",
+		Rules:           prefix + "alert-rules",
+		Endpoints:       prefix + "webhook-endpoints",
+		RunState:        prefix + "processor.run-state",
+		Deliveries:      prefix + "deliveries",
+		DeliveriesDLQ:   prefix + "deliveries.dlq",
+		DeliveryResults: prefix + "delivery-results",
+	}
+}
+
+// Spec describes a topic to create.
+type Spec struct {
+	Name       string
+	Partitions int32
+	Configs    map[string]*string
+}
+
+func ptr(s string) *string { return &s }
+
+func days(n int) *string { return ptr(fmt.Sprint(int64(n) * 24 * int64(time.Hour/time.Millisecond))) }
+
+// Specs returns the specs of every topic with the given partition count.
+// workflow-events and processor.run-state share the partition count, which
+// keeps them co-partitioned.
+func (t Topics) Specs(partitions int32) []Spec {
+	compact := map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("0"), "segment.ms": ptr("3600000")}
+	return []Spec{
+		{Name: t.Events, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
+		{Name: t.EventsInvalid, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(14)}},
+		{Name: t.Rules, Partitions: partitions, Configs: compact},
+		{Name: t.Endpoints, Partitions: partitions, Configs: compact},
+		{Name: t.RunState, Partitions: partitions, Configs: compact},
+		{Name: t.Deliveries, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}},
+		{Name: t.DeliveriesDLQ, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(30)}},
+		{Name: t.DeliveryResults, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}},
+	}
+}
+
+// EnsureTopics creates every topic that does not exist yet. Existing topics
+// are left as they are.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []Spec) error {
+	for _, s := range specs {
+		resp, err := adm.CreateTopic(ctx, s.Partitions, -1, s.Configs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// SplitBrokers splits a comma-separated broker list.
+func SplitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// ClientOpts are the options every client of the project starts from.
+func ClientOpts(brokers []string, log *slog.Logger) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RetryTimeout(30 * time.Second),
+		kgo.ProducerLinger(0),
+	}
+	if log != nil {
+		kl := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "kgo")
+		opts = append(opts, kgo.WithLogger(kslog.New(kl)))
+	}
+	return opts
+}
+
+// Key builds a record key "a/b".
+func Key(a, b string) []byte { return []byte(a + "/" + b) }
+
+// Header returns the value of the first header named k, or "".
+func Header(r *kgo.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,11 @@
+SET lock_timeout = '5s';
+DROP TABLE IF EXISTS dead_letters;
+DROP TABLE IF EXISTS delivery_attempts;
+DROP TABLE IF EXISTS outbox;
+DROP FUNCTION IF EXISTS outbox_notify();
+DROP TABLE IF EXISTS audit_events;
+DROP FUNCTION IF EXISTS audit_events_append_only();
+DROP TABLE IF EXISTS alert_rules;
+DROP TABLE IF EXISTS webhook_endpoints;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS tenants;

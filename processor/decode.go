@@ -1,0 +1,98 @@
+package processor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// MaxEventBytes is the default largest record value accepted as an event.
+const MaxEventBytes = 256 << 10
+
+// errInvalid marks an event that is not a valid workflow event.
+var errInvalid = errors.New("invalid workflow event")
+
+// invalidError says why a record is not a valid workflow event.
+type invalidError struct{ reason string }
+
+func (e *invalidError) Error() string { return e.reason }
+func (e *invalidError) Unwrap() error { return errInvalid }
+
+func invalid(format string, args ...any) error {
+	return &invalidError{reason: fmt.Sprintf(format, args...)}
+}
+
+// decodeEvent decodes a record in either CloudEvents Kafka content mode:
+// binary (attributes in ce_* headers, data in the value) or structured (the
+// whole event as the value). The result is schema-validated.
+func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
+	if len(r.Value) > maxBytes {
+		return nil, invalid("record of %d bytes is larger than the %d-byte limit", len(r.Value), maxBytes)
+	}
+	doc := r.Value
+	if hasHeader(r, "ce_specversion") {
+		var err error
+		if doc, err = binaryToStructured(r); err != nil {
+			return nil, err
+		}
+	} else if ct := header(r, "content-type"); ct != "" && !strings.HasPrefix(ct, "application/cloudevents+json") && !strings.HasPrefix(ct, "application/json") {
+		return nil, invalid("unsupported content-type %q (want application/cloudevents+json, or binary mode with ce_* headers)", ct)
+	}
+	if err := schemas.Validate(schemas.KindWorkflowEvent, doc); err != nil {
+		if errors.Is(err, schemas.ErrNotJSON) {
+			return nil, invalid("value is not JSON")
+		}
+		return nil, invalid("schema: %v", err)
+	}
+	var ev schemas.WorkflowEvent
+	if err := json.Unmarshal(doc, &ev); err != nil {
+		return nil, invalid("decode: %v", err)
+	}
+	return &ev, nil
+}
+
+// binaryToStructured builds the structured JSON document of a binary-mode event.
+func binaryToStructured(r *kgo.Record) ([]byte, error) {
+	if !json.Valid(r.Value) {
+		return nil, invalid("data is not JSON")
+	}
+	doc := map[string]json.RawMessage{}
+	for _, h := range r.Headers {
+		name, ok := strings.CutPrefix(h.Key, "ce_")
+		if !ok || name == "data" {
+			continue
+		}
+		v, _ := json.Marshal(string(h.Value))
+		doc[name] = v
+	}
+	doc["data"] = bytes.TrimSpace(r.Value)
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return nil, invalid("binary mode: %v", err)
+	}
+	return out, nil
+}
+
+func header(r *kgo.Record, k string) string {
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Key, k) {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func hasHeader(r *kgo.Record, k string) bool {
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Key, k) {
+			return true
+		}
+	}
+	return false
+}
