@@ -358,6 +358,9 @@ func (p *Processor) deliveryRecord(ev *schemas.WorkflowEvent, ru *rule) (*kgo.Re
 			Labels: ev.Data.Labels,
 		},
 	}
+	if payload.Data.Labels == nil {
+		payload.Data.Labels = map[string]string{}
+	}
 	if e := ev.Data.Error; e != nil {
 		payload.Data.Error = &schemas.PayloadError{Code: e.Code}
 		if ru.IncludeErrorMessage {

@@ -123,32 +123,36 @@ prepare_dirs() {
 	as_owner chmod 0700 -- "$PG_SOCK"
 }
 
+# initdb into a temp dir and rename it into place, so an interrupted initdb
+# never leaves something that looks like a cluster.
 init_cluster() {
 	if [[ -f "$PG_DATA/PG_VERSION" ]]; then
 		return 0
 	fi
-	if [[ -d "$PG_DATA" ]] && [[ -n "$(ls -A -- "$PG_DATA" 2>/dev/null)" ]]; then
-		# A half-initialised dir (interrupted initdb) blocks initdb: start over.
+	local tmp="${PG_DIR}/data.initdb.tmp"
+	rm -rf -- "$tmp"
+	if [[ -e "$PG_DATA" ]]; then
 		log "data dir $PG_DATA is not an initialised cluster; recreating it"
 		rm -rf -- "$PG_DATA"
 	fi
 	log "initdb $PG_DATA ($("$BINDIR/postgres" --version))"
 	local out
-	if ! out="$(as_owner "$BINDIR/initdb" -D "$PG_DATA" -U postgres --auth=trust \
+	if ! out="$(as_owner "$BINDIR/initdb" -D "$tmp" -U postgres --auth=trust \
 		-E UTF8 --locale=C --no-sync 2>&1)"; then
 		printf '%s\n' "$out" >&2
-		rm -rf -- "$PG_DATA"
+		rm -rf -- "$tmp"
 		die "initdb failed"
 	fi
 	# Loopback trust only: this cluster is a throwaway that never leaves 127.0.0.1.
-	as_owner tee -- "$PG_DATA/pg_hba.conf" >/dev/null <<'EOF'
+	as_owner tee -- "$tmp/pg_hba.conf" >/dev/null <<'EOF'
 # Managed by deploy/local/postgres.sh: throwaway test cluster on loopback.
 # TYPE  DATABASE  USER  ADDRESS        METHOD
 local   all       all                  trust
 host    all       all   127.0.0.1/32   trust
 EOF
 	printf "\n# Settings managed by deploy/local/postgres.sh\ninclude 'exo.conf'\n" |
-		as_owner tee -a -- "$PG_DATA/postgresql.conf" >/dev/null
+		as_owner tee -a -- "$tmp/postgresql.conf" >/dev/null
+	mv -T -- "$tmp" "$PG_DATA"
 }
 
 # Rewritten on every start so port/paths follow the current environment.
@@ -169,6 +173,20 @@ max_wal_size = 1GB
 logging_collector = off
 log_line_prefix = '%m [%p] '
 EOF
+}
+
+# Serialises up/down on one state dir. The fd is closed for pg_ctl: a
+# postmaster inheriting it would hold the lock forever.
+LOCK_FD=""
+with_state_lock() {
+	if [[ ! -d "$STATE_DIR" ]]; then
+		mkdir -p -- "$STATE_DIR"
+		chmod 0755 -- "$STATE_DIR"
+	fi
+	mkdir -p -- "$PG_DIR"
+	exec {LOCK_FD}>"${PG_DIR}/.lock"
+	flock -w 120 "$LOCK_FD" || die "timed out waiting for ${PG_DIR}/.lock (another $PROG running?)"
+	"$@"
 }
 
 wait_ready() {
@@ -217,7 +235,7 @@ cmd_up() {
 	write_config
 	log "starting PostgreSQL on $PG_HOST:$PG_PORT (log $PG_LOG)"
 	local out
-	if ! out="$(as_owner "$BINDIR/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -W 2>&1)"; then
+	if ! out="$(as_owner "$BINDIR/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -W 2>&1 {LOCK_FD}>&-)"; then
 		printf '%s\n' "$out" >&2
 		print_log
 		die "pg_ctl start failed"
@@ -246,7 +264,8 @@ cmd_down() {
 		log "not running"
 	fi
 	if ((purge)); then
-		rm -rf -- "$PG_DIR"
+		# Keep the lock file: it is held by this process.
+		find "$PG_DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf -- {} +
 		log "purged $PG_DIR"
 	fi
 }
@@ -272,8 +291,8 @@ main() {
 	local cmd="$1"
 	shift
 	case "$cmd" in
-	up) [[ $# -eq 0 ]] || usage; cmd_up ;;
-	down) [[ $# -le 1 ]] || usage; cmd_down "$@" ;;
+	up) [[ $# -eq 0 ]] || usage; with_state_lock cmd_up ;;
+	down) [[ $# -le 1 ]] || usage; with_state_lock cmd_down "$@" ;;
 	status) [[ $# -eq 0 ]] || usage; cmd_status ;;
 	url) [[ $# -eq 0 ]] || usage; url ;;
 	-h | --help | help) usage ;;

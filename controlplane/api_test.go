@@ -1,0 +1,222 @@
+package controlplane_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+type bundle struct {
+	pool     *pgxpool.Pool
+	srv      *httptest.Server
+	ring     *keyring.Ring
+	adminKey string
+	viewKey  string
+	otherKey string
+}
+
+// setup serves the API over a fresh database. The outbox relay is not run:
+// these tests look at what the API writes.
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	pool := testenv.Pool(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := controlplane.New(controlplane.Config{
+		Pool: pool, Brokers: []string{"127.0.0.1:1"}, Topics: kafka.NewTopics("t."), Keyring: ring, Log: testenv.Log(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	b := &bundle{pool: pool, srv: srv, ring: ring}
+	ctx := context.Background()
+	for _, k := range []struct {
+		dst          *string
+		tenant, role string
+	}{{&b.adminKey, "acme", controlplane.RoleAdmin}, {&b.viewKey, "acme", controlplane.RoleViewer}, {&b.otherKey, "globex", controlplane.RoleAdmin}} {
+		*k.dst = controlplane.NewAPIKey()
+		if _, err := controlplane.CreateAPIKey(ctx, pool, k.tenant, "test", k.role, *k.dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+func (b *bundle) do(t *testing.T, method, path, key, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, resp.Header, out
+}
+
+func (b *bundle) count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCreateWebhookAndRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	status, _, wh := b.do(t, "POST", "/v1/webhooks", b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/x?token=abc","headers":{"X-Team":"data"}}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %v", status, wh)
+	}
+	secret, _ := wh["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") || wh["is_active"] != true {
+		t.Fatalf("create webhook answer: %v", wh)
+	}
+	id := wh["id"].(string)
+	status, _, rule := b.do(t, "POST", "/v1/alert-rules", b.adminKey,
+		`{"name":"ETL failures","event_type":"workflow.run.failed","condition":"labels.env == \"prod\"","webhook_endpoint_id":"`+id+`"}`)
+	if status != http.StatusCreated || rule["max_attempts"] != float64(8) {
+		t.Fatalf("create rule: %d %v", status, rule)
+	}
+	// The secret is shown once: a GET shows only its hint.
+	status, _, got := b.do(t, "GET", "/v1/webhooks/"+id, b.viewKey, "")
+	if status != 200 || got["secret"] != nil || !strings.HasSuffix(secret, strings.TrimPrefix(got["secret_hint"].(string), "…")) {
+		t.Fatalf("get webhook: %d %v", status, got)
+	}
+	// One audit row and one outbox row per change, written with it; the
+	// outbox snapshots validate against their schemas and keep the secret
+	// and header values encrypted.
+	if n := b.count(t, "audit_events"); n != 2 {
+		t.Errorf("audit rows = %d, want 2", n)
+	}
+	rows, err := b.pool.Query(context.Background(), `SELECT topic, value FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var kinds []schemas.Kind
+	for rows.Next() {
+		var topic string
+		var value []byte
+		if err := rows.Scan(&topic, &value); err != nil {
+			t.Fatal(err)
+		}
+		k := schemas.KindRule
+		if strings.HasSuffix(topic, "webhook-endpoints") {
+			k = schemas.KindEndpoint
+		}
+		kinds = append(kinds, k)
+		if err := schemas.Validate(k, value); err != nil {
+			t.Errorf("outbox %s snapshot invalid: %v", k, err)
+		}
+		if bytes.Contains(value, []byte(secret)) || bytes.Contains(value, []byte(`"data"`)) {
+			t.Errorf("outbox snapshot holds a secret or header value in clear: %s", value)
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != schemas.KindEndpoint || kinds[1] != schemas.KindRule {
+		t.Errorf("outbox rows = %v, want endpoint then rule", kinds)
+	}
+	var stored []byte
+	if err := b.pool.QueryRow(context.Background(), `SELECT secret::text FROM webhook_endpoints WHERE id = $1`, id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, []byte(secret)) {
+		t.Error("secret stored in clear")
+	}
+	// Lists are scoped to the tenant.
+	_, _, list := b.do(t, "GET", "/v1/webhooks", b.otherKey, "")
+	if items := list["items"].([]any); len(items) != 0 {
+		t.Errorf("tenant globex sees %d of acme's webhooks", len(items))
+	}
+	if status, _, _ := b.do(t, "GET", "/v1/webhooks/"+id, b.otherKey, ""); status != 404 {
+		t.Errorf("globex GET acme's webhook = %d, want 404", status)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, _, wh := b.do(t, "POST", "/v1/webhooks", b.adminKey, `{"name":"ok","target_url":"https://example.com/h"}`)
+	whID := wh["id"].(string)
+	_, _, other := b.do(t, "POST", "/v1/webhooks", b.otherKey, `{"name":"theirs","target_url":"https://example.com/h"}`)
+	otherID := other["id"].(string)
+	endpointsBefore, rulesBefore := b.count(t, "webhook_endpoints"), b.count(t, "alert_rules")
+
+	cases := []struct {
+		name, method, path, key, body string
+		status                        int
+		location                      string // a field the problem must name
+	}{
+		{"no key", "POST", "/v1/webhooks", "", `{"name":"a","target_url":"https://e.com"}`, 401, ""},
+		{"wrong key", "POST", "/v1/webhooks", "exo_not_a_real_key_000000000", `{"name":"a","target_url":"https://e.com"}`, 401, ""},
+		{"viewer writes", "POST", "/v1/webhooks", b.viewKey, `{"name":"a","target_url":"https://e.com"}`, 403, ""},
+		{"malformed json", "POST", "/v1/webhooks", b.adminKey, `{"name":"a",`, 400, ""},
+		{"missing field", "POST", "/v1/webhooks", b.adminKey, `{"name":"a"}`, 422, "target_url"},
+		{"unknown field", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com","colour":"red"}`, 422, "colour"},
+		{"wrong type", "POST", "/v1/webhooks", b.adminKey, `{"name":7,"target_url":"https://e.com"}`, 422, "name"},
+		{"ftp url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"ftp://e.com/x"}`, 422, "body.target_url"},
+		{"javascript url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"javascript:alert(1)"}`, 422, "body.target_url"},
+		{"credentials in url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://u:p@e.com/"}`, 422, "body.target_url"},
+		{"loopback url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"http://127.0.0.1:8080/"}`, 422, "body.target_url"},
+		{"metadata url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"http://169.254.169.254/latest"}`, 422, "body.target_url"},
+		{"localhost url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"http://localhost/"}`, 422, "body.target_url"},
+		{"reserved header", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com","headers":{"webhook-signature":"x"}}`, 422, "body.headers.webhook-signature"},
+		{"bad secret", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com","secret":"hunter2"}`, 422, "secret"},
+		{"unknown event type", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.exploded","webhook_endpoint_id":"` + whID + `"}`, 422, "event_type"},
+		{"bad condition", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","condition":"workflow.nam == 1","webhook_endpoint_id":"` + whID + `"}`, 422, "body.condition"},
+		{"non-bool condition", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","condition":"run.attempt + 1","webhook_endpoint_id":"` + whID + `"}`, 422, "body.condition"},
+		{"unknown endpoint", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"whk_nope"}`, 422, "body.webhook_endpoint_id"},
+		{"other tenant's endpoint", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"` + otherID + `"}`, 422, "body.webhook_endpoint_id"},
+		{"max attempts too high", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","max_attempts":1000,"webhook_endpoint_id":"` + whID + `"}`, 422, "max_attempts"},
+		{"huge body", "POST", "/v1/webhooks", b.adminKey, `{"name":"` + strings.Repeat("a", 70<<10) + `","target_url":"https://e.com"}`, 413, ""},
+		{"bad cursor", "GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", b.adminKey, "", 400, "query.cursor"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, h, problem := b.do(t, c.method, c.path, c.key, c.body)
+			if status != c.status {
+				t.Fatalf("status = %d, want %d; %v", status, c.status, problem)
+			}
+			if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+				t.Errorf("content type %q, want application/problem+json", ct)
+			}
+			if c.location != "" {
+				raw, _ := json.Marshal(problem["errors"])
+				if !strings.Contains(string(raw), c.location) {
+					t.Errorf("problem does not name %q: %v", c.location, problem)
+				}
+			}
+		})
+	}
+	if n := b.count(t, "webhook_endpoints"); n != endpointsBefore {
+		t.Errorf("bad requests wrote %d endpoints", n-endpointsBefore)
+	}
+	if n := b.count(t, "alert_rules"); n != rulesBefore {
+		t.Errorf("bad requests wrote %d rules", n-rulesBefore)
+	}
+}

@@ -1,0 +1,325 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/dispatcher/signature"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/internal/workload"
+	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The per-process kfake cluster (used only without KAFKA_BROKERS) lives until exit.
+		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kfake.(*Cluster).run"),
+		goleak.IgnoreAnyFunction("github.com/twmb/franz-go/pkg/kfake.(*Cluster).listen"),
+		goleak.IgnoreAnyFunction("github.com/twmb/franz-go/pkg/kfake.(*Cluster).handleConn"),
+		goleak.IgnoreAnyFunction("github.com/twmb/franz-go/pkg/kfake.(*Cluster).run.func1"),
+	)
+}
+
+// request is one POST the receiver got.
+type request struct {
+	header http.Header
+	body   []byte
+}
+
+// receiver is the tenant's endpoint.
+type receiver struct {
+	srv *httptest.Server
+	ch  chan request
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{ch: make(chan request, 100)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.ch <- request{header: req.Header.Clone(), body: body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// system runs the three components on real services.
+type system struct {
+	api     string
+	brokers []string
+	topics  kafka.Topics
+	keys    map[string]string // tenant -> admin key
+}
+
+func start(t *testing.T) *system {
+	t.Helper()
+	pool := testenv.Pool(t)
+	brokers := testenv.Brokers(t)
+	topics := testenv.Topics(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testenv.Log(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	procReady, dispReady := make(chan struct{}), make(chan struct{})
+	addrCh := make(chan net.Addr, 1)
+	allow := []string{"127.0.0.1"}
+	errs := make(chan error, 3)
+	for name, run := range map[string]func() error{
+		"controlplane": func() error {
+			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
+				Keyring: ring, Allowlist: allow, Log: log, Ready: addrCh})
+		},
+		"processor": func() error {
+			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Ready: procReady})
+		},
+		"dispatcher": func() error {
+			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
+				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady})
+		},
+	} {
+		wg.Go(func() {
+			if err := run(); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	deadline := time.After(60 * time.Second)
+	var addr net.Addr
+	for _, wait := range []func() bool{
+		func() bool { _, ok := <-procReady; return !ok },
+		func() bool { _, ok := <-dispReady; return !ok },
+		func() bool { addr = <-addrCh; return true },
+	} {
+		done := make(chan bool, 1)
+		go func() { done <- wait() }()
+		select {
+		case <-done:
+		case err := <-errs:
+			t.Fatalf("component failed to start: %v", err)
+		case <-deadline:
+			t.Fatal("components did not become ready within 60s")
+		}
+	}
+	s := &system{api: "http://" + addr.String(), brokers: brokers, topics: topics, keys: map[string]string{}}
+	for _, tenant := range []string{"acme", "globex"} {
+		key := controlplane.NewAPIKey()
+		if _, err := controlplane.CreateAPIKey(ctx, pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
+			t.Fatal(err)
+		}
+		s.keys[tenant] = key
+	}
+	return s
+}
+
+func (s *system) post(t *testing.T, tenant, path string, body any) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.api+path, strings.NewReader(string(raw)))
+	req.Header.Set("Authorization", "Bearer "+s.keys[tenant])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+	}
+	return out
+}
+
+// verifyStandardWebhooks checks the signature straight from the Standard
+// Webhooks spec, independently of the signature package.
+func verifyStandardWebhooks(h http.Header, body []byte, secret string) bool {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(h.Get("webhook-id") + "." + h.Get("webhook-timestamp") + "." + string(body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	for _, s := range strings.Fields(h.Get("webhook-signature")) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// A failed workflow turns into exactly one signed webhook; a succeeded event
+// no rule watches, another tenant's failure and a malformed record cause
+// none, and the malformed record lands on the invalid topic.
+func TestFailedRunDeliversExactlyOneSignedWebhook(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	recv := newReceiver(t)
+
+	wh := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "ops", "target_url": recv.srv.URL + "/hook"})
+	secret := wh["secret"].(string)
+	rule := s.post(t, "acme", "/v1/alert-rules", map[string]any{
+		"name": "on workflow failure send POST to X", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh["id"],
+	})
+
+	cl, err := kgo.NewClient(kafka.ClientOpts(s.brokers, nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+
+	// The rule is live once the processor has it: wait on the topic rather than sleeping.
+	waitForKey(t, s.brokers, s.topics.Rules, "acme/"+rule["id"].(string))
+
+	failed := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "nightly-etl",
+		RunID: "run_123", Duration: 84211 * time.Millisecond, Labels: map[string]string{"env": "prod"}, ErrorMessage: "secret detail"})
+	var recs []*kgo.Record
+	recs = append(recs, &kgo.Record{Topic: s.topics.Events, Key: []byte("acme/run_bad"), Value: []byte("{not json")})
+	for _, ev := range []schemas.WorkflowEvent{
+		workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunSucceeded, WorkflowName: "nightly-etl", Duration: time.Minute}),
+		workload.Event(workload.Spec{Tenant: "globex", Type: schemas.TypeRunFailed, WorkflowName: "nightly-etl", Duration: time.Minute}),
+		failed,
+	} {
+		rec, err := workload.Record(s.topics.Events, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Key = []byte(ev.TenantID + "/same-partition") // one partition: the failure comes last
+		recs = append(recs, rec)
+	}
+	if err := workload.Produce(ctx, cl, recs...); err != nil {
+		t.Fatal(err)
+	}
+
+	var got request
+	select {
+	case got = <-recv.ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook within 30s of the failed run")
+	}
+	// Exactly one: nothing else arrives in the seconds after.
+	select {
+	case extra := <-recv.ch:
+		t.Fatalf("a second POST arrived: %s", extra.body)
+	case <-time.After(3 * time.Second):
+	}
+
+	if err := schemas.Validate(schemas.KindWebhookPayload, got.body); err != nil {
+		t.Fatalf("payload does not validate: %v\n%s", err, got.body)
+	}
+	var p schemas.WebhookPayload
+	if err := json.Unmarshal(got.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	d := p.Data
+	if p.Type != schemas.TypeRunFailed || d.TenantID != "acme" || d.Rule.ID != rule["id"] || d.Rule.Name != rule["name"] ||
+		d.Workflow.Name != "nightly-etl" || d.Run.ID != "run_123" || d.Event.ID != failed.ID ||
+		d.Run.DurationMS == nil || *d.Run.DurationMS != 84211 || d.Labels["env"] != "prod" {
+		t.Errorf("payload fields wrong: %s", got.body)
+	}
+	if d.Error == nil || d.Error.Code != "NODE_ERRORED" || d.Error.Message != "" {
+		t.Errorf("error summary = %+v; want the code only (the rule did not opt in to messages)", d.Error)
+	}
+	if d.AlertID != processor.AlertID("acme", d.Rule.ID, failed.ID) || got.header.Get("webhook-id") != d.AlertID {
+		t.Errorf("alert id %q / webhook-id %q not the deterministic id", d.AlertID, got.header.Get("webhook-id"))
+	}
+	if err := signature.VerifyExosphere(got.header, got.body, secret, time.Now(), 5*time.Minute); err != nil {
+		t.Errorf("X-Exosphere-Signature: %v", err)
+	}
+	if err := signature.VerifyStandard(got.header, got.body, secret, time.Now(), 5*time.Minute); err != nil {
+		t.Errorf("webhook-signature: %v", err)
+	}
+	if !verifyStandardWebhooks(got.header, got.body, secret) {
+		t.Error("independent Standard Webhooks verification failed")
+	}
+	if ua := got.header.Get("User-Agent"); !strings.HasPrefix(ua, "exosphere-alerts/") || got.header.Get("X-Exosphere-Event") != schemas.TypeRunFailed {
+		t.Errorf("headers: User-Agent %q, X-Exosphere-Event %q", ua, got.header.Get("X-Exosphere-Event"))
+	}
+
+	// The malformed record is on the invalid topic with its reason.
+	inv := readAll(t, s.brokers, s.topics.EventsInvalid, 1)
+	if string(inv[0].Value) != "{not json" || kafka.Header(inv[0], "exo-invalid-reason") == "" {
+		t.Errorf("invalid topic record = %q, reason %q", inv[0].Value, kafka.Header(inv[0], "exo-invalid-reason"))
+	}
+	// Every attempt is reported.
+	res := readAll(t, s.brokers, s.topics.DeliveryResults, 1)
+	if err := schemas.Validate(schemas.KindResult, res[0].Value); err != nil || !strings.Contains(string(res[0].Value), `"delivered"`) {
+		t.Errorf("result record %s: %v", res[0].Value, err)
+	}
+}
+
+// readAll reads at least n committed records of topic from the start.
+func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s", len(out), n, topic)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+// waitForKey waits until a record with key is on topic.
+func waitForKey(t *testing.T, brokers []string, topic, key string) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("key %s never reached %s", key, topic)
+		}
+		for _, r := range f.Records() {
+			if string(r.Key) == key {
+				return
+			}
+		}
+	}
+}
