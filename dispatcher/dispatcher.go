@@ -199,6 +199,8 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt) error {
 		return fmt.Errorf("dispatcher: consumer: %w", err)
 	}
 	defer cl.Close()
+	// Runs before Close: a poll blocks rebalances (and so leaving the group) until allowed.
+	defer cl.AllowRebalance()
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
