@@ -224,7 +224,16 @@ var (
 	kBrokers []string
 	kErr     error
 	kKind    string
+	kFake    *kfake.Cluster
 )
+
+// Shutdown stops what the package started for the whole process (the kfake
+// fallback broker), so TestMain can check for leaked goroutines after it.
+func Shutdown() {
+	if kFake != nil {
+		kFake.Close()
+	}
+}
 
 // Brokers returns the test Kafka brokers: KAFKA_BROKERS, a container, or an
 // in-process kfake cluster (never under CI=true: CI proves the real broker).
@@ -249,7 +258,7 @@ func Brokers(t testing.TB) []string {
 			kErr = err
 			return
 		}
-		kBrokers, kKind = c.ListenAddrs(), "kfake"
+		kBrokers, kKind, kFake = c.ListenAddrs(), "kfake", c
 	})
 	if kErr != nil {
 		t.Fatalf("testenv: Kafka unavailable: %v", kErr)
