@@ -220,3 +220,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("bad requests wrote %d rules", n-rulesBefore)
 	}
 }
+
+// unusedPool is a pool on a fresh database for tests that need a valid
+// config but never query.
+func unusedPool(t *testing.T) *pgxpool.Pool { return testenv.Pool(t) }

@@ -1,0 +1,61 @@
+# Exosphere Alerts — the two commands: `make run` and `make test`.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin/exo-alerts
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/exo-alerts
+	$(GO) build -o $(BIN) ./cmd/exo-alerts
+
+.PHONY: run
+run: build ## run everything in one process on embedded defaults (exo-alerts dev)
+	./$(BIN) dev $(ARGS)
+
+.PHONY: test
+test: ## start real PostgreSQL + Kafka, run every test with -race, stop them
+	@deploy/local/test.sh
+
+.PHONY: test-short
+test-short: ## run the tests against services that are already up (services-up)
+	@eval "$$(deploy/local/services.sh env)" && $(GO) test -race -shuffle=on -count=1 ./...
+
+.PHONY: services-up
+services-up: ## start the local PostgreSQL and Kafka (idempotent)
+	@deploy/local/services.sh up
+
+.PHONY: services-down
+services-down: ## stop the local PostgreSQL and Kafka
+	@deploy/local/services.sh down
+
+.PHONY: bench
+bench: ## run the benchmarks (against the local services)
+	@deploy/local/services.sh up
+	@eval "$$(deploy/local/services.sh env)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: openapi
+openapi: ## regenerate docs/openapi.json from the server
+	UPDATE_OPENAPI=1 $(GO) test -count=1 -run TestOpenAPIIsCommitted ./controlplane/
+
+.PHONY: lint
+lint: $(GOLANGCI) ## run golangci-lint
+	$(GOLANGCI) run ./...
+
+$(GOLANGCI):
+	GOFLAGS=-buildvcs=false $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+.PHONY: fmt
+fmt: ## gofmt the tree
+	gofmt -s -w $$(git ls-files '*.go')
+
+.PHONY: clean
+clean: ## remove build output and stop and purge the local services
+	rm -rf bin
+	deploy/local/services.sh down --purge
