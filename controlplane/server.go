@@ -94,13 +94,13 @@ func (c *Config) validate() error {
 
 // Server is the control plane.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	pool   *pgxpool.Pool
-	guard  *ssrf.Guard
-	kafka  *kgo.Client
-	api    huma.API
-	mux    *http.ServeMux
+	cfg   Config
+	log   *slog.Logger
+	pool  *pgxpool.Pool
+	guard *ssrf.Guard
+	kafka *kgo.Client
+	api   huma.API
+	mux   *http.ServeMux
 }
 
 // New builds the server; Run serves it.

@@ -18,7 +18,6 @@ import (
 // ErrNotFound is returned when a row does not exist for the tenant.
 var ErrNotFound = errors.New("controlplane: not found")
 
-
 // endpointRow is a webhook_endpoints row.
 type endpointRow struct {
 	ID, TenantID, Name, Kind, TargetURL string

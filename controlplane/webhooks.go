@@ -213,4 +213,3 @@ func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) 
 	}
 	return &webhookOut{Body: e.api()}, nil
 }
-

@@ -24,7 +24,7 @@ type ruleIndex struct {
 	log *slog.Logger
 
 	mu    sync.RWMutex
-	byKey map[string]*rule                         // topic key -> rule
+	byKey map[string]*rule                       // topic key -> rule
 	index map[string]map[string]map[string]*rule // tenant -> type -> rule id -> rule
 }
 

@@ -15,25 +15,25 @@ var ErrRefused = errors.New("ssrf: destination address refused")
 var denied = func() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range []string{
-		"0.0.0.0/8",          // "this" network, unspecified
-		"10.0.0.0/8",         // RFC 1918
-		"100.64.0.0/10",      // CGNAT
-		"127.0.0.0/8",        // loopback
-		"169.254.0.0/16",     // link-local, cloud metadata 169.254.169.254
-		"172.16.0.0/12",      // RFC 1918
-		"192.0.0.0/24",       // IETF protocol assignments
-		"192.168.0.0/16",     // RFC 1918
-		"198.18.0.0/15",      // benchmarking
-		"224.0.0.0/4",        // multicast
-		"240.0.0.0/4",        // reserved, broadcast
-		"::/128",             // unspecified
-		"::1/128",            // loopback
-		"::ffff:0:0/96",      // IPv4-mapped (checked again unmapped)
-		"64:ff9b::/96",       // NAT64
-		"fc00::/7",           // unique local
-		"fe80::/10",          // link-local
-		"ff00::/8",           // multicast
-		"fd00:ec2::254/128",  // AWS metadata over IPv6
+		"0.0.0.0/8",         // "this" network, unspecified
+		"10.0.0.0/8",        // RFC 1918
+		"100.64.0.0/10",     // CGNAT
+		"127.0.0.0/8",       // loopback
+		"169.254.0.0/16",    // link-local, cloud metadata 169.254.169.254
+		"172.16.0.0/12",     // RFC 1918
+		"192.0.0.0/24",      // IETF protocol assignments
+		"192.168.0.0/16",    // RFC 1918
+		"198.18.0.0/15",     // benchmarking
+		"224.0.0.0/4",       // multicast
+		"240.0.0.0/4",       // reserved, broadcast
+		"::/128",            // unspecified
+		"::1/128",           // loopback
+		"::ffff:0:0/96",     // IPv4-mapped (checked again unmapped)
+		"64:ff9b::/96",      // NAT64
+		"fc00::/7",          // unique local
+		"fe80::/10",         // link-local
+		"ff00::/8",          // multicast
+		"fd00:ec2::254/128", // AWS metadata over IPv6
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}

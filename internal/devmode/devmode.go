@@ -209,4 +209,3 @@ curl -sS "$EXO_API/demo/receiver.json"; echo
 Then open %[1]s/demo/receiver to see the delivery and its verified signature.
 `, q.Base, q.APIKey, q.Exe, q.Brokers, q.Prefix)
 }
-

@@ -58,9 +58,9 @@ func TestCompileRejects(t *testing.T) {
 		wantCol int
 	}{
 		{`workflow.name ==`, 0},
-		{`workflow.nam == "x"`, 10},       // unknown field
-		{`run.attempt + 1`, 0},             // not a bool
-		{`now() > 0`, 1},                   // non-deterministic builtin
+		{`workflow.nam == "x"`, 10},                   // unknown field
+		{`run.attempt + 1`, 0},                        // not a bool
+		{`now() > 0`, 1},                              // non-deterministic builtin
 		{strings.Repeat("true && ", 400) + "true", 0}, // too long
 	}
 	for _, c := range cases {
