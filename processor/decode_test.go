@@ -1,0 +1,107 @@
+package processor
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/internal/workload"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+func TestDecodeEvent(t *testing.T) {
+	t.Parallel()
+	ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", RunID: "run_1",
+		Duration: time.Minute, Labels: map[string]string{"env": "prod"}})
+	structured, _ := workload.Record("events", ev)
+	binary, _ := workload.BinaryRecord("events", ev)
+	for name, r := range map[string]*kgo.Record{"structured": structured, "binary": binary} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got, err := decodeEvent(r, MaxEventBytes)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if got.ID != ev.ID || got.TenantID != "acme" || got.Type != ev.Type || got.Data.Run.ID != "run_1" ||
+				got.Data.Labels["env"] != "prod" || !got.Time.Equal(ev.Time) {
+				t.Fatalf("decoded %+v, want %+v", got, ev)
+			}
+		})
+	}
+}
+
+func TestDecodeEventRejects(t *testing.T) {
+	t.Parallel()
+	ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", Duration: time.Minute})
+	good, _ := workload.Record("events", ev)
+	bin, _ := workload.BinaryRecord("events", ev)
+	with := func(value string, headers ...kgo.RecordHeader) *kgo.Record {
+		return &kgo.Record{Value: []byte(value), Headers: headers}
+	}
+	cases := map[string]struct {
+		rec    *kgo.Record
+		reason string
+	}{
+		"not json":          {with("{nope"), "not JSON"},
+		"empty":             {with(""), "not JSON"},
+		"json array":        {with("[1,2]"), "schema"},
+		"missing tenant":    {with(strings.Replace(string(good.Value), `"tenantid":"acme",`, "", 1)), "tenantid"},
+		"spec version 0.3":  {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"0.3"`, 1)), "specversion"},
+		"oversized":         {with(`{"x":"` + strings.Repeat("a", MaxEventBytes) + `"}`), "larger than"},
+		"xml content type":  {with(string(good.Value), kgo.RecordHeader{Key: "content-type", Value: []byte("application/xml")}), "content-type"},
+		"binary bad data":   {&kgo.Record{Value: []byte("{"), Headers: bin.Headers}, "not JSON"},
+		"binary no tenant":  {&kgo.Record{Value: bin.Value, Headers: dropHeader(bin.Headers, "ce_tenantid")}, "tenantid"},
+		"run attempt zero":  {with(strings.Replace(string(good.Value), `"attempt":1`, `"attempt":0`, 1)), "attempt"},
+		"duplicate key":     {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"1.0","specversion":"1.0"`, 1)), "duplicate"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := decodeEvent(c.rec, MaxEventBytes)
+			if !errors.Is(err, errInvalid) {
+				t.Fatalf("err = %v, want an invalid-event error", err)
+			}
+			if !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("reason %q does not mention %q", err, c.reason)
+			}
+		})
+	}
+}
+
+func dropHeader(hs []kgo.RecordHeader, key string) []kgo.RecordHeader {
+	var out []kgo.RecordHeader
+	for _, h := range hs {
+		if h.Key != key {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", Duration: time.Minute})
+	good, _ := workload.Record("events", ev)
+	f.Add(good.Value, false)
+	f.Add([]byte(`{"data":{}}`), true)
+	f.Add([]byte("{"), false)
+	bin, _ := workload.BinaryRecord("events", ev)
+	f.Fuzz(func(t *testing.T, value []byte, binary bool) {
+		r := &kgo.Record{Value: value}
+		if binary {
+			r.Headers = bin.Headers
+		}
+		got, err := decodeEvent(r, MaxEventBytes)
+		if err != nil {
+			if !errors.Is(err, errInvalid) {
+				t.Fatalf("error not classified invalid: %v", err)
+			}
+			return
+		}
+		if got.TenantID == "" || got.ID == "" || got.Type == "" {
+			t.Fatalf("accepted an event without tenant, id or type: %s", value)
+		}
+	})
+}
