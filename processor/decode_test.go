@@ -45,17 +45,17 @@ func TestDecodeEventRejects(t *testing.T) {
 		rec    *kgo.Record
 		reason string
 	}{
-		"not json":          {with("{nope"), "not JSON"},
-		"empty":             {with(""), "not JSON"},
-		"json array":        {with("[1,2]"), "schema"},
-		"missing tenant":    {with(strings.Replace(string(good.Value), `"tenantid":"acme",`, "", 1)), "tenantid"},
-		"spec version 0.3":  {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"0.3"`, 1)), "specversion"},
-		"oversized":         {with(`{"x":"` + strings.Repeat("a", MaxEventBytes) + `"}`), "larger than"},
-		"xml content type":  {with(string(good.Value), kgo.RecordHeader{Key: "content-type", Value: []byte("application/xml")}), "content-type"},
-		"binary bad data":   {&kgo.Record{Value: []byte("{"), Headers: bin.Headers}, "not JSON"},
-		"binary no tenant":  {&kgo.Record{Value: bin.Value, Headers: dropHeader(bin.Headers, "ce_tenantid")}, "tenantid"},
-		"run attempt zero":  {with(strings.Replace(string(good.Value), `"attempt":1`, `"attempt":0`, 1)), "attempt"},
-		"duplicate key":     {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"1.0","specversion":"1.0"`, 1)), "duplicate"},
+		"not json":         {with("{nope"), "not JSON"},
+		"empty":            {with(""), "not JSON"},
+		"json array":       {with("[1,2]"), "schema"},
+		"missing tenant":   {with(strings.Replace(string(good.Value), `"tenantid":"acme",`, "", 1)), "tenantid"},
+		"spec version 0.3": {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"0.3"`, 1)), "specversion"},
+		"oversized":        {with(`{"x":"` + strings.Repeat("a", MaxEventBytes) + `"}`), "larger than"},
+		"xml content type": {with(string(good.Value), kgo.RecordHeader{Key: "content-type", Value: []byte("application/xml")}), "content-type"},
+		"binary bad data":  {&kgo.Record{Value: []byte("{"), Headers: bin.Headers}, "not JSON"},
+		"binary no tenant": {&kgo.Record{Value: bin.Value, Headers: dropHeader(bin.Headers, "ce_tenantid")}, "tenantid"},
+		"run attempt zero": {with(strings.Replace(string(good.Value), `"attempt":1`, `"attempt":0`, 1)), "attempt"},
+		"duplicate key":    {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"1.0","specversion":"1.0"`, 1)), "duplicate"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -107,7 +107,7 @@ func (g *Guard) Check(ip netip.Addr) error {
 func (g *Guard) Control(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrRefused, err)
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {

@@ -169,7 +169,7 @@ func devKeyring(spec string, log *slog.Logger) (*keyring.Ring, error) {
 		dir = os.TempDir()
 	}
 	path := filepath.Join(dir, "exo-alerts", "dev-keyring")
-	if b, err := os.ReadFile(path); err == nil {
+	if b, err := os.ReadFile(path); err == nil { //nolint:gosec // G304: the path is built from the user config dir, not from input
 		return keyring.Parse(string(b))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("dev: read %s: %w", path, err)

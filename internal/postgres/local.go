@@ -68,7 +68,7 @@ func StartLocal(ctx context.Context, port int) (*Local, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		l.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		l.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} //nolint:gosec // G115: ids from /etc/passwd fit in uint32
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, fmt.Errorf("postgres: chown %s: %w", dir, err)
 		}
@@ -80,7 +80,7 @@ func StartLocal(ctx context.Context, port int) (*Local, error) {
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
 	if out, err := l.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "-t", "30", "start"); err != nil {
-		logText, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+		logText, _ := os.ReadFile(filepath.Join(dir, "server.log")) //nolint:gosec // G304: our own temp dir
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres: pg_ctl start: %w\n%s\n%s", err, out, logText)
 	}
@@ -103,7 +103,7 @@ func (l *Local) Stop() error {
 }
 
 func (l *Local) run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(l.bin, name), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(l.bin, name), args...) //nolint:gosec // G204: PostgreSQL binaries we located, fixed arguments
 	cmd.Dir = l.dir
 	if l.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: l.cred}
