@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -69,6 +70,7 @@ func newReceiver(t *testing.T) *receiver {
 // system runs the three components on real services.
 type system struct {
 	api     string
+	reg     *prometheus.Registry
 	brokers []string
 	topics  kafka.Topics
 	keys    map[string]string // tenant -> admin key
@@ -84,6 +86,7 @@ func start(t *testing.T) *system {
 		t.Fatal(err)
 	}
 	log := testenv.Log(t)
+	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -102,7 +105,7 @@ func start(t *testing.T) *system {
 				Keyring: ring, Allowlist: allow, Log: log, Ready: addrCh})
 		},
 		"processor": func() error {
-			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Ready: procReady})
+			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady})
 		},
 		"dispatcher": func() error {
 			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
@@ -132,7 +135,7 @@ func start(t *testing.T) *system {
 			t.Fatal("components did not become ready within 60s")
 		}
 	}
-	s := &system{api: "http://" + addr.String(), brokers: brokers, topics: topics, keys: map[string]string{}}
+	s := &system{api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}}
 	for _, tenant := range []string{"acme", "globex"} {
 		key := controlplane.NewAPIKey()
 		if _, err := controlplane.CreateAPIKey(ctx, pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
@@ -201,8 +204,8 @@ func TestFailedRunDeliversExactlyOneSignedWebhook(t *testing.T) {
 	defer cl.Close()
 	ctx := context.Background()
 
-	// The rule is live once the processor has it: wait on the topic rather than sleeping.
-	waitForKey(t, s.brokers, s.topics.Rules, "acme/"+rule["id"].(string))
+	// The rule is live once the processor has it: wait on its gauge rather than sleeping.
+	s.waitGauge(t, "exo_processor_rules_active", 1)
 
 	failed := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "nightly-etl",
 		RunID: "run_123", Duration: 84211 * time.Millisecond, Labels: map[string]string{"env": "prod"}, ErrorMessage: "secret detail"})
@@ -303,26 +306,23 @@ func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 	return out
 }
 
-// waitForKey waits until a record with key is on topic.
-func waitForKey(t *testing.T, brokers []string, topic, key string) {
+// waitGauge waits until the gauge name reaches at least want.
+func (s *system) waitGauge(t *testing.T, name string, want float64) {
 	t.Helper()
-	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		f := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("key %s never reached %s", key, topic)
+		mfs, err := s.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, r := range f.Records() {
-			if string(r.Key) == key {
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) > 0 && mf.GetMetric()[0].GetGauge().GetValue() >= want {
 				return
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %v within 20s", name, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

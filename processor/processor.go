@@ -150,6 +150,18 @@ func Run(ctx context.Context, cfg Config) error {
 		err := json.Unmarshal(b, &e)
 		return e, err
 	}, nil, log)
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "exo_processor_rules_active", Help: "Active alert rules the processor matches events against.",
+		}, func() float64 { return float64(p.rules.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "exo_processor_endpoints", Help: "Webhook endpoints in the processor's table.",
+		}, func() float64 { return float64(p.endpoints.Len()) }),
+	} {
+		if err := cfg.Registerer.Register(g); err != nil {
+			return fmt.Errorf("processor: register metrics: %w", err)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

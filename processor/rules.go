@@ -90,3 +90,10 @@ func AlertID(tenant, ruleID, eventID string) string {
 	sum := sha256.Sum256([]byte(tenant + "\x00" + ruleID + "\x00" + eventID))
 	return "alrt_" + hex.EncodeToString(sum[:16])
 }
+
+// len is the number of active rules.
+func (x *ruleIndex) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byKey)
+}
