@@ -120,11 +120,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // Processor matches workflow events against alert rules.
 type Processor struct {
-	cfg       Config
-	log       *slog.Logger
-	m         *metrics
-	rules     *ruleIndex
-	endpoints *ktable.Table[schemas.EndpointRecord]
+	cfg        Config
+	log        *slog.Logger
+	m          *metrics
+	rules      *ruleIndex
+	rulesTable *ktable.Table[schemas.RuleRecord]
+	endpoints  *ktable.Table[schemas.EndpointRecord]
 }
 
 // Run runs the processor until ctx ends.
@@ -145,6 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	rulesTable := ktable.New(cfg.Topics.Rules, decodeRule, p.rules.apply, log)
+	p.rulesTable = rulesTable
 	p.endpoints = ktable.New(cfg.Topics.Endpoints, func(b []byte) (schemas.EndpointRecord, error) {
 		var e schemas.EndpointRecord
 		err := json.Unmarshal(b, &e)
@@ -243,6 +245,7 @@ func (p *Processor) consume(ctx context.Context, base []kgo.Opt) error {
 		if fetches.NumRecords() == 0 {
 			continue
 		}
+		p.syncTables(ctx)
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("processor: begin transaction: %w", err)
 		}
@@ -403,4 +406,23 @@ func (p *Processor) deliveryRecord(ev *schemas.WorkflowEvent, ru *rule) (*kgo.Re
 			{Key: "exo-event-type", Value: []byte(ev.Type)},
 		},
 	}, nil
+}
+
+// syncTableTimeout bounds how long a batch waits for the rule and endpoint
+// tables to catch up.
+const syncTableTimeout = 2 * time.Second
+
+// syncTables makes every rule and endpoint change already on Kafka take
+// effect before the batch is matched, so a rule created just before an event
+// applies to it. If the tables cannot catch up in time the batch proceeds
+// (a rule change is then live within the tables' tailing delay).
+func (p *Processor) syncTables(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
+	defer cancel()
+	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync} {
+		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
+			return
+		}
+	}
 }

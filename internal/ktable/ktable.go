@@ -27,6 +27,13 @@ type Table[T any] struct {
 	mu    sync.RWMutex
 	rows  map[string]T
 	ready chan struct{}
+
+	// pos is the next offset to read per partition; posCh is closed and
+	// replaced whenever pos advances. adm is set once Run has a client.
+	posMu sync.Mutex
+	pos   map[int32]int64
+	posCh chan struct{}
+	adm   *kadm.Client
 }
 
 // New returns a table over topic. decode turns a record value into a row; a
@@ -35,7 +42,7 @@ type Table[T any] struct {
 // stop). onChange, if set, is called for every applied change, in order, from
 // the table's goroutine.
 func New[T any](topic string, decode func([]byte) (T, error), onChange func(Change[T]), log *slog.Logger) *Table[T] {
-	return &Table[T]{topic: topic, decode: decode, onChange: onChange, log: log.With("table", topic), rows: map[string]T{}, ready: make(chan struct{})}
+	return &Table[T]{topic: topic, decode: decode, onChange: onChange, log: log.With("table", topic), rows: map[string]T{}, ready: make(chan struct{}), pos: map[int32]int64{}, posCh: make(chan struct{})}
 }
 
 // Ready is closed once the table has read everything the topic held when Run started.
@@ -68,6 +75,9 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 		return fmt.Errorf("ktable %s: new client: %w", t.topic, err)
 	}
 	defer cl.Close()
+	t.posMu.Lock()
+	t.adm = kadm.NewClient(cl)
+	t.posMu.Unlock()
 
 	pending, err := t.endOffsets(ctx, cl)
 	if err != nil {
@@ -96,6 +106,7 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 			return fmt.Errorf("ktable %s: %w", t.topic, fatal)
 		}
 		fetches.EachRecord(t.apply)
+		t.advance(fetches)
 		if pending != nil {
 			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 				if end, ok := pending[p.Partition]; ok && (p.HighWatermark >= end && len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= end) {
@@ -159,5 +170,65 @@ func (t *Table[T]) apply(r *kgo.Record) {
 	t.mu.Unlock()
 	if t.onChange != nil {
 		t.onChange(Change[T]{Key: key, Value: &v})
+	}
+}
+
+// advance records how far each partition has been read.
+func (t *Table[T]) advance(fetches kgo.Fetches) {
+	moved := false
+	t.posMu.Lock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			if next := p.Records[n-1].Offset + 1; next > t.pos[p.Partition] {
+				t.pos[p.Partition] = next
+				moved = true
+			}
+		}
+	})
+	if moved {
+		close(t.posCh)
+		t.posCh = make(chan struct{})
+	}
+	t.posMu.Unlock()
+}
+
+// ErrNotRunning is returned by Sync before Run has connected.
+var ErrNotRunning = errors.New("ktable: not running")
+
+// Sync waits until the table has applied every record that was on the topic
+// when Sync was called, so a change published before an event is in force
+// when that event is processed.
+func (t *Table[T]) Sync(ctx context.Context) error {
+	t.posMu.Lock()
+	adm := t.adm
+	t.posMu.Unlock()
+	if adm == nil {
+		return ErrNotRunning
+	}
+	ends, err := adm.ListEndOffsets(ctx, t.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("ktable %s: sync: %w", t.topic, err)
+	}
+	for {
+		t.posMu.Lock()
+		behind := false
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 && t.pos[o.Partition] < o.Offset {
+				behind = true
+			}
+		})
+		ch := t.posCh
+		t.posMu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("ktable %s: sync: %w", t.topic, ctx.Err())
+		}
 	}
 }
