@@ -16,12 +16,16 @@ import (
 	"time"
 )
 
-// Local is a throwaway PostgreSQL cluster in a temporary directory.
+// Local is a throwaway PostgreSQL cluster in a temporary directory. The
+// server runs as a child of this process (not daemonised by pg_ctl) with a
+// parent-death signal, so it cannot outlive a process that crashes.
 type Local struct {
-	dir  string
-	bin  string
-	port int
-	cred *syscall.Credential
+	dir    string
+	bin    string
+	port   int
+	cred   *syscall.Credential
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // FindBinDir returns the directory of the newest PostgreSQL server binaries.
@@ -64,12 +68,14 @@ func StartLocal(ctx context.Context, port int) (*Local, error) {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
+			_ = os.RemoveAll(dir)
 			return nil, fmt.Errorf("postgres: running as root needs a postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		l.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} //nolint:gosec // G115: ids from /etc/passwd fit in uint32
 		if err := os.Chown(dir, uid, gid); err != nil {
+			_ = os.RemoveAll(dir)
 			return nil, fmt.Errorf("postgres: chown %s: %w", dir, err)
 		}
 	}
@@ -78,13 +84,51 @@ func StartLocal(ctx context.Context, port int) (*Local, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres: initdb: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-	if out, err := l.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-o", opts, "-w", "-t", "30", "start"); err != nil {
-		logText, _ := os.ReadFile(filepath.Join(dir, "server.log")) //nolint:gosec // G304: our own temp dir
+	logPath := filepath.Join(dir, "server.log")
+	logFile, err := os.Create(logPath) //nolint:gosec // G304: our own temp dir
+	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("postgres: pg_ctl start: %w\n%s\n%s", err, out, logText)
+		return nil, fmt.Errorf("postgres: log file: %w", err)
+	}
+	defer func() { _ = logFile.Close() }()
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, //nolint:gosec // G204: the located server binary, fixed arguments
+		"-c", "listen_addresses=127.0.0.1", "-c", fmt.Sprintf("port=%d", port), "-c", "unix_socket_directories="+dir,
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: l.cred, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("postgres: start server: %w", err)
+	}
+	l.cmd, l.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(l.exited) }()
+	if err := l.waitReady(ctx, 30*time.Second); err != nil {
+		logText, _ := os.ReadFile(logPath) //nolint:gosec // G304: our own temp dir
+		_ = l.Stop()
+		return nil, fmt.Errorf("postgres: %w\n%s", err, logText)
 	}
 	return l, nil
+}
+
+// waitReady waits until the server answers pg_isready.
+func (l *Local) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := l.run(ctx, "pg_isready", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(l.port)); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server not ready after %s", timeout)
+		}
+		select {
+		case <-l.exited:
+			return errors.New("server exited during start")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // URL is the superuser connection URL of the cluster.
@@ -92,14 +136,23 @@ func (l *Local) URL() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", l.port)
 }
 
-// Stop stops the cluster and removes its files.
+// Stop stops the cluster (fast shutdown) and removes its files.
 func (l *Local) Stop() error {
-	out, err := l.run(context.Background(), "pg_ctl", "-D", filepath.Join(l.dir, "data"), "-m", "fast", "-w", "stop")
-	rmErr := os.RemoveAll(l.dir)
-	if err != nil {
-		return fmt.Errorf("postgres: pg_ctl stop: %w\n%s", err, out)
+	var err error
+	if l.cmd != nil && l.cmd.Process != nil {
+		_ = l.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-l.exited:
+		case <-time.After(15 * time.Second):
+			_ = l.cmd.Process.Kill()
+			<-l.exited
+			err = errors.New("postgres: server did not stop within 15s; killed")
+		}
 	}
-	return rmErr
+	if rmErr := os.RemoveAll(l.dir); err == nil {
+		err = rmErr
+	}
+	return err
 }
 
 func (l *Local) run(ctx context.Context, name string, args ...string) ([]byte, error) {
