@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -317,6 +318,16 @@ func newDeliveryID() string {
 // attempt performs one HTTP attempt.
 func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
 	ep, ok := d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+	if !ok {
+		// An endpoint created a moment ago may not have reached this table
+		// yet: catch up with the topic before calling it gone.
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := d.endpoints.Sync(sctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("endpoint table not caught up", "err", err)
+		}
+		cancel()
+		ep, ok = d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+	}
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
 	}
@@ -355,7 +366,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
-	a := attempt{statusCode: resp.StatusCode, excerpt: strings.ToValidUTF8(string(excerpt), "�"), latency: lat}
+	a := attempt{statusCode: resp.StatusCode, excerpt: excerptOf(excerpt), latency: lat}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		a.outcome = schemas.OutcomeDelivered
@@ -365,6 +376,18 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		a.outcome, a.errClass = schemas.OutcomeRetry, "http_"+strconv.Itoa(resp.StatusCode)
 	}
 	return a
+}
+
+// excerptOf turns the start of an answer into valid UTF-8 of at most
+// MaxResponseExcerpt bytes: a replacement character is 3 bytes, so one for a
+// rune cut by the read limit (or for stray bytes) would make it longer.
+func excerptOf(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	for len(s) > MaxResponseExcerpt {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
+	}
+	return s
 }
 
 func classify(err error) string {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -70,6 +72,12 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 		kgo.ConsumeTopics(t.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200_000_000), // 200ms: a change is visible well within a second
+		// A transactional writer's aborted records are never rows, and its
+		// commit markers (kept, skipped by apply) show that a partition has
+		// been read to its end: without them a topic whose last offset is a
+		// marker would never be Ready.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
 		return fmt.Errorf("ktable %s: new client: %w", t.topic, err)
@@ -80,6 +88,18 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 	t.posMu.Unlock()
 
 	pending, err := t.endOffsets(ctx, cl)
+	// A topic created a moment ago may not be known to the broker yet.
+	for try := 1; err != nil && errors.Is(err, kerr.UnknownTopicOrPartition) && try <= 120 && ctx.Err() == nil; try++ {
+		t.log.Warn("topic not known yet, retrying", "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			pending, err = t.endOffsets(ctx, cl)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil //nolint:nilerr // a cancelled context is a clean stop
+	}
 	if err != nil {
 		return err
 	}
@@ -122,10 +142,11 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 	}
 }
 
-// endOffsets returns, per partition that holds records, the end offset to reach.
+// endOffsets returns, per partition that holds records, the end offset to
+// reach: the last stable offset, as the table reads committed records only.
 func (t *Table[T]) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, t.topic)
+	ends, err := adm.ListCommittedOffsets(ctx, t.topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -150,6 +171,9 @@ func (t *Table[T]) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 }
 
 func (t *Table[T]) apply(r *kgo.Record) {
+	if r.Attrs.IsControl() {
+		return // a transaction marker, kept only to track offsets
+	}
 	key := string(r.Key)
 	if r.Value == nil {
 		t.mu.Lock()
@@ -205,7 +229,7 @@ func (t *Table[T]) Sync(ctx context.Context) error {
 	if adm == nil {
 		return ErrNotRunning
 	}
-	ends, err := adm.ListEndOffsets(ctx, t.topic)
+	ends, err := adm.ListCommittedOffsets(ctx, t.topic)
 	if err == nil {
 		err = ends.Error()
 	}
