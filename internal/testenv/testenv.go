@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/migrations"
@@ -275,4 +276,19 @@ func RealKafka(t testing.TB) bool {
 // Topics returns topic names unique to the test.
 func Topics(t testing.TB) kafka.Topics {
 	return kafka.NewTopics("t." + slug(t, 40) + "." + randHex(3) + ".")
+}
+
+// Main runs a package's tests, stops the process-wide fallback services and
+// then fails the run if goroutines leaked. Use it as the body of TestMain in
+// packages that start goroutines.
+func Main(m *testing.M) {
+	code := m.Run()
+	Shutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
