@@ -2,8 +2,6 @@ package processor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
-	"github.com/exospherehost/exo-alerts/processor/condition"
+	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -32,11 +31,19 @@ type Config struct {
 	Partitions int32
 	// Group is the consumer group of workflow-events.
 	Group string
-	// TransactionalID must be unique per running instance.
+	// TransactionalID must be unique per running instance and stable across
+	// its restarts: a restarted instance then fences its predecessor and
+	// aborts its open transaction at once. Default: <prefix>processor-<hostname>.
 	TransactionalID string
 	MaxEventBytes   int
-	Log             *slog.Logger
-	Registerer      prometheus.Registerer
+	// Tick is how often timers are checked when no event arrives.
+	Tick time.Duration
+	// Grace keeps a finished run's state (for duplicates and late starts).
+	Grace time.Duration
+	// Clock is the wall clock (tests inject one).
+	Clock      engine.Clock
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 	// Ready, if set, is closed once the rule and endpoint tables are loaded.
 	Ready chan<- struct{}
 }
@@ -46,20 +53,24 @@ func (c *Config) validate() error {
 	if len(c.Brokers) == 0 {
 		problems = append(problems, "no Kafka brokers (KAFKA_BROKERS)")
 	}
-	if c.Topics.Events == "" {
-		problems = append(problems, "no topic names")
-	}
 	if c.Partitions < 1 {
 		problems = append(problems, "partitions must be >= 1")
 	}
 	if c.MaxEventBytes < 1024 {
 		problems = append(problems, "max event bytes must be >= 1024")
 	}
+	if c.Tick < 10*time.Millisecond {
+		problems = append(problems, "tick must be >= 10ms")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("processor: invalid config: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
 
 func (c *Config) defaults() {
 	if c.Topics.Events == "" {
@@ -73,12 +84,16 @@ func (c *Config) defaults() {
 	}
 	if c.TransactionalID == "" {
 		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		c.TransactionalID = fmt.Sprintf("%sprocessor-%s-%s", c.Topics.Prefix, host, hex.EncodeToString(b))
+		c.TransactionalID = c.Topics.Prefix + "processor-" + host
 	}
 	if c.MaxEventBytes == 0 {
 		c.MaxEventBytes = MaxEventBytes
+	}
+	if c.Tick == 0 {
+		c.Tick = 200 * time.Millisecond
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -86,36 +101,6 @@ func (c *Config) defaults() {
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
 	}
-}
-
-type metrics struct {
-	events     *prometheus.CounterVec
-	deliveries prometheus.Counter
-	condErrors prometheus.Counter
-	txns       *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_processor_events_total", Help: "Workflow events consumed, by outcome (matched, unmatched, invalid, ignored_type).",
-		}, []string{"outcome"}),
-		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "exo_processor_deliveries_total", Help: "Delivery records emitted.",
-		}),
-		condErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "exo_processor_condition_errors_total", Help: "Conditions that failed at run time (treated as no match).",
-		}),
-		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_processor_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted).",
-		}, []string{"result"}),
-	}
-	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.condErrors, m.txns} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("processor: register metrics: %w", err)
-		}
-	}
-	return m, nil
 }
 
 // Processor matches workflow events against alert rules.
@@ -126,6 +111,25 @@ type Processor struct {
 	rules      *ruleIndex
 	rulesTable *ktable.Table[schemas.RuleRecord]
 	endpoints  *ktable.Table[schemas.EndpointRecord]
+	eng        *engine.Engine
+	adm        *kadm.Client
+	client     *kgo.Client
+	runs       atomic.Int64
+	base       []kgo.Opt
+
+	// rebalance events from the group callbacks, applied by the loop.
+	rbMu    sync.Mutex
+	rbQueue []rebalance
+
+	// next offset to process and last known lag per assigned partition.
+	next     map[int32]int64
+	caughtUp map[int32]bool
+	lagAt    time.Time
+}
+
+type rebalance struct {
+	assign bool
+	parts  []int32
 }
 
 // Run runs the processor until ctx ends.
@@ -134,44 +138,32 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return err
-	}
 	log := cfg.Log.With("component", "processor")
-	p := &Processor{cfg: cfg, log: log, m: m, rules: newRuleIndex(log)}
-
-	base := kafka.ClientOpts(cfg.Brokers, log)
-	if err := ensureTopics(ctx, base, cfg); err != nil {
+	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}}
+	p.base = kafka.ClientOpts(cfg.Brokers, log)
+	if err := ensureTopics(ctx, p.base, cfg); err != nil {
 		return err
 	}
-	rulesTable := ktable.New(cfg.Topics.Rules, decodeRule, p.rules.apply, log)
-	p.rulesTable = rulesTable
+	p.rulesTable = ktable.New(cfg.Topics.Rules, decodeRule, p.rules.apply, log)
 	p.endpoints = ktable.New(cfg.Topics.Endpoints, func(b []byte) (schemas.EndpointRecord, error) {
 		var e schemas.EndpointRecord
 		err := json.Unmarshal(b, &e)
 		return e, err
 	}, nil, log)
-	for _, g := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "exo_processor_rules_active", Help: "Active alert rules the processor matches events against.",
-		}, func() float64 { return float64(p.rules.len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "exo_processor_endpoints", Help: "Webhook endpoints in the processor's table.",
-		}, func() float64 { return float64(p.endpoints.Len()) }),
-	} {
-		if err := cfg.Registerer.Register(g); err != nil {
-			return fmt.Errorf("processor: register metrics: %w", err)
-		}
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace}, p.rules, endpointSet{p.endpoints})
+	m, err := newMetrics(cfg.Registerer, p)
+	if err != nil {
+		return err
 	}
+	p.m = m
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	for _, run := range []func(context.Context, []kgo.Opt) error{rulesTable.Run, p.endpoints.Run} {
+	for _, run := range []func(context.Context, []kgo.Opt) error{p.rulesTable.Run, p.endpoints.Run} {
 		wg.Go(func() {
-			if err := run(ctx, base); err != nil {
+			if err := run(ctx, p.base); err != nil {
 				errs <- err
 				cancel()
 			}
@@ -181,18 +173,18 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	// Rules ready before events.
-	for _, ready := range []<-chan struct{}{rulesTable.Ready(), p.endpoints.Ready()} {
+	for _, ready := range []<-chan struct{}{p.rulesTable.Ready(), p.endpoints.Ready()} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
 			return firstErr(errs)
 		}
 	}
-	log.Info("rule and endpoint tables loaded", "rules", rulesTable.Len(), "endpoints", p.endpoints.Len())
+	log.Info("rule and endpoint tables loaded", "rules", p.rules.len(), "endpoints", p.endpoints.Len())
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
-	if err := p.consume(ctx, base); err != nil {
+	if err := p.consume(ctx); err != nil {
 		cancel()
 		return err
 	}
@@ -217,65 +209,330 @@ func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config) error {
 	return kafka.EnsureTopics(ctx, kadm.NewClient(cl), cfg.Topics.Specs(cfg.Partitions))
 }
 
-// consume is the exactly-once loop: poll, process, produce, commit in one transaction.
-func (p *Processor) consume(ctx context.Context, base []kgo.Opt) error {
-	sess, err := kgo.NewGroupTransactSession(append(base,
+// partitioner keeps run-state records on the partition of their run's
+// events (co-partitioning) and hashes every other record by key.
+type partitioner struct{ runState string }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == p.runState {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// consume is the exactly-once loop: poll, process, produce, commit in one
+// transaction; on abort the engine's changes are undone too.
+func (p *Processor) consume(ctx context.Context) error {
+	sess, err := kgo.NewGroupTransactSession(append(p.base,
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.Topics.Events),
 		kgo.TransactionalID(p.cfg.TransactionalID),
-		kgo.TransactionTimeout(30*time.Second),
+		kgo.TransactionTimeout(20*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.SessionTimeout(10*time.Second),
+		kgo.RecordPartitioner(partitioner{runState: p.cfg.Topics.RunState}),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.queueRebalance(true, m[p.cfg.Topics.Events])
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.queueRebalance(false, m[p.cfg.Topics.Events])
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.queueRebalance(false, m[p.cfg.Topics.Events])
+		}),
 	)...)
 	if err != nil {
 		return fmt.Errorf("processor: transact session: %w", err)
 	}
 	defer sess.Close()
+	p.client = sess.Client()
+	p.adm = kadm.NewClient(p.client)
 
 	for {
-		fetches := sess.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
+		fetches := sess.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err := fatalFetchErr(fetches); err != nil {
 			return err
 		}
-		if fetches.NumRecords() == 0 {
-			continue
-		}
-		p.syncTables(ctx)
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("processor: begin transaction: %w", err)
-		}
-		var (
-			mu         sync.Mutex
-			produceErr error
-		)
-		fetches.EachRecord(func(r *kgo.Record) {
-			for _, out := range p.handle(r) {
-				sess.Produce(ctx, out, func(_ *kgo.Record, err error) {
-					if err != nil {
-						mu.Lock()
-						produceErr = errors.Join(produceErr, err)
-						mu.Unlock()
-					}
-				})
-			}
-		})
-		committed, err := sess.End(ctx, kgo.TransactionEndTry(produceErr == nil))
-		if err != nil {
+		if err := p.applyRebalances(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("processor: end transaction: %w", err)
+			return err
+		}
+		records := fetches.Records()
+		if len(records) > 0 {
+			p.syncTables(ctx)
+		}
+		p.refreshLag(ctx, fetches)
+
+		p.eng.Begin()
+		first := map[int32]int64{}
+		var out []*kgo.Record
+		for _, r := range records {
+			if _, ok := first[r.Partition]; !ok {
+				first[r.Partition] = r.Offset
+			}
+			if !p.eng.Assigned(r.Partition) {
+				// Fetched before its assignment was applied: restore first.
+				if err := p.assign(ctx, r.Partition); err != nil {
+					p.eng.Abort()
+					return err
+				}
+			}
+			out = append(out, p.handle(r)...)
+			p.next[r.Partition] = r.Offset + 1
+		}
+		for part := range p.next {
+			if p.eng.Assigned(part) {
+				out = append(out, p.records(part, p.eng.Tick(part, p.caughtUp[part]))...)
+			}
+		}
+		p.runs.Store(int64(p.eng.TotalRuns()))
+		if len(records) == 0 && len(out) == 0 {
+			p.eng.Commit() // only the watermark moved: nothing to persist
+			continue
+		}
+		committed, err := p.transact(ctx, sess, out)
+		if err != nil {
+			p.eng.Abort()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		if committed {
+			p.eng.Commit()
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
+			p.eng.Abort()
+			for part, off := range first {
+				p.next[part] = off
+			}
 			p.m.txns.WithLabelValues("aborted").Inc()
-			p.log.Warn("transaction aborted; its records will be processed again", "produce_err", produceErr)
+			p.log.Warn("transaction aborted; its records will be processed again")
+		}
+	}
+}
+
+// transact writes out and the consumed offsets in one transaction.
+func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, out []*kgo.Record) (bool, error) {
+	if err := sess.Begin(); err != nil {
+		return false, fmt.Errorf("processor: begin transaction: %w", err)
+	}
+	var (
+		mu         sync.Mutex
+		produceErr error
+	)
+	for _, r := range out {
+		sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				produceErr = errors.Join(produceErr, err)
+				mu.Unlock()
+			}
+		})
+	}
+	committed, err := sess.End(ctx, kgo.TransactionEndTry(true))
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("processor: end transaction: %w", err)
+	}
+	if produceErr != nil {
+		p.log.Warn("produce failed inside the transaction", "err", produceErr)
+		return false, nil
+	}
+	return committed, nil
+}
+
+func (p *Processor) queueRebalance(assign bool, parts []int32) {
+	if len(parts) == 0 {
+		return
+	}
+	p.rbMu.Lock()
+	p.rbQueue = append(p.rbQueue, rebalance{assign: assign, parts: parts})
+	p.rbMu.Unlock()
+}
+
+// applyRebalances restores newly assigned partitions and drops revoked ones,
+// in the order the group reported them.
+func (p *Processor) applyRebalances(ctx context.Context) error {
+	p.rbMu.Lock()
+	q := p.rbQueue
+	p.rbQueue = nil
+	p.rbMu.Unlock()
+	for _, rb := range q {
+		for _, part := range rb.parts {
+			if !rb.assign {
+				p.eng.Revoke(part)
+				delete(p.next, part)
+				delete(p.caughtUp, part)
+				continue
+			}
+			if p.eng.Assigned(part) {
+				continue // already restored when its records arrived first
+			}
+			if err := p.assign(ctx, part); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// assign rebuilds partition part's run state from the changelog.
+func (p *Processor) assign(ctx context.Context, part int32) error {
+	start := time.Now()
+	states, err := p.restore(ctx, part)
+	if err != nil {
+		return err
+	}
+	p.eng.Assign(part, states)
+	p.next[part] = -1 // unknown until a record or a lag check says
+	p.caughtUp[part] = false
+	p.lagAt = time.Time{}
+	p.log.Info("partition assigned; run state restored", "partition", part, "runs", len(states), "took_ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// restore reads partition part of the run-state changelog to its last stable offset.
+func (p *Processor) restore(ctx context.Context, part int32) ([]schemas.RunState, error) {
+	topic := p.cfg.Topics.RunState
+	ends, err := p.adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processor: restore partition %d: end offsets: %w", part, err)
+	}
+	end, _ := ends.Lookup(topic, part)
+	starts, err := p.adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processor: restore partition %d: start offsets: %w", part, err)
+	}
+	begin, _ := starts.Lookup(topic, part)
+	if end.Offset <= begin.Offset {
+		return nil, nil
+	}
+	cl, err := kgo.NewClient(append(p.base,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("processor: restore client: %w", err)
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	byKey := map[string]schemas.RunState{}
+	for {
+		fetches := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return nil, fmt.Errorf("processor: restore partition %d: %w", part, err)
+		}
+		done := false
+		for _, r := range fetches.Records() {
+			if r.Offset+1 >= end.Offset {
+				done = true
+			}
+			if r.Attrs.IsControl() {
+				continue
+			}
+			if r.Value == nil {
+				delete(byKey, string(r.Key))
+				continue
+			}
+			var st schemas.RunState
+			if err := json.Unmarshal(r.Value, &st); err != nil {
+				p.log.Error("undecodable run state skipped", "partition", part, "offset", r.Offset, "err", err)
+				continue
+			}
+			byKey[string(r.Key)] = st
+		}
+		if done {
+			break
+		}
+	}
+	out := make([]schemas.RunState, 0, len(byKey))
+	for _, st := range byKey {
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// refreshLag decides, at most every half second, which partitions have no
+// lag: only those let the wall clock advance their watermark.
+func (p *Processor) refreshLag(ctx context.Context, fetches kgo.Fetches) {
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if n := len(fp.Records); n > 0 {
+			p.caughtUp[fp.Partition] = fp.Records[n-1].Offset+1 >= fp.LastStableOffset
+		}
+	})
+	if time.Since(p.lagAt) < 500*time.Millisecond {
+		return
+	}
+	p.lagAt = time.Now()
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ends, err := p.adm.ListCommittedOffsets(lctx, p.cfg.Topics.Events)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		p.log.Debug("lag check failed; watermarks follow event time only", "err", err)
+		for part := range p.caughtUp {
+			p.caughtUp[part] = false
+		}
+		return
+	}
+	for part, next := range p.next {
+		end, ok := ends.Lookup(p.cfg.Topics.Events, part)
+		if !ok {
+			continue
+		}
+		pos := next
+		if pos < 0 {
+			pos = p.committedOffset(part)
+		}
+		p.caughtUp[part] = pos >= end.Offset
+	}
+}
+
+// committedOffset is where the group resumes part: its committed offset, or
+// 0 when none (consumption starts at the beginning).
+func (p *Processor) committedOffset(part int32) int64 {
+	if o, ok := p.client.CommittedOffsets()[p.cfg.Topics.Events][part]; ok && o.Offset >= 0 {
+		return o.Offset
+	}
+	return 0
+}
+
+// syncTableTimeout bounds how long a batch waits for the rule and endpoint
+// tables to catch up.
+const syncTableTimeout = 2 * time.Second
+
+// syncTables makes every rule and endpoint change already on Kafka take
+// effect before the batch is matched, so a rule created just before an event
+// applies to it. If the tables cannot catch up in time the batch proceeds
+// (a rule change is then live within the tables' tailing delay).
+func (p *Processor) syncTables(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
+	defer cancel()
+	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync} {
+		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
+			return
 		}
 	}
 }
@@ -283,7 +540,7 @@ func (p *Processor) consume(ctx context.Context, base []kgo.Opt) error {
 func fatalFetchErr(fetches kgo.Fetches) error {
 	var fatal error
 	fetches.EachError(func(t string, p int32, err error) {
-		if errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return
 		}
 		if errors.Is(err, kgo.ErrClientClosed) {
@@ -310,36 +567,40 @@ func (p *Processor) handle(r *kgo.Record) []*kgo.Record {
 		p.m.events.WithLabelValues("ignored_type").Inc()
 		return nil
 	}
-	var out []*kgo.Record
-	env := condition.NewEnv(ev)
-	for _, ru := range p.rules.candidates(ev.TenantID, ev.Type) {
-		ep, ok := p.endpoints.Get(ev.TenantID + "/" + ru.WebhookEndpointID)
-		if !ok || !ep.IsActive {
-			continue
-		}
-		match, err := ru.cond.Match(env)
-		if err != nil {
-			p.m.condErrors.Inc()
-			p.log.Debug("condition failed at run time; no match", "rule_id", ru.ID, "err", err)
-			continue
-		}
-		if !match {
-			continue
-		}
-		rec, err := p.deliveryRecord(ev, ru)
-		if err != nil {
-			p.log.Error("build delivery", "rule_id", ru.ID, "err", err)
-			continue
-		}
-		out = append(out, rec)
-	}
-	if len(out) > 0 {
+	before := p.eng.Stats.Duplicates.Load()
+	out := p.eng.Event(r.Partition, ev)
+	switch {
+	case p.eng.Stats.Duplicates.Load() != before:
+		p.m.events.WithLabelValues("duplicate").Inc()
+	case len(out.Deliveries) > 0:
 		p.m.events.WithLabelValues("matched").Inc()
-		p.m.deliveries.Add(float64(len(out)))
-	} else {
+	default:
 		p.m.events.WithLabelValues("unmatched").Inc()
 	}
-	return out
+	return p.records(r.Partition, out)
+}
+
+// records turns engine output of partition part into Kafka records.
+func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States))
+	for _, d := range out.Deliveries {
+		value, _ := json.Marshal(d)
+		recs = append(recs, &kgo.Record{
+			Topic: p.cfg.Topics.Deliveries, Key: kafka.Key(d.TenantID, d.EndpointID), Value: value,
+			Headers: []kgo.RecordHeader{
+				{Key: "exo-alert-id", Value: []byte(d.AlertID)},
+				{Key: "exo-event-type", Value: []byte(d.EventType)},
+			},
+		})
+	}
+	for _, s := range out.States {
+		rec := &kgo.Record{Topic: p.cfg.Topics.RunState, Key: []byte(s.Key), Partition: part}
+		if s.Value != nil {
+			rec.Value, _ = json.Marshal(s.Value)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
 }
 
 func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
@@ -351,78 +612,4 @@ func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
 		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
 	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: r.Value, Headers: headers}
-}
-
-// deliveryRecord builds the delivery of rule ru for event ev.
-func (p *Processor) deliveryRecord(ev *schemas.WorkflowEvent, ru *rule) (*kgo.Record, error) {
-	alertID := AlertID(ev.TenantID, ru.ID, ev.ID)
-	payload := schemas.WebhookPayload{
-		Type:      ev.Type,
-		Timestamp: ev.Time.UTC(),
-		Data: schemas.PayloadData{
-			AlertID:  alertID,
-			TenantID: ev.TenantID,
-			Rule:     schemas.RuleRef{ID: ru.ID, Name: ru.Name},
-			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: ev.Time.UTC()},
-			Workflow: ev.Data.Workflow,
-			Run: schemas.PayloadRun{
-				ID: ev.Data.Run.ID, Status: ev.Data.Run.Status, StartedAt: ev.Data.Run.StartedAt,
-				FinishedAt: ev.Data.Run.FinishedAt, DurationMS: ev.Data.Run.DurationMS,
-			},
-			Labels: ev.Data.Labels,
-		},
-	}
-	if payload.Data.Labels == nil {
-		payload.Data.Labels = map[string]string{}
-	}
-	if e := ev.Data.Error; e != nil {
-		payload.Data.Error = &schemas.PayloadError{Code: e.Code}
-		if ru.IncludeErrorMessage {
-			payload.Data.Error.Message = e.Message
-		}
-	}
-	body, err := json.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("processor: marshal payload: %w", err)
-	}
-	maxAttempts := ru.MaxAttempts
-	if maxAttempts == 0 {
-		maxAttempts = 8
-	}
-	d := schemas.DeliveryRecord{
-		AlertID: alertID, TenantID: ev.TenantID, RuleID: ru.ID, EndpointID: ru.WebhookEndpointID,
-		EventType: ev.Type, MaxAttempts: maxAttempts, CreatedAt: ev.Time.UTC(), Payload: body,
-	}
-	value, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("processor: marshal delivery: %w", err)
-	}
-	return &kgo.Record{
-		Topic: p.cfg.Topics.Deliveries,
-		Key:   kafka.Key(ev.TenantID, ru.WebhookEndpointID),
-		Value: value,
-		Headers: []kgo.RecordHeader{
-			{Key: "exo-alert-id", Value: []byte(alertID)},
-			{Key: "exo-event-type", Value: []byte(ev.Type)},
-		},
-	}, nil
-}
-
-// syncTableTimeout bounds how long a batch waits for the rule and endpoint
-// tables to catch up.
-const syncTableTimeout = 2 * time.Second
-
-// syncTables makes every rule and endpoint change already on Kafka take
-// effect before the batch is matched, so a rule created just before an event
-// applies to it. If the tables cannot catch up in time the batch proceeds
-// (a rule change is then live within the tables' tailing delay).
-func (p *Processor) syncTables(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
-	defer cancel()
-	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync} {
-		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
-			return
-		}
-	}
 }

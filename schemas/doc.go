@@ -1,7 +1,8 @@
 // Package schemas owns the records that cross a process boundary in
 // Exosphere Alerts: the workflow CloudEvent the engine produces, the rule and
 // endpoint snapshots on the compacted topics, the delivery and result
-// records, and the webhook payload v1 that leaves the platform.
+// records, the processor's per-run state on its changelog, and the webhook
+// payload v1 that leaves the platform.
 //
 // For each record it holds the Go type (types.go), a JSON Schema (draft
 // 2020-12, embedded; see Schema) and example documents under examples/ that

@@ -32,6 +32,7 @@ const (
 	KindEndpoint       Kind = "endpoint"
 	KindDelivery       Kind = "delivery"
 	KindResult         Kind = "result"
+	KindRunState       Kind = "run-state"
 )
 
 // Kinds lists every kind. Each has a schema file <kind>.schema.json.
@@ -39,7 +40,7 @@ var Kinds = slices.Clone(allKinds[:])
 
 // allKinds backs Kinds; the compiler reads this copy, which callers cannot
 // modify.
-var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult}
+var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState}
 
 // IDBase is the common prefix of the schemas' $id.
 const IDBase = "https://schemas.exosphere.dev/alerts/"

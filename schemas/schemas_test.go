@@ -69,6 +69,10 @@ var invalidWant = map[string]string{
 	"rule.max-attempts-too-high":        "/max_attempts",
 	"rule.empty-condition":              "/condition",
 	"rule.is-active-string":             "/is_active",
+	"rule.bad-severity":                 "/severity",
+	"rule.rate-limit-zero":              "/rate_limit_per_minute",
+	"rule.rate-limit-too-high":          "/rate_limit_per_minute",
+	"rule.cooldown-too-long":            "/cooldown_ms",
 	"endpoint.bad-kind":                 "/kind",
 	"endpoint.plain-secret":             "/secret",
 	"endpoint.bad-ciphertext":           "/secret/ciphertext",
@@ -83,6 +87,12 @@ var invalidWant = map[string]string{
 	"result.attempt-zero":               "/attempt",
 	"result.status-code-out-of-range":   "/status_code",
 	"result.negative-latency":           "/latency_ms",
+	"run-state.missing-seen":            "/seen",
+	"run-state.null-seen":               "/seen",
+	"run-state.unknown-seen-type":       "/seen/1",
+	"run-state.duplicate-seen":          "/seen",
+	"run-state.duplicate-fired":         "/fired",
+	"run-state.unknown-field":           "/status",
 }
 
 // example is one document under examples/.
@@ -146,6 +156,8 @@ func newValue(k Kind) any {
 		return new(DeliveryRecord)
 	case KindResult:
 		return new(ResultRecord)
+	case KindRunState:
+		return new(RunState)
 	}
 	return nil
 }

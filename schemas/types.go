@@ -131,6 +131,9 @@ type RuleRecord struct {
 	MaxAttempts         int       `json:"max_attempts"`
 	DurationThresholdMS int64     `json:"duration_threshold_ms,omitempty"`
 	IncludeErrorMessage bool      `json:"include_error_message"`
+	RateLimitPerMinute  int       `json:"rate_limit_per_minute,omitempty"`
+	CooldownMS          int64     `json:"cooldown_ms,omitempty"`
+	Severity            string    `json:"severity,omitempty"`
 	Version             int64     `json:"version"`
 	UpdatedAt           time.Time `json:"updated_at"`
 }
@@ -191,4 +194,24 @@ type ResultRecord struct {
 	Error           string    `json:"error,omitempty"`
 	ResponseExcerpt string    `json:"response_excerpt,omitempty"`
 	AttemptedAt     time.Time `json:"attempted_at"`
+}
+
+// RunState is the processor's state of one run, on the compacted
+// processor.run-state changelog (key tenant_id/run_id, same partition as the
+// run's events). A tombstone removes a finished run after its grace period.
+type RunState struct {
+	TenantID     string            `json:"tenant_id"`
+	RunID        string            `json:"run_id"`
+	Workflow     Workflow          `json:"workflow"`
+	Attempt      int               `json:"attempt,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	StartEventID string            `json:"start_event_id,omitempty"`
+	StartedAt    *time.Time        `json:"started_at,omitempty"`
+	FinishedAt   *time.Time        `json:"finished_at,omitempty"`
+	// Seen lists the event types already processed for the run, so an event
+	// the engine sends twice fires once.
+	Seen []string `json:"seen"`
+	// Fired lists the duration rules that already fired for the run.
+	Fired       []string  `json:"fired,omitempty"`
+	LastEventAt time.Time `json:"last_event_at"`
 }

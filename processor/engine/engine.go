@@ -1,0 +1,456 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/processor/condition"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// Clock tells the wall-clock time.
+type Clock interface{ Now() time.Time }
+
+// Rule is an active rule with its compiled condition.
+type Rule struct {
+	schemas.RuleRecord
+	Cond *condition.Program
+}
+
+// Rules are the active rules, indexed by tenant and alert type.
+type Rules interface {
+	// Candidates returns the active rules of tenant watching alertType.
+	Candidates(tenant, alertType string) []*Rule
+	// Get returns the active rule id of tenant, or nil.
+	Get(tenant, id string) *Rule
+	// Version changes whenever any rule changes.
+	Version() uint64
+}
+
+// Endpoints says whether an endpoint can receive.
+type Endpoints interface {
+	Active(tenant, id string) bool
+}
+
+// Config configures the engine.
+type Config struct {
+	Clock Clock
+	// Grace is how long a finished run's state is kept (in event time) to
+	// catch duplicates and late starts before it is tombstoned.
+	Grace time.Duration
+	// MaxRunAge tombstones runs that never finished, measured from their start.
+	MaxRunAge time.Duration
+}
+
+// Stats are counters the processor exports as metrics. Safe to read from
+// any goroutine.
+type Stats struct {
+	Duplicates         atomic.Uint64 // events suppressed as duplicates
+	ConditionErrors    atomic.Uint64 // conditions failing at run time (no match)
+	SuppressedRate     atomic.Uint64 // alerts suppressed by a rule's rate limit
+	SuppressedCooldown atomic.Uint64 // alerts suppressed by a rule's cooldown
+	DurationFired      atomic.Uint64 // duration alerts emitted
+	Deliveries         atomic.Uint64 // delivery records emitted
+	Tombstones         atomic.Uint64 // run states removed
+}
+
+// StateChange is a changelog record: Value nil is a tombstone.
+type StateChange struct {
+	Key   string
+	Value *schemas.RunState
+}
+
+// Output is what one call produced, to be written in the batch's transaction.
+type Output struct {
+	Deliveries []schemas.DeliveryRecord
+	States     []StateChange
+}
+
+func (o *Output) append(other Output) {
+	o.Deliveries = append(o.Deliveries, other.Deliveries...)
+	o.States = append(o.States, other.States...)
+}
+
+// Engine holds the state of the partitions assigned to this processor.
+type Engine struct {
+	cfg   Config
+	rules Rules
+	eps   Endpoints
+	Stats *Stats
+
+	parts map[int32]*partition
+	noise map[string]*noise // rule key -> rate/cooldown state
+	undo  *undo
+}
+
+// New returns an engine.
+func New(cfg Config, rules Rules, eps Endpoints) *Engine {
+	if cfg.Grace == 0 {
+		cfg.Grace = 10 * time.Minute
+	}
+	if cfg.MaxRunAge == 0 {
+		cfg.MaxRunAge = 7 * 24 * time.Hour
+	}
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}}
+}
+
+// Assign adds partition p with its restored run states.
+func (e *Engine) Assign(p int32, states []schemas.RunState) {
+	pt := newPartition()
+	for i := range states {
+		st := states[i]
+		pt.runs[runKey(st.TenantID, st.RunID)] = &st
+		if st.LastEventAt.After(pt.watermark) {
+			pt.watermark = st.LastEventAt
+		}
+	}
+	for k, st := range pt.runs {
+		pt.pushExpiry(k, e.expiry(st))
+	}
+	e.parts[p] = pt
+}
+
+// Revoke drops partition p.
+func (e *Engine) Revoke(p int32) { delete(e.parts, p) }
+
+// Assigned reports whether p is assigned.
+func (e *Engine) Assigned(p int32) bool { _, ok := e.parts[p]; return ok }
+
+// Runs returns the number of run states held for p.
+func (e *Engine) Runs(p int32) int {
+	if pt := e.parts[p]; pt != nil {
+		return len(pt.runs)
+	}
+	return 0
+}
+
+// Watermark returns the event-time watermark of p.
+func (e *Engine) Watermark(p int32) time.Time {
+	if pt := e.parts[p]; pt != nil {
+		return pt.watermark
+	}
+	return time.Time{}
+}
+
+func runKey(tenant, run string) string { return tenant + "/" + run }
+
+// AlertID is the id of rule's alert for an event.
+func AlertID(tenant, ruleID, eventID string) string {
+	return hashID(tenant, ruleID, eventID)
+}
+
+// DurationAlertID is the id of a duration rule's alert for a run.
+func DurationAlertID(tenant, ruleID, runID string) string {
+	return hashID(tenant, ruleID, runID, "duration")
+}
+
+func hashID(parts ...string) string {
+	h := sha256.New()
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
+	return "alrt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func isTerminal(t string) bool {
+	return t == schemas.TypeRunSucceeded || t == schemas.TypeRunFailed
+}
+
+// Event processes one decoded event of partition p.
+func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
+	pt := e.parts[p]
+	if pt == nil {
+		pt = newPartition()
+		e.parts[p] = pt
+	}
+	var out Output
+	key := runKey(ev.TenantID, ev.Data.Run.ID)
+	st := pt.runs[key]
+	if st != nil && slices.Contains(st.Seen, ev.Type) {
+		e.Stats.Duplicates.Add(1)
+		return out
+	}
+	e.saveRun(p, pt, key)
+	e.saveWatermark(p, pt)
+	if st == nil {
+		st = &schemas.RunState{TenantID: ev.TenantID, RunID: ev.Data.Run.ID}
+		pt.runs[key] = st
+	} else {
+		cp := cloneState(st)
+		st = &cp
+		pt.runs[key] = st
+	}
+	st.Seen = append(st.Seen, ev.Type)
+	if ev.Data.Workflow.ID != "" || ev.Data.Workflow.Name != "" {
+		st.Workflow = ev.Data.Workflow
+	}
+	if ev.Data.Run.Attempt > 0 {
+		st.Attempt = ev.Data.Run.Attempt
+	}
+	if len(ev.Data.Labels) > 0 {
+		st.Labels = ev.Data.Labels
+	}
+	if ev.Time.After(st.LastEventAt) {
+		st.LastEventAt = ev.Time
+	}
+	switch {
+	case ev.Type == schemas.TypeRunStarted:
+		started := ev.Time
+		if ev.Data.Run.StartedAt != nil {
+			started = *ev.Data.Run.StartedAt
+		}
+		st.StartEventID = ev.ID
+		if st.FinishedAt == nil { // a start after its terminal event (out of order) arms no timer
+			st.StartedAt = &started
+			e.armRun(pt, key, st)
+		}
+	case isTerminal(ev.Type):
+		fin := ev.Time
+		if ev.Data.Run.FinishedAt != nil {
+			fin = *ev.Data.Run.FinishedAt
+		}
+		st.FinishedAt = &fin
+		if st.StartedAt == nil && ev.Data.Run.StartedAt != nil {
+			s := *ev.Data.Run.StartedAt
+			st.StartedAt = &s
+		}
+	}
+	pt.pushExpiry(key, e.expiry(st))
+	out.States = append(out.States, StateChange{Key: key, Value: st})
+
+	// Rules watching this event type.
+	env := condition.NewEnv(ev)
+	for _, r := range e.rules.Candidates(ev.TenantID, ev.Type) {
+		if !e.eps.Active(ev.TenantID, r.WebhookEndpointID) {
+			continue
+		}
+		ok, err := r.Cond.Match(env)
+		if err != nil {
+			e.Stats.ConditionErrors.Add(1)
+			continue
+		}
+		if !ok || !e.admit(r, ev.Time) {
+			continue
+		}
+		out.Deliveries = append(out.Deliveries, eventDelivery(ev, r))
+		e.Stats.Deliveries.Add(1)
+	}
+	// The event may have moved the watermark.
+	if ev.Time.After(pt.watermark) {
+		pt.watermark = ev.Time
+	}
+	out.append(e.fire(p, pt))
+	return out
+}
+
+// Tick advances partition p's watermark to the wall clock when caughtUp,
+// then fires due deadlines and tombstones expired runs.
+func (e *Engine) Tick(p int32, caughtUp bool) Output {
+	pt := e.parts[p]
+	if pt == nil {
+		return Output{}
+	}
+	if caughtUp {
+		if now := e.cfg.Clock.Now(); now.After(pt.watermark) {
+			e.saveWatermark(p, pt)
+			pt.watermark = now
+		}
+	}
+	return e.fire(p, pt)
+}
+
+// expiry is when st may be tombstoned, in event time.
+func (e *Engine) expiry(st *schemas.RunState) time.Time {
+	if st.FinishedAt != nil {
+		last := *st.FinishedAt
+		if st.LastEventAt.After(last) {
+			last = st.LastEventAt
+		}
+		return last.Add(e.cfg.Grace)
+	}
+	if st.StartedAt != nil {
+		return st.StartedAt.Add(e.cfg.MaxRunAge)
+	}
+	return st.LastEventAt.Add(e.cfg.MaxRunAge)
+}
+
+// armRun pushes the deadlines of every duration rule of the run's tenant.
+func (e *Engine) armRun(pt *partition, key string, st *schemas.RunState) {
+	if st.StartedAt == nil || st.FinishedAt != nil {
+		return
+	}
+	for _, r := range e.rules.Candidates(st.TenantID, schemas.TypeRunDurationExceeded) {
+		if r.DurationThresholdMS <= 0 || slices.Contains(st.Fired, r.ID) {
+			continue
+		}
+		pt.pushTimer(timer{at: st.StartedAt.Add(time.Duration(r.DurationThresholdMS) * time.Millisecond), key: key, rule: r.ID})
+	}
+}
+
+// rearm rebuilds the timers of pt when the rules changed since it last looked.
+func (e *Engine) rearm(pt *partition) {
+	v := e.rules.Version()
+	if pt.rulesVersion == v {
+		return
+	}
+	pt.rulesVersion = v
+	pt.timers = pt.timers[:0]
+	for key, st := range pt.runs {
+		e.armRun(pt, key, st)
+	}
+}
+
+// fire emits what is due at the watermark.
+func (e *Engine) fire(p int32, pt *partition) Output {
+	var out Output
+	e.rearm(pt)
+	for {
+		t, ok := pt.popTimer(pt.watermark)
+		if !ok {
+			break
+		}
+		st := pt.runs[t.key]
+		if st == nil || st.StartedAt == nil || st.FinishedAt != nil || slices.Contains(st.Fired, t.rule) {
+			continue
+		}
+		r := e.rules.Get(st.TenantID, t.rule)
+		if r == nil || r.EventType != schemas.TypeRunDurationExceeded ||
+			!st.StartedAt.Add(time.Duration(r.DurationThresholdMS)*time.Millisecond).Equal(t.at) {
+			continue // rule gone or changed: its current deadline is armed separately
+		}
+		e.saveRun(p, pt, t.key)
+		cp := cloneState(st)
+		cp.Fired = append(cp.Fired, r.ID)
+		pt.runs[t.key] = &cp
+		out.States = append(out.States, StateChange{Key: t.key, Value: &cp})
+		if !e.eps.Active(cp.TenantID, r.WebhookEndpointID) {
+			continue
+		}
+		elapsed := pt.watermark.Sub(*cp.StartedAt)
+		env := durationEnv(&cp, elapsed)
+		match, err := r.Cond.Match(env)
+		if err != nil {
+			e.Stats.ConditionErrors.Add(1)
+			continue
+		}
+		if !match || !e.admit(r, t.at) {
+			continue
+		}
+		out.Deliveries = append(out.Deliveries, durationDelivery(&cp, r, t.at, elapsed))
+		e.Stats.DurationFired.Add(1)
+		e.Stats.Deliveries.Add(1)
+	}
+	for {
+		key, ok := pt.popExpiry(pt.watermark)
+		if !ok {
+			break
+		}
+		st := pt.runs[key]
+		if st == nil || e.expiry(st).After(pt.watermark) {
+			continue // re-armed with a later expiry
+		}
+		e.saveRun(p, pt, key)
+		delete(pt.runs, key)
+		out.States = append(out.States, StateChange{Key: key})
+		e.Stats.Tombstones.Add(1)
+	}
+	return out
+}
+
+func cloneState(st *schemas.RunState) schemas.RunState {
+	cp := *st
+	cp.Seen = slices.Clone(st.Seen)
+	cp.Fired = slices.Clone(st.Fired)
+	return cp
+}
+
+func durationEnv(st *schemas.RunState, elapsed time.Duration) condition.Env {
+	labels := st.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return condition.Env{
+		Event:    condition.EventEnv{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded},
+		Workflow: condition.WorkflowEnv{ID: st.Workflow.ID, Name: st.Workflow.Name},
+		Run:      condition.RunEnv{ID: st.RunID, Attempt: st.Attempt, Status: "running", DurationMS: elapsed.Milliseconds()},
+		Labels:   labels,
+	}
+}
+
+func maxAttempts(r *Rule) int {
+	if r.MaxAttempts > 0 {
+		return r.MaxAttempts
+	}
+	return 8
+}
+
+func eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
+	alertID := AlertID(ev.TenantID, r.ID, ev.ID)
+	p := schemas.WebhookPayload{
+		Type: ev.Type, Timestamp: ev.Time.UTC(),
+		Data: schemas.PayloadData{
+			AlertID: alertID, TenantID: ev.TenantID,
+			Rule:     schemas.RuleRef{ID: r.ID, Name: r.Name},
+			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: ev.Time.UTC()},
+			Workflow: ev.Data.Workflow,
+			Run: schemas.PayloadRun{ID: ev.Data.Run.ID, Status: ev.Data.Run.Status, StartedAt: ev.Data.Run.StartedAt,
+				FinishedAt: ev.Data.Run.FinishedAt, DurationMS: ev.Data.Run.DurationMS},
+			Labels: ev.Data.Labels,
+		},
+	}
+	if e := ev.Data.Error; e != nil {
+		p.Data.Error = &schemas.PayloadError{Code: e.Code}
+		if r.IncludeErrorMessage {
+			p.Data.Error.Message = e.Message
+		}
+	}
+	return delivery(p, r, ev.Time)
+}
+
+func durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) schemas.DeliveryRecord {
+	threshold := r.DurationThresholdMS
+	ms := elapsed.Milliseconds()
+	p := schemas.WebhookPayload{
+		Type: schemas.TypeRunDurationExceeded, Timestamp: deadline.UTC(),
+		Data: schemas.PayloadData{
+			AlertID: DurationAlertID(st.TenantID, r.ID, st.RunID), TenantID: st.TenantID,
+			Rule:        schemas.RuleRef{ID: r.ID, Name: r.Name},
+			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: deadline.UTC()},
+			Workflow:    st.Workflow,
+			Run:         schemas.PayloadRun{ID: st.RunID, Status: "running", StartedAt: st.StartedAt, DurationMS: &ms},
+			ThresholdMS: &threshold,
+			Labels:      st.Labels,
+		},
+	}
+	if p.Data.Event.ID == "" {
+		p.Data.Event.ID = st.RunID
+	}
+	return delivery(p, r, deadline)
+}
+
+func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryRecord {
+	if p.Data.Labels == nil {
+		p.Data.Labels = map[string]string{}
+	}
+	body, _ := json.Marshal(p) // plain structs: cannot fail
+	return schemas.DeliveryRecord{
+		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
+		EventType: p.Type, MaxAttempts: maxAttempts(r), CreatedAt: at.UTC(), Payload: body,
+	}
+}
+
+// TotalRuns returns the number of run states held over all partitions.
+func (e *Engine) TotalRuns() int {
+	n := 0
+	for _, pt := range e.parts {
+		n += len(pt.runs)
+	}
+	return n
+}

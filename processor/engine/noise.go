@@ -1,0 +1,46 @@
+package engine
+
+import "time"
+
+// noise is a rule's rate-limit and cooldown state, in event time.
+type noise struct {
+	window    time.Time // start of the current minute
+	count     int       // alerts admitted in the window
+	lastFired time.Time
+}
+
+// admit decides whether rule r may alert at event time at, counting what it
+// suppresses. Rate limit: at most RateLimitPerMinute alerts per minute of
+// event time. Cooldown: no alert within CooldownMS of the previous one.
+func (e *Engine) admit(r *Rule, at time.Time) bool {
+	if r.RateLimitPerMinute <= 0 && r.CooldownMS <= 0 {
+		return true
+	}
+	key := r.TenantID + "/" + r.ID
+	n := e.noise[key]
+	e.saveNoise(key, n)
+	if n == nil {
+		n = &noise{}
+	} else {
+		cp := *n
+		n = &cp
+	}
+	e.noise[key] = n
+	if r.CooldownMS > 0 && !n.lastFired.IsZero() && at.Sub(n.lastFired) < time.Duration(r.CooldownMS)*time.Millisecond {
+		e.Stats.SuppressedCooldown.Add(1)
+		return false
+	}
+	if r.RateLimitPerMinute > 0 {
+		w := at.Truncate(time.Minute)
+		if !w.Equal(n.window) {
+			n.window, n.count = w, 0
+		}
+		if n.count >= r.RateLimitPerMinute {
+			e.Stats.SuppressedRate.Add(1)
+			return false
+		}
+		n.count++
+	}
+	n.lastFired = at
+	return true
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// undo remembers what a batch changed, so Abort can put it back.
+type undo struct {
+	runs       map[int32]map[string]*schemas.RunState // nil value: the key was absent
+	watermarks map[int32]time.Time
+	noise      map[string]*noise
+}
+
+// Begin starts a batch: every change until Commit or Abort can be undone.
+func (e *Engine) Begin() {
+	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}}
+}
+
+// Commit keeps the batch's changes.
+func (e *Engine) Commit() { e.undo = nil }
+
+// Abort undoes every change since Begin.
+func (e *Engine) Abort() {
+	u := e.undo
+	e.undo = nil
+	if u == nil {
+		return
+	}
+	for p, runs := range u.runs {
+		pt := e.parts[p]
+		if pt == nil {
+			continue
+		}
+		for key, st := range runs {
+			if st == nil {
+				delete(pt.runs, key)
+			} else {
+				pt.runs[key] = st
+				pt.pushExpiry(key, e.expiry(st))
+			}
+		}
+		pt.rulesVersion = ^uint64(0) // re-arm every timer from the restored runs
+	}
+	for p, wm := range u.watermarks {
+		if pt := e.parts[p]; pt != nil {
+			pt.watermark = wm
+		}
+	}
+	for key, n := range u.noise {
+		if n == nil {
+			delete(e.noise, key)
+		} else {
+			e.noise[key] = n
+		}
+	}
+}
+
+func (e *Engine) saveRun(p int32, pt *partition, key string) {
+	if e.undo == nil {
+		return
+	}
+	m := e.undo.runs[p]
+	if m == nil {
+		m = map[string]*schemas.RunState{}
+		e.undo.runs[p] = m
+	}
+	if _, done := m[key]; !done {
+		m[key] = pt.runs[key]
+	}
+}
+
+func (e *Engine) saveWatermark(p int32, pt *partition) {
+	if e.undo == nil {
+		return
+	}
+	if _, done := e.undo.watermarks[p]; !done {
+		e.undo.watermarks[p] = pt.watermark
+	}
+}
+
+func (e *Engine) saveNoise(key string, n *noise) {
+	if e.undo == nil {
+		return
+	}
+	if _, done := e.undo.noise[key]; !done {
+		e.undo.noise[key] = n
+	}
+}
