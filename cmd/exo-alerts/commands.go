@@ -140,12 +140,18 @@ func cmdProcessor(ctx context.Context, args []string) error {
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Kafka: true})
+	pc := processor.Config{
+		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log,
+		TransactionalID: env.String("EXO_PROCESSOR_TRANSACTIONAL_ID", ""), Group: env.String("EXO_PROCESSOR_GROUP", ""),
+		Grace: env.Duration("EXO_PROCESSOR_GRACE", 0),
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	serveMetrics(ctx, *metricsAddr, reg)
-	return processor.Run(ctx, processor.Config{Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log, Registerer: reg})
+	pc.Registerer = reg
+	return processor.Run(ctx, pc)
 }
 
 func cmdDispatcher(ctx context.Context, args []string) error {
