@@ -192,6 +192,12 @@ func TestBadInput(t *testing.T) {
 		{"non-bool condition", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","condition":"run.attempt + 1","webhook_endpoint_id":"` + whID + `"}`, 422, "body.condition"},
 		{"unknown endpoint", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"whk_nope"}`, 422, "body.webhook_endpoint_id"},
 		{"other tenant's endpoint", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"` + otherID + `"}`, 422, "body.webhook_endpoint_id"},
+		{"duration rule without threshold", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.duration_exceeded","webhook_endpoint_id":"` + whID + `"}`, 422, "body.duration_threshold"},
+		{"threshold on a failure rule", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","duration_threshold":"5m","webhook_endpoint_id":"` + whID + `"}`, 422, "body.duration_threshold"},
+		{"threshold not a duration", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.duration_exceeded","duration_threshold":"soon","webhook_endpoint_id":"` + whID + `"}`, 422, "body.duration_threshold"},
+		{"threshold too short", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.duration_exceeded","duration_threshold":"10ms","webhook_endpoint_id":"` + whID + `"}`, 422, "body.duration_threshold"},
+		{"cooldown too long", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","cooldown":"9999h","webhook_endpoint_id":"` + whID + `"}`, 422, "body.cooldown"},
+		{"rate limit zero", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","rate_limit_per_minute":0,"webhook_endpoint_id":"` + whID + `"}`, 422, "rate_limit_per_minute"},
 		{"max attempts too high", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","max_attempts":1000,"webhook_endpoint_id":"` + whID + `"}`, 422, "max_attempts"},
 		{"huge body", "POST", "/v1/webhooks", b.adminKey, `{"name":"` + strings.Repeat("a", 70<<10) + `","target_url":"https://e.com"}`, 413, ""},
 		{"bad cursor", "GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", b.adminKey, "", 400, "query.cursor"},
@@ -224,3 +230,32 @@ func TestBadInput(t *testing.T) {
 // unusedPool is a pool on a fresh database for tests that need a valid
 // config but never query.
 func unusedPool(t *testing.T) *pgxpool.Pool { return testenv.Pool(t) }
+
+// A duration rule with noise control round-trips through the API and its
+// snapshot carries what the processor needs.
+func TestCreateDurationRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, _, wh := b.do(t, "POST", "/v1/webhooks", b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
+	status, _, rule := b.do(t, "POST", "/v1/alert-rules", b.adminKey, `{"name":"slow ETL","event_type":"workflow.run.duration_exceeded",
+		"duration_threshold":"15m","rate_limit_per_minute":5,"cooldown":"10m","severity":"warning","webhook_endpoint_id":"`+wh["id"].(string)+`"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, rule)
+	}
+	if rule["duration_threshold"] != "15m0s" || rule["duration_threshold_ms"] != float64(900000) ||
+		rule["rate_limit_per_minute"] != float64(5) || rule["cooldown_ms"] != float64(600000) || rule["severity"] != "warning" {
+		t.Fatalf("answer: %v", rule)
+	}
+	var snap []byte
+	if err := b.pool.QueryRow(context.Background(), `SELECT value FROM outbox WHERE topic LIKE '%alert-rules' ORDER BY id DESC LIMIT 1`).Scan(&snap); err != nil {
+		t.Fatal(err)
+	}
+	var rec schemas.RuleRecord
+	if err := json.Unmarshal(snap, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Validate(schemas.KindRule, snap); err != nil || rec.DurationThresholdMS != 900000 || rec.RateLimitPerMinute != 5 ||
+		rec.CooldownMS != 600000 || rec.Severity != "warning" {
+		t.Fatalf("snapshot %s: %v", snap, err)
+	}
+}

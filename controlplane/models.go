@@ -48,6 +48,10 @@ type AlertRule struct {
 	MaxAttempts         int       `json:"max_attempts"`
 	Severity            string    `json:"severity"`
 	IncludeErrorMessage bool      `json:"include_error_message"`
+	DurationThreshold   string    `json:"duration_threshold,omitempty" doc:"For workflow.run.duration_exceeded: how long a run may run"`
+	RateLimitPerMinute  *int      `json:"rate_limit_per_minute"`
+	Cooldown            string    `json:"cooldown,omitempty"`
+	CooldownMS          *int64    `json:"cooldown_ms"`
 	CreatedBy           string    `json:"created_by"`
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
@@ -65,6 +69,9 @@ type AlertRuleCreate struct {
 	MaxAttempts         int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50" default:"8"`
 	Severity            string `json:"severity,omitempty" enum:"critical,error,warning,info" default:"error"`
 	IncludeErrorMessage bool   `json:"include_error_message,omitempty" doc:"Include the run's error message in payloads (off: only the error code)"`
+	DurationThreshold   string `json:"duration_threshold,omitempty" maxLength:"32" doc:"Required for workflow.run.duration_exceeded, refused otherwise: a Go duration between 1s and 168h, e.g. 15m"`
+	RateLimitPerMinute  int    `json:"rate_limit_per_minute,omitempty" minimum:"1" maximum:"100000" doc:"At most this many alerts per minute from this rule; the rest are suppressed and counted"`
+	Cooldown            string `json:"cooldown,omitempty" maxLength:"32" doc:"After an alert, suppress this rule's alerts for this long (Go duration, 1s to 720h)"`
 }
 
 func (e *endpointRow) api() *Webhook {
@@ -87,13 +94,20 @@ func (e *endpointRow) snapshot() schemas.EndpointRecord {
 }
 
 func (r *ruleRow) api() *AlertRule {
-	return &AlertRule{
+	out := &AlertRule{
 		ID: r.ID, Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
 		DurationThresholdMS: r.DurationThresholdMS, WebhookEndpointID: r.WebhookEndpointID, IsActive: r.IsActive,
 		DisabledReason: r.DisabledReason, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
 		IncludeErrorMessage: r.IncludeErrorMessage, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
-		UpdatedAt: r.UpdatedAt, Version: r.Version,
+		UpdatedAt: r.UpdatedAt, Version: r.Version, RateLimitPerMinute: r.RateLimitPerMinute, CooldownMS: r.CooldownMS,
 	}
+	if r.DurationThresholdMS != nil {
+		out.DurationThreshold = (time.Duration(*r.DurationThresholdMS) * time.Millisecond).String()
+	}
+	if r.CooldownMS != nil {
+		out.Cooldown = (time.Duration(*r.CooldownMS) * time.Millisecond).String()
+	}
+	return out
 }
 
 func (r *ruleRow) snapshot() schemas.RuleRecord {
@@ -105,5 +119,12 @@ func (r *ruleRow) snapshot() schemas.RuleRecord {
 	if r.DurationThresholdMS != nil {
 		s.DurationThresholdMS = *r.DurationThresholdMS
 	}
+	if r.RateLimitPerMinute != nil {
+		s.RateLimitPerMinute = *r.RateLimitPerMinute
+	}
+	if r.CooldownMS != nil {
+		s.CooldownMS = *r.CooldownMS
+	}
+	s.Severity = r.Severity
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
@@ -46,11 +47,19 @@ func (s *Server) registerRules(api huma.API) {
 func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreate }) (*ruleOut, error) {
 	p := principalFrom(ctx)
 	b := in.Body
-	if b.EventType == schemas.TypeRunDurationExceeded {
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-			Location: "body.event_type", Value: b.EventType,
-			Message: "duration rules are not available yet: the processor's duration windows are being built",
-		})
+	var details []error
+	threshold, d := parseDuration("body.duration_threshold", b.DurationThreshold, time.Second, 168*time.Hour)
+	switch {
+	case d != nil:
+		details = append(details, d)
+	case b.EventType == schemas.TypeRunDurationExceeded && b.DurationThreshold == "":
+		details = append(details, &huma.ErrorDetail{Location: "body.duration_threshold", Message: "required for workflow.run.duration_exceeded rules"})
+	case b.EventType != schemas.TypeRunDurationExceeded && b.DurationThreshold != "":
+		details = append(details, &huma.ErrorDetail{Location: "body.duration_threshold", Message: "only workflow.run.duration_exceeded rules take a threshold", Value: b.DurationThreshold})
+	}
+	cooldown, d := parseDuration("body.cooldown", b.Cooldown, time.Second, 720*time.Hour)
+	if d != nil {
+		details = append(details, d)
 	}
 	if _, err := condition.Compile(b.Condition); err != nil {
 		var ce *condition.Error
@@ -58,7 +67,10 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		if errors.As(err, &ce) {
 			msg = ce.Error()
 		}
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.condition", Message: msg, Value: b.Condition})
+		details = append(details, &huma.ErrorDetail{Location: "body.condition", Message: msg, Value: b.Condition})
+	}
+	if len(details) > 0 {
+		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
 	r := &ruleRow{
 		ID: newID("rul"), TenantID: p.TenantID, Name: b.Name, Description: b.Description, EventType: b.EventType,
@@ -67,6 +79,18 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 	}
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = 8
+	}
+	if threshold > 0 {
+		ms := threshold.Milliseconds()
+		r.DurationThresholdMS = &ms
+	}
+	if cooldown > 0 {
+		ms := cooldown.Milliseconds()
+		r.CooldownMS = &ms
+	}
+	if b.RateLimitPerMinute > 0 {
+		n := b.RateLimitPerMinute
+		r.RateLimitPerMinute = &n
 	}
 	if r.Severity == "" {
 		r.Severity = "error"
@@ -137,4 +161,19 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 		return nil, s.internalError("get rule", err)
 	}
 	return &ruleOut{Body: r.api()}, nil
+}
+
+// parseDuration parses an optional Go duration within [lo, hi].
+func parseDuration(loc, s string, lo, hi time.Duration) (time.Duration, *huma.ErrorDetail) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, &huma.ErrorDetail{Location: loc, Message: "not a duration (e.g. 90s, 15m, 2h)", Value: s}
+	}
+	if d < lo || d > hi {
+		return 0, &huma.ErrorDetail{Location: loc, Message: fmt.Sprintf("must be between %s and %s", lo, hi), Value: s}
+	}
+	return d, nil
 }

@@ -39,6 +39,8 @@ type ruleRow struct {
 	IsActive                                              bool
 	DisabledReason                                        *string
 	MaxAttempts                                           int
+	RateLimitPerMinute                                    *int
+	CooldownMS                                            *int64
 	Severity                                              string
 	IncludeErrorMessage                                   bool
 	CreatedBy                                             string
@@ -68,12 +70,12 @@ func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	return &e, nil
 }
 
-const ruleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, severity, include_error_message, created_by, created_at, updated_at, version`
+const ruleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, created_by, created_at, updated_at, version`
 
 func scanRule(row pgx.Row) (*ruleRow, error) {
 	var r ruleRow
 	err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Description, &r.EventType, &r.Condition, &r.DurationThresholdMS,
-		&r.WebhookEndpointID, &r.IsActive, &r.DisabledReason, &r.MaxAttempts, &r.Severity, &r.IncludeErrorMessage,
+		&r.WebhookEndpointID, &r.IsActive, &r.DisabledReason, &r.MaxAttempts, &r.RateLimitPerMinute, &r.CooldownMS, &r.Severity, &r.IncludeErrorMessage,
 		&r.CreatedBy, &r.CreatedAt, &r.UpdatedAt, &r.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -107,11 +109,11 @@ func getEndpoint(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow
 func insertRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
 	err := tx.QueryRow(ctx, `INSERT INTO alert_rules
 		(id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id,
-		 is_active, max_attempts, severity, include_error_message, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		 is_active, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		RETURNING created_at, updated_at, version`,
 		r.ID, r.TenantID, r.Name, r.Description, r.EventType, r.Condition, r.DurationThresholdMS, r.WebhookEndpointID,
-		r.IsActive, r.MaxAttempts, r.Severity, r.IncludeErrorMessage, r.CreatedBy,
+		r.IsActive, r.MaxAttempts, r.RateLimitPerMinute, r.CooldownMS, r.Severity, r.IncludeErrorMessage, r.CreatedBy,
 	).Scan(&r.CreatedAt, &r.UpdatedAt, &r.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: insert rule: %w", err)
