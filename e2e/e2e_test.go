@@ -314,3 +314,80 @@ func (s *system) waitGauge(t *testing.T, name string, want float64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A rule created through the API comes into force within moments: events
+// are produced every 50 ms from the moment the API answers; once one of them
+// alerts, every later one does too. The measured latency is logged (and
+// recorded in docs/benchmarks.md); it is not asserted, speed being a matter
+// for benchmarks.
+func TestRuleCreatedThroughAPIComesIntoForce(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	recv := newReceiver(t)
+	wh := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "ops", "target_url": recv.srv.URL + "/hook"})
+	cl, err := kgo.NewClient(kafka.ClientOpts(s.brokers, nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	s.post(t, "acme", "/v1/alert-rules", map[string]any{
+		"name": "failures", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh["id"],
+	})
+	created := time.Now()
+	sent := map[string]time.Time{} // event id -> produced at
+	var first string
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for first == "" {
+		select {
+		case <-tick.C:
+			ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", Duration: time.Second})
+			rec, _ := workload.Record(s.topics.Events, ev)
+			if err := workload.Produce(context.Background(), cl, rec); err != nil {
+				t.Fatal(err)
+			}
+			sent[ev.ID] = time.Now()
+		case got := <-recv.ch:
+			var p schemas.WebhookPayload
+			if err := json.Unmarshal(got.body, &p); err != nil {
+				t.Fatal(err)
+			}
+			first = p.Data.Event.ID
+		case <-deadline:
+			t.Fatal("the rule never came into force")
+		}
+	}
+	t.Logf("rule in force %v after the API answered (first matching event produced then)", sent[first].Sub(created).Round(time.Millisecond))
+	// Every event produced after the first matching one alerts too.
+	var later []string
+	for id, at := range sent {
+		if at.After(sent[first]) {
+			later = append(later, id)
+		}
+	}
+	want := map[string]bool{}
+	for _, id := range later {
+		want[id] = true
+	}
+	got := map[string]bool{}
+	timeout := time.After(20 * time.Second)
+	for len(got) < len(later) {
+		select {
+		case r := <-recv.ch:
+			var p schemas.WebhookPayload
+			_ = json.Unmarshal(r.body, &p)
+			if want[p.Data.Event.ID] {
+				got[p.Data.Event.ID] = true
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d events produced after the rule was in force alerted", len(got), len(later))
+		}
+	}
+	for _, id := range later {
+		if !got[id] {
+			t.Errorf("event %s produced after the rule was in force did not alert", id)
+		}
+	}
+}
