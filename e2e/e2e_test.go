@@ -391,3 +391,60 @@ func TestRuleCreatedThroughAPIComesIntoForce(t *testing.T) {
 		}
 	}
 }
+
+// "Workflow exceeded duration X": a run still running past the rule's
+// threshold alerts once, with threshold and elapsed time; a run that
+// finishes in time does not.
+func TestDurationExceededThroughTheWholeSystem(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	recv := newReceiver(t)
+	wh := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "ops", "target_url": recv.srv.URL + "/hook"})
+	secret := wh["secret"].(string)
+	rule := s.post(t, "acme", "/v1/alert-rules", map[string]any{
+		"name": "slow runs", "event_type": schemas.TypeRunDurationExceeded, "duration_threshold": "2s", "webhook_endpoint_id": wh["id"],
+	})
+	s.waitGauge(t, "exo_processor_rules_active", 1)
+	cl, err := kgo.NewClient(kafka.ClientOpts(s.brokers, nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var recs []*kgo.Record
+	for _, ev := range []schemas.WorkflowEvent{
+		workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunStarted, WorkflowName: "etl", RunID: "run_slow", Time: now}),
+		workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunStarted, WorkflowName: "etl", RunID: "run_fast", Time: now}),
+		workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunSucceeded, WorkflowName: "etl", RunID: "run_fast", Time: now.Add(500 * time.Millisecond), Duration: 500 * time.Millisecond}),
+	} {
+		rec, _ := workload.Record(s.topics.Events, ev)
+		recs = append(recs, rec)
+	}
+	if err := workload.Produce(context.Background(), cl, recs...); err != nil {
+		t.Fatal(err)
+	}
+	var got request
+	select {
+	case got = <-recv.ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no duration alert")
+	}
+	t.Logf("duration alert arrived %v after the deadline", time.Since(now.Add(2*time.Second)).Round(time.Millisecond))
+	select {
+	case extra := <-recv.ch:
+		t.Fatalf("a second alert arrived: %s", extra.body)
+	case <-time.After(3 * time.Second):
+	}
+	if err := schemas.Validate(schemas.KindWebhookPayload, got.body); err != nil {
+		t.Fatalf("payload: %v", err)
+	}
+	var p schemas.WebhookPayload
+	_ = json.Unmarshal(got.body, &p)
+	if p.Type != schemas.TypeRunDurationExceeded || p.Data.Run.ID != "run_slow" || p.Data.Rule.ID != rule["id"] ||
+		p.Data.ThresholdMS == nil || *p.Data.ThresholdMS != 2000 || p.Data.Run.DurationMS == nil || *p.Data.Run.DurationMS < 2000 {
+		t.Fatalf("payload: %s", got.body)
+	}
+	if err := signature.VerifyStandard(got.header, got.body, secret, time.Now(), time.Minute); err != nil {
+		t.Error(err)
+	}
+}
