@@ -47,6 +47,8 @@ type Config struct {
 	// Allowlist names addresses the SSRF guard lets through (IPs or CIDRs).
 	Allowlist      []string
 	AttemptTimeout time.Duration
+	// Links builds the dashboard link in Slack and PagerDuty messages.
+	Links LinkTemplate
 	Log            *slog.Logger
 	Registerer     prometheus.Registerer
 	Ready          chan<- struct{}
@@ -336,7 +338,11 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
 	}
-	body := []byte(del.Payload)
+	msg, err := render(ep.Kind, del, secret, d.cfg.Links)
+	if err != nil {
+		return attempt{outcome: schemas.OutcomeDead, errClass: "render", err: err.Error()}
+	}
+	body := msg.body
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.TargetURL, bytes.NewReader(body))
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
@@ -352,8 +358,10 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	req.Header.Set("User-Agent", "exosphere-alerts/"+Version)
 	req.Header.Set("X-Exosphere-Event", del.EventType)
 	req.Header.Set("X-Exosphere-Delivery", deliveryID)
-	if err := signature.Sign(req.Header, []string{secret}, del.AlertID, time.Now(), body); err != nil {
-		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
+	if msg.sign {
+		if err := signature.Sign(req.Header, []string{secret}, del.AlertID, time.Now(), body); err != nil {
+			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
+		}
 	}
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()

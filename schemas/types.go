@@ -167,6 +167,7 @@ type DeliveryRecord struct {
 	EndpointID  string          `json:"endpoint_id"`
 	EventType   string          `json:"event_type"`
 	MaxAttempts int             `json:"max_attempts"`
+	Severity    string          `json:"severity,omitempty"` // the rule's: critical, error, warning, info
 	CreatedAt   time.Time       `json:"created_at"`
 	Payload     json.RawMessage `json:"payload"` // a WebhookPayload
 }
