@@ -109,7 +109,7 @@ func (e *Engine) Assign(p int32, states []schemas.RunState) {
 		}
 	}
 	for k, st := range pt.runs {
-		pt.pushExpiry(k, e.expiry(st))
+		e.pushExpiry(pt, k, st)
 	}
 	e.parts[p] = pt
 }
@@ -222,7 +222,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			st.StartedAt = &s
 		}
 	}
-	pt.pushExpiry(key, e.expiry(st))
+	e.pushExpiry(pt, key, st)
 	out.States = append(out.States, StateChange{Key: key, Value: st})
 
 	// Rules watching this event type.
@@ -279,6 +279,13 @@ func (e *Engine) expiry(st *schemas.RunState) time.Time {
 		return st.StartedAt.Add(e.cfg.MaxRunAge)
 	}
 	return st.LastEventAt.Add(e.cfg.MaxRunAge)
+}
+
+// pushExpiry records st's current expiry, dropping stale entries when they
+// pile up.
+func (e *Engine) pushExpiry(pt *partition, key string, st *schemas.RunState) {
+	pt.pushExpiry(key, e.expiry(st))
+	pt.compactExpiries(e.expiry)
 }
 
 // armRun pushes the deadlines of every duration rule of the run's tenant.

@@ -31,8 +31,11 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 		return false
 	}
 	if r.RateLimitPerMinute > 0 {
-		w := at.Truncate(time.Minute)
-		if !w.Equal(n.window) {
+		// The window only moves forward: an alert whose event time lies in
+		// an earlier minute (events of different runs arrive slightly out
+		// of order) counts against the current window instead of resetting
+		// the budget of a minute already spent.
+		if w := at.Truncate(time.Minute); w.After(n.window) {
 			n.window, n.count = w, 0
 		}
 		if n.count >= r.RateLimitPerMinute {

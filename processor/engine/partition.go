@@ -16,10 +16,22 @@ type timer struct {
 
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h timerHeap) Len() int { return len(h) }
+
+// Less orders timers by deadline, then run and rule, so that deadlines due
+// together fire in the same order on every replay (the order decides which
+// alerts a rate limit admits).
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	if h[i].key != h[j].key {
+		return h[i].key < h[j].key
+	}
+	return h[i].rule < h[j].rule
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -72,6 +84,28 @@ func (pt *partition) popTimer(wm time.Time) (timer, bool) {
 
 func (pt *partition) pushExpiry(key string, at time.Time) {
 	heap.Push(&pt.expiries, expiryEntry{at: at, key: key})
+}
+
+// compactSlack is how many stale expiry entries a partition tolerates
+// beyond one per run before it rebuilds its expiry heap.
+const compactSlack = 1024
+
+// compactExpiries rebuilds the expiry heap with one entry per run once
+// stale entries (superseded expiries, tombstoned runs) outnumber the runs.
+// Without it, every finished run would leave its running-run expiry
+// (started_at + MaxRunAge, days away) in the heap long after its state was
+// tombstoned. Rebuilding costs O(runs) after at least runs+compactSlack
+// pushes, so it is amortised O(1) per push.
+func (pt *partition) compactExpiries(expiry func(*schemas.RunState) time.Time) {
+	if len(pt.expiries) <= 2*len(pt.runs)+compactSlack {
+		return
+	}
+	h := make(expiryHeap, 0, len(pt.runs))
+	for key, st := range pt.runs {
+		h = append(h, expiryEntry{at: expiry(st), key: key})
+	}
+	heap.Init(&h)
+	pt.expiries = h
 }
 
 func (pt *partition) popExpiry(wm time.Time) (string, bool) {

@@ -38,7 +38,7 @@ func (e *Engine) Abort() {
 				delete(pt.runs, key)
 			} else {
 				pt.runs[key] = st
-				pt.pushExpiry(key, e.expiry(st))
+				e.pushExpiry(pt, key, st)
 			}
 		}
 		pt.rulesVersion = ^uint64(0) // re-arm every timer from the restored runs

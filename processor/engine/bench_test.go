@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+const (
+	benchTenants    = 1000
+	benchPartitions = 12
+)
+
+// benchRules gives each of benchTenants tenants 10 rules (10,000 in all):
+// four on failed runs, two on succeeded, one on started, three duration
+// rules; most with conditions, some with noise control.
+func benchRules(tb testing.TB) (*fakeRules, fakeEndpoints) {
+	tb.Helper()
+	rules, eps := newFakeRules(), fakeEndpoints{}
+	for i := range benchTenants {
+		tenant := "tenant_" + strconv.Itoa(i)
+		eps[tenant+"/ep1"] = true
+		for _, r := range []schemas.RuleRecord{
+			{ID: "r0", EventType: schemas.TypeRunFailed},
+			{ID: "r1", EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod" && run.attempt >= 1`},
+			{ID: "r2", EventType: schemas.TypeRunFailed, Condition: `error.code in ["TIMEOUT", "OOM"]`},
+			{ID: "r3", EventType: schemas.TypeRunFailed, Condition: `workflow.name startsWith "nightly"`, RateLimitPerMinute: 5},
+			{ID: "r4", EventType: schemas.TypeRunSucceeded, Condition: `run.duration_ms > 1000`},
+			{ID: "r5", EventType: schemas.TypeRunSucceeded, CooldownMS: 60_000},
+			{ID: "r6", EventType: schemas.TypeRunStarted, Condition: `labels.team == "ml"`},
+			{ID: "r7", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 500},
+			{ID: "r8", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 1000, Condition: `labels.env == "prod"`},
+			{ID: "r9", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 3_600_000},
+		} {
+			r.TenantID = tenant
+			rules.put(tb, r)
+		}
+	}
+	return rules, eps
+}
+
+// BenchmarkEngineEvent measures events/s through Engine.Event: runs of
+// 1,000 tenants start and finish (half failed) about 1,000 events later,
+// one event per millisecond of event time, over 12 partitions.
+func BenchmarkEngineEvent(b *testing.B) {
+	rules, eps := benchRules(b)
+	eng := New(Config{Clock: &fakeClock{now: t0}, Grace: time.Minute, MaxRunAge: time.Hour}, rules, eps)
+	tenants := make([]string, benchTenants)
+	for i := range tenants {
+		tenants[i] = "tenant_" + strconv.Itoa(i)
+	}
+	labels := map[string]string{"env": "prod", "team": "data"}
+	dur := int64(1000)
+	ev := &schemas.WorkflowEvent{
+		SpecVersion: "1.0", Source: "exosphere/state-manager",
+		Data: schemas.WorkflowEventData{Workflow: schemas.Workflow{ID: "wf_1", Name: "nightly-etl"}, Labels: labels},
+	}
+	// Event i (from 0) starts run lag+i/2 when i is even and finishes run
+	// i/2 when odd; runs 0..lag-1 start before the clock runs.
+	const lag = 500 // runs in flight
+	feed := func(i int, start bool, k int) Output {
+		ev.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		ev.TenantID = tenants[k%benchTenants]
+		ev.Data.Run = schemas.Run{ID: "run_" + strconv.Itoa(k), Attempt: 1}
+		ev.Data.Error = nil
+		switch {
+		case start:
+			ev.Type, ev.ID = schemas.TypeRunStarted, "s_"+ev.Data.Run.ID
+		case k%2 == 0:
+			ev.Type, ev.ID = schemas.TypeRunFailed, "f_"+ev.Data.Run.ID
+			ev.Data.Error = &schemas.ErrorInfo{Code: "TIMEOUT"}
+		default:
+			ev.Type, ev.ID = schemas.TypeRunSucceeded, "ok_"+ev.Data.Run.ID
+			ev.Data.Run.DurationMS = &dur
+		}
+		return eng.Event(int32(k%benchTenants%benchPartitions), ev)
+	}
+	for k := range lag {
+		feed(0, true, k)
+	}
+	var deliveries int
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		var out Output
+		if i%2 == 0 {
+			out = feed(i, true, lag+i/2)
+		} else {
+			out = feed(i, false, i/2)
+		}
+		deliveries += len(out.Deliveries)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(deliveries)/float64(b.N), "deliveries/event")
+}
+
+// BenchmarkTrackedRunMemory reports the heap held per running run: state,
+// its map entry and expiry entry, and (second case) the timers of the
+// tenant's three duration rules.
+func BenchmarkTrackedRunMemory(b *testing.B) {
+	const n = 100_000
+	cases := []struct {
+		name  string
+		rules func(testing.TB) (*fakeRules, fakeEndpoints)
+	}{
+		{"no rules", func(testing.TB) (*fakeRules, fakeEndpoints) { return newFakeRules(), fakeEndpoints{} }},
+		{"10 rules per tenant, 3 duration", benchRules},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			rules, eps := c.rules(b)
+			var total float64
+			iters := 0
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				eng := New(Config{Clock: &fakeClock{now: t0}}, rules, eps)
+				// All at t0: every run stays running and no timer fires.
+				for i := range n {
+					// Fresh strings and labels, as decoding each event makes them.
+					run := "run_" + strconv.Itoa(i)
+					eng.Event(int32(i%benchPartitions), &schemas.WorkflowEvent{
+						SpecVersion: "1.0", ID: "ev_" + run, Source: "exosphere/state-manager", Type: schemas.TypeRunStarted,
+						Time: t0, TenantID: "tenant_" + strconv.Itoa(i%benchTenants),
+						Data: schemas.WorkflowEventData{
+							Workflow: schemas.Workflow{ID: "wf_" + strconv.Itoa(i%50), Name: "nightly-etl-" + strconv.Itoa(i%50)},
+							Run:      schemas.Run{ID: run, Attempt: 1, Status: "running"},
+							Labels:   map[string]string{"env": "prod", "team": "data"},
+						},
+					})
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if eng.TotalRuns() != n {
+					b.Fatalf("%d runs held, want %d", eng.TotalRuns(), n)
+				}
+				runtime.KeepAlive(eng)
+				total += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+				iters++
+			}
+			b.ReportMetric(total/float64(iters), "B/run")
+		})
+	}
+}
