@@ -472,3 +472,35 @@ func TestExpiriesStayBounded(t *testing.T) {
 		t.Fatalf("Tombstones = %d, want the runs past their grace period", n)
 	}
 }
+
+// A run that finishes after its deadline ran too long: its duration alert
+// fires (before the terminal event is applied), whether or not anything else
+// moved the watermark first.
+func TestTerminalAfterDeadlineStillAlerts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 60_000})
+	if got := check(t, b.eng.Event(1, started(t, "run_1", t0))); len(got) != 0 {
+		t.Fatalf("start alerted: %v", got)
+	}
+	got := check(t, b.eng.Event(1, failed(t, "run_1", t0.Add(90*time.Second))))
+	if len(got) != 1 || got[0].AlertID != DurationAlertID("acme", "slow", "run_1") {
+		t.Fatalf("alerts %v, want the duration alert of run_1", got)
+	}
+}
+
+// One event stamped far in the future moves the watermark no further than
+// the wall clock plus MaxClockSkew.
+func TestFutureEventIsCapped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.eng.cfg.MaxClockSkew = time.Minute
+	b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 10 * 60_000})
+	check(t, b.eng.Event(1, started(t, "run_1", t0)))
+	if got := check(t, b.eng.Event(1, started(t, "run_2", t0.Add(24*time.Hour)))); len(got) != 0 {
+		t.Fatalf("a future-stamped event fired %v", got)
+	}
+	if wm := b.eng.Watermark(1); !wm.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("watermark %v, want capped at %v", wm, t0.Add(time.Minute))
+	}
+}

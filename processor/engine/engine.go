@@ -44,6 +44,10 @@ type Config struct {
 	Grace time.Duration
 	// MaxRunAge tombstones runs that never finished, measured from their start.
 	MaxRunAge time.Duration
+	// MaxClockSkew bounds how far ahead of the wall clock an event's time may
+	// move the watermark: one event stamped by a wrong clock far in the
+	// future must not fire every deadline of its partition. 0: no cap.
+	MaxClockSkew time.Duration
 }
 
 // Stats are counters the processor exports as metrics. Safe to read from
@@ -177,6 +181,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		e.Stats.Duplicates.Add(1)
 		return out
 	}
+	// Time moves first: deadlines at or before this event's time fire before
+	// the event is applied, so a run that finishes after its deadline still
+	// alerts, whether or not its partition lags.
+	if wm := e.notTooFarAhead(ev.Time); wm.After(pt.watermark) {
+		e.saveWatermark(p, pt)
+		pt.watermark = wm
+		out.append(e.fire(p, pt))
+		st = pt.runs[key] // fire may have replaced it
+	}
 	e.saveRun(p, pt, key)
 	e.saveWatermark(p, pt)
 	if st == nil {
@@ -242,10 +255,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		out.Deliveries = append(out.Deliveries, eventDelivery(ev, r))
 		e.Stats.Deliveries.Add(1)
 	}
-	// The event may have moved the watermark.
-	if ev.Time.After(pt.watermark) {
-		pt.watermark = ev.Time
-	}
+	// A start replayed late may already be past its deadline.
 	out.append(e.fire(p, pt))
 	return out
 }
@@ -460,4 +470,15 @@ func (e *Engine) TotalRuns() int {
 		n += len(pt.runs)
 	}
 	return n
+}
+
+// notTooFarAhead caps an event time at the wall clock plus MaxClockSkew.
+func (e *Engine) notTooFarAhead(t time.Time) time.Time {
+	if e.cfg.MaxClockSkew <= 0 {
+		return t
+	}
+	if limit := e.cfg.Clock.Now().Add(e.cfg.MaxClockSkew); t.After(limit) {
+		return limit
+	}
+	return t
 }

@@ -561,7 +561,8 @@ func TestAlertIDs(t *testing.T) {
 		}
 		return got
 	}
-	want := []string{AlertID("acme", "on_fail", "ev_fail_run_2"), DurationAlertID("acme", "slow", "run_1")}
+	// Time moves first: run_1's deadline (t0+1m) fires before run_2's failure (t0+2m) is applied.
+	want := []string{DurationAlertID("acme", "slow", "run_1"), AlertID("acme", "on_fail", "ev_fail_run_2")}
 	if first, second := replay(), replay(); !slices.Equal(first, want) || !slices.Equal(second, want) {
 		t.Fatalf("replays gave %v and %v, want %v", first, second, want)
 	}
