@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 		err := json.Unmarshal(b, &e)
 		return e, err
 	}, nil, log)
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace}, p.rules, endpointSet{p.endpoints})
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute}, p.rules, endpointSet{p.endpoints})
 	m, err := newMetrics(cfg.Registerer, p)
 	if err != nil {
 		return err
@@ -249,6 +249,16 @@ func (p *Processor) consume(ctx context.Context) error {
 	defer sess.Close()
 	p.client = sess.Client()
 	p.adm = kadm.NewClient(p.client)
+	// Fence a predecessor with the same transactional id now rather than at
+	// the first produce: its open transaction is aborted at once instead of
+	// at its timeout, so it stops holding back read_committed readers of the
+	// deliveries and, if it had sent offsets, this group's offset fetch.
+	if _, _, err := p.client.ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("processor: init transactional producer: %w", err)
+	}
 
 	for {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
@@ -276,15 +286,17 @@ func (p *Processor) consume(ctx context.Context) error {
 		first := map[int32]int64{}
 		var out []*kgo.Record
 		for _, r := range records {
+			if !p.eng.Assigned(r.Partition) {
+				// The group calls OnPartitionsAssigned before it fetches a
+				// partition, and applyRebalances ran after this poll: a record
+				// of an unassigned partition was fetched before the partition
+				// was revoked (or lost). Another instance owns it now, and this
+				// transaction aborts; restoring it here would keep it, and fire
+				// its timers, alongside its new owner.
+				continue
+			}
 			if _, ok := first[r.Partition]; !ok {
 				first[r.Partition] = r.Offset
-			}
-			if !p.eng.Assigned(r.Partition) {
-				// Fetched before its assignment was applied: restore first.
-				if err := p.assign(ctx, r.Partition); err != nil {
-					p.eng.Abort()
-					return err
-				}
 			}
 			out = append(out, p.handle(r)...)
 			p.next[r.Partition] = r.Offset + 1
@@ -321,8 +333,17 @@ func (p *Processor) consume(ctx context.Context) error {
 	}
 }
 
-// transact writes out and the consumed offsets in one transaction.
+// endTimeout bounds how long a transaction may take to end, shutdown or not.
+const endTimeout = 15 * time.Second
+
+// transact writes out and the consumed offsets in one transaction. It ends
+// the transaction even when ctx ends meanwhile (a shutdown): a batch already
+// processed is committed, rather than left open on the broker, where it
+// would hold back every read_committed reader of the deliveries (the
+// dispatcher) until the transaction timeout.
 func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, out []*kgo.Record) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	if err := sess.Begin(); err != nil {
 		return false, fmt.Errorf("processor: begin transaction: %w", err)
 	}

@@ -1,0 +1,517 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/internal/workload"
+	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// The throughput workload: 1,000 tenants with 10 rules each, and per op
+// 25,000 runs (a started and a terminal event each) spread over the tenants.
+const (
+	benchTenants            = 1000
+	benchRulesPerTenant     = 10
+	benchEndpointsPerTenant = 2
+	benchRuns               = 25_000
+	benchEvents             = 2 * benchRuns
+	benchPartitions         = 3
+	benchLongRun            = 20 * time.Minute // long runs last 20-30 min, short ones 5-60 s
+)
+
+// benchRun is one generated workflow run.
+type benchRun struct {
+	tenant, id, workflow, env, code string
+	attempt                         int
+	failed                          bool
+	start                           time.Time
+	dur                             time.Duration
+}
+
+// benchRule is one rule of every tenant's mix; match says, in Go, what its
+// condition says, so the expected deliveries can be counted.
+type benchRule struct {
+	eventType string
+	cond      string
+	threshold time.Duration
+	match     func(r *benchRun) bool
+}
+
+func benchAlways(*benchRun) bool { return true }
+
+func benchProd(r *benchRun) bool { return r.env == "prod" }
+
+// benchRuleMix is the 10 rules of every tenant: 5 on failures, 3 on
+// successes, 2 duration rules; 7 of them with a condition.
+var benchRuleMix = [benchRulesPerTenant]benchRule{
+	{eventType: schemas.TypeRunFailed, match: benchAlways},
+	{eventType: schemas.TypeRunFailed, cond: `labels.env == "prod"`, match: benchProd},
+	{eventType: schemas.TypeRunFailed, cond: `error.code == "TIMEOUT"`, match: func(r *benchRun) bool { return r.code == "TIMEOUT" }},
+	{eventType: schemas.TypeRunFailed, cond: `labels.env == "prod" && run.attempt > 1`, match: func(r *benchRun) bool { return r.env == "prod" && r.attempt > 1 }},
+	{eventType: schemas.TypeRunFailed, cond: `workflow.name in ["etl", "sync"]`, match: func(r *benchRun) bool { return r.workflow == "etl" || r.workflow == "sync" }},
+	{eventType: schemas.TypeRunSucceeded, match: benchAlways},
+	{eventType: schemas.TypeRunSucceeded, cond: `labels.env == "prod"`, match: benchProd},
+	{eventType: schemas.TypeRunSucceeded, cond: `run.duration_ms > 600000`, match: func(r *benchRun) bool { return r.dur > 10*time.Minute }},
+	{eventType: schemas.TypeRunDurationExceeded, threshold: 10 * time.Minute, match: benchAlways},
+	{eventType: schemas.TypeRunDurationExceeded, threshold: 15 * time.Minute, cond: `labels.env == "prod"`, match: benchProd},
+}
+
+func benchTenant(i int) string { return fmt.Sprintf("tenant_%04d", i) }
+
+// benchRuleRecords returns the rule and endpoint snapshots of every tenant,
+// keyed as the control plane keys them.
+func benchRuleRecords(b *testing.B, topics kafka.Topics) []*kgo.Record {
+	b.Helper()
+	now := time.Now().UTC()
+	recs := make([]*kgo.Record, 0, benchTenants*(benchRulesPerTenant+benchEndpointsPerTenant))
+	add := func(topic, tenant, id string, v any) {
+		value, err := json.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: kafka.Key(tenant, id), Value: value})
+	}
+	for t := range benchTenants {
+		tenant := benchTenant(t)
+		for e := range benchEndpointsPerTenant {
+			id := fmt.Sprintf("we_%d", e)
+			add(topics.Endpoints, tenant, id, schemas.EndpointRecord{
+				TenantID: tenant, ID: id, Name: "ops " + id, Kind: "webhook", TargetURL: "https://hooks.example.com/" + tenant + "/" + id,
+				Secret: schemas.Sealed{KeyID: "k1", Ciphertext: "c2VhbGVkIHNlY3JldA=="}, IsActive: true, Version: 1, UpdatedAt: now,
+			})
+		}
+		for i, r := range benchRuleMix {
+			id := fmt.Sprintf("ar_%d", i)
+			add(topics.Rules, tenant, id, schemas.RuleRecord{
+				TenantID: tenant, ID: id, Name: "rule " + id, EventType: r.eventType, Condition: r.cond,
+				WebhookEndpointID: fmt.Sprintf("we_%d", i%benchEndpointsPerTenant), IsActive: true, MaxAttempts: 8,
+				DurationThresholdMS: r.threshold.Milliseconds(), Severity: "warning", Version: 1, UpdatedAt: now,
+			})
+		}
+	}
+	return recs
+}
+
+// benchWorkload returns the runs and their events' records in event-time
+// order: runs start over three hours ending an hour ago, so every run has
+// finished in event time and long runs pass their duration thresholds
+// while other events of their partition move the watermark.
+func benchWorkload(b *testing.B, topic string) ([]benchRun, []*kgo.Record) {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Now().UTC().Add(-4 * time.Hour).Truncate(time.Second)
+	span := 3 * time.Hour
+	workflows := []string{"etl", "report", "sync"}
+	runs := make([]benchRun, benchRuns)
+	type timed struct {
+		at time.Time
+		ev schemas.WorkflowEvent
+	}
+	evs := make([]timed, 0, benchEvents)
+	for i := range runs {
+		r := &runs[i]
+		r.tenant = benchTenant(i % benchTenants)
+		r.id = fmt.Sprintf("run_%06d", i)
+		r.workflow = workflows[rng.IntN(len(workflows))]
+		r.env = "staging"
+		if rng.IntN(3) == 0 {
+			r.env = "prod"
+		}
+		r.attempt = 1
+		if rng.IntN(4) == 0 {
+			r.attempt = 2
+		}
+		r.failed = rng.IntN(5) == 0
+		if r.failed {
+			r.code = "NODE_ERRORED"
+			if rng.IntN(2) == 0 {
+				r.code = "TIMEOUT"
+			}
+		}
+		r.start = base.Add(span * time.Duration(i) / benchRuns).Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		if rng.IntN(20) == 0 {
+			r.dur = benchLongRun + time.Duration(rng.IntN(600_000))*time.Millisecond
+		} else {
+			r.dur = 5*time.Second + time.Duration(rng.IntN(55_000))*time.Millisecond
+		}
+		spec := workload.Spec{
+			Tenant: r.tenant, WorkflowName: r.workflow, RunID: r.id, Attempt: r.attempt,
+			Labels: map[string]string{"env": r.env, "team": "data"},
+		}
+		started := spec
+		started.Type, started.Time = schemas.TypeRunStarted, r.start
+		done := spec
+		done.Type, done.Time, done.Duration = schemas.TypeRunSucceeded, r.start.Add(r.dur), r.dur
+		if r.failed {
+			done.Type, done.ErrorCode, done.ErrorMessage = schemas.TypeRunFailed, r.code, "node transform failed"
+		}
+		evs = append(evs, timed{started.Time, workload.Event(started)}, timed{done.Time, workload.Event(done)})
+	}
+	slices.SortStableFunc(evs, func(x, y timed) int { return x.at.Compare(y.at) })
+	recs := make([]*kgo.Record, len(evs))
+	for i, e := range evs {
+		rec, err := workload.Record(topic, e.ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = rec
+	}
+	return runs, recs
+}
+
+// benchExpected counts the deliveries the rule mix predicts for runs: event
+// deliveries, and of them duration alerts.
+func benchExpected(runs []benchRun) (total, duration int) {
+	for i := range runs {
+		r := &runs[i]
+		terminal := schemas.TypeRunSucceeded
+		if r.failed {
+			terminal = schemas.TypeRunFailed
+		}
+		for _, rule := range benchRuleMix {
+			switch {
+			case rule.eventType == terminal && rule.match(r):
+				total++
+			case rule.eventType == schemas.TypeRunDurationExceeded && r.dur > rule.threshold && rule.match(r):
+				total++
+				duration++
+			}
+		}
+	}
+	return total, duration
+}
+
+// benchResult is what one op measured.
+type benchResult struct {
+	rawEvents, procEvents        int // events counted in the measured windows
+	rawTime, procTime            time.Duration
+	startup, join, commit        time.Duration
+	deliveries, durationAlerts   int
+	committedTxns, abortedTxns   float64
+	wantDeliveries, wantDuration int
+}
+
+// BenchmarkProcessorThroughput compares, on a real broker, how fast the
+// processor works through a backlog of workflow events with how fast a plain
+// franz-go consumer merely reads the same topic. One op is 50,000 events
+// (25,000 runs of 1,000 tenants with 10 rules each); ns/op is the time
+// processor.Run takes from its start until it has counted all of them.
+// processor_events/s counts events as the processor handles them (its
+// exo_processor_events_total); commit_s is how much later the group's
+// offsets, and with them the last transaction, are committed. Every op also
+// checks that the deliveries written are exactly those the rule mix predicts.
+//
+//	go test -run '^$' -bench BenchmarkProcessorThroughput -benchtime 1x -count 3 ./processor/
+func BenchmarkProcessorThroughput(b *testing.B) {
+	brokers := testenv.Brokers(b)
+	if !testenv.RealKafka(b) {
+		b.Skip("needs a real Kafka broker: eval \"$(deploy/local/services.sh env)\"")
+	}
+	var sum benchResult
+	b.StopTimer()
+	b.ResetTimer()
+	for range b.N {
+		r := benchThroughputOnce(b, brokers)
+		sum.rawEvents += r.rawEvents
+		sum.procEvents += r.procEvents
+		sum.rawTime += r.rawTime
+		sum.procTime += r.procTime
+		sum.startup += r.startup
+		sum.join += r.join
+		sum.commit += r.commit
+		sum.deliveries += r.deliveries
+		sum.durationAlerts += r.durationAlerts
+		sum.committedTxns += r.committedTxns
+	}
+	raw := float64(sum.rawEvents) / sum.rawTime.Seconds()
+	proc := float64(sum.procEvents) / sum.procTime.Seconds()
+	n := float64(b.N)
+	b.ReportMetric(raw, "raw_events/s")
+	b.ReportMetric(proc, "processor_events/s")
+	b.ReportMetric(proc/raw, "processor/raw")
+	b.ReportMetric(float64(sum.deliveries)/n, "deliveries/op")
+	b.ReportMetric(float64(sum.durationAlerts)/n, "duration_alerts/op")
+	b.ReportMetric(float64(benchEvents)*n/sum.committedTxns, "events/txn")
+	b.ReportMetric(sum.startup.Seconds()/n, "startup_s")
+	b.ReportMetric(sum.join.Seconds()/n, "join_s")
+	b.ReportMetric(sum.commit.Seconds()/n, "commit_s")
+}
+
+// benchThroughputOnce runs one op on fresh topics, with the timer running
+// only while processor.Run works.
+func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topics := testenv.Topics(b)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cl, err := kgo.NewClient(kafka.ClientOpts(brokers, log)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	specs := topics.Specs(benchPartitions)
+	if err := kafka.EnsureTopics(ctx, adm, specs); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		names := make([]string, len(specs))
+		for i, s := range specs {
+			names[i] = s.Name
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer dcancel()
+		if _, err := adm.DeleteTopics(dctx, names...); err != nil {
+			b.Logf("delete topics: %v", err)
+		}
+	}()
+
+	// Rules, endpoints and the event backlog.
+	if err := workload.Produce(ctx, cl, benchRuleRecords(b, topics)...); err != nil {
+		b.Fatal(err)
+	}
+	runs, events := benchWorkload(b, topics.Events)
+	if err := workload.Produce(ctx, cl, events...); err != nil {
+		b.Fatal(err)
+	}
+	var res benchResult
+	res.wantDeliveries, res.wantDuration = benchExpected(runs)
+
+	res.rawEvents, res.rawTime = benchRawConsume(ctx, b, brokers, topics.Events)
+
+	// The processor on the same topic, with a fresh group.
+	reg := prometheus.NewRegistry()
+	ready := make(chan struct{})
+	group := topics.Prefix + "processor"
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	done := make(chan error, 1)
+	b.StartTimer()
+	began := time.Now()
+	go func() {
+		done <- processor.Run(pctx, processor.Config{
+			Brokers: brokers, Topics: topics, Partitions: benchPartitions, Group: group,
+			TransactionalID: topics.Prefix + "processor-bench", Log: log, Registerer: reg, Ready: ready,
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		b.Fatalf("processor stopped before its tables were loaded: %v", err)
+	case <-ctx.Done():
+		b.Fatal("the processor did not load its tables in time")
+	}
+	res.startup = time.Since(began)
+	var (
+		firstAt time.Time
+		firstN  float64
+	)
+	for {
+		n := benchCounter(b, reg, "exo_processor_events_total", "")
+		if n > 0 && firstAt.IsZero() {
+			firstAt, firstN = time.Now(), n
+			res.join = firstAt.Sub(began) - res.startup
+		}
+		if n >= benchEvents {
+			b.StopTimer()
+			res.procTime = time.Since(firstAt)
+			res.procEvents = benchEvents - int(firstN)
+			if res.procEvents == 0 { // all in the first batch seen: count from the start
+				res.procTime, res.procEvents = time.Since(began)-res.startup, benchEvents
+			}
+			break
+		}
+		select {
+		case err := <-done:
+			b.Fatalf("processor stopped after %v of %d events: %v", n, benchEvents, err)
+		case <-ctx.Done():
+			b.Fatalf("processor counted %v of %d events before the deadline", n, benchEvents)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+
+	// Sanity: every event committed once, and the deliveries the rule mix predicts.
+	counted := time.Now()
+	benchWaitCommitted(ctx, b, adm, group, topics.Events)
+	res.commit = time.Since(counted)
+	res.committedTxns = benchCounter(b, reg, "exo_processor_transactions_total", "committed")
+	res.abortedTxns = benchCounter(b, reg, "exo_processor_transactions_total", "aborted")
+	pcancel()
+	if err := <-done; err != nil {
+		b.Fatalf("processor: %v", err)
+	}
+	if res.abortedTxns > 0 {
+		b.Errorf("%v transactions aborted", res.abortedTxns)
+	}
+	if matched, unmatched := benchCounter(b, reg, "exo_processor_events_total", "matched"), benchCounter(b, reg, "exo_processor_events_total", "unmatched"); matched+unmatched != benchEvents {
+		b.Errorf("events: %v matched + %v unmatched, want %d in all", matched, unmatched, benchEvents)
+	}
+	res.deliveries, res.durationAlerts = benchCountDeliveries(ctx, b, brokers, adm, topics.Deliveries)
+	if res.deliveries == 0 || res.deliveries != res.wantDeliveries || res.durationAlerts != res.wantDuration {
+		b.Errorf("deliveries: %d (%d duration alerts), the rule mix predicts %d (%d)",
+			res.deliveries, res.durationAlerts, res.wantDeliveries, res.wantDuration)
+	}
+	return res
+}
+
+// benchRawConsume reads topic from the start with a plain read_committed
+// consumer until it has every event, returning how many events it read and
+// how long that took after its first fetch (which is not counted).
+func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic string) (int, time.Duration) {
+	b.Helper()
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	began := time.Now()
+	var (
+		n, firstN int
+		firstAt   time.Time
+	)
+	for n < benchEvents {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("raw consumer read %d of %d events", n, benchEvents)
+		}
+		n += f.NumRecords()
+		if firstAt.IsZero() && n > 0 {
+			firstAt, firstN = time.Now(), n
+		}
+	}
+	if n == firstN {
+		return n, time.Since(began)
+	}
+	return n - firstN, time.Since(firstAt)
+}
+
+// benchCounter sums the counter name over its series, or takes the series
+// whose only label has value label.
+func benchCounter(b *testing.B, reg *prometheus.Registry, name, label string) float64 {
+	b.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// benchWaitCommitted waits until group has committed topic to its end: then
+// every delivery of those events is committed too (same transactions).
+func benchWaitCommitted(ctx context.Context, b *testing.B, adm *kadm.Client, group, topic string) {
+	b.Helper()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seen []string
+	for {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err == nil {
+			err = offs.Error()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		seen = seen[:0]
+		all := true
+		ends.Each(func(end kadm.ListedOffset) {
+			o, ok := offs.Lookup(topic, end.Partition)
+			if !ok || o.At < end.Offset {
+				all = false
+			}
+			seen = append(seen, fmt.Sprintf("p%d %d/%d", end.Partition, o.At, end.Offset))
+		})
+		if all {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("group %s did not commit to the end of %s: %s", group, topic, strings.Join(seen, ", "))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// benchCountDeliveries reads the committed deliveries up to the last stable
+// offset, counting them and the duration alerts among them.
+func benchCountDeliveries(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Client, topic string) (total, duration int) {
+	b.Helper()
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	pending := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			pending[o.Partition] = o.Offset
+		}
+	})
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	for len(pending) > 0 {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("read %d deliveries; partitions not read to their end: %v", total, pending)
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
+				delete(pending, r.Partition)
+			}
+			if r.Offset >= ends[topic][r.Partition].Offset || r.Attrs.IsControl() {
+				return
+			}
+			total++
+			if kafka.Header(r, "exo-event-type") == schemas.TypeRunDurationExceeded {
+				duration++
+			}
+		})
+	}
+	return total, duration
+}
