@@ -48,10 +48,10 @@ type Config struct {
 	Allowlist      []string
 	AttemptTimeout time.Duration
 	// Links builds the dashboard link in Slack and PagerDuty messages.
-	Links LinkTemplate
-	Log            *slog.Logger
-	Registerer     prometheus.Registerer
-	Ready          chan<- struct{}
+	Links      LinkTemplate
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	Ready      chan<- struct{}
 }
 
 func (c *Config) defaults() {
