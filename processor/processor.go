@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,7 +263,7 @@ func (p *Processor) consume(ctx context.Context) error {
 
 	for {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
-		fetches := sess.PollFetches(pctx)
+		fetches := sess.PollRecords(pctx, maxBatch)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -285,7 +286,8 @@ func (p *Processor) consume(ctx context.Context) error {
 		p.eng.Begin()
 		first := map[int32]int64{}
 		var out []*kgo.Record
-		for _, r := range records {
+		decoded := p.decodeAll(records)
+		for i, r := range records {
 			if !p.eng.Assigned(r.Partition) {
 				// The group calls OnPartitionsAssigned before it fetches a
 				// partition, and applyRebalances ran after this poll: a record
@@ -298,7 +300,7 @@ func (p *Processor) consume(ctx context.Context) error {
 			if _, ok := first[r.Partition]; !ok {
 				first[r.Partition] = r.Offset
 			}
-			out = append(out, p.handle(r)...)
+			out = append(out, p.handle(r, decoded[i])...)
 			p.next[r.Partition] = r.Offset + 1
 		}
 		for part := range p.next {
@@ -575,8 +577,8 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 }
 
 // handle turns one event record into the records to produce.
-func (p *Processor) handle(r *kgo.Record) []*kgo.Record {
-	ev, err := decodeEvent(r, p.cfg.MaxEventBytes)
+func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
+	ev, err := d.ev, d.err
 	if err != nil {
 		p.m.events.WithLabelValues("invalid").Inc()
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
@@ -588,12 +590,11 @@ func (p *Processor) handle(r *kgo.Record) []*kgo.Record {
 		p.m.events.WithLabelValues("ignored_type").Inc()
 		return nil
 	}
-	before := p.eng.Stats.Duplicates.Load()
 	out := p.eng.Event(r.Partition, ev)
 	switch {
-	case p.eng.Stats.Duplicates.Load() != before:
+	case out.Duplicate:
 		p.m.events.WithLabelValues("duplicate").Inc()
-	case len(out.Deliveries) > 0:
+	case out.Matched > 0:
 		p.m.events.WithLabelValues("matched").Inc()
 	default:
 		p.m.events.WithLabelValues("unmatched").Inc()
@@ -633,4 +634,43 @@ func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
 		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
 	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: r.Value, Headers: headers}
+}
+
+// maxBatch caps the records of one transaction, so a backlog commits (and
+// becomes visible to the dispatcher) in steps rather than in one huge
+// transaction.
+const maxBatch = 2000
+
+type decodedEvent struct {
+	ev  *schemas.WorkflowEvent
+	err error
+}
+
+// decodeAll decodes and validates records on every core: decoding is
+// independent per record and is most of the processor's CPU; the engine
+// then consumes the results in order on one goroutine.
+func (p *Processor) decodeAll(records []*kgo.Record) []decodedEvent {
+	out := make([]decodedEvent, len(records))
+	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
+	if workers <= 1 {
+		for i, r := range records {
+			out[i].ev, out[i].err = decodeEvent(r, p.cfg.MaxEventBytes)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	var nextIdx atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(nextIdx.Add(1) - 1)
+				if i >= len(records) {
+					return
+				}
+				out[i].ev, out[i].err = decodeEvent(records[i], p.cfg.MaxEventBytes)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -72,6 +72,11 @@ type StateChange struct {
 type Output struct {
 	Deliveries []schemas.DeliveryRecord
 	States     []StateChange
+	// Duplicate: the event was one the run had already seen, and was ignored.
+	Duplicate bool
+	// Matched is how many of Deliveries are alerts of rules watching the event
+	// itself (the rest are duration alerts its time made due).
+	Matched int
 }
 
 func (o *Output) append(other Output) {
@@ -178,7 +183,8 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	key := runKey(ev.TenantID, ev.Data.Run.ID)
 	st := pt.runs[key]
 	if st != nil && slices.Contains(st.Seen, ev.Type) {
-		e.Stats.Duplicates.Add(1)
+		e.count(&e.Stats.Duplicates)
+		out.Duplicate = true
 		return out
 	}
 	// Time moves first: deadlines at or before this event's time fire before
@@ -246,14 +252,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 		ok, err := r.Cond.Match(env)
 		if err != nil {
-			e.Stats.ConditionErrors.Add(1)
+			e.count(&e.Stats.ConditionErrors)
 			continue
 		}
 		if !ok || !e.admit(r, ev.Time) {
 			continue
 		}
 		out.Deliveries = append(out.Deliveries, eventDelivery(ev, r))
-		e.Stats.Deliveries.Add(1)
+		out.Matched++
+		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
 	out.append(e.fire(p, pt))
@@ -354,15 +361,15 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		env := durationEnv(&cp, elapsed)
 		match, err := r.Cond.Match(env)
 		if err != nil {
-			e.Stats.ConditionErrors.Add(1)
+			e.count(&e.Stats.ConditionErrors)
 			continue
 		}
 		if !match || !e.admit(r, t.at) {
 			continue
 		}
 		out.Deliveries = append(out.Deliveries, durationDelivery(&cp, r, t.at, elapsed))
-		e.Stats.DurationFired.Add(1)
-		e.Stats.Deliveries.Add(1)
+		e.count(&e.Stats.DurationFired)
+		e.count(&e.Stats.Deliveries)
 	}
 	for {
 		key, ok := pt.popExpiry(pt.watermark)
@@ -376,7 +383,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		e.saveRun(p, pt, key)
 		delete(pt.runs, key)
 		out.States = append(out.States, StateChange{Key: key})
-		e.Stats.Tombstones.Add(1)
+		e.count(&e.Stats.Tombstones)
 	}
 	return out
 }

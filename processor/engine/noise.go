@@ -27,7 +27,7 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 	}
 	e.noise[key] = n
 	if r.CooldownMS > 0 && !n.lastFired.IsZero() && at.Sub(n.lastFired) < time.Duration(r.CooldownMS)*time.Millisecond {
-		e.Stats.SuppressedCooldown.Add(1)
+		e.count(&e.Stats.SuppressedCooldown)
 		return false
 	}
 	if r.RateLimitPerMinute > 0 {
@@ -39,7 +39,7 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 			n.window, n.count = w, 0
 		}
 		if n.count >= r.RateLimitPerMinute {
-			e.Stats.SuppressedRate.Add(1)
+			e.count(&e.Stats.SuppressedRate)
 			return false
 		}
 		n.count++

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -11,15 +12,33 @@ type undo struct {
 	runs       map[int32]map[string]*schemas.RunState // nil value: the key was absent
 	watermarks map[int32]time.Time
 	noise      map[string]*noise
+	counts     map[*atomic.Uint64]uint64 // counted in the batch, added to Stats on Commit
 }
 
 // Begin starts a batch: every change until Commit or Abort can be undone.
 func (e *Engine) Begin() {
-	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}}
+	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}, counts: map[*atomic.Uint64]uint64{}}
 }
 
-// Commit keeps the batch's changes.
-func (e *Engine) Commit() { e.undo = nil }
+// Commit keeps the batch's changes and adds its counts to Stats.
+func (e *Engine) Commit() {
+	if e.undo != nil {
+		for c, n := range e.undo.counts {
+			c.Add(n)
+		}
+	}
+	e.undo = nil
+}
+
+// count counts one occurrence: at once outside a batch, on Commit inside
+// one (an aborted batch is processed again and must not count twice).
+func (e *Engine) count(c *atomic.Uint64) {
+	if e.undo != nil {
+		e.undo.counts[c]++
+		return
+	}
+	c.Add(1)
+}
 
 // Abort undoes every change since Begin.
 func (e *Engine) Abort() {
