@@ -48,7 +48,9 @@ type Config struct {
 	Allowlist      []string
 	AttemptTimeout time.Duration
 	// Links builds the dashboard link in Slack and PagerDuty messages.
-	Links      LinkTemplate
+	Links LinkTemplate
+	// Tiers are the retry delays, one topic each (default DefaultTiers).
+	Tiers      []time.Duration
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 	Ready      chan<- struct{}
@@ -66,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 10 * time.Second
+	}
+	if len(c.Tiers) == 0 {
+		c.Tiers = DefaultTiers
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -85,6 +90,12 @@ func (c *Config) validate() error {
 	}
 	if c.AttemptTimeout < 100*time.Millisecond {
 		problems = append(problems, "attempt timeout must be >= 100ms")
+	}
+	for i, t := range c.Tiers {
+		if t < 100*time.Millisecond || (i > 0 && t <= c.Tiers[i-1]) {
+			problems = append(problems, "retry tiers must be >= 100ms and increasing")
+			break
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("dispatcher: invalid config: %s", strings.Join(problems, "; "))
@@ -134,7 +145,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("dispatcher: kafka client: %w", err)
 	}
-	err = kafka.EnsureTopics(ctx, kadm.NewClient(admCl), cfg.Topics.Specs(cfg.Partitions))
+	specs := cfg.Topics.Specs(cfg.Partitions)
+	for _, t := range cfg.Tiers {
+		specs = append(specs, kafka.Spec{Name: TierTopic(cfg.Topics, t), Partitions: cfg.Partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}})
+	}
+	err = kafka.EnsureTopics(ctx, kadm.NewClient(admCl), specs)
 	admCl.Close()
 	if err != nil {
 		return err
@@ -170,7 +185,30 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
-	return d.consume(ctx, base)
+	// The main topic and every tier are consumed separately, each in its own
+	// group: a tier waiting for its head to come due never holds back the
+	// main topic or another tier.
+	srcErr := make(chan error, len(cfg.Tiers)+1)
+	var srcs sync.WaitGroup
+	startSource := func(topic, group string, tier bool) {
+		srcs.Go(func() {
+			if err := d.consume(ctx, base, topic, group, tier); err != nil {
+				srcErr <- err
+				cancel()
+			}
+		})
+	}
+	startSource(cfg.Topics.Deliveries, cfg.Group, false)
+	for _, t := range cfg.Tiers {
+		startSource(TierTopic(cfg.Topics, t), cfg.Group+".retry."+TierName(t), true)
+	}
+	srcs.Wait()
+	select {
+	case err := <-srcErr:
+		return err
+	default:
+		return nil
+	}
 }
 
 func newHTTPClient(guard *ssrf.Guard) *http.Client {
@@ -187,10 +225,13 @@ func newHTTPClient(guard *ssrf.Guard) *http.Client {
 	}
 }
 
-func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt) error {
+// consume delivers the records of topic (the main topic, or a retry tier).
+// In a tier, a partition whose head record is not due yet is paused, and
+// rewound to that record, until it is: no sleeping, no busy polling.
+func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tier bool) error {
 	cl, err := kgo.NewClient(append(base,
-		kgo.ConsumerGroup(d.cfg.Group),
-		kgo.ConsumeTopics(d.cfg.Topics.Deliveries),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -218,13 +259,17 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt) error {
 		if fatal != nil {
 			return fmt.Errorf("dispatcher: fetch: %w", fatal)
 		}
+		due := fetches
+		if tier {
+			due = d.holdUntilDue(ctx, cl, topic, fetches)
+		}
 		// Partitions run in parallel; records within one partition in order.
 		var (
 			wg  sync.WaitGroup
 			mu  sync.Mutex
 			out []*kgo.Record
 		)
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		due.EachPartition(func(p kgo.FetchTopicPartition) {
 			wg.Go(func() {
 				for _, r := range p.Records {
 					recs := d.handle(ctx, r)
@@ -246,7 +291,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt) error {
 			}
 			return fmt.Errorf("dispatcher: produce outcomes: %w", err)
 		}
-		if err := cl.CommitRecords(ctx, fetches.Records()...); err != nil && ctx.Err() == nil {
+		if err := cl.CommitRecords(ctx, due.Records()...); err != nil && ctx.Err() == nil {
 			d.log.Warn("commit offsets", "err", err)
 		}
 		cl.AllowRebalance()
@@ -261,6 +306,7 @@ type attempt struct {
 	err        string
 	excerpt    string
 	latency    time.Duration
+	retryAfter time.Duration // from a 429 or 503 answer
 }
 
 // handle delivers one record and returns the outcome records to produce.
@@ -270,16 +316,18 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		d.log.Error("undecodable delivery record sent to the DLQ", "partition", r.Partition, "offset", r.Offset)
 		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
 	}
-	attemptNo := 1
+	attemptNo := attemptOf(r)
 	deliveryID := newDeliveryID()
 	a := d.attempt(ctx, &del, deliveryID)
 	if ctx.Err() != nil {
 		return nil
 	}
-	if a.outcome != schemas.OutcomeDelivered && a.outcome != schemas.OutcomeEndpointGone {
-		// Retry tiers are not built yet: a failed attempt is dead-lettered
-		// with its reason, never dropped.
-		a.outcome = schemas.OutcomeDead
+	maxAttempts := del.MaxAttempts
+	if maxAttempts < 1 {
+		maxAttempts = 8
+	}
+	if a.outcome == schemas.OutcomeRetry && attemptNo >= maxAttempts {
+		a.outcome = schemas.OutcomeDead // out of attempts: dead-lettered with the last error
 	}
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
@@ -291,8 +339,14 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	}
 	value, _ := json.Marshal(res)
 	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: kafka.Key(del.TenantID, del.RuleID), Value: value}}
-	if a.outcome == schemas.OutcomeDead {
-		out = append(out, d.dlqRecord(r, a.errClass+": "+a.err, attemptNo))
+	switch a.outcome {
+	case schemas.OutcomeDead:
+		out = append(out, d.dlqRecord(r, lastError(a), attemptNo))
+	case schemas.OutcomeRetry:
+		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, a.retryAfter, time.Now())
+		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo+1), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a))
+		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
 	}
 	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
 		"outcome", a.outcome, "status", a.statusCode, "latency_ms", a.latency.Milliseconds())
@@ -300,15 +354,17 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 }
 
 func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {
-	headers := append([]kgo.RecordHeader{}, r.Headers...)
-	headers = append(headers,
-		kgo.RecordHeader{Key: "exo-last-error", Value: []byte(lastErr)},
-		kgo.RecordHeader{Key: "exo-attempts", Value: []byte(strconv.Itoa(attempts))},
-		kgo.RecordHeader{Key: "exo-original-topic", Value: []byte(r.Topic)},
-		kgo.RecordHeader{Key: "exo-original-partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
-		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
-	)
-	return &kgo.Record{Topic: d.cfg.Topics.DeliveriesDLQ, Key: r.Key, Value: r.Value, Headers: headers}
+	kv := append(origin(r), HeaderLastError, lastErr, "exo-attempts", strconv.Itoa(attempts))
+	return &kgo.Record{Topic: d.cfg.Topics.DeliveriesDLQ, Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}
+}
+
+// lastError is the class and message of a failed attempt, without secrets.
+func lastError(a attempt) string {
+	s := a.errClass
+	if a.err != "" {
+		s += ": " + a.err
+	}
+	return s
 }
 
 func newDeliveryID() string {
@@ -369,7 +425,11 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	resp, err := d.client.Do(req.WithContext(actx))
 	lat := time.Since(start)
 	if err != nil {
-		return attempt{outcome: schemas.OutcomeRetry, errClass: classify(err), err: redact(err), latency: lat}
+		class, outcome := classify(err), schemas.OutcomeRetry
+		if class == "ssrf_refused" {
+			outcome = schemas.OutcomeDead // permanent: retrying cannot change where the host points
+		}
+		return attempt{outcome: outcome, errClass: class, err: redact(err), latency: lat}
 	}
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -382,6 +442,9 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		a.outcome, a.errClass = schemas.OutcomeEndpointGone, "http_"+strconv.Itoa(resp.StatusCode)
 	default:
 		a.outcome, a.errClass = schemas.OutcomeRetry, "http_"+strconv.Itoa(resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		a.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return a
 }
@@ -421,4 +484,38 @@ func redact(err error) string {
 		return ue.Op + " [redacted url]: " + ue.Err.Error()
 	}
 	return err.Error()
+}
+
+func ptr(s string) *string { return &s }
+
+// holdUntilDue keeps, per partition, the records that are due; at the first
+// record that is not, it rewinds the partition to it, pauses it, and resumes
+// it when the record comes due.
+func (d *Dispatcher) holdUntilDue(ctx context.Context, cl *kgo.Client, topic string, fetches kgo.Fetches) kgo.Fetches {
+	now := time.Now()
+	var due kgo.Fetches
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		keep := p.Records
+		for i, r := range p.Records {
+			nb := notBefore(r)
+			if !nb.After(now) {
+				continue
+			}
+			keep = p.Records[:i]
+			part := p.Partition
+			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
+			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {part: {Epoch: -1, Offset: r.Offset}}})
+			time.AfterFunc(nb.Sub(now), func() {
+				if ctx.Err() == nil {
+					cl.ResumeFetchPartitions(map[string][]int32{topic: {part}})
+				}
+			})
+			break
+		}
+		if len(keep) > 0 {
+			p.Records = keep
+			due = append(due, kgo.Fetch{Topics: []kgo.FetchTopic{{Topic: p.Topic, Partitions: []kgo.FetchPartition{p.FetchPartition}}}})
+		}
+	})
+	return due
 }

@@ -233,7 +233,7 @@ func (h *harness) delivery(endpointID string) (*kgo.Record, schemas.DeliveryReco
 	}
 	d := schemas.DeliveryRecord{
 		AlertID: alertID, TenantID: tenant, RuleID: ruleID, EndpointID: endpointID,
-		EventType: schemas.TypeRunFailed, MaxAttempts: 8, CreatedAt: now, Payload: body,
+		EventType: schemas.TypeRunFailed, MaxAttempts: 1, CreatedAt: now, Payload: body,
 	}
 	value, _ := json.Marshal(d)
 	if err := schemas.Validate(schemas.KindDelivery, value); err != nil {
@@ -255,6 +255,7 @@ func (h *harness) start(allowlist []string) {
 		done <- dispatcher.Run(ctx, dispatcher.Config{
 			Brokers: h.brokers, Topics: h.topics, Keyring: h.ring, Allowlist: allowlist,
 			AttemptTimeout: 2 * time.Second, Log: slog.New(slog.NewTextHandler(h.logs, nil)), Ready: ready,
+			Tiers: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 		})
 	}()
 	h.t.Cleanup(func() {

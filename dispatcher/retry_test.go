@@ -1,0 +1,149 @@
+package dispatcher_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// withMaxAttempts rewrites a delivery record's max_attempts.
+func withMaxAttempts(t *testing.T, rec *kgo.Record, n int) *kgo.Record {
+	t.Helper()
+	var d schemas.DeliveryRecord
+	if err := json.Unmarshal(rec.Value, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.MaxAttempts = n
+	rec.Value, _ = json.Marshal(d)
+	return rec
+}
+
+// results waits until alertID has a result with a final outcome and
+// returns all its results in attempt order.
+func (h *harness) finalResults(alertID string) []schemas.ResultRecord {
+	h.t.Helper()
+	h.waitFor(h.topics.DeliveryResults, "final result of "+alertID, func(r *kgo.Record) bool {
+		return bytes.Contains(r.Value, []byte(`"alert_id":"`+alertID+`"`)) && !bytes.Contains(r.Value, []byte(`"outcome":"retry"`))
+	})
+	var out []schemas.ResultRecord
+	for _, r := range h.resultsOf(alertID) {
+		var res schemas.ResultRecord
+		if err := json.Unmarshal(r.Value, &res); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// A receiver that answers 500 three times, then 200: four attempts, each
+// reported, the retries on the tiers in order, one delivered, nothing in the
+// DLQ, and every attempt carries the same webhook-id.
+func TestRetriesUntilDelivered(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	var n atomic.Int32
+	recv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) <= 3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
+	rec, del := h.delivery(ep.id)
+	h.produce(withMaxAttempts(t, rec, 8))
+	h.start(local)
+
+	res := h.finalResults(del.AlertID)
+	if len(res) != 4 {
+		t.Fatalf("%d results, want 4: %+v", len(res), res)
+	}
+	for i, r := range res {
+		want := schemas.OutcomeRetry
+		if i == 3 {
+			want = schemas.OutcomeDelivered
+		}
+		if r.Attempt != i+1 || r.Outcome != want {
+			t.Errorf("result %d = attempt %d %s, want attempt %d %s", i, r.Attempt, r.Outcome, i+1, want)
+		}
+	}
+	reqs := recv.requests()
+	if len(reqs) != 4 {
+		t.Fatalf("receiver got %d requests, want 4", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.header.Get("webhook-id") != del.AlertID {
+			t.Errorf("webhook-id %q, want the alert id on every attempt", r.header.Get("webhook-id"))
+		}
+	}
+	for _, dl := range h.readAll(h.topics.DeliveriesDLQ) {
+		if bytes.Contains(dl.Value, []byte(del.AlertID)) {
+			t.Error("a delivered alert is on the DLQ")
+		}
+	}
+}
+
+// 429 with Retry-After: 2 → the next attempt comes no sooner than 2 s later,
+// although the first tier is 200 ms.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	var n atomic.Int32
+	var first, second atomic.Int64
+	recv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) == 1 {
+			first.Store(time.Now().UnixNano())
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		second.CompareAndSwap(0, time.Now().UnixNano())
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
+	rec, del := h.delivery(ep.id)
+	h.produce(withMaxAttempts(t, rec, 8))
+	h.start(local)
+
+	res := h.finalResults(del.AlertID)
+	if len(res) != 2 || res[0].StatusCode != http.StatusTooManyRequests || res[1].Outcome != schemas.OutcomeDelivered {
+		t.Fatalf("results %+v, want a 429 then delivered", res)
+	}
+	if gap := time.Duration(second.Load() - first.Load()); gap < 2*time.Second {
+		t.Errorf("second attempt came %v after a Retry-After: 2 answer", gap)
+	}
+}
+
+// A receiver that always fails: max_attempts attempts, then the DLQ with
+// the last error and the number of attempts.
+func TestMaxAttemptsThenDeadLetter(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	recv := newReceiver(t, status(http.StatusBadGateway, "upstream down"))
+	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
+	rec, del := h.delivery(ep.id)
+	rec = withMaxAttempts(t, rec, 3)
+	h.produce(rec)
+	h.start(local)
+
+	res := h.finalResults(del.AlertID)
+	if len(res) != 3 || res[2].Outcome != schemas.OutcomeDead || res[0].Outcome != schemas.OutcomeRetry {
+		t.Fatalf("results %+v, want retry, retry, dead", res)
+	}
+	dl := h.dlq(rec.Value)
+	checkDeadLetter(t, dl, rec, "http_502")
+	if got := header(dl, "exo-attempts"); got != "3" {
+		t.Errorf("exo-attempts = %q, want 3", got)
+	}
+	if n := len(recv.requests()); n != 3 {
+		t.Errorf("receiver got %d requests, want 3", n)
+	}
+}
