@@ -50,10 +50,21 @@ type Config struct {
 	// Links builds the dashboard link in Slack and PagerDuty messages.
 	Links LinkTemplate
 	// Tiers are the retry delays, one topic each (default DefaultTiers).
-	Tiers      []time.Duration
-	Log        *slog.Logger
-	Registerer prometheus.Registerer
-	Ready      chan<- struct{}
+	Tiers []time.Duration
+	// EndpointConcurrency caps the attempts in flight to one endpoint (default 4).
+	EndpointConcurrency int
+	// EndpointRate caps attempts per second to one endpoint (token bucket; default 50).
+	EndpointRate float64
+	// BreakerThreshold consecutive failures open an endpoint's circuit
+	// (default 5) for BreakerCooldown (default 30s): its deliveries then go
+	// straight to the next tier; after the cooldown one probe goes out.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+	// MaxInFlight caps the records of one source between fetch and outcome (default 10000).
+	MaxInFlight int
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+	Ready       chan<- struct{}
 }
 
 func (c *Config) defaults() {
@@ -71,6 +82,21 @@ func (c *Config) defaults() {
 	}
 	if len(c.Tiers) == 0 {
 		c.Tiers = DefaultTiers
+	}
+	if c.EndpointConcurrency == 0 {
+		c.EndpointConcurrency = 4
+	}
+	if c.EndpointRate == 0 {
+		c.EndpointRate = 50
+	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 5
+	}
+	if c.BreakerCooldown == 0 {
+		c.BreakerCooldown = 30 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 10000
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -105,12 +131,14 @@ func (c *Config) validate() error {
 
 // Dispatcher delivers alerts to endpoints.
 type Dispatcher struct {
-	cfg       Config
-	log       *slog.Logger
-	client    *http.Client
-	endpoints *ktable.Table[schemas.EndpointRecord]
-	attempts  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
+	cfg           Config
+	log           *slog.Logger
+	client        *http.Client
+	endpoints     *ktable.Table[schemas.EndpointRecord]
+	attempts      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	lanes         *lanes
+	shortCircuits prometheus.Counter
 }
 
 // Run runs the dispatcher until ctx ends.
@@ -125,7 +153,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Log.With("component", "dispatcher")
 	d := &Dispatcher{
-		cfg: cfg, log: log,
+		cfg: cfg, log: log, lanes: newLanes(&cfg),
+		shortCircuits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_dispatcher_short_circuits_total", Help: "Deliveries sent to the next tier without an attempt because the endpoint's circuit was open.",
+		}),
 		client: newHTTPClient(guard),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_dispatcher_attempts_total", Help: "Delivery attempts by outcome.",
@@ -135,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{d.attempts, d.latency} {
+	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return fmt.Errorf("dispatcher: register metrics: %w", err)
 		}
@@ -225,79 +256,6 @@ func newHTTPClient(guard *ssrf.Guard) *http.Client {
 	}
 }
 
-// consume delivers the records of topic (the main topic, or a retry tier).
-// In a tier, a partition whose head record is not due yet is paused, and
-// rewound to that record, until it is: no sleeping, no busy polling.
-func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tier bool) error {
-	cl, err := kgo.NewClient(append(base,
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)...)
-	if err != nil {
-		return fmt.Errorf("dispatcher: consumer: %w", err)
-	}
-	defer cl.Close()
-	// Runs before Close: a poll blocks rebalances (and so leaving the group) until allowed.
-	defer cl.AllowRebalance()
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var fatal error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if errors.Is(err, kgo.ErrClientClosed) {
-				fatal = err
-			}
-		})
-		if fatal != nil {
-			return fmt.Errorf("dispatcher: fetch: %w", fatal)
-		}
-		due := fetches
-		if tier {
-			due = d.holdUntilDue(ctx, cl, topic, fetches)
-		}
-		// Partitions run in parallel; records within one partition in order.
-		var (
-			wg  sync.WaitGroup
-			mu  sync.Mutex
-			out []*kgo.Record
-		)
-		due.EachPartition(func(p kgo.FetchTopicPartition) {
-			wg.Go(func() {
-				for _, r := range p.Records {
-					recs := d.handle(ctx, r)
-					mu.Lock()
-					out = append(out, recs...)
-					mu.Unlock()
-				}
-			})
-		})
-		wg.Wait()
-		if ctx.Err() != nil {
-			cl.AllowRebalance()
-			return nil // not committed: the in-flight records are attempted again
-		}
-		if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
-			cl.AllowRebalance()
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("dispatcher: produce outcomes: %w", err)
-		}
-		if err := cl.CommitRecords(ctx, due.Records()...); err != nil && ctx.Err() == nil {
-			d.log.Warn("commit offsets", "err", err)
-		}
-		cl.AllowRebalance()
-	}
-}
-
 // attempt is what one HTTP attempt gave.
 type attempt struct {
 	outcome    string
@@ -317,11 +275,26 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
 	}
 	attemptNo := attemptOf(r)
+	l := d.lanes.get(del.TenantID + "/" + del.EndpointID)
+	if !d.lanes.acquire(ctx, l) {
+		return nil
+	}
+	defer d.lanes.release(l)
+	if !d.lanes.allow(l) {
+		// Circuit open: no attempt (none is counted); straight to the tier of
+		// this attempt, due when the breaker lets a probe through at the earliest.
+		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, d.lanes.openFor(l), time.Now())
+		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+			HeaderErrorClass, "circuit_open", HeaderLastError, "circuit_open: the endpoint failed repeatedly; not attempted")
+		d.shortCircuits.Inc()
+		return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
+	}
 	deliveryID := newDeliveryID()
 	a := d.attempt(ctx, &del, deliveryID)
 	if ctx.Err() != nil {
 		return nil
 	}
+	d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
 	maxAttempts := del.MaxAttempts
 	if maxAttempts < 1 {
 		maxAttempts = 8

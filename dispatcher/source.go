@@ -1,0 +1,120 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// consume delivers the records of topic (the main topic, or a retry tier).
+// Records are handed to per-endpoint lanes and finish in any order; an
+// offset is committed once every record before it has its outcome records
+// acknowledged by Kafka (at-least-once: a crash repeats at most the records
+// in flight, with the same webhook-id). In a tier, a partition whose head
+// record is not due yet is rewound to it and paused until it is.
+func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tier bool) error {
+	tr := newTracker()
+	var cl *kgo.Client
+	commit := func(cctx context.Context) {
+		offs := tr.committable()
+		if len(offs) == 0 {
+			return
+		}
+		m := map[int32]kgo.EpochOffset{}
+		for p, o := range offs {
+			m[p] = kgo.EpochOffset{Offset: o[0], Epoch: int32(o[1])} //nolint:gosec // G115: the epoch was an int32 when stored
+		}
+		cl.CommitOffsetsSync(cctx, map[string]map[int32]kgo.EpochOffset{topic: m}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil && cctx.Err() == nil {
+				d.log.Warn("commit offsets", "topic", topic, "err", err)
+			}
+		})
+	}
+	var err error
+	cl, err = kgo.NewClient(append(base,
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, _ *kgo.Client, m map[string][]int32) {
+			commit(rctx) // what is finished; the rest is attempted again by the next owner
+			tr.drop(m[topic])
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			tr.drop(m[topic])
+		}),
+	)...)
+	if err != nil {
+		return fmt.Errorf("dispatcher: consumer: %w", err)
+	}
+	defer cl.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // in-flight attempts end with ctx; their records are not committed
+	fatal := make(chan error, 1)
+	ticker := time.NewTicker(200 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		for tr.inflight() >= d.cfg.MaxInFlight {
+			select {
+			case <-tr.wake:
+			case <-ticker.C:
+				commit(ctx)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		fetches := cl.PollRecords(pctx, 500)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case err := <-fatal:
+			return err
+		default:
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if errors.Is(err, kgo.ErrClientClosed) {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("dispatcher: fetch: %w", ferr)
+		}
+		due := fetches
+		if tier {
+			due = d.holdUntilDue(ctx, cl, topic, fetches)
+		}
+		due.EachRecord(func(r *kgo.Record) {
+			tr.add(r.Partition, r.Offset, r.LeaderEpoch)
+			wg.Go(func() {
+				out := d.handle(ctx, r)
+				if ctx.Err() != nil {
+					return
+				}
+				if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+					if ctx.Err() == nil {
+						select {
+						case fatal <- fmt.Errorf("dispatcher: produce outcomes: %w", err):
+						default:
+						}
+					}
+					return
+				}
+				tr.finish(r.Partition, r.Offset)
+			})
+		})
+		commit(ctx)
+	}
+}

@@ -1,0 +1,97 @@
+package dispatcher
+
+import (
+	"sort"
+	"sync"
+)
+
+// tracker follows the records of one source between fetch and outcome, so
+// that an offset is committed only once every record before it has its
+// outcome acknowledged by Kafka — while records of different endpoints
+// finish in any order.
+type tracker struct {
+	mu    sync.Mutex
+	parts map[int32]*partTrack
+	n     int
+	// wake is signalled when a record finishes.
+	wake chan struct{}
+}
+
+type partTrack struct {
+	offsets []int64 // fetched, in order, not yet committable
+	done    map[int64]bool
+	epoch   int32
+}
+
+func newTracker() *tracker {
+	return &tracker{parts: map[int32]*partTrack{}, wake: make(chan struct{}, 1)}
+}
+
+func (t *tracker) add(part int32, offset int64, epoch int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt := t.parts[part]
+	if pt == nil {
+		pt = &partTrack{done: map[int64]bool{}}
+		t.parts[part] = pt
+	}
+	pt.offsets = append(pt.offsets, offset)
+	pt.epoch = epoch
+	t.n++
+}
+
+func (t *tracker) finish(part int32, offset int64) {
+	t.mu.Lock()
+	if pt := t.parts[part]; pt != nil {
+		i := sort.Search(len(pt.offsets), func(i int) bool { return pt.offsets[i] >= offset })
+		if i < len(pt.offsets) && pt.offsets[i] == offset && !pt.done[offset] {
+			pt.done[offset] = true
+			t.n--
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// inflight is the number of records fetched and not finished.
+func (t *tracker) inflight() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}
+
+// committable pops, per partition, the finished prefix and returns the
+// offset to commit (one past its last record).
+func (t *tracker) committable() map[int32][2]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[int32][2]int64{}
+	for p, pt := range t.parts {
+		i := 0
+		for i < len(pt.offsets) && pt.done[pt.offsets[i]] {
+			delete(pt.done, pt.offsets[i])
+			i++
+		}
+		if i > 0 {
+			out[p] = [2]int64{pt.offsets[i-1] + 1, int64(pt.epoch)}
+			pt.offsets = pt.offsets[i:]
+		}
+	}
+	return out
+}
+
+// drop forgets partitions (revoked): their unfinished records are not
+// counted any more and will be attempted again by their next owner.
+func (t *tracker) drop(parts []int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range parts {
+		if pt := t.parts[p]; pt != nil {
+			t.n -= len(pt.offsets) - len(pt.done)
+			delete(t.parts, p)
+		}
+	}
+}
