@@ -163,15 +163,26 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Kafka: true, Keyring: true})
+	var tiers []time.Duration
+	for _, s := range env.List("EXO_RETRY_TIERS") {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			env.Problem("EXO_RETRY_TIERS: %q is not a duration", s)
+		}
+		tiers = append(tiers, d)
+	}
+	dc := dispatcher.Config{
+		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
+		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
+		Group: env.String("EXO_DISPATCHER_GROUP", ""),
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	serveMetrics(ctx, *metricsAddr, reg)
-	return dispatcher.Run(ctx, dispatcher.Config{
-		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
-		AttemptTimeout: *timeout, Log: c.Log, Registerer: reg,
-	})
+	dc.Registerer = reg
+	return dispatcher.Run(ctx, dc)
 }
 
 func cmdMigrate(ctx context.Context, args []string) error {
