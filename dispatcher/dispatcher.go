@@ -367,6 +367,16 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
 	}
+	secrets := []string{secret}
+	if ep.PreviousSecret != nil && ep.PreviousSecretExpiresAt != nil && time.Now().Before(*ep.PreviousSecretExpiresAt) {
+		// Rotation grace period: the old secret signs too, so receivers that
+		// still hold it keep verifying.
+		if prev, err := d.cfg.Keyring.Open(*ep.PreviousSecret, aad); err == nil {
+			secrets = append(secrets, prev)
+		} else {
+			d.log.Warn("previous secret does not open; signing with the current one only", "endpoint_id", ep.ID, "err", err)
+		}
+	}
 	msg, err := render(ep.Kind, del, secret, d.cfg.Links)
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "render", err: err.Error()}
@@ -388,7 +398,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	req.Header.Set("X-Exosphere-Event", del.EventType)
 	req.Header.Set("X-Exosphere-Delivery", deliveryID)
 	if msg.sign {
-		if err := signature.Sign(req.Header, []string{secret}, del.AlertID, time.Now(), body); err != nil {
+		if err := signature.Sign(req.Header, secrets, del.AlertID, time.Now(), body); err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
 		}
 	}

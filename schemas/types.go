@@ -147,16 +147,20 @@ type Sealed struct {
 // EndpointRecord is the snapshot of a webhook endpoint on the compacted
 // webhook-endpoints topic. Secret and header values stay encrypted.
 type EndpointRecord struct {
-	TenantID  string            `json:"tenant_id"`
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	Kind      string            `json:"kind"`
-	TargetURL string            `json:"target_url"`
-	Secret    Sealed            `json:"secret"`
-	Headers   map[string]Sealed `json:"headers,omitempty"`
-	IsActive  bool              `json:"is_active"`
-	Version   int64             `json:"version"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	TenantID  string `json:"tenant_id"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	TargetURL string `json:"target_url"`
+	Secret    Sealed `json:"secret"`
+	// PreviousSecret still signs, next to Secret, until PreviousSecretExpiresAt
+	// (the grace period of a rotation).
+	PreviousSecret          *Sealed           `json:"previous_secret,omitempty"`
+	PreviousSecretExpiresAt *time.Time        `json:"previous_secret_expires_at,omitempty"`
+	Headers                 map[string]Sealed `json:"headers,omitempty"`
+	IsActive                bool              `json:"is_active"`
+	Version                 int64             `json:"version"`
+	UpdatedAt               time.Time         `json:"updated_at"`
 }
 
 // DeliveryRecord is one alert to deliver, on the deliveries topic.
