@@ -186,6 +186,8 @@ func TestBadInput(t *testing.T) {
 		{"metadata url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"http://169.254.169.254/latest"}`, 422, "body.target_url"},
 		{"localhost url", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"http://localhost/"}`, 422, "body.target_url"},
 		{"reserved header", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com","headers":{"webhook-signature":"x"}}`, 422, "body.headers.webhook-signature"},
+		{"pagerduty without routing key", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","kind":"pagerduty","target_url":"https://events.pagerduty.com/v2/enqueue"}`, 422, "body.secret"},
+		{"unknown kind", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","kind":"fax","target_url":"https://e.com"}`, 422, "kind"},
 		{"bad secret", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com","secret":"hunter2"}`, 422, "secret"},
 		{"unknown event type", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.exploded","webhook_endpoint_id":"` + whID + `"}`, 422, "event_type"},
 		{"bad condition", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","condition":"workflow.nam == 1","webhook_endpoint_id":"` + whID + `"}`, 422, "body.condition"},

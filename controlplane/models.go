@@ -28,9 +28,9 @@ type Webhook struct {
 type WebhookCreate struct {
 	Name      string            `json:"name" minLength:"1" maxLength:"200"`
 	TargetURL string            `json:"target_url" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
-	Kind      string            `json:"kind,omitempty" enum:"webhook" default:"webhook" doc:"Endpoint kind. slack and pagerduty arrive with the dispatcher's formatters."`
+	Kind      string            `json:"kind,omitempty" enum:"webhook,slack,pagerduty" default:"webhook" doc:"webhook: signed payload v1; slack: an incoming-webhook URL as target_url; pagerduty: the Events API v2 URL as target_url and the integration's routing key as secret"`
 	Headers   map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Extra headers sent with every delivery (stored encrypted)"`
-	Secret    string            `json:"secret,omitempty" pattern:"^whsec_[A-Za-z0-9+/]{22,88}={0,2}$" doc:"Optional signing secret; generated when absent"`
+	Secret    string            `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: optional signing secret whsec_<base64>, generated when absent. pagerduty: the routing key (required)."`
 	IsActive  *bool             `json:"is_active,omitempty" doc:"Default true"`
 }
 

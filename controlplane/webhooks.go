@@ -42,6 +42,9 @@ type idIn struct {
 // headerNameRE is an RFC 9110 token.
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 
+// routingKeyRE is a PagerDuty integration (routing) key.
+var routingKeyRE = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
+
 // reservedHeaders may not be overridden by an endpoint's own headers.
 var reservedHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "host": true, "user-agent": true, "transfer-encoding": true,
@@ -132,13 +135,19 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	secret := b.Secret
-	if secret == "" {
-		secret = signature.NewSecret()
-	} else if _, err := signature.Key(secret); err != nil {
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by the base64 of 16 to 64 random bytes"})
-	}
 	kind := b.Kind
+	secret := b.Secret
+	switch {
+	case kind == "pagerduty" && !routingKeyRE.MatchString(secret):
+		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "a pagerduty endpoint needs its integration's routing key (32 letters and digits) as secret"})
+	case kind == "pagerduty":
+	case secret == "":
+		secret = signature.NewSecret()
+	default:
+		if _, err := signature.Key(secret); err != nil {
+			return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by the base64 of 16 to 64 random bytes"})
+		}
+	}
 	if kind == "" {
 		kind = "webhook"
 	}
