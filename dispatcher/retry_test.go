@@ -147,3 +147,38 @@ func TestMaxAttemptsThenDeadLetter(t *testing.T) {
 		t.Errorf("receiver got %d requests, want 3", n)
 	}
 }
+
+// A receiver that never answers: each attempt times out, the retries go
+// through the tiers, and after max_attempts the alert is dead-lettered with
+// the timeout as its last error.
+func TestNeverAnswersTimesOutThenDeadLetter(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	hang := make(chan struct{})
+	recv := newReceiver(t, func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(hang) })
+	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
+	rec, del := h.delivery(ep.id)
+	rec = withMaxAttempts(t, rec, 3)
+	h.produce(rec)
+	h.start(local)
+
+	res := h.finalResults(del.AlertID)
+	if len(res) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(res), res)
+	}
+	for i, r := range res {
+		if r.ErrorClass != "timeout" || r.Attempt != i+1 {
+			t.Errorf("result %d: attempt %d class %q, want attempt %d timeout", i, r.Attempt, r.ErrorClass, i+1)
+		}
+	}
+	if res[2].Outcome != schemas.OutcomeDead {
+		t.Errorf("last outcome %s, want dead", res[2].Outcome)
+	}
+	checkDeadLetter(t, h.dlq(rec.Value), rec, "timeout")
+}
