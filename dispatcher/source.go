@@ -59,6 +59,9 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // in-flight attempts end with ctx; their records are not committed
+	// Twice the lane's slots: a worker keeps its record until Kafka has
+	// acknowledged the outcome, and meanwhile another uses the slot.
+	queues := &keyQueues{n: 2 * d.cfg.EndpointConcurrency, m: map[string]*keyQueue{}}
 	fatal := make(chan error, 1)
 	ticker := time.NewTicker(200 * time.Millisecond)
 	defer ticker.Stop()
@@ -98,7 +101,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		}
 		due.EachRecord(func(r *kgo.Record) {
 			tr.add(r.Partition, r.Offset, r.LeaderEpoch)
-			wg.Go(func() {
+			queues.add(r, wg.Go, func(r *kgo.Record) {
 				out := d.handle(ctx, r)
 				if ctx.Err() != nil {
 					return
@@ -117,4 +120,59 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		})
 		commit(ctx)
 	}
+}
+
+// keyQueues hands the records of one key (tenant/endpoint, the key of its
+// lane) to at most n workers, in fetch order, so one endpoint's attempts
+// start in the order its deliveries were queued. A goroutine per record
+// reaches its lane in whatever order the scheduler runs it: with a backlog,
+// alerts went out dozens of places from their queue order, and a
+// partition's committable prefix stalled behind a head record still waiting
+// for its turn, so a crash repeated most of what had been delivered.
+type keyQueues struct {
+	n  int
+	mu sync.Mutex
+	m  map[string]*keyQueue
+}
+
+type keyQueue struct {
+	recs    []*kgo.Record
+	workers int
+}
+
+// add queues r behind the earlier records of its key, and starts a worker
+// (with start) running them through run if the key has fewer than n.
+func (ks *keyQueues) add(r *kgo.Record, start func(func()), run func(*kgo.Record)) {
+	key := string(r.Key)
+	ks.mu.Lock()
+	q := ks.m[key]
+	if q == nil {
+		q = &keyQueue{}
+		ks.m[key] = q
+	}
+	q.recs = append(q.recs, r)
+	if q.workers >= ks.n {
+		ks.mu.Unlock()
+		return
+	}
+	q.workers++
+	ks.mu.Unlock()
+	start(func() {
+		for {
+			ks.mu.Lock()
+			if len(q.recs) == 0 {
+				q.workers--
+				if q.workers == 0 {
+					delete(ks.m, key)
+				}
+				ks.mu.Unlock()
+				return
+			}
+			next := q.recs[0]
+			q.recs[0] = nil
+			q.recs = q.recs[1:]
+			ks.mu.Unlock()
+			run(next)
+		}
+	})
 }

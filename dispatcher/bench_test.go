@@ -1,0 +1,391 @@
+package dispatcher_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/dispatcher/signature"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// The throughput workload: deliveries spread evenly over endpoints that all
+// answer 204 at once.
+const (
+	throughputEndpoints   = 50
+	throughputDeliveries  = 20_000
+	throughputConcurrency = 4 // dispatcher.Config.EndpointConcurrency's default
+	throughputPartitions  = 3
+)
+
+// countingSink is a set of keep-alive HTTP servers answering 204 to every
+// POST; it closes the channel done returns when they have answered want
+// requests since reset.
+type countingSink struct {
+	srvs    []*httptest.Server
+	n, want atomic.Int64
+	conns   atomic.Int64 // connections accepted
+	mu      sync.Mutex
+	first   time.Time
+	reached chan struct{}
+}
+
+func newCountingSink(servers int) *countingSink {
+	s := &countingSink{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		// Counted before the answer: a client that has its answer knows it is counted.
+		if n := s.n.Add(1); n == 1 || n == s.want.Load() {
+			s.mu.Lock()
+			if n == 1 {
+				s.first = time.Now()
+			}
+			if n == s.want.Load() {
+				close(s.reached)
+			}
+			s.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	for range servers {
+		srv := httptest.NewUnstartedServer(h)
+		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		}
+		srv.Start()
+		s.srvs = append(s.srvs, srv)
+	}
+	return s
+}
+
+func (s *countingSink) close() {
+	for _, srv := range s.srvs {
+		srv.Close()
+	}
+}
+
+// reset starts a count towards want.
+func (s *countingSink) reset(want int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reached, s.first = make(chan struct{}), time.Time{}
+	s.n.Store(0)
+	s.conns.Store(0)
+	s.want.Store(int64(want))
+}
+
+func (s *countingSink) done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reached
+}
+
+func (s *countingSink) firstAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
+}
+
+type throughputResult struct {
+	plain, disp           time.Duration // plain loop; dispatcher start → sink got them all
+	startup, steady       time.Duration // dispatcher start → Ready; first delivery → last
+	steadyDeliveries      int
+	plainConns, dispConns int64 // connections the sink accepted in each phase
+	logBytes              int64 // the dispatcher's log
+}
+
+// byteCounter is a log destination that keeps only the count of bytes.
+type byteCounter struct{ n atomic.Int64 }
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// BenchmarkDispatcherThroughput compares the dispatcher with a plain
+// net/http loop on the same sink. Each op: 20,000 deliveries queued on fresh
+// topics for 50 endpoints; first a plain http.Client loop POSTs the same
+// bodies to the same URLs with the dispatcher's total concurrency (50
+// endpoints × 4) and a connection pool as large; then dispatcher.Run starts,
+// and is timed until the sink has answered all 20,000. The token bucket is
+// opened wide (EndpointRate 1e6/s): with the default 50/s per endpoint the
+// ceiling would be 2,500/s for 50 endpoints, and the benchmark would
+// measure the limiter.
+//
+// one_host: every endpoint is a path on one server, like many Slack or
+// PagerDuty endpoints sharing one host. host_per_endpoint: each endpoint
+// has its own server (host:port), like endpoints of different tenants.
+func BenchmarkDispatcherThroughput(b *testing.B) {
+	brokers := testenv.Brokers(b)
+	if !testenv.RealKafka(b) {
+		b.Skip("needs a real Kafka broker: eval \"$(deploy/local/services.sh env)\"")
+	}
+	for _, bc := range []struct {
+		name    string
+		servers int
+	}{{"one_host", 1}, {"host_per_endpoint", throughputEndpoints}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var sum throughputResult
+			b.StopTimer()
+			b.ResetTimer()
+			for range b.N {
+				r := throughputOnce(b, brokers, bc.servers)
+				sum.plain += r.plain
+				sum.disp += r.disp
+				sum.startup += r.startup
+				sum.steady += r.steady
+				sum.steadyDeliveries += r.steadyDeliveries
+				sum.plainConns += r.plainConns
+				sum.dispConns += r.dispConns
+				sum.logBytes += r.logBytes
+			}
+			n := float64(b.N)
+			plain := n * throughputDeliveries / sum.plain.Seconds()
+			disp := n * throughputDeliveries / sum.disp.Seconds()
+			b.ReportMetric(plain, "plain_http/s")
+			b.ReportMetric(disp, "dispatcher_deliveries/s")
+			b.ReportMetric(disp/plain, "dispatcher/plain")
+			b.ReportMetric(float64(sum.steadyDeliveries)/sum.steady.Seconds(), "steady_deliveries/s")
+			b.ReportMetric(sum.startup.Seconds()/n, "startup_s")
+			b.ReportMetric(float64(sum.plainConns)/n, "plain_conns/op")
+			b.ReportMetric(float64(sum.dispConns)/n, "dispatcher_conns/op")
+			b.ReportMetric(float64(sum.logBytes)/(n*throughputDeliveries), "log_bytes/delivery")
+		})
+	}
+}
+
+func throughputOnce(b *testing.B, brokers []string, servers int) throughputResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topics := testenv.Topics(b)
+	cl, err := kgo.NewClient(kafka.ClientOpts(brokers, nil)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if err := kafka.EnsureTopics(ctx, adm, topics.Specs(throughputPartitions)); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer dcancel()
+		names := []string{}
+		if listed, err := adm.ListTopics(dctx); err == nil {
+			for _, t := range listed.Names() {
+				if strings.HasPrefix(t, topics.Prefix) {
+					names = append(names, t)
+				}
+			}
+		}
+		if _, err := adm.DeleteTopics(dctx, names...); err != nil {
+			b.Logf("delete topics: %v", err)
+		}
+	}()
+
+	sink := newCountingSink(servers)
+	defer sink.close()
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	urls := make([]string, throughputEndpoints)
+	var recs []*kgo.Record
+	for i := range throughputEndpoints {
+		id := fmt.Sprintf("whk_bench%02d", i)
+		urls[i] = sink.srvs[i%len(sink.srvs)].URL + "/hook/" + id
+		value, _ := json.Marshal(schemas.EndpointRecord{
+			TenantID: tenant, ID: id, Name: "bench sink", Kind: dispatcher.KindWebhook, TargetURL: urls[i],
+			Secret: ring.Seal(signature.NewSecret(), tenant+"/"+id), IsActive: true, Version: 1, UpdatedAt: now,
+		})
+		recs = append(recs, &kgo.Record{Topic: topics.Endpoints, Key: kafka.Key(tenant, id), Value: value})
+	}
+	bodies := make([][]byte, throughputDeliveries)
+	for i := range throughputDeliveries {
+		id := fmt.Sprintf("whk_bench%02d", i%throughputEndpoints)
+		alertID := "alrt_" + randHex(16)
+		dur := int64(84211)
+		started := now.Add(-84211 * time.Millisecond)
+		bodies[i], _ = json.Marshal(schemas.WebhookPayload{
+			Type: schemas.TypeRunFailed, Timestamp: now,
+			Data: schemas.PayloadData{
+				AlertID: alertID, TenantID: tenant,
+				Rule:     schemas.RuleRef{ID: "rul_bench", Name: "ETL failures"},
+				Event:    schemas.EventRef{ID: "01JD" + strings.ToUpper(randHex(11)), Type: schemas.TypeRunFailed, OccurredAt: now},
+				Workflow: schemas.Workflow{ID: "wf_9", Name: "nightly-etl"},
+				Run: schemas.PayloadRun{ID: fmt.Sprintf("run_%06d", i), Status: "failed", StartedAt: &started,
+					FinishedAt: &now, DurationMS: &dur},
+				Error:  &schemas.PayloadError{Code: "NODE_ERRORED"},
+				Labels: map[string]string{"env": "prod"},
+			},
+		})
+		value, _ := json.Marshal(schemas.DeliveryRecord{
+			AlertID: alertID, TenantID: tenant, RuleID: "rul_bench", EndpointID: id,
+			EventType: schemas.TypeRunFailed, MaxAttempts: 8, CreatedAt: now, Payload: bodies[i],
+		})
+		if i == 0 {
+			if err := schemas.Validate(schemas.KindDelivery, value); err != nil {
+				b.Fatalf("bench delivery does not validate: %v", err)
+			}
+		}
+		recs = append(recs, &kgo.Record{Topic: topics.Deliveries, Key: kafka.Key(tenant, id), Value: value,
+			Headers: []kgo.RecordHeader{{Key: "exo-alert-id", Value: []byte(alertID)}}})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		b.Fatalf("produce: %v", err)
+	}
+
+	var res throughputResult
+	res.plain = throughputPlain(ctx, b, sink, urls, bodies)
+	res.plainConns = sink.conns.Load()
+
+	// The dispatcher, from Run until the sink has answered every delivery.
+	reg := prometheus.NewRegistry()
+	var logBytes byteCounter
+	ready := make(chan struct{})
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	done := make(chan error, 1)
+	sink.reset(throughputDeliveries)
+	b.StartTimer()
+	began := time.Now()
+	go func() {
+		done <- dispatcher.Run(dctx, dispatcher.Config{
+			Brokers: brokers, Topics: topics, Partitions: throughputPartitions, Keyring: ring, Allowlist: local,
+			EndpointRate: 1e6, Registerer: reg, Ready: ready,
+			// Formatted like the binary's log (text, info), then counted and dropped.
+			Log: slog.New(slog.NewTextHandler(&logBytes, nil)),
+		})
+	}()
+	select {
+	case <-ready:
+		res.startup = time.Since(began)
+	case err := <-done:
+		b.Fatalf("dispatcher stopped before it was ready: %v", err)
+	case <-ctx.Done():
+		b.Fatal("dispatcher not ready in time")
+	}
+	select {
+	case <-sink.done():
+		b.StopTimer()
+		res.disp = time.Since(began)
+		first := sink.firstAt()
+		res.steady, res.steadyDeliveries = time.Since(first), throughputDeliveries-1
+	case err := <-done:
+		b.Fatalf("dispatcher stopped after %d of %d deliveries: %v", sink.n.Load(), throughputDeliveries, err)
+	case <-ctx.Done():
+		b.Fatalf("the sink got %d of %d deliveries before the deadline", sink.n.Load(), throughputDeliveries)
+	}
+	res.dispConns = sink.conns.Load()
+	res.logBytes = logBytes.n.Load()
+	// The sink counts a request before it answers: let the dispatcher have
+	// the last answers before it stops. Every attempt is one delivery.
+	for got := throughputDelivered(b, reg); got != throughputDeliveries; got = throughputDelivered(b, reg) {
+		select {
+		case <-ctx.Done():
+			b.Fatalf("the dispatcher counted %v delivered attempts, want %d (one per delivery, no retries)", got, throughputDeliveries)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	dcancel()
+	if err := <-done; err != nil {
+		b.Fatalf("dispatcher: %v", err)
+	}
+	return res
+}
+
+// throughputPlain POSTs every body to its endpoint's URL with a plain
+// http.Client, as many at once as the dispatcher may have in flight, and
+// returns how long it took.
+func throughputPlain(ctx context.Context, b *testing.B, sink *countingSink, urls []string, bodies [][]byte) time.Duration {
+	b.Helper()
+	workers := min(throughputEndpoints*throughputConcurrency, 256)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, IdleConnTimeout: 90 * time.Second}}
+	defer client.CloseIdleConnections()
+	sink.reset(len(bodies))
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	b.StartTimer()
+	began := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, urls[i%len(urls)], bytes.NewReader(bodies[i]))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(began)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("plain client: %d of %d requests failed", n, len(bodies))
+	}
+	select {
+	case <-sink.done():
+	default:
+		b.Fatalf("plain client: the sink answered %d of %d", sink.n.Load(), len(bodies))
+	}
+	return took
+}
+
+// throughputDelivered reads exo_dispatcher_attempts_total{outcome="delivered"}.
+func throughputDelivered(b *testing.B, reg *prometheus.Registry) float64 {
+	b.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "exo_dispatcher_attempts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == schemas.OutcomeDelivered {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
