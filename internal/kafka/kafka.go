@@ -105,6 +105,10 @@ func ClientOpts(brokers []string, log *slog.Logger) []kgo.Opt {
 		kgo.SeedBrokers(brokers...),
 		kgo.RetryTimeout(30 * time.Second),
 		kgo.ProducerLinger(0),
+		// A topic created a moment ago may be unknown to the broker answering
+		// for a little while (seen on a freshly started broker): keep retrying
+		// rather than failing the record after the default 4 tries.
+		kgo.UnknownTopicRetries(60),
 	}
 	if log != nil {
 		kl := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "kgo")
