@@ -248,7 +248,8 @@ func newHTTPClient(guard *ssrf.Guard) *http.Client {
 		Transport: &http.Transport{
 			Proxy:               nil, // a proxy would bypass the dial-time guard
 			DialContext:         dialer.DialContext,
-			MaxIdleConnsPerHost: 16,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256, // many endpoints may share one host (e.g. hooks.slack.com)
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 5 * time.Second,
 		},
