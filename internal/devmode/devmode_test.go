@@ -48,12 +48,13 @@ func TestQuickstartWorksVerbatim(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	out := &syncBuffer{}
+	dbURL, brokers, prefix := testenv.DatabaseURL(t, false), testenv.Brokers(t), testenv.Topics(t).Prefix
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- devmode.Run(ctx, devmode.Config{
-			Addr: "127.0.0.1:0", DatabaseURL: testenv.DatabaseURL(t, false), Brokers: testenv.Brokers(t),
-			TopicPrefix: testenv.Topics(t).Prefix, Keyring: keyring.Generate("t1"), Exe: exe, Log: testenv.Log(t), Out: out,
+			Addr: "127.0.0.1:0", DatabaseURL: dbURL, Brokers: brokers,
+			TopicPrefix: prefix, Keyring: keyring.Generate("t1"), Exe: exe, Log: testenv.Log(t), Out: out,
 		})
 	}()
 	t.Cleanup(func() {

@@ -16,7 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -274,8 +276,38 @@ func RealKafka(t testing.TB) bool {
 }
 
 // Topics returns topic names unique to the test.
+// Every topic under the prefix is deleted when the test ends, so repeated
+// runs against one broker do not pile up partitions.
 func Topics(t testing.TB) kafka.Topics {
-	return kafka.NewTopics("t." + slug(t, 40) + "." + randHex(3) + ".")
+	topics := kafka.NewTopics("t." + slug(t, 40) + "." + randHex(3) + ".")
+	brokers := Brokers(t)
+	t.Cleanup(func() { deleteTopics(brokers, topics.Prefix) })
+	return topics
+}
+
+// deleteTopics deletes every topic whose name starts with prefix (best effort).
+func deleteTopics(brokers []string, prefix string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, name := range listed.Names() {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		_, _ = adm.DeleteTopics(ctx, names...)
+	}
 }
 
 // Main runs a package's tests, stops the process-wide fallback services and
