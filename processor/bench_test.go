@@ -468,11 +468,11 @@ func benchWaitCommitted(ctx context.Context, b *testing.B, adm *kadm.Client, gro
 	}
 }
 
-// benchCountDeliveries reads the committed deliveries up to the last stable
-// offset, counting them and the duration alerts among them.
+// benchCountDeliveries reads the committed deliveries up to the high
+// watermark (read_committed waits there for the last markers), counting them and the duration alerts among them.
 func benchCountDeliveries(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Client, topic string) (total, duration int) {
 	b.Helper()
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}

@@ -358,13 +358,15 @@ func (c *collector) waitFor(timeout time.Duration, what string, cond func() bool
 	}
 }
 
-// drain reads up to the topic's current last stable offset: everything
-// committed so far.
+// drain reads up to the topic's current high watermark: everything committed
+// so far. Not the last stable offset: a transaction that has just committed
+// may not have its marker on every partition yet, and the last stable offset
+// there would stop before its records.
 func (c *collector) drain() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ends, err := c.e.adm.ListCommittedOffsets(ctx, c.topic)
+	ends, err := c.e.adm.ListEndOffsets(ctx, c.topic)
 	if err == nil {
 		err = ends.Error()
 	}

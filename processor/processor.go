@@ -425,10 +425,18 @@ func (p *Processor) assign(ctx context.Context, part int32) error {
 	return nil
 }
 
-// restore reads partition part of the run-state changelog to its last stable offset.
+// restore reads partition part of the run-state changelog to its end.
+//
+// The end is the high watermark, not the last stable offset: the previous
+// owner's last transaction may be decided but not yet marked on this
+// partition (the coordinator writes the markers after EndTransaction
+// returns), and its last stable offset would then stop the restore before
+// state that is committed. Reading read_committed to the high watermark
+// waits for that marker instead (or, for a producer that died inside a
+// transaction, for the broker to abort it after the transaction timeout).
 func (p *Processor) restore(ctx context.Context, part int32) ([]schemas.RunState, error) {
 	topic := p.cfg.Topics.RunState
-	ends, err := p.adm.ListCommittedOffsets(ctx, topic)
+	ends, err := p.adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}

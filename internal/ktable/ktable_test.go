@@ -465,6 +465,27 @@ func TestReadyAfterTransactionalWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// EndTransaction returns once the coordinator has decided; it writes the
+	// commit and abort markers to the partitions afterwards. Until a
+	// partition has its marker, its last stable offset stays before the
+	// transaction and read_committed readers (the table among them) rightly
+	// see none of it. Wait for the markers, so the table starts on a topic
+	// whose transactions are complete.
+	adm := kadm.NewClient(f.prod)
+	f.eventually("transaction markers on every partition", func() bool {
+		ends, err1 := adm.ListEndOffsets(ctx, f.topic)
+		stable, err2 := adm.ListCommittedOffsets(ctx, f.topic)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		settled := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if s, ok := stable.Lookup(o.Topic, o.Partition); !ok || s.Offset != o.Offset {
+				settled = false
+			}
+		})
+		return settled
+	})
 	tbl := f.run()
 	f.waitReady(tbl)
 	want := map[string]int{}
