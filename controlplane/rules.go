@@ -95,7 +95,7 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 	if r.Severity == "" {
 		r.Severity = "error"
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func (s *Server) listRules(ctx context.Context, in *listIn) (*ruleListOut, error
 	}
 	var rows []*ruleRow
 	var next string
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, scanRule,
 			func(r *ruleRow) cursor { return cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
 		return err
@@ -150,7 +150,7 @@ func (s *Server) listRules(ctx context.Context, in *listIn) (*ruleListOut, error
 func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
 	var r *ruleRow
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
 		r, err = getRule(ctx, tx, p.TenantID, in.ID)
 		return err
 	})

@@ -44,6 +44,11 @@ type Config struct {
 	Keyring    *keyring.Ring
 	// Allowlist names addresses a target URL may point at despite the SSRF rules.
 	Allowlist []string
+	// AppRole is the Postgres role API requests run as (SET LOCAL ROLE per
+	// transaction), so row-level security enforces the tenant again. Default
+	// "exo_app" (created by the migrations); "off" runs them as the
+	// connecting role, which as the tables' owner bypasses row-level security.
+	AppRole string
 	// OutboxPoll is the fallback poll interval of the outbox relay.
 	OutboxPoll time.Duration
 	Log        *slog.Logger
@@ -63,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 3
+	}
+	if c.AppRole == "" {
+		c.AppRole = "exo_app"
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = 5 * time.Second
@@ -274,7 +282,26 @@ func principalFrom(ctx context.Context) *principal {
 	return p
 }
 
-// inTx runs fn in a transaction.
+// tenantTx runs fn in a transaction of tenant: as the application role, with
+// exo.tenant_id set for the transaction, so Postgres row-level security shows
+// and accepts only that tenant's rows whatever the query says. Every API
+// request's queries run in one.
+func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		role := s.cfg.AppRole
+		if role == "off" {
+			role = "" // set_config with an empty value leaves the role alone
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('exo.tenant_id', $1, true), CASE WHEN $2 <> '' THEN set_config('role', $2, true) END`, tenant, role); err != nil {
+			return fmt.Errorf("controlplane: enter tenant %q: %w", tenant, err)
+		}
+		return fn(tx)
+	})
+}
+
+// inTx runs fn in a transaction as the connecting role (the tables' owner):
+// for the system's own work across tenants (outbox relay, recorder), never
+// for an API request.
 func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }

@@ -161,7 +161,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	for name, v := range b.Headers {
 		e.Headers[http.CanonicalHeaderKey(name)] = s.cfg.Keyring.Seal(v, aad+"/"+http.CanonicalHeaderKey(name))
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		if err := insertEndpoint(ctx, tx, e); err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (s *Server) listWebhooks(ctx context.Context, in *listIn) (*webhookListOut,
 	}
 	var rows []*endpointRow
 	var next string
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		rows, next, err = listPage(ctx, tx, "webhook_endpoints", endpointCols, p.TenantID, cur, in.Limit, scanEndpoint,
 			func(e *endpointRow) cursor { return cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
 		return err
@@ -210,7 +210,7 @@ func (s *Server) listWebhooks(ctx context.Context, in *listIn) (*webhookListOut,
 func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) {
 	p := principalFrom(ctx)
 	var e *endpointRow
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
 		e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
 		return err
 	})

@@ -1,0 +1,22 @@
+SET lock_timeout = '5s';
+DROP POLICY IF EXISTS tenant_isolation ON dead_letters;
+DROP POLICY IF EXISTS tenant_isolation ON delivery_attempts;
+DROP POLICY IF EXISTS tenant_isolation ON alerts;
+DROP POLICY IF EXISTS tenant_isolation ON audit_events;
+DROP POLICY IF EXISTS tenant_isolation ON alert_rules;
+DROP POLICY IF EXISTS tenant_isolation ON webhook_endpoints;
+DROP POLICY IF EXISTS tenant_isolation ON tenants;
+ALTER TABLE dead_letters DISABLE ROW LEVEL SECURITY;
+ALTER TABLE delivery_attempts DISABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_events DISABLE ROW LEVEL SECURITY;
+ALTER TABLE alert_rules DISABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_endpoints DISABLE ROW LEVEL SECURITY;
+ALTER TABLE tenants DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON tenants, webhook_endpoints, alert_rules, audit_events, outbox, delivery_attempts, dead_letters FROM exo_app;
+DROP TABLE IF EXISTS alerts;
+DROP INDEX IF EXISTS dead_letters_dead_idx;
+DROP INDEX IF EXISTS delivery_attempts_attempted_idx;
+DROP INDEX IF EXISTS delivery_attempts_alert_idx;
+ALTER TABLE delivery_attempts DROP CONSTRAINT delivery_attempts_pkey;
+ALTER TABLE delivery_attempts ADD PRIMARY KEY (alert_id, attempt);
+-- The role exo_app stays: other databases of the cluster may use it.
