@@ -3,6 +3,7 @@ package condition
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -18,41 +19,93 @@ const (
 	MaxNodes     = 500
 )
 
-// Env is what a condition sees of an event.
+// Env is what a condition sees of an event. The doc and example tags are
+// the catalogue Fields returns (GET /v1/event-types shows it), so the
+// documented fields are exactly the compiled ones.
 type Env struct {
 	Event    EventEnv          `expr:"event"`
 	Workflow WorkflowEnv       `expr:"workflow"`
 	Run      RunEnv            `expr:"run"`
 	Error    ErrorEnv          `expr:"error"`
-	Labels   map[string]string `expr:"labels"`
+	Labels   map[string]string `expr:"labels" doc:"A label of the run, by name (labels.env, labels.team, ...); a label the run does not have is \"\"." example:"labels.env == \"prod\""`
 }
 
 // EventEnv is the event envelope.
 type EventEnv struct {
-	ID     string `expr:"id"`
-	Type   string `expr:"type"`
-	Source string `expr:"source"`
+	ID     string `expr:"id" doc:"Id of the event (for workflow.run.duration_exceeded: of the run's started event)." example:"event.id != \"\""`
+	Type   string `expr:"type" doc:"Type of the event, e.g. workflow.run.failed." example:"event.type == \"workflow.run.failed\""`
+	Source string `expr:"source" doc:"CloudEvents source of the event (the engine that produced it); \"\" for workflow.run.duration_exceeded." example:"event.source == \"exosphere/state-manager\""`
 }
 
 // WorkflowEnv is the workflow of the run.
 type WorkflowEnv struct {
-	ID   string `expr:"id"`
-	Name string `expr:"name"`
+	ID   string `expr:"id" doc:"Id of the workflow." example:"workflow.id == \"wf_9\""`
+	Name string `expr:"name" doc:"Name of the workflow." example:"workflow.name startsWith \"nightly-\""`
 }
 
 // RunEnv is the run.
 type RunEnv struct {
-	ID         string `expr:"id"`
-	Attempt    int    `expr:"attempt"`
-	Status     string `expr:"status"`
-	DurationMS int64  `expr:"duration_ms"`
+	ID         string `expr:"id" doc:"Id of the run." example:"run.id == \"run_123\""`
+	Attempt    int    `expr:"attempt" doc:"Attempt number of the run, from 1." example:"run.attempt >= 2"`
+	Status     string `expr:"status" doc:"Status of the run as the engine reports it (running for workflow.run.duration_exceeded)." example:"run.status == \"failed\""`
+	DurationMS int64  `expr:"duration_ms" doc:"How long the run ran, in milliseconds (for workflow.run.duration_exceeded: how long it had run when the threshold passed); 0 when unknown." example:"run.duration_ms > 600000"`
 }
 
 // ErrorEnv is the error of a failed run ("" when none).
 type ErrorEnv struct {
-	Code    string `expr:"code"`
-	Message string `expr:"message"`
-	Node    string `expr:"node"`
+	Code    string `expr:"code" doc:"Error code of a failed run; \"\" otherwise." example:"error.code in [\"NODE_ERRORED\", \"TIMEOUT\"]"`
+	Message string `expr:"message" doc:"Error message of a failed run; \"\" otherwise." example:"error.message contains \"timeout\""`
+	Node    string `expr:"node" doc:"The node of the workflow that failed; \"\" otherwise." example:"error.node == \"load\""`
+}
+
+// Field describes one field a condition can use.
+type Field struct {
+	// Path is how a condition names the field, e.g. run.duration_ms. Labels
+	// are a map: their Path is labels.<name>.
+	Path string
+	// Type is string or integer.
+	Type        string
+	Description string
+	// Example is a condition that uses the field.
+	Example string
+}
+
+// Fields describes the fields of Env, in declaration order. It is derived
+// from Env itself, so it lists exactly what Compile accepts.
+func Fields() []Field {
+	var out []Field
+	describe(reflect.TypeFor[Env](), "", &out)
+	return out
+}
+
+func describe(t reflect.Type, prefix string, out *[]Field) {
+	for f := range t.Fields() {
+		path := prefix + f.Tag.Get("expr")
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			describe(f.Type, path+".", out)
+			continue
+		case reflect.Map:
+			path += ".<name>"
+		}
+		*out = append(*out, Field{Path: path, Type: typeName(f.Type), Description: f.Tag.Get("doc"), Example: f.Tag.Get("example")})
+	}
+}
+
+// typeName is the type of a field as users see it; a map shows the type of
+// its values.
+func typeName(t reflect.Type) string {
+	if t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "integer"
+	case reflect.String:
+		return "string"
+	default:
+		return t.Kind().String()
+	}
 }
 
 // NewEnv builds the environment of an event.
