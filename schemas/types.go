@@ -12,7 +12,14 @@ const (
 	TypeRunFailed    = "workflow.run.failed"
 	// TypeRunDurationExceeded is derived by the processor; rules may watch it.
 	TypeRunDurationExceeded = "workflow.run.duration_exceeded"
+	// TypeWebhookTest is a test delivery sent from the API or dashboard
+	// (POST /v1/webhooks/{id}/test). No rule watches it; its rule id is
+	// TestRuleID.
+	TypeWebhookTest = "webhook.test"
 )
+
+// TestRuleID is the rule id of test deliveries.
+const TestRuleID = "test"
 
 // AlertTypes lists every event type an alert rule may watch.
 var AlertTypes = []string{TypeRunFailed, TypeRunSucceeded, TypeRunStarted, TypeRunDurationExceeded}
