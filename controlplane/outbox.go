@@ -10,38 +10,118 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 )
 
-// relay publishes outbox rows to Kafka in id order and marks them sent. It
-// is woken by NOTIFY exo_outbox (sent by a trigger on insert) and polls as a
-// fallback. A Kafka outage leaves rows unsent; nothing is lost.
+// relay publishes outbox rows to Kafka in id order and marks them sent once
+// Kafka acknowledged them. It is woken by NOTIFY exo_outbox (sent by a
+// trigger on insert) and polls as a fallback. A Kafka outage leaves rows
+// unsent and the relay retries with a backoff; nothing is lost, and the API
+// keeps serving (it only writes Postgres).
+//
+// Order per key: a key's rows are inserted in the order of its changes (the
+// change holds the resource's row lock while it inserts), and the relay
+// publishes them in id order. Several relays (several control planes) take
+// turns through a transaction-scoped advisory lock, so a later row of a key
+// is never published ahead of an earlier one that another relay holds.
 type relay struct {
 	pool   *pgxpool.Pool
 	kafka  *kgo.Client
 	topics kafka.Topics
+	specs  []kafka.Spec
 	poll   time.Duration
 	log    *slog.Logger
+
+	published, failures prometheus.Counter
 }
 
-const relayBatch = 500
+const (
+	relayBatch = 500
+	// relayLock is the advisory lock key that serialises relays ("exo_outb").
+	relayLock = int64(0x65786f5f6f757462)
+	// relayPublishTimeout bounds one batch's wait for Kafka's acknowledgement.
+	relayPublishTimeout = 15 * time.Second
+	relayMaxBackoff     = 10 * time.Second
+)
 
-func (r *relay) run(ctx context.Context) error {
-	if err := r.republish(ctx); err != nil && ctx.Err() == nil {
-		r.log.Error("republish live rules and endpoints", "err", err)
+func newRelay(s *Server, cl *kgo.Client) *relay {
+	r := &relay{
+		pool: s.pool, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
+		poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox"),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_controlplane_outbox_published_total", Help: "Outbox rows published to Kafka and marked sent.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_controlplane_outbox_publish_failures_total", Help: "Outbox publish attempts that failed (the rows stay queued).",
+		}),
 	}
-	for ctx.Err() == nil {
-		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("outbox listener failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(r.poll):
+	r.published = registerCounter(s.cfg.Registry, r.published)
+	r.failures = registerCounter(s.cfg.Registry, r.failures)
+	return r
+}
+
+// registerCounter registers c, or returns the counter already registered
+// under its name (a server run twice with one registry).
+func registerCounter(reg prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return prev
 			}
 		}
 	}
+	return c
+}
+
+func (r *relay) run(ctx context.Context) error {
+	// Both steps are retried until they succeed: while Kafka (or Postgres)
+	// is away the API serves and its changes queue in the outbox.
+	r.retry(ctx, "create topics", func() error {
+		return kafka.EnsureTopics(ctx, kadm.NewClient(r.kafka), r.specs)
+	})
+	r.retry(ctx, "republish live rules and endpoints", func() error { return r.republish(ctx) })
+	for ctx.Err() == nil {
+		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("outbox listener failed; retrying", "err", err)
+			r.sleep(ctx, min(r.poll, relayMaxBackoff))
+		}
+	}
 	return nil
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off between tries.
+func (r *relay) retry(ctx context.Context, what string, fn func() error) {
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		backoff = r.nextBackoff(backoff)
+		r.log.Warn("outbox: "+what+" failed; retrying", "err", err, "retry_in", backoff)
+		r.sleep(ctx, backoff)
+	}
+}
+
+func (r *relay) nextBackoff(prev time.Duration) time.Duration {
+	if prev == 0 {
+		return min(500*time.Millisecond, r.poll)
+	}
+	return min(2*prev, r.poll, relayMaxBackoff)
+}
+
+func (r *relay) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func (r *relay) listen(ctx context.Context) error {
@@ -54,11 +134,23 @@ func (r *relay) listen(ctx context.Context) error {
 		return fmt.Errorf("outbox: listen: %w", err)
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN exo_outbox") }()
+	var backoff time.Duration
 	for {
+		wait := r.poll
 		if _, err := r.drain(ctx); err != nil {
-			r.log.Warn("outbox publish failed; rows stay queued", "err", err)
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Retry soon rather than after the slow poll: nothing else wakes
+			// the relay when Kafka comes back.
+			r.failures.Inc()
+			backoff = r.nextBackoff(backoff)
+			wait = backoff
+			r.log.Warn("outbox publish failed; rows stay queued", "err", err, "retry_in", wait)
+		} else {
+			backoff = 0
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.poll)
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err := conn.Conn().WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -82,9 +174,18 @@ func (r *relay) drain(ctx context.Context) (int, error) {
 	}
 }
 
+// publishBatch claims the oldest unsent rows, publishes them and marks them
+// sent, in one transaction: rows are marked only after Kafka acknowledged
+// every one of them, and a failure leaves them all queued (at least once).
 func (r *relay) publishBatch(ctx context.Context) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		// One relay at a time: with SKIP LOCKED alone, a second relay would
+		// claim the next batch and could publish a key's later row before
+		// the first relay publishes (or, failing, retries) its earlier one.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, relayLock); err != nil {
+			return fmt.Errorf("outbox: lock: %w", err)
+		}
 		rows, err := tx.Query(ctx, `SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL
 			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, relayBatch)
 		if err != nil {
@@ -110,7 +211,7 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 		if len(recs) == 0 {
 			return nil
 		}
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, relayPublishTimeout)
 		defer cancel()
 		if err := r.kafka.ProduceSync(pctx, recs...).FirstErr(); err != nil {
 			return fmt.Errorf("outbox: publish %d records: %w", len(recs), err)
@@ -121,15 +222,21 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 		n = len(recs)
 		return nil
 	})
+	if err == nil {
+		r.published.Add(float64(n))
+	}
 	return n, err
 }
 
 // republish queues a snapshot of every live rule and endpoint, so the
 // compacted topics converge on Postgres even if they were lost or trimmed.
+// The rows are read FOR SHARE: a change being written concurrently commits
+// either before (and is read here) or after these outbox rows (and its own
+// row follows them), so a stale snapshot never lands after a newer one.
 func (r *relay) republish(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var outs [][3]any
-		rows, err := tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL`)
+		rows, err := tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
 		if err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
 		}
@@ -145,7 +252,7 @@ func (r *relay) republish(ctx context.Context) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
 		}
-		rows, err = tx.Query(ctx, `SELECT `+ruleCols+` FROM alert_rules WHERE deleted_at IS NULL`)
+		rows, err = tx.Query(ctx, `SELECT `+ruleCols+` FROM alert_rules WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
 		if err != nil {
 			return fmt.Errorf("outbox: republish rules: %w", err)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/dispatcher/ssrf"
@@ -51,8 +50,11 @@ type Config struct {
 	AppRole string
 	// OutboxPoll is the fallback poll interval of the outbox relay.
 	OutboxPoll time.Duration
-	Log        *slog.Logger
-	Registry   *prometheus.Registry
+	// KafkaOpts are appended to the options of the control plane's Kafka
+	// client (tests route its connections through a proxy they can cut).
+	KafkaOpts []kgo.Opt
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -143,16 +145,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 // Run serves until ctx ends, and runs the outbox relay.
 func (s *Server) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append(kafka.ClientOpts(s.cfg.Brokers, s.log),
-		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(10_000))...)
+	opts := append(kafka.ClientOpts(s.cfg.Brokers, s.log), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(10_000))
+	cl, err := kgo.NewClient(append(opts, s.cfg.KafkaOpts...)...)
 	if err != nil {
 		return fmt.Errorf("controlplane: kafka client: %w", err)
 	}
 	defer cl.Close()
 	s.kafka = cl
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), s.cfg.Topics.Specs(s.cfg.Partitions)); err != nil {
-		return fmt.Errorf("controlplane: %w", err)
-	}
+	// The relay creates the topics (retrying while Kafka is away): the API
+	// only writes Postgres and serves through a Kafka outage.
 	ln := s.cfg.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
@@ -171,8 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() {
-		r := &relay{pool: s.pool, kafka: cl, topics: s.cfg.Topics, poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox")}
-		if err := r.run(ctx); err != nil {
+		if err := newRelay(s, cl).run(ctx); err != nil {
 			errs <- err
 			cancel()
 		}
