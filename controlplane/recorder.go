@@ -1,0 +1,482 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// The recorder keeps the delivery history in Postgres: every alert from
+// deliveries (table alerts), every attempt from delivery-results
+// (delivery_attempts) and every dead letter from deliveries.dlq
+// (dead_letters). It disables a rule whose endpoint answered 404/410.
+//
+// It is at-least-once with idempotent writes: a poll's records are written
+// in one transaction, and their offsets are committed only after it
+// committed. A record that cannot be decoded or fails its schema is logged,
+// counted and skipped; a Postgres outage is retried with backoff and commits
+// nothing.
+
+// Headers the dispatcher puts on a dead letter.
+const (
+	dlqHeaderLastError = "exo-last-error"
+	dlqHeaderAttempts  = "exo-attempts"
+)
+
+// recorderPollMax caps the records written in one transaction.
+const recorderPollMax = 1000
+
+// retentionBatch caps the rows one retention DELETE removes.
+const retentionBatch = 5000
+
+type recorderMetrics struct {
+	skipped  *prometheus.CounterVec
+	recorded *prometheus.CounterVec
+	disabled prometheus.Counter
+	pruned   *prometheus.CounterVec
+	failures prometheus.Counter
+}
+
+// metricsOf registers the recorder's metrics with reg, or returns those
+// registered before (the recorder and retention share them).
+func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
+	m := &recorderMetrics{
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_skipped_records_total",
+			Help: "Records the recorder skipped because they could not be decoded or failed their schema, by topic.",
+		}, []string{"topic"}),
+		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_records_total",
+			Help: "Records the recorder wrote to Postgres (replays included), by table.",
+		}, []string{"table"}),
+		disabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_recorder_rules_disabled_total",
+			Help: "Alert rules disabled because their endpoint answered 404 or 410.",
+		}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_pruned_rows_total",
+			Help: "History rows deleted by retention, by table.",
+		}, []string{"table"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_recorder_write_failures_total",
+			Help: "Failed attempts to write a batch to Postgres (retried with backoff; offsets are not committed meanwhile).",
+		}),
+	}
+	var err error
+	m.skipped, err = register(reg, m.skipped)
+	if err == nil {
+		m.recorded, err = register(reg, m.recorded)
+	}
+	if err == nil {
+		m.disabled, err = register(reg, m.disabled)
+	}
+	if err == nil {
+		m.pruned, err = register(reg, m.pruned)
+	}
+	if err == nil {
+		m.failures, err = register(reg, m.failures)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recorder: register metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// runRecorder consumes the delivery topics into Postgres and runs the
+// retention loop, until ctx ends.
+func (s *Server) runRecorder(ctx context.Context) error {
+	m, err := metricsOf(s.cfg.Registry)
+	if err != nil {
+		return err
+	}
+	log := s.log.With("part", "recorder")
+	rec := &recorder{s: s, log: log, m: m}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.cfg.HistoryRetention > 0 {
+		wg.Go(func() { rec.retain(ctx) })
+	}
+	return rec.consume(ctx)
+}
+
+type recorder struct {
+	s   *Server
+	log *slog.Logger
+	m   *recorderMetrics
+}
+
+func (r *recorder) consume(ctx context.Context) error {
+	t := r.s.cfg.Topics
+	opts := append(kafka.ClientOpts(r.s.cfg.Brokers, r.log),
+		kgo.ConsumerGroup(r.s.cfg.RecorderGroup),
+		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ),
+		// deliveries is written in the processor's transactions: record
+		// only what committed.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		// A rebalance waits until the batch in hand is written and its
+		// offsets committed, so a partition's new owner starts after them.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(250*time.Millisecond),
+	)
+	cl, err := kgo.NewClient(append(opts, r.s.cfg.KafkaOpts...)...)
+	if err != nil {
+		return fmt.Errorf("recorder: kafka client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollRecords(ctx, recorderPollMax)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, kgo.ErrClientClosed) {
+				fatal = err
+				return
+			}
+			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
+		})
+		if fatal != nil {
+			return fmt.Errorf("recorder: fetch: %w", fatal)
+		}
+		b := r.decode(fetches.Records())
+		if !b.empty() {
+			if !r.writeWithRetry(ctx, b) {
+				cl.AllowRebalance()
+				return nil // ctx ended; nothing committed, the records come again
+			}
+		}
+		if fetches.NumRecords() > 0 {
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+				// Written but not committed: they come again and are
+				// written again, which changes nothing.
+				r.log.Warn("commit offsets", "err", err)
+			}
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// batch is what one poll gives, decoded.
+type batch struct {
+	alerts   []alertIn
+	attempts []schemas.ResultRecord
+	dead     map[string]deadIn // by alert id: the latest death
+}
+
+type alertIn struct {
+	rec schemas.DeliveryRecord
+	raw json.RawMessage
+}
+
+type deadIn struct {
+	rec       schemas.DeliveryRecord
+	raw       json.RawMessage
+	attempts  int
+	lastError string
+	deadAt    time.Time
+}
+
+func (b *batch) empty() bool { return len(b.alerts) == 0 && len(b.attempts) == 0 && len(b.dead) == 0 }
+
+// decode sorts records by topic and drops (logs, counts) what is not valid.
+func (r *recorder) decode(recs []*kgo.Record) *batch {
+	t := r.s.cfg.Topics
+	b := &batch{dead: map[string]deadIn{}}
+	for _, kr := range recs {
+		skip := func(reason error) {
+			r.m.skipped.WithLabelValues(kr.Topic).Inc()
+			r.log.Error("invalid record skipped", "topic", kr.Topic, "partition", kr.Partition, "offset", kr.Offset, "err", reason)
+		}
+		switch kr.Topic {
+		case t.Deliveries, t.DeliveriesDLQ:
+			var d schemas.DeliveryRecord
+			if err := decodeValid(schemas.KindDelivery, kr.Value, &d); err != nil {
+				skip(err)
+				continue
+			}
+			if kr.Topic == t.Deliveries {
+				b.alerts = append(b.alerts, alertIn{rec: d, raw: kr.Value})
+				continue
+			}
+			n, _ := strconv.Atoi(kafka.Header(kr, dlqHeaderAttempts))
+			dl := deadIn{rec: d, raw: kr.Value, attempts: n, lastError: kafka.Header(kr, dlqHeaderLastError), deadAt: kr.Timestamp.UTC()}
+			if dl.lastError == "" {
+				dl.lastError = "unknown"
+			}
+			if prev, ok := b.dead[d.AlertID]; !ok || prev.deadAt.Before(dl.deadAt) {
+				b.dead[d.AlertID] = dl
+			}
+		case t.DeliveryResults:
+			var res schemas.ResultRecord
+			if err := decodeValid(schemas.KindResult, kr.Value, &res); err != nil {
+				skip(err)
+				continue
+			}
+			b.attempts = append(b.attempts, res)
+		}
+	}
+	return b
+}
+
+func decodeValid(k schemas.Kind, raw []byte, v any) error {
+	if err := schemas.Validate(k, raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", k, err)
+	}
+	return nil
+}
+
+// writeWithRetry writes b until it succeeds or ctx ends (false).
+func (r *recorder) writeWithRetry(ctx context.Context, b *batch) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, b) })
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.m.failures.Inc()
+		r.log.Warn("recording failed; retrying, offsets not committed", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// write stores a batch in one transaction. Every statement is idempotent:
+// writing a batch twice leaves what writing it once left.
+func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
+	if len(b.alerts) > 0 {
+		rows := make([]map[string]any, 0, len(b.alerts))
+		for _, a := range b.alerts {
+			rows = append(rows, map[string]any{
+				"alert_id": a.rec.AlertID, "tenant_id": a.rec.TenantID, "rule_id": a.rec.RuleID, "endpoint_id": a.rec.EndpointID,
+				"event_type": a.rec.EventType, "record": a.raw, "created_at": a.rec.CreatedAt,
+			})
+		}
+		js, _ := json.Marshal(rows)
+		if _, err := tx.Exec(ctx, `INSERT INTO alerts (alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at)
+			SELECT alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at
+			FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
+			ON CONFLICT (alert_id) DO NOTHING`, js); err != nil {
+			return fmt.Errorf("recorder: insert alerts: %w", err)
+		}
+		r.m.recorded.WithLabelValues("alerts").Add(float64(len(rows)))
+	}
+	var gone []schemas.ResultRecord
+	if len(b.attempts) > 0 {
+		rows := make([]map[string]any, 0, len(b.attempts))
+		for _, a := range b.attempts {
+			rows = append(rows, map[string]any{
+				"alert_id": a.AlertID, "attempt": a.Attempt, "delivery_id": a.DeliveryID, "tenant_id": a.TenantID,
+				"rule_id": a.RuleID, "endpoint_id": a.EndpointID, "outcome": a.Outcome, "status_code": nilIfZero(a.StatusCode),
+				"latency_ms": a.LatencyMS, "error_class": nilIfEmpty(a.ErrorClass), "error": nilIfEmpty(a.Error),
+				"response_excerpt": nilIfEmpty(a.ResponseExcerpt), "attempted_at": a.AttemptedAt,
+			})
+		}
+		js, _ := json.Marshal(rows)
+		inserted, err := tx.Query(ctx, `INSERT INTO delivery_attempts (alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id,
+				outcome, status_code, latency_ms, error_class, error, response_excerpt, attempted_at)
+			SELECT alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id,
+				outcome, status_code, latency_ms, error_class, error, response_excerpt, attempted_at
+			FROM jsonb_populate_recordset(NULL::delivery_attempts, $1::jsonb)
+			ON CONFLICT (alert_id, delivery_id) DO NOTHING
+			RETURNING alert_id, delivery_id`, js)
+		if err != nil {
+			return fmt.Errorf("recorder: insert attempts: %w", err)
+		}
+		fresh := map[[2]string]bool{}
+		for inserted.Next() {
+			var k [2]string
+			if err := inserted.Scan(&k[0], &k[1]); err != nil {
+				inserted.Close()
+				return fmt.Errorf("recorder: insert attempts: %w", err)
+			}
+			fresh[k] = true
+		}
+		if err := inserted.Err(); err != nil {
+			return fmt.Errorf("recorder: insert attempts: %w", err)
+		}
+		r.m.recorded.WithLabelValues("delivery_attempts").Add(float64(len(rows)))
+		// Only an attempt seen for the first time disables its rule: a
+		// replay of the topic never disables a rule again.
+		for _, a := range b.attempts {
+			if a.Outcome == schemas.OutcomeEndpointGone && fresh[[2]string{a.AlertID, a.DeliveryID}] {
+				gone = append(gone, a)
+			}
+		}
+	}
+	if len(b.dead) > 0 {
+		rows := make([]map[string]any, 0, len(b.dead))
+		for _, d := range b.dead {
+			rows = append(rows, map[string]any{
+				"alert_id": d.rec.AlertID, "tenant_id": d.rec.TenantID, "rule_id": d.rec.RuleID, "endpoint_id": d.rec.EndpointID,
+				"attempts": d.attempts, "last_error": d.lastError, "record": d.raw, "dead_at": d.deadAt,
+			})
+		}
+		js, _ := json.Marshal(rows)
+		// A later death of the same alert (after a redelivery or replay)
+		// replaces the row and makes it replayable again; the same death
+		// read twice changes nothing.
+		if _, err := tx.Exec(ctx, `INSERT INTO dead_letters (alert_id, tenant_id, rule_id, endpoint_id, attempts, last_error, record, dead_at)
+			SELECT alert_id, tenant_id, rule_id, endpoint_id, attempts, last_error, record, dead_at
+			FROM jsonb_populate_recordset(NULL::dead_letters, $1::jsonb)
+			ON CONFLICT (alert_id) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error,
+				record = excluded.record, dead_at = excluded.dead_at, replayed_at = NULL
+			WHERE dead_letters.dead_at < excluded.dead_at`, js); err != nil {
+			return fmt.Errorf("recorder: upsert dead letters: %w", err)
+		}
+		r.m.recorded.WithLabelValues("dead_letters").Add(float64(len(rows)))
+	}
+	for _, a := range gone {
+		if err := r.disableRule(ctx, tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// disableRule deactivates the rule of an attempt its endpoint answered with
+// 404 or 410, if the rule is still active, not deleted, and was not changed
+// after the attempt (a user who re-enabled it since has the last word).
+// Audit row and outbox snapshot go in the same transaction.
+func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultRecord) error {
+	before, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND is_active AND updated_at < $3
+		FOR UPDATE`, a.TenantID, a.RuleID, a.AttemptedAt))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recorder: disable rule: %w", err)
+	}
+	status := "404/410"
+	if a.StatusCode != 0 {
+		status = strconv.Itoa(a.StatusCode)
+	}
+	reason := fmt.Sprintf("disabled automatically: endpoint %s answered HTTP %s (gone) to alert %s at %s; fix the endpoint, then re-enable the rule",
+		a.EndpointID, status, a.AlertID, a.AttemptedAt.UTC().Format(time.RFC3339))
+	after, err := scanRule(tx.QueryRow(ctx, `UPDATE alert_rules
+		SET is_active = false, disabled_reason = $3, version = version + 1, updated_at = now()
+		WHERE tenant_id = $1 AND id = $2
+		RETURNING `+ruleCols, a.TenantID, a.RuleID, reason))
+	if err != nil {
+		return fmt.Errorf("recorder: disable rule: %w", err)
+	}
+	if err := insertAudit(ctx, tx, a.TenantID, "system", "alert_rule.disable", "alert_rule", a.RuleID,
+		before.api(), after.api(), "delivery:"+a.DeliveryID); err != nil {
+		return err
+	}
+	snap, _ := json.Marshal(after.snapshot())
+	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, a.TenantID+"/"+a.RuleID, snap); err != nil {
+		return err
+	}
+	r.m.disabled.Inc()
+	r.log.Warn("alert rule disabled: endpoint gone", "tenant_id", a.TenantID, "rule_id", a.RuleID,
+		"endpoint_id", a.EndpointID, "status", a.StatusCode, "alert_id", a.AlertID)
+	return nil
+}
+
+func nilIfZero(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// retain deletes history older than the retention every RetentionInterval
+// (and once at start).
+func (r *recorder) retain(ctx context.Context) {
+	tick := time.NewTicker(r.s.cfg.RetentionInterval)
+	defer tick.Stop()
+	for {
+		if _, err := r.s.pruneHistory(ctx, time.Now().Add(-r.s.cfg.HistoryRetention)); err != nil && ctx.Err() == nil {
+			r.log.Warn("history retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// pruneHistory deletes alerts, attempts and dead letters older than cutoff,
+// in batches of retentionBatch rows (short transactions, short locks). It
+// returns how many rows of each table it deleted.
+func (s *Server) pruneHistory(ctx context.Context, cutoff time.Time) (map[string]int64, error) {
+	m, err := metricsOf(s.cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	stmts := []struct{ table, sql string }{
+		{"alerts", `DELETE FROM alerts WHERE alert_id IN
+			(SELECT alert_id FROM alerts WHERE created_at < $1 LIMIT $2)`},
+		{"delivery_attempts", `DELETE FROM delivery_attempts WHERE (alert_id, delivery_id) IN
+			(SELECT alert_id, delivery_id FROM delivery_attempts WHERE attempted_at < $1 LIMIT $2)`},
+		{"dead_letters", `DELETE FROM dead_letters WHERE alert_id IN
+			(SELECT alert_id FROM dead_letters WHERE dead_at < $1 LIMIT $2)`},
+	}
+	out := map[string]int64{}
+	for _, st := range stmts {
+		for {
+			var n int64
+			err := s.inTx(ctx, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, st.sql, cutoff, retentionBatch)
+				n = tag.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return out, fmt.Errorf("recorder: prune %s: %w", st.table, err)
+			}
+			out[st.table] += n
+			m.pruned.WithLabelValues(st.table).Add(float64(n))
+			if n < retentionBatch {
+				break
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,78 @@
+package controlplane
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+)
+
+// Retention deletes alerts, attempts and dead letters older than the
+// cutoff, in batches until none is left, and keeps everything newer.
+func TestPruneHistory(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Pool(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	old := retentionBatch + 3 // more than one batch
+	for _, q := range []string{
+		`INSERT INTO alerts (alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at)
+			SELECT 'alrt_old_' || i, 'acme', 'rul_1', 'whk_1', 'workflow.run.failed', '{}', now() - interval '40 days' FROM generate_series(1, $1) i`,
+		`INSERT INTO delivery_attempts (alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id, outcome, attempted_at)
+			SELECT 'alrt_old_' || i, 1, 'dlv_old_' || i, 'acme', 'rul_1', 'whk_1', 'dead', now() - interval '40 days' FROM generate_series(1, $1) i`,
+		`INSERT INTO dead_letters (alert_id, tenant_id, rule_id, endpoint_id, attempts, last_error, record, dead_at)
+			SELECT 'alrt_old_' || i, 'acme', 'rul_1', 'whk_1', 1, 'http_status', '{}', now() - interval '40 days' FROM generate_series(1, $1) i`,
+	} {
+		if _, err := pool.Exec(ctx, q, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO alerts (alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at)
+			VALUES ('alrt_new', 'acme', 'rul_1', 'whk_1', 'workflow.run.failed', '{}', now() - interval '29 days')`,
+		`INSERT INTO delivery_attempts (alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id, outcome, attempted_at)
+			VALUES ('alrt_new', 1, 'dlv_new', 'acme', 'rul_1', 'whk_1', 'dead', now() - interval '29 days')`,
+		`INSERT INTO dead_letters (alert_id, tenant_id, rule_id, endpoint_id, attempts, last_error, record, dead_at)
+			VALUES ('alrt_new', 'acme', 'rul_1', 'whk_1', 1, 'http_status', '{}', now() - interval '29 days')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.pruneHistory(ctx, time.Now().Add(-30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"alerts", "delivery_attempts", "dead_letters"} {
+		if n[table] != int64(old) {
+			t.Errorf("%s: deleted %d rows, want %d", table, n[table], old)
+		}
+		var left []string
+		rows, err := pool.Query(ctx, `SELECT alert_id FROM `+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			_ = rows.Scan(&id)
+			left = append(left, id)
+		}
+		rows.Close()
+		if len(left) != 1 || left[0] != "alrt_new" {
+			t.Errorf("%s keeps %d rows (%.3v), want only alrt_new", table, len(left), left)
+		}
+	}
+	// Nothing older is left: a second run deletes nothing.
+	if n, err := s.pruneHistory(ctx, time.Now().Add(-30*24*time.Hour)); err != nil || n["alerts"]+n["delivery_attempts"]+n["dead_letters"] != 0 {
+		t.Errorf("second prune: %v %v", n, err)
+	}
+}
