@@ -203,6 +203,19 @@ func TestBadInput(t *testing.T) {
 		{"max attempts too high", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","max_attempts":1000,"webhook_endpoint_id":"` + whID + `"}`, 422, "max_attempts"},
 		{"huge body", "POST", "/v1/webhooks", b.adminKey, `{"name":"` + strings.Repeat("a", 70<<10) + `","target_url":"https://e.com"}`, 413, ""},
 		{"bad cursor", "GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", b.adminKey, "", 400, "query.cursor"},
+		{"patch not an object", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `["name"]`, 400, ""},
+		{"patch malformed json", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"name":`, 400, ""},
+		{"patch unknown field", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"colour":"red"}`, 422, "colour"},
+		{"patch the secret", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"secret":"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, 422, "body.secret"},
+		{"patch the kind", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"kind":"slack"}`, 422, "body.kind"},
+		{"patch to a metadata url", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"target_url":"http://[::ffff:169.254.169.254]/"}`, 422, "body.target_url"},
+		{"patch a reserved header", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"headers":{"Host":"evil.example"}}`, 422, "body.headers.Host"},
+		{"patch headers not an object", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"headers":"X-A: b"}`, 422, "body.headers"},
+		{"patch other tenant's endpoint", "PATCH", "/v1/webhooks/" + otherID, b.adminKey, `{"name":"mine"}`, 404, ""},
+		{"delete other tenant's endpoint", "DELETE", "/v1/webhooks/" + otherID, b.adminKey, "", 404, ""},
+		{"rotate with a bad grace period", "POST", "/v1/webhooks/" + whID + "/rotate-secret", b.adminKey, `{"grace_period":"forever"}`, 422, "body.grace_period"},
+		{"rotate with a bad secret", "POST", "/v1/webhooks/" + whID + "/rotate-secret", b.adminKey, `{"secret":"hunter2"}`, 422, "body.secret"},
+		{"unknown filter value", "GET", "/v1/alert-rules?event_type=workflow.run.exploded", b.adminKey, "", 422, "event_type"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -220,6 +233,22 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Wrong ETags are refused with 412 (problem+json) and change nothing.
+	for _, c := range []struct{ method, body, etag string }{
+		{"PATCH", `{"name":"late"}`, `"0"`}, {"PATCH", `{"name":"late"}`, `"v1"`}, {"DELETE", "", `"2"`}, {"PATCH", `{"name":"late"}`, `W/"99"`},
+	} {
+		status, h, problem := b.doH(t, c.method, "/v1/webhooks/"+whID, b.adminKey, c.body, map[string]string{"If-Match": c.etag})
+		if status != 412 || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") {
+			t.Errorf("%s with If-Match %s: %d %v, want 412", c.method, c.etag, status, problem)
+		}
+	}
+	var version int64
+	if err := b.pool.QueryRow(context.Background(), `SELECT version FROM webhook_endpoints WHERE id = $1`, whID).Scan(&version); err != nil || version != 1 {
+		t.Errorf("bad requests changed the endpoint: version %d, %v", version, err)
+	}
+	if n := b.count(t, "audit_events"); n != 2 {
+		t.Errorf("bad requests wrote %d audit rows", n-2)
 	}
 	if n := b.count(t, "webhook_endpoints"); n != endpointsBefore {
 		t.Errorf("bad requests wrote %d endpoints", n-endpointsBefore)

@@ -89,6 +89,7 @@ func (e *endpointRow) api() *Webhook {
 func (e *endpointRow) snapshot() schemas.EndpointRecord {
 	return schemas.EndpointRecord{
 		TenantID: e.TenantID, ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Secret: e.Secret,
+		PreviousSecret: e.PreviousSecret, PreviousSecretExpiresAt: e.PreviousSecretExpiresAt,
 		Headers: e.Headers, IsActive: e.IsActive, Version: e.Version, UpdatedAt: e.UpdatedAt.UTC(),
 	}
 }
@@ -127,4 +128,30 @@ func (r *ruleRow) snapshot() schemas.RuleRecord {
 	}
 	s.Severity = r.Severity
 	return s
+}
+
+// WebhookPatch documents the body of PATCH /v1/webhooks/{id}: a JSON merge
+// patch of the create document.
+type WebhookPatch struct {
+	Name      string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
+	TargetURL string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048"`
+	Headers   map[string]*string `json:"headers,omitempty" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
+	IsActive  *bool              `json:"is_active,omitempty" doc:"Reactivating an endpoint clears its disabled_reason"`
+}
+
+// AlertRulePatch documents the body of PATCH /v1/alert-rules/{id}: a JSON
+// merge patch of the create document (null resets a member to its default).
+type AlertRulePatch struct {
+	Name                string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
+	Description         *string `json:"description,omitempty" maxLength:"2000"`
+	EventType           string  `json:"event_type,omitempty" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded"`
+	Condition           *string `json:"condition,omitempty" maxLength:"2048"`
+	WebhookEndpointID   string  `json:"webhook_endpoint_id,omitempty" maxLength:"64"`
+	IsActive            *bool   `json:"is_active,omitempty" doc:"Reactivating a rule clears its disabled_reason"`
+	MaxAttempts         *int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50"`
+	Severity            *string `json:"severity,omitempty" enum:"critical,error,warning,info"`
+	IncludeErrorMessage *bool   `json:"include_error_message,omitempty"`
+	DurationThreshold   *string `json:"duration_threshold,omitempty" maxLength:"32"`
+	RateLimitPerMinute  *int    `json:"rate_limit_per_minute,omitempty" minimum:"1" maximum:"100000"`
+	Cooldown            *string `json:"cooldown,omitempty" maxLength:"32"`
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -16,6 +18,7 @@ import (
 )
 
 type ruleOut struct {
+	ETag string `header:"ETag" doc:"The version of the rule; send it as If-Match to update or delete only this version"`
 	Body *AlertRule
 }
 
@@ -42,11 +45,23 @@ func (s *Server) registerRules(api huma.API) {
 		OperationID: "get-alert-rule", Method: http.MethodGet, Path: "/v1/alert-rules/{id}", Tags: []string{"Alert rules"},
 		Summary: "Get an alert rule", Security: []map[string][]string{bearer}, Errors: []int{401, 404},
 	}, s.getRule)
+	huma.Register(api, huma.Operation{
+		OperationID: "update-alert-rule", Method: http.MethodPatch, Path: "/v1/alert-rules/{id}", Tags: []string{"Alert rules"},
+		Summary:     "Update an alert rule (JSON merge patch)",
+		Description: "A JSON merge patch (RFC 7396) of the create document: members present replace, null resets to the default. The result is validated like a create. In force in the processor within a second. Send the ETag as `If-Match` to avoid overwriting a concurrent change (412).",
+		Security:    []map[string][]string{bearer}, MaxBodyBytes: 64 << 10, Errors: []int{400, 401, 403, 404, 412, 422},
+	}, s.patchRule)
+	setPatchSchema(api, "/v1/alert-rules/{id}", AlertRulePatch{})
+	huma.Register(api, huma.Operation{
+		OperationID: "delete-alert-rule", Method: http.MethodDelete, Path: "/v1/alert-rules/{id}", Tags: []string{"Alert rules"},
+		Summary:     "Delete an alert rule",
+		Description: "Soft delete: the rule disappears from the API and stops matching within a second; its history and audit trail stay.",
+		Security:    []map[string][]string{bearer}, Errors: []int{401, 403, 404, 412},
+	}, s.deleteRule)
 }
 
-func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreate }) (*ruleOut, error) {
-	p := principalFrom(ctx)
-	b := in.Body
+// buildRule validates a rule document and fills r's fields from it.
+func buildRule(b *AlertRuleCreate, r *ruleRow) error {
 	var details []error
 	threshold, d := parseDuration("body.duration_threshold", b.DurationThreshold, time.Second, 168*time.Hour)
 	switch {
@@ -70,16 +85,18 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		details = append(details, &huma.ErrorDetail{Location: "body.condition", Message: msg, Value: b.Condition})
 	}
 	if len(details) > 0 {
-		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
+		return huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	r := &ruleRow{
-		ID: newID("rul"), TenantID: p.TenantID, Name: b.Name, Description: b.Description, EventType: b.EventType,
-		Condition: b.Condition, WebhookEndpointID: b.WebhookEndpointID, IsActive: b.IsActive == nil || *b.IsActive,
-		MaxAttempts: b.MaxAttempts, Severity: b.Severity, IncludeErrorMessage: b.IncludeErrorMessage, CreatedBy: p.actor(),
-	}
+	r.Name, r.Description, r.EventType, r.Condition = b.Name, b.Description, b.EventType, b.Condition
+	r.WebhookEndpointID, r.IsActive = b.WebhookEndpointID, b.IsActive == nil || *b.IsActive
+	r.MaxAttempts, r.Severity, r.IncludeErrorMessage = b.MaxAttempts, b.Severity, b.IncludeErrorMessage
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = 8
 	}
+	if r.Severity == "" {
+		r.Severity = "error"
+	}
+	r.DurationThresholdMS, r.CooldownMS, r.RateLimitPerMinute = nil, nil, nil
 	if threshold > 0 {
 		ms := threshold.Milliseconds()
 		r.DurationThresholdMS = &ms
@@ -92,43 +109,89 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		n := b.RateLimitPerMinute
 		r.RateLimitPerMinute = &n
 	}
-	if r.Severity == "" {
-		r.Severity = "error"
+	return nil
+}
+
+var errNoEndpoint = errors.New("controlplane: rule names no endpoint of the tenant")
+
+func noEndpointProblem(id string) error {
+	return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+		Location: "body.webhook_endpoint_id", Message: "no such webhook endpoint", Value: id,
+	})
+}
+
+func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreate }) (*ruleOut, error) {
+	p := principalFrom(ctx)
+	r := &ruleRow{ID: newID("rul"), TenantID: p.TenantID, CreatedBy: p.actor()}
+	if err := buildRule(&in.Body, r); err != nil {
+		return nil, err
 	}
 	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
-		if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); err != nil {
+		if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+			return errNoEndpoint
+		} else if err != nil {
 			return err
 		}
 		if err := insertRule(ctx, tx, r); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, r.TenantID, p.actor(), "alert_rule.create", "alert_rule", r.ID, nil, r.api(), requestID(ctx)); err != nil {
-			return err
-		}
-		snap, _ := json.Marshal(r.snapshot())
-		return insertOutbox(ctx, tx, s.cfg.Topics.Rules, r.TenantID+"/"+r.ID, snap)
+		return s.recordRule(ctx, tx, p, "alert_rule.create", nil, r)
 	})
-	if errors.Is(err, ErrNotFound) {
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-			Location: "body.webhook_endpoint_id", Message: "no such webhook endpoint", Value: r.WebhookEndpointID,
-		})
+	if errors.Is(err, errNoEndpoint) {
+		return nil, noEndpointProblem(r.WebhookEndpointID)
 	}
 	if err != nil {
 		return nil, s.internalError("create rule", err)
 	}
-	return &ruleOut{Body: r.api()}, nil
+	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
 }
 
-func (s *Server) listRules(ctx context.Context, in *listIn) (*ruleListOut, error) {
+// recordRule writes the audit row and the outbox snapshot of a change to r
+// (before is nil for a create).
+func (s *Server) recordRule(ctx context.Context, tx pgx.Tx, p *principal, action string, before *AlertRule, r *ruleRow) error {
+	var b any
+	if before != nil {
+		b = before
+	}
+	if err := insertAudit(ctx, tx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, r.api(), requestID(ctx)); err != nil {
+		return err
+	}
+	snap, _ := json.Marshal(r.snapshot())
+	return insertOutbox(ctx, tx, s.cfg.Topics.Rules, r.TenantID+"/"+r.ID, snap)
+}
+
+type listRulesIn struct {
+	Cursor            string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
+	Limit             int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	IsActive          string `query:"is_active" enum:"true,false" doc:"Only active (true) or inactive (false) rules"`
+	EventType         string `query:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded" doc:"Only rules watching this alert type"`
+	WebhookEndpointID string `query:"webhook_endpoint_id" maxLength:"64" doc:"Only rules delivering to this endpoint"`
+}
+
+func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, error) {
 	p := principalFrom(ctx)
 	cur, err := parseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
+	q := url.Values{"limit": {fmt.Sprint(in.Limit)}}
+	var filters []filter
+	if in.IsActive != "" {
+		filters = append(filters, filter{"is_active", in.IsActive == "true"})
+		q.Set("is_active", in.IsActive)
+	}
+	if in.EventType != "" {
+		filters = append(filters, filter{"event_type", in.EventType})
+		q.Set("event_type", in.EventType)
+	}
+	if in.WebhookEndpointID != "" {
+		filters = append(filters, filter{"webhook_endpoint_id", in.WebhookEndpointID})
+		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
+	}
 	var rows []*ruleRow
 	var next string
 	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
-		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, scanRule,
+		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, filters, scanRule,
 			func(r *ruleRow) cursor { return cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
 		return err
 	})
@@ -142,10 +205,13 @@ func (s *Server) listRules(ctx context.Context, in *listIn) (*ruleListOut, error
 	}
 	out.Body.NextCursor = next
 	if next != "" {
-		out.Link = fmt.Sprintf(`</v1/alert-rules?cursor=%s&limit=%d>; rel="next"`, next, in.Limit)
+		q.Set("cursor", next)
+		out.Link = `</v1/alert-rules?` + q.Encode() + `>; rel="next"`
 	}
 	return out, nil
 }
+
+var errRuleNotFound = huma.Error404NotFound("alert rule not found")
 
 func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
@@ -155,12 +221,131 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, huma.Error404NotFound("alert rule not found")
+		return nil, errRuleNotFound
 	}
 	if err != nil {
 		return nil, s.internalError("get rule", err)
 	}
-	return &ruleOut{Body: r.api()}, nil
+	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
+}
+
+// document is the rule as a create document, the base of a merge patch.
+func (r *ruleRow) document() map[string]any {
+	a := r.api()
+	active := r.IsActive
+	return toDoc(AlertRuleCreate{
+		Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
+		WebhookEndpointID: r.WebhookEndpointID, IsActive: &active, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
+		IncludeErrorMessage: r.IncludeErrorMessage, DurationThreshold: a.DurationThreshold, Cooldown: a.Cooldown,
+		RateLimitPerMinute: deref(r.RateLimitPerMinute),
+	})
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
+	p := principalFrom(ctx)
+	patch, err := parsePatch(in.RawBody)
+	if err != nil {
+		return nil, err
+	}
+	var r *ruleRow
+	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+		if r, err = getRuleForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
+			return err
+		}
+		if err := checkIfMatch(in.IfMatch, r.Version); err != nil {
+			return err
+		}
+		before := r.api()
+		doc, err := mergePatch(r.document(), patch)
+		if err != nil {
+			return huma.Error400BadRequest(err.Error())
+		}
+		var b AlertRuleCreate
+		if err := s.validateDoc(doc, &b); err != nil {
+			return err
+		}
+		wasActive := r.IsActive
+		if err := buildRule(&b, r); err != nil {
+			return err
+		}
+		if r.IsActive && !wasActive {
+			r.DisabledReason = nil
+		}
+		if r.WebhookEndpointID != before.WebhookEndpointID {
+			if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+				return errNoEndpoint
+			} else if err != nil {
+				return err
+			}
+		}
+		if sameRule(before, r.api()) {
+			return nil // nothing changes: no new version, no audit row
+		}
+		if err := updateRule(ctx, tx, r); err != nil {
+			return err
+		}
+		return s.recordRule(ctx, tx, p, "alert_rule.update", before, r)
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errRuleNotFound
+	case errors.Is(err, errNoEndpoint):
+		return nil, noEndpointProblem(r.WebhookEndpointID)
+	case err != nil:
+		return nil, s.apiError("update rule", err)
+	}
+	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
+}
+
+// sameRule reports whether two views differ in nothing a user set.
+func sameRule(a, b *AlertRule) bool {
+	x, y := *a, *b
+	x.UpdatedAt, x.Version, y.Version = y.UpdatedAt, 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
+type deleteRuleOut struct {
+	Body struct {
+		ID      string `json:"id"`
+		Deleted bool   `json:"deleted"`
+	}
+}
+
+func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, error) {
+	p := principalFrom(ctx)
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+		r, err := getRuleForUpdate(ctx, tx, p.TenantID, in.ID)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(in.IfMatch, r.Version); err != nil {
+			return err
+		}
+		if err := softDelete(ctx, tx, "alert_rules", p.TenantID, r.ID); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, r.api(), nil, requestID(ctx)); err != nil {
+			return err
+		}
+		return insertOutbox(ctx, tx, s.cfg.Topics.Rules, r.TenantID+"/"+r.ID, nil)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, errRuleNotFound
+	}
+	if err != nil {
+		return nil, s.apiError("delete rule", err)
+	}
+	out := &deleteRuleOut{}
+	out.Body.ID, out.Body.Deleted = in.ID, true
+	return out, nil
 }
 
 // parseDuration parses an optional Go duration within [lo, hi].

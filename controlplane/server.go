@@ -50,14 +50,6 @@ type Config struct {
 	AppRole string
 	// OutboxPoll is the fallback poll interval of the outbox relay.
 	OutboxPoll time.Duration
-	// RecorderGroup is the consumer group of the recorder (delivery
-	// history). Default "<topic prefix>recorder", e.g. "exo.recorder".
-	RecorderGroup string
-	// HistoryRetention is how long alerts, attempts and dead letters are
-	// kept (default 30 days; negative keeps them forever).
-	HistoryRetention time.Duration
-	// RetentionInterval is how often old history is deleted (default 1h).
-	RetentionInterval time.Duration
 	// KafkaOpts are appended to the options of the control plane's Kafka
 	// client (tests route its connections through a proxy they can cut).
 	KafkaOpts []kgo.Opt
@@ -84,15 +76,6 @@ func (c *Config) defaults() {
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = 5 * time.Second
-	}
-	if c.RecorderGroup == "" {
-		c.RecorderGroup = c.Topics.Prefix + "recorder"
-	}
-	if c.HistoryRetention == 0 {
-		c.HistoryRetention = 30 * 24 * time.Hour
-	}
-	if c.RetentionInterval <= 0 {
-		c.RetentionInterval = time.Hour
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -181,7 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 2)
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("controlplane: serve: %w", err)
@@ -190,12 +173,6 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	wg.Go(func() {
 		if err := newRelay(s, cl).run(ctx); err != nil {
-			errs <- err
-			cancel()
-		}
-	})
-	wg.Go(func() {
-		if err := s.runRecorder(ctx); err != nil {
 			errs <- err
 			cancel()
 		}
@@ -233,7 +210,6 @@ func (s *Server) newAPI() huma.API {
 
 	s.registerWebhooks(api)
 	s.registerRules(api)
-	s.registerHistory(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -345,4 +321,14 @@ type requestIDKey struct{}
 func (s *Server) internalError(op string, err error) error {
 	s.log.Error(op, "err", err)
 	return huma.Error500InternalServerError("internal error; see the control plane log")
+}
+
+// apiError passes an error meant for the client through and turns any
+// other into a logged 500.
+func (s *Server) apiError(op string, err error) error {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return se
+	}
+	return s.internalError(op, err)
 }

@@ -23,6 +23,8 @@ type endpointRow struct {
 	ID, TenantID, Name, Kind, TargetURL string
 	Secret                              schemas.Sealed
 	SecretHint                          string
+	PreviousSecret                      *schemas.Sealed
+	PreviousSecretExpiresAt             *time.Time
 	Headers                             map[string]schemas.Sealed
 	IsActive                            bool
 	DisabledReason                      *string
@@ -48,12 +50,12 @@ type ruleRow struct {
 	Version                                               int64
 }
 
-const endpointCols = `id, tenant_id, name, kind, target_url, secret, secret_hint, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
+const endpointCols = `id, tenant_id, name, kind, target_url, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
 
 func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	var e endpointRow
-	var secret, headers []byte
-	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &secret, &e.SecretHint, &headers,
+	var secret, previous, headers []byte
+	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers,
 		&e.IsActive, &e.DisabledReason, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -63,6 +65,12 @@ func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	}
 	if err := json.Unmarshal(secret, &e.Secret); err != nil {
 		return nil, fmt.Errorf("controlplane: endpoint secret column: %w", err)
+	}
+	if previous != nil {
+		e.PreviousSecret = new(schemas.Sealed)
+		if err := json.Unmarshal(previous, e.PreviousSecret); err != nil {
+			return nil, fmt.Errorf("controlplane: endpoint previous_secret column: %w", err)
+		}
 	}
 	if err := json.Unmarshal(headers, &e.Headers); err != nil {
 		return nil, fmt.Errorf("controlplane: endpoint headers column: %w", err)
@@ -153,7 +161,7 @@ func parseCursor(s string) (*cursor, error) {
 }
 
 // listPage runs a tenant-scoped list query after cur, returning limit+1 rows at most.
-func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string, cur *cursor, limit int,
+func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string, cur *cursor, limit int, filters []filter,
 	scan func(pgx.Row) (*T, error), pos func(*T) cursor,
 ) ([]*T, string, error) {
 	args := []any{tenant, limit + 1}
@@ -161,6 +169,10 @@ func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string,
 	if cur != nil {
 		where = ` AND (created_at, id) > ($3, $4)`
 		args = append(args, cur.CreatedAt, cur.ID)
+	}
+	for _, f := range filters {
+		args = append(args, f.value)
+		where += fmt.Sprintf(" AND %s = $%d", f.column, len(args))
 	}
 	rows, err := tx.Query(ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant_id = $1 AND deleted_at IS NULL`+where+
 		` ORDER BY created_at, id LIMIT $2`, args...)
@@ -264,4 +276,75 @@ func lookupKey(ctx context.Context, pool *pgxpool.Pool, key string) (*principal,
 		return nil, fmt.Errorf("controlplane: look up api key: %w", err)
 	}
 	return &p, nil
+}
+
+// getEndpointForUpdate is getEndpoint with the row locked until the end of
+// the transaction, so a version check and the update that follows it are one.
+func getEndpointForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
+	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`, tenant, id))
+}
+
+// updateEndpoint writes e's editable columns and bumps its version.
+func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
+	secret, _ := json.Marshal(e.Secret)
+	headers, _ := json.Marshal(e.Headers)
+	var previous []byte
+	if e.PreviousSecret != nil {
+		previous, _ = json.Marshal(e.PreviousSecret)
+	}
+	err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
+		name = $3, target_url = $4, secret = $5, secret_hint = $6, previous_secret = $7, previous_secret_expires_at = $8,
+		headers = $9, is_active = $10, disabled_reason = $11, updated_at = now(), version = version + 1
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+		RETURNING updated_at, version`,
+		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, previous, e.PreviousSecretExpiresAt,
+		headers, e.IsActive, e.DisabledReason,
+	).Scan(&e.UpdatedAt, &e.Version)
+	if err != nil {
+		return fmt.Errorf("controlplane: update endpoint: %w", err)
+	}
+	return nil
+}
+
+func getRuleForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*ruleRow, error) {
+	return scanRule(q.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`, tenant, id))
+}
+
+// updateRule writes r's editable columns and bumps its version.
+func updateRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
+	err := tx.QueryRow(ctx, `UPDATE alert_rules SET
+		name = $3, description = $4, event_type = $5, condition = $6, duration_threshold_ms = $7, webhook_endpoint_id = $8,
+		is_active = $9, disabled_reason = $10, max_attempts = $11, rate_limit_per_minute = $12, cooldown_ms = $13,
+		severity = $14, include_error_message = $15, updated_at = now(), version = version + 1
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+		RETURNING updated_at, version`,
+		r.TenantID, r.ID, r.Name, r.Description, r.EventType, r.Condition, r.DurationThresholdMS, r.WebhookEndpointID,
+		r.IsActive, r.DisabledReason, r.MaxAttempts, r.RateLimitPerMinute, r.CooldownMS, r.Severity, r.IncludeErrorMessage,
+	).Scan(&r.UpdatedAt, &r.Version)
+	if err != nil {
+		return fmt.Errorf("controlplane: update rule: %w", err)
+	}
+	return nil
+}
+
+// softDelete marks a row of table deleted and inactive: hidden from the API's
+// lists and gets, kept for audit and history.
+func softDelete(ctx context.Context, tx pgx.Tx, table, tenant, id string) error {
+	tag, err := tx.Exec(ctx, `UPDATE `+table+` SET deleted_at = now(), is_active = false, updated_at = now(), version = version + 1
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenant, id)
+	if err != nil {
+		return fmt.Errorf("controlplane: delete from %s: %w", table, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// filter is one extra condition of a list query: column = value.
+type filter struct {
+	column string
+	value  any
 }

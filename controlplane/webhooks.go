@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
@@ -19,6 +21,7 @@ import (
 )
 
 type webhookOut struct {
+	ETag string `header:"ETag" doc:"The version of the endpoint; send it as If-Match to update or delete only this version"`
 	Body *Webhook
 }
 
@@ -28,11 +31,6 @@ type webhookListOut struct {
 		Items      []*Webhook `json:"items"`
 		NextCursor string     `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 	}
-}
-
-type listIn struct {
-	Cursor string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
 }
 
 type idIn struct {
@@ -67,6 +65,25 @@ func (s *Server) registerWebhooks(api huma.API) {
 		OperationID: "get-webhook", Method: http.MethodGet, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
 		Summary: "Get a webhook endpoint", Security: []map[string][]string{bearer}, Errors: []int{401, 404},
 	}, s.getWebhook)
+	huma.Register(api, huma.Operation{
+		OperationID: "update-webhook", Method: http.MethodPatch, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
+		Summary:     "Update a webhook endpoint (JSON merge patch)",
+		Description: "A JSON merge patch (RFC 7396) of the create document: members present replace, null resets to the default, `headers` members set or (null) remove single headers. The secret changes only through rotate-secret, the kind never. Send the ETag as `If-Match` to avoid overwriting a concurrent change (412).",
+		Security:    []map[string][]string{bearer}, MaxBodyBytes: 64 << 10, Errors: []int{400, 401, 403, 404, 412, 422},
+	}, s.patchWebhook)
+	setPatchSchema(api, "/v1/webhooks/{id}", WebhookPatch{})
+	huma.Register(api, huma.Operation{
+		OperationID: "delete-webhook", Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
+		Summary:     "Delete a webhook endpoint",
+		Description: "Soft delete: the endpoint disappears from the API and stops receiving within a second; its history and audit trail stay. Its active alert rules are deactivated, and the answer lists them.",
+		Security:    []map[string][]string{bearer}, Errors: []int{401, 403, 404, 412},
+	}, s.deleteWebhook)
+	huma.Register(api, huma.Operation{
+		OperationID: "rotate-webhook-secret", Method: http.MethodPost, Path: "/v1/webhooks/{id}/rotate-secret", Tags: []string{"Webhooks"},
+		Summary:     "Rotate the signing secret",
+		Description: "Issues a new secret, shown once in this answer. During the grace period deliveries carry signatures by both the new and the previous secret, so receivers can switch without losing a delivery.",
+		Security:    []map[string][]string{bearer}, MaxBodyBytes: 4 << 10, Errors: []int{400, 401, 403, 404, 422},
+	}, s.rotateSecret)
 }
 
 // checkTargetURL refuses URLs that are not http(s), carry credentials, or
@@ -116,9 +133,8 @@ func redactURL(raw string) string {
 	return u.String()
 }
 
-func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCreate }) (*webhookOut, error) {
-	p := principalFrom(ctx)
-	b := in.Body
+// checkWebhook validates what a create and an update have in common.
+func (s *Server) checkWebhook(b *WebhookCreate) []error {
 	var details []error
 	if d := s.checkTargetURL(b.TargetURL); d != nil {
 		details = append(details, d)
@@ -132,63 +148,104 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "value must be at most 4096 characters without line breaks"})
 		}
 	}
-	if len(details) > 0 {
-		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
-	}
-	kind := b.Kind
-	secret := b.Secret
+	return details
+}
+
+// checkSecret validates a secret given for kind, or generates one.
+func checkSecret(kind, secret string) (string, error) {
 	switch {
 	case kind == "pagerduty" && !routingKeyRE.MatchString(secret):
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "a pagerduty endpoint needs its integration's routing key (32 letters and digits) as secret"})
+		return "", huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "a pagerduty endpoint needs its integration's routing key (32 letters and digits) as secret"})
 	case kind == "pagerduty":
 	case secret == "":
 		secret = signature.NewSecret()
 	default:
 		if _, err := signature.Key(secret); err != nil {
-			return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by the base64 of 16 to 64 random bytes"})
+			return "", huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "must be whsec_ followed by the base64 of 16 to 64 random bytes"})
 		}
 	}
+	return secret, nil
+}
+
+// secretHint is what the API shows of a secret after it was created.
+func secretHint(secret string) string { return "…" + secret[len(secret)-4:] }
+
+func (s *Server) sealHeader(e *endpointRow, name, value string) {
+	name = http.CanonicalHeaderKey(name)
+	e.Headers[name] = s.cfg.Keyring.Seal(value, e.TenantID+"/"+e.ID+"/"+name)
+}
+
+func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCreate }) (*webhookOut, error) {
+	p := principalFrom(ctx)
+	b := in.Body
+	if details := s.checkWebhook(&b); len(details) > 0 {
+		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
+	}
+	kind := b.Kind
 	if kind == "" {
 		kind = "webhook"
 	}
+	secret, err := checkSecret(kind, b.Secret)
+	if err != nil {
+		return nil, err
+	}
 	e := &endpointRow{
 		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind, TargetURL: b.TargetURL,
-		SecretHint: "…" + secret[len(secret)-4:], IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
+		SecretHint: secretHint(secret), IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
 		Headers: map[string]schemas.Sealed{},
 	}
-	aad := e.TenantID + "/" + e.ID
-	e.Secret = s.cfg.Keyring.Seal(secret, aad)
+	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
 	for name, v := range b.Headers {
-		e.Headers[http.CanonicalHeaderKey(name)] = s.cfg.Keyring.Seal(v, aad+"/"+http.CanonicalHeaderKey(name))
+		s.sealHeader(e, name, v)
 	}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		if err := insertEndpoint(ctx, tx, e); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, e.TenantID, p.actor(), "webhook.create", "webhook", e.ID, nil, e.api(), requestID(ctx)); err != nil {
-			return err
-		}
-		snap, _ := json.Marshal(e.snapshot())
-		return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, snap)
+		return s.recordEndpoint(ctx, tx, p, "webhook.create", nil, e)
 	})
 	if err != nil {
 		return nil, s.internalError("create webhook", err)
 	}
 	out := e.api()
 	out.Secret = secret
-	return &webhookOut{Body: out}, nil
+	return &webhookOut{ETag: etag(e.Version), Body: out}, nil
 }
 
-func (s *Server) listWebhooks(ctx context.Context, in *listIn) (*webhookListOut, error) {
+// recordEndpoint writes the audit row and the outbox snapshot of a change
+// to e (before is nil for a create).
+func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, action string, before *Webhook, e *endpointRow) error {
+	var b any
+	if before != nil {
+		b = before
+	}
+	if err := insertAudit(ctx, tx, e.TenantID, p.actor(), action, "webhook", e.ID, b, e.api(), requestID(ctx)); err != nil {
+		return err
+	}
+	snap, _ := json.Marshal(e.snapshot())
+	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, snap)
+}
+
+type listWebhooksIn struct {
+	Cursor   string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
+	Limit    int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	IsActive string `query:"is_active" enum:"true,false" doc:"Only active (true) or inactive (false) endpoints"`
+}
+
+func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhookListOut, error) {
 	p := principalFrom(ctx)
 	cur, err := parseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
+	var filters []filter
+	if in.IsActive != "" {
+		filters = append(filters, filter{"is_active", in.IsActive == "true"})
+	}
 	var rows []*endpointRow
 	var next string
 	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
-		rows, next, err = listPage(ctx, tx, "webhook_endpoints", endpointCols, p.TenantID, cur, in.Limit, scanEndpoint,
+		rows, next, err = listPage(ctx, tx, "webhook_endpoints", endpointCols, p.TenantID, cur, in.Limit, filters, scanEndpoint,
 			func(e *endpointRow) cursor { return cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
 		return err
 	})
@@ -202,7 +259,11 @@ func (s *Server) listWebhooks(ctx context.Context, in *listIn) (*webhookListOut,
 	}
 	out.Body.NextCursor = next
 	if next != "" {
-		out.Link = fmt.Sprintf(`</v1/webhooks?cursor=%s&limit=%d>; rel="next"`, next, in.Limit)
+		q := url.Values{"cursor": {next}, "limit": {fmt.Sprint(in.Limit)}}
+		if in.IsActive != "" {
+			q.Set("is_active", in.IsActive)
+		}
+		out.Link = `</v1/webhooks?` + q.Encode() + `>; rel="next"`
 	}
 	return out, nil
 }
@@ -215,10 +276,233 @@ func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) 
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, huma.Error404NotFound("webhook endpoint not found")
+		return nil, errWebhookNotFound
 	}
 	if err != nil {
 		return nil, s.internalError("get webhook", err)
 	}
-	return &webhookOut{Body: e.api()}, nil
+	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+}
+
+var errWebhookNotFound = huma.Error404NotFound("webhook endpoint not found")
+
+// document is the endpoint as a create document, the base of a merge patch
+// (headers and secret are handled apart: their values are not readable).
+func (e *endpointRow) document() map[string]any {
+	active := e.IsActive
+	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active})
+}
+
+func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, error) {
+	p := principalFrom(ctx)
+	patch, err := parsePatch(in.RawBody)
+	if err != nil {
+		return nil, err
+	}
+	var details []error
+	if _, ok := patch["secret"]; ok {
+		details = append(details, &huma.ErrorDetail{Location: "body.secret", Message: "the secret cannot be patched; use POST /v1/webhooks/{id}/rotate-secret"})
+	}
+	headerPatch := map[string]*string{}
+	if raw, ok := patch["headers"]; ok {
+		delete(patch, "headers")
+		if string(raw) == "null" {
+			headerPatch = nil // remove them all
+		} else if err := json.Unmarshal(raw, &headerPatch); err != nil {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers", Message: "must be an object of header names to string values (null removes a header)"})
+		}
+	}
+	if len(details) > 0 {
+		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
+	}
+	var before *Webhook
+	var e *endpointRow
+	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
+			return err
+		}
+		if err := checkIfMatch(in.IfMatch, e.Version); err != nil {
+			return err
+		}
+		before = e.api()
+		doc, err := mergePatch(e.document(), patch)
+		if err != nil {
+			return huma.Error400BadRequest(err.Error())
+		}
+		var b WebhookCreate
+		if err := s.validateDoc(doc, &b); err != nil {
+			return err
+		}
+		if b.Kind != e.Kind && (b.Kind != "" || e.Kind != "webhook") {
+			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.kind", Message: "the kind of an endpoint cannot change; create a new endpoint", Value: b.Kind})
+		}
+		// Validate the headers as they will be: set ones with their new
+		// values, kept ones with a placeholder.
+		b.Headers = map[string]string{}
+		if headerPatch != nil {
+			for name := range e.Headers {
+				b.Headers[name] = "kept"
+			}
+		}
+		for name, v := range headerPatch {
+			delete(b.Headers, http.CanonicalHeaderKey(name))
+			if v != nil {
+				b.Headers[name] = *v
+			}
+		}
+		if details := s.checkWebhook(&b); len(details) > 0 {
+			return huma.Error422UnprocessableEntity("validation failed", details...)
+		}
+		if len(b.Headers) > 20 {
+			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.headers", Message: "at most 20 headers"})
+		}
+		wasActive := e.IsActive
+		e.Name, e.TargetURL, e.IsActive = b.Name, b.TargetURL, b.IsActive == nil || *b.IsActive
+		if headerPatch == nil {
+			e.Headers = map[string]schemas.Sealed{}
+		}
+		for name, v := range headerPatch {
+			if v == nil {
+				delete(e.Headers, http.CanonicalHeaderKey(name))
+			} else {
+				s.sealHeader(e, name, *v)
+			}
+		}
+		if e.IsActive && !wasActive {
+			e.DisabledReason = nil
+		}
+		if sameWebhook(before, e.api()) && headerPatch != nil && len(headerPatch) == 0 {
+			return nil // nothing changes: no new version, no audit row
+		}
+		if err := updateEndpoint(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.recordEndpoint(ctx, tx, p, "webhook.update", before, e)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, errWebhookNotFound
+	}
+	if err != nil {
+		return nil, s.apiError("update webhook", err)
+	}
+	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+}
+
+// sameWebhook reports whether two views differ in nothing a user set.
+func sameWebhook(a, b *Webhook) bool {
+	x, y := *a, *b
+	x.UpdatedAt, x.Version, y.Version = y.UpdatedAt, 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
+type deleteWebhookOut struct {
+	Body struct {
+		ID               string   `json:"id"`
+		Deleted          bool     `json:"deleted"`
+		DeactivatedRules []string `json:"deactivated_rules" doc:"The alert rules that sent to this endpoint: deactivated with it (disabled_reason says why)."`
+	}
+}
+
+func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhookOut, error) {
+	p := principalFrom(ctx)
+	out := &deleteWebhookOut{}
+	out.Body.ID, out.Body.DeactivatedRules = in.ID, []string{}
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+		e, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(in.IfMatch, e.Version); err != nil {
+			return err
+		}
+		if err := softDelete(ctx, tx, "webhook_endpoints", p.TenantID, e.ID); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, e.api(), nil, requestID(ctx)); err != nil {
+			return err
+		}
+		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, nil); err != nil {
+			return err
+		}
+		// Its rules can no longer deliver: deactivate them, each with its
+		// own audit row and new snapshot.
+		rows, err := tx.Query(ctx, `SELECT `+ruleCols+` FROM alert_rules
+			WHERE tenant_id = $1 AND webhook_endpoint_id = $2 AND deleted_at IS NULL AND is_active FOR UPDATE`, p.TenantID, e.ID)
+		if err != nil {
+			return fmt.Errorf("controlplane: rules of endpoint: %w", err)
+		}
+		rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*ruleRow, error) { return scanRule(r) })
+		if err != nil {
+			return err
+		}
+		reason := "webhook endpoint " + e.ID + " was deleted"
+		for _, r := range rules {
+			before := r.api()
+			r.IsActive, r.DisabledReason = false, &reason
+			if err := updateRule(ctx, tx, r); err != nil {
+				return err
+			}
+			if err := s.recordRule(ctx, tx, p, "alert_rule.disable", before, r); err != nil {
+				return err
+			}
+			out.Body.DeactivatedRules = append(out.Body.DeactivatedRules, r.ID)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, errWebhookNotFound
+	}
+	if err != nil {
+		return nil, s.apiError("delete webhook", err)
+	}
+	out.Body.Deleted = true
+	return out, nil
+}
+
+type rotateIn struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body struct {
+		GracePeriod string `json:"grace_period,omitempty" maxLength:"32" default:"24h" doc:"How long the previous secret keeps signing next to the new one (Go duration, 0s to 168h). Ignored for pagerduty endpoints."`
+		Secret      string `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: the new whsec_ secret, generated when absent. pagerduty: the new routing key (required)."`
+	}
+}
+
+func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, error) {
+	p := principalFrom(ctx)
+	grace, d := parseDuration("body.grace_period", in.Body.GracePeriod, 0, 168*time.Hour)
+	if d != nil {
+		return nil, huma.Error422UnprocessableEntity("validation failed", d)
+	}
+	var e *endpointRow
+	var secret string
+	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
+			return err
+		}
+		if secret, err = checkSecret(e.Kind, in.Body.Secret); err != nil {
+			return err
+		}
+		before := e.api()
+		old := e.Secret
+		e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
+		e.SecretHint = secretHint(secret)
+		e.PreviousSecret, e.PreviousSecretExpiresAt = nil, nil
+		if e.Kind != "pagerduty" && grace > 0 {
+			until := time.Now().Add(grace).UTC()
+			e.PreviousSecret, e.PreviousSecretExpiresAt = &old, &until
+		}
+		if err := updateEndpoint(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.recordEndpoint(ctx, tx, p, "webhook.rotate_secret", before, e)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, errWebhookNotFound
+	}
+	if err != nil {
+		return nil, s.apiError("rotate secret", err)
+	}
+	out := e.api()
+	out.Secret = secret
+	return &webhookOut{ETag: etag(e.Version), Body: out}, nil
 }

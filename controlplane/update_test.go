@@ -1,0 +1,471 @@
+package controlplane_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// doH is bundle.do with extra request headers.
+func (b *bundle) doH(t *testing.T, method, path, key, body string, hdr map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, resp.Header, out
+}
+
+type auditRow struct {
+	Actor, Action, ResourceType, ResourceID string
+	Before, After                           map[string]any
+}
+
+// audits returns the audit rows of a resource, oldest first.
+func (b *bundle) audits(t *testing.T, resourceID string) []auditRow {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT actor, action, resource_type, resource_id, before, after
+		FROM audit_events WHERE resource_id = $1 ORDER BY id`, resourceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []auditRow
+	for rows.Next() {
+		var a auditRow
+		var before, after []byte
+		if err := rows.Scan(&a.Actor, &a.Action, &a.ResourceType, &a.ResourceID, &before, &after); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(before, &a.Before)
+		_ = json.Unmarshal(after, &a.After)
+		out = append(out, a)
+	}
+	return out
+}
+
+// lastSnapshot returns the newest outbox value for key on a topic ending in
+// suffix; nil for a tombstone.
+func (b *bundle) lastSnapshot(t *testing.T, suffix, key string) ([]byte, bool) {
+	t.Helper()
+	var value []byte
+	err := b.pool.QueryRow(context.Background(), `SELECT value FROM outbox WHERE topic LIKE '%' || $1 AND key = $2 ORDER BY id DESC LIMIT 1`,
+		suffix, key).Scan(&value)
+	if err != nil {
+		return nil, false
+	}
+	return value, true
+}
+
+func (b *bundle) webhook(t *testing.T, key, body string) map[string]any {
+	t.Helper()
+	status, _, wh := b.do(t, "POST", "/v1/webhooks", key, body)
+	if status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %v", status, wh)
+	}
+	return wh
+}
+
+func (b *bundle) rule(t *testing.T, key, body string) map[string]any {
+	t.Helper()
+	status, _, r := b.do(t, "POST", "/v1/alert-rules", key, body)
+	if status != http.StatusCreated {
+		t.Fatalf("create rule: %d %v", status, r)
+	}
+	return r
+}
+
+// A merge patch changes what it names and nothing else, re-seals changed
+// header values, bumps the version and ETag, and leaves one audit row (with
+// masked header values) and one new snapshot.
+func TestPatchWebhook(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a","headers":{"X-Team":"data","X-Old":"gone-soon"}}`)
+	id := wh["id"].(string)
+	_, h, _ := b.do(t, "GET", "/v1/webhooks/"+id, b.viewKey, "")
+	if h.Get("ETag") != `"1"` {
+		t.Fatalf("ETag of a new endpoint = %q, want \"1\"", h.Get("ETag"))
+	}
+	status, h, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey,
+		`{"name":"ops-renamed","headers":{"X-Old":null,"X-New":"s3cr3t-header-value"}}`, map[string]string{"If-Match": `"1"`})
+	if status != 200 {
+		t.Fatalf("patch: %d %v", status, got)
+	}
+	if got["name"] != "ops-renamed" || got["target_url"] != "https://hooks.example.com/a" || got["version"] != float64(2) || h.Get("ETag") != `"2"` {
+		t.Fatalf("patched endpoint: %v (ETag %s)", got, h.Get("ETag"))
+	}
+	headers := got["headers"].(map[string]any)
+	if len(headers) != 2 || headers["X-Team"] != "********" || headers["X-New"] != "********" {
+		t.Errorf("headers after patch = %v, want X-Team and X-New, masked", headers)
+	}
+	snap, ok := b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+	if !ok {
+		t.Fatal("no outbox snapshot")
+	}
+	var rec schemas.EndpointRecord
+	if err := json.Unmarshal(snap, &rec); err != nil || schemas.Validate(schemas.KindEndpoint, snap) != nil {
+		t.Fatalf("snapshot %s: %v", snap, err)
+	}
+	if rec.Version != 2 || rec.Name != "ops-renamed" {
+		t.Errorf("snapshot version %d name %q", rec.Version, rec.Name)
+	}
+	v, err := b.ring.Open(rec.Headers["X-New"], "acme/"+id+"/X-New")
+	if err != nil || v != "s3cr3t-header-value" {
+		t.Errorf("X-New opens to %q, %v", v, err)
+	}
+	if strings.Contains(string(snap), "s3cr3t-header-value") {
+		t.Error("snapshot holds a header value in clear")
+	}
+	audits := b.audits(t, id)
+	if len(audits) != 2 || audits[1].Action != "webhook.update" || !strings.HasPrefix(audits[1].Actor, "key:") ||
+		audits[1].Before["name"] != "ops" || audits[1].After["name"] != "ops-renamed" {
+		t.Fatalf("audit rows = %+v", audits)
+	}
+	raw, _ := json.Marshal(audits)
+	if strings.Contains(string(raw), "s3cr3t-header-value") || strings.Contains(string(raw), "gone-soon") {
+		t.Error("audit row holds a header value in clear")
+	}
+
+	// A patch that changes nothing writes nothing.
+	status, h, got = b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"name":"ops-renamed"}`, nil)
+	if status != 200 || got["version"] != float64(2) || h.Get("ETag") != `"2"` || len(b.audits(t, id)) != 2 {
+		t.Errorf("no-op patch: %d version %v, %d audit rows", status, got["version"], len(b.audits(t, id)))
+	}
+	// Deactivate and reactivate.
+	status, _, got = b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"is_active":false}`, nil)
+	if status != 200 || got["is_active"] != false {
+		t.Fatalf("deactivate: %d %v", status, got)
+	}
+	snap, _ = b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+	if err := json.Unmarshal(snap, &rec); err != nil || rec.IsActive {
+		t.Errorf("snapshot after deactivation: is_active %v", rec.IsActive)
+	}
+	// The viewer cannot patch; another tenant gets 404 and changes nothing.
+	if status, _, _ := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.viewKey, `{"name":"x"}`, nil); status != 403 {
+		t.Errorf("viewer patch = %d, want 403", status)
+	}
+	if status, _, _ := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.otherKey, `{"name":"x"}`, nil); status != 404 {
+		t.Errorf("other tenant's patch = %d, want 404", status)
+	}
+	_, _, got = b.do(t, "GET", "/v1/webhooks/"+id, b.adminKey, "")
+	if got["name"] != "ops-renamed" {
+		t.Errorf("name after refused patches = %v", got["name"])
+	}
+}
+
+// Two updates that read the same version: one wins, the other is told the
+// resource changed (412) and changes nothing.
+func TestConcurrentPatchesWithSameETag(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	rule := b.rule(t, b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"`+wh["id"].(string)+`"}`)
+	for _, path := range []string{"/v1/webhooks/" + wh["id"].(string), "/v1/alert-rules/" + rule["id"].(string)} {
+		var wg sync.WaitGroup
+		statuses := make([]int, 2)
+		names := []string{"first", "second"}
+		for i := range 2 {
+			wg.Go(func() {
+				statuses[i], _, _ = b.doH(t, "PATCH", path, b.adminKey, `{"name":"`+names[i]+`"}`, map[string]string{"If-Match": `"1"`})
+			})
+		}
+		wg.Wait()
+		won := -1
+		switch {
+		case statuses[0] == 200 && statuses[1] == 412:
+			won = 0
+		case statuses[0] == 412 && statuses[1] == 200:
+			won = 1
+		default:
+			t.Fatalf("%s: statuses %v, want one 200 and one 412", path, statuses)
+		}
+		_, h, got := b.do(t, "GET", path, b.adminKey, "")
+		if got["name"] != names[won] || got["version"] != float64(2) || h.Get("ETag") != `"2"` {
+			t.Errorf("%s after the race: %v, want the winner's name at version 2", path, got)
+		}
+		// The loser learns the current ETag and succeeds with it.
+		status, _, problem := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `"1"`})
+		if status != 412 || !strings.Contains(problem["detail"].(string), `"2"`) {
+			t.Errorf("stale If-Match: %d %v", status, problem)
+		}
+		if status, _, _ := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `W/"2"`}); status != 200 {
+			t.Errorf("current If-Match: %d", status)
+		}
+	}
+}
+
+// A rule patch is validated as a create would be, null resets a member, and
+// changing the type to a duration rule needs a threshold.
+func TestPatchRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	wh2 := b.webhook(t, b.adminKey, `{"name":"ops2","target_url":"https://hooks.example.com/b"}`)
+	other := b.webhook(t, b.otherKey, `{"name":"theirs","target_url":"https://hooks.example.com/c"}`)
+	r := b.rule(t, b.adminKey, `{"name":"r","event_type":"workflow.run.failed","condition":"labels.env == \"prod\"","cooldown":"10m","rate_limit_per_minute":3,"webhook_endpoint_id":"`+wh["id"].(string)+`"}`)
+	path := "/v1/alert-rules/" + r["id"].(string)
+
+	status, _, got := b.doH(t, "PATCH", path, b.adminKey, `{"condition":"run.attempt > 2","cooldown":null,"severity":"critical"}`, nil)
+	if status != 200 {
+		t.Fatalf("patch: %d %v", status, got)
+	}
+	if got["condition"] != "run.attempt > 2" || got["cooldown_ms"] != nil || got["severity"] != "critical" ||
+		got["rate_limit_per_minute"] != float64(3) || got["name"] != "r" {
+		t.Errorf("patched rule: %v", got)
+	}
+	snap, _ := b.lastSnapshot(t, "alert-rules", "acme/"+r["id"].(string))
+	var rec schemas.RuleRecord
+	if err := json.Unmarshal(snap, &rec); err != nil || rec.Condition != "run.attempt > 2" || rec.CooldownMS != 0 || rec.Severity != "critical" || rec.Version != 2 {
+		t.Errorf("snapshot after patch: %s", snap)
+	}
+
+	bad := []struct {
+		name, body, location string
+	}{
+		{"bad condition", `{"condition":"workflow.nam == 1"}`, "body.condition"},
+		{"duration type without threshold", `{"event_type":"workflow.run.duration_exceeded"}`, "body.duration_threshold"},
+		{"threshold on a failure rule", `{"duration_threshold":"5m"}`, "body.duration_threshold"},
+		{"unknown field", `{"colour":"red"}`, "colour"},
+		{"wrong type", `{"max_attempts":"many"}`, "max_attempts"},
+		{"required member removed", `{"name":null}`, "name"},
+		{"other tenant's endpoint", `{"webhook_endpoint_id":"` + other["id"].(string) + `"}`, "body.webhook_endpoint_id"},
+	}
+	for _, c := range bad {
+		status, h, problem := b.doH(t, "PATCH", path, b.adminKey, c.body, nil)
+		raw, _ := json.Marshal(problem["errors"])
+		if status != 422 || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(raw), c.location) {
+			t.Errorf("%s: %d %v, want 422 naming %s", c.name, status, problem, c.location)
+		}
+	}
+	status, _, got = b.doH(t, "PATCH", path, b.adminKey, `{"event_type":"workflow.run.duration_exceeded","duration_threshold":"30m","webhook_endpoint_id":"`+wh2["id"].(string)+`"}`, nil)
+	if status != 200 || got["duration_threshold_ms"] != float64(1800000) || got["webhook_endpoint_id"] != wh2["id"] || got["version"] != float64(3) {
+		t.Fatalf("to a duration rule: %d %v", status, got)
+	}
+	if n := len(b.audits(t, r["id"].(string))); n != 3 {
+		t.Errorf("audit rows = %d, want 3 (create and two updates; refused patches none)", n)
+	}
+}
+
+// Deleting an endpoint hides it, tombstones its snapshot, deactivates its
+// rules (saying which), and keeps the rows for history and audit.
+func TestDeleteWebhookDeactivatesItsRules(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	id := wh["id"].(string)
+	r1 := b.rule(t, b.adminKey, `{"name":"r1","event_type":"workflow.run.failed","webhook_endpoint_id":"`+id+`"}`)
+	r2 := b.rule(t, b.adminKey, `{"name":"r2","event_type":"workflow.run.succeeded","webhook_endpoint_id":"`+id+`"}`)
+	if status, _, _ := b.doH(t, "DELETE", "/v1/webhooks/"+id, b.adminKey, "", map[string]string{"If-Match": `"7"`}); status != 412 {
+		t.Errorf("delete with a stale ETag = %d, want 412", status)
+	}
+	if status, _, _ := b.doH(t, "DELETE", "/v1/webhooks/"+id, b.otherKey, "", nil); status != 404 {
+		t.Errorf("other tenant's delete = %d, want 404", status)
+	}
+	status, _, got := b.doH(t, "DELETE", "/v1/webhooks/"+id, b.adminKey, "", nil)
+	if status != 200 || got["deleted"] != true {
+		t.Fatalf("delete: %d %v", status, got)
+	}
+	deactivated, _ := got["deactivated_rules"].([]any)
+	if len(deactivated) != 2 {
+		t.Errorf("deactivated_rules = %v, want both rules", got["deactivated_rules"])
+	}
+	if status, _, _ := b.do(t, "GET", "/v1/webhooks/"+id, b.adminKey, ""); status != 404 {
+		t.Errorf("GET after delete = %d, want 404", status)
+	}
+	if status, _, _ := b.doH(t, "DELETE", "/v1/webhooks/"+id, b.adminKey, "", nil); status != 404 {
+		t.Errorf("second delete = %d, want 404", status)
+	}
+	_, _, list := b.do(t, "GET", "/v1/webhooks", b.adminKey, "")
+	if items := list["items"].([]any); len(items) != 0 {
+		t.Errorf("list after delete shows %d endpoints", len(items))
+	}
+	if snap, ok := b.lastSnapshot(t, "webhook-endpoints", "acme/"+id); !ok || snap != nil {
+		t.Errorf("last endpoint outbox row = %q, want a tombstone", snap)
+	}
+	for _, r := range []map[string]any{r1, r2} {
+		_, _, got := b.do(t, "GET", "/v1/alert-rules/"+r["id"].(string), b.adminKey, "")
+		if got["is_active"] != false || !strings.Contains(got["disabled_reason"].(string), id) {
+			t.Errorf("rule after its endpoint's delete: %v", got)
+		}
+		snap, _ := b.lastSnapshot(t, "alert-rules", "acme/"+r["id"].(string))
+		var rec schemas.RuleRecord
+		if err := json.Unmarshal(snap, &rec); err != nil || rec.IsActive {
+			t.Errorf("rule snapshot after its endpoint's delete: %s", snap)
+		}
+		if a := b.audits(t, r["id"].(string)); len(a) != 2 || a[1].Action != "alert_rule.disable" {
+			t.Errorf("rule audit rows: %+v", a)
+		}
+	}
+	if a := b.audits(t, id); len(a) != 2 || a[1].Action != "webhook.delete" || a[1].Before["name"] != "ops" || a[1].After != nil {
+		t.Errorf("endpoint audit rows: %+v", a)
+	}
+	var deletedAt *time.Time
+	if err := b.pool.QueryRow(context.Background(), `SELECT deleted_at FROM webhook_endpoints WHERE id = $1`, id).Scan(&deletedAt); err != nil || deletedAt == nil {
+		t.Errorf("the row is kept with deleted_at set: %v %v", deletedAt, err)
+	}
+	// A rule cannot be pointed at the deleted endpoint.
+	if status, _, _ := b.doH(t, "PATCH", "/v1/alert-rules/"+r1["id"].(string), b.adminKey, `{"is_active":true}`, nil); status != 200 {
+		t.Errorf("reactivating a rule is allowed (its deliveries dead-letter): %d", status)
+	}
+	if status, _, _ := b.do(t, "POST", "/v1/alert-rules", b.adminKey, `{"name":"r3","event_type":"workflow.run.failed","webhook_endpoint_id":"`+id+`"}`); status != 422 {
+		t.Errorf("rule on a deleted endpoint = %d, want 422", status)
+	}
+}
+
+func TestDeleteRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	r := b.rule(t, b.adminKey, `{"name":"r1","event_type":"workflow.run.failed","webhook_endpoint_id":"`+wh["id"].(string)+`"}`)
+	id := r["id"].(string)
+	if status, _, _ := b.doH(t, "DELETE", "/v1/alert-rules/"+id, b.viewKey, "", nil); status != 403 {
+		t.Errorf("viewer delete = %d, want 403", status)
+	}
+	if status, _, got := b.doH(t, "DELETE", "/v1/alert-rules/"+id, b.adminKey, "", map[string]string{"If-Match": `"1"`}); status != 200 || got["deleted"] != true {
+		t.Fatalf("delete: %d %v", status, got)
+	}
+	if status, _, _ := b.do(t, "GET", "/v1/alert-rules/"+id, b.adminKey, ""); status != 404 {
+		t.Errorf("GET after delete = %d", status)
+	}
+	if snap, ok := b.lastSnapshot(t, "alert-rules", "acme/"+id); !ok || snap != nil {
+		t.Errorf("last rule outbox row = %q, want a tombstone", snap)
+	}
+	if a := b.audits(t, id); len(a) != 2 || a[1].Action != "alert_rule.delete" {
+		t.Errorf("audit rows: %+v", a)
+	}
+}
+
+// Rotation shows the new secret once, keeps the old one signing for the
+// grace period (in the snapshot, sealed), and pagerduty needs a new key.
+func TestRotateSecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	id, oldSecret := wh["id"].(string), wh["secret"].(string)
+	status, _, got := b.do(t, "POST", "/v1/webhooks/"+id+"/rotate-secret", b.adminKey, `{"grace_period":"2h"}`)
+	if status != 200 {
+		t.Fatalf("rotate: %d %v", status, got)
+	}
+	newSecret, _ := got["secret"].(string)
+	if !strings.HasPrefix(newSecret, "whsec_") || newSecret == oldSecret || got["version"] != float64(2) {
+		t.Fatalf("rotate answer: %v", got)
+	}
+	_, _, after := b.do(t, "GET", "/v1/webhooks/"+id, b.adminKey, "")
+	if after["secret"] != nil || !strings.HasSuffix(newSecret, strings.TrimPrefix(after["secret_hint"].(string), "…")) {
+		t.Errorf("GET after rotation: %v", after)
+	}
+	snap, _ := b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+	var rec schemas.EndpointRecord
+	if err := json.Unmarshal(snap, &rec); err != nil || schemas.Validate(schemas.KindEndpoint, snap) != nil {
+		t.Fatalf("snapshot: %s %v", snap, err)
+	}
+	cur, err1 := b.ring.Open(rec.Secret, "acme/"+id)
+	if err1 != nil || cur != newSecret || rec.PreviousSecret == nil || rec.PreviousSecretExpiresAt == nil {
+		t.Fatalf("snapshot after rotation: current opens %v, previous %v", err1, rec.PreviousSecret)
+	}
+	prev, err := b.ring.Open(*rec.PreviousSecret, "acme/"+id)
+	if err != nil || prev != oldSecret {
+		t.Errorf("previous secret opens to the old one: %v", err)
+	}
+	if d := time.Until(*rec.PreviousSecretExpiresAt); d < 110*time.Minute || d > 2*time.Hour {
+		t.Errorf("previous secret expires in %v, want about 2h", d)
+	}
+	if strings.Contains(string(snap), newSecret) || strings.Contains(string(snap), oldSecret) {
+		t.Error("snapshot holds a secret in clear")
+	}
+	a := b.audits(t, id)
+	raw, _ := json.Marshal(a)
+	if len(a) != 2 || a[1].Action != "webhook.rotate_secret" || strings.Contains(string(raw), newSecret) || strings.Contains(string(raw), oldSecret) {
+		t.Errorf("audit rows: %s", raw)
+	}
+	// No grace: the old secret stops signing at once.
+	status, _, _ = b.do(t, "POST", "/v1/webhooks/"+id+"/rotate-secret", b.adminKey, `{"grace_period":"0s"}`)
+	snap, _ = b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+	rec = schemas.EndpointRecord{}
+	if err := json.Unmarshal(snap, &rec); status != 200 || err != nil || rec.PreviousSecret != nil {
+		t.Errorf("rotation without grace: %d, previous secret %v", status, rec.PreviousSecret)
+	}
+	for _, c := range []struct{ key, body string }{{b.viewKey, `{}`}, {b.otherKey, `{}`}} {
+		if status, _, _ := b.do(t, "POST", "/v1/webhooks/"+id+"/rotate-secret", c.key, c.body); status != 403 && status != 404 {
+			t.Errorf("rotation by a viewer or another tenant = %d", status)
+		}
+	}
+	pd := b.webhook(t, b.adminKey, `{"name":"pd","kind":"pagerduty","target_url":"https://events.pagerduty.com/v2/enqueue","secret":"R0UTINGKEY0000000000000000000001"}`)
+	if status, _, _ := b.do(t, "POST", "/v1/webhooks/"+pd["id"].(string)+"/rotate-secret", b.adminKey, `{}`); status != 422 {
+		t.Errorf("pagerduty rotation without a routing key = %d, want 422", status)
+	}
+	status, _, got = b.do(t, "POST", "/v1/webhooks/"+pd["id"].(string)+"/rotate-secret", b.adminKey, `{"secret":"R0UTINGKEY0000000000000000000002"}`)
+	if status != 200 || got["secret"] != "R0UTINGKEY0000000000000000000002" {
+		t.Errorf("pagerduty rotation: %d %v", status, got)
+	}
+}
+
+// Lists filter by activity, type and endpoint, and the next link keeps the
+// filters.
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.webhook(t, b.adminKey, `{"name":"a","target_url":"https://hooks.example.com/a"}`)
+	c := b.webhook(t, b.adminKey, `{"name":"c","target_url":"https://hooks.example.com/c","is_active":false}`)
+	for i := range 5 {
+		typ := "workflow.run.failed"
+		if i%2 == 1 {
+			typ = "workflow.run.succeeded"
+		}
+		b.rule(t, b.adminKey, `{"name":"r","event_type":"`+typ+`","webhook_endpoint_id":"`+a["id"].(string)+`"}`)
+	}
+	b.rule(t, b.adminKey, `{"name":"r","event_type":"workflow.run.failed","is_active":false,"webhook_endpoint_id":"`+c["id"].(string)+`"}`)
+
+	count := func(path string) int {
+		t.Helper()
+		n := 0
+		for path != "" {
+			status, h, got := b.do(t, "GET", path, b.viewKey, "")
+			if status != 200 {
+				t.Fatalf("GET %s: %d %v", path, status, got)
+			}
+			items, ok := got["items"].([]any)
+			if !ok {
+				t.Fatalf("GET %s: no items: %v", path, got)
+			}
+			n += len(items)
+			path = ""
+			for _, link := range h.Values("Link") {
+				if strings.Contains(link, `rel="next"`) {
+					path = strings.TrimPrefix(strings.Split(link, ">")[0], "<")
+				}
+			}
+		}
+		return n
+	}
+	for path, want := range map[string]int{
+		"/v1/webhooks?is_active=true":                                           1,
+		"/v1/webhooks?is_active=false":                                          1,
+		"/v1/alert-rules?limit=1&event_type=workflow.run.failed":                4,
+		"/v1/alert-rules?limit=1&event_type=workflow.run.failed&is_active=true": 3,
+		"/v1/alert-rules?limit=2&webhook_endpoint_id=" + a["id"].(string):       5,
+		"/v1/alert-rules?webhook_endpoint_id=" + c["id"].(string):               1,
+	} {
+		if got := count(path); got != want {
+			t.Errorf("GET %s: %d items, want %d", path, got, want)
+		}
+	}
+}
