@@ -63,6 +63,9 @@ func render(kind string, d *schemas.DeliveryRecord, secret string, links LinkTem
 // headline is a one-line summary of an alert.
 func headline(p *schemas.WebhookPayload) string {
 	d := &p.Data
+	if p.Type == schemas.TypeWebhookTest {
+		return fmt.Sprintf("[%s] Test delivery from Exosphere Alerts: this endpoint is set up", d.TenantID)
+	}
 	wf := d.Workflow.Name
 	if wf == "" {
 		wf = d.Workflow.ID

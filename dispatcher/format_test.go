@@ -99,3 +99,18 @@ func TestRenderRejectsUnknownKind(t *testing.T) {
 		t.Fatal("unknown kind rendered")
 	}
 }
+
+// A test delivery reads as one in Slack and PagerDuty, not as a workflow
+// named after the test event.
+func TestRenderTestDelivery(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{KindSlack, KindPagerDuty} {
+		m, err := render(kind, testDelivery(t, schemas.TypeWebhookTest), "R0UTINGKEY0000000000000000000001", "")
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if !strings.Contains(string(m.body), "Test delivery from Exosphere Alerts") || strings.Contains(string(m.body), "Workflow nightly-etl webhook.test") {
+			t.Errorf("%s test message: %s", kind, m.body)
+		}
+	}
+}
