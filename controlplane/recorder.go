@@ -117,9 +117,7 @@ func (s *Server) runRecorder(ctx context.Context) error {
 	rec := &recorder{s: s, log: log, m: m}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if s.cfg.HistoryRetention > 0 {
-		wg.Go(func() { rec.retain(ctx) })
-	}
+	wg.Go(func() { rec.retain(ctx) })
 	return rec.consume(ctx)
 }
 
@@ -432,8 +430,13 @@ func (r *recorder) retain(ctx context.Context) {
 	tick := time.NewTicker(r.s.cfg.RetentionInterval)
 	defer tick.Stop()
 	for {
-		if _, err := r.s.pruneHistory(ctx, time.Now().Add(-r.s.cfg.HistoryRetention)); err != nil && ctx.Err() == nil {
-			r.log.Warn("history retention", "err", err)
+		if r.s.cfg.HistoryRetention > 0 {
+			if _, err := r.s.pruneHistory(ctx, time.Now().Add(-r.s.cfg.HistoryRetention)); err != nil && ctx.Err() == nil {
+				r.log.Warn("history retention", "err", err)
+			}
+		}
+		if _, err := r.s.pruneOutbox(ctx, time.Now().Add(-sentOutboxRetention)); err != nil && ctx.Err() == nil {
+			r.log.Warn("outbox retention", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -479,4 +482,26 @@ func (s *Server) pruneHistory(ctx context.Context, cutoff time.Time) (map[string
 		}
 	}
 	return out, nil
+}
+
+// sentOutboxRetention is how long published outbox rows are kept (to see
+// what was published lately); every start republishes the live state, so
+// older ones are of no use.
+const sentOutboxRetention = 24 * time.Hour
+
+// pruneOutbox deletes outbox rows published before cutoff, in batches.
+// Unpublished rows are never deleted, however old.
+func (s *Server) pruneOutbox(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN
+			(SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 ORDER BY id LIMIT $2)`, cutoff, retentionBatch)
+		if err != nil {
+			return total, fmt.Errorf("outbox retention: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < retentionBatch {
+			return total, nil
+		}
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
@@ -74,5 +76,42 @@ func TestPruneHistory(t *testing.T) {
 	// Nothing older is left: a second run deletes nothing.
 	if n, err := s.pruneHistory(ctx, time.Now().Add(-30*24*time.Hour)); err != nil || n["alerts"]+n["delivery_attempts"]+n["dead_letters"] != 0 {
 		t.Errorf("second prune: %v %v", n, err)
+	}
+}
+
+// Published outbox rows older than a day go; recent and unpublished ones
+// (whatever their age) stay.
+func TestPruneOutbox(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Pool(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (topic, key, value, created_at, sent_at)
+		SELECT 't', 'old-sent-' || i, 'v', now() - interval '3 days', now() - interval '3 days' FROM generate_series(1, $1) i`, retentionBatch+2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (topic, key, value, created_at, sent_at) VALUES
+		('t', 'old-unsent', 'v', now() - interval '3 days', NULL),
+		('t', 'new-sent', 'v', now() - interval '1 hour', now() - interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.pruneOutbox(ctx, time.Now().Add(-sentOutboxRetention))
+	if err != nil || n != retentionBatch+2 {
+		t.Fatalf("pruneOutbox = %d, %v; want %d", n, err, retentionBatch+2)
+	}
+	rows, err := pool.Query(ctx, `SELECT key FROM outbox ORDER BY key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(keys) != 2 || keys[0] != "new-sent" || keys[1] != "old-unsent" {
+		t.Errorf("outbox after pruning = %v, %v; want new-sent and old-unsent", keys, err)
 	}
 }
