@@ -210,6 +210,8 @@ func (s *Server) newAPI() huma.API {
 
 	s.registerWebhooks(api)
 	s.registerRules(api)
+	s.registerAudit(api)
+	s.registerEventTypes(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,8 +40,8 @@ Commands:
   dispatcher     run the webhook dispatcher
   migrate        up | down | status
   emit           produce test workflow events
-  apikey         create an API key
-  keyring        generate a key ring for EXO_KEYRING
+  apikey         create | list | revoke API keys
+  keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
 EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
@@ -303,26 +304,48 @@ func envOr(k, def string) string {
 	return def
 }
 
+const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]
+       exo-alerts apikey list [--tenant T]
+       exo-alerts apikey revoke <id>`
+
 func cmdAPIKey(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]")
+	if len(args) == 0 {
+		return errors.New(keyCmdUsage)
 	}
+	switch args[0] {
+	case "create":
+		return cmdAPIKeyCreate(ctx, args[1:])
+	case "list":
+		return cmdAPIKeyList(ctx, args[1:])
+	case "revoke":
+		return cmdAPIKeyRevoke(ctx, args[1:])
+	}
+	return errors.New(keyCmdUsage)
+}
+
+// connectDB loads the configuration a command that needs only Postgres
+// needs, and connects.
+func connectDB(ctx context.Context) (*pgxpool.Pool, error) {
+	env := &config.Env{}
+	c := config.Load(env, config.Needs{Database: true})
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	return postgres.Connect(ctx, c.DatabaseURL)
+}
+
+func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
 	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only)")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *tenant == "" {
 		return errors.New("apikey create: --tenant is required")
 	}
-	env := &config.Env{}
-	c := config.Load(env, config.Needs{Database: true})
-	if err := env.Err(); err != nil {
-		return err
-	}
-	pool, err := postgres.Connect(ctx, c.DatabaseURL)
+	pool, err := connectDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -333,18 +356,125 @@ func cmdAPIKey(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("id:     %s\ntenant: %s\nrole:   %s\nkey:    %s\n(the key is shown once; it is stored hashed)\n", id, *tenant, *role, key)
+	if err := controlplane.AuditAPIKeyCreated(ctx, pool, id); err != nil {
+		return fmt.Errorf("apikey create: the key works, but its audit row was not written: %w", err)
+	}
 	return nil
 }
 
-func cmdKeyring(_ context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "generate" {
-		return errors.New("usage: exo-alerts keyring generate [--id ID]")
+func cmdAPIKeyList(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("apikey list", flag.ContinueOnError)
+	tenant := fs.String("tenant", "", "only the keys of this tenant (default: every tenant)")
+	if err := parse(fs, args); err != nil {
+		return err
 	}
+	if fs.NArg() > 0 {
+		return errors.New("usage: exo-alerts apikey list [--tenant T]")
+	}
+	pool, err := connectDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	keys, err := controlplane.ListAPIKeys(ctx, pool, *tenant)
+	if err != nil {
+		return err
+	}
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tROLE\tPREFIX\tCREATED\tLAST USED\tREVOKED")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.TenantID, k.Name, k.Role, k.Prefix,
+			at(&k.CreatedAt), at(k.LastUsedAt), at(k.RevokedAt))
+	}
+	return tw.Flush()
+}
+
+func cmdAPIKeyRevoke(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("apikey revoke", flag.ContinueOnError)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: exo-alerts apikey revoke <id>")
+	}
+	id := fs.Arg(0)
+	pool, err := connectDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := controlplane.RevokeAPIKey(ctx, pool, id); err != nil {
+		if errors.Is(err, controlplane.ErrNotFound) {
+			return fmt.Errorf("apikey revoke: no API key %q that is not already revoked (see exo-alerts apikey list)", id)
+		}
+		return err
+	}
+	fmt.Printf("revoked %s; the API refuses it from now on\n", id)
+	return nil
+}
+
+const keyringUsage = `usage: exo-alerts keyring generate [--id ID]
+       exo-alerts keyring reencrypt`
+
+func cmdKeyring(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(keyringUsage)
+	}
+	switch args[0] {
+	case "generate":
+		return cmdKeyringGenerate(args[1:])
+	case "reencrypt":
+		return cmdKeyringReencrypt(ctx, args[1:])
+	}
+	return errors.New(keyringUsage)
+}
+
+func cmdKeyringGenerate(args []string) error {
 	fs := flag.NewFlagSet("keyring generate", flag.ContinueOnError)
 	id := fs.String("id", "k"+time.Now().UTC().Format("20060102"), "key id")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	fmt.Println(keyring.Generate(*id))
+	return nil
+}
+
+// cmdKeyringReencrypt re-seals every stored secret under the first key of
+// EXO_KEYRING, so an older key can then be removed from the ring.
+func cmdKeyringReencrypt(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("keyring reencrypt", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: exo-alerts keyring reencrypt\n\n"+
+			"Re-seals every endpoint secret and header value under the first key of EXO_KEYRING (which must still\n"+
+			"hold the old keys), and queues the new endpoint snapshots for the dispatchers. Once it reports no\n"+
+			"failure and the control plane's outbox has drained, the old keys can be removed from EXO_KEYRING.")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return errors.New("usage: exo-alerts keyring reencrypt")
+	}
+	env := &config.Env{}
+	c := config.Load(env, config.Needs{Database: true, Keyring: true})
+	if err := env.Err(); err != nil {
+		return err
+	}
+	pool, err := postgres.Connect(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := controlplane.Reencrypt(ctx, pool, c.Keyring, c.Topics)
+	fmt.Printf("re-encrypted %d endpoint(s) under key %s\n", n, c.Keyring.PrimaryID())
+	if err != nil {
+		return fmt.Errorf("keyring reencrypt: some endpoints were not re-encrypted (keep their keys in EXO_KEYRING): %w", err)
+	}
 	return nil
 }
