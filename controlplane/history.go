@@ -31,7 +31,7 @@ type DeliveryAttempt struct {
 	Outcome         string    `json:"outcome" enum:"delivered,retry,endpoint_gone,dead" doc:"delivered: 2xx; retry: failed, another attempt is scheduled; endpoint_gone: 404/410, the rule was disabled; dead: failed and out of attempts, dead-lettered"`
 	StatusCode      *int      `json:"status_code" doc:"HTTP status of the answer; null when no answer came (timeout, connection error, refused address)"`
 	LatencyMS       int64     `json:"latency_ms" doc:"How long the attempt took, in milliseconds"`
-	ErrorClass      *string   `json:"error_class" doc:"Machine-readable class of a failed attempt (e.g. http_status, timeout, connection); null on success"`
+	ErrorClass      *string   `json:"error_class" doc:"Machine-readable class of a failed attempt: http_<status code> (e.g. http_500), timeout, connection, dns, ssrf_refused, endpoint_inactive, secret, render, bad_url; null on success"`
 	Error           *string   `json:"error" doc:"Short description of the failure, URLs redacted; null on success"`
 	ResponseExcerpt *string   `json:"response_excerpt" doc:"Start of the answer body (at most 4 KiB); null when empty"`
 	AttemptedAt     time.Time `json:"attempted_at" doc:"When the attempt was made"`

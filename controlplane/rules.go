@@ -279,7 +279,10 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 		if r.IsActive && !wasActive {
 			r.DisabledReason = nil
 		}
-		if r.WebhookEndpointID != before.WebhookEndpointID {
+		// A rule that is (or becomes) active must deliver somewhere: its
+		// endpoint must exist. An inactive rule may keep pointing at a
+		// deleted endpoint (deleting an endpoint deactivates its rules).
+		if r.WebhookEndpointID != before.WebhookEndpointID || (r.IsActive && !wasActive) {
 			if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 				return errNoEndpoint
 			} else if err != nil {

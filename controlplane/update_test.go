@@ -321,9 +321,13 @@ func TestDeleteWebhookDeactivatesItsRules(t *testing.T) {
 	if err := b.pool.QueryRow(context.Background(), `SELECT deleted_at FROM webhook_endpoints WHERE id = $1`, id).Scan(&deletedAt); err != nil || deletedAt == nil {
 		t.Errorf("the row is kept with deleted_at set: %v %v", deletedAt, err)
 	}
-	// A rule cannot be pointed at the deleted endpoint.
-	if status, _, _ := b.doH(t, "PATCH", "/v1/alert-rules/"+r1["id"].(string), b.adminKey, `{"is_active":true}`, nil); status != 200 {
-		t.Errorf("reactivating a rule is allowed (its deliveries dead-letter): %d", status)
+	// A rule cannot be pointed at, or reactivated on, the deleted endpoint.
+	if status, _, problem := b.doH(t, "PATCH", "/v1/alert-rules/"+r1["id"].(string), b.adminKey, `{"is_active":true}`, nil); status != 422 {
+		t.Errorf("reactivating a rule of a deleted endpoint = %d %v, want 422", status, problem)
+	}
+	other := b.webhook(t, b.adminKey, `{"name":"new home","target_url":"https://hooks.example.com/new"}`)
+	if status, _, got := b.doH(t, "PATCH", "/v1/alert-rules/"+r1["id"].(string), b.adminKey, `{"is_active":true,"webhook_endpoint_id":"`+other["id"].(string)+`"}`, nil); status != 200 || got["is_active"] != true || got["disabled_reason"] != nil {
+		t.Errorf("moving the rule to a live endpoint and reactivating it: %d %v", status, got)
 	}
 	if status, _, _ := b.do(t, "POST", "/v1/alert-rules", b.adminKey, `{"name":"r3","event_type":"workflow.run.failed","webhook_endpoint_id":"`+id+`"}`); status != 422 {
 		t.Errorf("rule on a deleted endpoint = %d, want 422", status)
@@ -395,6 +399,13 @@ func TestRotateSecret(t *testing.T) {
 	raw, _ := json.Marshal(a)
 	if len(a) != 2 || a[1].Action != "webhook.rotate_secret" || strings.Contains(string(raw), newSecret) || strings.Contains(string(raw), oldSecret) {
 		t.Errorf("audit rows: %s", raw)
+	}
+	// Without a body: a generated secret and the default grace period of 24h.
+	status, _, got = b.do(t, "POST", "/v1/webhooks/"+id+"/rotate-secret", b.adminKey, "")
+	snap, _ = b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+	rec = schemas.EndpointRecord{}
+	if err := json.Unmarshal(snap, &rec); status != 200 || err != nil || rec.PreviousSecretExpiresAt == nil || time.Until(*rec.PreviousSecretExpiresAt) < 23*time.Hour {
+		t.Errorf("rotation without a body: %d %v, previous secret until %v", status, got, rec.PreviousSecretExpiresAt)
 	}
 	// No grace: the old secret stops signing at once.
 	status, _, _ = b.do(t, "POST", "/v1/webhooks/"+id+"/rotate-secret", b.adminKey, `{"grace_period":"0s"}`)

@@ -459,17 +459,27 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 	return out, nil
 }
 
+// RotateSecretRequest is the optional body of POST /v1/webhooks/{id}/rotate-secret.
+type RotateSecretRequest struct {
+	GracePeriod string `json:"grace_period,omitempty" maxLength:"32" default:"24h" doc:"How long the previous secret keeps signing next to the new one (Go duration, 0s to 168h). Ignored for pagerduty endpoints."`
+	Secret      string `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: the new whsec_ secret, generated when absent. pagerduty: the new routing key (required)."`
+}
+
 type rotateIn struct {
 	ID   string `path:"id" maxLength:"64"`
-	Body struct {
-		GracePeriod string `json:"grace_period,omitempty" maxLength:"32" default:"24h" doc:"How long the previous secret keeps signing next to the new one (Go duration, 0s to 168h). Ignored for pagerduty endpoints."`
-		Secret      string `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: the new whsec_ secret, generated when absent. pagerduty: the new routing key (required)."`
-	}
+	Body *RotateSecretRequest
 }
 
 func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, error) {
 	p := principalFrom(ctx)
-	grace, d := parseDuration("body.grace_period", in.Body.GracePeriod, 0, 168*time.Hour)
+	body := in.Body
+	if body == nil {
+		body = &RotateSecretRequest{}
+	}
+	if body.GracePeriod == "" {
+		body.GracePeriod = "24h"
+	}
+	grace, d := parseDuration("body.grace_period", body.GracePeriod, 0, 168*time.Hour)
 	if d != nil {
 		return nil, huma.Error422UnprocessableEntity("validation failed", d)
 	}
@@ -479,7 +489,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
 			return err
 		}
-		if secret, err = checkSecret(e.Kind, in.Body.Secret); err != nil {
+		if secret, err = checkSecret(e.Kind, body.Secret); err != nil {
 			return err
 		}
 		before := e.api()

@@ -105,6 +105,13 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true, Kafka: true, Keyring: true})
+	cpc := controlplane.Config{
+		AppRole:           env.String("EXO_DB_APP_ROLE", ""),
+		OutboxPoll:        env.Duration("EXO_OUTBOX_POLL", 0),
+		RecorderGroup:     env.String("EXO_RECORDER_GROUP", ""),
+		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
+		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -117,6 +124,8 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	return controlplane.Run(ctx, controlplane.Config{
 		Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
 		Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
+		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, RecorderGroup: cpc.RecorderGroup,
+		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval,
 	})
 }
 
