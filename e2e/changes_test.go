@@ -129,6 +129,9 @@ func TestChangesThroughAPITakeEffect(t *testing.T) {
 			ctl := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "control", "target_url": control.srv.URL + "/hook"})
 			rule := s.post(t, "acme", "/v1/alert-rules", map[string]any{"name": "watched", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh["id"]})
 			s.post(t, "acme", "/v1/alert-rules", map[string]any{"name": "control", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": ctl["id"]})
+			// The rules reach the processor through the outbox and Kafka,
+			// moments after the API answered.
+			s.waitGauge(t, "exo_processor_rules_active", 2)
 			cl, err := kgo.NewClient(kafka.ClientOpts(s.brokers, nil)...)
 			if err != nil {
 				t.Fatal(err)

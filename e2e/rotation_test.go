@@ -31,6 +31,7 @@ func TestSecretRotationThroughAPI(t *testing.T) {
 	recv := newReceiver(t)
 	wh := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "ops", "target_url": recv.srv.URL + "/hook"})
 	s.post(t, "acme", "/v1/alert-rules", map[string]any{"name": "failures", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh["id"]})
+	s.waitGauge(t, "exo_processor_rules_active", 1)
 	cl, err := kgo.NewClient(kafka.ClientOpts(s.brokers, nil)...)
 	if err != nil {
 		t.Fatal(err)
