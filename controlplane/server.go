@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -229,7 +230,7 @@ func (s *Server) newAPI() huma.API {
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
-	api.UseMiddleware(s.authenticate(api))
+	api.UseMiddleware(withRequestID, s.authenticate(api))
 
 	s.registerWebhooks(api)
 	s.registerRules(api)
@@ -342,6 +343,23 @@ func requestID(ctx context.Context) string {
 }
 
 type requestIDKey struct{}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// withRequestID gives every API request an id: the caller's X-Request-Id
+// when it is a sane token, else a fresh one. It is echoed in the answer's
+// X-Request-Id header and recorded in the audit rows the request writes, so
+// a change can be traced from the client to the audit trail.
+func withRequestID(ctx huma.Context, next func(huma.Context)) {
+	id := ctx.Header("X-Request-Id")
+	if !requestIDRE.MatchString(id) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = "req_" + hex.EncodeToString(b)
+	}
+	ctx.SetHeader("X-Request-Id", id)
+	next(huma.WithValue(ctx, requestIDKey{}, id))
+}
 
 // internalError logs err and answers 500 without leaking details.
 func (s *Server) internalError(op string, err error) error {

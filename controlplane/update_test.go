@@ -480,3 +480,29 @@ func TestListFilters(t *testing.T) {
 		}
 	}
 }
+
+// Every answer carries a request id (the caller's X-Request-Id when sane,
+// else a fresh one), and the audit row of the change records it.
+func TestRequestIDReachesTheAuditTrail(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/a"}`)
+	id := wh["id"].(string)
+	for _, c := range []struct{ sent, want string }{
+		{"deploy-42.step:7", "deploy-42.step:7"},
+		{"bad id with spaces\u00e9", ""}, // replaced by a fresh one
+	} {
+		status, h, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"name":"`+c.sent[:3]+`x"}`, map[string]string{"X-Request-Id": c.sent})
+		if status != 200 {
+			t.Fatalf("patch: %d %v", status, got)
+		}
+		rid := h.Get("X-Request-Id")
+		if (c.want != "" && rid != c.want) || (c.want == "" && !strings.HasPrefix(rid, "req_")) {
+			t.Errorf("X-Request-Id answered %q for %q", rid, c.sent)
+		}
+		var recorded string
+		if err := b.pool.QueryRow(context.Background(), `SELECT request_id FROM audit_events WHERE resource_id = $1 ORDER BY id DESC LIMIT 1`, id).Scan(&recorded); err != nil || recorded != rid {
+			t.Errorf("audit row request_id = %q, %v; want %q", recorded, err, rid)
+		}
+	}
+}
