@@ -12,7 +12,7 @@ type Webhook struct {
 	ID             string            `json:"id" doc:"Endpoint id" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
 	Name           string            `json:"name"`
 	Kind           string            `json:"kind" enum:"webhook,slack,pagerduty"`
-	TargetURL      string            `json:"target_url" format:"uri"`
+	TargetURL      string            `json:"target_url" format:"uri" doc:"The target URL; a credential in it (the token path of a Slack incoming-webhook URL, query values) is masked with ****: the whole URL is stored encrypted."`
 	Headers        map[string]string `json:"headers" doc:"Extra headers sent with every delivery; values are masked."`
 	IsActive       bool              `json:"is_active"`
 	DisabledReason *string           `json:"disabled_reason"`
@@ -90,7 +90,8 @@ func (e *endpointRow) snapshot() schemas.EndpointRecord {
 	return schemas.EndpointRecord{
 		TenantID: e.TenantID, ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Secret: e.Secret,
 		PreviousSecret: e.PreviousSecret, PreviousSecretExpiresAt: e.PreviousSecretExpiresAt,
-		Headers: e.Headers, IsActive: e.IsActive, Version: e.Version, UpdatedAt: e.UpdatedAt.UTC(),
+		TargetURLSealed: e.TargetURLSealed,
+		Headers:         e.Headers, IsActive: e.IsActive, Version: e.Version, UpdatedAt: e.UpdatedAt.UTC(),
 	}
 }
 

@@ -74,12 +74,18 @@ type reencrypter struct {
 // sealedValues are the encrypted columns of an endpoint.
 type sealedValues struct {
 	Secret         schemas.Sealed
+	TargetURL      *schemas.Sealed
 	PreviousSecret *schemas.Sealed
 	Headers        map[string]schemas.Sealed
 }
 
-func scanSealed(secret, previous, headers []byte) (*sealedValues, error) {
+func scanSealed(targetURL, secret, previous, headers []byte) (*sealedValues, error) {
 	var v sealedValues
+	if targetURL != nil {
+		if err := json.Unmarshal(targetURL, &v.TargetURL); err != nil {
+			return nil, fmt.Errorf("target_url_sealed column: %w", err)
+		}
+	}
 	if err := json.Unmarshal(secret, &v.Secret); err != nil {
 		return nil, fmt.Errorf("secret column: %w", err)
 	}
@@ -104,6 +110,9 @@ func (v *sealedValues) staleKeys(primary string) []string {
 		}
 	}
 	add(v.Secret)
+	if v.TargetURL != nil {
+		add(*v.TargetURL)
+	}
 	if v.PreviousSecret != nil {
 		add(*v.PreviousSecret)
 	}
@@ -117,7 +126,7 @@ func (v *sealedValues) staleKeys(primary string) []string {
 // staleBatch returns the ids after `after` (in id order) of endpoints with a
 // value not under the primary key, and the last id read ("" at the end).
 func (r *reencrypter) staleBatch(ctx context.Context, after string) (ids []string, last string, err error) {
-	rows, err := r.pool.Query(ctx, `SELECT id, secret, previous_secret, headers FROM webhook_endpoints
+	rows, err := r.pool.Query(ctx, `SELECT id, target_url_sealed, secret, previous_secret, headers FROM webhook_endpoints
 		WHERE id > $1 ORDER BY id LIMIT $2`, after, reencryptBatch)
 	if err != nil {
 		return nil, "", fmt.Errorf("controlplane: reencrypt: list endpoints: %w", err)
@@ -126,13 +135,13 @@ func (r *reencrypter) staleBatch(ctx context.Context, after string) (ids []strin
 	read := 0
 	for rows.Next() {
 		var id string
-		var secret, previous, headers []byte
-		if err := rows.Scan(&id, &secret, &previous, &headers); err != nil {
+		var targetURL, secret, previous, headers []byte
+		if err := rows.Scan(&id, &targetURL, &secret, &previous, &headers); err != nil {
 			return nil, "", fmt.Errorf("controlplane: reencrypt: list endpoints: %w", err)
 		}
 		read++
 		last = id
-		v, err := scanSealed(secret, previous, headers)
+		v, err := scanSealed(targetURL, secret, previous, headers)
 		if err != nil || len(v.staleKeys(r.ring.PrimaryID())) > 0 {
 			ids = append(ids, id) // one() reports an unreadable row
 		}
@@ -152,18 +161,18 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 	primary := r.ring.PrimaryID()
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var tenant string
-		var secret, previous, headers []byte
+		var targetURL, secret, previous, headers []byte
 		var version int64
 		var deletedAt *time.Time
-		err := tx.QueryRow(ctx, `SELECT tenant_id, secret, previous_secret, headers, version, deleted_at
-			FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, id).Scan(&tenant, &secret, &previous, &headers, &version, &deletedAt)
+		err := tx.QueryRow(ctx, `SELECT tenant_id, target_url_sealed, secret, previous_secret, headers, version, deleted_at
+			FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, id).Scan(&tenant, &targetURL, &secret, &previous, &headers, &version, &deletedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
-		v, err := scanSealed(secret, previous, headers)
+		v, err := scanSealed(targetURL, secret, previous, headers)
 		if err != nil {
 			return err
 		}
@@ -195,6 +204,15 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 				return fmt.Errorf("previous secret: %w", err)
 			}
 		}
+		if v.TargetURL != nil {
+			u, err := reseal(*v.TargetURL, aad+"/target_url", "target url")
+			if err != nil {
+				return err
+			}
+			if targetURL, err = json.Marshal(u); err != nil {
+				return fmt.Errorf("target url: %w", err)
+			}
+		}
 		for name, h := range v.Headers {
 			if v.Headers[name], err = reseal(h, aad+"/"+name, "header "+name); err != nil {
 				return err
@@ -206,8 +224,8 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 		if headers, err = json.Marshal(v.Headers); err != nil {
 			return fmt.Errorf("headers: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, headers = $4,
-			version = version + 1, updated_at = now() WHERE id = $1`, id, secret, previous, headers); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET secret = $2, previous_secret = $3, headers = $4, target_url_sealed = $5,
+			version = version + 1, updated_at = now() WHERE id = $1`, id, secret, previous, headers, targetURL); err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
 		before := map[string]any{"version": version, "key_ids": stale}

@@ -164,6 +164,10 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	rotatedSecret := "whsec_" + base64.StdEncoding.EncodeToString(rotated)
 	secrets.add("rotated whsec secret", []byte(rotatedSecret))
 	secrets.add("rotated whsec key bytes", rotated)
+	slackToken := randomText("slk")
+	secrets.add("slack incoming-webhook token", []byte(slackToken))
+	queryToken := randomText("qtok")
+	secrets.add("token in a target URL's query", []byte(queryToken))
 
 	headers := func(kind string) (string, []string) {
 		vals := []string{randomText("hv-" + kind + "-"), randomText("Bearer tok-" + kind + "-")}
@@ -172,9 +176,9 @@ func TestNoSecretInClearAtRest(t *testing.T) {
 	}
 	var shown []map[string]any // create answers
 	for _, c := range []struct{ name, body string }{
-		{"webhook, given secret", `{"name":"given","target_url":"https://hooks.example.com/a","secret":"` + given + `","headers":%s}`},
+		{"webhook, given secret", `{"name":"given","target_url":"https://hooks.example.com/a?token=` + queryToken + `","secret":"` + given + `","headers":%s}`},
 		{"webhook, generated secret", `{"name":"generated","target_url":"https://hooks.example.com/b","headers":%s}`},
-		{"slack", `{"name":"slack","kind":"slack","target_url":"https://hooks.slack.com/services/T0/B0/x","headers":%s}`},
+		{"slack", `{"name":"slack","kind":"slack","target_url":"https://hooks.slack.com/services/T0/B0/` + slackToken + `","headers":%s}`},
 		{"pagerduty", `{"name":"pd","kind":"pagerduty","target_url":"https://events.pagerduty.com/v2/enqueue","secret":"` + routingKey + `","headers":%s}`},
 	} {
 		hdr, vals := headers(strings.Fields(c.name)[0])

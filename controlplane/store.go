@@ -22,6 +22,7 @@ var ErrNotFound = errors.New("controlplane: not found")
 type endpointRow struct {
 	ID, TenantID, Name, Kind, TargetURL string
 	Secret                              schemas.Sealed
+	TargetURLSealed                     *schemas.Sealed
 	SecretHint                          string
 	PreviousSecret                      *schemas.Sealed
 	PreviousSecretExpiresAt             *time.Time
@@ -50,12 +51,12 @@ type ruleRow struct {
 	Version                                               int64
 }
 
-const endpointCols = `id, tenant_id, name, kind, target_url, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
+const endpointCols = `id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
 
 func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	var e endpointRow
-	var secret, previous, headers []byte
-	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers,
+	var sealedURL, secret, previous, headers []byte
+	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &sealedURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers,
 		&e.IsActive, &e.DisabledReason, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -65,6 +66,12 @@ func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	}
 	if err := json.Unmarshal(secret, &e.Secret); err != nil {
 		return nil, fmt.Errorf("controlplane: endpoint secret column: %w", err)
+	}
+	if sealedURL != nil {
+		e.TargetURLSealed = new(schemas.Sealed)
+		if err := json.Unmarshal(sealedURL, e.TargetURLSealed); err != nil {
+			return nil, fmt.Errorf("controlplane: endpoint target_url_sealed column: %w", err)
+		}
 	}
 	if previous != nil {
 		e.PreviousSecret = new(schemas.Sealed)
@@ -98,10 +105,10 @@ func insertEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	secret, _ := json.Marshal(e.Secret)
 	headers, _ := json.Marshal(e.Headers)
 	err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
-		(id, tenant_id, name, kind, target_url, secret, secret_hint, headers, is_active, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		(id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, headers, is_active, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		RETURNING created_at, updated_at, version`,
-		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, secret, e.SecretHint, headers, e.IsActive, e.CreatedBy,
+		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, sealedJSON(e.TargetURLSealed), secret, e.SecretHint, headers, e.IsActive, e.CreatedBy,
 	).Scan(&e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: insert endpoint: %w", err)
@@ -289,17 +296,13 @@ func getEndpointForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*en
 func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	secret, _ := json.Marshal(e.Secret)
 	headers, _ := json.Marshal(e.Headers)
-	var previous []byte
-	if e.PreviousSecret != nil {
-		previous, _ = json.Marshal(e.PreviousSecret)
-	}
 	err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
 		name = $3, target_url = $4, secret = $5, secret_hint = $6, previous_secret = $7, previous_secret_expires_at = $8,
-		headers = $9, is_active = $10, disabled_reason = $11, updated_at = now(), version = version + 1
+		headers = $9, is_active = $10, disabled_reason = $11, target_url_sealed = $12, updated_at = now(), version = version + 1
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
 		RETURNING updated_at, version`,
-		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, previous, e.PreviousSecretExpiresAt,
-		headers, e.IsActive, e.DisabledReason,
+		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, sealedJSON(e.PreviousSecret), e.PreviousSecretExpiresAt,
+		headers, e.IsActive, e.DisabledReason, sealedJSON(e.TargetURLSealed),
 	).Scan(&e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: update endpoint: %w", err)
@@ -347,4 +350,13 @@ func softDelete(ctx context.Context, tx pgx.Tx, table, tenant, id string) error 
 type filter struct {
 	column string
 	value  any
+}
+
+// sealedJSON is an optional sealed column's value (NULL when absent).
+func sealedJSON(s *schemas.Sealed) []byte {
+	if s == nil {
+		return nil
+	}
+	b, _ := json.Marshal(s)
+	return b
 }

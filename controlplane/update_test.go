@@ -506,3 +506,51 @@ func TestRequestIDReachesTheAuditTrail(t *testing.T) {
 		}
 	}
 }
+
+// A credential in a target URL (a Slack incoming-webhook token, query
+// values) is shown masked and kept sealed; an update that does not touch
+// the URL keeps it, one that does reseals the new one.
+func TestTargetURLCredentialMasked(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	raw := "https://hooks.slack.com/services/T0AAAA/B0BBBB/abcdefghijklmnopqrstWXYZ"
+	wh := b.webhook(t, b.adminKey, `{"name":"slack","kind":"slack","target_url":"`+raw+`"}`)
+	id := wh["id"].(string)
+	if wh["target_url"] != "https://hooks.slack.com/services/T0AAAA/B0BBBB/****WXYZ" {
+		t.Errorf("create shows target_url %v", wh["target_url"])
+	}
+	opens := func(want string) {
+		t.Helper()
+		snap, _ := b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+		var rec schemas.EndpointRecord
+		if err := json.Unmarshal(snap, &rec); err != nil || schemas.Validate(schemas.KindEndpoint, snap) != nil || rec.TargetURLSealed == nil {
+			t.Fatalf("snapshot %s: %v", snap, err)
+		}
+		got, err := b.ring.Open(*rec.TargetURLSealed, "acme/"+id+"/target_url")
+		if err != nil || got != want {
+			t.Errorf("sealed target opens to %q, %v; want %q", got, err, want)
+		}
+		if strings.Contains(string(snap), "abcdefghijklmnop") || strings.Contains(string(snap), "s3cr3t") {
+			t.Errorf("snapshot shows the credential: %s", snap)
+		}
+	}
+	opens(raw)
+	if status, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"name":"slack ops"}`, nil); status != 200 || got["target_url"] != wh["target_url"] {
+		t.Fatalf("rename: %d %v", status, got)
+	}
+	opens(raw)
+	next := "https://hooks.slack.com/services/T0AAAA/B0CCCC/zyxwvutsrqponmlkjihg1234"
+	if status, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"target_url":"`+next+`"}`, nil); status != 200 || got["target_url"] != "https://hooks.slack.com/services/T0AAAA/B0CCCC/****1234" {
+		t.Fatalf("new URL: %d %v", status, got)
+	}
+	opens(next)
+	q := b.webhook(t, b.adminKey, `{"name":"q","target_url":"https://hooks.example.com/in?token=s3cr3t&team=data"}`)
+	if q["target_url"] != "https://hooks.example.com/in?team=****&token=****" {
+		t.Errorf("query values not masked: %v", q["target_url"])
+	}
+	plain := b.webhook(t, b.adminKey, `{"name":"plain","target_url":"https://hooks.example.com/in"}`)
+	snap, _ := b.lastSnapshot(t, "webhook-endpoints", "acme/"+plain["id"].(string))
+	if plain["target_url"] != "https://hooks.example.com/in" || strings.Contains(string(snap), "target_url_sealed") {
+		t.Errorf("a URL without a credential: shown %v, snapshot %s", plain["target_url"], snap)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,14 +124,58 @@ func (s *Server) checkTargetURL(raw string) *huma.ErrorDetail {
 	return nil
 }
 
-// redactURL keeps scheme, host and path of a URL and drops the rest.
+// redactURL keeps scheme and host of a URL (its path may hold a token).
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "[unparseable url]"
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// maskedURL is what the API, the audit trail and the topics show of a
+// target URL that carries a credential: the token path of a Slack
+// incoming-webhook URL (all but its last four characters) and the values
+// of a query string are masked. It returns raw itself when there is
+// nothing to mask.
+func maskedURL(kind, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	masked := *u
+	if kind == "slack" {
+		segs := strings.Split(u.Path, "/")
+		if last := segs[len(segs)-1]; last != "" {
+			keep := ""
+			if len(last) > 8 {
+				keep = last[len(last)-4:]
+			}
+			segs[len(segs)-1] = "****" + keep
+		}
+		masked.Path = strings.Join(segs, "/")
+		masked.RawPath = masked.Path // keeps the * unescaped
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, url.QueryEscape(k)+"=****")
+		}
+		slices.Sort(keys)
+		masked.RawQuery = strings.Join(keys, "&")
+	}
+	return masked.String()
+}
+
+// setTargetURL stores raw as e's target: in clear when it carries no
+// credential, else masked, with the whole URL sealed.
+func (s *Server) setTargetURL(e *endpointRow, raw string) {
+	e.TargetURL, e.TargetURLSealed = maskedURL(e.Kind, raw), nil
+	if e.TargetURL != raw {
+		sealed := s.cfg.Keyring.Seal(raw, e.TenantID+"/"+e.ID+"/target_url")
+		e.TargetURLSealed = &sealed
+	}
 }
 
 // checkWebhook validates what a create and an update have in common.
@@ -190,10 +235,11 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 		return nil, err
 	}
 	e := &endpointRow{
-		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind, TargetURL: b.TargetURL,
+		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind,
 		SecretHint: secretHint(secret), IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
 		Headers: map[string]schemas.Sealed{},
 	}
+	s.setTargetURL(e, b.TargetURL)
 	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
 	for name, v := range b.Headers {
 		s.sealHeader(e, name, v)
@@ -299,6 +345,7 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	if err != nil {
 		return nil, err
 	}
+	_, urlPatched := patch["target_url"]
 	var details []error
 	if _, ok := patch["secret"]; ok {
 		details = append(details, &huma.ErrorDetail{Location: "body.secret", Message: "the secret cannot be patched; use POST /v1/webhooks/{id}/rotate-secret"})
@@ -357,7 +404,10 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.headers", Message: "at most 20 headers"})
 		}
 		wasActive := e.IsActive
-		e.Name, e.TargetURL, e.IsActive = b.Name, b.TargetURL, b.IsActive == nil || *b.IsActive
+		e.Name, e.IsActive = b.Name, b.IsActive == nil || *b.IsActive
+		if urlPatched {
+			s.setTargetURL(e, b.TargetURL)
+		}
 		if headerPatch == nil {
 			e.Headers = map[string]schemas.Sealed{}
 		}

@@ -383,7 +383,15 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		return attempt{outcome: schemas.OutcomeDead, errClass: "render", err: err.Error()}
 	}
 	body := msg.body
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.TargetURL, bytes.NewReader(body))
+	target := ep.TargetURL
+	if ep.TargetURLSealed != nil {
+		// The URL carries a credential (Slack): the snapshot shows a masked
+		// form and seals the real one.
+		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, aad+"/target_url"); err != nil {
+			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
 	}

@@ -159,7 +159,10 @@ type EndpointRecord struct {
 	Name      string `json:"name"`
 	Kind      string `json:"kind"`
 	TargetURL string `json:"target_url"`
-	Secret    Sealed `json:"secret"`
+	// TargetURLSealed is the whole target URL, sealed, when it carries a
+	// credential; TargetURL is then its masked display form.
+	TargetURLSealed *Sealed `json:"target_url_sealed,omitempty"`
+	Secret          Sealed  `json:"secret"`
 	// PreviousSecret still signs, next to Secret, until PreviousSecretExpiresAt
 	// (the grace period of a rotation).
 	PreviousSecret          *Sealed           `json:"previous_secret,omitempty"`
