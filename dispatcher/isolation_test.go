@@ -20,12 +20,15 @@ import (
 
 // One endpoint that never answers and one healthy one, 1,000 deliveries
 // each, interleaved: every healthy delivery arrives while the dead
-// endpoint's first attempts are still waiting for their timeout, and the
-// healthy endpoint's p99 latency stays below a tenth of the attempt timeout.
+// endpoint's attempts are all still hanging (the attempt timeout is longer
+// than the test, so this does not depend on the machine's speed: were the
+// dead endpoint able to hold up the healthy one, its deliveries would never
+// arrive). The healthy endpoint's latency is logged; speed is measured by
+// the benchmarks.
 func TestDeadEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	t.Parallel()
 	const n = 1000
-	const attemptTimeout = 20 * time.Second
+	const attemptTimeout = 10 * time.Minute
 	h := setup(t)
 
 	hang := make(chan struct{})
@@ -92,15 +95,15 @@ func TestDeadEndpointDoesNotDelayHealthyOne(t *testing.T) {
 
 	select {
 	case <-allHealthy:
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("%d of %d healthy deliveries arrived within 60s", len(latencies), n)
+		t.Fatalf("%d of %d healthy deliveries arrived within 2 minutes", len(latencies), n)
 	}
-	// The dead endpoint's first attempts cannot have timed out yet: no result
-	// of its deliveries exists.
+	// The dead endpoint's attempts are all still hanging: no result of its
+	// deliveries exists.
 	for _, r := range h.readAll(h.topics.DeliveryResults) {
-		for _, id := range deadIDs[:10] {
+		for _, id := range deadIDs {
 			if bytes.Contains(r.Value, []byte(id)) {
 				t.Fatalf("a dead-endpoint attempt finished before the healthy deliveries did: %s", r.Value)
 			}
@@ -110,8 +113,5 @@ func TestDeadEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	slices.Sort(latencies)
 	p99 := latencies[n*99/100]
 	mu.Unlock()
-	t.Logf("healthy endpoint: p50 %v, p99 %v, max %v", latencies[n/2], p99, latencies[n-1])
-	if p99 >= attemptTimeout/10 {
-		t.Errorf("healthy p99 %v, want below %v (a tenth of the attempt timeout)", p99, attemptTimeout/10)
-	}
+	t.Logf("healthy endpoint next to a hanging one: p50 %v, p99 %v, max %v", latencies[n/2], p99, latencies[n-1])
 }
