@@ -548,8 +548,21 @@ func TestTargetURLCredentialMasked(t *testing.T) {
 	if q["target_url"] != "https://hooks.example.com/in?team=****&token=****" {
 		t.Errorf("query values not masked: %v", q["target_url"])
 	}
+	// A new token behind the same mask is a change all the same.
+	qid := q["id"].(string)
+	if status, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+qid, b.adminKey, `{"target_url":"https://hooks.example.com/in?token=n3wt0ken&team=data"}`, nil); status != 200 || got["version"] != float64(2) {
+		t.Fatalf("new query token: %d %v", status, got)
+	}
+	snap, _ := b.lastSnapshot(t, "webhook-endpoints", "acme/"+qid)
+	var qrec schemas.EndpointRecord
+	if err := json.Unmarshal(snap, &qrec); err != nil || qrec.TargetURLSealed == nil {
+		t.Fatalf("snapshot %s: %v", snap, err)
+	}
+	if got, err := b.ring.Open(*qrec.TargetURLSealed, "acme/"+qid+"/target_url"); err != nil || got != "https://hooks.example.com/in?token=n3wt0ken&team=data" {
+		t.Errorf("sealed URL after the new token: %q, %v", got, err)
+	}
 	plain := b.webhook(t, b.adminKey, `{"name":"plain","target_url":"https://hooks.example.com/in"}`)
-	snap, _ := b.lastSnapshot(t, "webhook-endpoints", "acme/"+plain["id"].(string))
+	snap, _ = b.lastSnapshot(t, "webhook-endpoints", "acme/"+plain["id"].(string))
 	if plain["target_url"] != "https://hooks.example.com/in" || strings.Contains(string(snap), "target_url_sealed") {
 		t.Errorf("a URL without a credential: shown %v, snapshot %s", plain["target_url"], snap)
 	}

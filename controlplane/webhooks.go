@@ -421,7 +421,9 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 		if e.IsActive && !wasActive {
 			e.DisabledReason = nil
 		}
-		if sameWebhook(before, e.api()) && headerPatch != nil && len(headerPatch) == 0 {
+		// A new URL that is sealed looks the same masked: it is a change.
+		sealedURLChanged := urlPatched && e.TargetURLSealed != nil
+		if sameWebhook(before, e.api()) && headerPatch != nil && len(headerPatch) == 0 && !sealedURLChanged {
 			return nil // nothing changes: no new version, no audit row
 		}
 		if err := updateEndpoint(ctx, tx, e); err != nil {
