@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# make test: start a real PostgreSQL and a real Apache Kafka broker, run
-# every Go test against them with the race detector, stop them, and exit
-# non-zero on any failure.
+# make test: find (or install) Chromium, start a real PostgreSQL and a real
+# Apache Kafka broker, run every Go test against them with the race
+# detector, stop them, and exit non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
+
+# The dashboard's browser tests need Chromium (design §8): find it, or
+# install Debian's chromium package, before starting anything.
+if ! chromium="$("$here/chromium.sh")" || [[ -z "$chromium" ]]; then
+	echo "test.sh: error: no Chromium for the dashboard's browser tests (see deploy/local/chromium.sh above)" >&2
+	exit 1
+fi
+export CHROME_PATH="$chromium" EXO_CHROMIUM="$chromium"
+echo "test.sh: browser tests use $chromium" >&2
 
 "$here/services.sh" up
 stop() { "$here/services.sh" down || true; }
@@ -16,5 +25,5 @@ export DATABASE_URL KAFKA_BROKERS
 # Tests never skip: with the services above set, a missing one fails.
 export CI="${CI:-true}"
 
-echo "test.sh: go test -race -shuffle=on -count=1 ./... (DATABASE_URL and KAFKA_BROKERS set)" >&2
+echo "test.sh: go test -race -shuffle=on -count=1 ./... (DATABASE_URL, KAFKA_BROKERS and EXO_CHROMIUM set)" >&2
 go test -race -shuffle=on -count=1 -timeout 20m "$@" ./...
