@@ -103,10 +103,10 @@ func closeBrowser() {
 	}
 }
 
-// newTab opens a tab in a fresh browser context of the shared browser, closed
-// when the test ends. Without a browser the test fails under CI=true and is
-// skipped otherwise.
-func newTab(t *testing.T) context.Context {
+// requireBrowser starts the shared browser once. Without one the test fails
+// under CI=true and is skipped otherwise. Call it first, before setting up
+// services the test would not use.
+func requireBrowser(t *testing.T) {
 	t.Helper()
 	browser.once.Do(startBrowser)
 	if browser.err != nil {
@@ -115,6 +115,13 @@ func newTab(t *testing.T) context.Context {
 		}
 		t.Skipf("skipping the browser test: %v (make test installs Debian's chromium via deploy/local/chromium.sh)", browser.err)
 	}
+}
+
+// newTab opens a tab in a fresh browser context of the shared browser,
+// closed when the test ends.
+func newTab(t *testing.T) context.Context {
+	t.Helper()
+	requireBrowser(t)
 	ctx, cancel := chromedp.NewContext(browser.ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {

@@ -86,6 +86,7 @@ func TestDashboardPageAndPolicy(t *testing.T) {
 // their field; a concurrent change is a 412 with a reload.
 func TestDashboardManagesEndpointsAndRules(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	d := openDashboard(t, l.url, l.adminKey)
 
@@ -249,6 +250,7 @@ func TestDashboardManagesEndpointsAndRules(t *testing.T) {
 // no element is made from them and no script runs.
 func TestDashboardShowsHostileDataAsText(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	hostile := `<img src=x onerror="window.__pwned=1">`
 	wh := l.mustDo(t, "POST", "/v1/webhooks", fmt.Sprintf(`{"name":%s,"target_url":"https://hooks.example.com/x"}`, jsString(hostile)), 201)
@@ -289,6 +291,7 @@ func TestDashboardShowsHostileDataAsText(t *testing.T) {
 // shown and the write buttons disabled; the audit trail pages.
 func TestDashboardViewerCannotWrite(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	for i := range 30 {
 		l.mustDo(t, "POST", "/v1/webhooks", fmt.Sprintf(`{"name":"hook %02d","target_url":"https://hooks.example.com/%d"}`, i, i), 201)
@@ -329,6 +332,11 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 	if n := l.count(t, `SELECT count(*) FROM webhook_endpoints`); n != 30 {
 		t.Errorf("a viewer's create stored something: %d endpoints", n)
 	}
+
+	// A wrong key is said so, not swallowed.
+	d.setValue("#key", "exo_not_a_real_key_000000000")
+	d.click("#use-key")
+	d.waitText("#key-problem", "401 Unauthorized: invalid or revoked API key")
 }
 
 // Delivery history per rule with every attempt, the dead letters with
@@ -336,6 +344,7 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 // followed to its result.
 func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
 	key := kafka.Key("acme", endpoint)
