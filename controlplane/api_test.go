@@ -215,6 +215,10 @@ func TestBadInput(t *testing.T) {
 		{"delete other tenant's endpoint", "DELETE", "/v1/webhooks/" + otherID, b.adminKey, "", 404, ""},
 		{"rotate with a bad grace period", "POST", "/v1/webhooks/" + whID + "/rotate-secret", b.adminKey, `{"grace_period":"forever"}`, 422, "body.grace_period"},
 		{"rotate with a bad secret", "POST", "/v1/webhooks/" + whID + "/rotate-secret", b.adminKey, `{"secret":"hunter2"}`, 422, "body.secret"},
+		{"NUL in a name", "POST", "/v1/webhooks", b.adminKey, `{"name":"a\u0000b","target_url":"https://e.com/"}`, 400, ""},
+		{"NUL in an id", "GET", "/v1/webhooks/a%00b", b.adminKey, "", 400, ""},
+		{"NUL in a filter", "GET", "/v1/alert-rules?webhook_endpoint_id=a%00b", b.adminKey, "", 400, ""},
+		{"NUL in an audit filter", "GET", "/v1/audit-events?actor=a%00b", b.adminKey, "", 400, ""},
 		{"unknown filter value", "GET", "/v1/alert-rules?event_type=workflow.run.exploded", b.adminKey, "", 422, "event_type"},
 	}
 	for _, c := range cases {

@@ -127,7 +127,7 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		return nil, err
 	}
 	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
-		if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+		if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 			return errNoEndpoint
 		} else if err != nil {
 			return err
@@ -283,7 +283,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 		// endpoint must exist. An inactive rule may keep pointing at a
 		// deleted endpoint (deleting an endpoint deactivates its rules).
 		if r.WebhookEndpointID != before.WebhookEndpointID || (r.IsActive && !wasActive) {
-			if _, err := getEndpoint(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+			if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 				return errNoEndpoint
 			} else if err != nil {
 				return err

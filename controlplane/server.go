@@ -17,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -361,8 +362,14 @@ func withRequestID(ctx huma.Context, next func(huma.Context)) {
 	next(huma.WithValue(ctx, requestIDKey{}, id))
 }
 
-// internalError logs err and answers 500 without leaking details.
+// internalError logs err and answers 500 without leaking details. A value
+// Postgres cannot store (a NUL character, an invalid byte sequence: SQL
+// "data exception" errors) is the client's mistake: 400.
 func (s *Server) internalError(op string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		return huma.Error400BadRequest("the request holds a value that cannot be stored (e.g. a NUL character or an out-of-range value)")
+	}
 	s.log.Error(op, "err", err)
 	return huma.Error500InternalServerError("internal error; see the control plane log")
 }

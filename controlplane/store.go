@@ -360,3 +360,12 @@ func sealedJSON(s *schemas.Sealed) []byte {
 	b, _ := json.Marshal(s)
 	return b
 }
+
+// getEndpointForShare is getEndpoint with the row share-locked until the
+// end of the transaction: a rule that is created on it or reactivated
+// cannot race with its deletion (which locks it FOR UPDATE and then
+// deactivates the rules it sees).
+func getEndpointForShare(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
+	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR SHARE`, tenant, id))
+}

@@ -567,3 +567,32 @@ func TestTargetURLCredentialMasked(t *testing.T) {
 		t.Errorf("a URL without a credential: shown %v, snapshot %s", plain["target_url"], snap)
 	}
 }
+
+// A refused request never echoes a credential back in its problem: not a
+// secret that is too long, not a header value of the wrong type, not a
+// token in a URL that is too long or not allowed.
+func TestProblemsDoNotEchoSecrets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	wh := b.webhook(t, b.adminKey, `{"name":"ok","target_url":"https://hooks.example.com/a"}`)
+	const token = "T0PS3CRETTOKENVALUE"
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/webhooks", `{"name":"x","target_url":"https://e.com/","secret":"whsec_` + token + strings.Repeat("A", 200) + `"}`},
+		{"POST", "/v1/webhooks", `{"name":"x","target_url":"https://hooks.slack.com/services/T/B/` + token + strings.Repeat("x", 2100) + `","kind":"slack"}`},
+		{"POST", "/v1/webhooks", `{"name":"x","target_url":"http://127.0.0.1/services/T/B/` + token + `"}`},
+		{"POST", "/v1/webhooks", `{"name":"x","target_url":"https://e.com/","headers":{"Authorization":["Bearer ` + token + `"]}}`},
+		{"POST", "/v1/webhooks", `{"name":"x","target_url":"https://e.com/","headers":{"Authorization":"Bearer ` + token + "\\n" + `"}}`},
+		{"POST", "/v1/webhooks/" + wh["id"].(string) + "/rotate-secret", `{"secret":"` + token + `"}`},
+		{"PATCH", "/v1/webhooks/" + wh["id"].(string), `{"headers":{"X-Key":7},"colour":"` + token + `"}`},
+		{"PATCH", "/v1/webhooks/" + wh["id"].(string), `{"target_url":"ftp://e.com/` + token + `"}`},
+	} {
+		status, _, problem := b.doH(t, c.method, c.path, b.adminKey, c.body, nil)
+		raw, _ := json.Marshal(problem)
+		if status < 400 || status >= 500 {
+			t.Errorf("%s %s: %d, want a 4xx", c.method, c.path, status)
+		}
+		if strings.Contains(string(raw), token) {
+			t.Errorf("%s %s answered %d with the token in the problem: %s", c.method, c.path, status, raw)
+		}
+	}
+}
