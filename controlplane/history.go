@@ -171,7 +171,7 @@ func (s *Server) registerHistory(api huma.API) {
 		OperationID: "redeliver", Method: http.MethodPost, Path: "/v1/deliveries/{alert_id}/redeliver", Tags: []string{"Delivery history"},
 		Summary:     "Deliver an alert again",
 		Description: "Queues the stored alert for delivery again, with the same alert id (webhook-id), so receivers can deduplicate. Attempts count from 1 again.",
-		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409, 503},
+		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409},
 	}, s.redeliver)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-dead-letters", Method: http.MethodGet, Path: "/v1/dead-letters", Tags: []string{"Dead letters"},
@@ -182,38 +182,37 @@ func (s *Server) registerHistory(api huma.API) {
 		OperationID: "replay-dead-letter", Method: http.MethodPost, Path: "/v1/dead-letters/{alert_id}/replay", Tags: []string{"Dead letters"},
 		Summary:     "Replay one dead letter",
 		Description: "Queues the dead-lettered alert for delivery again (same alert id) and marks it replayed.",
-		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409, 503},
+		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409},
 	}, s.replayDeadLetter)
 	huma.Register(api, huma.Operation{
 		OperationID: "replay-dead-letters", Method: http.MethodPost, Path: "/v1/dead-letters/replay", Tags: []string{"Dead letters"},
 		Summary:     "Replay the dead letters of a time range",
 		Description: fmt.Sprintf("Queues every not yet replayed dead letter that died in [since, until) (optionally of one endpoint or rule) for delivery again, oldest first, at most %d per call; the answer says whether more remain. Dead letters of deleted or disabled endpoints are skipped.", maxReplay),
-		Security:    sec, DefaultStatus: http.StatusAccepted, MaxBodyBytes: 4 << 10, Errors: []int{400, 401, 403, 422, 503},
+		Security:    sec, DefaultStatus: http.StatusAccepted, MaxBodyBytes: 4 << 10, Errors: []int{400, 401, 403, 422},
 	}, s.replayDeadLetters)
 	huma.Register(api, huma.Operation{
 		OperationID: "test-webhook", Method: http.MethodPost, Path: "/v1/webhooks/{id}/test", Tags: []string{"Webhooks"},
 		Summary:     "Send a test delivery",
 		Description: "Sends a signed webhook.test delivery (payload v1, rule id \"test\") through the dispatcher, like a real alert but with one attempt only. Its outcome shows in the endpoint's deliveries.",
-		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409, 503},
+		Security:    sec, DefaultStatus: http.StatusAccepted, Errors: []int{401, 403, 404, 409},
 	}, s.testWebhook)
 }
 
 // Problems the handlers answer with.
-func errNoKafka() error {
-	return huma.Error503ServiceUnavailable("Kafka is not connected; nothing was queued. Retry later.")
-}
-
-func errKafkaFailed() error {
-	return huma.Error503ServiceUnavailable("could not queue the delivery (Kafka unavailable); nothing was changed. Retry later.")
-}
 
 func errAlertMissing() error { return huma.Error404NotFound("alert not found") }
 
-// produce writes recs to Kafka and waits for the acknowledgement.
-func (s *Server) produce(ctx context.Context, recs ...*kgo.Record) kgo.ProduceResults {
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return s.kafka.ProduceSync(pctx, recs...)
+// queue puts delivery records in the outbox, in the transaction that
+// records why (audit row, replayed_at): they reach the deliveries topic
+// with it or not at all, and no request holds a lock while Kafka answers
+// (or does not). The relay publishes them within moments.
+func (s *Server) queue(ctx context.Context, tx pgx.Tx, recs ...*kgo.Record) error {
+	for _, r := range recs {
+		if err := insertOutbox(ctx, tx, r.Topic, string(r.Key), r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliveryRecord builds the deliveries record of a stored DeliveryRecord.
@@ -453,15 +452,7 @@ func (s *Server) redeliver(ctx context.Context, in *alertIDIn) (*acceptedOut, er
 			map[string]string{"alert_id": in.AlertID, "endpoint_id": endpoint}, requestID(ctx)); err != nil {
 			return err
 		}
-		// Produced before the commit: no audit row without the delivery.
-		if s.kafka == nil {
-			return errNoKafka()
-		}
-		if err := s.produce(ctx, rec).FirstErr(); err != nil {
-			s.log.Error("redeliver: produce", "alert_id", in.AlertID, "err", err)
-			return errKafkaFailed()
-		}
-		return nil
+		return s.queue(ctx, tx, rec)
 	})
 	if err != nil {
 		return nil, s.passStatus("redeliver", err)
@@ -596,14 +587,7 @@ func (s *Server) replayDeadLetter(ctx context.Context, in *alertIDIn) (*struct{ 
 		if err := insertAudit(ctx, tx, p.TenantID, p.actor(), "dead_letter.replay", "dead_letter", in.AlertID, before, after, requestID(ctx)); err != nil {
 			return err
 		}
-		if s.kafka == nil {
-			return errNoKafka()
-		}
-		if err := s.produce(ctx, rec).FirstErr(); err != nil {
-			s.log.Error("replay dead letter: produce", "alert_id", in.AlertID, "err", err)
-			return errKafkaFailed()
-		}
-		return nil
+		return s.queue(ctx, tx, rec)
 	})
 	if err != nil {
 		return nil, s.passStatus("replay dead letter", err)
@@ -633,7 +617,6 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 	}
 	out := &struct{ Body DeadLetterReplayResult }{}
 	out.Body.AlertIDs = []string{}
-	var failed int
 	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		const match = ` FROM dead_letters d
 			LEFT JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
@@ -678,22 +661,10 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 		if len(recs) == 0 {
 			return nil
 		}
-		if s.kafka == nil {
-			return errNoKafka()
+		if err := s.queue(ctx, tx, recs...); err != nil {
+			return err
 		}
-		res := s.produce(ctx, recs...)
-		var sent []string
-		for i, r := range res {
-			if r.Err != nil {
-				failed++
-				s.log.Error("replay dead letters: produce", "alert_id", ids[i], "err", r.Err)
-				continue
-			}
-			sent = append(sent, ids[i])
-		}
-		if len(sent) == 0 {
-			return errKafkaFailed()
-		}
+		sent := ids
 		if _, err := tx.Exec(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE tenant_id = $1 AND alert_id = ANY($2)`,
 			p.TenantID, sent); err != nil {
 			return fmt.Errorf("controlplane: mark dead letters replayed: %w", err)
@@ -706,11 +677,6 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 	})
 	if err != nil {
 		return nil, s.passStatus("replay dead letters", err)
-	}
-	if failed > 0 {
-		// What was sent is marked replayed; the rest still matches.
-		return nil, huma.Error503ServiceUnavailable(fmt.Sprintf(
-			"replayed %d dead letters, %d could not be queued (Kafka unavailable); call again to replay the rest", out.Body.Replayed, failed))
 	}
 	return out, nil
 }
@@ -754,15 +720,7 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 			map[string]string{"alert_id": alertID}, requestID(ctx)); err != nil {
 			return err
 		}
-		if s.kafka == nil {
-			return errNoKafka()
-		}
-		rec := &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: kafka.Key(p.TenantID, in.ID), Value: value}
-		if err := s.produce(ctx, rec).FirstErr(); err != nil {
-			s.log.Error("test webhook: produce", "endpoint_id", in.ID, "err", err)
-			return errKafkaFailed()
-		}
-		return nil
+		return s.queue(ctx, tx, &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: kafka.Key(p.TenantID, in.ID), Value: value})
 	})
 	if err != nil {
 		return nil, s.passStatus("test webhook", err)
