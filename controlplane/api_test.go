@@ -203,6 +203,7 @@ func TestBadInput(t *testing.T) {
 		{"max attempts too high", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","max_attempts":1000,"webhook_endpoint_id":"` + whID + `"}`, 422, "max_attempts"},
 		{"huge body", "POST", "/v1/webhooks", b.adminKey, `{"name":"` + strings.Repeat("a", 70<<10) + `","target_url":"https://e.com"}`, 413, ""},
 		{"bad cursor", "GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", b.adminKey, "", 400, "query.cursor"},
+		{"header given twice", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a","x-team":"b"}}`, 422, "body.headers"},
 		{"patch not an object", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `["name"]`, 400, ""},
 		{"patch malformed json", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"name":`, 400, ""},
 		{"patch unknown field", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"colour":"red"}`, 422, "colour"},

@@ -136,7 +136,7 @@ func (r *ruleRow) snapshot() schemas.RuleRecord {
 type WebhookPatch struct {
 	Name      string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
 	TargetURL string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048"`
-	Headers   map[string]*string `json:"headers,omitempty" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
+	Headers   map[string]*string `json:"headers,omitempty" nullable:"true" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
 	IsActive  *bool              `json:"is_active,omitempty" doc:"Reactivating an endpoint clears its disabled_reason"`
 }
 
@@ -144,15 +144,15 @@ type WebhookPatch struct {
 // merge patch of the create document (null resets a member to its default).
 type AlertRulePatch struct {
 	Name                string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
-	Description         *string `json:"description,omitempty" maxLength:"2000"`
+	Description         *string `json:"description,omitempty" nullable:"true" maxLength:"2000"`
 	EventType           string  `json:"event_type,omitempty" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded"`
-	Condition           *string `json:"condition,omitempty" maxLength:"2048"`
+	Condition           *string `json:"condition,omitempty" nullable:"true" maxLength:"2048"`
 	WebhookEndpointID   string  `json:"webhook_endpoint_id,omitempty" maxLength:"64"`
-	IsActive            *bool   `json:"is_active,omitempty" doc:"Reactivating a rule clears its disabled_reason"`
-	MaxAttempts         *int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50"`
-	Severity            *string `json:"severity,omitempty" enum:"critical,error,warning,info"`
-	IncludeErrorMessage *bool   `json:"include_error_message,omitempty"`
-	DurationThreshold   *string `json:"duration_threshold,omitempty" maxLength:"32"`
-	RateLimitPerMinute  *int    `json:"rate_limit_per_minute,omitempty" minimum:"1" maximum:"100000"`
-	Cooldown            *string `json:"cooldown,omitempty" maxLength:"32"`
+	IsActive            *bool   `json:"is_active,omitempty" nullable:"true" doc:"Reactivating a rule clears its disabled_reason"`
+	MaxAttempts         *int    `json:"max_attempts,omitempty" nullable:"true" minimum:"1" maximum:"50"`
+	Severity            *string `json:"severity,omitempty" nullable:"true" enum:"critical,error,warning,info"`
+	IncludeErrorMessage *bool   `json:"include_error_message,omitempty" nullable:"true"`
+	DurationThreshold   *string `json:"duration_threshold,omitempty" nullable:"true" maxLength:"32"`
+	RateLimitPerMinute  *int    `json:"rate_limit_per_minute,omitempty" nullable:"true" minimum:"1" maximum:"100000"`
+	Cooldown            *string `json:"cooldown,omitempty" nullable:"true" maxLength:"32"`
 }

@@ -33,7 +33,8 @@ type deleteIn struct {
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 // checkIfMatch answers 412 unless ifMatch is empty, "*", or lists the ETag
-// of version (weak or strong).
+// of version. The comparison is strong (RFC 9110 13.1.1): a weak W/"n"
+// does not match.
 func checkIfMatch(ifMatch string, version int64) error {
 	ifMatch = strings.TrimSpace(ifMatch)
 	if ifMatch == "" || ifMatch == "*" {
@@ -41,8 +42,7 @@ func checkIfMatch(ifMatch string, version int64) error {
 	}
 	want := etag(version)
 	for tag := range strings.SplitSeq(ifMatch, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == want {
+		if strings.TrimSpace(tag) == want {
 			return nil
 		}
 	}

@@ -456,7 +456,10 @@ func (s *Server) pruneHistory(ctx context.Context, cutoff time.Time) (map[string
 	}
 	stmts := []struct{ table, sql string }{
 		{"alerts", `DELETE FROM alerts WHERE alert_id IN
-			(SELECT alert_id FROM alerts WHERE created_at < $1 LIMIT $2)`},
+			(SELECT a.alert_id FROM alerts a WHERE a.created_at < $1
+				AND NOT EXISTS (SELECT 1 FROM delivery_attempts d WHERE d.alert_id = a.alert_id AND d.attempted_at >= $1)
+				AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.alert_id = a.alert_id AND x.dead_at >= $1)
+			 LIMIT $2)`}, // an old alert redelivered lately keeps its payload
 		{"delivery_attempts", `DELETE FROM delivery_attempts WHERE (alert_id, delivery_id) IN
 			(SELECT alert_id, delivery_id FROM delivery_attempts WHERE attempted_at < $1 LIMIT $2)`},
 		{"dead_letters", `DELETE FROM dead_letters WHERE alert_id IN

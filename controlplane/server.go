@@ -279,9 +279,9 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			next(ctx)
 			return
 		}
-		token, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
+		scheme, token, _ := strings.Cut(strings.TrimSpace(ctx.Header("Authorization")), " ")
 		token = strings.TrimSpace(token)
-		if !ok || token == "" {
+		if !strings.EqualFold(scheme, "Bearer") || token == "" { // schemes are case-insensitive (RFC 9110 11.1)
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <api key>")
 			return
@@ -359,6 +359,9 @@ func withRequestID(ctx huma.Context, next func(huma.Context)) {
 		id = "req_" + hex.EncodeToString(b)
 	}
 	ctx.SetHeader("X-Request-Id", id)
+	// Answers may hold a secret (create, rotate) and are one tenant's:
+	// never stored by a cache or proxy.
+	ctx.SetHeader("Cache-Control", "no-store")
 	next(huma.WithValue(ctx, requestIDKey{}, id))
 }
 

@@ -273,9 +273,15 @@ func (p *principal) actor() string { return "key:" + p.KeyID + " (" + p.KeyName 
 
 func lookupKey(ctx context.Context, pool *pgxpool.Pool, key string) (*principal, error) {
 	var p principal
-	err := pool.QueryRow(ctx, `UPDATE api_keys SET last_used_at = now()
-		WHERE key_hash = $1 AND revoked_at IS NULL
-		RETURNING id, name, tenant_id, role`, hashKey(key)).Scan(&p.KeyID, &p.KeyName, &p.TenantID, &p.Role)
+	// last_used_at is refreshed at most once a minute: a read-only request
+	// does not write (and serialise on the key's row) every time.
+	err := pool.QueryRow(ctx, `WITH k AS (
+			SELECT id, name, tenant_id, role, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+		), touched AS (
+			UPDATE api_keys SET last_used_at = now() FROM k
+			WHERE api_keys.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+		)
+		SELECT id, name, tenant_id, role FROM k`, hashKey(key)).Scan(&p.KeyID, &p.KeyName, &p.TenantID, &p.Role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

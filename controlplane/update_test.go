@@ -202,11 +202,15 @@ func TestConcurrentPatchesWithSameETag(t *testing.T) {
 			t.Errorf("%s after the race: %v, want the winner's name at version 2", path, got)
 		}
 		// The loser learns the current ETag and succeeds with it.
+		// If-Match compares strongly: a weak tag never matches.
+		if status, _, _ := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `W/"2"`}); status != 412 {
+			t.Errorf("weak If-Match: %d, want 412", status)
+		}
 		status, _, problem := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `"1"`})
 		if status != 412 || !strings.Contains(problem["detail"].(string), `"2"`) {
 			t.Errorf("stale If-Match: %d %v", status, problem)
 		}
-		if status, _, _ := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `W/"2"`}); status != 200 {
+		if status, _, _ := b.doH(t, "PATCH", path, b.adminKey, `{"name":"third"}`, map[string]string{"If-Match": `"2"`}); status != 200 {
 			t.Errorf("current If-Match: %d", status)
 		}
 	}
@@ -561,6 +565,15 @@ func TestTargetURLCredentialMasked(t *testing.T) {
 	if got, err := b.ring.Open(*qrec.TargetURLSealed, "acme/"+qid+"/target_url"); err != nil || got != "https://hooks.example.com/in?token=n3wt0ken&team=data" {
 		t.Errorf("sealed URL after the new token: %q, %v", got, err)
 	}
+	// Known chat hosts carry their token in the path whatever the kind.
+	discord := b.webhook(t, b.adminKey, `{"name":"d","target_url":"https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}`)
+	if shown := discord["target_url"].(string); strings.Contains(shown, "AbCdEfGhIjKlMnOp") || strings.Contains(shown, "123456789012345678") || !strings.HasPrefix(shown, "https://discord.com/api/webhooks/") {
+		t.Errorf("a Discord webhook URL shown as %s", shown)
+	}
+	slackAsWebhook := b.webhook(t, b.adminKey, `{"name":"s","target_url":"https://hooks.slack.com/services/T0AAAA/B0BBBB/abcdefghijklmnopqrstWXYZ"}`)
+	if slackAsWebhook["target_url"] != "https://hooks.slack.com/services/T0AAAA/B0BBBB/****WXYZ" {
+		t.Errorf("a Slack URL of kind webhook shown as %v", slackAsWebhook["target_url"])
+	}
 	plain := b.webhook(t, b.adminKey, `{"name":"plain","target_url":"https://hooks.example.com/in"}`)
 	snap, _ = b.lastSnapshot(t, "webhook-endpoints", "acme/"+plain["id"].(string))
 	if plain["target_url"] != "https://hooks.example.com/in" || strings.Contains(string(snap), "target_url_sealed") {
@@ -594,5 +607,27 @@ func TestProblemsDoNotEchoSecrets(t *testing.T) {
 		if strings.Contains(string(raw), token) {
 			t.Errorf("%s %s answered %d with the token in the problem: %s", c.method, c.path, status, raw)
 		}
+	}
+}
+
+// The auth scheme is case-insensitive, and no answer may be cached (a
+// create's answer holds the secret).
+func TestAuthSchemeAndCaching(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req, _ := http.NewRequestWithContext(context.Background(), "POST", b.srv.URL+"/v1/webhooks",
+		strings.NewReader(`{"name":"ops","target_url":"https://hooks.example.com/a"}`))
+	req.Header.Set("Authorization", "bearer "+b.adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 201 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("create with a lower-case scheme: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if status, _, _ := b.doH(t, "GET", "/v1/webhooks", "", "", map[string]string{"Authorization": "Basic " + b.adminKey}); status != 401 {
+		t.Errorf("another scheme: %d, want 401", status)
 	}
 }

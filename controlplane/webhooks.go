@@ -144,14 +144,18 @@ func maskedURL(kind, raw string) string {
 		return raw
 	}
 	masked := *u
-	if kind == "slack" {
+	if kind == "slack" || tokenInPath(u.Hostname()) {
+		// The last segment of a Slack URL is its token; Discord and Teams
+		// URLs carry long ids and tokens as segments too.
 		segs := strings.Split(u.Path, "/")
-		if last := segs[len(segs)-1]; last != "" {
-			keep := ""
-			if len(last) > 8 {
-				keep = last[len(last)-4:]
+		for i, seg := range segs {
+			if seg != "" && (i == len(segs)-1 || len(seg) >= 16) {
+				keep := ""
+				if len(seg) > 8 {
+					keep = seg[len(seg)-4:]
+				}
+				segs[i] = "****" + keep
 			}
-			segs[len(segs)-1] = "****" + keep
 		}
 		masked.Path = strings.Join(segs, "/")
 		masked.RawPath = masked.Path // keeps the * unescaped
@@ -183,6 +187,14 @@ func (s *Server) checkWebhook(b *WebhookCreate) []error {
 	var details []error
 	if d := s.checkTargetURL(b.TargetURL); d != nil {
 		details = append(details, d)
+	}
+	seen := map[string]string{}
+	for name := range b.Headers {
+		c := http.CanonicalHeaderKey(name)
+		if other, dup := seen[c]; dup {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "given twice, as " + other + " and " + name + " (header names are case-insensitive)"})
+		}
+		seen[c] = name
 	}
 	for name := range b.Headers {
 		if !headerNameRE.MatchString(name) {
@@ -567,4 +579,15 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 	out := e.api()
 	out.Secret = secret
 	return &webhookOut{ETag: etag(e.Version), Body: out}, nil
+}
+
+// tokenInPath reports whether host is a chat service whose incoming-webhook
+// URLs carry their credential in the path, whatever kind the endpoint is.
+func tokenInPath(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	switch host {
+	case "hooks.slack.com", "discord.com", "discordapp.com", "canary.discord.com", "ptb.discord.com":
+		return true
+	}
+	return strings.HasSuffix(host, ".webhook.office.com")
 }
