@@ -75,20 +75,3 @@ func RevokeAPIKey(ctx context.Context, pool *pgxpool.Pool, id string) error {
 	})
 }
 
-// AuditAPIKeyCreated writes the audit row of the key id just minted with
-// CreateAPIKey (actor cli). It returns ErrNotFound when there is no such key.
-func AuditAPIKeyCreated(ctx context.Context, pool *pgxpool.Pool, id string) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var tenant string
-		var a apiKeyAudit
-		err := tx.QueryRow(ctx, `SELECT tenant_id, id, name, role, created_at, revoked_at FROM api_keys WHERE id = $1`, id).
-			Scan(&tenant, &a.ID, &a.Name, &a.Role, &a.CreatedAt, &a.RevokedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("controlplane: audit api key %q: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("controlplane: audit api key: %w", err)
-		}
-		return insertAudit(ctx, tx, tenant, actorCLI, "api_key.create", "api_key", a.ID, nil, a, "")
-	})
-}

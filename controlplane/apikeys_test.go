@@ -132,16 +132,16 @@ func TestRevokeAPIKey(t *testing.T) {
 	}
 }
 
+// Creating a key writes its audit row in the same transaction; a fixed key
+// registered again for the same tenant and role is the same key (no new
+// row), for another tenant it is refused.
 func TestAuditAPIKeyCreated(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	key := controlplane.NewAPIKey()
-	id, err := controlplane.CreateAPIKey(ctx, b.pool, "acme", "deploy bot", controlplane.RoleViewer, key)
+	id, err := controlplane.MintAPIKey(ctx, b.pool, "acme", "deploy bot", controlplane.RoleViewer, key)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controlplane.AuditAPIKeyCreated(ctx, b.pool, id); err != nil {
 		t.Fatal(err)
 	}
 	items, _, _ := b.auditPage(t, b.viewKey, "resource_id="+id)
@@ -156,7 +156,13 @@ func TestAuditAPIKeyCreated(t *testing.T) {
 	if s := fmt.Sprint(items[0]); strings.Contains(s, key[:10]) || strings.Contains(s, hex.EncodeToString(sum[:])) {
 		t.Errorf("the audit event shows the key: %s", s)
 	}
-	if err := controlplane.AuditAPIKeyCreated(ctx, b.pool, "key_doesnotexist"); !errors.Is(err, controlplane.ErrNotFound) {
-		t.Errorf("AuditAPIKeyCreated(unknown) = %v, want ErrNotFound", err)
+	if again, err := controlplane.MintAPIKey(ctx, b.pool, "acme", "deploy bot", controlplane.RoleViewer, key); err != nil || again != id {
+		t.Errorf("the same key again = %q, %v; want %q", again, err, id)
+	}
+	if items, _, _ := b.auditPage(t, b.viewKey, "resource_id="+id); len(items) != 1 {
+		t.Errorf("registering the same key again wrote audit rows: %v", items)
+	}
+	if _, err := controlplane.MintAPIKey(ctx, b.pool, "globex", "thief", controlplane.RoleAdmin, key); !errors.Is(err, controlplane.ErrKeyTaken) {
+		t.Errorf("the key for another tenant = %v, want ErrKeyTaken", err)
 	}
 }

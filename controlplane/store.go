@@ -243,9 +243,27 @@ const (
 	RoleViewer = "viewer"
 )
 
-// CreateAPIKey stores key (hashed) for tenant, creating the tenant if needed,
-// and returns the key's id. Pass NewAPIKey() unless a fixed key is wanted.
+// ErrKeyTaken is returned when a fixed API key is already registered for
+// another tenant or role.
+var ErrKeyTaken = errors.New("controlplane: this API key is already registered for another tenant or role")
+
+// MintAPIKey stores key (hashed) for tenant, creating the tenant if needed,
+// with its api_key.create audit row (actor cli) in the same transaction, and
+// returns the key's id: what `exo-alerts apikey create` and dev mode use.
+// Pass NewAPIKey() unless a fixed key is wanted: a fixed key already
+// registered with the same tenant and role returns its id (dev mode
+// restarts), with another tenant or role ErrKeyTaken.
+func MintAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string) (string, error) {
+	return createAPIKey(ctx, pool, tenant, name, role, key, true)
+}
+
+// CreateAPIKey is MintAPIKey without the audit row, for test fixtures whose
+// audit trail must hold only what the test does.
 func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string) (string, error) {
+	return createAPIKey(ctx, pool, tenant, name, role, key, false)
+}
+
+func createAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string, audit bool) (string, error) {
 	if role != RoleAdmin && role != RoleViewer {
 		return "", fmt.Errorf("controlplane: role %q: want admin or viewer", role)
 	}
@@ -255,11 +273,35 @@ func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, k
 	if err := EnsureTenant(ctx, pool, tenant, tenant); err != nil {
 		return "", err
 	}
-	id := newID("key")
-	_, err := pool.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, key_hash, key_prefix) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (key_hash) DO NOTHING`, id, tenant, name, role, hashKey(key), keyPrefix(key))
+	var id string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var a apiKeyAudit
+		err := tx.QueryRow(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, key_hash, key_prefix) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (key_hash) DO NOTHING RETURNING id, name, role, created_at`,
+			newID("key"), tenant, name, role, hashKey(key), keyPrefix(key)).Scan(&a.ID, &a.Name, &a.Role, &a.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var gotTenant, gotRole string
+			var revoked *time.Time
+			if err := tx.QueryRow(ctx, `SELECT id, tenant_id, role, revoked_at FROM api_keys WHERE key_hash = $1`, hashKey(key)).
+				Scan(&id, &gotTenant, &gotRole, &revoked); err != nil {
+				return fmt.Errorf("controlplane: look up api key: %w", err)
+			}
+			if gotTenant != tenant || gotRole != role || revoked != nil {
+				return ErrKeyTaken
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("controlplane: insert api key: %w", err)
+		}
+		id = a.ID
+		if !audit {
+			return nil
+		}
+		return insertAudit(ctx, tx, tenant, actorCLI, "api_key.create", "api_key", a.ID, nil, a, "")
+	})
 	if err != nil {
-		return "", fmt.Errorf("controlplane: insert api key: %w", err)
+		return "", err
 	}
 	return id, nil
 }

@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if apiKey == "" {
 		apiKey = controlplane.NewAPIKey()
 	}
-	if _, err := controlplane.CreateAPIKey(ctx, pool, DemoTenant, "demo", controlplane.RoleAdmin, apiKey); err != nil {
+	if _, err := controlplane.MintAPIKey(ctx, pool, DemoTenant, "demo", controlplane.RoleAdmin, apiKey); err != nil {
 		return fmt.Errorf("dev: demo API key: %w", err)
 	}
 
