@@ -74,4 +74,3 @@ func RevokeAPIKey(ctx context.Context, pool *pgxpool.Pool, id string) error {
 		return insertAudit(ctx, tx, tenant, actorCLI, "api_key.revoke", "api_key", a.ID, before, a, "")
 	})
 }
-

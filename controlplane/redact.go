@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -15,7 +16,8 @@ func init() {
 	next := huma.NewError
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		for _, err := range errs {
-			if d, ok := err.(*huma.ErrorDetail); ok && sensitiveLocation(d.Location) {
+			var d *huma.ErrorDetail
+			if errors.As(err, &d) && sensitiveLocation(d.Location) {
 				d.Value = nil
 			}
 		}
