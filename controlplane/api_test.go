@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -26,6 +26,7 @@ type bundle struct {
 	adminKey string
 	viewKey  string
 	otherKey string
+	reg      *prometheus.Registry
 }
 
 // setup serves the API over a fresh database. The outbox relay is not run:
@@ -37,15 +38,16 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	s, err := controlplane.New(controlplane.Config{
-		Pool: pool, Brokers: []string{"127.0.0.1:1"}, Topics: kafka.NewTopics("t."), Keyring: ring, Log: testenv.Log(t),
+		Pool: pool, Brokers: []string{"127.0.0.1:1"}, Topics: kafka.NewTopics("t."), Keyring: ring, Log: testenv.Log(t), Registry: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	b := &bundle{pool: pool, srv: srv, ring: ring}
+	b := &bundle{pool: pool, srv: srv, ring: ring, reg: reg}
 	ctx := context.Background()
 	for _, k := range []struct {
 		dst          *string
@@ -61,20 +63,7 @@ func setup(t *testing.T) *bundle {
 
 func (b *bundle) do(t *testing.T, method, path, key, body string) (int, http.Header, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), method, b.srv.URL+path, strings.NewReader(body))
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, resp.Header, out
+	return b.request(t, method, path, key, body, "application/json", nil)
 }
 
 func (b *bundle) count(t *testing.T, table string) int {
@@ -293,5 +282,48 @@ func TestCreateDurationRule(t *testing.T) {
 	if err := schemas.Validate(schemas.KindRule, snap); err != nil || rec.DurationThresholdMS != 900000 || rec.RateLimitPerMinute != 5 ||
 		rec.CooldownMS != 600000 || rec.Severity != "warning" {
 		t.Fatalf("snapshot %s: %v", snap, err)
+	}
+}
+
+// Every API request is counted under its operation id (never its path,
+// which holds resource ids) and status class, refusals by the
+// authentication included, and its latency observed.
+func TestRequestMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if status, _, wh := b.do(t, "POST", "/v1/webhooks", b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/x"}`); status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %v", status, wh)
+	}
+	for _, key := range []string{b.viewKey, ""} { // unknown id: 404; no key: 401
+		if status, _, _ := b.do(t, "GET", "/v1/webhooks/whk_0123456789ab", key, ""); status/100 != 4 {
+			t.Fatalf("GET of an unknown webhook: %d, want a 4xx", status)
+		}
+	}
+	requests := map[[2]string]float64{}
+	latencies := map[string]uint64{}
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			switch mf.GetName() {
+			case "exo_controlplane_http_requests_total":
+				requests[[2]string{labels["operation"], labels["code"]}] += m.GetCounter().GetValue()
+			case "exo_controlplane_http_request_seconds":
+				latencies[labels["operation"]] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	want := map[[2]string]float64{{"create-webhook", "2xx"}: 1, {"get-webhook", "4xx"}: 2}
+	if !maps.Equal(requests, want) {
+		t.Errorf("exo_controlplane_http_requests_total by (operation, code) = %v, want %v", requests, want)
+	}
+	if wantLat := map[string]uint64{"create-webhook": 1, "get-webhook": 2}; !maps.Equal(latencies, wantLat) {
+		t.Errorf("exo_controlplane_http_request_seconds observations by operation = %v, want %v", latencies, wantLat)
 	}
 }

@@ -137,20 +137,7 @@ func start(t *testing.T) *system {
 func (s *system) post(t *testing.T, tenant, path string, body any) map[string]any {
 	t.Helper()
 	raw, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.api+path, strings.NewReader(string(raw)))
-	req.Header.Set("Authorization", "Bearer "+s.keys[tenant])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
-	}
-	return out
+	return s.call(t, tenant, http.MethodPost, path, string(raw), http.StatusCreated)
 }
 
 // verifyStandardWebhooks checks the signature straight from the Standard
