@@ -370,13 +370,20 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 }
 
 // disableRule deactivates the rule of an attempt its endpoint answered with
-// 404 or 410, if the rule is still active, not deleted, and was not changed
-// after the attempt (a user who re-enabled it since has the last word).
-// Audit row and outbox snapshot go in the same transaction.
+// 404 or 410, if the rule is still active, not deleted, and unchanged since
+// it made the alert: still the version the result carries (a user who
+// re-enabled or edited it since has the last word, whatever the clocks
+// say). Results without a version (older dispatchers) fall back to
+// comparing the attempt time with the rule's last change. Audit row and
+// outbox snapshot go in the same transaction.
 func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultRecord) error {
+	unchanged, since := `updated_at < $3`, any(a.AttemptedAt)
+	if a.RuleVersion > 0 {
+		unchanged, since = `version = $3`, a.RuleVersion
+	}
 	before, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
-		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND is_active AND updated_at < $3
-		FOR UPDATE`, a.TenantID, a.RuleID, a.AttemptedAt))
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND is_active AND `+unchanged+`
+		FOR UPDATE`, a.TenantID, a.RuleID, since))
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

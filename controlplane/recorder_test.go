@@ -416,6 +416,35 @@ func TestRecorderRecordsHistory(t *testing.T) {
 		_ = l.pool.QueryRow(ctx, `SELECT last_error, replayed_at FROM dead_letters WHERE alert_id = $1`, dead.AlertID).Scan(&lastErr, &replayed)
 		return lastErr == "timeout: no answer" && replayed == nil, fmt.Sprintf("last_error=%q replayed_at=%v", lastErr, replayed)
 	})
+
+	// Results that carry the rule's version decide by it, not by clocks: a
+	// 404 for the version before the user's re-enable leaves the rule alone
+	// even stamped an hour ahead (a dispatcher with a skewed clock); one for
+	// the current version disables it.
+	var version int64
+	if err := l.pool.QueryRow(ctx, `SELECT version FROM alert_rules WHERE id = $1`, rule).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	versioned := func(attempt int, v int64) []byte {
+		var r schemas.ResultRecord
+		_ = json.Unmarshal(histResult(gone, attempt, schemas.OutcomeEndpointGone, 410, time.Now().UTC().Add(time.Hour)), &r)
+		r.RuleVersion = v
+		b, _ := json.Marshal(r)
+		return b
+	}
+	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), versioned(3, version-1))
+	histWait(t, "versioned late attempt recorded", func() (bool, string) {
+		n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, gone.AlertID)
+		return n == 3, fmt.Sprintf("%d attempts", n)
+	})
+	if n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND is_active`, rule); n != 1 {
+		t.Error("a 404 for an older rule version disabled the rule (clock skew must not matter)")
+	}
+	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), versioned(4, version))
+	histWait(t, "a 404 for the current version disables the rule", func() (bool, string) {
+		n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND NOT is_active AND version = $2`, rule, version+1)
+		return n == 1, fmt.Sprintf("%d disabled at version %d", n, version+1)
+	})
 }
 
 // While Postgres refuses the writes, the recorder retries and commits no

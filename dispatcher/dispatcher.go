@@ -307,7 +307,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
 	res := schemas.ResultRecord{
 		AlertID: del.AlertID, DeliveryID: deliveryID, TenantID: del.TenantID, RuleID: del.RuleID,
-		EndpointID: del.EndpointID, Attempt: attemptNo, Outcome: a.outcome, StatusCode: a.statusCode,
+		EndpointID: del.EndpointID, Attempt: attemptNo, RuleVersion: del.RuleVersion, Outcome: a.outcome, StatusCode: a.statusCode,
 		LatencyMS: a.latency.Milliseconds(), ErrorClass: a.errClass, Error: a.err,
 		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
 	}

@@ -175,12 +175,14 @@ type EndpointRecord struct {
 
 // DeliveryRecord is one alert to deliver, on the deliveries topic.
 type DeliveryRecord struct {
-	AlertID     string          `json:"alert_id"`
-	TenantID    string          `json:"tenant_id"`
-	RuleID      string          `json:"rule_id"`
-	EndpointID  string          `json:"endpoint_id"`
-	EventType   string          `json:"event_type"`
-	MaxAttempts int             `json:"max_attempts"`
+	AlertID     string `json:"alert_id"`
+	TenantID    string `json:"tenant_id"`
+	RuleID      string `json:"rule_id"`
+	EndpointID  string `json:"endpoint_id"`
+	EventType   string `json:"event_type"`
+	MaxAttempts int    `json:"max_attempts"`
+	// RuleVersion is the version of the rule that made the alert.
+	RuleVersion int64           `json:"rule_version,omitempty"`
 	Severity    string          `json:"severity,omitempty"` // the rule's: critical, error, warning, info
 	CreatedAt   time.Time       `json:"created_at"`
 	Payload     json.RawMessage `json:"payload"` // a WebhookPayload
@@ -202,6 +204,7 @@ type ResultRecord struct {
 	RuleID          string    `json:"rule_id"`
 	EndpointID      string    `json:"endpoint_id"`
 	Attempt         int       `json:"attempt"`
+	RuleVersion     int64     `json:"rule_version,omitempty"` // the delivery's
 	Outcome         string    `json:"outcome"`
 	StatusCode      int       `json:"status_code,omitempty"`
 	LatencyMS       int64     `json:"latency_ms"`
