@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -285,3 +286,45 @@ func TestCreateDurationRule(t *testing.T) {
 	}
 }
 
+// Every API request is counted under its operation id (never its path,
+// which holds resource ids) and status class, refusals by the
+// authentication included, and its latency observed.
+func TestRequestMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if status, _, wh := b.do(t, "POST", "/v1/webhooks", b.adminKey, `{"name":"ops","target_url":"https://hooks.example.com/x"}`); status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %v", status, wh)
+	}
+	for _, key := range []string{b.viewKey, ""} { // unknown id: 404; no key: 401
+		if status, _, _ := b.do(t, "GET", "/v1/webhooks/whk_0123456789ab", key, ""); status/100 != 4 {
+			t.Fatalf("GET of an unknown webhook: %d, want a 4xx", status)
+		}
+	}
+	requests := map[[2]string]float64{}
+	latencies := map[string]uint64{}
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			switch mf.GetName() {
+			case "exo_controlplane_http_requests_total":
+				requests[[2]string{labels["operation"], labels["code"]}] += m.GetCounter().GetValue()
+			case "exo_controlplane_http_request_seconds":
+				latencies[labels["operation"]] += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	want := map[[2]string]float64{{"create-webhook", "2xx"}: 1, {"get-webhook", "4xx"}: 2}
+	if !maps.Equal(requests, want) {
+		t.Errorf("exo_controlplane_http_requests_total by (operation, code) = %v, want %v", requests, want)
+	}
+	if wantLat := map[string]uint64{"create-webhook": 1, "get-webhook": 2}; !maps.Equal(latencies, wantLat) {
+		t.Errorf("exo_controlplane_http_request_seconds observations by operation = %v, want %v", latencies, wantLat)
+	}
+}

@@ -37,6 +37,7 @@ type relay struct {
 	log    *slog.Logger
 
 	published, failures prometheus.Counter
+	unsent              prometheus.Gauge
 }
 
 const (
@@ -61,6 +62,9 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 	}
 	r.published = registerCounter(s.cfg.Registry, r.published)
 	r.failures = registerCounter(s.cfg.Registry, r.failures)
+	r.unsent, _ = register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "exo_controlplane_outbox_unsent", Help: "Outbox rows not published yet, counted by the relay after each attempt to drain the outbox.",
+	}))
 	return r
 }
 
@@ -150,6 +154,7 @@ func (r *relay) listen(ctx context.Context) error {
 		} else {
 			backoff = 0
 		}
+		r.countUnsent(ctx)
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err := conn.Conn().WaitForNotification(wctx)
 		cancel()
@@ -160,6 +165,19 @@ func (r *relay) listen(ctx context.Context) error {
 			return fmt.Errorf("outbox: wait for notification: %w", err)
 		}
 	}
+}
+
+// countUnsent sets the backlog gauge (an index-only count: outbox_unsent_idx
+// holds the unsent rows only).
+func (r *relay) countUnsent(ctx context.Context) {
+	var n int64
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&n); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("outbox: count unsent rows", "err", err)
+		}
+		return
+	}
+	r.unsent.Set(float64(n))
 }
 
 // drain publishes batches until the outbox is empty, returning how many rows it sent.

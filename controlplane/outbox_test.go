@@ -307,7 +307,7 @@ func startCP(t *testing.T, cfg controlplane.Config) *runningCP {
 	return &runningCP{url: "http://" + ln.Addr().String(), reg: cfg.Registry, stop: stop}
 }
 
-// metric returns the value of a counter of the control plane's registry.
+// metric returns the value of a counter or gauge of the control plane's registry.
 func (cp *runningCP) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	mfs, err := cp.reg.Gather()
@@ -316,6 +316,9 @@ func (cp *runningCP) metric(t *testing.T, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
+			if g := mf.GetMetric()[0].GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
@@ -532,6 +535,11 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	if n := unsent(t, e.pool); n != 102 {
 		t.Fatalf("%d unsent outbox rows during the outage, want 102 (100 creates, 2 updates)", n)
 	}
+	// The relay counts the backlog after each failed attempt.
+	eventually(t, 2*time.Minute, "the backlog gauge at 102", func() (bool, string) {
+		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		return n == 102, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
+	})
 	if recs := readTopic(t, e.brokers, e.topics.Rules); len(recs) != 0 {
 		t.Fatalf("%d rule records reached Kafka while it was cut off", len(recs))
 	}
@@ -558,6 +566,10 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	if s := last["acme/"+changed]; s == nil || s.Name != "third" {
 		t.Errorf("last record of the changed rule: %+v, want name third", s)
 	}
+	eventually(t, time.Minute, "the backlog gauge back to 0", func() (bool, string) {
+		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		return n == 0, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
+	})
 	t.Logf("broker addresses dialed through the gate: %v; refused dials: %d", gate.hosts(), gate.refused.Load())
 }
 

@@ -130,6 +130,7 @@ type Server struct {
 	kafka *kgo.Client
 	api   huma.API
 	mux   *http.ServeMux
+	http  *httpMetrics
 }
 
 // New builds the server; Run serves it.
@@ -143,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, guard: guard, mux: http.NewServeMux()}
+	if s.http, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
+	}
 	s.api = s.newAPI()
 	return s, nil
 }
@@ -231,7 +235,7 @@ func (s *Server) newAPI() huma.API {
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
-	api.UseMiddleware(withRequestID, s.authenticate(api))
+	api.UseMiddleware(s.http.middleware, withRequestID, s.authenticate(api))
 
 	s.registerWebhooks(api)
 	s.registerRules(api)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -461,9 +462,9 @@ func collectorType(c prometheus.Collector) dto.MetricType {
 }
 
 // startComponents runs the three components as cmd/exo-alerts wires them,
-// on the test's own database and topics, until the test ends, and feeds
-// the recorder one record it must skip and one it must write, so the
-// control plane's labelled counters have a series each.
+// on the test's own database and topics, until the test ends, feeds the
+// recorder one record it must skip and one it must write, and sends the API
+// one request, so the control plane's labelled metrics have a series each.
 func startComponents(t *testing.T) *exports {
 	t.Helper()
 	pool := testenv.Pool(t)
@@ -507,12 +508,13 @@ func startComponents(t *testing.T) *exports {
 		})
 	}
 	deadline := time.After(60 * time.Second)
+	var cpAddr net.Addr
 	for _, ready := range []func() <-chan struct{}{
 		func() <-chan struct{} { return procReady },
 		func() <-chan struct{} { return dispReady },
 		func() <-chan struct{} {
 			ch := make(chan struct{})
-			go func() { <-cpReady; close(ch) }()
+			go func() { cpAddr = <-cpReady; close(ch) }()
 			return ch
 		},
 	} {
@@ -547,6 +549,15 @@ func startComponents(t *testing.T) *exports {
 	).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cpAddr.String()+"/v1/webhooks", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req) // no API key: a 401 is a request too
+	if err != nil {
+		t.Fatalf("API request: %v", err)
+	}
+	_ = resp.Body.Close()
 	return &exports{reg: reg, rec: rec}
 }
 

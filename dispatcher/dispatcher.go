@@ -139,6 +139,9 @@ type Dispatcher struct {
 	latency       *prometheus.HistogramVec
 	lanes         *lanes
 	shortCircuits prometheus.Counter
+	retries       *prometheus.CounterVec // by tier
+	deadLetters   *prometheus.CounterVec // by reason
+	inFlight      prometheus.Gauge
 }
 
 // Run runs the dispatcher until ctx ends.
@@ -165,8 +168,26 @@ func Run(ctx context.Context, cfg Config) error {
 			Name: "exo_dispatcher_attempt_seconds", Help: "Latency of delivery attempts.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_dispatcher_retries_total", Help: "Deliveries sent to a retry tier (after a failed attempt, or short-circuited by an open breaker), by tier.",
+		}, []string{"tier"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable, or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
+		}, []string{"reason"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "exo_dispatcher_deliveries_in_flight", Help: "Delivery records fetched and not finished: waiting for their endpoint's lane, being attempted, or waiting for Kafka to take their outcome.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits} {
+	for _, t := range cfg.Tiers {
+		d.retries.WithLabelValues(TierName(t))
+	}
+	for _, reason := range []string{deadExhausted, deadUndecodable} {
+		d.deadLetters.WithLabelValues(reason)
+	}
+	breakersOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "exo_dispatcher_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open.",
+	}, func() float64 { return float64(d.lanes.open()) })
+	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits, d.retries, d.deadLetters, d.inFlight, d.lanes.opens, breakersOpen} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return fmt.Errorf("dispatcher: register metrics: %w", err)
 		}
@@ -273,6 +294,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	var del schemas.DeliveryRecord
 	if err := json.Unmarshal(r.Value, &del); err != nil || del.AlertID == "" {
 		d.log.Error("undecodable delivery record sent to the DLQ", "partition", r.Partition, "offset", r.Offset)
+		d.deadLetters.WithLabelValues(deadUndecodable).Inc()
 		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
 	}
 	attemptNo := attemptOf(r)
@@ -288,6 +310,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
 			HeaderErrorClass, "circuit_open", HeaderLastError, "circuit_open: the endpoint failed repeatedly; not attempted")
 		d.shortCircuits.Inc()
+		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
 		return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
 	}
 	deliveryID := newDeliveryID()
@@ -300,8 +323,10 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	if maxAttempts < 1 {
 		maxAttempts = 8
 	}
+	deadReason := a.errClass // a permanent failure's class
 	if a.outcome == schemas.OutcomeRetry && attemptNo >= maxAttempts {
 		a.outcome = schemas.OutcomeDead // out of attempts: dead-lettered with the last error
+		deadReason = deadExhausted
 	}
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
@@ -315,9 +340,11 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: kafka.Key(del.TenantID, del.RuleID), Value: value}}
 	switch a.outcome {
 	case schemas.OutcomeDead:
+		d.deadLetters.WithLabelValues(deadReason).Inc()
 		out = append(out, d.dlqRecord(r, lastError(a), attemptNo))
 	case schemas.OutcomeRetry:
 		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, a.retryAfter, time.Now())
+		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
 		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo+1), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
 			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a))
 		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
@@ -326,6 +353,13 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		"outcome", a.outcome, "status", a.statusCode, "latency_ms", a.latency.Milliseconds())
 	return out
 }
+
+// Reasons of exo_dispatcher_dead_letters_total besides the classes of
+// permanent failures.
+const (
+	deadExhausted   = "exhausted"
+	deadUndecodable = "undecodable"
+)
 
 func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {
 	kv := append(origin(r), HeaderLastError, lastErr, "exo-attempts", strconv.Itoa(attempts))

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -131,6 +132,7 @@ type harness struct {
 	ring    *keyring.Ring
 	prod    *kgo.Client
 	logs    *logSink
+	reg     *prometheus.Registry // the running dispatcher's metrics
 }
 
 func setup(t *testing.T) *harness {
@@ -251,9 +253,10 @@ func (h *harness) start(allowlist []string) {
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	h.reg = prometheus.NewRegistry()
 	go func() {
 		done <- dispatcher.Run(ctx, dispatcher.Config{
-			Brokers: h.brokers, Topics: h.topics, Keyring: h.ring, Allowlist: allowlist,
+			Brokers: h.brokers, Topics: h.topics, Keyring: h.ring, Allowlist: allowlist, Registerer: h.reg,
 			AttemptTimeout: 2 * time.Second, Log: slog.New(slog.NewTextHandler(h.logs, nil)), Ready: ready,
 			Tiers: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 		})
@@ -276,6 +279,38 @@ func (h *harness) start(allowlist []string) {
 	case <-time.After(deadline):
 		h.t.Fatalf("dispatcher not ready within %v", deadline)
 	}
+}
+
+// metric returns the value of the running dispatcher's counter or gauge
+// name with the given labels (0 when it has no such series).
+func (h *harness) metric(name string, labels ...string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // consumer reads topic from the start, committed records only.
@@ -710,6 +745,10 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 	dls := h.barrier(ep.id)
 	if len(dls) != len(recs) {
 		t.Fatalf("%d dead letters before the barrier, want %d (one per bad record)", len(dls), len(recs))
+	}
+	// The barrier is undecodable too.
+	if n := h.metric("exo_dispatcher_dead_letters_total", "reason", "undecodable"); n != float64(len(recs)+1) {
+		t.Errorf("exo_dispatcher_dead_letters_total{reason=\"undecodable\"} = %v, want %d (the bad records and the barrier)", n, len(recs)+1)
 	}
 	// Records of one partition finish in any order (each endpoint has its
 	// own lane): compare the dead letters as a set.

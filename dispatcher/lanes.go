@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lane is one endpoint's share of the dispatcher: a concurrency limit, a
@@ -27,6 +29,8 @@ type lanes struct {
 	burst       float64
 	threshold   int
 	cooldown    time.Duration
+	// opens counts the breakers that opened (closed or half-open to open).
+	opens prometheus.Counter
 
 	mu sync.Mutex
 	m  map[string]*lane
@@ -34,7 +38,10 @@ type lanes struct {
 
 func newLanes(cfg *Config) *lanes {
 	return &lanes{concurrency: cfg.EndpointConcurrency, rate: cfg.EndpointRate, burst: cfg.EndpointRate,
-		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, m: map[string]*lane{}}
+		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, m: map[string]*lane{},
+		opens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_dispatcher_breaker_opens_total", Help: "Circuit breakers that opened: an endpoint reached the threshold of consecutive failures, or its probe failed.",
+		})}
 }
 
 func (ls *lanes) get(key string) *lane {
@@ -99,6 +106,7 @@ func (ls *lanes) allow(l *lane) bool {
 func (ls *lanes) report(l *lane, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	probe := l.probing
 	l.probing = false
 	if ok {
 		l.failures = 0
@@ -106,8 +114,29 @@ func (ls *lanes) report(l *lane, ok bool) {
 	}
 	l.failures++
 	if l.failures >= ls.threshold {
+		// An attempt that was in flight when the breaker opened extends it
+		// without opening it again.
+		if probe || l.failures == ls.threshold {
+			ls.opens.Inc()
+		}
 		l.openUntil = time.Now().Add(ls.cooldown)
 	}
+}
+
+// open is the number of endpoints whose breaker is not closed (open, or
+// half-open waiting for or running its probe).
+func (ls *lanes) open() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for _, l := range ls.m {
+		l.mu.Lock()
+		if l.failures >= ls.threshold {
+			n++
+		}
+		l.mu.Unlock()
+	}
+	return n
 }
 
 // openFor is how long the breaker stays open (0 when closed).

@@ -4,10 +4,23 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
+
+// opens is the value of the breaker opens counter.
+func opens(t *testing.T, ls *lanes) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := ls.opens.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
 
 // The breaker opens after the threshold of consecutive failures, lets one
 // probe through once the cooldown has passed, and closes on its success.
+// Each opening is counted once; the open breakers are counted while open.
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	ls := newLanes(&Config{EndpointConcurrency: 2, EndpointRate: 1000, BreakerThreshold: 3, BreakerCooldown: 50 * time.Millisecond})
@@ -20,6 +33,13 @@ func TestBreaker(t *testing.T) {
 	}
 	if ls.allow(l) {
 		t.Fatal("open breaker let an attempt through")
+	}
+	if n, o := opens(t, ls), ls.open(); n != 1 || o != 1 {
+		t.Fatalf("after the threshold: %v opens, %d open breakers; want 1, 1", n, o)
+	}
+	ls.report(l, false) // an attempt in flight when it opened: no new opening
+	if n := opens(t, ls); n != 1 {
+		t.Fatalf("a late failure of an open breaker counted as an opening: %v opens", n)
 	}
 	if d := ls.openFor(l); d <= 0 || d > 50*time.Millisecond {
 		t.Fatalf("openFor = %v", d)
@@ -38,9 +58,15 @@ func TestBreaker(t *testing.T) {
 	if ls.allow(l) {
 		t.Fatal("failed probe did not reopen the breaker")
 	}
+	if n := opens(t, ls); n != 2 {
+		t.Fatalf("after a failed probe: %v opens, want 2", n)
+	}
 	// Another endpoint is unaffected.
 	if !ls.allow(ls.get("acme/whk_2")) {
 		t.Fatal("one endpoint's breaker blocked another")
+	}
+	if o := ls.open(); o != 1 {
+		t.Fatalf("%d open breakers with one endpoint failing, want 1", o)
 	}
 	for !ls.allow(l) {
 		time.Sleep(10 * time.Millisecond)
@@ -50,6 +76,9 @@ func TestBreaker(t *testing.T) {
 		if !ls.allow(l) {
 			t.Fatal("successful probe did not close the breaker")
 		}
+	}
+	if n, o := opens(t, ls), ls.open(); n != 2 || o != 0 {
+		t.Fatalf("after a successful probe: %v opens, %d open breakers; want 2, 0", n, o)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,6 +90,15 @@ func TestRetriesUntilDelivered(t *testing.T) {
 			t.Error("a delivered alert is on the DLQ")
 		}
 	}
+	// One retry scheduled on each tier, in order; nothing dead-lettered.
+	for _, tier := range []string{"200ms", "400ms", "800ms"} {
+		if n := h.metric("exo_dispatcher_retries_total", "tier", tier); n != 1 {
+			t.Errorf("exo_dispatcher_retries_total{tier=%q} = %v, want 1", tier, n)
+		}
+	}
+	if n := h.metric("exo_dispatcher_dead_letters_total"); n != 0 {
+		t.Errorf("exo_dispatcher_dead_letters_total = %v, want 0", n)
+	}
 }
 
 // 429 with Retry-After: 2 → the next attempt comes no sooner than 2 s later,
@@ -145,6 +155,51 @@ func TestMaxAttemptsThenDeadLetter(t *testing.T) {
 	}
 	if n := len(recv.requests()); n != 3 {
 		t.Errorf("receiver got %d requests, want 3", n)
+	}
+	if n := h.metric("exo_dispatcher_dead_letters_total", "reason", "exhausted"); n != 1 {
+		t.Errorf("exo_dispatcher_dead_letters_total{reason=\"exhausted\"} = %v, want 1", n)
+	}
+	if n := h.metric("exo_dispatcher_retries_total", "tier", "800ms"); n != 0 {
+		t.Errorf("exo_dispatcher_retries_total{tier=\"800ms\"} = %v after 3 attempts, want 0 (the last one is dead-lettered)", n)
+	}
+}
+
+// A delivery being attempted is in flight until its outcome is on Kafka.
+func TestDeliveriesInFlight(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	arrived, released := make(chan struct{}), make(chan struct{})
+	arrive, release := sync.OnceFunc(func() { close(arrived) }), sync.OnceFunc(func() { close(released) })
+	recv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		arrive()
+		<-released
+		w.WriteHeader(http.StatusNoContent)
+	})
+	t.Cleanup(release) // registered after the receiver's: runs before it closes
+	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
+	rec, del := h.delivery(ep.id)
+	h.produce(rec)
+	h.start(local)
+
+	select {
+	case <-arrived:
+	case <-time.After(deadline):
+		t.Fatal("the receiver got no request")
+	}
+	if n := h.metric("exo_dispatcher_deliveries_in_flight"); n != 1 {
+		t.Errorf("exo_dispatcher_deliveries_in_flight = %v while the attempt is open, want 1", n)
+	}
+	release()
+	if res := h.finalResults(del.AlertID); len(res) != 1 || res[0].Outcome != schemas.OutcomeDelivered {
+		t.Fatalf("results %+v, want one delivered", res)
+	}
+	// The worker lets go of the record right after Kafka took its outcome.
+	end := time.Now().Add(deadline)
+	for n := h.metric("exo_dispatcher_deliveries_in_flight"); n != 0; n = h.metric("exo_dispatcher_deliveries_in_flight") {
+		if time.Now().After(end) {
+			t.Fatalf("exo_dispatcher_deliveries_in_flight = %v after the delivery finished, want 0", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -101,7 +101,9 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		}
 		due.EachRecord(func(r *kgo.Record) {
 			tr.add(r.Partition, r.Offset, r.LeaderEpoch)
+			d.inFlight.Inc()
 			queues.add(r, wg.Go, func(r *kgo.Record) {
+				defer d.inFlight.Dec()
 				out := d.handle(ctx, r)
 				if ctx.Err() != nil {
 					return

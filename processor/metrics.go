@@ -2,6 +2,9 @@ package processor
 
 import (
 	"fmt"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -9,6 +12,7 @@ import (
 type metrics struct {
 	events *prometheus.CounterVec
 	txns   *prometheus.CounterVec
+	parts  *partitionGauges
 }
 
 func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
@@ -20,6 +24,15 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_processor_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted).",
 		}, []string{"result"}),
+		parts: &partitionGauges{
+			clock: p.cfg.Clock,
+			lag: prometheus.NewDesc("exo_processor_lag_records",
+				"Workflow events not processed yet, per assigned partition: the last stable offset minus the next offset to process, as of the last lag check (every half second while the loop runs).",
+				[]string{"partition"}, nil),
+			watermark: prometheus.NewDesc("exo_processor_watermark_lag_seconds",
+				"How far the partition's event-time watermark is behind the wall clock, per assigned partition; it follows the wall clock once the partition has no lag. Duration alerts fire when the watermark passes their deadline.",
+				[]string{"partition"}, nil),
+		},
 	}
 	st := p.eng.Stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
@@ -27,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 	}
 	suppressed := prometheus.NewDesc("exo_processor_alerts_suppressed_total", "Alerts a rule's noise control suppressed, by reason (rate_limit, cooldown).", []string{"reason"}, nil)
 	cs := []prometheus.Collector{
-		m.events, m.txns,
+		m.events, m.txns, m.parts,
 		counter("exo_processor_deliveries_total", "Delivery records emitted.", func() float64 { return float64(st.Deliveries.Load()) }),
 		counter("exo_processor_duplicate_events_total", "Events the engine sent again for a run, suppressed.", func() float64 { return float64(st.Duplicates.Load()) }),
 		counter("exo_processor_condition_errors_total", "Conditions that failed at run time (treated as no match).", func() float64 { return float64(st.ConditionErrors.Load()) }),
@@ -60,4 +73,55 @@ func (c suppressedCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.p.eng.Stats
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.SuppressedRate.Load()), "rate_limit")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.SuppressedCooldown.Load()), "cooldown")
+}
+
+// partitionGauges holds what the processor loop last saw of its assigned
+// partitions, for scrapes to read from another goroutine: the engine is
+// the loop's alone.
+type partitionGauges struct {
+	clock          interface{ Now() time.Time }
+	lag, watermark *prometheus.Desc
+
+	mu         sync.Mutex
+	lags       map[int32]int64     // of the partitions the last lag check covered
+	watermarks map[int32]time.Time // of the assigned partitions; zero: no event yet
+}
+
+// setLags records the lag of the partitions a lag check covered.
+func (g *partitionGauges) setLags(lags map[int32]int64) {
+	g.mu.Lock()
+	g.lags = lags
+	g.mu.Unlock()
+}
+
+// setWatermarks records the assigned partitions and their watermarks, and
+// forgets the lag of partitions revoked since the last lag check.
+func (g *partitionGauges) setWatermarks(wms map[int32]time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watermarks = wms
+	for part := range g.lags {
+		if _, ok := wms[part]; !ok {
+			delete(g.lags, part)
+		}
+	}
+}
+
+func (g *partitionGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- g.lag
+	ch <- g.watermark
+}
+
+func (g *partitionGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for part, lag := range g.lags {
+		ch <- prometheus.MustNewConstMetric(g.lag, prometheus.GaugeValue, float64(max(lag, 0)), strconv.Itoa(int(part)))
+	}
+	now := g.clock.Now()
+	for part, wm := range g.watermarks {
+		if !wm.IsZero() {
+			ch <- prometheus.MustNewConstMetric(g.watermark, prometheus.GaugeValue, max(now.Sub(wm).Seconds(), 0), strconv.Itoa(int(part)))
+		}
+	}
 }

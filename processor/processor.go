@@ -309,6 +309,7 @@ func (p *Processor) consume(ctx context.Context) error {
 			}
 		}
 		p.runs.Store(int64(p.eng.TotalRuns()))
+		p.m.parts.setWatermarks(p.watermarks())
 		if len(records) == 0 && len(out) == 0 {
 			p.eng.Commit() // only the watermark moved: nothing to persist
 			continue
@@ -527,6 +528,7 @@ func (p *Processor) refreshLag(ctx context.Context, fetches kgo.Fetches) {
 		}
 		return
 	}
+	lags := make(map[int32]int64, len(p.next))
 	for part, next := range p.next {
 		end, ok := ends.Lookup(p.cfg.Topics.Events, part)
 		if !ok {
@@ -537,7 +539,20 @@ func (p *Processor) refreshLag(ctx context.Context, fetches kgo.Fetches) {
 			pos = p.committedOffset(part)
 		}
 		p.caughtUp[part] = pos >= end.Offset
+		lags[part] = end.Offset - pos
 	}
+	p.m.parts.setLags(lags)
+}
+
+// watermarks returns the event-time watermark of every assigned partition.
+func (p *Processor) watermarks() map[int32]time.Time {
+	out := make(map[int32]time.Time, len(p.next))
+	for part := range p.next {
+		if p.eng.Assigned(part) {
+			out[part] = p.eng.Watermark(part)
+		}
+	}
+	return out
 }
 
 // committedOffset is where the group resumes part: its committed offset, or

@@ -1086,3 +1086,70 @@ func TestStopFinishesBatchInFlight(t *testing.T) {
 	deliveries.drain()
 	assertExactlyOnce(t, deliveries.counts(), all)
 }
+
+// TestLagAndWatermarkMetrics: a processor started on a backlog reports the
+// backlog as its lag before it processes it (the loop is held at its first
+// clock reading, which comes after the first lag check), and, once caught
+// up, no lag and watermarks that follow the wall clock although the events
+// are ten minutes old.
+func TestLagAndWatermarkMetrics(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const n = 30
+	old := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Millisecond)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, e.record(workload.Event(workload.Spec{Tenant: "tw", Type: schemas.TypeRunStarted, WorkflowName: "etl",
+			RunID: fmt.Sprintf("run_%02d", i), Time: old.Add(time.Duration(i) * time.Millisecond)})))
+	}
+	e.produce(recs...)
+
+	held, released := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(released) })
+	clock := &hookClock{hook: func() { close(held); <-released }}
+	p := e.startProcessor("lag", func(c *processor.Config) { c.Clock = clock })
+	t.Cleanup(release) // before the processor's stop
+	select {
+	case <-held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the processor never read its clock")
+	}
+	lags := func() (sum float64, parts int) {
+		mfs, err := p.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "exo_processor_lag_records" {
+				for _, m := range mf.GetMetric() {
+					sum += m.GetGauge().GetValue()
+					parts++
+				}
+			}
+		}
+		return sum, parts
+	}
+	if sum, parts := lags(); sum != n || parts != partitions {
+		t.Fatalf("held before the backlog: lag %v over %d partitions, want %d over %d", sum, parts, n, partitions)
+	}
+	release()
+
+	e.waitCaughtUp(60 * time.Second)
+	eventually(t, 30*time.Second, "no lag and watermarks at the wall clock", func() bool {
+		sum, parts := lags()
+		if sum != 0 || parts != partitions {
+			return false
+		}
+		for part := range partitions {
+			age := metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", strconv.Itoa(part))
+			if age <= 0 || age >= 60 { // 0: no series yet
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		sum, parts := lags()
+		return fmt.Sprintf("lag %v over %d partitions; watermark lag of partition 0: %vs", sum, parts,
+			metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", "0"))
+	})
+}
