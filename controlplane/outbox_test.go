@@ -258,7 +258,7 @@ func newRelayEnv(t *testing.T) *relayEnv {
 
 func (e *relayEnv) ensureTopics(t *testing.T, topics kafka.Topics) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.UnknownTopicRetries(60))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func create(t *testing.T, base, path, key, body string) map[string]any {
 // key) come in offset order.
 func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.UnknownTopicRetries(60), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

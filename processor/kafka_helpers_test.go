@@ -39,11 +39,11 @@ func setup(t *testing.T) *kenv {
 	brokers := testenv.Brokers(t)
 	e := &kenv{t: t, brokers: brokers, topics: testenv.Topics(t)}
 	var err error
-	if e.cl, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0)); err != nil {
+	if e.cl, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0), kgo.UnknownTopicRetries(60)); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
 	t.Cleanup(e.cl.Close)
-	if e.manual, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
+	if e.manual, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0), kgo.UnknownTopicRetries(60), kgo.RecordPartitioner(kgo.ManualPartitioner())); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
 	t.Cleanup(e.manual.Close)
@@ -310,7 +310,7 @@ func (e *kenv) collect(topic string) *collector {
 // also shows what aborted transactions wrote.
 func (e *kenv) collectWith(topic string, isolation kgo.IsolationLevel) *collector {
 	e.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.UnknownTopicRetries(60),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(isolation),

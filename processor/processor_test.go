@@ -974,7 +974,7 @@ func TestStartAbortsPredecessorTransaction(t *testing.T) {
 	txnID := e.topics.Prefix + "processor-fence"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dead, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.TransactionalID(txnID), kgo.TransactionTimeout(10*time.Minute),
+	dead, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.UnknownTopicRetries(60), kgo.TransactionalID(txnID), kgo.TransactionTimeout(10*time.Minute),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
