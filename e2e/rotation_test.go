@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	svix "github.com/svix/svix-webhooks/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/dispatcher/signature"
@@ -14,16 +16,27 @@ import (
 )
 
 // verifies reports whether a delivery carries a valid signature by secret
-// under both schemes.
+// under both schemes: by our receiver package, by a reading of the spec
+// written apart from it, and by the official Standard Webhooks library and
+// Svix's, unmodified.
 func verifies(r request, secret string) bool {
 	now := time.Now()
-	return verifyStandardWebhooks(r.header, r.body, secret) &&
+	std, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return false
+	}
+	svx, err := svix.NewWebhook(secret)
+	if err != nil {
+		return false
+	}
+	return std.Verify(r.body, r.header) == nil && svx.Verify(r.body, r.header) == nil &&
+		verifyStandardWebhooks(r.header, r.body, secret) &&
 		signature.VerifyExosphere(r.header, r.body, secret, now, 5*time.Minute) == nil &&
 		signature.VerifyStandard(r.header, r.body, secret, now, 5*time.Minute) == nil
 }
 
 // A secret rotated through the API never leaves a delivery the receiver
-// cannot verify: during the grace period deliveries verify with the old and
+// cannot verify (with the official Standard Webhooks and Svix libraries too): during the grace period deliveries verify with the old and
 // the new secret; a rotation without grace drops the old one.
 func TestSecretRotationThroughAPI(t *testing.T) {
 	t.Parallel()
