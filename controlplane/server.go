@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,8 +64,13 @@ type Config struct {
 	// KafkaOpts are appended to the options of the control plane's Kafka
 	// client (tests route its connections through a proxy they can cut).
 	KafkaOpts []kgo.Opt
-	Log       *slog.Logger
-	Registry  *prometheus.Registry
+	// Tenants is the rollout of the feature: nil serves every tenant (GA);
+	// otherwise only the tenants listed (beta), none when empty (off). A
+	// tenant left out gets 403 on every API call; without rules it gets no
+	// alerts. EXO_TENANTS: unset or "*" = all, "none" = off, else a list.
+	Tenants  []string
+	Log      *slog.Logger
+	Registry *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -299,6 +305,10 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			}
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts", error="invalid_token"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+			return
+		}
+		if s.cfg.Tenants != nil && !slices.Contains(s.cfg.Tenants, p.TenantID) {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" yet (rollout); ask your operator")
 			return
 		}
 		if op.Method != http.MethodGet && p.Role != RoleAdmin {

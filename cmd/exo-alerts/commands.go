@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -112,6 +113,13 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
 		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
 	}
+	switch t := env.List("EXO_TENANTS"); {
+	case len(t) == 0 || slices.Equal(t, []string{"*"}):
+	case slices.Equal(t, []string{"none"}):
+		cpc.Tenants = []string{}
+	default:
+		cpc.Tenants = t
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -125,7 +133,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
 		Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
 		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, RecorderGroup: cpc.RecorderGroup,
-		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval,
+		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval, Tenants: cpc.Tenants,
 	})
 }
 
