@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
@@ -15,15 +16,7 @@ import (
 // cutoff, in batches until none is left, and keeps everything newer.
 func TestPruneHistory(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Pool(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pool := offlineServer(t)
 	ctx := context.Background()
 	old := retentionBatch + 3 // more than one batch
 	for _, q := range []string{
@@ -83,15 +76,7 @@ func TestPruneHistory(t *testing.T) {
 // (whatever their age) stay.
 func TestPruneOutbox(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Pool(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, pool := offlineServer(t)
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `INSERT INTO outbox (topic, key, value, created_at, sent_at)
 		SELECT 't', 'old-sent-' || i, 'v', now() - interval '3 days', now() - interval '3 days' FROM generate_series(1, $1) i`, retentionBatch+2); err != nil {
@@ -114,4 +99,20 @@ func TestPruneOutbox(t *testing.T) {
 	if err != nil || len(keys) != 2 || keys[0] != "new-sent" || keys[1] != "old-unsent" {
 		t.Errorf("outbox after pruning = %v, %v; want new-sent and old-unsent", keys, err)
 	}
+}
+
+// offlineServer is a server over a fresh database that is never run: for
+// calling its maintenance functions directly.
+func offlineServer(t *testing.T) (*Server, *pgxpool.Pool) {
+	t.Helper()
+	pool := testenv.Pool(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, pool
 }
