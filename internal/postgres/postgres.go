@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +16,13 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", err)
 	}
 	cfg.MaxConnIdleTime = time.Minute
+	// pgxpool's default (the larger of 4 and the CPU count) is small for
+	// the control plane: the outbox relay holds a connection for LISTEN and
+	// the recorder another, and API requests queue behind them (the
+	// control-plane benchmark saw it). pool_max_conns in the URL wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
