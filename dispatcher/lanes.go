@@ -29,6 +29,7 @@ type lanes struct {
 	burst       float64
 	threshold   int
 	cooldown    time.Duration
+	now         func() time.Time // the clock of the token buckets and breakers
 	// opens counts the breakers that opened (closed or half-open to open).
 	opens prometheus.Counter
 
@@ -38,7 +39,7 @@ type lanes struct {
 
 func newLanes(cfg *Config) *lanes {
 	return &lanes{concurrency: cfg.EndpointConcurrency, rate: cfg.EndpointRate, burst: cfg.EndpointRate,
-		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, m: map[string]*lane{},
+		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, now: time.Now, m: map[string]*lane{},
 		opens: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_dispatcher_breaker_opens_total", Help: "Circuit breakers that opened: an endpoint reached the threshold of consecutive failures, or its probe failed.",
 		})}
@@ -49,7 +50,7 @@ func (ls *lanes) get(key string) *lane {
 	defer ls.mu.Unlock()
 	l := ls.m[key]
 	if l == nil {
-		l = &lane{slots: make(chan struct{}, ls.concurrency), tokens: ls.burst, refilled: time.Now()}
+		l = &lane{slots: make(chan struct{}, ls.concurrency), tokens: ls.burst, refilled: ls.now()}
 		ls.m[key] = l
 	}
 	return l
@@ -64,7 +65,7 @@ func (ls *lanes) acquire(ctx context.Context, l *lane) bool {
 	}
 	for {
 		l.mu.Lock()
-		now := time.Now()
+		now := ls.now()
 		l.tokens = min(ls.burst, l.tokens+now.Sub(l.refilled).Seconds()*ls.rate)
 		l.refilled = now
 		if l.tokens >= 1 {
@@ -90,7 +91,7 @@ func (ls *lanes) release(l *lane) { <-l.slots }
 func (ls *lanes) allow(l *lane) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := ls.now()
 	if l.failures < ls.threshold {
 		return true
 	}
@@ -119,7 +120,7 @@ func (ls *lanes) report(l *lane, ok bool) {
 		if probe || l.failures == ls.threshold {
 			ls.opens.Inc()
 		}
-		l.openUntil = time.Now().Add(ls.cooldown)
+		l.openUntil = ls.now().Add(ls.cooldown)
 	}
 }
 
@@ -143,5 +144,5 @@ func (ls *lanes) open() int {
 func (ls *lanes) openFor(l *lane) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return max(time.Until(l.openUntil), 0)
+	return max(l.openUntil.Sub(ls.now()), 0)
 }

@@ -24,6 +24,10 @@ func opens(t *testing.T, ls *lanes) float64 {
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	ls := newLanes(&Config{EndpointConcurrency: 2, EndpointRate: 1000, BreakerThreshold: 3, BreakerCooldown: 50 * time.Millisecond})
+	// The breakers' clock moves only when the test moves it: the cooldown
+	// cannot pass unseen on a slow machine.
+	clock := time.Now()
+	ls.now = func() time.Time { return clock }
 	l := ls.get("acme/whk_1")
 	for i := range 3 {
 		if !ls.allow(l) {
@@ -44,12 +48,13 @@ func TestBreaker(t *testing.T) {
 	if d := ls.openFor(l); d <= 0 || d > 50*time.Millisecond {
 		t.Fatalf("openFor = %v", d)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !ls.allow(l) {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never half-opened")
-		}
-		time.Sleep(10 * time.Millisecond)
+	clock = clock.Add(49 * time.Millisecond)
+	if ls.allow(l) {
+		t.Fatal("breaker half-opened before its cooldown")
+	}
+	clock = clock.Add(time.Millisecond)
+	if !ls.allow(l) {
+		t.Fatal("breaker did not half-open after its cooldown")
 	}
 	if ls.allow(l) {
 		t.Fatal("a second probe went out while the first was in flight")
@@ -68,8 +73,9 @@ func TestBreaker(t *testing.T) {
 	if o := ls.open(); o != 1 {
 		t.Fatalf("%d open breakers with one endpoint failing, want 1", o)
 	}
-	for !ls.allow(l) {
-		time.Sleep(10 * time.Millisecond)
+	clock = clock.Add(50 * time.Millisecond)
+	if !ls.allow(l) {
+		t.Fatal("breaker did not half-open again after its cooldown")
 	}
 	ls.report(l, true)
 	for range 2 {
@@ -86,6 +92,10 @@ func TestBreaker(t *testing.T) {
 func TestLaneLimits(t *testing.T) {
 	t.Parallel()
 	ls := newLanes(&Config{EndpointConcurrency: 2, EndpointRate: 5, BreakerThreshold: 5, BreakerCooldown: time.Second})
+	// The buckets' clock stands still, so no token refills during the test,
+	// however slow the machine (a refill would take 200 ms of real time).
+	t0 := time.Now()
+	ls.now = func() time.Time { return t0 }
 	l := ls.get("acme/whk_1")
 	ctx := context.Background()
 	for range 2 {
@@ -112,5 +122,10 @@ func TestLaneLimits(t *testing.T) {
 	defer cancel2()
 	if ls.acquire(short2, l) {
 		t.Fatal("a token was granted beyond the burst without waiting")
+	}
+	// A fifth of a second later one token has come back.
+	t0 = t0.Add(200 * time.Millisecond)
+	if !ls.acquire(ctx, l) {
+		t.Fatal("no token after the refill time")
 	}
 }
