@@ -16,6 +16,10 @@ fi
 export CHROME_PATH="$chromium" EXO_CHROMIUM="$chromium"
 echo "test.sh: browser tests use $chromium" >&2
 
+# Test topics are throwaway: start from an empty broker, so partitions left by
+# earlier runs (a killed test cannot delete its topics) never slow the
+# broker's start or the tests. PostgreSQL keeps its migrated template.
+"$here/kafka.sh" down --purge
 "$here/services.sh" up
 stop() { "$here/services.sh" down || true; }
 trap stop EXIT
