@@ -44,17 +44,17 @@ func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
 	} else if ct := header(r, "content-type"); ct != "" && !strings.HasPrefix(ct, "application/cloudevents+json") && !strings.HasPrefix(ct, "application/json") {
 		return nil, invalid("unsupported content-type %q (want application/cloudevents+json, or binary mode with ce_* headers)", ct)
 	}
-	if err := schemas.Validate(schemas.KindWorkflowEvent, doc); err != nil {
-		if errors.Is(err, schemas.ErrNotJSON) {
-			return nil, invalid("value is not JSON")
-		}
+	ev, err := schemas.DecodeWorkflowEvent(doc)
+	var verr *schemas.ValidationError
+	switch {
+	case err == nil:
+		return ev, nil
+	case errors.Is(err, schemas.ErrNotJSON):
+		return nil, invalid("value is not JSON")
+	case errors.As(err, &verr):
 		return nil, invalid("schema: %v", err)
 	}
-	var ev schemas.WorkflowEvent
-	if err := json.Unmarshal(doc, &ev); err != nil {
-		return nil, invalid("decode: %v", err)
-	}
-	return &ev, nil
+	return nil, invalid("%v", err) // "decode: ..."
 }
 
 // binaryToStructured builds the structured JSON document of a binary-mode event.
