@@ -233,12 +233,12 @@ func (r *recorder) decode(recs []*kgo.Record) *batch {
 				b.dead[d.AlertID] = dl
 			}
 		case t.DeliveryResults:
-			var res schemas.ResultRecord
-			if err := decodeValid(schemas.KindResult, kr.Value, &res); err != nil {
+			res, err := schemas.DecodeResult(kr.Value)
+			if err != nil {
 				skip(err)
 				continue
 			}
-			b.attempts = append(b.attempts, res)
+			b.attempts = append(b.attempts, *res)
 		}
 	}
 	return b
