@@ -253,7 +253,11 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 // row follows them), so a stale snapshot never lands after a newer one.
 func (r *relay) republish(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		var outs [][3]any
+		var topics, keys []string
+		var values [][]byte
+		add := func(topic, key string, v []byte) {
+			topics, keys, values = append(topics, topic), append(keys, key), append(values, v)
+		}
 		rows, err := tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
 		if err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
@@ -265,7 +269,7 @@ func (r *relay) republish(ctx context.Context) error {
 				return err
 			}
 			v, _ := json.Marshal(e.snapshot())
-			outs = append(outs, [3]any{r.topics.Endpoints, e.TenantID + "/" + e.ID, v})
+			add(r.topics.Endpoints, e.TenantID+"/"+e.ID, v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
@@ -281,19 +285,22 @@ func (r *relay) republish(ctx context.Context) error {
 				return err
 			}
 			v, _ := json.Marshal(ru.snapshot())
-			outs = append(outs, [3]any{r.topics.Rules, ru.TenantID + "/" + ru.ID, v})
+			add(r.topics.Rules, ru.TenantID+"/"+ru.ID, v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish rules: %w", err)
 		}
-		for _, o := range outs {
-			if err := insertOutbox(ctx, tx, o[0].(string), o[1].(string), o[2].([]byte)); err != nil {
-				return err
-			}
+		if len(keys) == 0 {
+			return nil
 		}
-		if len(outs) > 0 {
-			r.log.Info("republishing live rules and endpoints", "records", len(outs))
+		// One statement: a tenant with many rules must not hold the start-up
+		// behind one round trip per row.
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, value)
+			SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS u(t, k, v, n) ORDER BY n`,
+			topics, keys, values); err != nil {
+			return fmt.Errorf("outbox: republish: %w", err)
 		}
+		r.log.Info("republishing live rules and endpoints", "records", len(keys))
 		return nil
 	})
 }

@@ -103,7 +103,7 @@ func TestPruneOutbox(t *testing.T) {
 
 // offlineServer is a server over a fresh database that is never run: for
 // calling its maintenance functions directly.
-func offlineServer(t *testing.T) (*Server, *pgxpool.Pool) {
+func offlineServer(t testing.TB) (*Server, *pgxpool.Pool) {
 	t.Helper()
 	pool := testenv.Pool(t)
 	ring, err := keyring.Parse(keyring.Generate("k1"))
