@@ -215,11 +215,12 @@ func (r *recorder) decode(recs []*kgo.Record) *batch {
 		}
 		switch kr.Topic {
 		case t.Deliveries, t.DeliveriesDLQ:
-			var d schemas.DeliveryRecord
-			if err := decodeValid(schemas.KindDelivery, kr.Value, &d); err != nil {
+			dp, err := schemas.DecodeDelivery(kr.Value)
+			if err != nil {
 				skip(err)
 				continue
 			}
+			d := *dp
 			if kr.Topic == t.Deliveries {
 				b.alerts = append(b.alerts, alertIn{rec: d, raw: kr.Value})
 				continue
@@ -242,16 +243,6 @@ func (r *recorder) decode(recs []*kgo.Record) *batch {
 		}
 	}
 	return b
-}
-
-func decodeValid(k schemas.Kind, raw []byte, v any) error {
-	if err := schemas.Validate(k, raw); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode %s: %w", k, err)
-	}
-	return nil
 }
 
 // writeWithRetry writes b until it succeeds or ctx ends (false).

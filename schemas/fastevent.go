@@ -429,7 +429,12 @@ func errorAndLabelsValid(d *WorkflowEventData) bool {
 	if e := d.Error; e != nil && !(runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256)) {
 		return false
 	}
-	for k, v := range d.Labels {
+	return labelsValid(d.Labels)
+}
+
+// labelsValid: keys 1-63 code points, values at most 256.
+func labelsValid(labels map[string]string) bool {
+	for k, v := range labels {
 		if !runes(k, 1, 63) || !runes(v, 0, 256) {
 			return false
 		}
