@@ -41,8 +41,9 @@ bench: ## run the benchmarks (against the local services)
 	@eval "$$(deploy/local/services.sh env)" && $(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: openapi
-openapi: ## regenerate docs/openapi.json from the server
-	UPDATE_OPENAPI=1 $(GO) test -count=1 -run TestOpenAPIIsCommitted ./controlplane/
+openapi: ## regenerate docs/openapi.json from the server (against the local services)
+	@deploy/local/services.sh up
+	@eval "$$(deploy/local/services.sh env)" && UPDATE_OPENAPI=1 $(GO) test -count=1 -run TestOpenAPIIsCommitted ./controlplane/
 
 .PHONY: lint
 lint: $(GOLANGCI) ## run golangci-lint

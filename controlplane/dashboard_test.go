@@ -287,8 +287,9 @@ func TestDashboardShowsHostileDataAsText(t *testing.T) {
 	}
 }
 
-// A viewer key reads everything, and its writes are refused with the 403
-// shown and the write buttons disabled; the audit trail pages.
+// A viewer key reads everything; the dashboard shows it read-only from the
+// start (GET /v1/me), and a write that gets through anyway is refused with
+// the 403 shown; the audit trail pages.
 func TestDashboardViewerCannotWrite(t *testing.T) {
 	t.Parallel()
 	requireBrowser(t)
@@ -298,6 +299,12 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 	}
 	d := openDashboard(t, l.url, l.mintKey(t, controlplane.RoleViewer))
 	d.waitText("#key-status", "30 endpoints")
+	d.waitText("#key-status", "viewer key")
+	// Read-only before any write was tried.
+	d.waitText("#readonly-banner", "read-only (role viewer)")
+	if n := eval[int](d, `document.querySelectorAll("button.write:not(:disabled)").length`); n != 0 {
+		t.Errorf("%d write buttons enabled for a viewer before any write", n)
+	}
 
 	// The audit trail: newest first, 25 a page, then "load more".
 	d.waitFor(`document.querySelectorAll("#audit tr").length === 25`, "a first audit page of 25")
@@ -317,8 +324,10 @@ func TestDashboardViewerCannotWrite(t *testing.T) {
 		t.Errorf("audit ids not newest first: %v", ids)
 	}
 
+	// A stale page (the key was an admin's when it loaded) still cannot write.
 	d.setValue("#wf-name", "mine")
 	d.setValue("#wf-target", "https://hooks.example.com/mine")
+	eval[bool](d, `(document.querySelector("#webhook-submit").disabled = false, true)`)
 	d.click("#webhook-submit")
 	d.waitText("#webhook-problem", "403")
 	d.waitText("#webhook-problem", "read-only")

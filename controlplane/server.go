@@ -248,6 +248,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerHistory(api)
 	s.registerAudit(api)
 	s.registerEventTypes(api)
+	s.registerMe(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
