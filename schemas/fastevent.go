@@ -399,7 +399,8 @@ func attributeName(name string, underscore bool) bool {
 	}
 	for i := range len(name) {
 		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || underscore && c == '_') {
+		ok := 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || underscore && c == '_'
+		if !ok {
 			return false
 		}
 	}
@@ -426,8 +427,10 @@ func eventValuesValid(ev *WorkflowEvent, seen int) bool {
 }
 
 func errorAndLabelsValid(d *WorkflowEventData) bool {
-	if e := d.Error; e != nil && !(runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256)) {
-		return false
+	if e := d.Error; e != nil {
+		if ok := runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256); !ok {
+			return false
+		}
 	}
 	return labelsValid(d.Labels)
 }

@@ -107,7 +107,8 @@ func alertIDValid(s string) bool {
 		return false
 	}
 	for i := 5; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		c := s[i]
+		if hex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'; !hex {
 			return false
 		}
 	}
