@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -104,4 +105,39 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("accepted an event without tenant, id or type: %s", value)
 		}
 	})
+}
+
+// deliveryJSON writes the bytes json.Marshal writes (the dispatcher, the
+// recorder and receivers see the same record), for payloads with HTML
+// characters, non-ASCII text and none at all.
+func TestDeliveryJSONIsJSONMarshal(t *testing.T) {
+	t.Parallel()
+	threshold := int64(60000)
+	for _, p := range []*schemas.WebhookPayload{
+		nil,
+		{Type: schemas.TypeRunFailed, Timestamp: time.Date(2026, 11, 28, 10, 0, 0, 123, time.UTC), Data: schemas.PayloadData{
+			AlertID: "alrt_0123456789abcdef0123456789abcdef", TenantID: "acme",
+			Rule:     schemas.RuleRef{ID: "rul_1", Name: `<b>"ETL" & co</b>`},
+			Workflow: schemas.Workflow{ID: "wf", Name: "ünïcode \u2028 ✓"},
+			Run:      schemas.PayloadRun{ID: "run_1"},
+			Error:    &schemas.PayloadError{Code: "E", Message: "line\nbreak\t<script>"},
+			Labels:   map[string]string{"z": "1", "a": "&"},
+		}},
+		{Type: schemas.TypeRunDurationExceeded, Data: schemas.PayloadData{ThresholdMS: &threshold}},
+	} {
+		d := schemas.DeliveryRecord{
+			AlertID: "alrt_0123456789abcdef0123456789abcdef", TenantID: "acme", RuleID: "rul_<1>", EndpointID: "whk_1",
+			EventType: schemas.TypeRunFailed, MaxAttempts: 8, RuleVersion: 3, Severity: "error", CreatedAt: time.Now(),
+		}
+		if p != nil {
+			d.Payload, _ = json.Marshal(p)
+		}
+		want, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := deliveryJSON(&d); string(got) != string(want) {
+			t.Errorf("deliveryJSON:\n%s\njson.Marshal:\n%s", got, want)
+		}
+	}
 }

@@ -629,7 +629,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States))
 	for _, d := range out.Deliveries {
-		value, _ := json.Marshal(d)
+		value := deliveryJSON(&d)
 		recs = append(recs, &kgo.Record{
 			Topic: p.cfg.Topics.Deliveries, Key: kafka.Key(d.TenantID, d.EndpointID), Value: value,
 			Headers: []kgo.RecordHeader{
@@ -646,6 +646,26 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 		recs = append(recs, rec)
 	}
 	return recs
+}
+
+// deliveryJSON is json.Marshal(d) without its cost of re-compacting the
+// payload: the engine marshalled the payload with json.Marshal, so it is
+// compact JSON already, and encoding/json would only copy it byte by byte
+// through its compactor (a sixth of the processor's encoding time). Payload
+// is the record's last member; TestDeliveryJSONIsJSONMarshal holds the
+// bytes equal to json.Marshal's.
+func deliveryJSON(d *schemas.DeliveryRecord) []byte {
+	if len(d.Payload) == 0 {
+		b, _ := json.Marshal(d)
+		return b
+	}
+	head := *d
+	head.Payload = nil
+	b, _ := json.Marshal(&head) // plain struct: cannot fail
+	const null = `null}`
+	b = b[:len(b)-len(null)]
+	b = append(b, d.Payload...)
+	return append(b, '}')
 }
 
 func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
