@@ -9,17 +9,7 @@ import "encoding/json"
 // records and the schema validator for the rest
 // (FuzzDecodeDeliveryAgreesWithSchema holds the two together).
 func DecodeDelivery(doc []byte) (*DeliveryRecord, error) {
-	if d, ok := fastDelivery(doc); ok {
-		return d, nil
-	}
-	if err := Validate(KindDelivery, doc); err != nil {
-		return nil, err
-	}
-	var d DeliveryRecord
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, &DecodeError{Err: err}
-	}
-	return &d, nil
+	return decode(KindDelivery, doc, fastDelivery)
 }
 
 // Member bits of a delivery's scan.

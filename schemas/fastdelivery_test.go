@@ -2,9 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
-	"errors"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -71,78 +69,20 @@ func deliverySeeds(t testing.TB) [][]byte {
 	return append(docs, []byte(`{}`), []byte(`[]`), []byte(`{"payload":null}`))
 }
 
-// FuzzDecodeDeliveryAgreesWithSchema: see FuzzDecodeWorkflowEventAgreesWithSchema.
+// FuzzDecodeDeliveryAgreesWithSchema: see agreesWithSchema.
 func FuzzDecodeDeliveryAgreesWithSchema(f *testing.F) {
 	for _, doc := range deliverySeeds(f) {
 		f.Add(doc)
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		verr := Validate(KindDelivery, doc)
-		if fast, ok := fastDelivery(doc); ok {
-			if verr != nil {
-				t.Fatalf("fast check accepted a delivery the schema refuses (%v):\n%s", verr, doc)
-			}
-			var want DeliveryRecord
-			if err := json.Unmarshal(doc, &want); err != nil || !reflect.DeepEqual(*fast, want) {
-				t.Fatalf("fast check decoded %+v, encoding/json %+v (%v) from\n%s", *fast, want, err, doc)
-			}
-		}
-		d, err := DecodeDelivery(doc)
-		switch {
-		case verr != nil:
-			if err == nil || err.Error() != verr.Error() {
-				t.Fatalf("DecodeDelivery: %v, Validate: %v\n%s", err, verr, doc)
-			}
-		case err != nil:
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("schema-valid delivery refused with %T %v\n%s", err, err, doc)
-			}
-		case d == nil:
-			t.Fatalf("no delivery and no error for\n%s", doc)
-		}
+		agreesWithSchema(t, KindDelivery, doc, fastDelivery, DecodeDelivery)
 	})
 }
 
-// TestFastCheckTakesOrdinaryDeliveries: the valid delivery examples and
-// their re-encodings (what the processor writes) take the fast path; the
-// invalid ones get Validate's answer.
+// TestFastCheckTakesOrdinaryDeliveries: see takesExamples.
 func TestFastCheckTakesOrdinaryDeliveries(t *testing.T) {
 	t.Parallel()
-	n := 0
-	for _, ex := range listExamples(t, examplesDir) {
-		if ex.kind != KindDelivery {
-			continue
-		}
-		d, ok := fastDelivery(readFile(t, ex.path))
-		if !ok {
-			t.Errorf("%s: not vouched for by the fast check", ex.name)
-			continue
-		}
-		out, err := json.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := fastDelivery(out); !ok {
-			t.Errorf("%s: re-encoded delivery not vouched for: %s", ex.name, out)
-		}
-		n++
-	}
-	if n < 3 {
-		t.Fatalf("only %d delivery examples", n)
-	}
-	for _, ex := range listExamples(t, invalidDir) {
-		if ex.kind != KindDelivery {
-			continue
-		}
-		doc := readFile(t, ex.path)
-		if _, ok := fastDelivery(doc); ok {
-			t.Errorf("%s: fast check accepted an invalid example", ex.name)
-		}
-		if _, err := DecodeDelivery(doc); err == nil || err.Error() != Validate(KindDelivery, doc).Error() {
-			t.Errorf("%s: DecodeDelivery answered %v", ex.name, err)
-		}
-	}
+	takesExamples(t, KindDelivery, fastDelivery, DecodeDelivery, 3)
 }
 
 func BenchmarkDecodeDelivery(b *testing.B) {

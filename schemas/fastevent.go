@@ -22,17 +22,23 @@ import (
 // that the fast check accepts nothing the schema refuses and decodes what it
 // accepts as encoding/json does.
 func DecodeWorkflowEvent(doc []byte) (*WorkflowEvent, error) {
-	if ev, ok := fastWorkflowEvent(doc); ok {
-		return ev, nil
+	return decode(KindWorkflowEvent, doc, fastWorkflowEvent)
+}
+
+// decode returns what fast vouches for, else what Validate and
+// json.Unmarshal make of doc.
+func decode[T any](k Kind, doc []byte, fast func([]byte) (*T, bool)) (*T, error) {
+	if v, ok := fast(doc); ok {
+		return v, nil
 	}
-	if err := Validate(KindWorkflowEvent, doc); err != nil {
+	if err := Validate(k, doc); err != nil {
 		return nil, err
 	}
-	var ev WorkflowEvent
-	if err := json.Unmarshal(doc, &ev); err != nil {
+	var v T
+	if err := json.Unmarshal(doc, &v); err != nil {
 		return nil, &DecodeError{Err: err}
 	}
-	return &ev, nil
+	return &v, nil
 }
 
 // DecodeError: the document matches its schema but does not decode into the

@@ -69,9 +69,92 @@ func fastEventSeeds() [][]byte {
 	return docs
 }
 
-// FuzzDecodeWorkflowEventAgreesWithSchema: the fast check accepts nothing the
-// schema refuses, decodes what it accepts exactly as encoding/json does, and
-// DecodeWorkflowEvent answers every document as Validate + json.Unmarshal do.
+// agreesWithSchema checks one document against the fast checks' contract:
+// fast accepts nothing the schema refuses and decodes what it accepts exactly
+// as encoding/json does; decode answers as Validate + json.Unmarshal do.
+func agreesWithSchema[T any](t *testing.T, k Kind, doc []byte, fast func([]byte) (*T, bool), decode func([]byte) (*T, error)) {
+	t.Helper()
+	verr := Validate(k, doc)
+	if got, ok := fast(doc); ok {
+		if verr != nil {
+			t.Fatalf("fast check accepted a %s the schema refuses (%v):\n%s", k, verr, doc)
+		}
+		var want T
+		if err := json.Unmarshal(doc, &want); err != nil {
+			t.Fatalf("fast check accepted a %s encoding/json cannot decode (%v):\n%s", k, err, doc)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Fatalf("fast check decoded\n%+v\nencoding/json decoded\n%+v\nfrom %s", *got, want, doc)
+		}
+	}
+	v, err := decode(doc)
+	switch {
+	case verr != nil:
+		if err == nil || err.Error() != verr.Error() {
+			t.Fatalf("decode: %v, Validate: %v\n%s", err, verr, doc)
+		}
+	case err != nil:
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("schema-valid %s refused with %T %v\n%s", k, err, err, doc)
+		}
+		var want T
+		if json.Unmarshal(doc, &want) == nil {
+			t.Fatalf("DecodeError for a %s encoding/json decodes: %v\n%s", k, err, doc)
+		}
+	case v == nil:
+		t.Fatalf("no value and no error for\n%s", doc)
+	}
+}
+
+// takesExamples checks that every valid example of k, and its re-encoding
+// (what our own components write), takes the fast path — if the fast check
+// stopped vouching for them, the hot path would silently fall back to the
+// slow validator — and that every invalid example gets Validate's answer.
+// It returns the decode errors of the invalid examples by name.
+func takesExamples[T any](t *testing.T, k Kind, fast func([]byte) (*T, bool), decode func([]byte) (*T, error), atLeast int) map[string]error {
+	t.Helper()
+	n := 0
+	for _, ex := range listExamples(t, examplesDir) {
+		if ex.kind != k {
+			continue
+		}
+		v, ok := fast(readFile(t, ex.path))
+		if !ok {
+			t.Errorf("%s: not vouched for by the fast check", ex.name)
+			continue
+		}
+		out, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := fast(out); !ok {
+			t.Errorf("%s: re-encoded, not vouched for: %s", ex.name, out)
+		}
+		n++
+	}
+	if n < atLeast {
+		t.Fatalf("only %d valid %s examples", n, k)
+	}
+	errs := map[string]error{}
+	for _, ex := range listExamples(t, invalidDir) {
+		if ex.kind != k {
+			continue
+		}
+		doc := readFile(t, ex.path)
+		if _, ok := fast(doc); ok {
+			t.Errorf("%s: fast check accepted an invalid example", ex.name)
+		}
+		_, err := decode(doc)
+		if verr := Validate(k, doc); err == nil || err.Error() != verr.Error() {
+			t.Errorf("%s: got %v, want %v", ex.name, err, verr)
+		}
+		errs[ex.name] = err
+	}
+	return errs
+}
+
+// FuzzDecodeWorkflowEventAgreesWithSchema: see agreesWithSchema.
 func FuzzDecodeWorkflowEventAgreesWithSchema(f *testing.F) {
 	for _, doc := range workflowEventSeeds(f) {
 		f.Add(doc)
@@ -80,96 +163,24 @@ func FuzzDecodeWorkflowEventAgreesWithSchema(f *testing.F) {
 		f.Add(doc)
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		verr := Validate(KindWorkflowEvent, doc)
-		if fast, ok := fastWorkflowEvent(doc); ok {
-			if verr != nil {
-				t.Fatalf("fast check accepted an event the schema refuses (%v):\n%s", verr, doc)
-			}
-			var want WorkflowEvent
-			if err := json.Unmarshal(doc, &want); err != nil {
-				t.Fatalf("fast check accepted an event encoding/json cannot decode (%v):\n%s", err, doc)
-			}
-			if !reflect.DeepEqual(*fast, want) {
-				t.Fatalf("fast check decoded\n%+v\nencoding/json decoded\n%+v\nfrom %s", *fast, want, doc)
-			}
-		}
-		ev, err := DecodeWorkflowEvent(doc)
-		switch {
-		case verr != nil:
-			if err == nil || err.Error() != verr.Error() {
-				t.Fatalf("DecodeWorkflowEvent: %v, Validate: %v\n%s", err, verr, doc)
-			}
-		case err != nil:
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("schema-valid event refused with %T %v\n%s", err, err, doc)
-			}
-			var want WorkflowEvent
-			if json.Unmarshal(doc, &want) == nil {
-				t.Fatalf("DecodeError for an event encoding/json decodes: %v\n%s", err, doc)
-			}
-		case ev == nil:
-			t.Fatalf("no event and no error for\n%s", doc)
-		}
+		agreesWithSchema(t, KindWorkflowEvent, doc, fastWorkflowEvent, DecodeWorkflowEvent)
 	})
 }
 
-// TestFastCheckTakesOrdinaryEvents: the valid examples, the events the
-// workload generator emits and their re-encodings take the fast path; if the
-// fast check stopped vouching for them, the processor would silently fall back
-// to the slow validator.
+// TestFastCheckTakesOrdinaryEvents: see takesExamples; the invalid examples'
+// errors name the field at fault.
 func TestFastCheckTakesOrdinaryEvents(t *testing.T) {
 	t.Parallel()
-	n := 0
-	for _, ex := range listExamples(t, examplesDir) {
-		if ex.kind != KindWorkflowEvent {
-			continue
-		}
-		doc := readFile(t, ex.path)
-		ev, ok := fastWorkflowEvent(doc)
-		if !ok {
-			t.Errorf("%s: not vouched for by the fast check", ex.name)
-			continue
-		}
-		out, err := json.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := fastWorkflowEvent(out); !ok {
-			t.Errorf("%s: re-encoded event not vouched for: %s", ex.name, out)
-		}
-		n++
-	}
-	if n < 4 {
-		t.Fatalf("only %d workflow-event examples", n)
-	}
-}
-
-// TestDecodeWorkflowEventRefusesInvalidExamples: every invalid example gets
-// Validate's own error, naming the field.
-func TestDecodeWorkflowEventRefusesInvalidExamples(t *testing.T) {
-	t.Parallel()
-	for _, ex := range listExamples(t, invalidDir) {
-		if ex.kind != KindWorkflowEvent {
-			continue
-		}
-		doc := readFile(t, ex.path)
-		if _, ok := fastWorkflowEvent(doc); ok {
-			t.Errorf("%s: fast check accepted an invalid example", ex.name)
-		}
-		_, err := DecodeWorkflowEvent(doc)
-		if verr := Validate(KindWorkflowEvent, doc); err == nil || err.Error() != verr.Error() {
-			t.Errorf("%s: got %v, want %v", ex.name, err, verr)
-		}
+	for name, err := range takesExamples(t, KindWorkflowEvent, fastWorkflowEvent, DecodeWorkflowEvent, 4) {
 		var ve *ValidationError
 		if !errors.As(err, &ve) {
 			if !errors.Is(err, ErrNotJSON) {
-				t.Errorf("%s: got %v, want a ValidationError", ex.name, err)
+				t.Errorf("%s: got %v, want a ValidationError", name, err)
 			}
 			continue
 		}
-		if want := invalidWant[ex.name]; want != "" && !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v does not name %s", ex.name, err, want)
+		if want := invalidWant[name]; want != "" && !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v does not name %s", name, err, want)
 		}
 	}
 }

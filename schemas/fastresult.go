@@ -8,17 +8,7 @@ import "encoding/json"
 // hand-written fast check for ordinary records and the schema validator for
 // the rest (FuzzDecodeResultAgreesWithSchema holds the two together).
 func DecodeResult(doc []byte) (*ResultRecord, error) {
-	if res, ok := fastResult(doc); ok {
-		return res, nil
-	}
-	if err := Validate(KindResult, doc); err != nil {
-		return nil, err
-	}
-	var res ResultRecord
-	if err := json.Unmarshal(doc, &res); err != nil {
-		return nil, &DecodeError{Err: err}
-	}
-	return &res, nil
+	return decode(KindResult, doc, fastResult)
 }
 
 // Member bits of a result's scan.

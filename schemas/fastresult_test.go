@@ -2,9 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
-	"errors"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -49,77 +47,20 @@ func resultSeeds(t testing.TB) [][]byte {
 	return docs
 }
 
-// FuzzDecodeResultAgreesWithSchema: see FuzzDecodeWorkflowEventAgreesWithSchema.
+// FuzzDecodeResultAgreesWithSchema: see agreesWithSchema.
 func FuzzDecodeResultAgreesWithSchema(f *testing.F) {
 	for _, doc := range resultSeeds(f) {
 		f.Add(doc)
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		verr := Validate(KindResult, doc)
-		if fast, ok := fastResult(doc); ok {
-			if verr != nil {
-				t.Fatalf("fast check accepted a result the schema refuses (%v):\n%s", verr, doc)
-			}
-			var want ResultRecord
-			if err := json.Unmarshal(doc, &want); err != nil || !reflect.DeepEqual(*fast, want) {
-				t.Fatalf("fast check decoded %+v, encoding/json %+v (%v) from\n%s", *fast, want, err, doc)
-			}
-		}
-		res, err := DecodeResult(doc)
-		switch {
-		case verr != nil:
-			if err == nil || err.Error() != verr.Error() {
-				t.Fatalf("DecodeResult: %v, Validate: %v\n%s", err, verr, doc)
-			}
-		case err != nil:
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("schema-valid result refused with %T %v\n%s", err, err, doc)
-			}
-		case res == nil:
-			t.Fatalf("no result and no error for\n%s", doc)
-		}
+		agreesWithSchema(t, KindResult, doc, fastResult, DecodeResult)
 	})
 }
 
-// TestFastCheckTakesOrdinaryResults: the valid result examples, and what the
-// dispatcher writes (a marshalled ResultRecord), take the fast path.
+// TestFastCheckTakesOrdinaryResults: see takesExamples.
 func TestFastCheckTakesOrdinaryResults(t *testing.T) {
 	t.Parallel()
-	n := 0
-	for _, ex := range listExamples(t, examplesDir) {
-		if ex.kind != KindResult {
-			continue
-		}
-		res, ok := fastResult(readFile(t, ex.path))
-		if !ok {
-			t.Errorf("%s: not vouched for by the fast check", ex.name)
-			continue
-		}
-		out, err := json.Marshal(res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := fastResult(out); !ok {
-			t.Errorf("%s: re-encoded result not vouched for: %s", ex.name, out)
-		}
-		n++
-	}
-	if n < 3 {
-		t.Fatalf("only %d result examples", n)
-	}
-	for _, ex := range listExamples(t, invalidDir) {
-		if ex.kind != KindResult {
-			continue
-		}
-		doc := readFile(t, ex.path)
-		if _, ok := fastResult(doc); ok {
-			t.Errorf("%s: fast check accepted an invalid example", ex.name)
-		}
-		if _, err := DecodeResult(doc); err == nil || err.Error() != Validate(KindResult, doc).Error() {
-			t.Errorf("%s: DecodeResult answered %v", ex.name, err)
-		}
-	}
+	takesExamples(t, KindResult, fastResult, DecodeResult, 3)
 }
 
 func BenchmarkDecodeResult(b *testing.B) {
