@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,7 @@ type Dispatcher struct {
 	latency       *prometheus.HistogramVec
 	lanes         *lanes
 	shortCircuits prometheus.Counter
+	deferred      *prometheus.CounterVec // by class
 	retries       *prometheus.CounterVec // by tier
 	deadLetters   *prometheus.CounterVec // by reason
 	inFlight      prometheus.Gauge
@@ -160,6 +162,9 @@ func Run(ctx context.Context, cfg Config) error {
 		shortCircuits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_dispatcher_short_circuits_total", Help: "Deliveries sent to the next tier without an attempt because the endpoint's circuit was open.",
 		}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_dispatcher_deferred_total", Help: "Deliveries sent to the next tier without an attempt, by class: circuit_open (the endpoint's breaker is open) or endpoint_backlog (its queue was shed when the source was full). Each counts as an attempt.",
+		}, []string{"class"}),
 		client: newHTTPClient(guard),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_dispatcher_attempts_total", Help: "Delivery attempts by outcome.",
@@ -187,7 +192,10 @@ func Run(ctx context.Context, cfg Config) error {
 	breakersOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "exo_dispatcher_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open.",
 	}, func() float64 { return float64(d.lanes.open()) })
-	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits, d.retries, d.deadLetters, d.inFlight, d.lanes.opens, breakersOpen} {
+	for _, class := range []string{deferCircuitOpen, deferBacklog} {
+		d.deferred.WithLabelValues(class)
+	}
+	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits, d.deferred, d.retries, d.deadLetters, d.inFlight, d.lanes.opens, breakersOpen} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return fmt.Errorf("dispatcher: register metrics: %w", err)
 		}
@@ -242,17 +250,17 @@ func Run(ctx context.Context, cfg Config) error {
 	// main topic or another tier.
 	srcErr := make(chan error, len(cfg.Tiers)+1)
 	var srcs sync.WaitGroup
-	startSource := func(topic, group string, tier bool) {
+	startSource := func(topic, group string, tierDelay time.Duration) {
 		srcs.Go(func() {
-			if err := d.consume(ctx, base, topic, group, tier); err != nil {
+			if err := d.consume(ctx, base, topic, group, tierDelay); err != nil {
 				srcErr <- err
 				cancel()
 			}
 		})
 	}
-	startSource(cfg.Topics.Deliveries, cfg.Group, false)
+	startSource(cfg.Topics.Deliveries, cfg.Group, 0)
 	for _, t := range cfg.Tiers {
-		startSource(TierTopic(cfg.Topics, t), cfg.Group+".retry."+TierName(t), true)
+		startSource(TierTopic(cfg.Topics, t), cfg.Group+".retry."+TierName(t), t)
 	}
 	srcs.Wait()
 	select {
@@ -273,6 +281,8 @@ func newHTTPClient(guard *ssrf.Guard) *http.Client {
 			MaxIdleConnsPerHost: 256, // many endpoints may share one host (e.g. hooks.slack.com)
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 5 * time.Second,
+			// A hostile endpoint gets 64 KiB of answer headers, not Go's 10 MiB.
+			MaxResponseHeaderBytes: 64 << 10,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -289,8 +299,25 @@ type attempt struct {
 	retryAfter time.Duration // from a 429 or 503 answer
 }
 
+// Classes of deliveries deferred to the next tier without an attempt.
+// Each counts as an attempt (a result record says why), so an endpoint that
+// never recovers ends in the DLQ after max_attempts like any other.
+const (
+	// deferCircuitOpen: the endpoint's circuit breaker is open.
+	deferCircuitOpen = "circuit_open"
+	// deferBacklog: the source reached MaxInFlight and this endpoint had the
+	// longest queue (see keyQueues.shed).
+	deferBacklog = "endpoint_backlog"
+)
+
 // handle delivers one record and returns the outcome records to produce.
-func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
+// deferClass, when set, defers it to the next tier without an attempt.
+// alive reports whether the record's partition is still this consumer's: a
+// record of a revoked partition is not attempted (its next owner does it).
+func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass string, alive func() bool) []*kgo.Record {
+	if !alive() {
+		return nil
+	}
 	var del schemas.DeliveryRecord
 	if err := json.Unmarshal(r.Value, &del); err != nil || del.AlertID == "" {
 		d.log.Error("undecodable delivery record sent to the DLQ", "partition", r.Partition, "offset", r.Offset)
@@ -299,19 +326,29 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	}
 	attemptNo := attemptOf(r)
 	l := d.lanes.get(del.TenantID + "/" + del.EndpointID)
+	if deferClass == "" && !d.lanes.allow(l) {
+		deferClass = deferCircuitOpen
+	}
+	if deferClass != "" {
+		// No slot, no token: deferring costs the endpoint nothing.
+		a := attempt{outcome: schemas.OutcomeRetry, errClass: deferClass}
+		switch deferClass {
+		case deferCircuitOpen:
+			d.shortCircuits.Inc()
+			a.err = "not attempted: the endpoint failed repeatedly and its circuit is open"
+			a.retryAfter = d.lanes.openFor(l) // due when a probe may go out at the earliest
+		default:
+			a.err = "not attempted: the endpoint's queue in this dispatcher is full"
+		}
+		d.deferred.WithLabelValues(deferClass).Inc()
+		return d.outcome(r, &del, attemptNo, newDeliveryID(), a)
+	}
 	if !d.lanes.acquire(ctx, l) {
 		return nil
 	}
 	defer d.lanes.release(l)
-	if !d.lanes.allow(l) {
-		// Circuit open: no attempt (none is counted); straight to the tier of
-		// this attempt, due when the breaker lets a probe through at the earliest.
-		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, d.lanes.openFor(l), time.Now())
-		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-			HeaderErrorClass, "circuit_open", HeaderLastError, "circuit_open: the endpoint failed repeatedly; not attempted")
-		d.shortCircuits.Inc()
-		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
-		return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
+	if !alive() {
+		return nil
 	}
 	deliveryID := newDeliveryID()
 	a := d.attempt(ctx, &del, deliveryID)
@@ -319,6 +356,14 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		return nil
 	}
 	d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
+	d.attempts.WithLabelValues(a.outcome).Inc()
+	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
+	return d.outcome(r, &del, attemptNo, deliveryID, a)
+}
+
+// outcome builds the records that follow attempt attemptNo of r: its result,
+// and a retry or dead-letter record.
+func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, deliveryID string, a attempt) []*kgo.Record {
 	maxAttempts := del.MaxAttempts
 	if maxAttempts < 1 {
 		maxAttempts = 8
@@ -328,8 +373,6 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		a.outcome = schemas.OutcomeDead // out of attempts: dead-lettered with the last error
 		deadReason = deadExhausted
 	}
-	d.attempts.WithLabelValues(a.outcome).Inc()
-	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
 	res := schemas.ResultRecord{
 		AlertID: del.AlertID, DeliveryID: deliveryID, TenantID: del.TenantID, RuleID: del.RuleID,
 		EndpointID: del.EndpointID, Attempt: attemptNo, RuleVersion: del.RuleVersion, Outcome: a.outcome, StatusCode: a.statusCode,
@@ -429,12 +472,16 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
 	}
+	// What a receiver might echo back that must not reach the result (and
+	// from there Postgres and the history API).
+	confidential := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
 	for name, sealed := range ep.Headers {
 		v, err := d.cfg.Keyring.Open(sealed, aad+"/"+name)
 		if err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
 		}
 		req.Header.Set(name, v)
+		confidential = append(confidential, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "exosphere-alerts/"+Version)
@@ -460,7 +507,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
-	a := attempt{statusCode: resp.StatusCode, excerpt: excerptOf(excerpt), latency: lat}
+	a := attempt{statusCode: resp.StatusCode, excerpt: excerptOf(redactSecrets(excerpt, confidential)), latency: lat}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		a.outcome = schemas.OutcomeDelivered
@@ -473,6 +520,52 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		a.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return a
+}
+
+// minRedacted is the shortest value redacted from answers: shorter header
+// values ("1", "json") are not secrets, and replacing them would mangle the
+// excerpt.
+const minRedacted = 6
+
+// redactSecrets replaces, in an answer, every occurrence of the values
+// (secrets, header values, URL credentials) with [redacted]: a receiver that
+// echoes its request must not put them into the delivery history.
+func redactSecrets(b []byte, values []string) []byte {
+	var olds []string
+	for _, v := range values {
+		if len(v) < minRedacted {
+			continue
+		}
+		olds = append(olds, v)
+		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && len(raw) >= minRedacted {
+			olds = append(olds, raw)
+		}
+	}
+	// Longest first: a value containing another is replaced whole.
+	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
+	for _, o := range olds {
+		b = bytes.ReplaceAll(b, []byte(o), []byte("[redacted]"))
+	}
+	return b
+}
+
+// urlSecrets are the parts of a target URL that may be credentials: query
+// values, user info and the whole path always (a receiver echoing its
+// request line shows them); each path segment too when the URL was sealed
+// for carrying a credential in its path (Slack, Discord, Teams tokens).
+func urlSecrets(u *url.URL, sealed bool) []string {
+	out := []string{u.String(), u.EscapedPath(), u.Path, u.RequestURI()}
+	for _, vs := range u.Query() {
+		out = append(out, vs...)
+	}
+	if u.User != nil {
+		p, _ := u.User.Password()
+		out = append(out, u.User.Username(), p)
+	}
+	if sealed {
+		out = append(out, strings.Split(u.Path, "/")...)
+	}
+	return out
 }
 
 // excerptOf turns the start of an answer into valid UTF-8 of at most
@@ -514,34 +607,32 @@ func redact(err error) string {
 
 func ptr(s string) *string { return &s }
 
-// holdUntilDue keeps, per partition, the records that are due; at the first
-// record that is not, it rewinds the partition to it, pauses it, and resumes
-// it when the record comes due.
-func (d *Dispatcher) holdUntilDue(ctx context.Context, cl *kgo.Client, topic string, fetches kgo.Fetches) kgo.Fetches {
+// holdUntilDue returns, in order, the records of a tier fetch to handle now:
+// per partition, those due and those to hop (in hops), up to the first
+// record to wait for; it rewinds the partition to that record, pauses it,
+// and resumes it when the record comes due (holdAction).
+func (d *Dispatcher) holdUntilDue(ctx context.Context, cl *kgo.Client, topic string, tierDelay time.Duration, fetches kgo.Fetches) ([]*kgo.Record, map[*kgo.Record]bool) {
 	now := time.Now()
-	var due kgo.Fetches
+	var recs []*kgo.Record
+	hops := map[*kgo.Record]bool{}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		keep := p.Records
-		for i, r := range p.Records {
-			nb := notBefore(r)
-			if !nb.After(now) {
+		for _, r := range p.Records {
+			verdict, until := holdAction(notBefore(r), r.Timestamp, now, tierDelay)
+			if verdict != holdPause {
+				recs = append(recs, r)
+				hops[r] = verdict == holdHop
 				continue
 			}
-			keep = p.Records[:i]
 			part := p.Partition
 			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
 			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {part: {Epoch: -1, Offset: r.Offset}}})
-			time.AfterFunc(nb.Sub(now), func() {
+			time.AfterFunc(until.Sub(now), func() {
 				if ctx.Err() == nil {
 					cl.ResumeFetchPartitions(map[string][]int32{topic: {part}})
 				}
 			})
 			break
 		}
-		if len(keep) > 0 {
-			p.Records = keep
-			due = append(due, kgo.Fetch{Topics: []kgo.FetchTopic{{Topic: p.Topic, Partitions: []kgo.FetchPartition{p.FetchPartition}}}})
-		}
 	})
-	return due
+	return recs, hops
 }

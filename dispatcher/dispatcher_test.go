@@ -250,17 +250,26 @@ func (h *harness) delivery(endpointID string) (*kgo.Record, schemas.DeliveryReco
 // start runs the dispatcher until the test ends and waits until it is ready.
 func (h *harness) start(allowlist []string) {
 	h.t.Helper()
+	h.startWith(allowlist, nil)
+}
+
+// startWith starts the dispatcher with the test configuration, changed by
+// edit when given.
+func (h *harness) startWith(allowlist []string, edit func(*dispatcher.Config)) {
+	h.t.Helper()
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	h.reg = prometheus.NewRegistry()
-	go func() {
-		done <- dispatcher.Run(ctx, dispatcher.Config{
-			Brokers: h.brokers, Topics: h.topics, Keyring: h.ring, Allowlist: allowlist, Registerer: h.reg,
-			AttemptTimeout: 2 * time.Second, Log: slog.New(slog.NewTextHandler(h.logs, nil)), Ready: ready,
-			Tiers: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
-		})
-	}()
+	cfg := dispatcher.Config{
+		Brokers: h.brokers, Topics: h.topics, Keyring: h.ring, Allowlist: allowlist, Registerer: h.reg,
+		AttemptTimeout: 2 * time.Second, Log: slog.New(slog.NewTextHandler(h.logs, nil)), Ready: ready,
+		Tiers: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	go func() { done <- dispatcher.Run(ctx, cfg) }()
 	h.t.Cleanup(func() {
 		cancel()
 		select {
@@ -797,6 +806,14 @@ func TestSecretsDoNotLeak(t *testing.T) {
 		{name: "ssrf refused", class: "ssrf_refused", url: func(t *testing.T) string {
 			return newReceiver(t, status(http.StatusNoContent, "")).srv.URL
 		}},
+		// A receiver that echoes its whole request (line, headers, body) in
+		// its error answer: the excerpt kept in the result is redacted.
+		{name: "echoed request", class: "http_400", allowlist: local, url: func(t *testing.T) string {
+			return newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				_ = r.Write(w)
+			}).srv.URL
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -813,7 +830,10 @@ func TestSecretsDoNotLeak(t *testing.T) {
 			if res.Outcome != schemas.OutcomeDead || res.ErrorClass != tc.class {
 				t.Errorf("result = %+v; want dead, error class %s", res, tc.class)
 			}
-			if tc.class != "http_500" && res.Error == "" {
+			if tc.class == "http_400" && !strings.Contains(res.ResponseExcerpt, "[redacted]") {
+				t.Errorf("the echoed request is not in the excerpt, redacted: %q", res.ResponseExcerpt)
+			}
+			if !strings.HasPrefix(tc.class, "http_") && res.Error == "" {
 				t.Errorf("result has no error text for a %s", tc.name)
 			}
 			dl := h.dlq(rec.Value)

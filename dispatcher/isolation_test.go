@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,4 +115,130 @@ func TestDeadEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	p99 := latencies[n*99/100]
 	mu.Unlock()
 	t.Logf("healthy endpoint next to a hanging one: p50 %v, p99 %v, max %v", latencies[n/2], p99, latencies[n-1])
+}
+
+// While an endpoint's breaker is open its deliveries move on without an
+// attempt, and each deferral counts: a result says "circuit_open", and a
+// delivery that never gets through ends in the DLQ after max_attempts —
+// it does not bounce between tiers for as long as the endpoint is down.
+func TestOpenBreakerDefersCountingAttempts(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	rcv := newReceiver(t, status(http.StatusInternalServerError, "down"))
+	ep := h.addEndpoint(endpoint{url: rcv.srv.URL + "/hook"})
+	var recs []*kgo.Record
+	var ids []string
+	for range 6 {
+		r, d := h.delivery(ep.id)
+		recs = append(recs, withMaxAttempts(t, r, 4))
+		ids = append(ids, d.AlertID)
+	}
+	h.produce(recs...)
+	h.startWith(local, func(c *dispatcher.Config) {
+		c.BreakerThreshold, c.BreakerCooldown = 2, 300*time.Millisecond
+	})
+	deferred := 0
+	for i, id := range ids {
+		res := h.finalResults(id)
+		if len(res) != 4 {
+			t.Fatalf("alert %d: %d results, want 4 (max_attempts): %+v", i, len(res), res)
+		}
+		for n, r := range res {
+			if r.Attempt != n+1 {
+				t.Errorf("alert %d: result %d is attempt %d", i, n, r.Attempt)
+			}
+			if r.ErrorClass == "circuit_open" {
+				deferred++
+				if r.StatusCode != 0 || !strings.Contains(r.Error, "not attempted") {
+					t.Errorf("deferral result %+v", r)
+				}
+			}
+		}
+		if last := res[3]; last.Outcome != schemas.OutcomeDead {
+			t.Errorf("alert %d: last outcome %s, want dead", i, last.Outcome)
+		}
+		h.dlq(recs[i].Value)
+	}
+	if deferred == 0 {
+		t.Fatal("no delivery was deferred by the open breaker")
+	}
+	if got := len(rcv.requests()); got+deferred != 6*4 {
+		t.Errorf("%d requests + %d deferrals, want 24 attempts in all", got, deferred)
+	}
+	if m := h.metric("exo_dispatcher_deferred_total", "class", "circuit_open"); int(m) != deferred {
+		t.Errorf("deferred metric %v, want %d", m, deferred)
+	}
+}
+
+// A slow endpoint with a backlog larger than the source holds does not hold
+// back other endpoints: the source sheds the longest queue to the next tier
+// and keeps fetching. (Before shedding existed, a delivery to a healthy
+// endpoint queued behind 40 slow ones arrived only after 21 of them.)
+func TestSlowEndpointBacklogIsShed(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	var mu sync.Mutex
+	slowGot := map[string]bool{}
+	slowAtHealthy := -1
+	slow := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // a slow receiver, not a wait for a result
+		w.WriteHeader(http.StatusNoContent)
+		mu.Lock()
+		slowGot[r.Header.Get("webhook-id")] = true
+		mu.Unlock()
+	})
+	healthyArrived := make(chan struct{})
+	healthy := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		if slowAtHealthy < 0 {
+			slowAtHealthy = len(slowGot)
+			close(healthyArrived)
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	slowEP := h.addEndpoint(endpoint{url: slow.srv.URL + "/hook"})
+	okEP := h.addEndpoint(endpoint{url: healthy.srv.URL + "/hook"})
+	h.startWith(local, func(c *dispatcher.Config) {
+		c.EndpointConcurrency, c.MaxInFlight, c.EndpointRate = 1, 20, 1000
+		c.Tiers = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	})
+	const n = 40
+	var recs []*kgo.Record
+	for range n {
+		r, _ := h.delivery(slowEP.id)
+		recs = append(recs, withMaxAttempts(t, r, 30))
+	}
+	h.produce(recs...)
+	r, _ := h.delivery(okEP.id)
+	h.produce(r)
+
+	select {
+	case <-healthyArrived:
+	case <-time.After(deadline):
+		t.Fatalf("the healthy delivery did not arrive within %v", deadline)
+	}
+	mu.Lock()
+	before := slowAtHealthy
+	mu.Unlock()
+	if before >= n/2 {
+		t.Errorf("the healthy delivery arrived after %d of %d slow ones", before, n)
+	}
+	h.waitFor(h.topics.DeliveryResults, "a deferral of the slow endpoint's backlog", func(r *kgo.Record) bool {
+		return bytes.Contains(r.Value, []byte(`"error_class":"endpoint_backlog"`))
+	})
+	// Nothing is lost: every slow delivery arrives in the end.
+	for end := time.Now().Add(2 * time.Minute); ; {
+		mu.Lock()
+		got := len(slowGot)
+		mu.Unlock()
+		if got == n {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d of %d slow deliveries arrived", got, n)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the receiver
+	}
+	t.Logf("healthy delivery arrived after %d of %d slow ones", before, n)
 }

@@ -59,7 +59,10 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		if s > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter, true // and no overflow of time.Duration
+		}
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
@@ -69,23 +72,56 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // nextTier picks the tier of the retry after failed attempt n (1-based) and
-// when it is due: tier n-1 (the last one beyond), with jitter; a Retry-After
-// pushes it later (clamped between the tier's delay and MaxRetryAfter) and
-// moves it to the highest tier whose delay it reaches, so it does not hold
-// back the head of a short tier.
-func nextTier(tiers []time.Duration, n int, retryAfter time.Duration, now time.Time) (int, time.Time) {
+// when it is due: tier n-1 (the last one beyond), with jitter. A longer wait
+// (Retry-After, or an open breaker), clamped between that tier's delay and
+// MaxRetryAfter, makes it due later and moves it up to the first tier whose
+// hold (maxHold) covers the wait: a record at the head of a tier partition
+// holds back every record behind it, so none may wait in a tier much longer
+// than the tier's own delay. A wait beyond the last tier's hold hops through
+// that tier (holdAction).
+func nextTier(tiers []time.Duration, n int, wait time.Duration, now time.Time) (int, time.Time) {
 	idx := min(max(n-1, 0), len(tiers)-1)
 	delay := jitter(tiers[idx])
-	if retryAfter > 0 {
-		ra := min(max(retryAfter, tiers[idx]), MaxRetryAfter)
-		if ra > delay {
-			delay = ra
-		}
-		for i := idx + 1; i < len(tiers) && tiers[i] <= delay; i++ {
-			idx = i
+	if wait > 0 {
+		delay = max(delay, min(max(wait, tiers[idx]), MaxRetryAfter))
+		for idx < len(tiers)-1 && maxHold(tiers[idx]) < delay {
+			idx++
 		}
 	}
 	return idx, now.Add(delay)
+}
+
+// maxHold is the longest a tier holds a record at the head of a partition:
+// its delay plus the jitter.
+func maxHold(tier time.Duration) time.Duration { return tier + tier/5 }
+
+// What a tier consumer does with a record.
+type holdVerdict int
+
+const (
+	holdDeliver holdVerdict = iota // due: attempt it now
+	holdPause                      // pause the partition until the time given
+	holdHop                        // due later than the tier holds a record: requeue it at the tail of the tier
+)
+
+// holdAction decides for a record of tier topic tier, due at nb and
+// produced (to this tier) at produced. A record due within the tier's hold
+// is waited for. One due later (a Retry-After beyond the last tier) waits
+// its turn in the tier like a fresh record, then hops: it is produced again
+// to the tail, so the records behind it are not held back for a day. A due
+// time further from its production than any retry can ask (a forged or
+// corrupt header) is not honoured.
+func holdAction(nb, produced, now time.Time, tier time.Duration) (holdVerdict, time.Time) {
+	hold := maxHold(tier)
+	switch {
+	case !nb.After(now), nb.Sub(produced) > MaxRetryAfter+hold:
+		return holdDeliver, time.Time{}
+	case nb.Sub(now) <= hold:
+		return holdPause, nb
+	case now.Sub(produced) >= tier-tier/5:
+		return holdHop, time.Time{}
+	}
+	return holdPause, produced.Add(hold)
 }
 
 // notBefore reads the due time of a retry record (zero: due now).

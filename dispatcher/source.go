@@ -4,20 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// consume delivers the records of topic (the main topic, or a retry tier).
-// Records are handed to per-endpoint lanes and finish in any order; an
-// offset is committed once every record before it has its outcome records
-// acknowledged by Kafka (at-least-once: a crash repeats at most the records
-// in flight, with the same webhook-id). In a tier, a partition whose head
-// record is not due yet is rewound to it and paused until it is.
-func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tier bool) error {
+// consume delivers the records of topic (the main topic, or a retry tier
+// with delay tierDelay; 0 for the main topic). Records are handed to
+// per-endpoint lanes and finish in any order; an offset is committed once
+// every record before it has its outcome records acknowledged by Kafka
+// (at-least-once: a crash repeats at most the records in flight, with the
+// same webhook-id). In a tier, a partition whose head record is not due yet
+// is rewound to it and paused until it is.
+//
+// Isolation: the source holds at most MaxInFlight records. When it is full,
+// it does not simply stop fetching — one slow endpoint's backlog would then
+// hold back every endpoint — but sheds the longest endpoint queues to the
+// next tier (deferBacklog), so the other endpoints' records keep coming.
+func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tierDelay time.Duration) error {
 	tr := newTracker()
 	var cl *kgo.Client
 	commit := func(cctx context.Context) {
@@ -44,6 +52,10 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A rebalance waits until the records of a poll are tracked (and a
+		// tier's rewinds set): a revoke between the two would track, and
+		// later commit, a partition no longer ours.
+		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(func(rctx context.Context, _ *kgo.Client, m map[string][]int32) {
 			commit(rctx) // what is finished; the rest is attempted again by the next owner
 			tr.drop(m[topic])
@@ -58,19 +70,55 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 	defer cl.Close()
 
 	var wg sync.WaitGroup
-	defer wg.Wait() // in-flight attempts end with ctx; their records are not committed
+	defer func() {
+		// In-flight attempts end with ctx; their records are not committed.
+		// What finished is, so a clean stop repeats nothing.
+		wg.Wait()
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		commit(cctx)
+	}()
 	// Twice the lane's slots: a worker keeps its record until Kafka has
 	// acknowledged the outcome, and meanwhile another uses the slot.
 	queues := &keyQueues{n: 2 * d.cfg.EndpointConcurrency, m: map[string]*keyQueue{}}
 	fatal := make(chan error, 1)
+	var shedding atomic.Int64 // shed records whose deferral is not done yet
+	finishWith := func(r *kgo.Record, outcome func() []*kgo.Record) {
+		defer d.inFlight.Dec()
+		out := outcome()
+		if ctx.Err() != nil {
+			return
+		}
+		if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+			if ctx.Err() == nil {
+				select {
+				case fatal <- fmt.Errorf("dispatcher: produce outcomes: %w", err):
+				default:
+				}
+			}
+			return
+		}
+		tr.finish(r.Partition, r.Offset)
+	}
 	ticker := time.NewTicker(200 * time.Millisecond)
 	defer ticker.Stop()
 	for {
 		for tr.inflight() >= d.cfg.MaxInFlight {
+			if shedding.Load() == 0 {
+				for _, q := range queues.shed(max(d.cfg.MaxInFlight/10, 1)) {
+					shedding.Add(1)
+					wg.Go(func() {
+						defer shedding.Add(-1)
+						finishWith(q.rec, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.alive) })
+					})
+				}
+			}
 			select {
 			case <-tr.wake:
 			case <-ticker.C:
 				commit(ctx)
+			case err := <-fatal:
+				return err
 			case <-ctx.Done():
 				return nil
 			}
@@ -79,10 +127,12 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		fetches := cl.PollRecords(pctx, 500)
 		cancel()
 		if ctx.Err() != nil {
+			cl.AllowRebalance()
 			return nil
 		}
 		select {
 		case err := <-fatal:
+			cl.AllowRebalance()
 			return err
 		default:
 		}
@@ -93,33 +143,33 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 			}
 		})
 		if ferr != nil {
+			cl.AllowRebalance()
 			return fmt.Errorf("dispatcher: fetch: %w", ferr)
 		}
-		due := fetches
-		if tier {
-			due = d.holdUntilDue(ctx, cl, topic, fetches)
+		var recs []*kgo.Record
+		var hops map[*kgo.Record]bool
+		if tierDelay > 0 {
+			recs, hops = d.holdUntilDue(ctx, cl, topic, tierDelay, fetches)
+		} else {
+			recs = fetches.Records()
 		}
-		due.EachRecord(func(r *kgo.Record) {
-			tr.add(r.Partition, r.Offset, r.LeaderEpoch)
+		for _, r := range recs {
+			alive := tr.add(r.Partition, r.Offset, r.LeaderEpoch)
 			d.inFlight.Inc()
-			queues.add(r, wg.Go, func(r *kgo.Record) {
-				defer d.inFlight.Dec()
-				out := d.handle(ctx, r)
-				if ctx.Err() != nil {
-					return
-				}
-				if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
-					if ctx.Err() == nil {
-						select {
-						case fatal <- fmt.Errorf("dispatcher: produce outcomes: %w", err):
-						default:
-						}
-					}
-					return
-				}
-				tr.finish(r.Partition, r.Offset)
+			if hops[r] {
+				// Due later than this tier holds a record: back to its tail.
+				wg.Go(func() {
+					finishWith(r, func() []*kgo.Record {
+						return []*kgo.Record{{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}}
+					})
+				})
+				continue
+			}
+			queues.add(r, alive, wg.Go, func(r *kgo.Record, alive func() bool) {
+				finishWith(r, func() []*kgo.Record { return d.handle(ctx, r, "", alive) })
 			})
-		})
+		}
+		cl.AllowRebalance()
 		commit(ctx)
 	}
 }
@@ -138,13 +188,18 @@ type keyQueues struct {
 }
 
 type keyQueue struct {
-	recs    []*kgo.Record
+	recs    []queued
 	workers int
+}
+
+type queued struct {
+	rec   *kgo.Record
+	alive func() bool
 }
 
 // add queues r behind the earlier records of its key, and starts a worker
 // (with start) running them through run if the key has fewer than n.
-func (ks *keyQueues) add(r *kgo.Record, start func(func()), run func(*kgo.Record)) {
+func (ks *keyQueues) add(r *kgo.Record, alive func() bool, start func(func()), run func(*kgo.Record, func() bool)) {
 	key := string(r.Key)
 	ks.mu.Lock()
 	q := ks.m[key]
@@ -152,7 +207,7 @@ func (ks *keyQueues) add(r *kgo.Record, start func(func()), run func(*kgo.Record
 		q = &keyQueue{}
 		ks.m[key] = q
 	}
-	q.recs = append(q.recs, r)
+	q.recs = append(q.recs, queued{r, alive})
 	if q.workers >= ks.n {
 		ks.mu.Unlock()
 		return
@@ -171,10 +226,38 @@ func (ks *keyQueues) add(r *kgo.Record, start func(func()), run func(*kgo.Record
 				return
 			}
 			next := q.recs[0]
-			q.recs[0] = nil
+			q.recs[0] = queued{}
 			q.recs = q.recs[1:]
 			ks.mu.Unlock()
-			run(next)
+			run(next.rec, next.alive)
 		}
 	})
+}
+
+// shed takes up to n records off the longest queues, newest first, never
+// the last waiting record of a key: the endpoints with the largest backlog
+// give way, so that the source can fetch again for the others.
+func (ks *keyQueues) shed(n int) []queued {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	qs := make([]*keyQueue, 0, len(ks.m))
+	for _, q := range ks.m {
+		if len(q.recs) > 1 {
+			qs = append(qs, q)
+		}
+	}
+	slices.SortFunc(qs, func(a, b *keyQueue) int { return len(b.recs) - len(a.recs) })
+	var out []queued
+	for _, q := range qs {
+		for len(q.recs) > 1 && len(out) < n {
+			last := len(q.recs) - 1
+			out = append(out, q.recs[last])
+			q.recs[last] = queued{}
+			q.recs = q.recs[:last]
+		}
+		if len(out) >= n {
+			break
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // tracker follows the records of one source between fetch and outcome, so
@@ -21,13 +22,18 @@ type partTrack struct {
 	offsets []int64 // fetched, in order, not yet committable
 	done    map[int64]bool
 	epoch   int32
+	// dropped is set when the partition is revoked or lost: its records
+	// still queued are not attempted (the next owner attempts them).
+	dropped atomic.Bool
 }
 
 func newTracker() *tracker {
 	return &tracker{parts: map[int32]*partTrack{}, wake: make(chan struct{}, 1)}
 }
 
-func (t *tracker) add(part int32, offset int64, epoch int32) {
+// add tracks a fetched record and returns whether its partition is still
+// owned (false once the partition is revoked, even if it comes back).
+func (t *tracker) add(part int32, offset int64, epoch int32) (alive func() bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt := t.parts[part]
@@ -38,6 +44,7 @@ func (t *tracker) add(part int32, offset int64, epoch int32) {
 	pt.offsets = append(pt.offsets, offset)
 	pt.epoch = epoch
 	t.n++
+	return func() bool { return !pt.dropped.Load() }
 }
 
 func (t *tracker) finish(part int32, offset int64) {
@@ -91,6 +98,7 @@ func (t *tracker) drop(parts []int32) {
 	for _, p := range parts {
 		if pt := t.parts[p]; pt != nil {
 			t.n -= len(pt.offsets) - len(pt.done)
+			pt.dropped.Store(true)
 			delete(t.parts, p)
 		}
 	}

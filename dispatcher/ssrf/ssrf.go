@@ -34,6 +34,11 @@ var denied = func() []netip.Prefix {
 		"fe80::/10",         // link-local
 		"ff00::/8",          // multicast
 		"fd00:ec2::254/128", // AWS metadata over IPv6
+		"::/96",             // IPv4-compatible (deprecated; may reach IPv4 hosts)
+		"64:ff9b:1::/48",    // local-use NAT64 (RFC 8215)
+		"2002::/16",         // 6to4: embeds an IPv4 address
+		"2001::/32",         // Teredo: embeds an IPv4 address
+		"168.63.129.16/32",  // Azure WireServer (platform metadata)
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}

@@ -18,7 +18,8 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-		"224.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "fd00:ec2::254"}
+		"224.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "fd00:ec2::254",
+		"::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a00:1", "2002:7f00:1::1", "2001:0:4136:e378::1", "168.63.129.16"}
 	for _, s := range refused {
 		if err := g.Check(netip.MustParseAddr(s)); !errors.Is(err, ErrRefused) {
 			t.Errorf("%s: err = %v, want refused", s, err)
