@@ -466,7 +466,7 @@ func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryR
 	body, _ := json.Marshal(p) // plain structs: cannot fail
 	return schemas.DeliveryRecord{
 		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
-		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, CreatedAt: at.UTC(), Payload: body,
+		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at.UTC(), Payload: body,
 	}
 }
 

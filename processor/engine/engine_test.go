@@ -410,13 +410,22 @@ func TestEventMatching(t *testing.T) {
 	}
 }
 
-func TestRuleMaxAttempts(t *testing.T) {
+// A delivery carries the rule's max_attempts, version and severity (the
+// severity PagerDuty gets), for event and duration alerts alike.
+func TestRuleSettingsReachTheDelivery(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.rules.put(t, schemas.RuleRecord{ID: "r1", EventType: schemas.TypeRunFailed, MaxAttempts: 3})
+	b.rules.put(t, schemas.RuleRecord{ID: "r1", EventType: schemas.TypeRunFailed, MaxAttempts: 3, Severity: "critical", Version: 7})
+	b.rules.put(t, schemas.RuleRecord{ID: "r2", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 60_000, Severity: "warning", Version: 2})
 	alerts := check(t, b.eng.Event(0, failed(t, "run_1", t0)))
-	if len(alerts) != 1 || alerts[0].MaxAttempts != 3 {
-		t.Fatalf("deliveries %+v, want one with MaxAttempts 3", alerts)
+	if len(alerts) != 1 || alerts[0].MaxAttempts != 3 || alerts[0].Severity != "critical" || alerts[0].RuleVersion != 7 {
+		t.Fatalf("deliveries %+v, want one with MaxAttempts 3, severity critical, rule version 7", alerts)
+	}
+	check(t, b.eng.Event(0, started(t, "run_2", t0)))
+	b.clock.now = t0.Add(2 * time.Minute)
+	alerts = check(t, b.eng.Tick(0, true))
+	if len(alerts) != 1 || alerts[0].Severity != "warning" || alerts[0].RuleVersion != 2 || alerts[0].MaxAttempts != 8 {
+		t.Fatalf("duration deliveries %+v, want one with severity warning, rule version 2, MaxAttempts 8", alerts)
 	}
 }
 
