@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"testing"
@@ -502,5 +503,75 @@ func TestFutureEventIsCapped(t *testing.T) {
 	}
 	if wm := b.eng.Watermark(1); !wm.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("watermark %v, want capped at %v", wm, t0.Add(time.Minute))
+	}
+}
+
+// An event stamped far in the future (a wrong clock) is taken as stamped at
+// the wall clock plus MaxClockSkew everywhere: after a restore the
+// partition's watermark is not in the future (it used to be: another
+// tenant's runs then all fired at once), its run state expires on time,
+// and a cooldown is not held for a day.
+func TestFutureEventTimesAreCappedEverywhere(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.eng.cfg.MaxClockSkew = time.Minute
+	b.rules.put(t, schemas.RuleRecord{TenantID: "globex", ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 10 * 60_000})
+	b.rules.put(t, schemas.RuleRecord{ID: "quiet", EventType: schemas.TypeRunFailed, CooldownMS: 30_000})
+	var states []schemas.RunState
+	keep := func(out Output) []alert {
+		for _, s := range out.States {
+			if s.Value != nil {
+				states = append(states, *s.Value)
+			}
+		}
+		return check(t, out)
+	}
+	keep(b.eng.Event(1, started(t, "run_g", t0, withTenant("globex"))))
+	future := t0.Add(24 * time.Hour)
+	if got := keep(b.eng.Event(1, failed(t, "run_f", future, withStartedAt(future), withFinishedAt(future)))); len(got) != 1 {
+		t.Fatalf("the future-stamped failure fired %v, want one alert", got)
+	}
+	// Another failure a few minutes later on the wall clock is past the
+	// cooldown of the capped time, not inside the cooldown of the raw one.
+	b.clock.now = t0.Add(5 * time.Minute)
+	if got := keep(b.eng.Event(1, failed(t, "run_2", b.clock.now))); len(got) != 1 {
+		t.Fatalf("a failure after the cooldown fired %v, want one alert", got)
+	}
+	b.eng.Revoke(1)
+	b.eng.Assign(1, states)
+	if wm, limit := b.eng.Watermark(1), b.clock.now.Add(time.Minute); wm.After(limit) {
+		t.Fatalf("restored watermark %v, want at most %v", wm, limit)
+	}
+	if got := check(t, b.eng.Tick(1, false)); len(got) != 0 {
+		t.Fatalf("after the restore, %v fired before their deadline", got)
+	}
+	// The run state of the future-stamped run expires after the grace period
+	// of its capped finish, not a day later.
+	b.clock.now = t0.Add(time.Minute + grace + time.Second)
+	check(t, b.eng.Tick(1, true))
+	if _, ok := b.eng.parts[1].runs[runKey("acme", "run_f")]; ok {
+		t.Fatal("the future-stamped run's state outlived its grace period")
+	}
+}
+
+// A time before 1970 (the schema allows year 0 with an offset, which JSON
+// cannot even write in UTC) is taken as 1970: the alert and the run state
+// still encode.
+func TestAncientEventTimeIsRaised(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.rules.put(t, schemas.RuleRecord{ID: "r1", EventType: schemas.TypeRunFailed})
+	ancient := time.Date(0, 1, 1, 0, 0, 0, 0, time.FixedZone("", 23*3600+59*60))
+	out := b.eng.Event(0, failed(t, "run_1", ancient, withStartedAt(ancient)))
+	alerts := check(t, out)
+	if len(alerts) != 1 || !alerts[0].CreatedAt.Equal(minEventTime) {
+		t.Fatalf("alerts %+v, want one created at %v", alerts, minEventTime)
+	}
+	st, ok := lastState(out, "acme/run_1")
+	if !ok || st.Value == nil || !st.Value.StartedAt.Equal(minEventTime) {
+		t.Fatalf("run state %+v, want started at %v", st.Value, minEventTime)
+	}
+	if _, err := json.Marshal(st.Value); err != nil {
+		t.Fatalf("run state does not encode: %v", err)
 	}
 }

@@ -44,9 +44,11 @@ type Config struct {
 	Grace time.Duration
 	// MaxRunAge tombstones runs that never finished, measured from their start.
 	MaxRunAge time.Duration
-	// MaxClockSkew bounds how far ahead of the wall clock an event's time may
-	// move the watermark: one event stamped by a wrong clock far in the
-	// future must not fire every deadline of its partition. 0: no cap.
+	// MaxClockSkew bounds how far ahead of the wall clock an event's times
+	// (time, started_at, finished_at) are taken to be: one event stamped by a
+	// wrong clock far in the future must not fire every deadline of its
+	// partition — now, or after a restore — nor hold a rule's cooldown or its
+	// run state for years. 0: no cap.
 	MaxClockSkew time.Duration
 }
 
@@ -112,6 +114,10 @@ func (e *Engine) Assign(p int32, states []schemas.RunState) {
 	pt := newPartition()
 	for i := range states {
 		st := states[i]
+		// States written before times were capped may carry any time.
+		st.LastEventAt = e.sane(st.LastEventAt)
+		st.StartedAt = e.sanePtr(st.StartedAt)
+		st.FinishedAt = e.sanePtr(st.FinishedAt)
 		pt.runs[runKey(st.TenantID, st.RunID)] = &st
 		if st.LastEventAt.After(pt.watermark) {
 			pt.watermark = st.LastEventAt
@@ -174,6 +180,7 @@ func isTerminal(t string) bool {
 
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
+	ev = e.saneTimes(ev)
 	pt := e.parts[p]
 	if pt == nil {
 		pt = newPartition()
@@ -477,6 +484,42 @@ func (e *Engine) TotalRuns() int {
 		n += len(pt.runs)
 	}
 	return n
+}
+
+// minEventTime is the earliest event time taken as given: JSON (RFC 3339)
+// cannot write a year before 1, and no workflow ran before 1970 anyway.
+var minEventTime = time.Unix(0, 0).UTC()
+
+// sane is t within [minEventTime, wall clock + MaxClockSkew].
+func (e *Engine) sane(t time.Time) time.Time {
+	if t.Before(minEventTime) {
+		return minEventTime
+	}
+	return e.notTooFarAhead(t)
+}
+
+func (e *Engine) sanePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	s := e.sane(*t)
+	return &s
+}
+
+// saneTimes returns ev, or a copy of it with its times made sane: every use
+// of an event's times (watermark, run state, expiry, cooldown and rate
+// windows, the payload) sees the same capped values.
+func (e *Engine) saneTimes(ev *schemas.WorkflowEvent) *schemas.WorkflowEvent {
+	r := &ev.Data.Run
+	same := func(t *time.Time) bool { return t == nil || e.sane(*t).Equal(*t) }
+	if same(&ev.Time) && same(r.StartedAt) && same(r.FinishedAt) {
+		return ev
+	}
+	cp := *ev
+	cp.Time = e.sane(ev.Time)
+	cp.Data.Run.StartedAt = e.sanePtr(r.StartedAt)
+	cp.Data.Run.FinishedAt = e.sanePtr(r.FinishedAt)
+	return &cp
 }
 
 // notTooFarAhead caps an event time at the wall clock plus MaxClockSkew.
