@@ -15,6 +15,13 @@ import (
 // MaxEventBytes is the default largest record value accepted as an event.
 const MaxEventBytes = 256 << 10
 
+// MaxLabelBytes caps the labels of one event (keys and values, in bytes).
+// Labels are copied into the run state and into every alert, and JSON
+// escaping can make them six times longer ("<" is written \u003c): past
+// this cap a run-state or delivery record could exceed what the broker
+// takes, and a transaction that cannot be written would be retried forever.
+const MaxLabelBytes = 32 << 10
+
 // errInvalid marks an event that is not a valid workflow event.
 var errInvalid = errors.New("invalid workflow event")
 
@@ -48,6 +55,13 @@ func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
 	var verr *schemas.ValidationError
 	switch {
 	case err == nil:
+		n := 0
+		for k, v := range ev.Data.Labels {
+			n += len(k) + len(v)
+		}
+		if n > MaxLabelBytes {
+			return nil, invalid("labels of %d bytes in all, more than the %d-byte limit", n, MaxLabelBytes)
+		}
 		return ev, nil
 	case errors.Is(err, schemas.ErrNotJSON):
 		return nil, invalid("value is not JSON")

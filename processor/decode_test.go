@@ -3,12 +3,14 @@ package processor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -57,6 +59,7 @@ func TestDecodeEventRejects(t *testing.T) {
 		"binary no tenant": {&kgo.Record{Value: bin.Value, Headers: dropHeader(bin.Headers, "ce_tenantid")}, "tenantid"},
 		"run attempt zero": {with(strings.Replace(string(good.Value), `"attempt":1`, `"attempt":0`, 1)), "attempt"},
 		"duplicate key":    {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"1.0","specversion":"1.0"`, 1)), "duplicate"},
+		"labels too large": {hugeLabels(t, ev), "labels of"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -69,6 +72,41 @@ func TestDecodeEventRejects(t *testing.T) {
 				t.Errorf("reason %q does not mention %q", err, c.reason)
 			}
 		})
+	}
+}
+
+// hugeLabels is ev with 200 labels of 200 "<" each: valid by the schema and
+// within MaxEventBytes, but six times longer once JSON-escaped in a run
+// state or an alert (1.2 MB: more than the broker takes).
+func hugeLabels(t *testing.T, ev schemas.WorkflowEvent) *kgo.Record {
+	ev.Data.Labels = map[string]string{}
+	for i := range 200 {
+		ev.Data.Labels[fmt.Sprintf("k%03d", i)] = strings.Repeat("<", 200)
+	}
+	r, err := workload.Record("events", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Value) > MaxEventBytes {
+		t.Fatalf("the event is %d bytes, more than MaxEventBytes", len(r.Value))
+	}
+	return r
+}
+
+// The copy of an oversized record on the invalid topic is cut to
+// MaxEventBytes and says from what size: with its headers it must still fit
+// in what the broker takes, or the transaction would fail forever.
+func TestInvalidCopyOfOversizedRecordIsCut(t *testing.T) {
+	t.Parallel()
+	p := &Processor{cfg: Config{MaxEventBytes: 1024, Topics: kafka.NewTopics("t.")}}
+	r := &kgo.Record{Topic: "t.workflow-events", Value: []byte(strings.Repeat("x", 5000)), Offset: 7}
+	got := p.invalidRecord(r, invalid("record of 5000 bytes is larger than the 1024-byte limit"))
+	if len(got.Value) != 1024 || kafka.Header(got, "exo-invalid-truncated-from") != "5000" || kafka.Header(got, "exo-original-offset") != "7" {
+		t.Fatalf("copy of %d bytes, headers %v", len(got.Value), got.Headers)
+	}
+	small := &kgo.Record{Topic: "t.workflow-events", Value: []byte("{nope")}
+	if got := p.invalidRecord(small, invalid("not JSON")); string(got.Value) != "{nope" || kafka.Header(got, "exo-invalid-truncated-from") != "" {
+		t.Fatalf("a small record's copy changed: %q %v", got.Value, got.Headers)
 	}
 }
 

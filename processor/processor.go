@@ -207,7 +207,22 @@ func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config) error {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
 	defer cl.Close()
-	return kafka.EnsureTopics(ctx, kadm.NewClient(cl), cfg.Topics.Specs(cfg.Partitions))
+	adm := kadm.NewClient(cl)
+	if err := kafka.EnsureTopics(ctx, adm, cfg.Topics.Specs(cfg.Partitions)); err != nil {
+		return err
+	}
+	// A run's state lives on the partition of its events: topics made by
+	// hand with other partition counts would split runs.
+	td, err := adm.ListTopics(ctx, cfg.Topics.Events, cfg.Topics.RunState)
+	if err != nil {
+		return fmt.Errorf("processor: describe topics: %w", err)
+	}
+	ev, rs := len(td[cfg.Topics.Events].Partitions), len(td[cfg.Topics.RunState].Partitions)
+	if ev != rs {
+		return fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
+			cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
+	}
+	return nil
 }
 
 // partitioner keeps run-state records on the partition of their run's
@@ -329,7 +344,11 @@ func (p *Processor) consume(ctx context.Context) error {
 			p.eng.Abort()
 			for part, off := range first {
 				p.next[part] = off
+				// Behind again: the wall clock must not move the watermark
+				// before the rewound events are processed again.
+				p.caughtUp[part] = false
 			}
+			p.lagAt = time.Time{}
 			p.m.txns.WithLabelValues("aborted").Inc()
 			p.log.Warn("transaction aborted; its records will be processed again")
 		}
@@ -363,17 +382,21 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 			}
 		})
 	}
-	committed, err := sess.End(ctx, kgo.TransactionEndTry(true))
+	// Every record's fate is known before deciding: End commits the offsets
+	// and whatever was produced even if a record failed (too large, say),
+	// and the batch would be committed with that record lost.
+	flushErr := sess.Client().Flush(ctx)
 	mu.Lock()
-	defer mu.Unlock()
+	failed := errors.Join(produceErr, flushErr)
+	mu.Unlock()
+	if failed != nil {
+		p.log.Error("produce failed inside the transaction; aborting it", "err", failed)
+	}
+	committed, err := sess.End(ctx, kgo.TransactionEndTry(failed == nil))
 	if err != nil {
 		return false, fmt.Errorf("processor: end transaction: %w", err)
 	}
-	if produceErr != nil {
-		p.log.Warn("produce failed inside the transaction", "err", produceErr)
-		return false, nil
-	}
-	return committed, nil
+	return committed && failed == nil, nil
 }
 
 func (p *Processor) queueRebalance(assign bool, parts []int32) {
@@ -670,13 +693,22 @@ func deliveryJSON(d *schemas.DeliveryRecord) []byte {
 
 func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
 	headers := append([]kgo.RecordHeader{}, r.Headers...)
+	value := r.Value
+	if len(value) > p.cfg.MaxEventBytes {
+		// An oversized record's copy, with headers, could exceed what the
+		// broker takes, and the transaction would fail forever. The copy
+		// says why and where the original is; the original stays on the
+		// events topic.
+		value = value[:p.cfg.MaxEventBytes]
+		headers = append(headers, kgo.RecordHeader{Key: "exo-invalid-truncated-from", Value: []byte(strconv.Itoa(len(r.Value)))})
+	}
 	headers = append(headers,
 		kgo.RecordHeader{Key: "exo-invalid-reason", Value: []byte(reason.Error())},
 		kgo.RecordHeader{Key: "exo-original-topic", Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: "exo-original-partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
-	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: r.Value, Headers: headers}
+	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: value, Headers: headers}
 }
 
 // maxBatch caps the records of one transaction, so a backlog commits (and

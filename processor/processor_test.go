@@ -900,13 +900,22 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 		}
 		got[key] = true
 		reason := kafka.Header(r, "exo-invalid-reason")
-		if reason == "" || string(r.Value) != string(orig.Value) ||
+		// The copy keeps the value; an oversized one is cut to the limit,
+		// saying from what size (the original stays on the events topic).
+		want := orig.Value
+		if len(want) > processor.MaxEventBytes {
+			want = want[:processor.MaxEventBytes]
+			if from := kafka.Header(r, "exo-invalid-truncated-from"); from != strconv.Itoa(len(orig.Value)) {
+				t.Errorf("invalid record %q: truncated from %q, want %d", key, from, len(orig.Value))
+			}
+		}
+		if reason == "" || string(r.Value) != string(want) ||
 			kafka.Header(r, "exo-original-topic") != e.topics.Events ||
 			kafka.Header(r, "exo-original-partition") != strconv.Itoa(int(orig.Partition)) ||
 			kafka.Header(r, "exo-original-offset") != strconv.FormatInt(orig.Offset, 10) {
 			t.Errorf("invalid record %q: reason %q, origin %s/%s/%s (want %s/%d/%d), value kept: %v", key, reason,
 				kafka.Header(r, "exo-original-topic"), kafka.Header(r, "exo-original-partition"), kafka.Header(r, "exo-original-offset"),
-				e.topics.Events, orig.Partition, orig.Offset, string(r.Value) == string(orig.Value))
+				e.topics.Events, orig.Partition, orig.Offset, string(r.Value) == string(want))
 		}
 		t.Logf("%s → invalid: %s", key, reason)
 	}
