@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -159,6 +161,12 @@ func Compile(src string) (*Program, error) {
 	if len(src) > MaxSourceLen {
 		return nil, &Error{Message: fmt.Sprintf("longer than %d characters", MaxSourceLen)}
 	}
+	if tree, err := parser.Parse(src); err == nil {
+		// (A parse error is reported below, by Compile, with its position.)
+		if e := bounded(tree.Node, src); e != nil {
+			return nil, e
+		}
+	}
 	opts := []expr.Option{expr.Env(Env{}), expr.AsBool(), expr.MaxNodes(MaxNodes)}
 	for _, b := range nondeterministic {
 		opts = append(opts, expr.DisableBuiltin(b))
@@ -172,6 +180,96 @@ func Compile(src string) (*Program, error) {
 		return nil, &Error{Message: err.Error()}
 	}
 	return &Program{prog: prog}, nil
+}
+
+// MaxRange is the largest integer range a condition may write (1..MaxRange).
+const MaxRange = 10_000
+
+// bounded refuses what could make one evaluation cost more than the
+// condition's length suggests — every condition runs on the processor's one
+// stream for every tenant, so one expensive rule would delay everyone's
+// alerts:
+//   - a range whose bounds are not integer constants, or longer than
+//     MaxRange (none(1..999999, {...}) iterated a million times per event);
+//   - a predicate (all, any, filter, map, ...) inside another (quadratic);
+//   - repeat() (builds long strings);
+//   - keys() and values(), which list labels in no fixed order: a replay
+//     could decide differently. labels.<name> and "<name>" in labels do not.
+func bounded(root ast.Node, src string) *Error {
+	var bad *Error
+	fail := func(n ast.Node, format string, args ...any) {
+		if bad == nil {
+			line, col := position(src, n.Location().From)
+			bad = &Error{Line: line, Column: col, Message: fmt.Sprintf(format, args...)}
+		}
+	}
+	ast.Walk(&root, visitorFunc(func(np *ast.Node) {
+		switch x := (*np).(type) {
+		case *ast.PredicateNode:
+			body := x.Node
+			ast.Walk(&body, visitorFunc(func(inner *ast.Node) {
+				if _, ok := (*inner).(*ast.PredicateNode); ok {
+					fail(*inner, "a predicate inside another predicate is not allowed (its cost grows with the square of the list)")
+				}
+			}))
+		case *ast.BinaryNode:
+			if x.Operator == ".." {
+				lo, okLo := intConst(x.Left)
+				hi, okHi := intConst(x.Right)
+				switch {
+				case !okLo || !okHi:
+					fail(x, "a range must have integer constants as bounds, like 1..3")
+				case hi-lo >= MaxRange:
+					fail(x, "a range may hold at most %d numbers", MaxRange)
+				}
+			}
+		case *ast.BuiltinNode: // the parser makes every builtin call one
+			refuseBuiltin(x.Name, x, fail)
+		}
+	}))
+	return bad
+}
+
+func refuseBuiltin(name string, n ast.Node, fail func(ast.Node, string, ...any)) {
+	switch name {
+	case "repeat":
+		fail(n, "repeat() is not allowed in a condition")
+	case "keys", "values":
+		fail(n, "%s() lists labels in no fixed order, so a replay could decide differently; use labels.<name> or \"<name>\" in labels", name)
+	}
+}
+
+type visitorFunc func(*ast.Node)
+
+func (f visitorFunc) Visit(n *ast.Node) { f(n) }
+
+// intConst is the value of an integer literal (possibly negated).
+func intConst(n ast.Node) (int, bool) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return x.Value, true
+	case *ast.UnaryNode:
+		if v, ok := intConst(x.Node); ok && x.Operator == "-" {
+			return -v, true
+		}
+	}
+	return 0, false
+}
+
+// position turns a character offset of src into a 1-based line and column.
+func position(src string, offset int) (line, col int) {
+	line, col = 1, 1
+	for i, r := range []rune(src) {
+		if i >= offset {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 // Match evaluates the condition. A run-time failure (for example a value of

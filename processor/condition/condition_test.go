@@ -95,3 +95,46 @@ func FuzzCompile(f *testing.F) {
 		_, _ = p.Match(env) // must not panic
 	})
 }
+
+// Conditions whose evaluation cost is not bounded by their length, or that a
+// replay could decide differently, are refused with the position of the
+// culprit; the bounded forms of the same ideas compile and match.
+func TestCompileRefusesUnboundedCost(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		src, msg string
+		col      int
+	}{
+		{`none(1..999999, {labels.env matches "p+q"})`, "at most", 7}, // at the ..
+		{`1 in 1..run.attempt`, "integer constants", 7},
+		{`all(split(error.message, " "), {any(split(error.message, " "), {# == "x"})})`, "inside another predicate", 0},
+		{`len(repeat(error.message, 1000)) > 5`, "repeat()", 0},
+		{`keys(labels)[0] == "env"`, "no fixed order", 1},
+		{"true &&\n  len(values(labels)) > 0", "no fixed order", 0},
+	} {
+		_, err := Compile(c.src)
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(ce.Message, c.msg) {
+			t.Errorf("Compile(%q) = %v, want an error saying %q", c.src, err, c.msg)
+			continue
+		}
+		if ce.Line == 0 || (c.col > 0 && ce.Column != c.col) {
+			t.Errorf("Compile(%q): error at line %d column %d, want column %d", c.src, ce.Line, ce.Column, c.col)
+		}
+	}
+	for _, src := range []string{
+		`run.attempt in 1..3`,
+		`any(split(error.message, " "), {# == "timeout"})`,
+		`"env" in labels && labels.env == "prod"`,
+		`-5..5 == -5..5`,
+	} {
+		p, err := Compile(src)
+		if err != nil {
+			t.Errorf("Compile(%q): %v", src, err)
+			continue
+		}
+		if _, err := p.Match(NewEnv(event())); err != nil {
+			t.Errorf("Match(%q): %v", src, err)
+		}
+	}
+}
