@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -573,5 +574,41 @@ func TestAncientEventTimeIsRaised(t *testing.T) {
 	}
 	if _, err := json.Marshal(st.Value); err != nil {
 		t.Fatalf("run state does not encode: %v", err)
+	}
+}
+
+// Runs that finish before their deadlines do not leave their timers behind
+// for hours: the heap is rebuilt once they are half of it. (20,000 finished
+// runs with five duration rules used to hold 100,000 timers.)
+func TestFinishedRunsDoNotPileUpTimers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i := range 5 {
+		b.rules.put(t, schemas.RuleRecord{ID: fmt.Sprintf("slow%d", i), EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: int64(i+1) * 3_600_000})
+	}
+	const runs = 5_000
+	for i := range runs {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		run := fmt.Sprintf("run_%d", i)
+		b.eng.Event(0, rawEvent(schemas.TypeRunStarted, run+"_s", run, at))
+		b.eng.Event(0, rawEvent(schemas.TypeRunSucceeded, run+"_f", run, at.Add(time.Second)))
+		b.eng.Commit()
+	}
+	if n := len(b.eng.parts[0].timers); n > 2*compactSlack+5*10 {
+		t.Fatalf("%d timers held after %d runs finished, want at most %d", n, runs, 2*compactSlack+50)
+	}
+	// Timers of runs still running survive the rebuilds and fire.
+	check(t, b.eng.Event(0, started(t, "still_running", t0.Add(time.Minute))))
+	for i := range 1500 {
+		at := t0.Add(2*time.Minute + time.Duration(i)*time.Millisecond)
+		run := fmt.Sprintf("late_%d", i)
+		b.eng.Event(0, rawEvent(schemas.TypeRunStarted, run+"_s", run, at))
+		b.eng.Event(0, rawEvent(schemas.TypeRunSucceeded, run+"_f", run, at.Add(time.Second)))
+		b.eng.Commit()
+	}
+	b.clock.now = t0.Add(time.Minute + time.Hour + time.Second)
+	got := check(t, b.eng.Tick(0, true))
+	if len(got) != 1 || got[0].RuleID != "slow0" {
+		t.Fatalf("after an hour: %+v, want slow0's alert for still_running", got)
 	}
 }

@@ -242,6 +242,9 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if ev.Data.Run.FinishedAt != nil {
 			fin = *ev.Data.Run.FinishedAt
 		}
+		if st.StartedAt != nil && st.FinishedAt == nil {
+			pt.staleTimer(len(e.rules.Candidates(ev.TenantID, schemas.TypeRunDurationExceeded)))
+		}
 		st.FinishedAt = &fin
 		if st.StartedAt == nil && ev.Data.Run.StartedAt != nil {
 			s := *ev.Data.Run.StartedAt
@@ -333,6 +336,7 @@ func (e *Engine) rearm(pt *partition) {
 	}
 	pt.rulesVersion = v
 	pt.timers = pt.timers[:0]
+	pt.staleTimers = 0
 	for key, st := range pt.runs {
 		e.armRun(pt, key, st)
 	}
