@@ -210,6 +210,9 @@ func Run(ctx context.Context, cfg Config) error {
 		specs = append(specs, kafka.Spec{Name: TierTopic(cfg.Topics, t), Partitions: cfg.Partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}})
 	}
 	err = kafka.EnsureTopics(ctx, kadm.NewClient(admCl), specs)
+	if err == nil {
+		d.warnUnconfiguredTiers(ctx, kadm.NewClient(admCl))
+	}
 	admCl.Close()
 	if err != nil {
 		return err
@@ -268,6 +271,26 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// warnUnconfiguredTiers names retry tier topics that exist but are not
+// configured (EXO_RETRY_TIERS changed): nobody consumes them, so retries
+// still in them wait until the tier is configured again.
+func (d *Dispatcher) warnUnconfiguredTiers(ctx context.Context, adm *kadm.Client) {
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		return
+	}
+	configured := map[string]bool{}
+	for _, t := range d.cfg.Tiers {
+		configured[TierTopic(d.cfg.Topics, t)] = true
+	}
+	prefix := d.cfg.Topics.Deliveries + ".retry."
+	for _, name := range listed.Names() {
+		if strings.HasPrefix(name, prefix) && !configured[name] {
+			d.log.Warn("a retry tier topic is not configured: retries in it are not delivered until its tier is configured again (EXO_RETRY_TIERS)", "topic", name)
+		}
 	}
 }
 

@@ -2,15 +2,20 @@ package dispatcher_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -236,4 +241,21 @@ func TestNeverAnswersTimesOutThenDeadLetter(t *testing.T) {
 		t.Errorf("last outcome %s, want dead", res[2].Outcome)
 	}
 	checkDeadLetter(t, h.dlq(rec.Value), rec, "timeout")
+}
+
+// Retry tiers left over from an earlier EXO_RETRY_TIERS are named at start:
+// nothing consumes them, and the operator must know.
+func TestUnconfiguredTierIsNamed(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	old := dispatcher.TierTopic(h.topics, 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(h.prod), []kafka.Spec{{Name: old, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(local)
+	if logs := h.logs.String(); !strings.Contains(logs, "retry tier topic is not configured") || !strings.Contains(logs, old) {
+		t.Fatalf("no warning naming %s in the logs:\n%s", old, logs)
+	}
 }

@@ -212,17 +212,29 @@ func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config) error {
 		return err
 	}
 	// A run's state lives on the partition of its events: topics made by
-	// hand with other partition counts would split runs.
-	td, err := adm.ListTopics(ctx, cfg.Topics.Events, cfg.Topics.RunState)
-	if err != nil {
-		return fmt.Errorf("processor: describe topics: %w", err)
+	// hand with other partition counts would split runs. (Topics created a
+	// moment ago may show no partitions yet: metadata catches up.)
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		td, err := adm.ListTopics(ctx, cfg.Topics.Events, cfg.Topics.RunState)
+		if err != nil {
+			return fmt.Errorf("processor: describe topics: %w", err)
+		}
+		ev, rs := len(td[cfg.Topics.Events].Partitions), len(td[cfg.Topics.RunState].Partitions)
+		switch {
+		case ev > 0 && rs > 0 && ev != rs:
+			return fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
+				cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
+		case ev > 0 && rs > 0:
+			return nil
+		case wait > 5*time.Second:
+			return fmt.Errorf("processor: no partitions listed for %s (%d) or %s (%d)", cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
-	ev, rs := len(td[cfg.Topics.Events].Partitions), len(td[cfg.Topics.RunState].Partitions)
-	if ev != rs {
-		return fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
-			cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
-	}
-	return nil
 }
 
 // partitioner keeps run-state records on the partition of their run's

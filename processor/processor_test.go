@@ -1162,3 +1162,21 @@ func TestLagAndWatermarkMetrics(t *testing.T) {
 			metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", "0"))
 	})
 }
+
+// A run-state changelog with another partition count than the events (made
+// by hand) would split runs across partitions: the processor refuses to
+// start and says why.
+func TestRefusesChangelogNotCoPartitioned(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	topics := testenv.Topics(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, e.adm, []kafka.Spec{{Name: topics.Events, Partitions: 3}, {Name: topics.RunState, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	err := processor.Run(ctx, processor.Config{Brokers: e.brokers, Topics: topics, Partitions: 3, Log: testenv.Log(t)})
+	if err == nil || !strings.Contains(err.Error(), "must have as many partitions") {
+		t.Fatalf("Run = %v, want a refusal naming the partition counts", err)
+	}
+}
