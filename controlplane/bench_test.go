@@ -337,6 +337,13 @@ func newBenchPlane(ctx context.Context, b *testing.B) *benchPlane {
 // fails the benchmark if Run returned an error.
 func (p *benchPlane) start(ctx context.Context, b *testing.B) (stop func()) {
 	b.Helper()
+	_, stop = p.startURL(ctx, b)
+	return stop
+}
+
+// startURL is start, also returning the API's base URL.
+func (p *benchPlane) startURL(ctx context.Context, b *testing.B) (url string, stop func()) {
+	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -351,11 +358,53 @@ func (p *benchPlane) start(ctx context.Context, b *testing.B) (stop func()) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
-	return func() {
+	return "http://" + ln.Addr().String(), func() {
 		cancel()
 		if err := <-done; err != nil {
 			b.Errorf("control plane: %v", err)
 		}
+	}
+}
+
+// BenchmarkCreateRulePublished measures rule creates through a running
+// control plane (API, outbox relay, recorder) on the real broker, one client
+// at a time: each answer waits until the rule is on Kafka (the publish wait,
+// read your writes). Compare with BenchmarkCreateRule, whose server runs no
+// relay and so never waits.
+//
+//	go test -run '^$' -bench BenchmarkCreateRulePublished -benchtime 500x -count 3 ./controlplane/
+func BenchmarkCreateRulePublished(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), benchOpDeadline)
+	defer cancel()
+	p := newBenchPlane(ctx, b)
+	url, stop := p.startURL(ctx, b)
+	defer stop()
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	b.Cleanup(tr.CloseIdleConnections)
+	a := &benchAPI{pool: p.pool, url: url, keys: map[string]string{"acme": controlplane.NewAPIKey()}, client: &http.Client{Transport: tr}}
+	if _, err := controlplane.CreateAPIKey(ctx, p.pool, "acme", "bench", controlplane.RoleAdmin, a.keys["acme"]); err != nil {
+		b.Fatal(err)
+	}
+	// Until the relay has published once, requests do not wait for it.
+	ep := a.endpoint(b, "acme")
+	p.waitCount(ctx, b, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`, -1, 0)
+	body := `{"name":"ETL failures","event_type":"workflow.run.failed","condition":"` + benchRuleConditions + `","webhook_endpoint_id":"` + ep + `"}`
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	began := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		if status, err := a.do(http.MethodPost, "/v1/alert-rules", a.keys["acme"], body, nil); err != nil || status != http.StatusCreated {
+			b.Fatalf("create rule: %d %v", status, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(began)
+	b.StopTimer()
+	(&latencies{all: lat}).report(b, elapsed, "rules/s")
+	var unsent int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil || unsent != 0 {
+		b.Errorf("%d outbox rows unsent after the last answer (%v)", unsent, err)
 	}
 }
 

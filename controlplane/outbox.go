@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,12 +30,14 @@ import (
 // turns through a transaction-scoped advisory lock, so a later row of a key
 // is never published ahead of an earlier one that another relay holds.
 type relay struct {
-	pool   *pgxpool.Pool
-	kafka  *kgo.Client
-	topics kafka.Topics
-	specs  []kafka.Spec
-	poll   time.Duration
-	log    *slog.Logger
+	// healthy: the last drain published (see Server.relaying).
+	healthy *atomic.Bool
+	pool    *pgxpool.Pool
+	kafka   *kgo.Client
+	topics  kafka.Topics
+	specs   []kafka.Spec
+	poll    time.Duration
+	log     *slog.Logger
 
 	published, failures prometheus.Counter
 	unsent              prometheus.Gauge
@@ -51,7 +54,8 @@ const (
 
 func newRelay(s *Server, cl *kgo.Client) *relay {
 	r := &relay{
-		pool: s.pool, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
+		healthy: &s.relaying,
+		pool:    s.pool, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
 		poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox"),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_controlplane_outbox_published_total", Help: "Outbox rows published to Kafka and marked sent.",
@@ -91,6 +95,7 @@ func (r *relay) run(ctx context.Context) error {
 	r.retry(ctx, "republish live rules and endpoints", func() error { return r.republish(ctx) })
 	for ctx.Err() == nil {
 		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
+			r.healthy.Store(false)
 			r.log.Warn("outbox listener failed; retrying", "err", err)
 			r.sleep(ctx, min(r.poll, relayMaxBackoff))
 		}
@@ -141,7 +146,9 @@ func (r *relay) listen(ctx context.Context) error {
 	var backoff time.Duration
 	for {
 		wait := r.poll
-		if _, err := r.drain(ctx); err != nil {
+		_, err := r.drain(ctx)
+		r.healthy.Store(err == nil)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -156,7 +163,7 @@ func (r *relay) listen(ctx context.Context) error {
 		}
 		r.countUnsent(ctx)
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err := conn.Conn().WaitForNotification(wctx)
+		_, err = conn.Conn().WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
 			return nil

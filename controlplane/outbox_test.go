@@ -758,3 +758,49 @@ func TestOutboxTwoRelaysKeepOrderPerKey(t *testing.T) {
 		}
 	}
 }
+
+// When the API answers a change, the change is on Kafka: the processor,
+// which catches up with the rules topic before each batch, applies a new rule
+// to every event produced after the answer. While Kafka is away the API
+// answers without waiting (the outage test creates 100 rules then).
+func TestChangeIsOnKafkaWhenTheAPIAnswers(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	cp := startCP(t, e.config(t))
+	unsent := func(key string) int {
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE sent_at IS NULL AND key = $1`, key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The relay must have published once before requests wait for it.
+	first := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"warm-up","target_url":"https://hooks.example.com/a"}`)
+	for deadline := time.Now().Add(30 * time.Second); unsent("acme/"+first["id"].(string)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay published nothing within 30 s")
+		}
+	}
+	ep := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"hook","target_url":"https://hooks.example.com/b"}`)
+	if n := unsent("acme/" + ep["id"].(string)); n != 0 {
+		t.Fatalf("the endpoint's snapshot is not on Kafka when the API answered (%d unsent)", n)
+	}
+	var ids []string
+	for i := range 10 {
+		r := create(t, cp.url, "/v1/alert-rules", e.key, fmt.Sprintf(`{"name":"r%d","event_type":"workflow.run.failed","webhook_endpoint_id":%q}`, i, ep["id"]))
+		id := r["id"].(string)
+		if n := unsent("acme/" + id); n != 0 {
+			t.Fatalf("rule %d: its snapshot is not on Kafka when the API answered (%d unsent)", i, n)
+		}
+		ids = append(ids, id)
+	}
+	onTopic := map[string]bool{}
+	for _, r := range readTopic(t, e.brokers, e.topics.Rules) {
+		onTopic[string(r.Key)] = true
+	}
+	for _, id := range ids {
+		if !onTopic["acme/"+id] {
+			t.Errorf("rule %s is not on %s", id, e.topics.Rules)
+		}
+	}
+}

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -53,6 +55,13 @@ type Config struct {
 	AppRole string
 	// OutboxPoll is the fallback poll interval of the outbox relay.
 	OutboxPoll time.Duration
+	// PublishWait is how long a request that changed something waits for
+	// the outbox relay to have put its changes on Kafka before it answers
+	// (default 2s; negative: not at all). A rule is then in force for every
+	// event produced after the answer: the processor catches up with the
+	// rules topic before each batch. Past the wait the request answers
+	// anyway; the change is stored and published when Kafka takes it.
+	PublishWait time.Duration
 	// RecorderGroup is the consumer group of the recorder (delivery
 	// history). Default "<topic prefix>recorder", e.g. "exo.recorder".
 	RecorderGroup string
@@ -89,6 +98,9 @@ func (c *Config) defaults() {
 	}
 	if c.AppRole == "" {
 		c.AppRole = "exo_app"
+	}
+	if c.PublishWait == 0 {
+		c.PublishWait = 2 * time.Second
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = 5 * time.Second
@@ -137,6 +149,11 @@ type Server struct {
 	api   huma.API
 	mux   *http.ServeMux
 	http  *httpMetrics
+	// relaying is set while this process's outbox relay publishes
+	// successfully: only then is a request's change sure to be on Kafka
+	// soon, and worth waiting for (every control plane instance runs a
+	// relay; they take turns). While Kafka is away nobody waits.
+	relaying atomic.Bool
 }
 
 // New builds the server; Run serves it.
@@ -201,6 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() {
+		defer s.relaying.Store(false)
 		if err := newRelay(s, cl).run(ctx); err != nil {
 			errs <- err
 			cancel()
@@ -329,8 +347,12 @@ func principalFrom(ctx context.Context) *principal {
 // exo.tenant_id set for the transaction, so Postgres row-level security shows
 // and accepts only that tenant's rows whatever the query says. Every API
 // request's queries run in one.
+//
+// A transaction that wrote waits, after its commit, until the outbox rows it
+// queued are on Kafka (awaitPublished).
 func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	var xid *string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		role := s.cfg.AppRole
 		if role == "off" {
 			role = "" // set_config with an empty value leaves the role alone
@@ -338,8 +360,49 @@ func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(pgx.Tx) er
 		if _, err := tx.Exec(ctx, `SELECT set_config('exo.tenant_id', $1, true), CASE WHEN $2 <> '' THEN set_config('role', $2, true) END`, tenant, role); err != nil {
 			return fmt.Errorf("controlplane: enter tenant %q: %w", tenant, err)
 		}
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if s.cfg.PublishWait <= 0 || !s.relaying.Load() {
+			return nil
+		}
+		// The transaction's id, if it wrote anything: its rows carry it.
+		return tx.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned()::text`).Scan(&xid)
 	})
+	if err == nil && xid != nil && s.relaying.Load() {
+		s.awaitPublished(ctx, *xid)
+	}
+	return err
+}
+
+// awaitPublished waits until no outbox row written by transaction xid (a
+// 64-bit id; rows carry its low 32 bits in xmin until the relay marks them
+// sent, which rewrites them) is unsent, for at most PublishWait.
+func (s *Server) awaitPublished(ctx context.Context, xid string) {
+	full, err := strconv.ParseUint(xid, 10, 64)
+	if err != nil {
+		return
+	}
+	xmin := strconv.FormatUint(full%(1<<32), 10)
+	deadline := time.Now().Add(s.cfg.PublishWait)
+	for wait := 2 * time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		var pending bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL AND xmin = $1::text::xid)`, xmin).Scan(&pending); err != nil || !pending {
+			return
+		}
+		if time.Now().After(deadline) {
+			// The relay is stuck (Kafka slow or away): the next requests do
+			// not wait until it publishes again.
+			s.relaying.Store(false)
+			s.log.Warn("changes not on Kafka yet; answering anyway (they are stored and will be published)", "waited", s.cfg.PublishWait)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // inTx runs fn in a transaction as the connecting role (the tables' owner):

@@ -109,6 +109,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	cpc := controlplane.Config{
 		AppRole:           env.String("EXO_DB_APP_ROLE", ""),
 		OutboxPoll:        env.Duration("EXO_OUTBOX_POLL", 0),
+		PublishWait:       env.Duration("EXO_PUBLISH_WAIT", 0),
 		RecorderGroup:     env.String("EXO_RECORDER_GROUP", ""),
 		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
 		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
@@ -132,7 +133,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	return controlplane.Run(ctx, controlplane.Config{
 		Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
 		Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
-		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, RecorderGroup: cpc.RecorderGroup,
+		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, RecorderGroup: cpc.RecorderGroup,
 		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval, Tenants: cpc.Tenants,
 	})
 }
