@@ -251,8 +251,20 @@ func TestUnconfiguredTierIsNamed(t *testing.T) {
 	old := dispatcher.TierTopic(h.topics, 90*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(h.prod), []kafka.Spec{{Name: old, Partitions: 1}}); err != nil {
+	adm := kadm.NewClient(h.prod)
+	if err := kafka.EnsureTopics(ctx, adm, []kafka.Spec{{Name: old, Partitions: 1}}); err != nil {
 		t.Fatal(err)
+	}
+	// An operator's leftover tier is long known to the broker; a topic
+	// created a moment ago may not be listed yet.
+	for {
+		if td, err := adm.ListTopics(ctx, old); err == nil && len(td[old].Partitions) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never listed", old)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the broker's metadata
 	}
 	h.start(local)
 	if logs := h.logs.String(); !strings.Contains(logs, "retry tier topic is not configured") || !strings.Contains(logs, old) {
