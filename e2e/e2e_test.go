@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -57,6 +58,7 @@ func newReceiver(t *testing.T) *receiver {
 
 // system runs the three components on real services.
 type system struct {
+	pool    *pgxpool.Pool
 	api     string
 	reg     *prometheus.Registry
 	brokers []string
@@ -123,7 +125,7 @@ func start(t *testing.T) *system {
 			t.Fatal("components did not become ready within 60s")
 		}
 	}
-	s := &system{api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}}
+	s := &system{pool: pool, api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}}
 	for _, tenant := range []string{"acme", "globex"} {
 		key := controlplane.NewAPIKey()
 		if _, err := controlplane.CreateAPIKey(ctx, pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
@@ -318,11 +320,40 @@ func TestRuleCreatedThroughAPIComesIntoForce(t *testing.T) {
 	}
 	defer cl.Close()
 
+	// The API waits for publication once its relay has published (here:
+	// the endpoint's snapshot).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var unsent int
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+			t.Fatal(err)
+		}
+		if unsent == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay published nothing within 30 s")
+		}
+	}
 	s.post(t, "acme", "/v1/alert-rules", map[string]any{
 		"name": "failures", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh["id"],
 	})
 	created := time.Now()
 	sent := map[string]time.Time{} // event id -> produced at
+	var atAnswer string
+	produce := func() {
+		ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", Duration: time.Second})
+		rec, _ := workload.Record(s.topics.Events, ev)
+		if err := workload.Produce(context.Background(), cl, rec); err != nil {
+			t.Fatal(err)
+		}
+		sent[ev.ID] = time.Now()
+		if atAnswer == "" {
+			atAnswer = ev.ID
+		}
+	}
+	// Read your writes: an event produced as soon as the API answered is
+	// matched by the new rule.
+	produce()
 	var first string
 	deadline := time.After(20 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -330,12 +361,7 @@ func TestRuleCreatedThroughAPIComesIntoForce(t *testing.T) {
 	for first == "" {
 		select {
 		case <-tick.C:
-			ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl", Duration: time.Second})
-			rec, _ := workload.Record(s.topics.Events, ev)
-			if err := workload.Produce(context.Background(), cl, rec); err != nil {
-				t.Fatal(err)
-			}
-			sent[ev.ID] = time.Now()
+			produce()
 		case got := <-recv.ch:
 			var p schemas.WebhookPayload
 			if err := json.Unmarshal(got.body, &p); err != nil {
@@ -345,6 +371,9 @@ func TestRuleCreatedThroughAPIComesIntoForce(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the rule never came into force")
 		}
+	}
+	if first != atAnswer {
+		t.Errorf("the event produced when the API answered did not alert; the first that did came %v later", sent[first].Sub(created).Round(time.Millisecond))
 	}
 	t.Logf("rule in force %v after the API answered (first matching event produced then)", sent[first].Sub(created).Round(time.Millisecond))
 	// Every event produced after the first matching one alerts too.
