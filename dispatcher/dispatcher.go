@@ -378,7 +378,13 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	if ctx.Err() != nil {
 		return nil
 	}
-	d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
+	if a.statusCode == 0 && a.outcome == schemas.OutcomeDead && a.errClass != "ssrf_refused" {
+		// Nothing was sent (endpoint gone, a secret or URL that does not
+		// open): says nothing of the endpoint's health.
+		d.lanes.abandon(l)
+	} else {
+		d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
+	}
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
 	return d.outcome(r, &del, attemptNo, deliveryID, a)

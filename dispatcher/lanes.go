@@ -124,6 +124,14 @@ func (ls *lanes) report(l *lane, ok bool) {
 	}
 }
 
+// abandon ends an attempt that sent nothing: a probe it held may go out
+// again; the breaker's state is unchanged.
+func (ls *lanes) abandon(l *lane) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.probing = false
+}
+
 // open is the number of endpoints whose breaker is not closed (open, or
 // half-open waiting for or running its probe).
 func (ls *lanes) open() int {

@@ -77,6 +77,15 @@ func TestBreaker(t *testing.T) {
 	if !ls.allow(l) {
 		t.Fatal("breaker did not half-open again after its cooldown")
 	}
+	// A probe that sent nothing (endpoint deleted meanwhile, say) neither
+	// closes the breaker nor keeps the next probe back.
+	ls.abandon(l)
+	if o := ls.open(); o != 1 {
+		t.Fatalf("an abandoned probe changed the breaker: %d open", o)
+	}
+	if !ls.allow(l) {
+		t.Fatal("after an abandoned probe, no other probe may go out")
+	}
 	ls.report(l, true)
 	for range 2 {
 		if !ls.allow(l) {
