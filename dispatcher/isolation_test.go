@@ -210,6 +210,13 @@ func TestSlowEndpointBacklogIsShed(t *testing.T) {
 		recs = append(recs, withMaxAttempts(t, r, 30))
 	}
 	h.produce(recs...)
+	// Once the slow endpoint is busy, the source holds all 40 (more than
+	// its 20): only then does the healthy delivery arrive on the topic.
+	for deadline := time.Now().Add(time.Minute); len(slow.requests()) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow endpoint got nothing within a minute")
+		}
+	}
 	r, _ := h.delivery(okEP.id)
 	h.produce(r)
 

@@ -21,10 +21,12 @@ import (
 // same webhook-id). In a tier, a partition whose head record is not due yet
 // is rewound to it and paused until it is.
 //
-// Isolation: the source holds at most MaxInFlight records. When it is full,
-// it does not simply stop fetching — one slow endpoint's backlog would then
-// hold back every endpoint — but sheds the longest endpoint queues to the
-// next tier (deferBacklog), so the other endpoints' records keep coming.
+// Isolation: the source holds at most MaxInFlight records. When it stays
+// full for shedAfter, it does not go on waiting — one slow endpoint's
+// backlog would then hold back every endpoint — but sheds the longest
+// endpoint queues to the next tier (deferBacklog), so the other endpoints'
+// records keep coming. A backlog to endpoints that keep up frees room all
+// the time and is never shed.
 func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group string, tierDelay time.Duration) error {
 	tr := newTracker()
 	var cl *kgo.Client
@@ -103,8 +105,12 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 	ticker := time.NewTicker(200 * time.Millisecond)
 	defer ticker.Stop()
 	for {
+		fullSince := time.Now()
 		for tr.inflight() >= d.cfg.MaxInFlight {
-			if shedding.Load() == 0 {
+			// A source that frees room as it goes (a backlog to fast
+			// endpoints) waits; one that has stayed full for shedAfter is
+			// held by slow endpoints, and sheds.
+			if shedding.Load() == 0 && time.Since(fullSince) >= shedAfter {
 				for _, q := range queues.shed(max(d.cfg.MaxInFlight/10, 1)) {
 					shedding.Add(1)
 					wg.Go(func() {
@@ -173,6 +179,9 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		commit(ctx)
 	}
 }
+
+// shedAfter is how long a source stays full before it sheds.
+const shedAfter = time.Second
 
 // keyQueues hands the records of one key (tenant/endpoint, the key of its
 // lane) to at most n workers, in fetch order, so one endpoint's attempts
