@@ -10,9 +10,10 @@ import (
 )
 
 type metrics struct {
-	events *prometheus.CounterVec
-	txns   *prometheus.CounterVec
-	parts  *partitionGauges
+	events   *prometheus.CounterVec
+	txns     *prometheus.CounterVec
+	parts    *partitionGauges
+	miskeyed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
@@ -24,6 +25,10 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_processor_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted).",
 		}, []string{"result"}),
+		miskeyed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_processor_miskeyed_events_total",
+			Help: "Events whose record key is not tenantid/run id: the producer may spread one run over several partitions, and its duration alerts go wrong.",
+		}),
 		parts: &partitionGauges{
 			clock: p.cfg.Clock,
 			lag: prometheus.NewDesc("exo_processor_lag_records",
@@ -40,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 	}
 	suppressed := prometheus.NewDesc("exo_processor_alerts_suppressed_total", "Alerts a rule's noise control suppressed, by reason (rate_limit, cooldown).", []string{"reason"}, nil)
 	cs := []prometheus.Collector{
-		m.events, m.txns, m.parts,
+		m.events, m.txns, m.parts, m.miskeyed,
 		counter("exo_processor_deliveries_total", "Delivery records emitted.", func() float64 { return float64(st.Deliveries.Load()) }),
 		counter("exo_processor_duplicate_events_total", "Events the engine sent again for a run, suppressed.", func() float64 { return float64(st.Duplicates.Load()) }),
 		counter("exo_processor_condition_errors_total", "Conditions that failed at run time (treated as no match).", func() float64 { return float64(st.ConditionErrors.Load()) }),

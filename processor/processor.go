@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,6 +127,8 @@ type Processor struct {
 	next     map[int32]int64
 	caughtUp map[int32]bool
 	lagAt    time.Time
+	// miskeyedLogged is when a mis-keyed event was last logged.
+	miskeyedLogged time.Time
 }
 
 type rebalance struct {
@@ -647,6 +650,15 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	default:
 		p.m.events.WithLabelValues("ignored_type").Inc()
 		return nil
+	}
+	if want := kafka.Key(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
+		// Processed all the same; the operator must fix the producer.
+		p.m.miskeyed.Inc()
+		if time.Since(p.miskeyedLogged) > time.Minute {
+			p.miskeyedLogged = time.Now()
+			p.log.Warn("event record key is not tenantid/run id: a run's events may land on different partitions, and its duration alerts go wrong (logged once a minute)",
+				"key", string(r.Key), "want", string(want), "partition", r.Partition, "offset", r.Offset)
+		}
 	}
 	out := p.eng.Event(r.Partition, ev)
 	switch {

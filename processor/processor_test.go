@@ -871,9 +871,13 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 		"bad/oversized": raw("bad/oversized", string(validJSON)+strings.Repeat(" ", processor.MaxEventBytes)),
 	}
 	unknownRec := e.record(unknown)
+	// A valid event under a key that is not tenantid/run id: processed all
+	// the same, and counted for the operator.
+	misKeyed := good()
+	misKeyed.Key = []byte(tn + "/not-its-run")
 	recs := []*kgo.Record{
 		good(), bad["bad/not-json"], good(), bad["bad/schema-invalid"], good(), bad["bad/specversion"],
-		good(), bad["bad/oversized"], good(), unknownRec, good(), binary, good(),
+		good(), bad["bad/oversized"], good(), unknownRec, good(), binary, misKeyed, good(),
 	}
 	// One partition, so the good events after each bad one prove the stream
 	// went on past it.
@@ -929,6 +933,9 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 	}
 	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "ignored_type"); n != 1 {
 		t.Errorf("events_total{outcome=ignored_type} = %v, want 1 (the unknown type)", n)
+	}
+	if n := metric(t, p.reg, "exo_processor_miskeyed_events_total"); n != 1 {
+		t.Errorf("miskeyed_events_total = %v, want 1", n)
 	}
 }
 
