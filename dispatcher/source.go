@@ -166,6 +166,9 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 				// Due later than this tier holds a record: back to its tail.
 				wg.Go(func() {
 					finishWith(r, func() []*kgo.Record {
+						if !alive() {
+							return nil // the partition's next owner hops it
+						}
 						return []*kgo.Record{{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}}
 					})
 				})
