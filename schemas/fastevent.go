@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -22,7 +23,36 @@ import (
 // that the fast check accepts nothing the schema refuses and decodes what it
 // accepts as encoding/json does.
 func DecodeWorkflowEvent(doc []byte) (*WorkflowEvent, error) {
-	return decode(KindWorkflowEvent, doc, fastWorkflowEvent)
+	ev, err := decode(KindWorkflowEvent, doc, fastWorkflowEvent)
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		return ev, err
+	}
+	// Valid by the schema, yet Go's time decoding refused it: it does not
+	// read escapes, and some encoders write "+" as \u002B (.NET's default
+	// does), so a timestamp with an offset arrives as "…\u002B01:00". The
+	// same document with its strings written plainly decodes.
+	if plain, ok := unescaped(doc); ok {
+		var ev WorkflowEvent
+		if json.Unmarshal(plain, &ev) == nil {
+			return &ev, nil
+		}
+	}
+	return nil, err
+}
+
+// unescaped re-encodes doc with every string written as encoding/json
+// writes it (escapes only where JSON needs them); numbers keep their
+// literals.
+func unescaped(doc []byte) ([]byte, bool) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	out, err := json.Marshal(v)
+	return out, err == nil
 }
 
 // decode returns what fast vouches for, else what Validate and

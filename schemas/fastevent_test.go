@@ -219,3 +219,24 @@ func BenchmarkDecodeWorkflowEvent(b *testing.B) {
 		}
 	})
 }
+
+// An encoder that escapes "+" (as .NET's does by default) writes a
+// timestamp's offset as \u002B: valid JSON, valid by the schema, and the
+// event decodes like its plain twin.
+func TestDecodeWorkflowEventWithEscapedTimestamps(t *testing.T) {
+	t.Parallel()
+	const head = `{"specversion":"1.0","id":"a","source":"b","type":"workflow.run.failed","tenantid":"t","data":{"workflow":{"id":"w","name":"n"},"run":{"id":"r","started_at":"2026-01-01T09:59:00`
+	plain := head + `+01:00","duration_ms":9223372036854775807}},"time":"2026-01-01T10:00:00+01:00"}`
+	escaped := head + `\u002B01:00","duration_ms":9223372036854775807}},"time":"2026-01-01T10:00:00\u002b01:00"}`
+	want, err := DecodeWorkflowEvent([]byte(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeWorkflowEvent([]byte(escaped))
+	if err != nil {
+		t.Fatalf("escaped timestamps: %v", err)
+	}
+	if !got.Time.Equal(want.Time) || !got.Data.Run.StartedAt.Equal(*want.Data.Run.StartedAt) || *got.Data.Run.DurationMS != *want.Data.Run.DurationMS {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+}
