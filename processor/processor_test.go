@@ -1066,18 +1066,22 @@ func TestStopFinishesBatchInFlight(t *testing.T) {
 	p := e.startProcessorCtx(ctx, "stop", func(c *processor.Config) { c.Clock = clock })
 	p.wait(t)
 
-	committed, err := e.adm.FetchOffsets(context.Background(), e.group())
-	if err == nil {
-		err = committed.Error()
-	}
-	if err != nil {
-		t.Fatalf("committed offsets: %v", err)
-	}
+	// A transaction's offsets show once its markers are written, which
+	// EndTransaction does not wait for: read them until they appear.
 	prefix := map[string]bool{}
-	for part, ids := range events {
-		if o, ok := committed.Lookup(e.topics.Events, part); ok {
-			for _, id := range ids[:o.At] {
-				prefix[id] = true
+	for deadline := time.Now().Add(15 * time.Second); len(prefix) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		committed, err := e.adm.FetchOffsets(context.Background(), e.group())
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil {
+			t.Fatalf("committed offsets: %v", err)
+		}
+		for part, ids := range events {
+			if o, ok := committed.Lookup(e.topics.Events, part); ok {
+				for _, id := range ids[:o.At] {
+					prefix[id] = true
+				}
 			}
 		}
 	}
