@@ -129,6 +129,10 @@ type Processor struct {
 	lagAt    time.Time
 	// miskeyedLogged is when a mis-keyed event was last logged.
 	miskeyedLogged time.Time
+	// counts are the event outcomes of the batch in progress: they reach
+	// the metrics when its transaction commits, so an aborted batch,
+	// processed again, is not counted twice.
+	counts map[string]int
 }
 
 type rebalance struct {
@@ -342,6 +346,7 @@ func (p *Processor) consume(ctx context.Context) error {
 		p.m.parts.setWatermarks(p.watermarks())
 		if len(records) == 0 && len(out) == 0 {
 			p.eng.Commit() // only the watermark moved: nothing to persist
+			p.flushCounts()
 			continue
 		}
 		committed, err := p.transact(ctx, sess, out)
@@ -354,9 +359,11 @@ func (p *Processor) consume(ctx context.Context) error {
 		}
 		if committed {
 			p.eng.Commit()
+			p.flushCounts()
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
 			p.eng.Abort()
+			clear(p.counts) // the batch is processed, and counted, again
 			for part, off := range first {
 				p.next[part] = off
 				// Behind again: the wall clock must not move the watermark
@@ -641,19 +648,19 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	ev, err := d.ev, d.err
 	if err != nil {
-		p.m.events.WithLabelValues("invalid").Inc()
+		p.count("invalid")
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
 		return []*kgo.Record{p.invalidRecord(r, err)}
 	}
 	switch ev.Type {
 	case schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed:
 	default:
-		p.m.events.WithLabelValues("ignored_type").Inc()
+		p.count("ignored_type")
 		return nil
 	}
 	if want := kafka.Key(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
 		// Processed all the same; the operator must fix the producer.
-		p.m.miskeyed.Inc()
+		p.count(outcomeMiskeyed)
 		if time.Since(p.miskeyedLogged) > time.Minute {
 			p.miskeyedLogged = time.Now()
 			p.log.Warn("event record key is not tenantid/run id: a run's events may land on different partitions, and its duration alerts go wrong (logged once a minute)",
@@ -663,11 +670,11 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	out := p.eng.Event(r.Partition, ev)
 	switch {
 	case out.Duplicate:
-		p.m.events.WithLabelValues("duplicate").Inc()
+		p.count("duplicate")
 	case out.Matched > 0:
-		p.m.events.WithLabelValues("matched").Inc()
+		p.count("matched")
 	default:
-		p.m.events.WithLabelValues("unmatched").Inc()
+		p.count("unmatched")
 	}
 	return p.records(r.Partition, out)
 }
@@ -713,6 +720,28 @@ func deliveryJSON(d *schemas.DeliveryRecord) []byte {
 	b = b[:len(b)-len(null)]
 	b = append(b, d.Payload...)
 	return append(b, '}')
+}
+
+// outcomeMiskeyed counts events under a key other than tenantid/run id
+// (exo_processor_miskeyed_events_total), besides their outcome.
+const outcomeMiskeyed = "miskeyed"
+
+func (p *Processor) count(outcome string) {
+	if p.counts == nil {
+		p.counts = map[string]int{}
+	}
+	p.counts[outcome]++
+}
+
+func (p *Processor) flushCounts() {
+	for outcome, n := range p.counts {
+		if outcome == outcomeMiskeyed {
+			p.m.miskeyed.Add(float64(n))
+		} else {
+			p.m.events.WithLabelValues(outcome).Add(float64(n))
+		}
+	}
+	clear(p.counts)
 }
 
 func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
