@@ -54,6 +54,11 @@ type Config struct {
 	Tiers []time.Duration
 	// EndpointConcurrency caps the attempts in flight to one endpoint (default 4).
 	EndpointConcurrency int
+	// Workers caps the HTTP attempts in flight over all endpoints and
+	// sources (default 512): the bounded pool. An attempt takes its
+	// endpoint's slot first, so one endpoint holds at most
+	// EndpointConcurrency of them.
+	Workers int
 	// EndpointRate caps attempts per second to one endpoint (token bucket; default 50).
 	EndpointRate float64
 	// BreakerThreshold consecutive failures open an endpoint's circuit
@@ -87,6 +92,9 @@ func (c *Config) defaults() {
 	if c.EndpointConcurrency == 0 {
 		c.EndpointConcurrency = 4
 	}
+	if c.Workers == 0 {
+		c.Workers = 512
+	}
 	if c.EndpointRate == 0 {
 		c.EndpointRate = 50
 	}
@@ -118,6 +126,9 @@ func (c *Config) validate() error {
 	if c.AttemptTimeout < 100*time.Millisecond {
 		problems = append(problems, "attempt timeout must be >= 100ms")
 	}
+	if c.Workers < 1 || c.EndpointConcurrency < 1 {
+		problems = append(problems, "workers and endpoint concurrency must be >= 1")
+	}
 	for i, t := range c.Tiers {
 		if t < 100*time.Millisecond || (i > 0 && t <= c.Tiers[i-1]) {
 			problems = append(problems, "retry tiers must be >= 100ms and increasing")
@@ -139,6 +150,7 @@ type Dispatcher struct {
 	attempts      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	lanes         *lanes
+	workers       chan struct{} // the pool: one slot per HTTP attempt in flight
 	shortCircuits prometheus.Counter
 	deferred      *prometheus.CounterVec // by class
 	retries       *prometheus.CounterVec // by tier
@@ -158,7 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Log.With("component", "dispatcher")
 	d := &Dispatcher{
-		cfg: cfg, log: log, lanes: newLanes(&cfg),
+		cfg: cfg, log: log, lanes: newLanes(&cfg), workers: make(chan struct{}, cfg.Workers),
 		shortCircuits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_dispatcher_short_circuits_total", Help: "Deliveries sent to the next tier without an attempt because the endpoint's circuit was open.",
 		}),
@@ -370,6 +382,12 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		return nil
 	}
 	defer d.lanes.release(l)
+	select {
+	case d.workers <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-d.workers }()
 	if !alive() {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +249,50 @@ func TestSlowEndpointBacklogIsShed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling the receiver
 	}
 	t.Logf("healthy delivery arrived after %d of %d slow ones", before, n)
+}
+
+// The pool bounds the HTTP attempts in flight over all endpoints: with two
+// workers, three endpoints that each take a while never see more than two
+// requests at once, and every delivery still arrives.
+func TestWorkerPoolBoundsAttempts(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	var inFlight, most atomic.Int64
+	var mu sync.Mutex
+	got := map[string]bool{}
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(200 * time.Millisecond) // each answer takes a while; not a wait for a result
+		inFlight.Add(-1)
+		mu.Lock()
+		got[r.Header.Get("webhook-id")] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}
+	var recs []*kgo.Record
+	for range 3 {
+		ep := h.addEndpoint(endpoint{url: newReceiver(t, slow).srv.URL + "/hook"})
+		for range 3 {
+			r, _ := h.delivery(ep.id)
+			recs = append(recs, r)
+		}
+	}
+	h.produce(recs...)
+	h.startWith(local, func(c *dispatcher.Config) { c.Workers, c.EndpointRate = 2, 1000 })
+	for deadline := time.Now().Add(deadline); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == len(recs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries arrived", n, len(recs))
+		}
+	}
+	if m := most.Load(); m > 2 || m < 1 {
+		t.Fatalf("%d requests were in flight at once, want at most 2 (the pool)", m)
+	}
 }

@@ -193,7 +193,8 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	dc := dispatcher.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
 		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
-		Group: env.String("EXO_DISPATCHER_GROUP", ""),
+		Group:   env.String("EXO_DISPATCHER_GROUP", ""),
+		Workers: env.Int("EXO_DISPATCHER_WORKERS", 0),
 	}
 	if err := env.Err(); err != nil {
 		return err
