@@ -33,6 +33,7 @@ const (
 	KindDelivery       Kind = "delivery"
 	KindResult         Kind = "result"
 	KindRunState       Kind = "run-state"
+	KindRuleError      Kind = "rule-error"
 )
 
 // Kinds lists every kind. Each has a schema file <kind>.schema.json.
@@ -40,7 +41,7 @@ var Kinds = slices.Clone(allKinds[:])
 
 // allKinds backs Kinds; the compiler reads this copy, which callers cannot
 // modify.
-var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState}
+var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState, KindRuleError}
 
 // IDBase is the common prefix of the schemas' $id.
 const IDBase = "https://schemas.exosphere.dev/alerts/"

@@ -30,6 +30,8 @@ const (
 const notJSON = "<not json>"
 
 var invalidWant = map[string]string{
+	"rule-error.zero-errors": "/errors",
+
 	"workflow-event.missing-tenantid":       "/tenantid",
 	"workflow-event.wrong-specversion":      "/specversion",
 	"workflow-event.non-string-label":       "/data/labels/env",
@@ -158,6 +160,8 @@ func newValue(k Kind) any {
 		return new(ResultRecord)
 	case KindRunState:
 		return new(RunState)
+	case KindRuleError:
+		return new(RuleErrorRecord)
 	}
 	return nil
 }

@@ -168,9 +168,12 @@ type EndpointRecord struct {
 	PreviousSecret          *Sealed           `json:"previous_secret,omitempty"`
 	PreviousSecretExpiresAt *time.Time        `json:"previous_secret_expires_at,omitempty"`
 	Headers                 map[string]Sealed `json:"headers,omitempty"`
-	IsActive                bool              `json:"is_active"`
-	Version                 int64             `json:"version"`
-	UpdatedAt               time.Time         `json:"updated_at"`
+	// RateLimitPerSecond caps attempts per second to the endpoint from each
+	// dispatcher instance; 0 means the operator's default.
+	RateLimitPerSecond int       `json:"rate_limit_per_second,omitempty"`
+	IsActive           bool      `json:"is_active"`
+	Version            int64     `json:"version"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // DeliveryRecord is one alert to deliver, on the deliveries topic.
@@ -232,4 +235,18 @@ type RunState struct {
 	// Fired lists the duration rules that already fired for the run.
 	Fired       []string  `json:"fired,omitempty"`
 	LastEventAt time.Time `json:"last_event_at"`
+}
+
+// RuleErrorRecord reports a rule that could not be evaluated for an event
+// (its condition exceeded the evaluation budget or failed at run time), on
+// the rule-errors topic. The processor writes at most one per rule and
+// minute; the recorder keeps the latest as the rule's last_error.
+type RuleErrorRecord struct {
+	TenantID    string    `json:"tenant_id"`
+	RuleID      string    `json:"rule_id"`
+	RuleVersion int64     `json:"rule_version"`
+	EventID     string    `json:"event_id,omitempty"`
+	Error       string    `json:"error"`
+	Errors      int64     `json:"errors"`
+	At          time.Time `json:"at"`
 }

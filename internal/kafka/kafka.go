@@ -28,6 +28,7 @@ type Topics struct {
 	Deliveries      string
 	DeliveriesDLQ   string
 	DeliveryResults string
+	RuleErrors      string
 }
 
 // NewTopics returns the topic names under prefix.
@@ -42,6 +43,7 @@ func NewTopics(prefix string) Topics {
 		Deliveries:      prefix + "deliveries",
 		DeliveriesDLQ:   prefix + "deliveries.dlq",
 		DeliveryResults: prefix + "delivery-results",
+		RuleErrors:      prefix + "rule-errors",
 	}
 }
 
@@ -70,6 +72,7 @@ func (t Topics) Specs(partitions int32) []Spec {
 		{Name: t.Deliveries, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}},
 		{Name: t.DeliveriesDLQ, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(30)}},
 		{Name: t.DeliveryResults, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}},
+		{Name: t.RuleErrors, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
 	}
 }
 
