@@ -55,6 +55,9 @@ var invalidWant = map[string]string{
 	"workflow-event.leap-second":            "/time",
 	"workflow-event.bad-date":               "/time",
 	"workflow-event.not-json":               notJSON,
+	"workflow-event.nul-in-label":           "/data/labels/env",
+	"workflow-event.nul-in-label-key":       "/data/labels/e\x00nv",
+	"workflow-event.nul-in-error-message":   "/data/error/message",
 
 	"webhook-payload-v1.extra-field":                "/data/severity",
 	"webhook-payload-v1.extra-top-level-field":      "/version",
@@ -698,6 +701,14 @@ func workflowEventSeeds(t testing.TB) [][]byte {
 	const wf = `"workflow":{"id":"w","name":"n"}`
 	for _, s := range []string{
 		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r","attempt":1e0}}}`,
+		// NUL (refused: Postgres text and jsonb cannot hold it) and its
+		// look-alikes (an escaped backslash before u0000; accepted).
+		head + `"time":"2026-01-01T00:00:00Z","trace":"a\u0000b","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","trace":"a\\u0000b","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","datacontenttype":"application/json; x=\u0000","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r\u0000"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"},"labels":{"a":"\\u0000"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"},"extra":"\u0000"}}`,
 		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r","attempt":-0,"duration_ms":-0}}}`,
 		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r","duration_ms":1E2}}}`,
 		head + `"time":"2026-01-01T24:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
