@@ -13,9 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // relay publishes outbox rows to Kafka in id order and marks them sent once
@@ -29,6 +31,12 @@ import (
 // publishes them in id order. Several relays (several control planes) take
 // turns through a transaction-scoped advisory lock, so a later row of a key
 // is never published ahead of an earlier one that another relay holds.
+//
+// Poison: a row Kafka can never accept (too large, or a value that fails
+// its topic's schema) is quarantined — marked with quarantined_at and the
+// reason, counted, logged — and the rows after it are published; a
+// transient error (Kafka away, a timeout) leaves the whole batch queued and
+// retries it. An outage is logged once, and its end.
 type relay struct {
 	// healthy: the last drain published (see Server.relaying).
 	healthy *atomic.Bool
@@ -39,8 +47,11 @@ type relay struct {
 	poll    time.Duration
 	log     *slog.Logger
 
-	published, failures prometheus.Counter
-	unsent              prometheus.Gauge
+	published, failures, quarantined prometheus.Counter
+	unsent                           prometheus.Gauge
+
+	// out tracks failures of the main loop (Postgres or Kafka away).
+	out *outage
 }
 
 const (
@@ -49,7 +60,9 @@ const (
 	relayLock = int64(0x65786f5f6f757462)
 	// relayPublishTimeout bounds one batch's wait for Kafka's acknowledgement.
 	relayPublishTimeout = 15 * time.Second
-	relayMaxBackoff     = 10 * time.Second
+	// relayMaxBackoff caps the wait between retries: the relay resumes
+	// within it of Kafka's (or Postgres') return.
+	relayMaxBackoff = 2 * time.Second
 )
 
 func newRelay(s *Server, cl *kgo.Client) *relay {
@@ -64,8 +77,14 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 			Name: "exo_controlplane_outbox_publish_failures_total", Help: "Outbox publish attempts that failed (the rows stay queued).",
 		}),
 	}
+	r.quarantined = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "exo_controlplane_outbox_quarantined_total",
+		Help: "Outbox rows Kafka can never accept (too large, or not their topic's schema), set aside with quarantined_at and a reason.",
+	})
 	r.published = registerCounter(s.cfg.Registry, r.published)
 	r.failures = registerCounter(s.cfg.Registry, r.failures)
+	r.quarantined = registerCounter(s.cfg.Registry, r.quarantined)
+	r.out = &outage{log: r.log, what: "outbox relay: postgres or kafka", minWait: min(100*time.Millisecond, r.poll), maxWait: relayMaxBackoff}
 	r.unsent, _ = register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "exo_controlplane_outbox_unsent", Help: "Outbox rows not published yet, counted by the relay after each attempt to drain the outbox.",
 	}))
@@ -96,8 +115,7 @@ func (r *relay) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
 			r.healthy.Store(false)
-			r.log.Warn("outbox listener failed; retrying", "err", err)
-			r.sleep(ctx, min(r.poll, relayMaxBackoff))
+			r.sleep(ctx, r.out.failed(err))
 		}
 	}
 	return nil
@@ -105,15 +123,14 @@ func (r *relay) run(ctx context.Context) error {
 
 // retry runs fn until it succeeds or ctx ends, backing off between tries.
 func (r *relay) retry(ctx context.Context, what string, fn func() error) {
-	var backoff time.Duration
+	o := &outage{log: r.log, what: "outbox: " + what, minWait: r.nextBackoff(0), maxWait: relayMaxBackoff}
 	for ctx.Err() == nil {
 		err := fn()
 		if err == nil || ctx.Err() != nil {
+			o.ok()
 			return
 		}
-		backoff = r.nextBackoff(backoff)
-		r.log.Warn("outbox: "+what+" failed; retrying", "err", err, "retry_in", backoff)
-		r.sleep(ctx, backoff)
+		r.sleep(ctx, o.failed(err))
 	}
 }
 
@@ -143,7 +160,6 @@ func (r *relay) listen(ctx context.Context) error {
 		return fmt.Errorf("outbox: listen: %w", err)
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN exo_outbox") }()
-	var backoff time.Duration
 	for {
 		wait := r.poll
 		_, err := r.drain(ctx)
@@ -153,13 +169,11 @@ func (r *relay) listen(ctx context.Context) error {
 				return nil
 			}
 			// Retry soon rather than after the slow poll: nothing else wakes
-			// the relay when Kafka comes back.
+			// the relay when Kafka comes back. The rows stay queued.
 			r.failures.Inc()
-			backoff = r.nextBackoff(backoff)
-			wait = backoff
-			r.log.Warn("outbox publish failed; rows stay queued", "err", err, "retry_in", wait)
+			wait = min(r.out.failed(err), r.poll)
 		} else {
-			backoff = 0
+			r.out.ok()
 		}
 		r.countUnsent(ctx)
 		wctx, cancel := context.WithTimeout(ctx, wait)
@@ -178,9 +192,9 @@ func (r *relay) listen(ctx context.Context) error {
 // holds the unsent rows only).
 func (r *relay) countUnsent(ctx context.Context) {
 	var n int64
-	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&n); err != nil {
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL`).Scan(&n); err != nil {
 		if ctx.Err() == nil {
-			r.log.Warn("outbox: count unsent rows", "err", err)
+			r.log.Debug("outbox: count unsent rows", "err", err)
 		}
 		return
 	}
@@ -204,14 +218,20 @@ func (r *relay) drain(ctx context.Context) (int, error) {
 // every one of them, and a failure leaves them all queued (at least once).
 func (r *relay) publishBatch(ctx context.Context) (int, error) {
 	n := 0
+	type poisonRow struct {
+		id                 int64
+		topic, key, reason string
+	}
+	var poisoned []poisonRow
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		poisoned = nil
 		// One relay at a time: with SKIP LOCKED alone, a second relay would
 		// claim the next batch and could publish a key's later row before
 		// the first relay publishes (or, failing, retries) its earlier one.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, relayLock); err != nil {
 			return fmt.Errorf("outbox: lock: %w", err)
 		}
-		rows, err := tx.Query(ctx, `SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL
+		rows, err := tx.Query(ctx, `SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL
 			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, relayBatch)
 		if err != nil {
 			return fmt.Errorf("outbox: claim: %w", err)
@@ -233,24 +253,101 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: claim: %w", err)
 		}
-		if len(recs) == 0 {
+		n = len(recs)
+		if n == 0 {
 			return nil
+		}
+		// Poison is set aside; the rest is published.
+		poison := map[int64]string{}
+		var send []*kgo.Record
+		idOf := map[*kgo.Record]int64{}
+		for i, rec := range recs {
+			if err := r.valid(rec); err != nil {
+				poison[ids[i]] = err.Error()
+				continue
+			}
+			idOf[rec] = ids[i]
+			send = append(send, rec)
 		}
 		pctx, cancel := context.WithTimeout(ctx, relayPublishTimeout)
 		defer cancel()
-		if err := r.kafka.ProduceSync(pctx, recs...).FirstErr(); err != nil {
-			return fmt.Errorf("outbox: publish %d records: %w", len(recs), err)
+		var sent []int64
+		var transient error
+		for _, res := range r.kafka.ProduceSync(pctx, send...) {
+			id := idOf[res.Record]
+			switch {
+			case res.Err == nil:
+				sent = append(sent, id)
+			case kafkaRefusesForGood(res.Err):
+				poison[id] = res.Err.Error()
+			case transient == nil:
+				transient = res.Err
+			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1)`, ids); err != nil {
+		if transient != nil {
+			// Nothing is marked: a key's later row must not be published
+			// for good while an earlier one waits for a retry.
+			return fmt.Errorf("outbox: publish %d records: %w", len(send), transient)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1)`, sent); err != nil {
 			return fmt.Errorf("outbox: mark sent: %w", err)
 		}
-		n = len(recs)
+		for i, id := range ids {
+			reason, ok := poison[id]
+			if !ok {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE id = $1`,
+				id, pgText(reason)); err != nil {
+				return fmt.Errorf("outbox: quarantine: %w", err)
+			}
+			poisoned = append(poisoned, poisonRow{id: id, topic: recs[i].Topic, key: string(recs[i].Key), reason: reason})
+		}
 		return nil
 	})
 	if err == nil {
-		r.published.Add(float64(n))
+		r.published.Add(float64(n - len(poisoned)))
+		for _, p := range poisoned {
+			r.quarantined.Inc()
+			r.log.Error("outbox row Kafka can never accept; quarantined", "outbox_id", p.id, "topic", p.topic, "key", p.key, "reason", p.reason)
+		}
 	}
 	return n, err
+}
+
+// valid checks a row's value against its topic's schema (rule and endpoint
+// snapshots, deliveries); a tombstone (nil) is always valid.
+func (r *relay) valid(rec *kgo.Record) error {
+	if rec.Value == nil {
+		return nil
+	}
+	var k schemas.Kind
+	switch rec.Topic {
+	case r.topics.Rules:
+		k = schemas.KindRule
+	case r.topics.Endpoints:
+		k = schemas.KindEndpoint
+	case r.topics.Deliveries:
+		k = schemas.KindDelivery
+	default:
+		return nil
+	}
+	if err := schemas.Validate(k, rec.Value); err != nil {
+		return fmt.Errorf("outbox: value is not a valid %s: %w", k, err)
+	}
+	return nil
+}
+
+// kafkaRefusesForGood reports a produce error that retrying cannot cure:
+// the record is too large, or the broker refuses the record or its topic.
+func kafkaRefusesForGood(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.CorruptMessage, kerr.InvalidTopicException, kerr.PolicyViolation, kerr.InvalidRequiredAcks} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // republish queues a snapshot of every live rule and endpoint, so the

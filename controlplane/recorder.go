@@ -26,8 +26,15 @@ import (
 // It is at-least-once with idempotent writes: a poll's records are written
 // in one transaction, and their offsets are committed only after it
 // committed. A record that cannot be decoded or fails its schema is logged,
-// counted and skipped; a Postgres outage is retried with backoff and commits
-// nothing.
+// counted and skipped; a Postgres outage is retried with a short backoff
+// (at most recorderMaxBackoff) and commits nothing. Strings are written as
+// Postgres can hold them (NUL becomes U+FFFD, see pgText and pgJSON). A
+// batch Postgres refuses with a data error (isDataError) is split in halves
+// until the records at fault are alone: the others are written, each of
+// those is quarantined (table quarantined_records, raw, with its
+// coordinates), and the loop moves on.
+//
+// It also keeps the latest rule error (topic rule-errors) on its rule.
 
 // Headers the dispatcher puts on a dead letter.
 const (
@@ -38,6 +45,16 @@ const (
 // recorderPollMax caps the records written in one transaction.
 const recorderPollMax = 1000
 
+// The recorder's retry backoff while Postgres is away: short, so it resumes
+// within a second of Postgres' return.
+const (
+	recorderMinBackoff = 50 * time.Millisecond
+	recorderMaxBackoff = time.Second
+)
+
+// recorderConsumer names the recorder in quarantined_records.consumer.
+const recorderConsumer = "recorder"
+
 // retentionBatch caps the rows one retention DELETE removes.
 const retentionBatch = 5000
 
@@ -47,6 +64,8 @@ type recorderMetrics struct {
 	disabled prometheus.Counter
 	pruned   *prometheus.CounterVec
 	failures prometheus.Counter
+	// quarantined: records Postgres refused with a data error, set aside.
+	quarantined *prometheus.CounterVec
 }
 
 // metricsOf registers the recorder's metrics with reg, or returns those
@@ -73,6 +92,10 @@ func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
 			Name: "exo_recorder_write_failures_total",
 			Help: "Failed attempts to write a batch to Postgres (retried with backoff; offsets are not committed meanwhile).",
 		}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_quarantined_records_total",
+			Help: "Records Postgres refused with a data error, stored in quarantined_records instead of being written (exo-alerts quarantine list), by topic.",
+		}, []string{"topic"}),
 	}
 	var err error
 	m.skipped, err = register(reg, m.skipped)
@@ -87,6 +110,9 @@ func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
 	}
 	if err == nil {
 		m.failures, err = register(reg, m.failures)
+	}
+	if err == nil {
+		m.quarantined, err = register(reg, m.quarantined)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
@@ -114,7 +140,8 @@ func (s *Server) runRecorder(ctx context.Context) error {
 		return err
 	}
 	log := s.log.With("part", "recorder")
-	rec := &recorder{s: s, log: log, m: m}
+	rec := &recorder{s: s, log: log, m: m,
+		pg: &outage{log: log, what: "postgres", minWait: recorderMinBackoff, maxWait: recorderMaxBackoff}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { rec.retain(ctx) })
@@ -125,13 +152,14 @@ type recorder struct {
 	s   *Server
 	log *slog.Logger
 	m   *recorderMetrics
+	pg  *outage // Postgres, as the write loop sees it
 }
 
 func (r *recorder) consume(ctx context.Context) error {
 	t := r.s.cfg.Topics
 	opts := append(kafka.ClientOpts(r.s.cfg.Brokers, r.log),
 		kgo.ConsumerGroup(r.s.cfg.RecorderGroup),
-		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ),
+		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors),
 		// deliveries is written in the processor's transactions: record
 		// only what committed.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -164,9 +192,8 @@ func (r *recorder) consume(ctx context.Context) error {
 		if fatal != nil {
 			return fmt.Errorf("recorder: fetch: %w", fatal)
 		}
-		b := r.decode(fetches.Records())
-		if !b.empty() {
-			if !r.writeWithRetry(ctx, b) {
+		if items := r.decode(fetches.Records()); len(items) > 0 {
+			if !r.store(ctx, items) {
 				cl.AllowRebalance()
 				return nil // ctx ended; nothing committed, the records come again
 			}
@@ -182,11 +209,40 @@ func (r *recorder) consume(ctx context.Context) error {
 	}
 }
 
-// batch is what one poll gives, decoded.
+// item is one consumed record, decoded: exactly one of the pointers is set.
+type item struct {
+	kr      *kgo.Record
+	alert   *alertIn
+	attempt *schemas.ResultRecord
+	dead    *deadIn
+	ruleErr *schemas.RuleErrorRecord
+}
+
+// batch is what a run of items gives, sorted by table.
 type batch struct {
-	alerts   []alertIn
-	attempts []schemas.ResultRecord
-	dead     map[string]deadIn // by alert id: the latest death
+	alerts     []alertIn
+	attempts   []schemas.ResultRecord
+	dead       map[string]deadIn // by alert id: the latest death
+	ruleErrors []schemas.RuleErrorRecord
+}
+
+func batchOf(items []item) *batch {
+	b := &batch{dead: map[string]deadIn{}}
+	for _, it := range items {
+		switch {
+		case it.alert != nil:
+			b.alerts = append(b.alerts, *it.alert)
+		case it.attempt != nil:
+			b.attempts = append(b.attempts, *it.attempt)
+		case it.dead != nil:
+			if prev, ok := b.dead[it.dead.rec.AlertID]; !ok || prev.deadAt.Before(it.dead.deadAt) {
+				b.dead[it.dead.rec.AlertID] = *it.dead
+			}
+		case it.ruleErr != nil:
+			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
+		}
+	}
+	return b
 }
 
 type alertIn struct {
@@ -202,12 +258,10 @@ type deadIn struct {
 	deadAt    time.Time
 }
 
-func (b *batch) empty() bool { return len(b.alerts) == 0 && len(b.attempts) == 0 && len(b.dead) == 0 }
-
-// decode sorts records by topic and drops (logs, counts) what is not valid.
-func (r *recorder) decode(recs []*kgo.Record) *batch {
+// decode decodes records and drops (logs, counts) what is not valid.
+func (r *recorder) decode(recs []*kgo.Record) []item {
 	t := r.s.cfg.Topics
-	b := &batch{dead: map[string]deadIn{}}
+	var items []item
 	for _, kr := range recs {
 		skip := func(reason error) {
 			r.m.skipped.WithLabelValues(kr.Topic).Inc()
@@ -222,7 +276,7 @@ func (r *recorder) decode(recs []*kgo.Record) *batch {
 			}
 			d := *dp
 			if kr.Topic == t.Deliveries {
-				b.alerts = append(b.alerts, alertIn{rec: d, raw: kr.Value})
+				items = append(items, item{kr: kr, alert: &alertIn{rec: d, raw: kr.Value}})
 				continue
 			}
 			n, _ := strconv.Atoi(kafka.Header(kr, dlqHeaderAttempts))
@@ -230,40 +284,112 @@ func (r *recorder) decode(recs []*kgo.Record) *batch {
 			if dl.lastError == "" {
 				dl.lastError = "unknown"
 			}
-			if prev, ok := b.dead[d.AlertID]; !ok || prev.deadAt.Before(dl.deadAt) {
-				b.dead[d.AlertID] = dl
-			}
+			items = append(items, item{kr: kr, dead: &dl})
 		case t.DeliveryResults:
 			res, err := schemas.DecodeResult(kr.Value)
 			if err != nil {
 				skip(err)
 				continue
 			}
-			b.attempts = append(b.attempts, *res)
+			items = append(items, item{kr: kr, attempt: res})
+		case t.RuleErrors:
+			re, err := decodeRuleError(kr.Value)
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, ruleErr: re})
 		}
 	}
-	return b
+	return items
 }
 
-// writeWithRetry writes b until it succeeds or ctx ends (false).
-func (r *recorder) writeWithRetry(ctx context.Context, b *batch) bool {
-	backoff := 100 * time.Millisecond
+func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {
+	if err := schemas.Validate(schemas.KindRuleError, v); err != nil {
+		return nil, err
+	}
+	var re schemas.RuleErrorRecord
+	if err := json.Unmarshal(v, &re); err != nil {
+		return nil, fmt.Errorf("recorder: decode rule error: %w", err)
+	}
+	return &re, nil
+}
+
+// store writes items in one transaction until it succeeds or ctx ends
+// (false). Transient errors are retried (an outage is logged once, and its
+// end). A data error splits the items in halves, written each on its own,
+// down to the single records at fault, which are quarantined: every other
+// record is written, and none blocks the loop.
+func (r *recorder) store(ctx context.Context, items []item) bool {
 	for {
-		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, b) })
+		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, batchOf(items)) })
 		if err == nil {
+			r.pg.ok()
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		r.m.failures.Inc()
-		r.log.Warn("recording failed; retrying, offsets not committed", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
+		if isDataError(err) {
+			r.pg.ok() // Postgres answered
+			if len(items) == 1 {
+				return r.quarantine(ctx, items[0], err)
+			}
+			h := len(items) / 2
+			return r.store(ctx, items[:h]) && r.store(ctx, items[h:])
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		r.m.failures.Inc()
+		if !sleepCtx(ctx, r.pg.failed(err)) {
+			return false
+		}
+	}
+}
+
+// quarantine stores it raw in quarantined_records (retrying transient
+// errors), counts and logs it; false if ctx ended first.
+func (r *recorder) quarantine(ctx context.Context, it item, cause error) bool {
+	kr := it.kr
+	type header struct {
+		Key   string `json:"key"`
+		Value []byte `json:"value"` // base64
+	}
+	hs := make([]header, 0, len(kr.Headers))
+	for _, h := range kr.Headers {
+		hs = append(hs, header{Key: pgText(h.Key), Value: h.Value})
+	}
+	headers, _ := json.Marshal(hs)
+	for {
+		_, err := r.s.pool.Exec(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING`,
+			recorderConsumer, kr.Topic, kr.Partition, kr.Offset, kr.Key, kr.Value, headers, pgText(cause.Error()))
+		if err == nil {
+			r.pg.ok()
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.m.failures.Inc()
+		if !sleepCtx(ctx, r.pg.failed(err)) {
+			return false
+		}
+	}
+	r.m.quarantined.WithLabelValues(kr.Topic).Inc()
+	r.log.Error("record refused by postgres; quarantined", "topic", kr.Topic, "partition", kr.Partition,
+		"offset", kr.Offset, "err", cause)
+	return true
+}
+
+// sleepCtx waits d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -273,10 +399,10 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 	if len(b.alerts) > 0 {
 		rows := make([]map[string]any, 0, len(b.alerts))
 		for _, a := range b.alerts {
-			rows = append(rows, map[string]any{
+			rows = append(rows, pgRow(map[string]any{
 				"alert_id": a.rec.AlertID, "tenant_id": a.rec.TenantID, "rule_id": a.rec.RuleID, "endpoint_id": a.rec.EndpointID,
 				"event_type": a.rec.EventType, "record": a.raw, "created_at": a.rec.CreatedAt,
-			})
+			}))
 		}
 		js, _ := json.Marshal(rows)
 		if _, err := tx.Exec(ctx, `INSERT INTO alerts (alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at)
@@ -291,12 +417,12 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 	if len(b.attempts) > 0 {
 		rows := make([]map[string]any, 0, len(b.attempts))
 		for _, a := range b.attempts {
-			rows = append(rows, map[string]any{
+			rows = append(rows, pgRow(map[string]any{
 				"alert_id": a.AlertID, "attempt": a.Attempt, "delivery_id": a.DeliveryID, "tenant_id": a.TenantID,
 				"rule_id": a.RuleID, "endpoint_id": a.EndpointID, "outcome": a.Outcome, "status_code": nilIfZero(a.StatusCode),
 				"latency_ms": a.LatencyMS, "error_class": nilIfEmpty(a.ErrorClass), "error": nilIfEmpty(a.Error),
 				"response_excerpt": nilIfEmpty(a.ResponseExcerpt), "attempted_at": a.AttemptedAt,
-			})
+			}))
 		}
 		js, _ := json.Marshal(rows)
 		inserted, err := tx.Query(ctx, `INSERT INTO delivery_attempts (alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id,
@@ -325,7 +451,7 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 		// Only an attempt seen for the first time disables its rule: a
 		// replay of the topic never disables a rule again.
 		for _, a := range b.attempts {
-			if a.Outcome == schemas.OutcomeEndpointGone && fresh[[2]string{a.AlertID, a.DeliveryID}] {
+			if a.Outcome == schemas.OutcomeEndpointGone && fresh[[2]string{pgText(a.AlertID), pgText(a.DeliveryID)}] {
 				gone = append(gone, a)
 			}
 		}
@@ -333,10 +459,10 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 	if len(b.dead) > 0 {
 		rows := make([]map[string]any, 0, len(b.dead))
 		for _, d := range b.dead {
-			rows = append(rows, map[string]any{
+			rows = append(rows, pgRow(map[string]any{
 				"alert_id": d.rec.AlertID, "tenant_id": d.rec.TenantID, "rule_id": d.rec.RuleID, "endpoint_id": d.rec.EndpointID,
 				"attempts": d.attempts, "last_error": d.lastError, "record": d.raw, "dead_at": d.deadAt,
-			})
+			}))
 		}
 		js, _ := json.Marshal(rows)
 		// A later death of the same alert (after a redelivery or replay)
@@ -357,7 +483,42 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 			return err
 		}
 	}
+	for _, re := range b.ruleErrors {
+		if err := r.ruleError(ctx, tx, re); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// ruleError keeps re as its rule's last error, if it is later than the one
+// kept and was reported for the rule's current condition (a changed
+// condition clears the error: trigger alert_rules_condition_changed).
+// Reading a record twice changes nothing (its time is not later).
+func (r *recorder) ruleError(ctx context.Context, tx pgx.Tx, re schemas.RuleErrorRecord) error {
+	tag, err := tx.Exec(ctx, `UPDATE alert_rules SET last_error = $4, last_error_at = $5, last_error_event_id = $6,
+			last_error_rule_version = $3, error_count = error_count + $7
+		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND $3 >= condition_version
+			AND (last_error_at IS NULL OR last_error_at < $5)`,
+		re.TenantID, re.RuleID, re.RuleVersion, pgText(re.Error), re.At, nilIfEmpty(pgText(re.EventID)), re.Errors)
+	if err != nil {
+		return fmt.Errorf("recorder: rule error: %w", err)
+	}
+	r.m.recorded.WithLabelValues("alert_rules.last_error").Add(float64(tag.RowsAffected()))
+	return nil
+}
+
+// pgRow makes a row's strings and JSON documents storable (pgText, pgJSON).
+func pgRow(row map[string]any) map[string]any {
+	for k, v := range row {
+		switch x := v.(type) {
+		case string:
+			row[k] = pgText(x)
+		case json.RawMessage:
+			row[k] = json.RawMessage(pgJSON(x))
+		}
+	}
+	return row
 }
 
 // disableRule deactivates the rule of an attempt its endpoint answered with
