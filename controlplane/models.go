@@ -1,7 +1,10 @@
 package controlplane
 
 import (
+	"reflect"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -56,6 +59,30 @@ type AlertRule struct {
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 	Version             int64     `json:"version"`
+	// LastError is read-only: kept by the recorder from the rule-errors
+	// topic, cleared when the condition changes.
+	LastError *RuleLastError `json:"last_error" readOnly:"true" doc:"The latest error evaluating this rule's condition (the rule was skipped for that event; other rules were not), null if none since the condition last changed. Read-only."`
+}
+
+// RuleLastError is the latest error evaluating a rule, as the processor
+// reported it (schemas.RuleErrorRecord).
+type RuleLastError struct {
+	Message     string    `json:"message" doc:"What went wrong, e.g. that the condition exceeded its evaluation budget"`
+	At          time.Time `json:"at" doc:"When it last happened"`
+	EventID     *string   `json:"event_id" doc:"The (last) event the rule failed on"`
+	RuleVersion int64     `json:"rule_version" doc:"The rule version that failed"`
+	Count       int64     `json:"count" doc:"Events the rule failed on since its condition last changed (as reported; approximate)"`
+}
+
+// ruleLastErrorDoc has RuleLastError's fields without its Schema method.
+type ruleLastErrorDoc RuleLastError
+
+// Schema documents RuleLastError inline and nullable (huma refuses
+// nullable on a referenced object schema).
+func (RuleLastError) Schema(r huma.Registry) *huma.Schema {
+	s := huma.SchemaFromType(r, reflect.TypeFor[ruleLastErrorDoc]())
+	s.Nullable = true
+	return s
 }
 
 // AlertRuleCreate is the body of POST /v1/alert-rules.

@@ -24,6 +24,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // --- a Kafka outage the tests can switch on and off ------------------------
@@ -718,7 +719,9 @@ func TestOutboxTwoRelaysKeepOrderPerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k := range keys {
-			val, _ := json.Marshal(snapshot{ID: fmt.Sprintf("rul_order%02d", k), Version: int64(v)})
+			val, _ := json.Marshal(schemas.RuleRecord{TenantID: "acme", ID: fmt.Sprintf("rul_order%02d", k), Name: "order",
+				EventType: schemas.TypeRunFailed, WebhookEndpointID: "whk_order", IsActive: true, MaxAttempts: 8,
+				Severity: "error", Version: int64(v), UpdatedAt: time.Now().UTC()})
 			if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)`,
 				e.topics.Rules, fmt.Sprintf("acme/rul_order%02d", k), val); err != nil {
 				t.Fatal(err)

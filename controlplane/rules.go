@@ -189,20 +189,25 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
 	}
 	var rows []*ruleRow
+	var items []*AlertRule
 	var next string
 	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
 		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, filters, scanRule,
 			func(r *ruleRow) cursor { return cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
-		return err
+		if err != nil {
+			return err
+		}
+		items = make([]*AlertRule, 0, len(rows))
+		for _, r := range rows {
+			items = append(items, r.api())
+		}
+		return withLastErrors(ctx, tx, p.TenantID, items)
 	})
 	if err != nil {
 		return nil, s.internalError("list rules", err)
 	}
 	out := &ruleListOut{}
-	out.Body.Items = make([]*AlertRule, 0, len(rows))
-	for _, r := range rows {
-		out.Body.Items = append(out.Body.Items, r.api())
-	}
+	out.Body.Items = items
 	out.Body.NextCursor = next
 	if next != "" {
 		q.Set("cursor", next)
@@ -216,9 +221,14 @@ var errRuleNotFound = huma.Error404NotFound("alert rule not found")
 func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
 	var r *ruleRow
+	var a *AlertRule
 	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
 		r, err = getRule(ctx, tx, p.TenantID, in.ID)
-		return err
+		if err != nil {
+			return err
+		}
+		a = r.api()
+		return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{a})
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, errRuleNotFound
@@ -226,7 +236,42 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	if err != nil {
 		return nil, s.internalError("get rule", err)
 	}
-	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
+	return &ruleOut{ETag: etag(r.Version), Body: a}, nil
+}
+
+// withLastErrors fills in the last errors of rules (kept by the recorder,
+// see recorder.ruleError).
+func withLastErrors(ctx context.Context, tx pgx.Tx, tenant string, rules []*AlertRule) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	byID := make(map[string]*AlertRule, len(rules))
+	ids := make([]string, 0, len(rules))
+	for _, r := range rules {
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	rows, err := tx.Query(ctx, `SELECT id, last_error, last_error_at, last_error_event_id, last_error_rule_version, error_count
+		FROM alert_rules WHERE tenant_id = $1 AND id = ANY($2) AND last_error IS NOT NULL`, tenant, ids)
+	if err != nil {
+		return fmt.Errorf("controlplane: rule last errors: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var e RuleLastError
+		if err := rows.Scan(&id, &e.Message, &e.At, &e.EventID, &e.RuleVersion, &e.Count); err != nil {
+			return fmt.Errorf("controlplane: rule last errors: %w", err)
+		}
+		e.At = e.At.UTC()
+		if r := byID[id]; r != nil {
+			r.LastError = &e
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("controlplane: rule last errors: %w", err)
+	}
+	return nil
 }
 
 // document is the rule as a create document, the base of a merge patch.
