@@ -349,13 +349,9 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 // errors), counts and logs it; false if ctx ended first.
 func (r *recorder) quarantine(ctx context.Context, it item, cause error) bool {
 	kr := it.kr
-	type header struct {
-		Key   string `json:"key"`
-		Value []byte `json:"value"` // base64
-	}
-	hs := make([]header, 0, len(kr.Headers))
+	hs := make([]quarantinedHeader, 0, len(kr.Headers))
 	for _, h := range kr.Headers {
-		hs = append(hs, header{Key: pgText(h.Key), Value: h.Value})
+		hs = append(hs, quarantinedHeader{Key: pgText(h.Key), Value: h.Value})
 	}
 	headers, _ := json.Marshal(hs)
 	for {

@@ -1,0 +1,419 @@
+package controlplane_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// produceAt writes one record and returns it with its partition and offset.
+func (l *histEnv) produceAt(t *testing.T, topic string, key, value []byte, headers ...string) *kgo.Record {
+	t.Helper()
+	r := &kgo.Record{Topic: topic, Key: key, Value: value}
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headers[i], Value: []byte(headers[i+1])})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := l.prod.ProduceSync(ctx, r)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Record
+}
+
+// A NUL byte in a receiver's answer (excerpt, error) or in an event label
+// that reached the delivery payload, and in a dead letter's last error, is
+// stored as U+FFFD: the recorder does not stall, and another tenant's
+// history written after it is complete.
+func TestRecorderStoresNULAsReplacement(t *testing.T) {
+	t.Parallel()
+	group := "recorder-" + histHex(4)
+	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
+	ctx := context.Background()
+	now := time.Now().UTC()
+
+	// Tenant acme: a label with NUL in the payload (the processor put it
+	// there before the schema refused such events), an answer with NUL.
+	d, raw := histDelivery(t, "acme", "rul_nul", "whk_nul", now)
+	raw = bytes.Replace(raw, []byte(`"env":"prod"`), []byte(`"env":"pr\u0000od"`), 1)
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		t.Fatalf("no NUL in the delivery: %s", raw)
+	}
+	if _, err := schemas.DecodeDelivery(raw); err != nil {
+		t.Fatalf("the delivery must be valid for the recorder to read it: %v", err)
+	}
+	l.produce(t, l.topics.Deliveries, kafka.Key("acme", "whk_nul"), raw)
+	res, _ := json.Marshal(schemas.ResultRecord{
+		AlertID: d.AlertID, DeliveryID: "dlv_" + histHex(8), TenantID: "acme", RuleID: "rul_nul", EndpointID: "whk_nul",
+		Attempt: 1, Outcome: schemas.OutcomeRetry, StatusCode: 500, LatencyMS: 3, AttemptedAt: now,
+		ErrorClass: "http_status", Error: "HTTP 500: \x00boom", ResponseExcerpt: "{\"a\":\"\x00\"}",
+	})
+	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", "rul_nul"), res)
+	l.produce(t, l.topics.DeliveriesDLQ, kafka.Key("acme", "whk_nul"), raw, "exo-last-error", "HTTP 500: \x00", "exo-attempts", "8")
+
+	// Tenant globex, after it.
+	g, graw := histDelivery(t, "globex", "rul_g", "whk_g", now)
+	l.produce(t, l.topics.Deliveries, kafka.Key("globex", "whk_g"), graw)
+	l.produce(t, l.topics.DeliveryResults, kafka.Key("globex", "rul_g"), histResult(g, 1, schemas.OutcomeDelivered, 200, now))
+
+	histWait(t, "globex's history recorded after acme's NULs", func() (bool, string) {
+		a := l.count(t, `SELECT count(*) FROM alerts WHERE tenant_id = 'globex'`)
+		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE tenant_id = 'globex'`)
+		return a == 1 && at == 1, fmt.Sprintf("alerts=%d attempts=%d; write failures=%v", a, at,
+			histCounter(t, l.reg, "exo_recorder_write_failures_total", nil))
+	})
+	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+
+	var label, errText, excerpt, lastError string
+	if err := l.pool.QueryRow(ctx, `SELECT record->'payload'->'data'->'labels'->>'env' FROM alerts WHERE alert_id = $1`, d.AlertID).Scan(&label); err != nil {
+		t.Fatalf("acme's alert: %v", err)
+	}
+	if err := l.pool.QueryRow(ctx, `SELECT error, response_excerpt FROM delivery_attempts WHERE alert_id = $1`, d.AlertID).Scan(&errText, &excerpt); err != nil {
+		t.Fatalf("acme's attempt: %v", err)
+	}
+	if err := l.pool.QueryRow(ctx, `SELECT last_error FROM dead_letters WHERE alert_id = $1`, d.AlertID).Scan(&lastError); err != nil {
+		t.Fatalf("acme's dead letter: %v", err)
+	}
+	for _, c := range []struct{ what, got, want string }{
+		{"label", label, "pr\uFFFDod"},
+		{"error", errText, "HTTP 500: \uFFFDboom"},
+		{"excerpt", excerpt, "{\"a\":\"\uFFFD\"}"},
+		{"dead letter's last error", lastError, "HTTP 500: \uFFFD"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s stored as %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if n := histCounter(t, l.reg, "exo_recorder_quarantined_records_total", nil); n != 0 {
+		t.Errorf("%v records quarantined; a NUL is stored, not quarantined", n)
+	}
+}
+
+// A record Postgres refuses with a data error is quarantined with its
+// coordinates and raw bytes; the other records of its batch are written and
+// the offsets committed; replaying it (once the cause is fixed) writes it.
+func TestRecorderQuarantinesDataError(t *testing.T) {
+	t.Parallel()
+	group := "recorder-" + histHex(4)
+	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
+	ctx := context.Background()
+	// A constraint the recorder cannot know of stands for any data error.
+	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts ADD CONSTRAINT no_poison CHECK (error IS DISTINCT FROM 'poison')`); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
+	key := kafka.Key("acme", "rul_1")
+	attempt := func(n int, outcome, errText string) []byte {
+		b, _ := json.Marshal(schemas.ResultRecord{
+			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, histHex(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
+			Attempt: n, Outcome: outcome, StatusCode: map[bool]int{true: 200, false: 500}[errText == ""], LatencyMS: 3,
+			AttemptedAt: now.Add(time.Duration(n) * time.Second), ErrorClass: map[bool]string{true: "", false: "http_status"}[errText == ""], Error: errText,
+		})
+		return b
+	}
+	// One produce call: the records share a batch where the broker allows.
+	recs := []*kgo.Record{
+		{Topic: l.topics.Deliveries, Key: kafka.Key("acme", "whk_1"), Value: raw},
+		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(1, schemas.OutcomeRetry, "HTTP 500")},
+		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(2, schemas.OutcomeRetry, "poison"),
+			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte{0, 1, 2}}}},
+		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(3, schemas.OutcomeDelivered, "")},
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.prod.ProduceSync(pctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	poison := recs[2]
+
+	histWait(t, "the batch's good records written", func() (bool, string) {
+		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, d.AlertID)
+		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
+		return a == 1 && at == 2, fmt.Sprintf("alerts=%d attempts=%d", a, at)
+	})
+	histWait(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, group) })
+	if n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1 AND attempt = 2`, d.AlertID); n != 0 {
+		t.Fatalf("the refused attempt was written (%d)", n)
+	}
+	var (
+		id                 int64
+		consumer, topic    string
+		partition          int32
+		offset             int64
+		qkey, qvalue       []byte
+		headers, errText   string
+		quarantinedAtIsSet bool
+	)
+	if err := l.pool.QueryRow(ctx, `SELECT id, consumer, topic, "partition", "offset", key, value, headers::text, error, quarantined_at IS NOT NULL
+		FROM quarantined_records`).Scan(&id, &consumer, &topic, &partition, &offset, &qkey, &qvalue, &headers, &errText, &quarantinedAtIsSet); err != nil {
+		t.Fatalf("quarantined record: %v", err)
+	}
+	if consumer != "recorder" || topic != poison.Topic || partition != poison.Partition || offset != poison.Offset ||
+		!bytes.Equal(qkey, poison.Key) || !bytes.Equal(qvalue, poison.Value) || !quarantinedAtIsSet {
+		t.Errorf("quarantined %s %s/%d@%d key %q value %s; want recorder %s/%d@%d key %q value %s",
+			consumer, topic, partition, offset, qkey, qvalue, poison.Topic, poison.Partition, poison.Offset, poison.Key, poison.Value)
+	}
+	if !strings.Contains(errText, "no_poison") || !strings.Contains(errText, "23514") {
+		t.Errorf("quarantine error %q does not say what Postgres refused", errText)
+	}
+	if !strings.Contains(headers, `"trace"`) {
+		t.Errorf("headers not kept: %s", headers)
+	}
+	if n := histCounter(t, l.reg, "exo_recorder_quarantined_records_total", map[string]string{"topic": poison.Topic}); n != 1 {
+		t.Errorf("quarantined counter = %v, want 1", n)
+	}
+
+	// The operator fixes the cause and replays the record.
+	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts DROP CONSTRAINT no_poison`); err != nil {
+		t.Fatal(err)
+	}
+	list, err := controlplane.ListQuarantined(ctx, l.pool, 10)
+	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Offset != poison.Offset {
+		t.Fatalf("ListQuarantined = %+v, %v", list, err)
+	}
+	if err := controlplane.ReplayQuarantined(ctx, l.pool, l.prod, id); err != nil {
+		t.Fatal(err)
+	}
+	histWait(t, "the replayed record written", func() (bool, string) {
+		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
+		return at == 3, fmt.Sprintf("attempts=%d", at)
+	})
+	if n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE replayed_at IS NOT NULL`); n != 1 {
+		t.Errorf("replayed_at not set")
+	}
+}
+
+// A rule error reported on the rule-errors topic shows on the rule (get and
+// list) and is cleared when the rule's condition changes.
+func TestRuleErrorShownOnRule(t *testing.T) {
+	t.Parallel()
+	l := startHistEnv(t, nil)
+	_, ruleID, _ := l.createRule(t, "https://hooks.example.com/x")
+	if status, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, ""); status != 200 || rule["last_error"] != nil {
+		t.Fatalf("new rule: %d last_error %v", status, rule["last_error"])
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	v, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 1, EventID: "ev_1",
+		Error: "condition exceeded its evaluation budget (memory)", Errors: 3, At: at})
+	if err := schemas.Validate(schemas.KindRuleError, v); err != nil {
+		t.Fatal(err)
+	}
+	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), v)
+	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), v) // read twice: counted once
+	want := map[string]any{"message": "condition exceeded its evaluation budget (memory)", "at": at.Format(time.RFC3339Nano),
+		"event_id": "ev_1", "rule_version": 1.0, "count": 3.0}
+	histWait(t, "last_error on the rule", func() (bool, string) {
+		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
+		got, _ := rule["last_error"].(map[string]any)
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(rule["last_error"])
+	})
+	_, list := l.do(t, "GET", "/v1/alert-rules", l.adminKey, "")
+	items, _ := list["items"].([]any)
+	if len(items) != 1 || fmt.Sprint(items[0].(map[string]any)["last_error"]) != fmt.Sprint(want) {
+		t.Errorf("list: %v", items)
+	}
+	// Another tenant sees nothing of it.
+	if status, _ := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.otherKey, ""); status != http.StatusNotFound {
+		t.Errorf("globex reads acme's rule: %d", status)
+	}
+	if status, rule := l.do(t, "PATCH", "/v1/alert-rules/"+ruleID, l.adminKey, `{"condition":"labels.env == \"prod\""}`); status != 200 || rule["last_error"] != nil {
+		t.Fatalf("after a new condition: %d last_error %v", status, rule["last_error"])
+	}
+	if _, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, ""); rule["last_error"] != nil {
+		t.Errorf("last_error kept after the condition changed: %v", rule["last_error"])
+	}
+	// A late report about the old condition is not shown; one about the
+	// new condition (after it on the partition) is.
+	late, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 1, Error: "late", Errors: 1, At: at.Add(time.Second)})
+	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), late)
+	fresh, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 2, Error: "new", Errors: 1, At: at.Add(2 * time.Second)})
+	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), fresh)
+	histWait(t, "the new condition's error shown, alone", func() (bool, string) {
+		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
+		got, _ := rule["last_error"].(map[string]any)
+		return got != nil && got["message"] == "new" && got["count"] == 1.0, fmt.Sprint(rule["last_error"])
+	})
+}
+
+// logSink collects log records (with their attributes) for assertions.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+type sinkHandler struct {
+	s     *logSink
+	attrs []slog.Attr
+	next  slog.Handler
+}
+
+func (h *sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *sinkHandler) Handle(ctx context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	for _, a := range h.attrs {
+		b.WriteString(" " + a.String())
+	}
+	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	h.s.mu.Lock()
+	h.s.lines = append(h.s.lines, b.String())
+	h.s.mu.Unlock()
+	if h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+func (h *sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &sinkHandler{s: h.s, attrs: append(append([]slog.Attr{}, h.attrs...), as...), next: h.next.WithAttrs(as)}
+}
+func (h *sinkHandler) WithGroup(name string) slog.Handler {
+	return &sinkHandler{s: h.s, attrs: h.attrs, next: h.next.WithGroup(name)}
+}
+
+// matching returns the lines at level warn or above that contain every part.
+func (s *logSink) matching(parts ...string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+lines:
+	for _, l := range s.lines {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				continue lines
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// pgGate dials Postgres for a pool and can cut every connection and refuse
+// new ones until restored.
+type pgGate struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (g *pgGate) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cut {
+		return nil, fmt.Errorf("test: connection refused (postgres cut)")
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		g.conns = append(g.conns, c)
+	}
+	return c, err
+}
+
+func (g *pgGate) Cut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cut = true
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+	g.conns = nil
+}
+
+func (g *pgGate) Restore() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cut = false
+}
+
+// After Postgres comes back the recorder catches up promptly, and its
+// outage is logged once (and its end), not once per retry.
+func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
+	t.Parallel()
+	gate := &pgGate{}
+	sink := &logSink{}
+	group := "recorder-" + histHex(4)
+	l := startHistEnv(t, func(c *controlplane.Config) {
+		// The control plane reaches the test's database through the gate.
+		cfg, err := pgxpool.ParseConfig(c.Pool.Config().ConnString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ConnConfig.DialFunc = gate.dial
+		gated, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(gated.Close)
+		c.Pool = gated
+		c.RecorderGroup = group
+		c.Log = slog.New(&sinkHandler{s: sink, next: testenv.Log(t).Handler()})
+	})
+	now := time.Now().UTC()
+	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
+	l.produce(t, l.topics.Deliveries, kafka.Key("acme", "whk_1"), raw)
+	histWait(t, "recorded before the outage", func() (bool, string) {
+		n := l.count(t, `SELECT count(*) FROM alerts`)
+		return n == 1, fmt.Sprintf("%d alerts", n)
+	})
+
+	gate.Cut()
+	for i := 1; i <= 5; i++ {
+		l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", "rul_1"), histResult(d, i, schemas.OutcomeRetry, 500, now))
+	}
+	histWait(t, "the recorder retrying", func() (bool, string) {
+		n := histCounter(t, l.reg, "exo_recorder_write_failures_total", nil)
+		return n >= 6, fmt.Sprintf("%v write failures", n)
+	})
+	gate.Restore()
+	restored := time.Now()
+	deadline := restored.Add(10 * time.Second)
+	for {
+		n := l.count(t, `SELECT count(*) FROM delivery_attempts`)
+		if n == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recorder not caught up 10s after Postgres returned: %d of 5 attempts", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("recorder caught up %v after Postgres returned", time.Since(restored).Round(time.Millisecond))
+	histWait(t, "recovery logged", func() (bool, string) {
+		got := sink.matching("part=recorder", "available again")
+		return len(got) == 1, strings.Join(got, "\n")
+	})
+	// The outbox relay, on the same pool, also logs its outage once.
+	histWait(t, "the relay's recovery logged", func() (bool, string) {
+		got := sink.matching("part=outbox", "available again")
+		return len(got) == 1, strings.Join(got, "\n")
+	})
+	for _, part := range []string{"part=recorder", "part=outbox"} {
+		var loud []string
+		for _, line := range sink.matching(part) {
+			if strings.HasPrefix(line, "WARN") || strings.HasPrefix(line, "ERROR") {
+				loud = append(loud, line)
+			}
+		}
+		if len(loud) != 1 || !strings.Contains(loud[0], "unavailable") {
+			t.Errorf("%s logged its outage %d times at WARN/ERROR, want once:\n%s", part, len(loud), strings.Join(loud, "\n"))
+		}
+	}
+}
