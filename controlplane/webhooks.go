@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,8 +48,52 @@ var routingKeyRE = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
 // reservedHeaders may not be overridden by an endpoint's own headers.
 var reservedHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "host": true, "user-agent": true, "transfer-encoding": true,
-	"connection": true, "webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
-	"x-exosphere-signature": true, "x-exosphere-event": true, "x-exosphere-delivery": true,
+	"connection": true, "te": true, "trailer": true, "upgrade": true, "keep-alive": true, "proxy-connection": true,
+	"expect": true,
+}
+
+// reservedHeaderPrefixes are the (lower-case) name spaces of the headers
+// Exosphere Alerts sets itself, now and in later versions: an endpoint's
+// own header may not start with one.
+var reservedHeaderPrefixes = []string{"x-exosphere-", "webhook-"}
+
+// reservedHeader reports whether name (any case) is set by Exosphere Alerts.
+func reservedHeader(name string) bool {
+	name = strings.ToLower(name)
+	if reservedHeaders[name] {
+		return true
+	}
+	for _, p := range reservedHeaderPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxHeaderValue is the longest value of an endpoint's own header.
+const maxHeaderValue = 4096
+
+// checkHeaderValue reports what is wrong with v as an HTTP field value
+// (RFC 9110 5.5: visible ASCII and obs-text, with spaces and tabs only
+// inside), or "" when nothing is: a value that breaks that rule is refused
+// by HTTP clients or servers, so every delivery to the endpoint would fail.
+func checkHeaderValue(v string) string {
+	if len(v) > maxHeaderValue {
+		return fmt.Sprintf("value must be at most %d bytes", maxHeaderValue)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if i == 0 || i == len(v)-1 {
+				return "value must not start or end with a space or tab"
+			}
+		case c < 0x20 || c == 0x7f:
+			return fmt.Sprintf("value holds the control character 0x%02X at byte %d; only visible characters, spaces and tabs are allowed (RFC 9110 field-value)", c, i)
+		}
+	}
+	return ""
 }
 
 func (s *Server) registerWebhooks(api huma.API) {
@@ -106,6 +151,11 @@ func (s *Server) checkTargetURL(raw string) *huma.ErrorDetail {
 	host := u.Hostname()
 	if host == "" {
 		return bad("URL has no host")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port must be between 1 and 65535")
+		}
 	}
 	if u.Fragment != "" {
 		return bad("URL must not have a fragment")
@@ -199,10 +249,10 @@ func (s *Server) checkWebhook(b *WebhookCreate) []error {
 	for name := range b.Headers {
 		if !headerNameRE.MatchString(name) {
 			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "not a valid header name"})
-		} else if reservedHeaders[strings.ToLower(name)] {
-			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "this header is set by Exosphere Alerts and cannot be overridden"})
-		} else if len(b.Headers[name]) > 4096 || strings.ContainsAny(b.Headers[name], "\r\n") {
-			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "value must be at most 4096 characters without line breaks"})
+		} else if reservedHeader(name) {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "this header is set by Exosphere Alerts and cannot be overridden (reserved: X-Exosphere-*, webhook-*, and the HTTP framing headers)"})
+		} else if msg := checkHeaderValue(b.Headers[name]); msg != "" {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: msg})
 		}
 	}
 	return details
