@@ -737,3 +737,75 @@ func TestConcurrentPatchesWithoutETagAllApply(t *testing.T) {
 		t.Errorf("version %v and %d audit rows, want %d and %d", got["version"], len(b.audits(t, id)), 1+n, 1+n)
 	}
 }
+
+// An endpoint's own delivery rate round-trips through create, get, list
+// and patch (null goes back to the operator's default), is in the audit
+// trail, and reaches the dispatcher in the endpoint snapshot.
+func TestEndpointRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	snapshotRate := func(id string) int {
+		t.Helper()
+		snap, ok := b.lastSnapshot(t, "webhook-endpoints", "acme/"+id)
+		if !ok {
+			t.Fatal("no endpoint snapshot")
+		}
+		if err := schemas.Validate(schemas.KindEndpoint, snap); err != nil {
+			t.Fatalf("snapshot %s: %v", snap, err)
+		}
+		var rec schemas.EndpointRecord
+		if err := json.Unmarshal(snap, &rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec.RateLimitPerSecond
+	}
+
+	plain := b.webhook(t, b.adminKey, `{"name":"default rate","target_url":"https://hooks.example.com/a"}`)
+	if v, ok := plain["rate_limit_per_second"]; !ok || v != nil {
+		t.Errorf("create without a rate: rate_limit_per_second = %v (present %v), want null", v, ok)
+	}
+	if r := snapshotRate(plain["id"].(string)); r != 0 {
+		t.Errorf("snapshot of an endpoint with the default rate: %d, want 0 (absent)", r)
+	}
+
+	wh := b.webhook(t, b.adminKey, `{"name":"fast","target_url":"https://hooks.example.com/b","rate_limit_per_second":400}`)
+	id := wh["id"].(string)
+	if wh["rate_limit_per_second"] != float64(400) || snapshotRate(id) != 400 {
+		t.Fatalf("create with a rate: %v, snapshot %d", wh["rate_limit_per_second"], snapshotRate(id))
+	}
+	if _, _, got := b.do(t, "GET", "/v1/webhooks/"+id, b.viewKey, ""); got["rate_limit_per_second"] != float64(400) {
+		t.Errorf("get: rate_limit_per_second = %v", got["rate_limit_per_second"])
+	}
+	_, _, list := b.do(t, "GET", "/v1/webhooks", b.viewKey, "")
+	for _, it := range list["items"].([]any) {
+		item := it.(map[string]any)
+		want := any(nil)
+		if item["id"] == id {
+			want = float64(400)
+		}
+		if item["rate_limit_per_second"] != want {
+			t.Errorf("list: %s rate_limit_per_second = %v, want %v", item["id"], item["rate_limit_per_second"], want)
+		}
+	}
+
+	status, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"rate_limit_per_second":10000}`, nil)
+	if status != 200 || got["rate_limit_per_second"] != float64(10000) || got["version"] != float64(2) || snapshotRate(id) != 10000 {
+		t.Fatalf("patch the rate: %d %v, snapshot %d", status, got, snapshotRate(id))
+	}
+	audits := b.audits(t, id)
+	if last := audits[len(audits)-1]; last.Before["rate_limit_per_second"] != float64(400) || last.After["rate_limit_per_second"] != float64(10000) {
+		t.Errorf("audit of the rate change: before %v after %v", last.Before["rate_limit_per_second"], last.After["rate_limit_per_second"])
+	}
+	// A patch of something else keeps the rate.
+	if _, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"name":"renamed"}`, nil); got["rate_limit_per_second"] != float64(10000) {
+		t.Errorf("rate after a rename: %v", got["rate_limit_per_second"])
+	}
+	status, _, got = b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"rate_limit_per_second":null}`, nil)
+	if status != 200 || got["rate_limit_per_second"] != nil || snapshotRate(id) != 0 {
+		t.Fatalf("reset the rate: %d %v, snapshot %d", status, got, snapshotRate(id))
+	}
+	var stored *int
+	if err := b.pool.QueryRow(context.Background(), `SELECT rate_limit_per_second FROM webhook_endpoints WHERE id = $1`, id).Scan(&stored); err != nil || stored != nil {
+		t.Errorf("stored rate after reset: %v, %v", stored, err)
+	}
+}

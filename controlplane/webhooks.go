@@ -299,7 +299,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	e := &endpointRow{
 		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind,
 		SecretHint: secretHint(secret), IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
-		Headers: map[string]schemas.Sealed{},
+		Headers: map[string]schemas.Sealed{}, RateLimitPerSecond: optional(b.RateLimitPerSecond),
 	}
 	s.setTargetURL(e, b.TargetURL)
 	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
@@ -398,7 +398,7 @@ var errWebhookNotFound = huma.Error404NotFound("webhook endpoint not found")
 // (headers and secret are handled apart: their values are not readable).
 func (e *endpointRow) document() map[string]any {
 	active := e.IsActive
-	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active})
+	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active, RateLimitPerSecond: deref(e.RateLimitPerSecond)})
 }
 
 func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, error) {
@@ -528,6 +528,7 @@ func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMess
 	}
 	wasActive := e.IsActive
 	e.Name, e.IsActive = b.Name, b.IsActive == nil || *b.IsActive
+	e.RateLimitPerSecond = optional(b.RateLimitPerSecond)
 	if urlPatched {
 		s.setTargetURL(e, b.TargetURL)
 	}
