@@ -40,6 +40,14 @@ type Config struct {
 	Addr string
 	// Listener, if set, is used instead of listening on Addr.
 	Listener net.Listener
+	// The HTTP server's timeouts (net/http.Server), so a slow or idle
+	// client cannot hold a connection forever. ReadHeaderTimeout (default
+	// 10s) bounds reading a request's headers, ReadTimeout (30s) the whole
+	// request with its body, WriteTimeout (60s) the time from the end of the
+	// headers to the end of the answer, IdleTimeout (120s) how long a
+	// keep-alive connection may wait for its next request. Zero: default;
+	// negative values are refused.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// Pool is the Postgres pool (migrated). Required.
 	Pool       *pgxpool.Pool
 	Brokers    []string
@@ -86,9 +94,25 @@ type Config struct {
 	Ready chan<- net.Addr
 }
 
+// Default HTTP server timeouts (Config.ReadHeaderTimeout and the others).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+)
+
 func (c *Config) defaults() {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&c.ReadTimeout, DefaultReadTimeout}, {&c.WriteTimeout, DefaultWriteTimeout}, {&c.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	if c.Topics.Events == "" {
 		c.Topics = kafka.NewTopics(kafka.DefaultPrefix)
@@ -132,6 +156,17 @@ func (c *Config) validate() error {
 	}
 	if c.Keyring == nil {
 		problems = append(problems, "no key ring (EXO_KEYRING) to encrypt secrets")
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"ReadHeaderTimeout (EXO_HTTP_READ_HEADER_TIMEOUT)", c.ReadHeaderTimeout}, {"ReadTimeout (EXO_HTTP_READ_TIMEOUT)", c.ReadTimeout},
+		{"WriteTimeout (EXO_HTTP_WRITE_TIMEOUT)", c.WriteTimeout}, {"IdleTimeout (EXO_HTTP_IDLE_TIMEOUT)", c.IdleTimeout},
+	} {
+		if t.d < 0 {
+			problems = append(problems, fmt.Sprintf("%s is negative (%s)", t.name, t.d))
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("controlplane: invalid config: %s", strings.Join(problems, "; "))
@@ -206,7 +241,12 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("controlplane: listen %s: %w", s.cfg.Addr, err)
 		}
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{
+		Handler: s.mux, BaseContext: func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
