@@ -184,6 +184,8 @@ type Server struct {
 	api   huma.API
 	mux   *http.ServeMux
 	http  *httpMetrics
+	// pg tracks Postgres outages, logged once each (not per request).
+	pg *outage
 	// relaying is set while this process's outbox relay publishes
 	// successfully: only then is a request's change sure to be on Kafka
 	// soon, and worth waiting for (every control plane instance runs a
@@ -203,6 +205,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, guard: guard, mux: http.NewServeMux()}
 	if s.http, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
+	}
+	if s.pg, err = newOutage(s.log, cfg.Registry, "postgres"); err != nil {
 		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
 	}
 	s.api = s.newAPI()
@@ -358,14 +363,23 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		p, err := lookupKey(ctx.Context(), s.pool, token)
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) {
-				s.log.Error("api key lookup", "err", err)
+				// Every request fails the same way while Postgres is away:
+				// the outage is logged once, the failures counted.
+				if canceled(ctx.Context(), err) {
+					s.log.Debug("api key lookup: request ended", "err", err)
+				} else {
+					s.pg.fail("api key lookup", err)
+				}
+				ctx.SetHeader("Retry-After", "5")
 				_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "cannot check the API key now; retry")
 				return
 			}
+			s.pg.ok()
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts", error="invalid_token"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
 			return
 		}
+		s.pg.ok()
 		if s.cfg.Tenants != nil && !slices.Contains(s.cfg.Tenants, p.TenantID) {
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" yet (rollout); ask your operator")
 			return
@@ -490,6 +504,10 @@ func (s *Server) internalError(op string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
 		return huma.Error400BadRequest("the request holds a value that cannot be stored (e.g. a NUL character or an out-of-range value)")
+	}
+	if unavailable(err) {
+		s.pg.fail(op, err)
+		return huma.Error503ServiceUnavailable("the database is unreachable now; retry")
 	}
 	s.log.Error(op, "err", err)
 	return huma.Error500InternalServerError("internal error; see the control plane log")
