@@ -193,6 +193,29 @@ func TestBadInput(t *testing.T) {
 		{"max attempts too high", "POST", "/v1/alert-rules", b.adminKey, `{"name":"r","event_type":"workflow.run.failed","max_attempts":1000,"webhook_endpoint_id":"` + whID + `"}`, 422, "max_attempts"},
 		{"huge body", "POST", "/v1/webhooks", b.adminKey, `{"name":"` + strings.Repeat("a", 70<<10) + `","target_url":"https://e.com"}`, 413, ""},
 		{"bad cursor", "GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", b.adminKey, "", 400, "query.cursor"},
+		{"NUL in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a\u0000b"}}`, 422, "body.headers.X-Team"},
+		{"0x01 in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a\u0001b"}}`, 422, "body.headers.X-Team"},
+		{"DEL in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a\u007fb"}}`, 422, "body.headers.X-Team"},
+		{"line break in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a\r\nX-Evil: 1"}}`, 422, "body.headers.X-Team"},
+		{"leading space in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":" a"}}`, 422, "body.headers.X-Team"},
+		{"trailing tab in a header value", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a\t"}}`, 422, "body.headers.X-Team"},
+		{"header value too long", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"` + strings.Repeat("a", 4097) + `"}}`, 422, "body.headers.X-Team"},
+		{"reserved header prefix X-Exosphere-", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"x-exosphere-attempt":"1"}}`, 422, "body.headers.x-exosphere-attempt"},
+		{"reserved header prefix webhook-", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"Webhook-Version":"2"}}`, 422, "body.headers.Webhook-Version"},
+		{"port 0", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com:0/"}`, 422, "body.target_url"},
+		{"port 65536", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com:65536/"}`, 422, "body.target_url"},
+		{"port 99999999999", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com:99999999999/"}`, 422, "body.target_url"},
+		{"patch a header value with a control character", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"headers":{"X-Team":"a\u0001"}}`, 422, "body.headers.X-Team"},
+		{"patch a reserved header prefix", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"headers":{"X-Exosphere-Tenant":"globex"}}`, 422, "body.headers.X-Exosphere-Tenant"},
+		{"patch to port 0", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"target_url":"https://e.com:0/"}`, 422, "body.target_url"},
+		{"patch to port 70000", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"target_url":"https://e.com:70000/"}`, 422, "body.target_url"},
+		{"rate limit zero per second", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","rate_limit_per_second":0}`, 422, "rate_limit_per_second"},
+		{"rate limit too high per second", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","rate_limit_per_second":10001}`, 422, "rate_limit_per_second"},
+		{"rate limit negative per second", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","rate_limit_per_second":-5}`, 422, "rate_limit_per_second"},
+		{"rate limit fractional per second", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","rate_limit_per_second":1.5}`, 422, "rate_limit_per_second"},
+		{"rate limit a string", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","rate_limit_per_second":"fast"}`, 422, "rate_limit_per_second"},
+		{"patch rate limit to zero", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"rate_limit_per_second":0}`, 422, "rate_limit_per_second"},
+		{"patch rate limit too high", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"rate_limit_per_second":20000}`, 422, "rate_limit_per_second"},
 		{"header given twice", "POST", "/v1/webhooks", b.adminKey, `{"name":"a","target_url":"https://e.com/","headers":{"X-Team":"a","x-team":"b"}}`, 422, "body.headers"},
 		{"patch not an object", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `["name"]`, 400, ""},
 		{"patch malformed json", "PATCH", "/v1/webhooks/" + whID, b.adminKey, `{"name":`, 400, ""},
@@ -326,5 +349,21 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	if wantLat := map[string]uint64{"create-webhook": 1, "get-webhook": 2}; !maps.Equal(latencies, wantLat) {
 		t.Errorf("exo_controlplane_http_request_seconds observations by operation = %v, want %v", latencies, wantLat)
+	}
+}
+
+// What RFC 9110 allows is still accepted: spaces and tabs inside a header
+// value, non-ASCII text, an empty value, and the extreme ports.
+func TestValidHeaderValuesAndPorts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, body := range []string{
+		`{"name":"a","target_url":"https://e.com:1/","headers":{"X-Team":"data\tplatform team","X-Note":"café ☕","X-Empty":""}}`,
+		`{"name":"a","target_url":"https://e.com:65535/x"}`,
+		`{"name":"a","target_url":"https://e.com:/x"}`,
+	} {
+		if status, _, got := b.do(t, "POST", "/v1/webhooks", b.adminKey, body); status != http.StatusCreated {
+			t.Errorf("%s: %d %v, want 201", body, status, got)
+		}
 	}
 }

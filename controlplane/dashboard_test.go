@@ -94,6 +94,7 @@ func TestDashboardManagesEndpointsAndRules(t *testing.T) {
 	d.setValue("#wf-name", "ops")
 	d.setValue("#wf-target", "https://hooks.example.com/x")
 	d.setValue("#wf-headers", "X-Team: data")
+	d.setValue("#wf-rate", "120")
 	d.click("#webhook-submit")
 	d.waitText("#webhook-note", "Created endpoint")
 	if !d.visible("#secret-once") {
@@ -115,6 +116,10 @@ func TestDashboardManagesEndpointsAndRules(t *testing.T) {
 	}
 	d.waitText(rowSel("webhooks", endpoint), "hooks.example.com")
 	d.waitText(rowSel("webhooks", endpoint), "X-Team")
+	d.waitText(rowSel("webhooks", endpoint), "at most 120/s")
+	if items[0]["rate_limit_per_second"] != float64(120) {
+		t.Errorf("rate limit set in the form: %v, want 120", items[0]["rate_limit_per_second"])
+	}
 	d.click("#copy-secret")
 	d.waitFor(`document.getElementById("copy-status").textContent !== ""`, "copy feedback")
 	d.click("#dismiss-secret")

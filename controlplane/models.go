@@ -12,29 +12,31 @@ import (
 // Webhook is a webhook endpoint as the API shows it. The secret appears only
 // in the answer to a create; afterwards only its hint.
 type Webhook struct {
-	ID             string            `json:"id" doc:"Endpoint id" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
-	Name           string            `json:"name"`
-	Kind           string            `json:"kind" enum:"webhook,slack,pagerduty"`
-	TargetURL      string            `json:"target_url" format:"uri" doc:"The target URL; a credential in it (the token path of a Slack incoming-webhook URL, query values) is masked with ****: the whole URL is stored encrypted."`
-	Headers        map[string]string `json:"headers" doc:"Extra headers sent with every delivery; values are masked."`
-	IsActive       bool              `json:"is_active"`
-	DisabledReason *string           `json:"disabled_reason"`
-	Secret         string            `json:"secret,omitempty" doc:"The signing secret (whsec_...). Shown once, in the answer to the create."`
-	SecretHint     string            `json:"secret_hint" doc:"The last characters of the secret, to recognise it."`
-	CreatedBy      string            `json:"created_by"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
-	Version        int64             `json:"version"`
+	ID                 string            `json:"id" doc:"Endpoint id" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
+	Name               string            `json:"name"`
+	Kind               string            `json:"kind" enum:"webhook,slack,pagerduty"`
+	TargetURL          string            `json:"target_url" format:"uri" doc:"The target URL; a credential in it (the token path of a Slack incoming-webhook URL, query values) is masked with ****: the whole URL is stored encrypted."`
+	Headers            map[string]string `json:"headers" doc:"Extra headers sent with every delivery; values are masked."`
+	RateLimitPerSecond *int              `json:"rate_limit_per_second" doc:"At most this many delivery attempts per second to this endpoint from each dispatcher; null: the operator's default (EXO_DISPATCHER_ENDPOINT_RATE, 50)."`
+	IsActive           bool              `json:"is_active"`
+	DisabledReason     *string           `json:"disabled_reason"`
+	Secret             string            `json:"secret,omitempty" doc:"The signing secret (whsec_...). Shown once, in the answer to the create."`
+	SecretHint         string            `json:"secret_hint" doc:"The last characters of the secret, to recognise it."`
+	CreatedBy          string            `json:"created_by"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+	Version            int64             `json:"version"`
 }
 
 // WebhookCreate is the body of POST /v1/webhooks.
 type WebhookCreate struct {
-	Name      string            `json:"name" minLength:"1" maxLength:"200"`
-	TargetURL string            `json:"target_url" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
-	Kind      string            `json:"kind,omitempty" enum:"webhook,slack,pagerduty" default:"webhook" doc:"webhook: signed payload v1; slack: an incoming-webhook URL as target_url; pagerduty: the Events API v2 URL as target_url and the integration's routing key as secret"`
-	Headers   map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Extra headers sent with every delivery (stored encrypted)"`
-	Secret    string            `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: optional signing secret whsec_<base64>, generated when absent. pagerduty: the routing key (required)."`
-	IsActive  *bool             `json:"is_active,omitempty" doc:"Default true"`
+	Name               string            `json:"name" minLength:"1" maxLength:"200"`
+	TargetURL          string            `json:"target_url" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
+	Kind               string            `json:"kind,omitempty" enum:"webhook,slack,pagerduty" default:"webhook" doc:"webhook: signed payload v1; slack: an incoming-webhook URL as target_url; pagerduty: the Events API v2 URL as target_url and the integration's routing key as secret"`
+	Headers            map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Extra headers sent with every delivery (stored encrypted)"`
+	Secret             string            `json:"secret,omitempty" maxLength:"128" doc:"webhook and slack: optional signing secret whsec_<base64>, generated when absent. pagerduty: the routing key (required)."`
+	IsActive           *bool             `json:"is_active,omitempty" doc:"Default true"`
+	RateLimitPerSecond int               `json:"rate_limit_per_second,omitempty" minimum:"1" maximum:"10000" doc:"At most this many delivery attempts per second to this endpoint from each dispatcher; absent: the operator's default (EXO_DISPATCHER_ENDPOINT_RATE, 50). Alerts above the rate wait; waiting uses no attempt."`
 }
 
 // AlertRule is an alert rule as the API shows it.
@@ -107,7 +109,7 @@ func (e *endpointRow) api() *Webhook {
 		headers[k] = "********"
 	}
 	return &Webhook{
-		ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Headers: headers, IsActive: e.IsActive,
+		ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Headers: headers, RateLimitPerSecond: e.RateLimitPerSecond, IsActive: e.IsActive,
 		DisabledReason: e.DisabledReason, SecretHint: e.SecretHint, CreatedBy: e.CreatedBy,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Version: e.Version,
 	}
@@ -119,6 +121,7 @@ func (e *endpointRow) snapshot() schemas.EndpointRecord {
 		PreviousSecret: e.PreviousSecret, PreviousSecretExpiresAt: e.PreviousSecretExpiresAt,
 		TargetURLSealed: e.TargetURLSealed,
 		Headers:         e.Headers, IsActive: e.IsActive, Version: e.Version, UpdatedAt: e.UpdatedAt.UTC(),
+		RateLimitPerSecond: deref(e.RateLimitPerSecond),
 	}
 }
 
@@ -161,10 +164,11 @@ func (r *ruleRow) snapshot() schemas.RuleRecord {
 // WebhookPatch documents the body of PATCH /v1/webhooks/{id}: a JSON merge
 // patch of the create document.
 type WebhookPatch struct {
-	Name      string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
-	TargetURL string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048"`
-	Headers   map[string]*string `json:"headers,omitempty" nullable:"true" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
-	IsActive  *bool              `json:"is_active,omitempty" doc:"Reactivating an endpoint clears its disabled_reason"`
+	Name               string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
+	TargetURL          string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048"`
+	Headers            map[string]*string `json:"headers,omitempty" nullable:"true" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
+	IsActive           *bool              `json:"is_active,omitempty" doc:"Reactivating an endpoint clears its disabled_reason"`
+	RateLimitPerSecond *int               `json:"rate_limit_per_second,omitempty" nullable:"true" minimum:"1" maximum:"10000" doc:"null: back to the operator's default"`
 }
 
 // AlertRulePatch documents the body of PATCH /v1/alert-rules/{id}: a JSON
@@ -182,4 +186,13 @@ type AlertRulePatch struct {
 	DurationThreshold   *string `json:"duration_threshold,omitempty" nullable:"true" maxLength:"32"`
 	RateLimitPerMinute  *int    `json:"rate_limit_per_minute,omitempty" nullable:"true" minimum:"1" maximum:"100000"`
 	Cooldown            *string `json:"cooldown,omitempty" nullable:"true" maxLength:"32"`
+}
+
+// optional is the nullable column value of an optional create member: nil
+// for its zero value (absent: the default).
+func optional(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }

@@ -50,8 +50,51 @@ func checkIfMatch(ifMatch string, version int64) error {
 		&huma.ErrorDetail{Location: "header.If-Match", Message: "does not match the current ETag " + want, Value: ifMatch})
 }
 
-// parsePatch decodes a merge patch; it must be a JSON object.
+// maxPatchDepth is how deeply a merge patch may nest objects and arrays:
+// the deepest create document (a webhook's headers object inside the
+// document) is two levels deep, so nothing deeper could ever validate.
+// Checking it first, in one pass over the bytes, refuses a pathological
+// body before any decoding, merging or database work.
+const maxPatchDepth = 2
+
+// checkPatchShape refuses a body nested deeper than maxPatchDepth. It
+// scans the raw bytes once (strings skipped), so its cost is linear in the
+// body, which the operation's MaxBodyBytes bounds.
+func checkPatchShape(raw []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxPatchDepth {
+				return huma.Error400BadRequest(fmt.Sprintf("the merge patch is nested too deeply: at most %d levels of objects or arrays (the create document has no more)", maxPatchDepth),
+					&huma.ErrorDetail{Location: "body", Message: fmt.Sprintf("nested deeper than %d levels", maxPatchDepth)})
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// parsePatch decodes a merge patch; it must be a JSON object no deeper
+// than maxPatchDepth. It touches no database: a PATCH is checked before
+// its transaction starts.
 func parsePatch(raw []byte) (map[string]json.RawMessage, error) {
+	if err := checkPatchShape(raw); err != nil {
+		return nil, err
+	}
 	var patch map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&patch); err != nil || patch == nil || dec.More() {
@@ -64,41 +107,40 @@ func parsePatch(raw []byte) (map[string]json.RawMessage, error) {
 	return patch, nil
 }
 
-// mergePatch applies patch to doc (RFC 7396) and returns the result.
+// mergePatch applies patch to doc (RFC 7396) and returns the result; doc
+// is not modified. Each member is decoded once: the cost is linear in the
+// patch.
 func mergePatch(doc map[string]any, patch map[string]json.RawMessage) (map[string]any, error) {
-	out := make(map[string]any, len(doc))
-	for k, v := range doc {
-		out[k] = v
-	}
+	p := make(map[string]any, len(patch))
 	for k, raw := range patch {
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return nil, fmt.Errorf("member %q: %w", k, err)
 		}
-		if v == nil {
-			delete(out, k)
-			continue
-		}
-		if obj, ok := v.(map[string]any); ok {
-			cur, _ := out[k].(map[string]any)
-			if cur == nil {
-				cur = map[string]any{}
-			}
-			sub := make(map[string]json.RawMessage, len(obj))
-			for sk := range obj {
-				b, _ := json.Marshal(obj[sk])
-				sub[sk] = b
-			}
-			merged, err := mergePatch(cur, sub)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = merged
-			continue
-		}
+		p[k] = v
+	}
+	return mergeObject(doc, p), nil
+}
+
+// mergeObject is RFC 7396's MergePatch of an object patch into target
+// (nil or not an object: an empty object).
+func mergeObject(target, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(target)+len(patch))
+	for k, v := range target {
 		out[k] = v
 	}
-	return out, nil
+	for k, v := range patch {
+		switch v := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			cur, _ := out[k].(map[string]any)
+			out[k] = mergeObject(cur, v)
+		default:
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // toDoc turns a create document into its generic JSON form.

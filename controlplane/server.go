@@ -40,6 +40,14 @@ type Config struct {
 	Addr string
 	// Listener, if set, is used instead of listening on Addr.
 	Listener net.Listener
+	// The HTTP server's timeouts (net/http.Server), so a slow or idle
+	// client cannot hold a connection forever. ReadHeaderTimeout (default
+	// 10s) bounds reading a request's headers, ReadTimeout (30s) the whole
+	// request with its body, WriteTimeout (60s) the time from the end of the
+	// headers to the end of the answer, IdleTimeout (120s) how long a
+	// keep-alive connection may wait for its next request. Zero: default;
+	// negative values are refused.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// Pool is the Postgres pool (migrated). Required.
 	Pool       *pgxpool.Pool
 	Brokers    []string
@@ -86,9 +94,25 @@ type Config struct {
 	Ready chan<- net.Addr
 }
 
+// Default HTTP server timeouts (Config.ReadHeaderTimeout and the others).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+)
+
 func (c *Config) defaults() {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&c.ReadTimeout, DefaultReadTimeout}, {&c.WriteTimeout, DefaultWriteTimeout}, {&c.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	if c.Topics.Events == "" {
 		c.Topics = kafka.NewTopics(kafka.DefaultPrefix)
@@ -133,6 +157,17 @@ func (c *Config) validate() error {
 	if c.Keyring == nil {
 		problems = append(problems, "no key ring (EXO_KEYRING) to encrypt secrets")
 	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"ReadHeaderTimeout (EXO_HTTP_READ_HEADER_TIMEOUT)", c.ReadHeaderTimeout}, {"ReadTimeout (EXO_HTTP_READ_TIMEOUT)", c.ReadTimeout},
+		{"WriteTimeout (EXO_HTTP_WRITE_TIMEOUT)", c.WriteTimeout}, {"IdleTimeout (EXO_HTTP_IDLE_TIMEOUT)", c.IdleTimeout},
+	} {
+		if t.d < 0 {
+			problems = append(problems, fmt.Sprintf("%s is negative (%s)", t.name, t.d))
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("controlplane: invalid config: %s", strings.Join(problems, "; "))
 	}
@@ -149,6 +184,8 @@ type Server struct {
 	api   huma.API
 	mux   *http.ServeMux
 	http  *httpMetrics
+	// pg tracks Postgres outages, logged once each (not per request).
+	pg *outage
 	// relaying is set while this process's outbox relay publishes
 	// successfully: only then is a request's change sure to be on Kafka
 	// soon, and worth waiting for (every control plane instance runs a
@@ -168,6 +205,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, guard: guard, mux: http.NewServeMux()}
 	if s.http, err = newHTTPMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
+	}
+	if s.pg, err = newOutage(s.log, cfg.Registry, "postgres"); err != nil {
 		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
 	}
 	s.api = s.newAPI()
@@ -206,7 +246,12 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("controlplane: listen %s: %w", s.cfg.Addr, err)
 		}
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{
+		Handler: s.mux, BaseContext: func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -318,14 +363,23 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		p, err := lookupKey(ctx.Context(), s.pool, token)
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) {
-				s.log.Error("api key lookup", "err", err)
+				// Every request fails the same way while Postgres is away:
+				// the outage is logged once, the failures counted.
+				if canceled(ctx.Context(), err) {
+					s.log.Debug("api key lookup: request ended", "err", err)
+				} else {
+					s.pg.fail("api key lookup", err)
+				}
+				ctx.SetHeader("Retry-After", "5")
 				_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "cannot check the API key now; retry")
 				return
 			}
+			s.pg.ok()
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="exo-alerts", error="invalid_token"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
 			return
 		}
+		s.pg.ok()
 		if s.cfg.Tenants != nil && !slices.Contains(s.cfg.Tenants, p.TenantID) {
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" yet (rollout); ask your operator")
 			return
@@ -450,6 +504,10 @@ func (s *Server) internalError(op string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
 		return huma.Error400BadRequest("the request holds a value that cannot be stored (e.g. a NUL character or an out-of-range value)")
+	}
+	if unavailable(err) {
+		s.pg.fail(op, err)
+		return huma.Error503ServiceUnavailable("the database is unreachable now; retry")
 	}
 	s.log.Error(op, "err", err)
 	return huma.Error500InternalServerError("internal error; see the control plane log")

@@ -27,11 +27,13 @@ type endpointRow struct {
 	PreviousSecret                      *schemas.Sealed
 	PreviousSecretExpiresAt             *time.Time
 	Headers                             map[string]schemas.Sealed
-	IsActive                            bool
-	DisabledReason                      *string
-	CreatedBy                           string
-	CreatedAt, UpdatedAt                time.Time
-	Version                             int64
+	// RateLimitPerSecond is the endpoint's own rate (nil: the dispatcher's default).
+	RateLimitPerSecond   *int
+	IsActive             bool
+	DisabledReason       *string
+	CreatedBy            string
+	CreatedAt, UpdatedAt time.Time
+	Version              int64
 }
 
 // ruleRow is an alert_rules row.
@@ -51,12 +53,12 @@ type ruleRow struct {
 	Version                                               int64
 }
 
-const endpointCols = `id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, is_active, disabled_reason, created_by, created_at, updated_at, version`
+const endpointCols = `id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, rate_limit_per_second, is_active, disabled_reason, created_by, created_at, updated_at, version`
 
 func scanEndpoint(row pgx.Row) (*endpointRow, error) {
 	var e endpointRow
 	var sealedURL, secret, previous, headers []byte
-	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &sealedURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers,
+	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &sealedURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers, &e.RateLimitPerSecond,
 		&e.IsActive, &e.DisabledReason, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -105,10 +107,10 @@ func insertEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	secret, _ := json.Marshal(e.Secret)
 	headers, _ := json.Marshal(e.Headers)
 	err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
-		(id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, headers, is_active, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		(id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, headers, is_active, created_by, rate_limit_per_second)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING created_at, updated_at, version`,
-		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, sealedJSON(e.TargetURLSealed), secret, e.SecretHint, headers, e.IsActive, e.CreatedBy,
+		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, sealedJSON(e.TargetURLSealed), secret, e.SecretHint, headers, e.IsActive, e.CreatedBy, e.RateLimitPerSecond,
 	).Scan(&e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: insert endpoint: %w", err)
@@ -346,11 +348,12 @@ func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	headers, _ := json.Marshal(e.Headers)
 	err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
 		name = $3, target_url = $4, secret = $5, secret_hint = $6, previous_secret = $7, previous_secret_expires_at = $8,
-		headers = $9, is_active = $10, disabled_reason = $11, target_url_sealed = $12, updated_at = now(), version = version + 1
+		headers = $9, is_active = $10, disabled_reason = $11, target_url_sealed = $12, rate_limit_per_second = $13,
+		updated_at = now(), version = version + 1
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
 		RETURNING updated_at, version`,
 		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, sealedJSON(e.PreviousSecret), e.PreviousSecretExpiresAt,
-		headers, e.IsActive, e.DisabledReason, sealedJSON(e.TargetURLSealed),
+		headers, e.IsActive, e.DisabledReason, sealedJSON(e.TargetURLSealed), e.RateLimitPerSecond,
 	).Scan(&e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: update endpoint: %w", err)

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,8 +48,52 @@ var routingKeyRE = regexp.MustCompile(`^[A-Za-z0-9]{32}$`)
 // reservedHeaders may not be overridden by an endpoint's own headers.
 var reservedHeaders = map[string]bool{
 	"content-type": true, "content-length": true, "host": true, "user-agent": true, "transfer-encoding": true,
-	"connection": true, "webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
-	"x-exosphere-signature": true, "x-exosphere-event": true, "x-exosphere-delivery": true,
+	"connection": true, "te": true, "trailer": true, "upgrade": true, "keep-alive": true, "proxy-connection": true,
+	"expect": true,
+}
+
+// reservedHeaderPrefixes are the (lower-case) name spaces of the headers
+// Exosphere Alerts sets itself, now and in later versions: an endpoint's
+// own header may not start with one.
+var reservedHeaderPrefixes = []string{"x-exosphere-", "webhook-"}
+
+// reservedHeader reports whether name (any case) is set by Exosphere Alerts.
+func reservedHeader(name string) bool {
+	name = strings.ToLower(name)
+	if reservedHeaders[name] {
+		return true
+	}
+	for _, p := range reservedHeaderPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxHeaderValue is the longest value of an endpoint's own header.
+const maxHeaderValue = 4096
+
+// checkHeaderValue reports what is wrong with v as an HTTP field value
+// (RFC 9110 5.5: visible ASCII and obs-text, with spaces and tabs only
+// inside), or "" when nothing is: a value that breaks that rule is refused
+// by HTTP clients or servers, so every delivery to the endpoint would fail.
+func checkHeaderValue(v string) string {
+	if len(v) > maxHeaderValue {
+		return fmt.Sprintf("value must be at most %d bytes", maxHeaderValue)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if i == 0 || i == len(v)-1 {
+				return "value must not start or end with a space or tab"
+			}
+		case c < 0x20 || c == 0x7f:
+			return fmt.Sprintf("value holds the control character 0x%02X at byte %d; only visible characters, spaces and tabs are allowed (RFC 9110 field-value)", c, i)
+		}
+	}
+	return ""
 }
 
 func (s *Server) registerWebhooks(api huma.API) {
@@ -70,7 +115,7 @@ func (s *Server) registerWebhooks(api huma.API) {
 		OperationID: "update-webhook", Method: http.MethodPatch, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
 		Summary:     "Update a webhook endpoint (JSON merge patch)",
 		Description: "A JSON merge patch (RFC 7396) of the create document: members present replace, null resets to the default, `headers` members set or (null) remove single headers. The secret changes only through rotate-secret, the kind never. Send the ETag as `If-Match` to avoid overwriting a concurrent change (412).",
-		Security:    []map[string][]string{bearer}, MaxBodyBytes: 64 << 10, Errors: []int{400, 401, 403, 404, 412, 422},
+		Security:    []map[string][]string{bearer}, MaxBodyBytes: 64 << 10, Errors: []int{400, 401, 403, 404, 409, 412, 422},
 	}, s.patchWebhook)
 	setPatchSchema(api, "/v1/webhooks/{id}", WebhookPatch{})
 	huma.Register(api, huma.Operation{
@@ -106,6 +151,11 @@ func (s *Server) checkTargetURL(raw string) *huma.ErrorDetail {
 	host := u.Hostname()
 	if host == "" {
 		return bad("URL has no host")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port must be between 1 and 65535")
+		}
 	}
 	if u.Fragment != "" {
 		return bad("URL must not have a fragment")
@@ -199,10 +249,10 @@ func (s *Server) checkWebhook(b *WebhookCreate) []error {
 	for name := range b.Headers {
 		if !headerNameRE.MatchString(name) {
 			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "not a valid header name"})
-		} else if reservedHeaders[strings.ToLower(name)] {
-			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "this header is set by Exosphere Alerts and cannot be overridden"})
-		} else if len(b.Headers[name]) > 4096 || strings.ContainsAny(b.Headers[name], "\r\n") {
-			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "value must be at most 4096 characters without line breaks"})
+		} else if reservedHeader(name) {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: "this header is set by Exosphere Alerts and cannot be overridden (reserved: X-Exosphere-*, webhook-*, and the HTTP framing headers)"})
+		} else if msg := checkHeaderValue(b.Headers[name]); msg != "" {
+			details = append(details, &huma.ErrorDetail{Location: "body.headers." + name, Message: msg})
 		}
 	}
 	return details
@@ -249,7 +299,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	e := &endpointRow{
 		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind,
 		SecretHint: secretHint(secret), IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
-		Headers: map[string]schemas.Sealed{},
+		Headers: map[string]schemas.Sealed{}, RateLimitPerSecond: optional(b.RateLimitPerSecond),
 	}
 	s.setTargetURL(e, b.TargetURL)
 	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
@@ -348,7 +398,7 @@ var errWebhookNotFound = huma.Error404NotFound("webhook endpoint not found")
 // (headers and secret are handled apart: their values are not readable).
 func (e *endpointRow) document() map[string]any {
 	active := e.IsActive
-	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active})
+	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active, RateLimitPerSecond: deref(e.RateLimitPerSecond)})
 }
 
 func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, error) {
@@ -374,82 +424,130 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	var before *Webhook
-	var e *endpointRow
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
-		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
+	// The merge, its validation and the sealing of new values run on a copy
+	// read without a lock; only the write takes the row lock, and it
+	// writes only if the row is still the version that was merged. A
+	// concurrent change in between starts the patch again (an If-Match
+	// then answers 412), so a slow or hostile body never holds the lock.
+	for range maxPatchRetries {
+		var e *endpointRow
+		err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+			e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
 			return err
+		})
+		if errors.Is(err, ErrNotFound) {
+			return nil, errWebhookNotFound
+		}
+		if err != nil {
+			return nil, s.apiError("update webhook", err)
 		}
 		if err := checkIfMatch(in.IfMatch, e.Version); err != nil {
-			return err
+			return nil, err
 		}
-		before = e.api()
-		doc, err := mergePatch(e.document(), patch)
+		read := e.Version
+		before := e.api()
+		changed, err := s.applyWebhookPatch(e, patch, headerPatch, urlPatched)
 		if err != nil {
-			return huma.Error400BadRequest(err.Error())
+			return nil, err
 		}
-		var b WebhookCreate
-		if err := s.validateDoc(doc, &b); err != nil {
-			return err
+		if !changed {
+			return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil // no new version, no audit row
 		}
-		if b.Kind != e.Kind && (b.Kind != "" || e.Kind != "webhook") {
-			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.kind", Message: "the kind of an endpoint cannot change; create a new endpoint", Value: b.Kind})
-		}
-		// Validate the headers as they will be: set ones with their new
-		// values, kept ones with a placeholder.
-		b.Headers = map[string]string{}
-		if headerPatch != nil {
-			for name := range e.Headers {
-				b.Headers[name] = "kept"
+		err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+			cur, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
+			if err != nil {
+				return err
 			}
-		}
-		for name, v := range headerPatch {
-			delete(b.Headers, http.CanonicalHeaderKey(name))
-			if v != nil {
-				b.Headers[name] = *v
+			if cur.Version != read {
+				return errChangedMeanwhile
 			}
-		}
-		if details := s.checkWebhook(&b); len(details) > 0 {
-			return huma.Error422UnprocessableEntity("validation failed", details...)
-		}
-		if len(b.Headers) > 20 {
-			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.headers", Message: "at most 20 headers"})
-		}
-		wasActive := e.IsActive
-		e.Name, e.IsActive = b.Name, b.IsActive == nil || *b.IsActive
-		if urlPatched {
-			s.setTargetURL(e, b.TargetURL)
-		}
-		if headerPatch == nil {
-			e.Headers = map[string]schemas.Sealed{}
-		}
-		for name, v := range headerPatch {
-			if v == nil {
-				delete(e.Headers, http.CanonicalHeaderKey(name))
-			} else {
-				s.sealHeader(e, name, *v)
+			if err := updateEndpoint(ctx, tx, e); err != nil {
+				return err
 			}
+			return s.recordEndpoint(ctx, tx, p, "webhook.update", before, e)
+		})
+		switch {
+		case errors.Is(err, errChangedMeanwhile):
+			continue
+		case errors.Is(err, ErrNotFound):
+			return nil, errWebhookNotFound
+		case err != nil:
+			return nil, s.apiError("update webhook", err)
 		}
-		if e.IsActive && !wasActive {
-			e.DisabledReason = nil
-		}
-		// A new URL that is sealed looks the same masked: it is a change.
-		sealedURLChanged := urlPatched && e.TargetURLSealed != nil
-		if sameWebhook(before, e.api()) && headerPatch != nil && len(headerPatch) == 0 && !sealedURLChanged {
-			return nil // nothing changes: no new version, no audit row
-		}
-		if err := updateEndpoint(ctx, tx, e); err != nil {
-			return err
-		}
-		return s.recordEndpoint(ctx, tx, p, "webhook.update", before, e)
-	})
-	if errors.Is(err, ErrNotFound) {
-		return nil, errWebhookNotFound
+		return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
 	}
+	return nil, errTooManyChanges
+}
+
+// maxPatchRetries is how often a patch is merged again after the resource
+// changed between its read and its write.
+const maxPatchRetries = 10
+
+// errChangedMeanwhile: the row changed between the unlocked read a patch
+// was merged on and the locked write.
+var errChangedMeanwhile = errors.New("controlplane: changed since read")
+
+var errTooManyChanges = huma.NewError(http.StatusConflict, "the resource changed concurrently too often to apply the patch; read it and retry")
+
+// applyWebhookPatch merges patch (without headers) and headerPatch into e
+// (a copy read without a lock: no database work here), validates the
+// result as a create, and seals new values. It reports whether anything a
+// user set changes.
+func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMessage, headerPatch map[string]*string, urlPatched bool) (bool, error) {
+	before := e.api()
+	doc, err := mergePatch(e.document(), patch)
 	if err != nil {
-		return nil, s.apiError("update webhook", err)
+		return false, huma.Error400BadRequest(err.Error())
 	}
-	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+	var b WebhookCreate
+	if err := s.validateDoc(doc, &b); err != nil {
+		return false, err
+	}
+	if b.Kind != e.Kind && (b.Kind != "" || e.Kind != "webhook") {
+		return false, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.kind", Message: "the kind of an endpoint cannot change; create a new endpoint", Value: b.Kind})
+	}
+	// Validate the headers as they will be: set ones with their new
+	// values, kept ones with a placeholder.
+	b.Headers = map[string]string{}
+	if headerPatch != nil {
+		for name := range e.Headers {
+			b.Headers[name] = "kept"
+		}
+	}
+	for name, v := range headerPatch {
+		delete(b.Headers, http.CanonicalHeaderKey(name))
+		if v != nil {
+			b.Headers[name] = *v
+		}
+	}
+	if details := s.checkWebhook(&b); len(details) > 0 {
+		return false, huma.Error422UnprocessableEntity("validation failed", details...)
+	}
+	if len(b.Headers) > 20 {
+		return false, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.headers", Message: "at most 20 headers"})
+	}
+	wasActive := e.IsActive
+	e.Name, e.IsActive = b.Name, b.IsActive == nil || *b.IsActive
+	e.RateLimitPerSecond = optional(b.RateLimitPerSecond)
+	if urlPatched {
+		s.setTargetURL(e, b.TargetURL)
+	}
+	if headerPatch == nil {
+		e.Headers = map[string]schemas.Sealed{}
+	}
+	for name, v := range headerPatch {
+		if v == nil {
+			delete(e.Headers, http.CanonicalHeaderKey(name))
+		} else {
+			s.sealHeader(e, name, *v)
+		}
+	}
+	if e.IsActive && !wasActive {
+		e.DisabledReason = nil
+	}
+	// A new URL that is sealed looks the same masked: it is a change.
+	sealedURLChanged := urlPatched && e.TargetURLSealed != nil
+	return !sameWebhook(before, e.api()) || headerPatch == nil || len(headerPatch) > 0 || sealedURLChanged, nil
 }
 
 // sameWebhook reports whether two views differ in nothing a user set.

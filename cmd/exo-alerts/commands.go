@@ -113,6 +113,10 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		RecorderGroup:     env.String("EXO_RECORDER_GROUP", ""),
 		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
 		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
+		ReadHeaderTimeout: env.Duration("EXO_HTTP_READ_HEADER_TIMEOUT", 0),
+		ReadTimeout:       env.Duration("EXO_HTTP_READ_TIMEOUT", 0),
+		WriteTimeout:      env.Duration("EXO_HTTP_WRITE_TIMEOUT", 0),
+		IdleTimeout:       env.Duration("EXO_HTTP_IDLE_TIMEOUT", 0),
 	}
 	switch t := env.List("EXO_TENANTS"); {
 	case len(t) == 0 || slices.Equal(t, []string{"*"}):
@@ -135,6 +139,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
 		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, RecorderGroup: cpc.RecorderGroup,
 		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval, Tenants: cpc.Tenants,
+		ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
 	})
 }
 
