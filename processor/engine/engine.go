@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -158,9 +159,21 @@ func AlertID(tenant, ruleID, eventID string) string {
 	return hashID(tenant, ruleID, eventID)
 }
 
-// DurationAlertID is the id of a duration rule's alert for a run.
+// DurationAlertID is the id of a duration rule's alert for a run (its
+// first attempt).
 func DurationAlertID(tenant, ruleID, runID string) string {
 	return hashID(tenant, ruleID, runID, "duration")
+}
+
+// DurationAttemptAlertID is the id of a duration rule's alert for attempt
+// of a run: DurationAlertID for the first attempt (0 or 1), so receivers
+// that deduplicate by alert id see the ids they always saw; another id for
+// each later attempt of a run retried under the same run id.
+func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
+	if attempt <= 1 {
+		return DurationAlertID(tenant, ruleID, runID)
+	}
+	return hashID(tenant, ruleID, runID, "duration", strconv.Itoa(attempt))
 }
 
 func hashID(parts ...string) string {
@@ -172,6 +185,27 @@ func hashID(parts ...string) string {
 		h.Write([]byte(p))
 	}
 	return "alrt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// isDuplicate says whether ev is an event the run has already seen: an
+// exact redelivery (its type in the run's current attempt; a redelivery
+// carries the same attempt), or an event of an attempt older than the
+// run's current one (superseded by the retry). An event of a later
+// attempt is never a duplicate: a run retried under the same run id that
+// fails again alerts again.
+func isDuplicate(st *schemas.RunState, ev *schemas.WorkflowEvent) bool {
+	cur := max(st.Attempt, 1)
+	att := ev.Data.Run.Attempt
+	if att <= 0 {
+		att = cur // no attempt: the current one
+	}
+	switch {
+	case att < cur:
+		return true
+	case att > cur:
+		return false
+	}
+	return slices.Contains(st.Seen, ev.Type)
 }
 
 func isTerminal(t string) bool {
@@ -189,7 +223,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	var out Output
 	key := runKey(ev.TenantID, ev.Data.Run.ID)
 	st := pt.runs[key]
-	if st != nil && slices.Contains(st.Seen, ev.Type) {
+	if st != nil && isDuplicate(st, ev) {
 		e.count(&e.Stats.Duplicates)
 		out.Duplicate = true
 		return out
@@ -212,6 +246,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		cp := cloneState(st)
 		st = &cp
 		pt.runs[key] = st
+	}
+	if att := ev.Data.Run.Attempt; att > max(st.Attempt, 1) {
+		// The run was retried under the same run id: a new attempt starts
+		// with nothing seen, no duration rule fired and no finish, so its
+		// failure alerts again and its start arms new timers.
+		if st.StartedAt != nil && st.FinishedAt == nil {
+			pt.staleTimer(len(e.rules.Candidates(ev.TenantID, schemas.TypeRunDurationExceeded)))
+		}
+		st.Seen, st.Fired, st.FinishedAt, st.StartedAt, st.StartEventID = nil, nil, nil, nil, ""
 	}
 	st.Seen = append(st.Seen, ev.Type)
 	if ev.Data.Workflow.ID != "" || ev.Data.Workflow.Name != "" {
@@ -455,7 +498,7 @@ func durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed
 	p := schemas.WebhookPayload{
 		Type: schemas.TypeRunDurationExceeded, Timestamp: deadline.UTC(),
 		Data: schemas.PayloadData{
-			AlertID: DurationAlertID(st.TenantID, r.ID, st.RunID), TenantID: st.TenantID,
+			AlertID: DurationAttemptAlertID(st.TenantID, r.ID, st.RunID, st.Attempt), TenantID: st.TenantID,
 			Rule:        schemas.RuleRef{ID: r.ID, Name: r.Name},
 			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: deadline.UTC()},
 			Workflow:    st.Workflow,
