@@ -57,7 +57,9 @@ type Config struct {
 // any goroutine.
 type Stats struct {
 	Duplicates         atomic.Uint64 // events suppressed as duplicates
-	ConditionErrors    atomic.Uint64 // conditions failing at run time (no match)
+	ConditionErrors    atomic.Uint64 // rule errors of both reasons: conditions that could not be evaluated (rule skipped)
+	RuleErrorsBudget   atomic.Uint64 // conditions stopped by their evaluation budget
+	RuleErrorsRuntime  atomic.Uint64 // conditions that failed on the event
 	SuppressedRate     atomic.Uint64 // alerts suppressed by a rule's rate limit
 	SuppressedCooldown atomic.Uint64 // alerts suppressed by a rule's cooldown
 	DurationFired      atomic.Uint64 // duration alerts emitted
@@ -80,11 +82,16 @@ type Output struct {
 	// Matched is how many of Deliveries are alerts of rules watching the event
 	// itself (the rest are duration alerts its time made due).
 	Matched int
+	// RuleErrors report rules skipped because their condition could not be
+	// evaluated: at most one record per rule per RuleErrorInterval, counting
+	// the failures since the rule's previous record.
+	RuleErrors []schemas.RuleErrorRecord
 }
 
 func (o *Output) append(other Output) {
 	o.Deliveries = append(o.Deliveries, other.Deliveries...)
 	o.States = append(o.States, other.States...)
+	o.RuleErrors = append(o.RuleErrors, other.RuleErrors...)
 }
 
 // Engine holds the state of the partitions assigned to this processor.
@@ -96,7 +103,9 @@ type Engine struct {
 
 	parts map[int32]*partition
 	noise map[string]*noise // rule key -> rate/cooldown state
-	undo  *undo
+	// ruleErrs: rule key -> failures not reported yet and the last report.
+	ruleErrs map[string]*ruleErrors
+	undo     *undo
 }
 
 // New returns an engine.
@@ -107,7 +116,7 @@ func New(cfg Config, rules Rules, eps Endpoints) *Engine {
 	if cfg.MaxRunAge == 0 {
 		cfg.MaxRunAge = 7 * 24 * time.Hour
 	}
-	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}}
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}}
 }
 
 // Assign adds partition p with its restored run states.
@@ -305,7 +314,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 		ok, err := r.Cond.Match(env)
 		if err != nil {
-			e.count(&e.Stats.ConditionErrors)
+			e.ruleError(&out, r, ev.ID, err)
 			continue
 		}
 		if !ok || !e.admit(r, ev.Time) {
@@ -333,7 +342,9 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 			pt.watermark = now
 		}
 	}
-	return e.fire(p, pt)
+	out := e.fire(p, pt)
+	e.flushRuleErrors(&out)
+	return out
 }
 
 // expiry is when st may be tombstoned, in event time.
@@ -415,7 +426,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		env := durationEnv(&cp, elapsed)
 		match, err := r.Cond.Match(env)
 		if err != nil {
-			e.count(&e.Stats.ConditionErrors)
+			e.ruleError(&out, r, cp.StartEventID, err)
 			continue
 		}
 		if !match || !e.admit(r, t.at) {
