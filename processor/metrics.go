@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exospherehost/exo-alerts/processor/condition"
 )
 
 type metrics struct {
@@ -43,15 +45,19 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
+	ruleErrors := prometheus.NewDesc("exo_processor_rule_errors_total",
+		"Rules skipped for an event because their condition could not be evaluated, by reason (budget: over its evaluation budget; runtime: failed on the event). Each is reported on the rule (last_error).",
+		[]string{"reason"}, nil)
 	suppressed := prometheus.NewDesc("exo_processor_alerts_suppressed_total", "Alerts a rule's noise control suppressed, by reason (rate_limit, cooldown).", []string{"reason"}, nil)
 	cs := []prometheus.Collector{
 		m.events, m.txns, m.parts, m.miskeyed,
 		counter("exo_processor_deliveries_total", "Delivery records emitted.", func() float64 { return float64(st.Deliveries.Load()) }),
 		counter("exo_processor_duplicate_events_total", "Events the engine sent again for a run, suppressed.", func() float64 { return float64(st.Duplicates.Load()) }),
-		counter("exo_processor_condition_errors_total", "Conditions that failed at run time (treated as no match).", func() float64 { return float64(st.ConditionErrors.Load()) }),
+		counter("exo_processor_condition_errors_total", "Conditions that could not be evaluated (the rule is skipped for the event): the sum of exo_processor_rule_errors_total over its reasons.", func() float64 { return float64(st.ConditionErrors.Load()) }),
 		counter("exo_processor_duration_alerts_total", "Duration-exceeded alerts emitted.", func() float64 { return float64(st.DurationFired.Load()) }),
 		counter("exo_processor_run_states_tombstoned_total", "Run states removed after their grace period.", func() float64 { return float64(st.Tombstones.Load()) }),
 		suppressedCollector{desc: suppressed, p: p},
+		ruleErrorsCollector{desc: ruleErrors, p: p},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "exo_processor_rules_active", Help: "Active alert rules the processor matches events against."},
 			func() float64 { return float64(p.rules.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "exo_processor_endpoints", Help: "Webhook endpoints in the processor's table."},
@@ -78,6 +84,19 @@ func (c suppressedCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.p.eng.Stats
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.SuppressedRate.Load()), "rate_limit")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.SuppressedCooldown.Load()), "cooldown")
+}
+
+type ruleErrorsCollector struct {
+	desc *prometheus.Desc
+	p    *Processor
+}
+
+func (c ruleErrorsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c ruleErrorsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.eng.Stats
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.RuleErrorsBudget.Load()), condition.ReasonBudget)
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(st.RuleErrorsRuntime.Load()), condition.ReasonRuntime)
 }
 
 // partitionGauges holds what the processor loop last saw of its assigned

@@ -681,7 +681,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 
 // records turns engine output of partition part into Kafka records.
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
-	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States))
+	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors))
 	for _, d := range out.Deliveries {
 		value := deliveryJSON(&d)
 		recs = append(recs, &kgo.Record{
@@ -698,6 +698,10 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 			rec.Value, _ = json.Marshal(s.Value)
 		}
 		recs = append(recs, rec)
+	}
+	for _, re := range out.RuleErrors {
+		value, _ := json.Marshal(re) // plain struct: cannot fail
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: kafka.Key(re.TenantID, re.RuleID), Value: value})
 	}
 	return recs
 }

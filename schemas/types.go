@@ -229,10 +229,12 @@ type RunState struct {
 	StartEventID string            `json:"start_event_id,omitempty"`
 	StartedAt    *time.Time        `json:"started_at,omitempty"`
 	FinishedAt   *time.Time        `json:"finished_at,omitempty"`
-	// Seen lists the event types already processed for the run, so an event
-	// the engine sends twice fires once.
+	// Seen lists the event types already processed for the run's current
+	// attempt (Attempt), so an event the engine sends twice fires once; a
+	// later attempt starts afresh.
 	Seen []string `json:"seen"`
-	// Fired lists the duration rules that already fired for the run.
+	// Fired lists the duration rules that already fired for the run's
+	// current attempt.
 	Fired       []string  `json:"fired,omitempty"`
 	LastEventAt time.Time `json:"last_event_at"`
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
@@ -30,6 +29,9 @@ type Env struct {
 	Run      RunEnv            `expr:"run"`
 	Error    ErrorEnv          `expr:"error"`
 	Labels   map[string]string `expr:"labels" doc:"A label of the run, by name (labels.env, labels.team, ...); a label the run does not have is \"\"." example:"labels.env == \"prod\""`
+
+	// meter counts the evaluation's budget; Match sets it.
+	meter *meter
 }
 
 // EventEnv is the event envelope.
@@ -82,6 +84,9 @@ func Fields() []Field {
 
 func describe(t reflect.Type, prefix string, out *[]Field) {
 	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
 		path := prefix + f.Tag.Get("expr")
 		switch f.Type.Kind() {
 		case reflect.Struct:
@@ -163,7 +168,7 @@ func Compile(src string) (*Program, error) {
 	}
 	if tree, err := parser.Parse(src); err == nil {
 		// (A parse error is reported below, by Compile, with its position.)
-		if e := bounded(tree.Node, src); e != nil {
+		if e := allowed(tree.Node, src); e != nil {
 			return nil, e
 		}
 	}
@@ -171,6 +176,7 @@ func Compile(src string) (*Program, error) {
 	for _, b := range nondeterministic {
 		opts = append(opts, expr.DisableBuiltin(b))
 	}
+	opts = append(opts, budgetOptions()...)
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		var fe *file.Error
@@ -182,105 +188,38 @@ func Compile(src string) (*Program, error) {
 	return &Program{prog: prog}, nil
 }
 
-// MaxRange is the largest integer range a condition may write (1..MaxRange).
-const MaxRange = 10_000
-
-// bounded refuses what could make one evaluation cost more than the
-// condition's length suggests — every condition runs on the processor's one
-// stream for every tenant, so one expensive rule would delay everyone's
-// alerts:
-//   - a range whose bounds are not integer constants, or longer than
-//     MaxRange (none(1..999999, {...}) iterated a million times per event);
-//   - a predicate (all, any, filter, map, ...) inside another (quadratic);
-//   - repeat() (builds long strings);
-//   - keys() and values(), which list labels in no fixed order: a replay
-//     could decide differently. labels.<name> and "<name>" in labels do not.
-func bounded(root ast.Node, src string) *Error {
-	var bad *Error
-	fail := func(n ast.Node, format string, args ...any) {
-		if bad == nil {
-			line, col := position(src, n.Location().From)
-			bad = &Error{Line: line, Column: col, Message: fmt.Sprintf(format, args...)}
-		}
-	}
-	ast.Walk(&root, visitorFunc(func(np *ast.Node) {
-		switch x := (*np).(type) {
-		case *ast.PredicateNode:
-			body := x.Node
-			ast.Walk(&body, visitorFunc(func(inner *ast.Node) {
-				if _, ok := (*inner).(*ast.PredicateNode); ok {
-					fail(*inner, "a predicate inside another predicate is not allowed (its cost grows with the square of the list)")
-				}
-			}))
-		case *ast.BinaryNode:
-			if x.Operator == ".." {
-				lo, okLo := intConst(x.Left)
-				hi, okHi := intConst(x.Right)
-				switch {
-				case !okLo || !okHi:
-					fail(x, "a range must have integer constants as bounds, like 1..3")
-				case hi-lo >= MaxRange:
-					fail(x, "a range may hold at most %d numbers", MaxRange)
-				}
-			}
-		case *ast.BuiltinNode: // the parser makes every builtin call one
-			refuseBuiltin(x.Name, x, fail)
-		}
-	}))
-	return bad
-}
-
-func refuseBuiltin(name string, n ast.Node, fail func(ast.Node, string, ...any)) {
-	switch name {
-	case "repeat":
-		fail(n, "repeat() is not allowed in a condition")
-	case "keys", "values":
-		fail(n, "%s() lists labels in no fixed order, so a replay could decide differently; use labels.<name> or \"<name>\" in labels", name)
-	}
-}
-
-type visitorFunc func(*ast.Node)
-
-func (f visitorFunc) Visit(n *ast.Node) { f(n) }
-
-// intConst is the value of an integer literal (possibly negated).
-func intConst(n ast.Node) (int, bool) {
-	switch x := n.(type) {
-	case *ast.IntegerNode:
-		return x.Value, true
-	case *ast.UnaryNode:
-		if v, ok := intConst(x.Node); ok && x.Operator == "-" {
-			return -v, true
-		}
-	}
-	return 0, false
-}
-
-// position turns a character offset of src into a 1-based line and column.
-func position(src string, offset int) (line, col int) {
-	line, col = 1, 1
-	for i, r := range []rune(src) {
-		if i >= offset {
-			break
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return line, col
-}
-
-// Match evaluates the condition. A run-time failure (for example a value of
-// an unexpected shape) is returned as an error; callers treat it as no match.
+// Match evaluates the condition within its budget (MaxSteps, MaxBytes). A
+// failure is returned as a *EvalError: ReasonBudget when the condition went
+// over its budget (it is stopped there), ReasonRuntime when it failed on
+// this event (for example a value of an unexpected shape). Callers skip the
+// rule for the event and report it.
 func (p *Program) Match(env Env) (bool, error) {
+	return p.match(env, &meter{})
+}
+
+// match evaluates the condition charging m.
+func (p *Program) match(env Env, m *meter) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
 	}
-	out, err := expr.Run(p.prog, env)
+	env.meter = m
+	machine := vm.VM{MemoryBudget: MaxListElements}
+	out, err := machine.Run(p.prog, env)
 	if err != nil {
-		return false, fmt.Errorf("condition: evaluate: %w", err)
+		ee := &EvalError{Reason: ReasonRuntime, Err: err}
+		var fe *file.Error
+		isFile := errors.As(err, &fe)
+		switch {
+		case errors.Is(err, ErrBudget):
+			ee.Reason = ReasonBudget
+		case isFile && fe.Message == vmMemoryExceeded:
+			ee.Reason = ReasonBudget
+			ee.Err = &budgetError{what: fmt.Sprintf("more than %d list elements", MaxListElements)}
+		}
+		if isFile && fe.Line > 0 {
+			ee.Line, ee.Column = fe.Line, fe.Column+1
+		}
+		return false, ee
 	}
 	b, _ := out.(bool)
 	return b, nil

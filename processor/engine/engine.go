@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +57,9 @@ type Config struct {
 // any goroutine.
 type Stats struct {
 	Duplicates         atomic.Uint64 // events suppressed as duplicates
-	ConditionErrors    atomic.Uint64 // conditions failing at run time (no match)
+	ConditionErrors    atomic.Uint64 // rule errors of both reasons: conditions that could not be evaluated (rule skipped)
+	RuleErrorsBudget   atomic.Uint64 // conditions stopped by their evaluation budget
+	RuleErrorsRuntime  atomic.Uint64 // conditions that failed on the event
 	SuppressedRate     atomic.Uint64 // alerts suppressed by a rule's rate limit
 	SuppressedCooldown atomic.Uint64 // alerts suppressed by a rule's cooldown
 	DurationFired      atomic.Uint64 // duration alerts emitted
@@ -79,11 +82,16 @@ type Output struct {
 	// Matched is how many of Deliveries are alerts of rules watching the event
 	// itself (the rest are duration alerts its time made due).
 	Matched int
+	// RuleErrors report rules skipped because their condition could not be
+	// evaluated: at most one record per rule per RuleErrorInterval, counting
+	// the failures since the rule's previous record.
+	RuleErrors []schemas.RuleErrorRecord
 }
 
 func (o *Output) append(other Output) {
 	o.Deliveries = append(o.Deliveries, other.Deliveries...)
 	o.States = append(o.States, other.States...)
+	o.RuleErrors = append(o.RuleErrors, other.RuleErrors...)
 }
 
 // Engine holds the state of the partitions assigned to this processor.
@@ -95,7 +103,9 @@ type Engine struct {
 
 	parts map[int32]*partition
 	noise map[string]*noise // rule key -> rate/cooldown state
-	undo  *undo
+	// ruleErrs: rule key -> failures not reported yet and the last report.
+	ruleErrs map[string]*ruleErrors
+	undo     *undo
 }
 
 // New returns an engine.
@@ -106,7 +116,7 @@ func New(cfg Config, rules Rules, eps Endpoints) *Engine {
 	if cfg.MaxRunAge == 0 {
 		cfg.MaxRunAge = 7 * 24 * time.Hour
 	}
-	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}}
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}}
 }
 
 // Assign adds partition p with its restored run states.
@@ -158,9 +168,21 @@ func AlertID(tenant, ruleID, eventID string) string {
 	return hashID(tenant, ruleID, eventID)
 }
 
-// DurationAlertID is the id of a duration rule's alert for a run.
+// DurationAlertID is the id of a duration rule's alert for a run (its
+// first attempt).
 func DurationAlertID(tenant, ruleID, runID string) string {
 	return hashID(tenant, ruleID, runID, "duration")
+}
+
+// DurationAttemptAlertID is the id of a duration rule's alert for attempt
+// of a run: DurationAlertID for the first attempt (0 or 1), so receivers
+// that deduplicate by alert id see the ids they always saw; another id for
+// each later attempt of a run retried under the same run id.
+func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
+	if attempt <= 1 {
+		return DurationAlertID(tenant, ruleID, runID)
+	}
+	return hashID(tenant, ruleID, runID, "duration", strconv.Itoa(attempt))
 }
 
 func hashID(parts ...string) string {
@@ -172,6 +194,27 @@ func hashID(parts ...string) string {
 		h.Write([]byte(p))
 	}
 	return "alrt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// isDuplicate says whether ev is an event the run has already seen: an
+// exact redelivery (its type in the run's current attempt; a redelivery
+// carries the same attempt), or an event of an attempt older than the
+// run's current one (superseded by the retry). An event of a later
+// attempt is never a duplicate: a run retried under the same run id that
+// fails again alerts again.
+func isDuplicate(st *schemas.RunState, ev *schemas.WorkflowEvent) bool {
+	cur := max(st.Attempt, 1)
+	att := ev.Data.Run.Attempt
+	if att <= 0 {
+		att = cur // no attempt: the current one
+	}
+	switch {
+	case att < cur:
+		return true
+	case att > cur:
+		return false
+	}
+	return slices.Contains(st.Seen, ev.Type)
 }
 
 func isTerminal(t string) bool {
@@ -189,7 +232,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	var out Output
 	key := runKey(ev.TenantID, ev.Data.Run.ID)
 	st := pt.runs[key]
-	if st != nil && slices.Contains(st.Seen, ev.Type) {
+	if st != nil && isDuplicate(st, ev) {
 		e.count(&e.Stats.Duplicates)
 		out.Duplicate = true
 		return out
@@ -212,6 +255,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		cp := cloneState(st)
 		st = &cp
 		pt.runs[key] = st
+	}
+	if att := ev.Data.Run.Attempt; att > max(st.Attempt, 1) {
+		// The run was retried under the same run id: a new attempt starts
+		// with nothing seen, no duration rule fired and no finish, so its
+		// failure alerts again and its start arms new timers.
+		if st.StartedAt != nil && st.FinishedAt == nil {
+			pt.staleTimer(len(e.rules.Candidates(ev.TenantID, schemas.TypeRunDurationExceeded)))
+		}
+		st.Seen, st.Fired, st.FinishedAt, st.StartedAt, st.StartEventID = nil, nil, nil, nil, ""
 	}
 	st.Seen = append(st.Seen, ev.Type)
 	if ev.Data.Workflow.ID != "" || ev.Data.Workflow.Name != "" {
@@ -262,7 +314,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 		ok, err := r.Cond.Match(env)
 		if err != nil {
-			e.count(&e.Stats.ConditionErrors)
+			e.ruleError(&out, r, ev.ID, err)
 			continue
 		}
 		if !ok || !e.admit(r, ev.Time) {
@@ -290,7 +342,9 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 			pt.watermark = now
 		}
 	}
-	return e.fire(p, pt)
+	out := e.fire(p, pt)
+	e.flushRuleErrors(&out)
+	return out
 }
 
 // expiry is when st may be tombstoned, in event time.
@@ -372,7 +426,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		env := durationEnv(&cp, elapsed)
 		match, err := r.Cond.Match(env)
 		if err != nil {
-			e.count(&e.Stats.ConditionErrors)
+			e.ruleError(&out, r, cp.StartEventID, err)
 			continue
 		}
 		if !match || !e.admit(r, t.at) {
@@ -455,7 +509,7 @@ func durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed
 	p := schemas.WebhookPayload{
 		Type: schemas.TypeRunDurationExceeded, Timestamp: deadline.UTC(),
 		Data: schemas.PayloadData{
-			AlertID: DurationAlertID(st.TenantID, r.ID, st.RunID), TenantID: st.TenantID,
+			AlertID: DurationAttemptAlertID(st.TenantID, r.ID, st.RunID, st.Attempt), TenantID: st.TenantID,
 			Rule:        schemas.RuleRef{ID: r.ID, Name: r.Name},
 			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: deadline.UTC()},
 			Workflow:    st.Workflow,

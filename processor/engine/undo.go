@@ -12,12 +12,13 @@ type undo struct {
 	runs       map[int32]map[string]*schemas.RunState // nil value: the key was absent
 	watermarks map[int32]time.Time
 	noise      map[string]*noise
+	ruleErrs   map[string]*ruleErrors    // nil value: the key was absent
 	counts     map[*atomic.Uint64]uint64 // counted in the batch, added to Stats on Commit
 }
 
 // Begin starts a batch: every change until Commit or Abort can be undone.
 func (e *Engine) Begin() {
-	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}, counts: map[*atomic.Uint64]uint64{}}
+	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
 }
 
 // Commit keeps the batch's changes and adds its counts to Stats.
@@ -65,6 +66,13 @@ func (e *Engine) Abort() {
 	for p, wm := range u.watermarks {
 		if pt := e.parts[p]; pt != nil {
 			pt.watermark = wm
+		}
+	}
+	for key, re := range u.ruleErrs {
+		if re == nil {
+			delete(e.ruleErrs, key)
+		} else {
+			e.ruleErrs[key] = re
 		}
 	}
 	for key, n := range u.noise {
