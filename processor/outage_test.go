@@ -16,6 +16,9 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
+// burstEvents is the backlog the processor is working through at the cut.
+const burstEvents = 20000
+
 // TestProcessorRidesOutKafkaOutage cuts the processor off Kafka for longer
 // than its session and transaction timeouts while events keep arriving (so
 // a transaction is in flight when the cut comes): the processor keeps
@@ -84,7 +87,22 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	deliveries.waitFor(60*time.Second, "100 alerts before the outage", func() bool { return len(deliveries.counts()) >= 100 },
 		func() string { return fmt.Sprintf("%d alerts", len(deliveries.counts())) })
 
+	// A backlog of another tenant's events (no rule: run states only), so
+	// the processor is in the middle of its transactions, with records
+	// fetched and not processed yet, when Kafka goes away: the cut lands
+	// in a transaction, not in an idle poll.
+	var burst []*kgo.Record
+	for range burstEvents {
+		burst = append(burst, e.record(workload.Event(workload.Spec{Tenant: "tq", Type: schemas.TypeRunFailed, WorkflowName: "etl"})))
+	}
+	e.produce(burst...)
+	unmatched := func() float64 { return metric(t, p.reg, "exo_processor_events_total", "outcome", "unmatched") }
+	eventually(t, time.Minute, "the processor into the backlog", func() bool { return unmatched() > 0 },
+		func() string { return "no unmatched event committed" })
 	gate.Cut()
+	if n := unmatched(); n >= burstEvents {
+		t.Fatalf("precondition: the processor finished the %d-event backlog before the cut", burstEvents)
+	}
 	// Longer than the session timeout (10 s) and the transaction's end
 	// timeout (15 s): the group forgets the member, and the transaction in
 	// flight can neither commit nor abort.
@@ -113,5 +131,11 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	deliveries.drain()
 	alive()
 	assertExactlyOnce(t, deliveries.counts(), all)
+	if n := metric(t, p.reg, "exo_processor_kafka_session_restarts_total"); n < 1 {
+		t.Errorf("exo_processor_kafka_session_restarts_total = %v: the outage did not end a transaction session", n)
+	}
+	if n := metric(t, p.reg, "exo_processor_kafka_unavailable"); n != 0 {
+		t.Errorf("exo_processor_kafka_unavailable = %v after the outage, want 0", n)
+	}
 	t.Logf("%d alerts exactly once across a 30 s outage; %d dials refused", len(all), gate.Refused())
 }
