@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,209 +25,6 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
-
-// --- a Kafka outage the tests can switch on and off ------------------------
-
-// kafkaGate routes every connection a Kafka client opens through a TCP proxy
-// on 127.0.0.1, one per broker address the client dials: the seed brokers
-// and every address it learns from metadata, so nothing bypasses the proxy.
-// Cut closes the proxies' listeners and every connection through them, so
-// dials are refused by the kernel; Restore listens again on the same ports.
-type kafkaGate struct {
-	mu      sync.Mutex
-	cut     bool
-	proxies map[string]*tcpProxy // broker address -> its proxy
-	refused atomic.Int64         // dials that failed
-	// latency delays every chunk the client sends (a slow network path).
-	latency time.Duration
-}
-
-func newKafkaGate(t *testing.T) *kafkaGate {
-	g := &kafkaGate{proxies: map[string]*tcpProxy{}}
-	t.Cleanup(func() {
-		g.Cut()
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for _, p := range g.proxies {
-			p.wg.Wait()
-		}
-	})
-	return g
-}
-
-// opt is the client option that sends the client's dials through the gate.
-func (g *kafkaGate) opt() kgo.Opt { return kgo.Dialer(g.dial) }
-
-func (g *kafkaGate) dial(ctx context.Context, network, host string) (net.Conn, error) {
-	addr, err := g.proxyFor(host)
-	if err != nil {
-		g.refused.Add(1)
-		return nil, err
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		g.refused.Add(1)
-	}
-	return c, err
-}
-
-// proxyFor returns the proxy address for a broker address, starting a proxy
-// (cut, if the gate is cut) the first time the address is dialed.
-func (g *kafkaGate) proxyFor(host string) (string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if p, ok := g.proxies[host]; ok {
-		return p.addr, nil
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("kafka gate: %w", err)
-	}
-	p := &tcpProxy{target: host, addr: ln.Addr().String(), latency: g.latency, conns: map[net.Conn]struct{}{}}
-	g.proxies[host] = p
-	if g.cut {
-		_ = ln.Close()
-	} else {
-		p.serve(ln)
-	}
-	return p.addr, nil
-}
-
-// Cut makes Kafka unreachable through the gate.
-func (g *kafkaGate) Cut() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.cut = true
-	for _, p := range g.proxies {
-		p.stop()
-	}
-}
-
-// Restore makes Kafka reachable again.
-func (g *kafkaGate) Restore(t *testing.T) {
-	t.Helper()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.cut = false
-	for _, p := range g.proxies {
-		ln, err := net.Listen("tcp", p.addr)
-		if err != nil {
-			t.Fatalf("kafka gate: listen again on %s: %v", p.addr, err)
-		}
-		p.serve(ln)
-	}
-}
-
-func (g *kafkaGate) hosts() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []string
-	for h := range g.proxies {
-		out = append(out, h)
-	}
-	return out
-}
-
-type tcpProxy struct {
-	target, addr string
-	latency      time.Duration
-	wg           sync.WaitGroup
-	mu           sync.Mutex
-	ln           net.Listener
-	epoch        int // bumped by stop: connections accepted before are closed
-	conns        map[net.Conn]struct{}
-	forwarded    atomic.Int64
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	epoch := p.epoch
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Go(func() { p.pipe(c, epoch) })
-		}
-	})
-}
-
-func (p *tcpProxy) track(epoch int, cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.epoch != epoch {
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (p *tcpProxy) untrack(cs ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range cs {
-		delete(p.conns, c)
-		_ = c.Close()
-	}
-}
-
-func (p *tcpProxy) pipe(c net.Conn, epoch int) {
-	up, err := net.DialTimeout("tcp", p.target, 10*time.Second)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	if !p.track(epoch, c, up) {
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	defer p.untrack(c, up)
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn, latency time.Duration) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				time.Sleep(latency) // simulated network latency, not synchronisation
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
-				}
-				p.forwarded.Add(int64(n))
-			}
-			if err != nil {
-				break
-			}
-		}
-		_ = dst.Close()
-		_ = src.Close()
-		done <- struct{}{}
-	}
-	go cp(up, c, p.latency)
-	go cp(c, up, 0)
-	<-done
-	<-done
-}
-
-// stop closes the listener and every connection through the proxy.
-func (p *tcpProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	p.epoch++
-	for c := range p.conns {
-		_ = c.Close()
-	}
-}
 
 // --- running control planes ------------------------------------------------
 
@@ -494,9 +290,9 @@ func unsent(t *testing.T, pool *pgxpool.Pool) int {
 func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	t.Parallel()
 	e := newRelayEnv(t)
-	gate := newKafkaGate(t)
+	gate := testenv.NewKafkaGate(t)
 	cfg := e.config(t)
-	cfg.KafkaOpts = []kgo.Opt{gate.opt()}
+	cfg.KafkaOpts = []kgo.Opt{gate.Opt()}
 	cp := startCP(t, cfg)
 
 	wh := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
@@ -544,7 +340,7 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	if recs := readTopic(t, e.brokers, e.topics.Rules); len(recs) != 0 {
 		t.Fatalf("%d rule records reached Kafka while it was cut off", len(recs))
 	}
-	if gate.refused.Load() == 0 {
+	if gate.Refused() == 0 {
 		t.Fatal("no dial was refused during the outage: the client did not go through the gate")
 	}
 
@@ -571,7 +367,7 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 		n := cp.metric(t, "exo_controlplane_outbox_unsent")
 		return n == 0, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
 	})
-	t.Logf("broker addresses dialed through the gate: %v; refused dials: %d", gate.hosts(), gate.refused.Load())
+	t.Logf("broker addresses dialed through the gate: %v; refused dials: %d", gate.Hosts(), gate.Refused())
 }
 
 // A control plane started while Kafka is away serves the API; what it
@@ -579,10 +375,10 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 func TestControlPlaneStartsDuringKafkaOutage(t *testing.T) {
 	t.Parallel()
 	e := newRelayEnv(t)
-	gate := newKafkaGate(t)
+	gate := testenv.NewKafkaGate(t)
 	gate.Cut()
 	cfg := e.config(t)
-	cfg.KafkaOpts = []kgo.Opt{gate.opt()}
+	cfg.KafkaOpts = []kgo.Opt{gate.Opt()}
 	cp := startCP(t, cfg)
 
 	wh := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
@@ -696,10 +492,10 @@ func TestOutboxTwoRelaysKeepOrderPerKey(t *testing.T) {
 	// The first reaches Kafka over a slow path: without coordination the
 	// others would overtake the batch it holds.
 	const relays = 3
-	slow := newKafkaGate(t)
-	slow.latency = 50 * time.Millisecond
+	slow := testenv.NewKafkaGate(t)
+	slow.Latency = 50 * time.Millisecond
 	cfg := e.config(t)
-	cfg.KafkaOpts = []kgo.Opt{slow.opt()}
+	cfg.KafkaOpts = []kgo.Opt{slow.Opt()}
 	first := startCP(t, cfg)
 	create(t, first.url, "/v1/webhooks", e.key, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
 	for range relays - 1 {

@@ -71,6 +71,9 @@ type Config struct {
 	Log         *slog.Logger
 	Registerer  prometheus.Registerer
 	Ready       chan<- struct{}
+	// KafkaOpts are appended to the options of every Kafka client the
+	// dispatcher makes (tests route them through a dialer they can cut).
+	KafkaOpts []kgo.Opt
 }
 
 func (c *Config) defaults() {
@@ -212,7 +215,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("dispatcher: register metrics: %w", err)
 		}
 	}
-	base := kafka.ClientOpts(cfg.Brokers, log)
+	base := append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	admCl, err := kgo.NewClient(base...)
 	if err != nil {
 		return fmt.Errorf("dispatcher: kafka client: %w", err)

@@ -42,6 +42,9 @@ func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
 	if len(r.Value) > maxBytes {
 		return nil, invalid("record of %d bytes is larger than the %d-byte limit", len(r.Value), maxBytes)
 	}
+	if name := repeatedHeader(r); name != "" {
+		return nil, invalid("header %q appears more than once: a CloudEvents attribute (ce_*) or the content-type must be sent once", name)
+	}
 	doc := r.Value
 	if hasHeader(r, "ce_specversion") {
 		var err error
@@ -91,6 +94,31 @@ func binaryToStructured(r *kgo.Record) ([]byte, error) {
 		return nil, invalid("binary mode: %v", err)
 	}
 	return out, nil
+}
+
+// repeatedHeader returns the name of a CloudEvents attribute header (ce_*)
+// or content-type that the record carries more than once (names compared
+// case-insensitively, as they are looked up), or "". Such an event is
+// ambiguous: one reader takes the first value, another the last (a second
+// ce_tenantid would otherwise win here), so it is refused, as structured
+// mode refuses a repeated key.
+func repeatedHeader(r *kgo.Record) string {
+	hs := r.Headers
+	for i, h := range hs {
+		if !isEventHeader(h.Key) {
+			continue
+		}
+		for _, o := range hs[i+1:] {
+			if strings.EqualFold(h.Key, o.Key) {
+				return strings.ToLower(h.Key)
+			}
+		}
+	}
+	return ""
+}
+
+func isEventHeader(k string) bool {
+	return strings.EqualFold(k, "content-type") || (len(k) > 3 && strings.EqualFold(k[:3], "ce_"))
 }
 
 func header(r *kgo.Record, k string) string {

@@ -60,6 +60,19 @@ func TestDecodeEventRejects(t *testing.T) {
 		"run attempt zero": {with(strings.Replace(string(good.Value), `"attempt":1`, `"attempt":0`, 1)), "attempt"},
 		"duplicate key":    {with(strings.Replace(string(good.Value), `"specversion":"1.0"`, `"specversion":"1.0","specversion":"1.0"`, 1)), "duplicate"},
 		"labels too large": {hugeLabels(t, ev), "labels of"},
+		// A repeated CloudEvents attribute is ambiguous (first or last
+		// wins, depending on the reader), like a repeated JSON key.
+		"binary repeated tenant": {&kgo.Record{Value: bin.Value, Headers: append(dropHeader(bin.Headers, "x"),
+			kgo.RecordHeader{Key: "ce_tenantid", Value: []byte("globex")})}, `"ce_tenantid" appears more than once`},
+		"binary repeated tenant, other case": {&kgo.Record{Value: bin.Value, Headers: append(dropHeader(bin.Headers, "x"),
+			kgo.RecordHeader{Key: "CE_TenantID", Value: []byte("acme")})}, `"ce_tenantid" appears more than once`},
+		"binary repeated type": {&kgo.Record{Value: bin.Value, Headers: append(dropHeader(bin.Headers, "x"),
+			kgo.RecordHeader{Key: "ce_type", Value: []byte(schemas.TypeRunSucceeded)})}, `"ce_type" appears more than once`},
+		"binary repeated content type": {&kgo.Record{Value: bin.Value, Headers: append(dropHeader(bin.Headers, "x"),
+			kgo.RecordHeader{Key: "Content-Type", Value: []byte("application/json")})}, `"content-type" appears more than once`},
+		"structured repeated content type": {with(string(good.Value),
+			kgo.RecordHeader{Key: "content-type", Value: []byte("application/cloudevents+json")},
+			kgo.RecordHeader{Key: "content-type", Value: []byte("application/xml")}), `"content-type" appears more than once`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -177,5 +190,18 @@ func TestDeliveryJSONIsJSONMarshal(t *testing.T) {
 		if got := deliveryJSON(&d); string(got) != string(want) {
 			t.Errorf("deliveryJSON:\n%s\njson.Marshal:\n%s", got, want)
 		}
+	}
+}
+
+// Only CloudEvents attributes and the content-type must be unique: other
+// headers (tracing, say) may repeat without making the event invalid.
+func TestDecodeEventAllowsOtherRepeatedHeaders(t *testing.T) {
+	t.Parallel()
+	ev := workload.Event(workload.Spec{Tenant: "acme", Type: schemas.TypeRunFailed, WorkflowName: "etl"})
+	bin, _ := workload.BinaryRecord("events", ev)
+	r := &kgo.Record{Value: bin.Value, Headers: append(dropHeader(bin.Headers, "x"),
+		kgo.RecordHeader{Key: "baggage", Value: []byte("a=1")}, kgo.RecordHeader{Key: "baggage", Value: []byte("b=2")})}
+	if got, err := decodeEvent(r, MaxEventBytes); err != nil || got.TenantID != "acme" {
+		t.Fatalf("decode = %+v, %v; want the event", got, err)
 	}
 }

@@ -16,6 +16,10 @@ type metrics struct {
 	txns     *prometheus.CounterVec
 	parts    *partitionGauges
 	miskeyed prometheus.Counter
+	// restarts counts transaction sessions ended by a transient Kafka
+	// failure; kafkaDown is 1 from such a failure until Kafka answers again.
+	restarts  prometheus.Counter
+	kafkaDown prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
@@ -30,6 +34,14 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		miskeyed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_processor_miskeyed_events_total",
 			Help: "Events whose record key is not tenantid/run id: the producer may spread one run over several partitions, and its duration alerts go wrong.",
+		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_processor_kafka_session_restarts_total",
+			Help: "Transaction sessions ended by a transient Kafka failure (unreachable, timed out, coordinator moved) and started again; the batch in flight is processed again.",
+		}),
+		kafkaDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "exo_processor_kafka_unavailable",
+			Help: "1 from a transient Kafka failure of the processor's loop until a new transaction session is working again, else 0.",
 		}),
 		parts: &partitionGauges{
 			clock: p.cfg.Clock,
@@ -50,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		[]string{"reason"}, nil)
 	suppressed := prometheus.NewDesc("exo_processor_alerts_suppressed_total", "Alerts a rule's noise control suppressed, by reason (rate_limit, cooldown).", []string{"reason"}, nil)
 	cs := []prometheus.Collector{
-		m.events, m.txns, m.parts, m.miskeyed,
+		m.events, m.txns, m.parts, m.miskeyed, m.restarts, m.kafkaDown,
 		counter("exo_processor_deliveries_total", "Delivery records emitted.", func() float64 { return float64(st.Deliveries.Load()) }),
 		counter("exo_processor_duplicate_events_total", "Events the engine sent again for a run, suppressed.", func() float64 { return float64(st.Duplicates.Load()) }),
 		counter("exo_processor_condition_errors_total", "Conditions that could not be evaluated (the rule is skipped for the event): the sum of exo_processor_rule_errors_total over its reasons.", func() float64 { return float64(st.ConditionErrors.Load()) }),

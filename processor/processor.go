@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -48,6 +49,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Ready, if set, is closed once the rule and endpoint tables are loaded.
 	Ready chan<- struct{}
+	// KafkaOpts are appended to the options of every Kafka client the
+	// processor makes (tests route them through a dialer they can cut).
+	KafkaOpts []kgo.Opt
 }
 
 func (c *Config) validate() error {
@@ -148,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Log.With("component", "processor")
 	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}}
-	p.base = kafka.ClientOpts(cfg.Brokers, log)
+	p.base = append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	if err := ensureTopics(ctx, p.base, cfg); err != nil {
 		return err
 	}
@@ -255,9 +259,137 @@ func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 }
 
-// consume is the exactly-once loop: poll, process, produce, commit in one
-// transaction; on abort the engine's changes are undone too.
+// consume runs the exactly-once loop in transaction sessions until ctx ends
+// or an error is fatal.
+//
+// A session ends on any other error: Kafka unreachable or timing out, a
+// coordinator moving, a transaction that could neither commit nor abort.
+// The batch in flight is then abandoned (its outcome may even be unknown:
+// a commit whose answer was lost), the partitions' in-memory state is
+// dropped, and after a capped backoff a new session takes over exactly as a
+// restarted processor does: its transactional id fences the old session
+// and aborts whatever it left open, it rejoins the group, restores run
+// state from the changelog and resumes from the committed offsets. Whether
+// the abandoned batch committed or not, nothing is lost and nothing is
+// produced twice. The outage is logged once when it starts and once when it
+// ends; only a fatal error (fenced by another instance with this
+// transactional id, not authorised) ends Run.
 func (p *Processor) consume(ctx context.Context) error {
+	var o outage
+	for {
+		err := p.session(ctx, &o)
+		p.dropPartitions()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || fatalKafkaErr(err) {
+			return err
+		}
+		p.m.restarts.Inc()
+		p.m.kafkaDown.Set(1)
+		wait := o.failed(p.log, err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Backoff between transaction sessions during a Kafka outage.
+const (
+	minSessionBackoff = 250 * time.Millisecond
+	maxSessionBackoff = 10 * time.Second
+)
+
+// outage is a run of transient Kafka failures of the loop: logged when it
+// starts and when it ends, not at every retry.
+type outage struct {
+	since   time.Time
+	retries int
+	backoff time.Duration
+}
+
+// failed records a failed session and returns how long to wait before the next.
+func (o *outage) failed(log *slog.Logger, err error) time.Duration {
+	o.retries++
+	if o.since.IsZero() {
+		o.since = time.Now()
+		o.backoff = minSessionBackoff
+		log.Warn("Kafka failing: the batch in flight is abandoned and processed again in a new transaction session once Kafka answers; retrying with backoff (logged once per outage)",
+			"err", err)
+		return o.backoff
+	}
+	o.backoff = min(2*o.backoff, maxSessionBackoff)
+	log.Debug("transaction session failed again; retrying", "err", err, "retries", o.retries, "backoff", o.backoff)
+	return o.backoff
+}
+
+// over ends the outage, if there is one: a session works again.
+func (o *outage) over(log *slog.Logger) {
+	if o.since.IsZero() {
+		return
+	}
+	log.Warn("Kafka answers again; processing resumed", "outage_s", time.Since(o.since).Round(time.Millisecond).Seconds(), "sessions_retried", o.retries)
+	*o = outage{}
+}
+
+// errFatal marks an error of the loop that no retry can cure.
+var errFatal = errors.New("fatal")
+
+// fatalKafkaErr reports whether err must end the processor rather than its
+// transaction session. Another instance with this transactional id fenced
+// this one (starting a new session would fence it back, and the two would
+// take turns); a missing authorisation or an invalid client configuration
+// will not change by retrying. Every other error is treated as transient:
+// retrying it costs a backoff, dying costs alerting.
+func fatalKafkaErr(err error) bool {
+	for _, fatal := range []error{
+		errFatal,
+		kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.FencedInstanceID,
+		kerr.TransactionalIDAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed,
+	} {
+		if errors.Is(err, fatal) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropPartitions forgets every partition's in-memory state when a session
+// ends: the next session restores what it is assigned from the changelog.
+func (p *Processor) dropPartitions() {
+	p.eng.Abort()
+	for part := range p.next {
+		p.eng.Revoke(part)
+	}
+	clear(p.next)
+	clear(p.caughtUp)
+	clear(p.counts)
+	p.lagAt = time.Time{}
+	p.rbMu.Lock()
+	p.rbQueue = nil
+	p.rbMu.Unlock()
+	p.m.parts.setLags(nil)
+	p.m.parts.setWatermarks(nil)
+}
+
+// closeSession closes a transaction session, leaving the group for at most
+// a few seconds: with Kafka away the leave cannot be sent, and the group
+// forgets the member at its session timeout anyway.
+func closeSession(sess *kgo.GroupTransactSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = sess.Client().LeaveGroupContext(ctx) // best effort; see above
+	sess.Close()
+}
+
+// session is one transaction session of the exactly-once loop: poll,
+// process, produce, commit in one transaction; on abort the engine's changes
+// are undone too. It returns nil when ctx ends, else the error that ended
+// it.
+func (p *Processor) session(ctx context.Context, o *outage) error {
 	sess, err := kgo.NewGroupTransactSession(append(p.base,
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.Topics.Events),
@@ -279,9 +411,9 @@ func (p *Processor) consume(ctx context.Context) error {
 		}),
 	)...)
 	if err != nil {
-		return fmt.Errorf("processor: transact session: %w", err)
+		return fmt.Errorf("processor: transact session: %w: %w", errFatal, err) // invalid options
 	}
-	defer sess.Close()
+	defer closeSession(sess)
 	p.client = sess.Client()
 	p.adm = kadm.NewClient(p.client)
 	// Fence a predecessor with the same transactional id now rather than at
@@ -311,6 +443,10 @@ func (p *Processor) consume(ctx context.Context) error {
 			}
 			return err
 		}
+		// The producer id is initialised and the group's partitions
+		// restored: this session works.
+		o.over(p.log)
+		p.m.kafkaDown.Set(0)
 		records := fetches.Records()
 		if len(records) > 0 {
 			p.syncTables(ctx)

@@ -863,7 +863,14 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 	binary, _ := workload.BinaryRecord(e.topics.Events, binaryEv)
 	want[engine.AlertID(tn, "fail-all", binaryEv.ID)] = true
 
+	// Binary mode with ce_tenantid twice: which tenant is it? Not one to
+	// guess (the last used to win): refused like a repeated JSON key.
+	twoTenants, _ := workload.BinaryRecord(e.topics.Events, workload.Event(workload.Spec{Tenant: "other", Type: schemas.TypeRunFailed, WorkflowName: "etl"}))
+	twoTenants.Key = []byte("bad/ce-repeated")
+	twoTenants.Headers = append(twoTenants.Headers, kgo.RecordHeader{Key: "ce_tenantid", Value: []byte(tn)})
+
 	bad := map[string]*kgo.Record{
+		"bad/ce-repeated":    twoTenants,
 		"bad/not-json":       raw("bad/not-json", `{"specversion": "1.0", "id": `),
 		"bad/schema-invalid": raw("bad/schema-invalid", `{"specversion":"1.0","id":"x1","source":"s","type":"workflow.run.failed","time":"2026-01-01T00:00:00Z","tenantid":"tb","data":{}}`),
 		"bad/specversion":    raw("bad/specversion", string(v03)),
@@ -877,7 +884,7 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 	misKeyed.Key = []byte(tn + "/not-its-run")
 	recs := []*kgo.Record{
 		good(), bad["bad/not-json"], good(), bad["bad/schema-invalid"], good(), bad["bad/specversion"],
-		good(), bad["bad/oversized"], good(), unknownRec, good(), binary, misKeyed, good(),
+		good(), bad["bad/oversized"], good(), unknownRec, good(), binary, misKeyed, good(), bad["bad/ce-repeated"], good(),
 	}
 	// One partition, so the good events after each bad one prove the stream
 	// went on past it.
@@ -928,8 +935,8 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 			t.Errorf("%s is not on the invalid topic", key)
 		}
 	}
-	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 4 {
-		t.Errorf("events_total{outcome=invalid} = %v, want 4", n)
+	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 5 {
+		t.Errorf("events_total{outcome=invalid} = %v, want 5", n)
 	}
 	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "ignored_type"); n != 1 {
 		t.Errorf("events_total{outcome=ignored_type} = %v, want 1 (the unknown type)", n)
