@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -551,10 +552,10 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		}
 		return attempt{outcome: outcome, errClass: class, err: redact(err), latency: lat}
 	}
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
+	excerpt := readExcerpt(resp.Body, confidential)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
-	a := attempt{statusCode: resp.StatusCode, excerpt: excerptOf(redactSecrets(excerpt, confidential)), latency: lat}
+	a := attempt{statusCode: resp.StatusCode, excerpt: excerpt, latency: lat}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		a.outcome = schemas.OutcomeDelivered
@@ -569,32 +570,89 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	return a
 }
 
-// minRedacted is the shortest value redacted from answers: shorter header
-// values ("1", "json") are not secrets, and replacing them would mangle the
-// excerpt.
-const minRedacted = 6
+// readExcerpt reads the start of an answer and redacts the confidential
+// values from it. It reads past the excerpt by the longest value: a value
+// that starts within the excerpt is then read whole and redacted, not cut
+// by the limit and left in part.
+func readExcerpt(body io.Reader, confidential []string) string {
+	longest := 0
+	for _, v := range confidential {
+		longest = max(longest, len(v))
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, int64(MaxResponseExcerpt+longest)))
+	return excerptOf(redactSecrets(b, confidential))
+}
+
+// minAnywhere is the length from which a confidential value is redacted
+// wherever it occurs in an answer. A shorter one (a 4-digit PIN, a header
+// "X-Team: ops") is redacted only where it stands as a whole token, not
+// inside a longer word or number: the receiver that echoes it echoes it
+// between delimiters (a header line, quotes, a query), while replacing
+// every "1" or "ops" inside other words would leave the excerpt unreadable.
+const minAnywhere = 6
 
 // redactSecrets replaces, in an answer, every occurrence of the values
-// (secrets, header values, URL credentials) with [redacted]: a receiver that
-// echoes its request must not put them into the delivery history.
+// (secrets, header values, URL credentials) with [redacted], whatever
+// their length (see minAnywhere): a receiver that echoes its request must
+// not put them into the delivery history.
 func redactSecrets(b []byte, values []string) []byte {
 	var olds []string
 	for _, v := range values {
-		if len(v) < minRedacted {
+		if v == "" {
 			continue
 		}
 		olds = append(olds, v)
-		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && len(raw) >= minRedacted {
+		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && raw != "" {
 			olds = append(olds, raw)
 		}
 	}
 	// Longest first: a value containing another is replaced whole.
 	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
 	for _, o := range olds {
-		b = bytes.ReplaceAll(b, []byte(o), []byte("[redacted]"))
+		if len(o) >= minAnywhere {
+			b = bytes.ReplaceAll(b, []byte(o), redacted)
+			continue
+		}
+		b = replaceTokens(b, []byte(o))
 	}
 	return b
 }
+
+var redacted = []byte("[redacted]")
+
+// replaceTokens replaces the occurrences of v in b that are not part of a
+// longer word: a word character (letter, digit) at an edge of v may not
+// have a word character beside it.
+func replaceTokens(b, v []byte) []byte {
+	first, _ := utf8.DecodeRune(v)
+	last, _ := utf8.DecodeLastRune(v)
+	var out []byte
+	rest := b
+	for {
+		i := bytes.Index(rest, v)
+		if i < 0 {
+			break
+		}
+		before, _ := utf8.DecodeLastRune(rest[:i])
+		if len(out) > 0 && i == 0 {
+			before, _ = utf8.DecodeLastRune(out)
+		}
+		after, _ := utf8.DecodeRune(rest[i+len(v):])
+		whole := !(isWord(first) && i+len(out) > 0 && isWord(before)) && !(isWord(last) && i+len(v) < len(rest) && isWord(after))
+		if whole {
+			out = append(append(out, rest[:i]...), redacted...)
+		} else {
+			out = append(out, rest[:i+len(v)]...)
+		}
+		rest = rest[i+len(v):]
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, rest...)
+}
+
+func isWord(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // urlSecrets are the parts of a target URL that may be credentials: query
 // values, user info and the whole path always (a receiver echoing its
