@@ -171,6 +171,7 @@ type endpoint struct {
 	url      string
 	inactive bool
 	headers  map[string]string // the endpoint's own headers, in clear
+	rate     int               // rate_limit_per_second (0: the dispatcher's default)
 	secret   string            // set by addEndpoint
 }
 
@@ -186,6 +187,7 @@ func (h *harness) addEndpoint(ep endpoint) endpoint {
 	rec := schemas.EndpointRecord{
 		TenantID: tenant, ID: ep.id, Name: "ops receiver", Kind: "webhook", TargetURL: ep.url,
 		Secret: h.ring.Seal(ep.secret, aad), IsActive: !ep.inactive, Version: 1, UpdatedAt: time.Now().UTC(),
+		RateLimitPerSecond: ep.rate,
 	}
 	if len(ep.headers) > 0 {
 		rec.Headers = map[string]schemas.Sealed{}
