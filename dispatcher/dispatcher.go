@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,9 @@ type Config struct {
 	// endpoint's slot first, so one endpoint holds at most
 	// EndpointConcurrency of them.
 	Workers int
-	// EndpointRate caps attempts per second to one endpoint (token bucket; default 50).
+	// EndpointRate caps attempts per second to one endpoint that sets no
+	// rate_limit_per_second of its own (token bucket, a second's burst;
+	// default 50).
 	EndpointRate float64
 	// BreakerThreshold consecutive failures open an endpoint's circuit
 	// (default 5) for BreakerCooldown (default 30s): its deliveries then go
@@ -132,6 +135,9 @@ func (c *Config) validate() error {
 	if c.Workers < 1 || c.EndpointConcurrency < 1 {
 		problems = append(problems, "workers and endpoint concurrency must be >= 1")
 	}
+	if !(c.EndpointRate >= 1 && c.EndpointRate <= 10000) {
+		problems = append(problems, "endpoint rate (EXO_DISPATCHER_ENDPOINT_RATE) must be between 1 and 10000 per second")
+	}
 	for i, t := range c.Tiers {
 		if t < 100*time.Millisecond || (i > 0 && t <= c.Tiers[i-1]) {
 			problems = append(problems, "retry tiers must be >= 100ms and increasing")
@@ -178,7 +184,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Name: "exo_dispatcher_short_circuits_total", Help: "Deliveries sent to the next tier without an attempt because the endpoint's circuit was open.",
 		}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_deferred_total", Help: "Deliveries sent to the next tier without an attempt, by class: circuit_open (the endpoint's breaker is open) or endpoint_backlog (its queue was shed when the source was full). Each counts as an attempt.",
+			Name: "exo_dispatcher_deferred_total", Help: "Deliveries sent to a retry tier without an attempt, by class: circuit_open (the endpoint's breaker is open; counts as an attempt) or endpoint_backlog (its queue was shed when the source was full; our own back-pressure, not an attempt, up to 50 deferrals per attempt).",
 		}, []string{"class"}),
 		client: newHTTPClient(guard),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -337,22 +343,33 @@ type attempt struct {
 	retryAfter time.Duration // from a 429 or 503 answer
 }
 
-// Classes of deliveries deferred to the next tier without an attempt.
-// Each counts as an attempt (a result record says why), so an endpoint that
-// never recovers ends in the DLQ after max_attempts like any other.
+// Classes of deliveries deferred to a retry tier without an attempt.
 const (
-	// deferCircuitOpen: the endpoint's circuit breaker is open.
+	// deferCircuitOpen: the endpoint's circuit breaker is open. It counts as
+	// an attempt (a result record says why): the endpoint did fail, and one
+	// that never recovers ends in the DLQ after max_attempts like any other.
 	deferCircuitOpen = "circuit_open"
 	// deferBacklog: the source reached MaxInFlight and this endpoint had the
-	// longest queue (see keyQueues.shed).
+	// longest queue (see keyQueues.shed). Our own back-pressure, not the
+	// endpoint's failure: it does not count as an attempt and writes no
+	// result (deferBacklog), up to MaxDeferrals per attempt.
 	deferBacklog = "endpoint_backlog"
 )
 
+// MaxDeferrals caps the backlog deferrals of one attempt: the next one
+// counts as an attempt, so a delivery cannot bounce between tiers forever.
+const MaxDeferrals = 50
+
+// HeaderDeferrals counts a retry record's backlog deferrals since its last
+// attempt.
+const HeaderDeferrals = "exo-deferrals"
+
 // handle delivers one record and returns the outcome records to produce.
-// deferClass, when set, defers it to the next tier without an attempt.
-// alive reports whether the record's partition is still this consumer's: a
+// deferClass, when set, defers it to a retry tier without an attempt; ahead
+// is then how many records of its endpoint were queued before it. alive
+// reports whether the record's partition is still this consumer's: a
 // record of a revoked partition is not attempted (its next owner does it).
-func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass string, alive func() bool) []*kgo.Record {
+func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass string, ahead int, alive func() bool) []*kgo.Record {
 	if !alive() {
 		return nil
 	}
@@ -363,22 +380,26 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
 	}
 	attemptNo := attemptOf(r)
-	l := d.lanes.get(del.TenantID + "/" + del.EndpointID)
+	key := del.TenantID + "/" + del.EndpointID
+	var rate float64 // 0: the operator's default
+	if ep, ok := d.endpoints.Get(key); ok {
+		rate = float64(ep.RateLimitPerSecond)
+	}
+	l := d.lanes.get(key, rate)
+	if deferClass == deferBacklog {
+		return d.deferBacklog(r, &del, attemptNo, l, ahead)
+	}
 	if deferClass == "" && !d.lanes.allow(l) {
 		deferClass = deferCircuitOpen
 	}
-	if deferClass != "" {
+	if deferClass == deferCircuitOpen {
 		// No slot, no token: deferring costs the endpoint nothing.
-		a := attempt{outcome: schemas.OutcomeRetry, errClass: deferClass}
-		switch deferClass {
-		case deferCircuitOpen:
-			d.shortCircuits.Inc()
-			a.err = "not attempted: the endpoint failed repeatedly and its circuit is open"
-			a.retryAfter = d.lanes.openFor(l) // due when a probe may go out at the earliest
-		default:
-			a.err = "not attempted: the endpoint's queue in this dispatcher is full"
-		}
+		d.shortCircuits.Inc()
 		d.deferred.WithLabelValues(deferClass).Inc()
+		a := attempt{outcome: schemas.OutcomeRetry, errClass: deferClass,
+			err:        "not attempted: the endpoint failed repeatedly and its circuit is open",
+			retryAfter: d.lanes.openFor(l), // due when a probe may go out at the earliest
+		}
 		return d.outcome(r, &del, attemptNo, newDeliveryID(), a)
 	}
 	if !d.lanes.acquire(ctx, l) {
@@ -411,6 +432,39 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	return d.outcome(r, &del, attemptNo, deliveryID, a)
 }
 
+// deferBacklog sends r to a retry tier, without an attempt, due when its
+// endpoint's lane should have worked through the ahead records before it
+// at its rate. The record keeps its attempt number and gets no result: our
+// own back-pressure is not the endpoint's failure and must not use up the
+// rule's attempts. The MaxDeferrals-th deferral since the last attempt
+// counts as an attempt, like an open circuit.
+func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, l *lane, ahead int) []*kgo.Record {
+	d.deferred.WithLabelValues(deferBacklog).Inc()
+	wait := time.Duration(float64(ahead+1) / l.rateOf() * float64(time.Second))
+	n := deferralsOf(r) + 1
+	if n >= MaxDeferrals {
+		a := attempt{outcome: schemas.OutcomeRetry, errClass: deferBacklog, retryAfter: wait,
+			err: fmt.Sprintf("not attempted: the endpoint's queue in this dispatcher stayed full through %d deferrals", n)}
+		return d.outcome(r, del, attemptNo, newDeliveryID(), a)
+	}
+	tierIdx, due := nextTier(d.cfg.Tiers, 1, wait, time.Now())
+	kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+		HeaderDeferrals, strconv.Itoa(n))
+	d.log.Debug("delivery deferred: its endpoint's queue is full", "alert_id", del.AlertID, "tenant_id", del.TenantID,
+		"endpoint_id", del.EndpointID, "deferrals", n, "due_in_ms", time.Until(due).Milliseconds())
+	return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
+}
+
+// deferralsOf reads how many backlog deferrals a record has had since its
+// last attempt.
+func deferralsOf(r *kgo.Record) int {
+	n, err := strconv.Atoi(kafka.Header(r, HeaderDeferrals))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // outcome builds the records that follow attempt attemptNo of r: its result,
 // and a retry or dead-letter record.
 func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, deliveryID string, a attempt) []*kgo.Record {
@@ -439,7 +493,7 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, a.retryAfter, time.Now())
 		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
 		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo+1), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a))
+			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a), HeaderDeferrals, "0")
 		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
 	}
 	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
@@ -554,10 +608,10 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 		}
 		return attempt{outcome: outcome, errClass: class, err: redact(err), latency: lat}
 	}
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseExcerpt))
+	excerpt := readExcerpt(resp.Body, confidential)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
-	a := attempt{statusCode: resp.StatusCode, excerpt: excerptOf(redactSecrets(excerpt, confidential)), latency: lat}
+	a := attempt{statusCode: resp.StatusCode, excerpt: excerpt, latency: lat}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		a.outcome = schemas.OutcomeDelivered
@@ -572,32 +626,89 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	return a
 }
 
-// minRedacted is the shortest value redacted from answers: shorter header
-// values ("1", "json") are not secrets, and replacing them would mangle the
-// excerpt.
-const minRedacted = 6
+// readExcerpt reads the start of an answer and redacts the confidential
+// values from it. It reads past the excerpt by the longest value: a value
+// that starts within the excerpt is then read whole and redacted, not cut
+// by the limit and left in part.
+func readExcerpt(body io.Reader, confidential []string) string {
+	longest := 0
+	for _, v := range confidential {
+		longest = max(longest, len(v))
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, int64(MaxResponseExcerpt+longest)))
+	return excerptOf(redactSecrets(b, confidential))
+}
+
+// minAnywhere is the length from which a confidential value is redacted
+// wherever it occurs in an answer. A shorter one (a 4-digit PIN, a header
+// "X-Team: ops") is redacted only where it stands as a whole token, not
+// inside a longer word or number: the receiver that echoes it echoes it
+// between delimiters (a header line, quotes, a query), while replacing
+// every "1" or "ops" inside other words would leave the excerpt unreadable.
+const minAnywhere = 6
 
 // redactSecrets replaces, in an answer, every occurrence of the values
-// (secrets, header values, URL credentials) with [redacted]: a receiver that
-// echoes its request must not put them into the delivery history.
+// (secrets, header values, URL credentials) with [redacted], whatever
+// their length (see minAnywhere): a receiver that echoes its request must
+// not put them into the delivery history.
 func redactSecrets(b []byte, values []string) []byte {
 	var olds []string
 	for _, v := range values {
-		if len(v) < minRedacted {
+		if v == "" {
 			continue
 		}
 		olds = append(olds, v)
-		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && len(raw) >= minRedacted {
+		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && raw != "" {
 			olds = append(olds, raw)
 		}
 	}
 	// Longest first: a value containing another is replaced whole.
 	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
 	for _, o := range olds {
-		b = bytes.ReplaceAll(b, []byte(o), []byte("[redacted]"))
+		if len(o) >= minAnywhere {
+			b = bytes.ReplaceAll(b, []byte(o), redacted)
+			continue
+		}
+		b = replaceTokens(b, []byte(o))
 	}
 	return b
 }
+
+var redacted = []byte("[redacted]")
+
+// replaceTokens replaces the occurrences of v in b that are not part of a
+// longer word: a word character (letter, digit) at an edge of v may not
+// have a word character beside it.
+func replaceTokens(b, v []byte) []byte {
+	first, _ := utf8.DecodeRune(v)
+	last, _ := utf8.DecodeLastRune(v)
+	var out []byte
+	rest := b
+	for {
+		i := bytes.Index(rest, v)
+		if i < 0 {
+			break
+		}
+		before, _ := utf8.DecodeLastRune(rest[:i])
+		if len(out) > 0 && i == 0 {
+			before, _ = utf8.DecodeLastRune(out)
+		}
+		after, _ := utf8.DecodeRune(rest[i+len(v):])
+		whole := !(isWord(first) && i+len(out) > 0 && isWord(before)) && !(isWord(last) && i+len(v) < len(rest) && isWord(after))
+		if whole {
+			out = append(append(out, rest[:i]...), redacted...)
+		} else {
+			out = append(out, rest[:i+len(v)]...)
+		}
+		rest = rest[i+len(v):]
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, rest...)
+}
+
+func isWord(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // urlSecrets are the parts of a target URL that may be credentials: query
 // values, user info and the whole path always (a receiver echoing its

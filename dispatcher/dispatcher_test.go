@@ -171,6 +171,7 @@ type endpoint struct {
 	url      string
 	inactive bool
 	headers  map[string]string // the endpoint's own headers, in clear
+	rate     int               // rate_limit_per_second (0: the dispatcher's default)
 	secret   string            // set by addEndpoint
 }
 
@@ -186,6 +187,7 @@ func (h *harness) addEndpoint(ep endpoint) endpoint {
 	rec := schemas.EndpointRecord{
 		TenantID: tenant, ID: ep.id, Name: "ops receiver", Kind: "webhook", TargetURL: ep.url,
 		Secret: h.ring.Seal(ep.secret, aad), IsActive: !ep.inactive, Version: 1, UpdatedAt: time.Now().UTC(),
+		RateLimitPerSecond: ep.rate,
 	}
 	if len(ep.headers) > 0 {
 		rec.Headers = map[string]schemas.Sealed{}
@@ -782,6 +784,7 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 func TestSecretsDoNotLeak(t *testing.T) {
 	t.Parallel()
 	const token = "s3cr3t"
+	const shortPin = "Qz7" // a header value shorter than a token is redacted too
 	for _, tc := range []struct {
 		name      string
 		url       func(t *testing.T) string
@@ -820,7 +823,7 @@ func TestSecretsDoNotLeak(t *testing.T) {
 			h := setup(t)
 			ep := h.addEndpoint(endpoint{
 				url:     tc.url(t) + "/hook/" + token + "-path?token=" + token,
-				headers: map[string]string{"Authorization": "Bearer hdr-" + token},
+				headers: map[string]string{"Authorization": "Bearer hdr-" + token, "X-Pin": shortPin},
 			})
 			rec, del := h.delivery(ep.id)
 			h.produce(rec)
@@ -838,7 +841,7 @@ func TestSecretsDoNotLeak(t *testing.T) {
 			}
 			dl := h.dlq(rec.Value)
 			key, _ := signature.Key(ep.secret)
-			secrets := []string{token, ep.secret, string(key), hex.EncodeToString(key), strings.TrimPrefix(ep.secret, signature.SecretPrefix)}
+			secrets := []string{token, shortPin, ep.secret, string(key), hex.EncodeToString(key), strings.TrimPrefix(ep.secret, signature.SecretPrefix)}
 			check := func(where, s string) {
 				for _, sec := range secrets {
 					if strings.Contains(s, sec) {

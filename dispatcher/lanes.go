@@ -15,6 +15,7 @@ type lane struct {
 	slots chan struct{}
 
 	mu        sync.Mutex
+	rate      float64 // tokens per second
 	tokens    float64
 	refilled  time.Time
 	failures  int       // consecutive failed attempts
@@ -25,8 +26,7 @@ type lane struct {
 // lanes holds a lane per endpoint.
 type lanes struct {
 	concurrency int
-	rate        float64 // tokens per second
-	burst       float64
+	rate        float64 // tokens per second of an endpoint without its own rate
 	threshold   int
 	cooldown    time.Duration
 	now         func() time.Time // the clock of the token buckets and breakers
@@ -38,22 +38,50 @@ type lanes struct {
 }
 
 func newLanes(cfg *Config) *lanes {
-	return &lanes{concurrency: cfg.EndpointConcurrency, rate: cfg.EndpointRate, burst: cfg.EndpointRate,
+	return &lanes{concurrency: cfg.EndpointConcurrency, rate: cfg.EndpointRate,
 		threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, now: time.Now, m: map[string]*lane{},
 		opens: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_dispatcher_breaker_opens_total", Help: "Circuit breakers that opened: an endpoint reached the threshold of consecutive failures, or its probe failed.",
 		})}
 }
 
-func (ls *lanes) get(key string) *lane {
+// get returns the lane of key, whose token bucket fills at rate per second
+// (0: the operator's default); a changed rate applies from now on.
+func (ls *lanes) get(key string, rate float64) *lane {
+	if rate <= 0 {
+		rate = ls.rate
+	}
 	ls.mu.Lock()
-	defer ls.mu.Unlock()
 	l := ls.m[key]
 	if l == nil {
-		l = &lane{slots: make(chan struct{}, ls.concurrency), tokens: ls.burst, refilled: ls.now()}
+		l = &lane{slots: make(chan struct{}, ls.concurrency), rate: rate, tokens: max(rate, 1), refilled: ls.now()}
 		ls.m[key] = l
 	}
+	ls.mu.Unlock()
+	l.mu.Lock()
+	if l.rate != rate {
+		l.refill(ls.now())
+		l.rate = rate
+		l.tokens = min(l.tokens, l.burst())
+	}
+	l.mu.Unlock()
 	return l
+}
+
+// refill adds the tokens earned since the last refill (l.mu held).
+func (l *lane) refill(now time.Time) {
+	l.tokens = min(l.burst(), l.tokens+now.Sub(l.refilled).Seconds()*l.rate)
+	l.refilled = now
+}
+
+// burst is how many tokens the bucket holds: a second's worth, at least one.
+func (l *lane) burst() float64 { return max(l.rate, 1) }
+
+// rateOf is the lane's rate in tokens per second.
+func (l *lane) rateOf() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate
 }
 
 // acquire takes a concurrency slot and a token, waiting for both.
@@ -65,15 +93,13 @@ func (ls *lanes) acquire(ctx context.Context, l *lane) bool {
 	}
 	for {
 		l.mu.Lock()
-		now := ls.now()
-		l.tokens = min(ls.burst, l.tokens+now.Sub(l.refilled).Seconds()*ls.rate)
-		l.refilled = now
+		l.refill(ls.now())
 		if l.tokens >= 1 {
 			l.tokens--
 			l.mu.Unlock()
 			return true
 		}
-		wait := time.Duration((1 - l.tokens) / ls.rate * float64(time.Second))
+		wait := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
 		l.mu.Unlock()
 		select {
 		case <-time.After(wait):

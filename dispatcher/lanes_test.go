@@ -28,7 +28,7 @@ func TestBreaker(t *testing.T) {
 	// cannot pass unseen on a slow machine.
 	clock := time.Now()
 	ls.now = func() time.Time { return clock }
-	l := ls.get("acme/whk_1")
+	l := ls.get("acme/whk_1", 0)
 	for i := range 3 {
 		if !ls.allow(l) {
 			t.Fatalf("attempt %d refused before the threshold", i+1)
@@ -67,7 +67,7 @@ func TestBreaker(t *testing.T) {
 		t.Fatalf("after a failed probe: %v opens, want 2", n)
 	}
 	// Another endpoint is unaffected.
-	if !ls.allow(ls.get("acme/whk_2")) {
+	if !ls.allow(ls.get("acme/whk_2", 0)) {
 		t.Fatal("one endpoint's breaker blocked another")
 	}
 	if o := ls.open(); o != 1 {
@@ -105,7 +105,7 @@ func TestLaneLimits(t *testing.T) {
 	// however slow the machine (a refill would take 200 ms of real time).
 	t0 := time.Now()
 	ls.now = func() time.Time { return t0 }
-	l := ls.get("acme/whk_1")
+	l := ls.get("acme/whk_1", 0)
 	ctx := context.Background()
 	for range 2 {
 		if !ls.acquire(ctx, l) {

@@ -115,7 +115,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 					shedding.Add(1)
 					wg.Go(func() {
 						defer shedding.Add(-1)
-						finishWith(q.rec, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.alive) })
+						finishWith(q.rec, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.ahead, q.alive) })
 					})
 				}
 			}
@@ -175,7 +175,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 				continue
 			}
 			queues.add(r, alive, wg.Go, func(r *kgo.Record, alive func() bool) {
-				finishWith(r, func() []*kgo.Record { return d.handle(ctx, r, "", alive) })
+				finishWith(r, func() []*kgo.Record { return d.handle(ctx, r, "", 0, alive) })
 			})
 		}
 		cl.AllowRebalance()
@@ -207,6 +207,7 @@ type keyQueue struct {
 type queued struct {
 	rec   *kgo.Record
 	alive func() bool
+	ahead int // set by shed: the records of its key queued or running before it
 }
 
 // add queues r behind the earlier records of its key, and starts a worker
@@ -219,7 +220,7 @@ func (ks *keyQueues) add(r *kgo.Record, alive func() bool, start func(func()), r
 		q = &keyQueue{}
 		ks.m[key] = q
 	}
-	q.recs = append(q.recs, queued{r, alive})
+	q.recs = append(q.recs, queued{rec: r, alive: alive})
 	if q.workers >= ks.n {
 		ks.mu.Unlock()
 		return
@@ -263,6 +264,7 @@ func (ks *keyQueues) shed(n int) []queued {
 	for _, q := range qs {
 		for len(q.recs) > 1 && len(out) < n {
 			last := len(q.recs) - 1
+			q.recs[last].ahead = last + q.workers
 			out = append(out, q.recs[last])
 			q.recs[last] = queued{}
 			q.recs = q.recs[:last]

@@ -198,8 +198,9 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	dc := dispatcher.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
 		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
-		Group:   env.String("EXO_DISPATCHER_GROUP", ""),
-		Workers: env.Int("EXO_DISPATCHER_WORKERS", 0),
+		Group:        env.String("EXO_DISPATCHER_GROUP", ""),
+		Workers:      env.Int("EXO_DISPATCHER_WORKERS", 0),
+		EndpointRate: float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
 	}
 	if err := env.Err(); err != nil {
 		return err

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrRefused is wrapped by every refusal.
@@ -22,7 +24,10 @@ var denied = func() []netip.Prefix {
 		"169.254.0.0/16",    // link-local, cloud metadata 169.254.169.254
 		"172.16.0.0/12",     // RFC 1918
 		"192.0.0.0/24",      // IETF protocol assignments
+		"192.0.2.0/24",      // TEST-NET-1 (documentation)
 		"192.168.0.0/16",    // RFC 1918
+		"198.51.100.0/24",   // TEST-NET-2 (documentation)
+		"203.0.113.0/24",    // TEST-NET-3 (documentation)
 		"198.18.0.0/15",     // benchmarking
 		"224.0.0.0/4",       // multicast
 		"240.0.0.0/4",       // reserved, broadcast
@@ -39,21 +44,38 @@ var denied = func() []netip.Prefix {
 		"2002::/16",         // 6to4: embeds an IPv4 address
 		"2001::/32",         // Teredo: embeds an IPv4 address
 		"168.63.129.16/32",  // Azure WireServer (platform metadata)
+		"2001:db8::/32",     // documentation
+		"100::/64",          // discard-only (RFC 6666)
+		"fec0::/10",         // site-local (deprecated, still routed inside some networks)
+		"::ffff:0:0:0/96",   // IPv4-translated (RFC 2765): embeds an IPv4 address
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
 }()
 
-// Guard refuses denied addresses unless allowlisted.
+// localTTL is how long the machine's own addresses are cached: an address
+// added to an interface is refused at the latest this long after.
+const localTTL = 5 * time.Second
+
+// Guard refuses denied addresses, and the machine's own addresses, unless
+// allowlisted.
 type Guard struct {
 	allow []netip.Prefix
+
+	// interfaceAddrs lists the machine's addresses (net.InterfaceAddrs;
+	// replaced in tests).
+	interfaceAddrs func() ([]net.Addr, error)
+	now            func() time.Time
+	mu             sync.Mutex
+	local          map[netip.Addr]bool
+	localAt        time.Time // when local was read; zero: never
 }
 
 // New returns a guard with an allowlist of IPs or CIDRs ("127.0.0.1",
 // "10.1.0.0/16"). An allowlist entry "*" disables the guard (dev mode only).
 func New(allowlist []string) (*Guard, error) {
-	g := &Guard{}
+	g := &Guard{interfaceAddrs: net.InterfaceAddrs, now: time.Now}
 	var problems []string
 	for _, a := range allowlist {
 		a = strings.TrimSpace(a)
@@ -104,7 +126,45 @@ func (g *Guard) Check(ip netip.Addr) error {
 			}
 		}
 	}
+	local := g.localAddrs()
+	for _, c := range candidates {
+		if local[c] {
+			return fmt.Errorf("%w: %s is an address of this machine", ErrRefused, c)
+		}
+	}
 	return nil
+}
+
+// localAddrs returns the machine's own interface addresses (a public
+// address of the host reaches its own services as loopback would), read at
+// most every localTTL. If they cannot be read, the last set read is kept.
+func (g *Guard) localAddrs() map[netip.Addr]bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if !g.localAt.IsZero() && now.Sub(g.localAt) < localTTL {
+		return g.local
+	}
+	g.localAt = now
+	addrs, err := g.interfaceAddrs()
+	if err != nil {
+		return g.local
+	}
+	local := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		var ip net.IP
+		switch v := a.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if addr, ok := netip.AddrFromSlice(ip); ok {
+			local[addr.Unmap()] = true
+		}
+	}
+	g.local = local // replaced, never changed: callers may keep reading the old one
+	return local
 }
 
 // Control is a net.Dialer Control function that refuses denied addresses at
