@@ -31,10 +31,12 @@ var ErrFailed = errors.New("drill: failed")
 
 // Config configures a drill.
 type Config struct {
-	Root     string // repository root (deploy/local's scripts)
-	Bin      string // the exo-alerts binary
-	StateDir string // private state: PostgreSQL, Kafka, logs
-	PGPort, KafkaPort, ControllerPort int
+	Root           string // repository root (deploy/local's scripts)
+	Bin            string // the exo-alerts binary
+	StateDir       string // private state: PostgreSQL, Kafka, logs
+	PGPort         int    // the private PostgreSQL's port
+	KafkaPort      int    // the private broker's port
+	ControllerPort int    // the private broker's controller port
 
 	Rate      int           // events per second
 	Tenants   int           // tenants, each with one endpoint and one failed-run rule
