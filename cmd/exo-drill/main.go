@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string) error {
 	kPort := fs.Int("kafka-port", 19192, "port of the drill's own Kafka broker")
 	kcPort := fs.Int("kafka-controller-port", 19193, "controller port of the drill's own Kafka broker")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(drill.ScenarioNames, ",")+")")
-	// Defaults depend on -short: parse twice.
+	allowCrashes := fs.Bool("allow-crashes", false, "pass a scenario in which a component exited by itself (restarted and reported) if no alert was lost or duplicated")
 	rate := fs.Int("rate", 0, "events per second (default 50; 20 with -short)")
 	outage := fs.Duration("outage", 0, "how long the broker and Postgres stay down (default 60s; 10s with -short)")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string) error {
 	if *scenarios != "" {
 		cfg.Scenarios = strings.Split(*scenarios, ",")
 	}
+	cfg.AllowCrashes = *allowCrashes
 	cfg.Out = os.Stdout
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "drill")
 	return drill.Run(ctx, cfg)

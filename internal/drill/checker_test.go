@@ -45,10 +45,10 @@ func TestTallyCountsEachColumn(t *testing.T) {
 		got.Redelivered != want.Redelivered || got.LongestGap != want.LongestGap || got.MaxLatency != want.MaxLatency {
 		t.Fatalf("Tally(a) = %+v, want %+v", got, want)
 	}
-	if got.OK() {
+	if got.OK(true) {
 		t.Error("a scenario with a missing alert and duplicates passed")
 	}
-	if b := c.Tally("b"); b.Expected != 1 || b.Missing != 0 || b.ProcessorDuplicates != 1 || b.OK() {
+	if b := c.Tally("b"); b.Expected != 1 || b.Missing != 0 || b.ProcessorDuplicates != 1 || b.OK(true) {
 		t.Errorf("Tally(b) = %+v, want 1 expected, 1 duplicate, failed", b)
 	}
 }
@@ -56,19 +56,21 @@ func TestTallyCountsEachColumn(t *testing.T) {
 func TestRowOK(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		row  Row
-		ok   bool
+		name         string
+		row          Row
+		allowCrashes bool
+		ok           bool
 	}{
-		{"clean", Row{Expected: 10, Received: 10}, true},
-		{"redeliveries are allowed", Row{Expected: 10, Received: 10, Redelivered: 4}, true},
-		{"missing", Row{Expected: 10, Received: 9, Missing: 1}, false},
-		{"processor duplicate", Row{Expected: 10, Received: 10, ProcessorDuplicates: 1}, false},
-		{"a component died", Row{Expected: 10, Received: 10, Crashes: []string{"processor-1 exited"}}, false},
+		{"clean", Row{Expected: 10, Received: 10}, false, true},
+		{"redeliveries are allowed", Row{Expected: 10, Received: 10, Redelivered: 4}, false, true},
+		{"missing", Row{Expected: 10, Received: 9, Missing: 1}, true, false},
+		{"processor duplicate", Row{Expected: 10, Received: 10, ProcessorDuplicates: 1}, true, false},
+		{"a component died", Row{Expected: 10, Received: 10, Crashes: []string{"processor-1 exited"}}, false, false},
+		{"a component died, allowed", Row{Expected: 10, Received: 10, Crashes: []string{"processor-1 exited"}}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := tc.row.OK(); got != tc.ok {
+			if got := tc.row.OK(tc.allowCrashes); got != tc.ok {
 				t.Errorf("OK() = %v, want %v", got, tc.ok)
 			}
 		})

@@ -17,7 +17,9 @@ import (
 )
 
 // component is one exo-alerts subprocess (controlplane, processor or
-// dispatcher) the drill starts, kills and restarts.
+// dispatcher) the drill starts, kills and restarts. Like a supervisor
+// (systemd's Restart=always, a Kubernetes pod) it starts a process that
+// exited by itself again after restartDelay, and records the exit.
 type component struct {
 	name  string // e.g. processor-1
 	bin   string
@@ -26,7 +28,9 @@ type component struct {
 	log   string // log file
 	ready func(ctx context.Context) error
 	out   *slog.Logger
+	base  context.Context // ends supervision
 
+	op       sync.Mutex // one start or signal at a time
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the current process has exited
@@ -34,8 +38,16 @@ type component struct {
 	crashes  []string      // exits the drill did not cause, since the last take
 }
 
+const restartDelay = 2 * time.Second
+
 // start starts the process and waits until it is ready.
 func (c *component) start(ctx context.Context) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	return c.startLocked(ctx)
+}
+
+func (c *component) startLocked(ctx context.Context) error {
 	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("drill: %s log: %w", c.name, err)
@@ -57,20 +69,56 @@ func (c *component) start(ctx context.Context) error {
 		err := cmd.Wait()
 		f.Close()
 		c.mu.Lock()
-		if !c.stopping {
+		crashed := !c.stopping
+		if crashed {
 			msg := fmt.Sprintf("%s exited by itself at %s: %v (log %s)", c.name, time.Now().Format("15:04:05"), err, c.log)
 			c.crashes = append(c.crashes, msg)
-			c.out.Warn("component exited by itself", "component", c.name, "err", err, "log", c.log)
+			c.out.Warn("component exited by itself; restarting it", "component", c.name, "err", err, "log", c.log,
+				"after", restartDelay)
 		}
 		c.mu.Unlock()
 		close(done)
+		if crashed {
+			go c.restart(cmd)
+		}
 	}()
 	rctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
 	if err := c.ready(rctx); err != nil {
+		select {
+		case <-done:
+			return fmt.Errorf("drill: %s exited before it was ready (log %s)", c.name, c.log)
+		default:
+		}
 		return fmt.Errorf("drill: %s not ready: %w (log %s)", c.name, err, c.log)
 	}
 	return nil
+}
+
+// restart starts the component again after its process exited by itself,
+// unless the drill started or stopped it meanwhile.
+func (c *component) restart(crashed *exec.Cmd) {
+	if sleep(c.base, restartDelay) != nil {
+		return
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	current, stopping := c.cmd, c.stopping
+	c.mu.Unlock()
+	if current != crashed || stopping || c.base.Err() != nil {
+		return
+	}
+	if err := c.startLocked(c.base); err != nil {
+		c.out.Warn("restart failed", "component", c.name, "err", err)
+	}
 }
 
 // running says whether the current process is alive.
@@ -92,6 +140,8 @@ func (c *component) running() bool {
 // signal sends sig and waits up to wait for the exit; SIGKILL after that.
 // It returns how long the process took to exit.
 func (c *component) signal(sig syscall.Signal, wait time.Duration) (time.Duration, error) {
+	c.op.Lock()
+	defer c.op.Unlock()
 	c.mu.Lock()
 	cmd, done := c.cmd, c.done
 	c.stopping = true
