@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,7 +72,8 @@ func (c *component) startLocked(ctx context.Context) error {
 		c.mu.Lock()
 		crashed := !c.stopping
 		if crashed {
-			msg := fmt.Sprintf("%s exited by itself at %s: %v (log %s)", c.name, time.Now().Format("15:04:05"), err, c.log)
+			msg := fmt.Sprintf("%s exited by itself at %s: %v: %s (log %s)", c.name, time.Now().Format("15:04:05"), err,
+				lastError(c.log), c.log)
 			c.crashes = append(c.crashes, msg)
 			c.out.Warn("component exited by itself; restarting it", "component", c.name, "err", err, "log", c.log,
 				"after", restartDelay)
@@ -227,3 +229,22 @@ func httpGet(ctx context.Context, url string) ([]byte, error) {
 var errNotYet = errors.New("not yet")
 
 func logPath(dir, name string) string { return filepath.Join(dir, name+".log") }
+
+// lastError returns the last line the binary printed on its way out
+// ("exo-alerts: ..."), or "" if there is none.
+func lastError(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	last := ""
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "exo-alerts:") {
+			last = strings.TrimSpace(line)
+		}
+	}
+	return last
+}

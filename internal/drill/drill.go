@@ -143,9 +143,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	failed := 0
 	for _, r := range rows {
-		for _, c := range r.Crashes {
-			fmt.Fprintf(cfg.Out, "%s: %s\n", r.Scenario, c)
-		}
+		printCrashes(cfg.Out, r)
 		if !r.OK(d.cfg.AllowCrashes) {
 			failed++
 		}
@@ -548,4 +546,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// printCrashes prints the first exit of each component that exited by
+// itself in r, and how many more times it did.
+func printCrashes(w io.Writer, r Row) {
+	var order []string
+	first, count := map[string]string{}, map[string]int{}
+	for _, c := range r.Crashes {
+		name, _, _ := strings.Cut(c, " ")
+		if count[name] == 0 {
+			order = append(order, name)
+			first[name] = c
+		}
+		count[name]++
+	}
+	for _, name := range order {
+		more := ""
+		if n := count[name] - 1; n > 0 {
+			more = fmt.Sprintf(" (and %d more times after its restart)", n)
+		}
+		fmt.Fprintf(w, "%s: %s%s\n", r.Scenario, first[name], more)
+	}
 }
