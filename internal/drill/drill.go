@@ -502,6 +502,8 @@ func (d *drill) printRow(r Row) {
 	result := "ok"
 	if !r.OK(d.cfg.AllowCrashes) {
 		result = "FAIL"
+	} else if len(r.Crashes) > 0 {
+		result = "ok (crashes allowed)"
 	}
 	fmt.Fprintf(d.cfg.Out, "%-20s %8d %8d %7d %8d %11d %11s %11s %7d  %s\n", r.Scenario, r.Expected, r.Received,
 		r.Missing, r.ProcessorDuplicates, r.Redelivered, r.LongestGap.Round(100*time.Millisecond),
