@@ -27,6 +27,11 @@ test: ## start real PostgreSQL + Kafka, run every test with -race, stop them
 test-short: ## run the tests against services that are already up (services-up)
 	@eval "$$(deploy/local/services.sh env)" && $(GO) test -race -shuffle=on -count=1 ./...
 
+.PHONY: drill
+drill: build ## fault drills on private services: kill -9, broker and Postgres stopped 60 s, rolling SIGTERM (ARGS=--short: ~3 min)
+	$(GO) build -o bin/exo-drill ./cmd/exo-drill
+	./bin/exo-drill $(ARGS)
+
 .PHONY: services-up
 services-up: ## start the local PostgreSQL and Kafka (idempotent)
 	@deploy/local/services.sh up
