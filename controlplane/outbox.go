@@ -51,7 +51,7 @@ type relay struct {
 	unsent                           prometheus.Gauge
 
 	// out tracks failures of the main loop (Postgres or Kafka away).
-	out *outage
+	out *loopOutage
 }
 
 const (
@@ -84,7 +84,7 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 	r.published = registerCounter(s.cfg.Registry, r.published)
 	r.failures = registerCounter(s.cfg.Registry, r.failures)
 	r.quarantined = registerCounter(s.cfg.Registry, r.quarantined)
-	r.out = &outage{log: r.log, what: "outbox relay: postgres or kafka", minWait: min(100*time.Millisecond, r.poll), maxWait: relayMaxBackoff}
+	r.out = &loopOutage{log: r.log, what: "outbox relay: postgres or kafka", minWait: min(100*time.Millisecond, r.poll), maxWait: relayMaxBackoff}
 	r.unsent, _ = register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "exo_controlplane_outbox_unsent", Help: "Outbox rows not published yet, counted by the relay after each attempt to drain the outbox.",
 	}))
@@ -123,7 +123,7 @@ func (r *relay) run(ctx context.Context) error {
 
 // retry runs fn until it succeeds or ctx ends, backing off between tries.
 func (r *relay) retry(ctx context.Context, what string, fn func() error) {
-	o := &outage{log: r.log, what: "outbox: " + what, minWait: r.nextBackoff(0), maxWait: relayMaxBackoff}
+	o := &loopOutage{log: r.log, what: "outbox: " + what, minWait: r.nextBackoff(0), maxWait: relayMaxBackoff}
 	for ctx.Err() == nil {
 		err := fn()
 		if err == nil || ctx.Err() != nil {

@@ -123,12 +123,12 @@ func hex4(b []byte, i int) (rune, bool) {
 	return v, true
 }
 
-// outage tracks a dependency that keeps failing, so a loop logs its
-// outage once (at ERROR, with the first error) and its end once (at INFO,
+// loopOutage tracks a dependency that keeps failing, so a loop logs its
+// loopOutage once (at ERROR, with the first error) and its end once (at INFO,
 // with how long it lasted), not every retry, and retries promptly: the
 // backoff doubles from minWait to maxWait, a cap low enough that the loop
 // resumes within maxWait of the dependency's return.
-type outage struct {
+type loopOutage struct {
 	log              *slog.Logger
 	what             string // e.g. "postgres"
 	minWait, maxWait time.Duration
@@ -139,7 +139,7 @@ type outage struct {
 }
 
 // failed records a failed try and returns how long to wait before the next.
-func (o *outage) failed(err error) time.Duration {
+func (o *loopOutage) failed(err error) time.Duration {
 	o.failures++
 	if o.failures == 1 {
 		o.since = time.Now()
@@ -152,8 +152,8 @@ func (o *outage) failed(err error) time.Duration {
 	return o.wait
 }
 
-// ok records a successful try, logging the end of an outage.
-func (o *outage) ok() {
+// ok records a successful try, logging the end of an loopOutage.
+func (o *loopOutage) ok() {
 	if o.failures == 0 {
 		return
 	}

@@ -141,7 +141,7 @@ func (s *Server) runRecorder(ctx context.Context) error {
 	}
 	log := s.log.With("part", "recorder")
 	rec := &recorder{s: s, log: log, m: m,
-		pg: &outage{log: log, what: "postgres", minWait: recorderMinBackoff, maxWait: recorderMaxBackoff}}
+		pg: &loopOutage{log: log, what: "postgres", minWait: recorderMinBackoff, maxWait: recorderMaxBackoff}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { rec.retain(ctx) })
@@ -152,7 +152,7 @@ type recorder struct {
 	s   *Server
 	log *slog.Logger
 	m   *recorderMetrics
-	pg  *outage // Postgres, as the write loop sees it
+	pg  *loopOutage // Postgres, as the write loop sees it
 }
 
 func (r *recorder) consume(ctx context.Context) error {
