@@ -704,6 +704,11 @@ func TestDeepPatchRefusedBeforeTheDatabase(t *testing.T) {
 	if status, _, got := b.doH(t, "PATCH", "/v1/webhooks/"+id, b.adminKey, `{"name":"ops2","headers":{"X-More":"x"}}`, map[string]string{"If-Match": `"1"`}); status != 200 || got["version"] != float64(2) {
 		t.Fatalf("patch after the lock was released: %d %v", status, got)
 	}
+	// Rule patches get the same shape check.
+	rule := b.rule(t, b.adminKey, `{"name":"r","event_type":"workflow.run.failed","webhook_endpoint_id":"`+id+`"}`)
+	if status, _, problem := b.doH(t, "PATCH", "/v1/alert-rules/"+rule["id"].(string), b.adminKey, deep, nil); status != 400 {
+		t.Errorf("deep rule patch: %d %v, want 400", status, problem)
+	}
 }
 
 // Patches without If-Match that race are merged one after the other: each
