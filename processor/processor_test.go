@@ -56,6 +56,7 @@ type sent struct {
 func expectAlerts(stream []*sent, rules map[string][]testRule) (want map[string]bool, duplicates, durationAlerts int) {
 	type simRun struct {
 		tenant, id string
+		attempt    int
 		seen       map[string]bool
 		startedAt  *time.Time
 		finished   bool
@@ -82,7 +83,7 @@ func expectAlerts(stream []*sent, rules map[string][]testRule) (want map[string]
 					}
 					delete(armed, k) // one duration rule per tenant in these streams
 					if r.matchRun(run.labels) {
-						want[engine.DurationAlertID(run.tenant, r.rec.ID, run.id)] = true
+						want[engine.DurationAttemptAlertID(run.tenant, r.rec.ID, run.id, run.attempt)] = true
 						durationAlerts++
 					}
 				}
@@ -101,7 +102,7 @@ func expectAlerts(stream []*sent, rules map[string][]testRule) (want map[string]
 				fire()
 			}
 			if st == nil {
-				st = &simRun{tenant: ev.TenantID, id: ev.Data.Run.ID, seen: map[string]bool{}}
+				st = &simRun{tenant: ev.TenantID, id: ev.Data.Run.ID, attempt: ev.Data.Run.Attempt, seen: map[string]bool{}}
 				runs[key] = st
 			}
 			st.seen[ev.Type] = true
