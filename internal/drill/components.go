@@ -57,7 +57,10 @@ func (c *component) startLocked(ctx context.Context) error {
 	cmd := exec.Command(c.bin, c.args...) //nolint:gosec // the drill runs the binary it was told to
 	cmd.Env = c.env
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C of the drill is the drill's to pass on
+	// Own process group: a Ctrl-C of the drill is the drill's to pass on.
+	// Pdeathsig: a drill that is killed takes its components with it, so
+	// none is left writing to the private services of the next drill.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("drill: start %s: %w", c.name, err)

@@ -44,6 +44,7 @@ type Config struct {
 	Lead      time.Duration // steady stream before each fault
 	Tail      time.Duration // steady stream after each fault
 	Pause     time.Duration // how long a killed component stays dead
+	Kills     int           // how many of the two processors (and dispatchers) are killed, one after the other
 	Settle    time.Duration // how long to wait for a scenario's last alerts
 	Scenarios []string      // names to run (default: all)
 	// AllowCrashes passes a scenario in which a component exited by itself
@@ -58,13 +59,13 @@ type Config struct {
 // Long returns the defaults of `make drill`: 60 s outages at 50 events/s.
 func Long() Config {
 	return Config{Rate: 50, Tenants: 4, Outage: 60 * time.Second, Lead: 10 * time.Second, Tail: 20 * time.Second,
-		Pause: 5 * time.Second, Settle: 180 * time.Second}
+		Pause: 5 * time.Second, Kills: 2, Settle: 180 * time.Second}
 }
 
 // Short returns the defaults of the short form run by deploy/local/test.sh.
 func Short() Config {
 	return Config{Rate: 20, Tenants: 3, Outage: 10 * time.Second, Lead: 3 * time.Second, Tail: 5 * time.Second,
-		Pause: 2 * time.Second, Settle: 90 * time.Second}
+		Pause: 2 * time.Second, Kills: 1, Settle: 90 * time.Second}
 }
 
 // ScenarioNames lists the scenarios in the order they run.
@@ -368,7 +369,7 @@ func (d *drill) comp(name string) *component {
 func (d *drill) fault(name string) func(context.Context) error {
 	killRestart := func(names ...string) func(context.Context) error {
 		return func(ctx context.Context) error {
-			for _, n := range names {
+			for _, n := range names[:min(max(d.cfg.Kills, 1), len(names))] {
 				c := d.comp(n)
 				d.log.Info("kill -9", "component", n)
 				if _, err := c.signal(syscall.SIGKILL, 10*time.Second); err != nil {
