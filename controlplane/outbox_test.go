@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -602,4 +603,44 @@ func TestChangeIsOnKafkaWhenTheAPIAnswers(t *testing.T) {
 			t.Errorf("rule %s is not on %s", id, e.topics.Rules)
 		}
 	}
+}
+
+// An outbox row Kafka can never accept (larger than a message may be) and
+// one whose value is not its topic's schema are quarantined with their
+// reason and counted; the rows after them are published.
+func TestOutboxQuarantinesPoisonRows(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	ctx := context.Background()
+	// Queued before the relay starts: the first rows it meets.
+	if _, err := e.pool.Exec(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, 'acme/huge', $2), ($3, 'acme/rul_bad', $4)`,
+		e.topics.RunState, bytes.Repeat([]byte("x"), 2<<20), e.topics.Rules, []byte(`{"id":"rul_bad"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cp := startCP(t, e.config(t))
+	wh := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
+	eventually(t, time.Minute, "the webhook published past the poison", func() (bool, string) {
+		n := countRows(t, e.pool, `SELECT count(*) FROM outbox WHERE key = $1 AND sent_at IS NOT NULL`, "acme/"+wh["id"].(string))
+		return n >= 1, fmt.Sprintf("%d sent rows of the webhook, %d unsent rows", n, unsent(t, e.pool))
+	})
+	for key, reason := range map[string]string{"acme/huge": "MESSAGE_TOO_LARGE", "acme/rul_bad": "not a valid rule"} {
+		var got string
+		if err := e.pool.QueryRow(ctx, `SELECT quarantine_reason FROM outbox WHERE key = $1 AND quarantined_at IS NOT NULL AND sent_at IS NULL`,
+			key).Scan(&got); err != nil {
+			t.Fatalf("%s not quarantined: %v", key, err)
+		}
+		if !strings.Contains(got, reason) {
+			t.Errorf("%s quarantined for %q, want a reason with %q", key, got, reason)
+		}
+	}
+	if n := cp.metric(t, "exo_controlplane_outbox_quarantined_total"); n != 2 {
+		t.Errorf("quarantined counter = %v, want 2", n)
+	}
+	if last := lastByKey(t, readTopic(t, e.brokers, e.topics.Endpoints))["acme/"+wh["id"].(string)]; last == nil {
+		t.Error("the webhook's snapshot is not on its topic")
+	}
+	eventually(t, 10*time.Second, "backlog gauge without the quarantined rows", func() (bool, string) {
+		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		return n == 0, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
+	})
 }

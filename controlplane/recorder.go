@@ -139,6 +139,12 @@ func (s *Server) runRecorder(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every topic's quarantine count exists from the start (at 0), so a
+	// first quarantined record is an increase.
+	t := s.cfg.Topics
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors} {
+		m.quarantined.WithLabelValues(topic)
+	}
 	log := s.log.With("part", "recorder")
 	rec := &recorder{s: s, log: log, m: m,
 		pg: &loopOutage{log: log, what: "postgres", minWait: recorderMinBackoff, maxWait: recorderMaxBackoff}}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,7 @@ Commands:
   emit           produce test workflow events
   apikey         create | list | revoke API keys
   keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
+  quarantine     list | replay <id>: records the recorder set aside (Postgres refused them)
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
 EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
@@ -57,6 +59,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
+		"quarantine": cmdQuarantine,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -499,4 +502,65 @@ func cmdKeyringReencrypt(ctx context.Context, args []string) error {
 		return fmt.Errorf("keyring reencrypt: some endpoints were not re-encrypted (keep their keys in EXO_KEYRING): %w", err)
 	}
 	return nil
+}
+
+const quarantineUsage = "usage: exo-alerts quarantine list [--limit N] | replay <id>"
+
+// cmdQuarantine lists the records the recorder quarantined, or produces
+// one again to its topic (after the cause is fixed).
+func cmdQuarantine(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(quarantineUsage)
+	}
+	fs := flag.NewFlagSet("quarantine "+args[0], flag.ContinueOnError)
+	limit := fs.Int("limit", 50, "list: at most this many records, newest first")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	env := &config.Env{}
+	c := config.Load(env, config.Needs{Database: true, Kafka: args[0] == "replay"})
+	if err := env.Err(); err != nil {
+		return err
+	}
+	pool, err := postgres.Connect(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	switch {
+	case args[0] == "list" && fs.NArg() == 0:
+		recs, err := controlplane.ListQuarantined(ctx, pool, *limit)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCONSUMER\tTOPIC\tPARTITION\tOFFSET\tKEY\tQUARANTINED\tREPLAYED\tERROR")
+		for _, q := range recs {
+			replayed := "-"
+			if q.ReplayedAt != nil {
+				replayed = q.ReplayedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%q\t%s\t%s\t%s\n", q.ID, q.Consumer, q.Topic, q.Partition, q.Offset, q.Key,
+				q.QuarantinedAt.UTC().Format(time.RFC3339), replayed, q.Error)
+		}
+		return tw.Flush()
+	case args[0] == "replay" && fs.NArg() == 1:
+		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil {
+			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := controlplane.ReplayQuarantined(pctx, pool, cl, id); err != nil {
+			return err
+		}
+		fmt.Printf("replayed quarantined record %d\n", id)
+		return nil
+	}
+	return errors.New(quarantineUsage)
 }

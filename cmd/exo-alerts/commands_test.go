@@ -6,13 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
@@ -222,5 +226,64 @@ func TestKeyringReencryptCommand(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(usage), []byte("reencrypt")) {
 		t.Error("the usage does not mention keyring reencrypt")
+	}
+}
+
+// quarantine list shows a quarantined record with its coordinates; replay
+// produces it raw to its topic and marks it replayed.
+func TestQuarantineCommands(t *testing.T) {
+	dbURL := testenv.DatabaseURL(t, true)
+	brokers := testenv.Brokers(t)
+	topic := testenv.Topics(t).DeliveryResults
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("KAFKA_BROKERS", strings.Join(brokers, ","))
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var id int64
+	if err := pool.QueryRow(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
+		VALUES ('recorder', $1, 2, 41, 'acme/rul_1', '{"x":1}', '[{"key":"h","value":"AAE="}]', 'ERROR: refused (SQLSTATE 23514)')
+		RETURNING id`, topic).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "quarantine", "list")
+	if err != nil || !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+recorder\s+%s\s+2\s+41\s+"acme/rul_1"\s.*SQLSTATE 23514`, id, regexp.QuoteMeta(topic))).MatchString(out) {
+		t.Fatalf("quarantine list: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, "quarantine", "replay", fmt.Sprint(id)); err != nil || !strings.Contains(out, "replayed") {
+		t.Fatalf("quarantine replay: %v\n%s", err, out)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var got *kgo.Record
+	for got == nil && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got = r })
+	}
+	if got == nil || string(got.Key) != "acme/rul_1" || string(got.Value) != `{"x":1}` ||
+		len(got.Headers) != 1 || got.Headers[0].Key != "h" || !bytes.Equal(got.Headers[0].Value, []byte{0, 1}) {
+		t.Fatalf("replayed record: %+v", got)
+	}
+	var replayed bool
+	if err := pool.QueryRow(ctx, `SELECT replayed_at IS NOT NULL FROM quarantined_records WHERE id = $1`, id).Scan(&replayed); err != nil || !replayed {
+		t.Errorf("replayed_at not set: %v", err)
+	}
+	if _, err := runCmd(t, "quarantine", "replay"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("replay without id: %v", err)
 	}
 }
