@@ -31,6 +31,7 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "fail-all", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep", IsActive: true})
 	gate := testenv.NewKafkaGate(t)
 	p := e.startProcessor("outage", func(c *processor.Config) { c.KafkaOpts = []kgo.Opt{gate.Opt()} })
+	t.Cleanup(func() { gate.Restore(t) }) // a failed test stops the processor with Kafka back
 	alive := func() {
 		t.Helper()
 		select {
