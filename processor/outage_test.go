@@ -3,6 +3,8 @@ package processor_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +32,12 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	e.putEndpoint(tn, "ep", true)
 	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "fail-all", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep", IsActive: true})
 	gate := testenv.NewKafkaGate(t)
-	p := e.startProcessor("outage", func(c *processor.Config) { c.KafkaOpts = []kgo.Opt{gate.Opt()} })
+	logged := newMessageCounter(testenv.Log(t).Handler())
+	p := e.startProcessor("outage", func(c *processor.Config) {
+		c.KafkaOpts = []kgo.Opt{gate.Opt()}
+		c.Log = slog.New(logged).With("instance", "outage")
+	})
+	t.Cleanup(func() { gate.Restore(t) }) // a failed test stops the processor with Kafka back
 	alive := func() {
 		t.Helper()
 		select {
@@ -134,8 +141,58 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	if n := metric(t, p.reg, "exo_processor_kafka_session_restarts_total"); n < 1 {
 		t.Errorf("exo_processor_kafka_session_restarts_total = %v: the outage did not end a transaction session", n)
 	}
+	// The outage is logged once, and its end once, however many sessions
+	// failed meanwhile.
+	failing, answers := logged.count("Kafka failing"), logged.count("Kafka answers again")
+	if failing != 1 || answers != 1 {
+		t.Errorf("the processor logged the outage %d times and its end %d times, want once each", failing, answers)
+	}
 	if n := metric(t, p.reg, "exo_processor_kafka_unavailable"); n != 0 {
 		t.Errorf("exo_processor_kafka_unavailable = %v after the outage, want 0", n)
 	}
 	t.Logf("%d alerts exactly once across a 30 s outage; %d dials refused", len(all), gate.Refused())
+}
+
+// messageCounter is a slog handler that counts the messages logged through
+// it, or through any handler derived from it, and passes them on.
+type messageCounter struct {
+	slog.Handler
+	seen *messages
+}
+
+type messages struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newMessageCounter(h slog.Handler) *messageCounter {
+	return &messageCounter{Handler: h, seen: &messages{n: map[string]int{}}}
+}
+
+func (h *messageCounter) Handle(ctx context.Context, r slog.Record) error {
+	h.seen.mu.Lock()
+	h.seen.n[r.Message]++
+	h.seen.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *messageCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return &messageCounter{Handler: h.Handler.WithAttrs(as), seen: h.seen}
+}
+
+func (h *messageCounter) WithGroup(name string) slog.Handler {
+	return &messageCounter{Handler: h.Handler.WithGroup(name), seen: h.seen}
+}
+
+// count is how many messages starting with prefix were logged.
+func (h *messageCounter) count(prefix string) int {
+	h.seen.mu.Lock()
+	defer h.seen.mu.Unlock()
+	n := 0
+	for m, k := range h.seen.n {
+		if strings.HasPrefix(m, prefix) {
+			n += k
+		}
+	}
+	return n
 }

@@ -99,11 +99,14 @@ func (g *KafkaGate) Cut() {
 	}
 }
 
-// Restore makes Kafka reachable again.
+// Restore makes Kafka reachable again (if it was cut).
 func (g *KafkaGate) Restore(t testing.TB) {
 	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.cut {
+		return
+	}
 	g.cut = false
 	for _, p := range g.proxies {
 		ln, err := net.Listen("tcp", p.addr)
