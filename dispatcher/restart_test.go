@@ -187,9 +187,10 @@ func (r *restartRig) stableWith(groups []string, n int) (bool, string) {
 }
 
 // evict removes the members of a killed process from its groups, as the
-// coordinator does when their session times out (45 s, franz-go's
-// default). A SIGKILLed process cannot leave its groups; without this each
-// restart would wait out the dead members' sessions. Committed offsets are
+// coordinator does when their session times out (10 s,
+// EXO_DISPATCHER_SESSION_TIMEOUT). A SIGKILLed process cannot leave its
+// groups; without this each restart would wait out the dead members'
+// sessions (TestKilledDispatcherIsTakenOver measures that wait). Committed offsets are
 // not touched.
 func (r *restartRig) evict(groups []string) {
 	r.t.Helper()
