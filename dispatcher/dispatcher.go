@@ -45,7 +45,19 @@ type Config struct {
 	Topics     kafka.Topics
 	Partitions int32
 	Group      string
-	Keyring    *keyring.Ring
+	// InstanceID, when set, makes this dispatcher a static member of its
+	// groups (KIP-345; EXO_DISPATCHER_INSTANCE_ID): restarted with the same
+	// id after a crash, it takes its partitions back at once, without
+	// waiting for the dead member's session to time out. It must be unique
+	// among the running dispatchers and stable across restarts (a
+	// StatefulSet pod name); a second process with the same id fences the
+	// first. Empty: dynamic membership.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crash) before giving its partitions to another
+	// (default 10s; franz-go's own is 45s). Heartbeats go out every tenth of it.
+	SessionTimeout time.Duration
+	Keyring        *keyring.Ring
 	// Allowlist names addresses the SSRF guard lets through (IPs or CIDRs).
 	Allowlist      []string
 	AttemptTimeout time.Duration
@@ -92,6 +104,9 @@ func (c *Config) defaults() {
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 10 * time.Second
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
 	if len(c.Tiers) == 0 {
 		c.Tiers = DefaultTiers
 	}
@@ -131,6 +146,14 @@ func (c *Config) validate() error {
 	}
 	if c.AttemptTimeout < 100*time.Millisecond {
 		problems = append(problems, "attempt timeout must be >= 100ms")
+	}
+	// The broker's bounds (group.min/max.session.timeout.ms) are 6s and 30m
+	// by default; a broker configured wider may allow more.
+	if c.SessionTimeout < time.Second || c.SessionTimeout > 30*time.Minute {
+		problems = append(problems, "session timeout (EXO_DISPATCHER_SESSION_TIMEOUT) must be between 1s and 30m (the broker allows 6s to 30m by default)")
+	}
+	if strings.TrimSpace(c.InstanceID) != c.InstanceID || len(c.InstanceID) > 200 {
+		problems = append(problems, "instance id (EXO_DISPATCHER_INSTANCE_ID) must have no surrounding spaces and at most 200 characters")
 	}
 	if c.Workers < 1 || c.EndpointConcurrency < 1 {
 		problems = append(problems, "workers and endpoint concurrency must be >= 1")
@@ -198,7 +221,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Name: "exo_dispatcher_retries_total", Help: "Deliveries sent to a retry tier (after a failed attempt, or short-circuited by an open breaker), by tier.",
 		}, []string{"tier"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable, or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
+			Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable (not a valid delivery record: poison, set aside at once), or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
 		}, []string{"reason"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "exo_dispatcher_deliveries_in_flight", Help: "Delivery records fetched and not finished: waiting for their endpoint's lane, being attempted, or waiting for Kafka to take their outcome.",
@@ -373,12 +396,22 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	if !alive() {
 		return nil
 	}
-	var del schemas.DeliveryRecord
-	if err := json.Unmarshal(r.Value, &del); err != nil || del.AlertID == "" {
-		d.log.Error("undecodable delivery record sent to the DLQ", "partition", r.Partition, "offset", r.Offset)
+	// Poison: a record that is not a valid delivery (not JSON, or not what
+	// delivery.schema.json describes) can never succeed. It is set aside on
+	// the DLQ with the reason, counted and logged with its coordinates, and
+	// the partition moves on; it gets no result, whose ids would be garbage.
+	dp, err := schemas.DecodeDelivery(r.Value)
+	if err != nil {
+		reason := err.Error()
+		if len(reason) > 300 {
+			reason = reason[:300] + "…"
+		}
+		d.log.Error("invalid delivery record set aside on the DLQ", "topic", r.Topic, "partition", r.Partition,
+			"offset", r.Offset, "err", reason)
 		d.deadLetters.WithLabelValues(deadUndecodable).Inc()
-		return []*kgo.Record{d.dlqRecord(r, "undecodable delivery record", 0)}
+		return []*kgo.Record{d.dlqRecord(r, "undecodable: not a valid delivery record: "+strings.ToValidUTF8(reason, "?"), attemptOf(r)-1)}
 	}
+	del := *dp
 	attemptNo := attemptOf(r)
 	key := del.TenantID + "/" + del.EndpointID
 	var rate float64 // 0: the operator's default

@@ -739,7 +739,12 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
 	key := kafka.Key(tenant, ep.id)
 	var recs []*kgo.Record
-	for _, v := range []string{"{not json", "null", `{"tenant_id":"acme"}`, "\xff\xfe", ""} {
+	// JSON with an alert id, but not a delivery: no endpoint, no payload.
+	// (It used to be attempted: a 5 s wait for an endpoint named "", then
+	// a result record with empty ids that the history cannot store.)
+	invalidID := "alrt_" + randHex(16)
+	invalid := `{"alert_id":"` + invalidID + `","tenant_id":"acme","max_attempts":3}`
+	for _, v := range []string{"{not json", "null", `{"tenant_id":"acme"}`, "\xff\xfe", "", invalid} {
 		recs = append(recs, &kgo.Record{Topic: h.topics.Deliveries, Key: key, Value: []byte(v)})
 	}
 	good, del := h.delivery(ep.id)
@@ -772,9 +777,13 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 			t.Errorf("dead letter %d = %q, not one of the bad records", i, dl.Value)
 		}
 		delete(wantValues, string(dl.Value))
-		if header(dl, "exo-last-error") == "" || header(dl, "exo-original-topic") != h.topics.Deliveries {
-			t.Errorf("dead letter %d lacks its reason or provenance: %v", i, dl.Headers)
+		if !strings.HasPrefix(header(dl, "exo-last-error"), "undecodable") || header(dl, "exo-original-topic") != h.topics.Deliveries ||
+			header(dl, "exo-original-offset") == "" {
+			t.Errorf("dead letter %d lacks its reason (undecodable) or provenance: %v", i, dl.Headers)
 		}
+	}
+	if res := h.resultsOf(invalidID); len(res) != 0 {
+		t.Errorf("the invalid record got %d result records, want none: %s", len(res), res[0].Value)
 	}
 }
 

@@ -86,6 +86,12 @@ type restartRig struct {
 // still running then.
 func (r *restartRig) start() *proc {
 	r.t.Helper()
+	return r.startEnv()
+}
+
+// startEnv starts a dispatcher process with extra environment variables.
+func (r *restartRig) startEnv(extra ...string) *proc {
+	r.t.Helper()
 	r.runs++
 	logPath := filepath.Join(r.dir, fmt.Sprintf("dispatcher-%d.log", r.runs))
 	f, err := os.Create(logPath)
@@ -94,7 +100,7 @@ func (r *restartRig) start() *proc {
 	}
 	defer func() { _ = f.Close() }() // the child has its own descriptor
 	cmd := exec.Command(r.bin, "dispatcher", "--metrics-addr=", "--attempt-timeout=2s")
-	cmd.Env, cmd.Stdout, cmd.Stderr = r.env, f, f
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(slices.Clone(r.env), extra...), f, f
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start dispatcher: %v", err)
 	}
@@ -161,6 +167,11 @@ func (r *restartRig) describe(groups []string) (kadm.DescribedGroups, error) {
 // Stable: the process has joined all of them, and no member is half-way
 // through a join.
 func (r *restartRig) stable(groups []string) (bool, string) {
+	return r.stableWith(groups, 1)
+}
+
+// stableWith reports whether every group is Stable with exactly n members.
+func (r *restartRig) stableWith(groups []string, n int) (bool, string) {
 	d, err := r.describe(groups)
 	if err != nil {
 		return false, err.Error()
@@ -170,15 +181,16 @@ func (r *restartRig) stable(groups []string) (bool, string) {
 	for _, g := range groups {
 		dg := d[g]
 		seen = append(seen, fmt.Sprintf("%s: %s with %d members", g, dg.State, len(dg.Members)))
-		ok = ok && dg.State == "Stable" && len(dg.Members) == 1
+		ok = ok && dg.State == "Stable" && len(dg.Members) == n
 	}
 	return ok, strings.Join(seen, "; ")
 }
 
 // evict removes the members of a killed process from its groups, as the
-// coordinator does when their session times out (45 s, franz-go's
-// default). A SIGKILLed process cannot leave its groups; without this each
-// restart would wait out the dead members' sessions. Committed offsets are
+// coordinator does when their session times out (10 s,
+// EXO_DISPATCHER_SESSION_TIMEOUT). A SIGKILLed process cannot leave its
+// groups; without this each restart would wait out the dead members'
+// sessions (TestKilledDispatcherIsTakenOver measures that wait). Committed offsets are
 // not touched.
 func (r *restartRig) evict(groups []string) {
 	r.t.Helper()

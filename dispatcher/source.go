@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -46,9 +47,13 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		})
 	}
 	var err error
-	cl, err = kgo.NewClient(append(base,
+	opts := append(slices.Clone(base),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
+		// A crashed dispatcher's partitions go to another member after the
+		// session timeout (franz-go's default: 45 s without deliveries).
+		kgo.SessionTimeout(d.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(max(d.cfg.SessionTimeout/10, 100*time.Millisecond)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -65,11 +70,23 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			tr.drop(m[topic])
 		}),
-	)...)
+	)
+	if d.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(d.cfg.InstanceID))
+	}
+	cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("dispatcher: consumer: %w", err)
 	}
-	defer cl.Close()
+	if d.cfg.InstanceID != "" {
+		// A static member does not leave its group when it closes (so that
+		// a restart finds its partitions waiting): one that stops cleanly
+		// leaves explicitly, or its partitions would wait for its session
+		// to time out — or for ever, for as long as no rebalance comes.
+		defer d.leaveStatic(base, cl, group)
+	} else {
+		defer cl.Close()
+	}
 
 	var wg sync.WaitGroup
 	defer func() {
@@ -180,6 +197,45 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		}
 		cl.AllowRebalance()
 		commit(ctx)
+	}
+}
+
+// leaveStatic closes cl and makes its static member leave group:
+// its partitions go to the other members at once. It names its member id,
+// so a newer process that took over the instance id (a restart that
+// overlapped) is not removed: the broker answers FENCED_INSTANCE_ID.
+func (d *Dispatcher) leaveStatic(base []kgo.Opt, cl *kgo.Client, group string) {
+	memberID, _ := cl.GroupMetadata()
+	cl.Close() // commits are done; the client does not leave by itself
+	if memberID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(base...)
+	if err != nil {
+		return
+	}
+	defer adm.Close()
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = memberID
+	m.InstanceID = &d.cfg.InstanceID
+	m.Reason = kmsg.StringPtr("dispatcher stopping")
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, adm)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, m := range resp.Members {
+			if err == nil {
+				err = kerr.ErrorForCode(m.ErrorCode)
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) { // unknown: already gone
+		d.log.Warn("leave group as a static member: its partitions wait for the session timeout", "group", group,
+			"instance_id", d.cfg.InstanceID, "err", err)
 	}
 }
 

@@ -201,9 +201,11 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	dc := dispatcher.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
 		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
-		Group:        env.String("EXO_DISPATCHER_GROUP", ""),
-		Workers:      env.Int("EXO_DISPATCHER_WORKERS", 0),
-		EndpointRate: float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
+		Group:          env.String("EXO_DISPATCHER_GROUP", ""),
+		Workers:        env.Int("EXO_DISPATCHER_WORKERS", 0),
+		EndpointRate:   float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
+		InstanceID:     env.String("EXO_DISPATCHER_INSTANCE_ID", ""),
+		SessionTimeout: env.Duration("EXO_DISPATCHER_SESSION_TIMEOUT", 10*time.Second),
 	}
 	if err := env.Err(); err != nil {
 		return err
