@@ -2,13 +2,17 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
 )
 
 // Updates are JSON merge patches (RFC 7396) of a resource's create document:
@@ -142,6 +146,75 @@ func mergeObject(target, patch map[string]any) map[string]any {
 	}
 	return out
 }
+
+// patchSteps are a resource's parts of an update run by
+// patchOutsideLock.
+type patchSteps struct {
+	// read loads the resource without a lock and returns its version.
+	read func(ctx context.Context, tx pgx.Tx) (int64, error)
+	// apply merges the patch into what read loaded and validates the
+	// result (no database work: it runs outside any transaction). It
+	// reports whether anything a user set changes.
+	apply func() (bool, error)
+	// lock locks the row FOR UPDATE and returns its version. Locks that
+	// must come before the row's (see patchRule) are taken here first.
+	lock func(ctx context.Context, tx pgx.Tx) (int64, error)
+	// write stores the change, with its audit and outbox rows, in the
+	// transaction that holds the lock.
+	write func(ctx context.Context, tx pgx.Tx) error
+}
+
+// patchOutsideLock runs an update without doing any work under the row
+// lock: the merge, its validation and any sealing run on a copy read
+// without a lock, and only the write takes the lock, writing if the row is
+// still the version that was merged. A concurrent change in between starts
+// the patch again (an If-Match then answers 412), so a slow or hostile
+// body never holds the lock; after maxPatchRetries lost races, 409. A
+// patch that changes nothing writes nothing and takes no lock.
+func (s *Server) patchOutsideLock(ctx context.Context, tenant, ifMatch string, steps patchSteps) error {
+	for range maxPatchRetries {
+		var read int64
+		err := s.tenantTx(ctx, tenant, func(tx pgx.Tx) (err error) {
+			read, err = steps.read(ctx, tx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(ifMatch, read); err != nil {
+			return err
+		}
+		changed, err := steps.apply()
+		if err != nil || !changed {
+			return err
+		}
+		err = s.tenantTx(ctx, tenant, func(tx pgx.Tx) error {
+			cur, err := steps.lock(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if cur != read {
+				return errChangedMeanwhile
+			}
+			return steps.write(ctx, tx)
+		})
+		if errors.Is(err, errChangedMeanwhile) {
+			continue
+		}
+		return err
+	}
+	return errTooManyChanges
+}
+
+// maxPatchRetries is how often a patch is merged again after the resource
+// changed between its read and its write.
+const maxPatchRetries = 10
+
+// errChangedMeanwhile: the row changed between the unlocked read a patch
+// was merged on and the locked write.
+var errChangedMeanwhile = errors.New("controlplane: changed since read")
+
+var errTooManyChanges = huma.NewError(http.StatusConflict, "the resource changed concurrently too often to apply the patch; read it and retry")
 
 // toDoc turns a create document into its generic JSON form.
 func toDoc(v any) map[string]any {

@@ -301,46 +301,67 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 		return nil, err
 	}
 	var r *ruleRow
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
-		if r, err = getRuleForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
-			return err
-		}
-		if err := checkIfMatch(in.IfMatch, r.Version); err != nil {
-			return err
-		}
-		before := r.api()
-		doc, err := mergePatch(r.document(), patch)
-		if err != nil {
-			return huma.Error400BadRequest(err.Error())
-		}
-		var b AlertRuleCreate
-		if err := s.validateDoc(doc, &b); err != nil {
-			return err
-		}
-		wasActive := r.IsActive
-		if err := buildRule(&b, r); err != nil {
-			return err
-		}
-		if r.IsActive && !wasActive {
-			r.DisabledReason = nil
-		}
-		// A rule that is (or becomes) active must deliver somewhere: its
-		// endpoint must exist. An inactive rule may keep pointing at a
-		// deleted endpoint (deleting an endpoint deactivates its rules).
-		if r.WebhookEndpointID != before.WebhookEndpointID || (r.IsActive && !wasActive) {
-			if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
-				return errNoEndpoint
-			} else if err != nil {
+	var before, answer *AlertRule
+	var wasActive bool
+	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
+		read: func(ctx context.Context, tx pgx.Tx) (_ int64, err error) {
+			if r, err = getRule(ctx, tx, p.TenantID, in.ID); err != nil {
+				return 0, err
+			}
+			// The answer to a patch that changes nothing, as GET shows it.
+			answer = r.api()
+			return r.Version, withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
+		},
+		apply: func() (bool, error) {
+			before, wasActive = r.api(), r.IsActive
+			doc, err := mergePatch(r.document(), patch)
+			if err != nil {
+				return false, huma.Error400BadRequest(err.Error())
+			}
+			var b AlertRuleCreate
+			if err := s.validateDoc(doc, &b); err != nil {
+				return false, err
+			}
+			if err := buildRule(&b, r); err != nil {
+				return false, err
+			}
+			if r.IsActive && !wasActive {
+				r.DisabledReason = nil
+			}
+			return !sameRule(before, r.api()), nil
+		},
+		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
+			// A rule that is (or becomes) active must deliver somewhere:
+			// its endpoint must exist, share-locked so that its deletion
+			// (which deactivates its rules) waits for this write or
+			// deactivates the rule after it. An inactive rule may keep
+			// pointing at a deleted endpoint. The endpoint is locked
+			// before the rule, in the order its deletion locks them.
+			if r.WebhookEndpointID != before.WebhookEndpointID || (r.IsActive && !wasActive) {
+				if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+					return 0, errNoEndpoint
+				} else if err != nil {
+					return 0, err
+				}
+			}
+			cur, err := getRuleForUpdate(ctx, tx, p.TenantID, in.ID)
+			if err != nil {
+				return 0, err
+			}
+			return cur.Version, nil
+		},
+		write: func(ctx context.Context, tx pgx.Tx) error {
+			if err := updateRule(ctx, tx, r); err != nil {
 				return err
 			}
-		}
-		if sameRule(before, r.api()) {
-			return nil // nothing changes: no new version, no audit row
-		}
-		if err := updateRule(ctx, tx, r); err != nil {
-			return err
-		}
-		return s.recordRule(ctx, tx, p, "alert_rule.update", before, r)
+			if err := s.recordRule(ctx, tx, p, "alert_rule.update", before, r); err != nil {
+				return err
+			}
+			// Answer as GET would: a new condition has no last error yet,
+			// any other change keeps the rule's.
+			answer = r.api()
+			return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
+		},
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -350,7 +371,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	case err != nil:
 		return nil, s.apiError("update rule", err)
 	}
-	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
+	return &ruleOut{ETag: etag(answer.Version), Body: answer}, nil
 }
 
 // sameRule reports whether two views differ in nothing a user set.

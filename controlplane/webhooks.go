@@ -424,70 +424,41 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	// The merge, its validation and the sealing of new values run on a copy
-	// read without a lock; only the write takes the row lock, and it
-	// writes only if the row is still the version that was merged. A
-	// concurrent change in between starts the patch again (an If-Match
-	// then answers 412), so a slow or hostile body never holds the lock.
-	for range maxPatchRetries {
-		var e *endpointRow
-		err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
-			e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
-			return err
-		})
-		if errors.Is(err, ErrNotFound) {
-			return nil, errWebhookNotFound
-		}
-		if err != nil {
-			return nil, s.apiError("update webhook", err)
-		}
-		if err := checkIfMatch(in.IfMatch, e.Version); err != nil {
-			return nil, err
-		}
-		read := e.Version
-		before := e.api()
-		changed, err := s.applyWebhookPatch(e, patch, headerPatch, urlPatched)
-		if err != nil {
-			return nil, err
-		}
-		if !changed {
-			return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil // no new version, no audit row
-		}
-		err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	var e *endpointRow
+	var before *Webhook
+	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
+		read: func(ctx context.Context, tx pgx.Tx) (_ int64, err error) {
+			if e, err = getEndpoint(ctx, tx, p.TenantID, in.ID); err != nil {
+				return 0, err
+			}
+			return e.Version, nil
+		},
+		apply: func() (bool, error) {
+			before = e.api()
+			return s.applyWebhookPatch(e, patch, headerPatch, urlPatched)
+		},
+		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
 			cur, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			if cur.Version != read {
-				return errChangedMeanwhile
-			}
+			return cur.Version, nil
+		},
+		write: func(ctx context.Context, tx pgx.Tx) error {
 			if err := updateEndpoint(ctx, tx, e); err != nil {
 				return err
 			}
 			return s.recordEndpoint(ctx, tx, p, "webhook.update", before, e)
-		})
-		switch {
-		case errors.Is(err, errChangedMeanwhile):
-			continue
-		case errors.Is(err, ErrNotFound):
-			return nil, errWebhookNotFound
-		case err != nil:
-			return nil, s.apiError("update webhook", err)
-		}
-		return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+		},
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errWebhookNotFound
+	case err != nil:
+		return nil, s.apiError("update webhook", err)
 	}
-	return nil, errTooManyChanges
+	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
 }
-
-// maxPatchRetries is how often a patch is merged again after the resource
-// changed between its read and its write.
-const maxPatchRetries = 10
-
-// errChangedMeanwhile: the row changed between the unlocked read a patch
-// was merged on and the locked write.
-var errChangedMeanwhile = errors.New("controlplane: changed since read")
-
-var errTooManyChanges = huma.NewError(http.StatusConflict, "the resource changed concurrently too often to apply the patch; read it and retry")
 
 // applyWebhookPatch merges patch (without headers) and headerPatch into e
 // (a copy read without a lock: no database work here), validates the

@@ -114,8 +114,12 @@ func ClientOpts(brokers []string, log *slog.Logger) []kgo.Opt {
 		kgo.UnknownTopicRetries(60),
 	}
 	if log != nil {
-		kl := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "kgo")
-		opts = append(opts, kgo.WithLogger(kslog.New(kl)))
+		// franz-go's warnings and errors, an outage logged once and its
+		// end once (see outage).
+		log = log.With("component", "kgo")
+		o := newOutage(log, brokers)
+		kl := slog.New(minLevel{Handler: o.handler(log.Handler()), min: slog.LevelWarn})
+		opts = append(opts, kgo.WithLogger(kslog.New(kl)), kgo.WithHooks(o))
 	}
 	return opts
 }

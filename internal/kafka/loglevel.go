@@ -2,7 +2,17 @@ package kafka
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // minLevel wraps a handler so records below min are dropped: franz-go logs
@@ -22,4 +32,133 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(n string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(n), min: h.min}
+}
+
+// outage logs a broker outage once and its end once (#8: during an outage
+// franz-go logs every failed reconnect — hundreds of lines a minute). The
+// first record whose error is a connection failure (refused, reset, timed
+// out, EOF: the broker is unreachable, not answering with an error) is
+// logged as it is, marked outage=started, with the broker's address; the
+// ones that follow while the outage lasts go to debug. The next successful
+// connection to a broker (franz-go's OnBrokerConnect hook: dialled and
+// answered ApiVersions) ends the outage: one info line with how long it
+// lasted and how many lines went to debug. Records of any other kind pass
+// unchanged, during an outage too.
+//
+// One outage is shared by the clients built from one ClientOpts call.
+type outage struct {
+	log   *slog.Logger // where the end line goes (at the caller's level)
+	seeds []string
+
+	mu         sync.Mutex
+	since      time.Time // zero: no outage
+	suppressed int
+}
+
+func newOutage(log *slog.Logger, seeds []string) *outage {
+	return &outage{log: log, seeds: seeds}
+}
+
+// handler returns the handler franz-go's records go through on their way
+// to next.
+func (o *outage) handler(next slog.Handler) slog.Handler { return outageHandler{next: next, o: o} }
+
+// begin records a connection failure at t and reports whether it starts
+// an outage.
+func (o *outage) begin(t time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since.IsZero() {
+		o.since = t
+		return true
+	}
+	o.suppressed++
+	return false
+}
+
+// OnBrokerConnect implements kgo.HookBrokerConnect: a connection that
+// succeeds ends an outage. Failed connections are logged by franz-go.
+func (o *outage) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		return
+	}
+	o.mu.Lock()
+	since, suppressed := o.since, o.suppressed
+	o.since, o.suppressed = time.Time{}, 0
+	o.mu.Unlock()
+	if since.IsZero() {
+		return
+	}
+	o.log.Info("kafka reachable again", "outage", "ended", "addr", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))),
+		"lasted", time.Since(since).Round(time.Millisecond).String(), "suppressed", suppressed)
+}
+
+type outageHandler struct {
+	next slog.Handler
+	o    *outage
+}
+
+func (h outageHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+func (h outageHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return outageHandler{next: h.next.WithAttrs(a), o: h.o}
+}
+
+func (h outageHandler) WithGroup(n string) slog.Handler {
+	return outageHandler{next: h.next.WithGroup(n), o: h.o}
+}
+
+func (h outageHandler) Handle(ctx context.Context, r slog.Record) error {
+	err, hasAddr := recordErr(r)
+	if !connFailure(err) {
+		return h.next.Handle(ctx, r)
+	}
+	if h.o.begin(r.Time) {
+		r = r.Clone()
+		r.AddAttrs(slog.String("outage", "started"))
+		if !hasAddr {
+			var op *net.OpError
+			if errors.As(err, &op) && op.Addr != nil {
+				r.AddAttrs(slog.String("addr", op.Addr.String()))
+			} else {
+				r.AddAttrs(slog.String("seed_brokers", strings.Join(h.o.seeds, ",")))
+			}
+		}
+		r.AddAttrs(slog.String("note", "further connection failures are logged at debug until a broker answers"))
+		return h.next.Handle(ctx, r)
+	}
+	if !h.next.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
+	d := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool { d.AddAttrs(a); return true })
+	return h.next.Handle(ctx, d)
+}
+
+// recordErr returns the error a franz-go record carries ("err") and
+// whether it names a broker address ("addr").
+func recordErr(r slog.Record) (err error, hasAddr bool) {
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "err":
+			err, _ = a.Value.Any().(error)
+		case "addr":
+			hasAddr = true
+		}
+		return true
+	})
+	return err, hasAddr
+}
+
+// connFailure reports whether err says a broker could not be reached or
+// dropped the connection, as opposed to a broker's answer or our own bug.
+func connFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
