@@ -43,6 +43,7 @@ func (b *bundle) lockWaiters(t *testing.T) int {
 // waits for a lock instead.
 func (b *bundle) awaitAnswer(t *testing.T, name string, done <-chan answer) answer {
 	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case a := <-done:
@@ -51,6 +52,9 @@ func (b *bundle) awaitAnswer(t *testing.T, name string, done <-chan answer) answ
 		}
 		if b.lockWaiters(t) > 0 {
 			t.Fatalf("%s: the patch waits for a lock another transaction holds", name)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no answer", name)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

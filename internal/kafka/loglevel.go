@@ -39,7 +39,10 @@ func (h minLevel) WithGroup(n string) slog.Handler {
 // first record whose error is a connection failure (refused, reset, timed
 // out, EOF: the broker is unreachable, not answering with an error) is
 // logged as it is, marked outage=started, with the broker's address; the
-// ones that follow while the outage lasts go to debug. The next successful
+// ones that follow while the outage lasts go to debug, but for one every
+// outageReminder (outage=continuing: a failure that no later connection
+// ends, say of one broker among several, cannot silence the next outage
+// for good). The next successful
 // connection to a broker (franz-go's OnBrokerConnect hook: dialled and
 // answered ApiVersions) ends the outage: one info line with how long it
 // lasted and how many lines went to debug. Records of any other kind pass
@@ -52,8 +55,12 @@ type outage struct {
 
 	mu         sync.Mutex
 	since      time.Time // zero: no outage
+	logged     time.Time // when a failure of this outage was last logged
 	suppressed int
 }
+
+// outageReminder is how often a lasting outage is logged again.
+const outageReminder = 5 * time.Minute
 
 func newOutage(log *slog.Logger, seeds []string) *outage {
 	return &outage{log: log, seeds: seeds}
@@ -63,17 +70,23 @@ func newOutage(log *slog.Logger, seeds []string) *outage {
 // to next.
 func (o *outage) handler(next slog.Handler) slog.Handler { return outageHandler{next: next, o: o} }
 
-// begin records a connection failure at t and reports whether it starts
-// an outage.
-func (o *outage) begin(t time.Time) bool {
+// failed records a connection failure at t and says whether to log it:
+// as the start of an outage, as a reminder that it continues (with how
+// long it lasted and how many lines were suppressed), or not.
+func (o *outage) failed(t time.Time) (log bool, attrs []slog.Attr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.since.IsZero() {
-		o.since = t
-		return true
+	switch {
+	case o.since.IsZero():
+		o.since, o.logged = t, t
+		return true, []slog.Attr{slog.String("outage", "started")}
+	case t.Sub(o.logged) >= outageReminder:
+		o.logged = t
+		return true, []slog.Attr{slog.String("outage", "continuing"),
+			slog.String("lasted", t.Sub(o.since).Round(time.Millisecond).String()), slog.Int("suppressed", o.suppressed)}
 	}
 	o.suppressed++
-	return false
+	return false, nil
 }
 
 // OnBrokerConnect implements kgo.HookBrokerConnect: a connection that
@@ -113,9 +126,9 @@ func (h outageHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !connFailure(err) {
 		return h.next.Handle(ctx, r)
 	}
-	if h.o.begin(r.Time) {
+	if log, attrs := h.o.failed(r.Time); log {
 		r = r.Clone()
-		r.AddAttrs(slog.String("outage", "started"))
+		r.AddAttrs(attrs...)
 		if !hasAddr {
 			var op *net.OpError
 			if errors.As(err, &op) && op.Addr != nil {

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -163,5 +165,31 @@ func TestConnFailure(t *testing.T) {
 		if got := connFailure(c.err); got != c.want {
 			t.Errorf("%s: connFailure(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
+	}
+}
+
+// An outage that no connection ends is logged again every five minutes
+// (with how long it lasted and how much was suppressed), so a failure no
+// later connection clears cannot silence the next outage for good.
+func TestLastingOutageLoggedEveryFiveMinutes(t *testing.T) {
+	t.Parallel()
+	buf := &logBuf{}
+	log := slog.New(slog.NewJSONHandler(buf, nil))
+	h := newOutage(log, []string{"127.0.0.1:1"}).handler(log.Handler())
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, after := range []time.Duration{0, time.Minute, 4*time.Minute + 59*time.Second, 5 * time.Minute, 6 * time.Minute, 10 * time.Minute} {
+		r := slog.NewRecord(t0.Add(after), slog.LevelWarn, "unable to open connection to broker", 0)
+		r.AddAttrs(slog.String("addr", "127.0.0.1:1"), slog.Any("err", dialErr("127.0.0.1:1")))
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, l := range buf.lines(t) {
+		got = append(got, fmt.Sprint(l["outage"], " ", l["lasted"], " ", l["suppressed"]))
+	}
+	want := []string{"started <nil> <nil>", "continuing 5m0s 2", "continuing 10m0s 3"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("lines %q, want %q", got, want)
 	}
 }
