@@ -94,13 +94,15 @@ func TestKilledDispatcherIsTakenOver(t *testing.T) {
 	}
 	defer prod.Close()
 	stop, streamDone := make(chan struct{}), make(chan error, 1)
+	var stopOnce sync.Once
 	go func() {
+		var err error
+		defer func() { streamDone <- err }() // also if the goroutine ends early
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := int32(0); ; i++ {
 			select {
 			case <-stop:
-				streamDone <- nil
 				return
 			case <-tick.C:
 			}
@@ -110,22 +112,21 @@ func TestKilledDispatcherIsTakenOver(t *testing.T) {
 			sentTo[del.AlertID] = sent{part: rec.Partition, at: time.Now()}
 			mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			err := prod.ProduceSync(ctx, rec).FirstErr()
+			err = prod.ProduceSync(ctx, rec).FirstErr()
 			cancel()
 			if err != nil {
-				streamDone <- fmt.Errorf("produce the stream: %w", err)
+				err = fmt.Errorf("produce the stream: %w", err)
 				return
 			}
 		}
 	}()
 	stopStream := func() {
-		if stop != nil {
+		stopOnce.Do(func() {
 			close(stop)
-			stop = nil
 			if err := <-streamDone; err != nil {
 				t.Error(err)
 			}
-		}
+		})
 	}
 	defer stopStream()
 	// firstAfter waits for the first alert of parts (nil: any) produced
