@@ -375,13 +375,17 @@ const (
 	// deferBacklog: the source reached MaxInFlight and this endpoint had the
 	// longest queue (see keyQueues.shed). Our own back-pressure, not the
 	// endpoint's failure: it does not count as an attempt and writes no
-	// result (deferBacklog), up to MaxDeferrals per attempt.
+	// result (deferBacklog), however often it happens: a healthy endpoint
+	// never loses an alert to our own back-pressure.
 	deferBacklog = "endpoint_backlog"
 )
 
-// MaxDeferrals caps the backlog deferrals of one attempt: the next one
-// counts as an attempt, so a delivery cannot bounce between tiers forever.
-const MaxDeferrals = 50
+// WarnDeferrals: every WarnDeferrals-th backlog deferral of one delivery is
+// logged at WARN (the others at DEBUG): an endpoint whose configured rate
+// stays below its traffic keeps its deliveries waiting; the operator should
+// hear of it, but they are not the endpoint's failures and are not
+// dead-lettered for it.
+const WarnDeferrals = 50
 
 // HeaderDeferrals counts a retry record's backlog deferrals since its last
 // attempt.
@@ -469,21 +473,20 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 // endpoint's lane should have worked through the ahead records before it
 // at its rate. The record keeps its attempt number and gets no result: our
 // own back-pressure is not the endpoint's failure and must not use up the
-// rule's attempts. The MaxDeferrals-th deferral since the last attempt
-// counts as an attempt, like an open circuit.
+// rule's attempts, however many times it happens (the wait follows the
+// queue, so a delivery hops only while its endpoint's backlog lasts).
 func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, l *lane, ahead int) []*kgo.Record {
 	d.deferred.WithLabelValues(deferBacklog).Inc()
 	wait := time.Duration(float64(ahead+1) / l.rateOf() * float64(time.Second))
 	n := deferralsOf(r) + 1
-	if n >= MaxDeferrals {
-		a := attempt{outcome: schemas.OutcomeRetry, errClass: deferBacklog, retryAfter: wait,
-			err: fmt.Sprintf("not attempted: the endpoint's queue in this dispatcher stayed full through %d deferrals", n)}
-		return d.outcome(r, del, attemptNo, newDeliveryID(), a)
-	}
 	tierIdx, due := nextTier(d.cfg.Tiers, 1, wait, time.Now())
 	kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
 		HeaderDeferrals, strconv.Itoa(n))
-	d.log.Debug("delivery deferred: its endpoint's queue is full", "alert_id", del.AlertID, "tenant_id", del.TenantID,
+	level := slog.LevelDebug
+	if n%WarnDeferrals == 0 {
+		level = slog.LevelWarn // its endpoint's rate stays below its traffic
+	}
+	d.log.Log(context.Background(), level, "delivery deferred: its endpoint's queue is full", "alert_id", del.AlertID, "tenant_id", del.TenantID,
 		"endpoint_id", del.EndpointID, "deferrals", n, "due_in_ms", time.Until(due).Milliseconds())
 	return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
 }
