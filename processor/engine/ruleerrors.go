@@ -69,6 +69,9 @@ func (e *Engine) flushRuleError(out *Output, key string, re *ruleErrors, now tim
 // flushRuleErrors reports the failures still pending whose rule may have a
 // record again.
 func (e *Engine) flushRuleErrors(out *Output) {
+	if len(e.ruleErrs) == 0 {
+		return // the usual case: no clock reading for nothing
+	}
 	now := e.cfg.Clock.Now().UTC()
 	for key, re := range e.ruleErrs {
 		if re.pending.Errors == 0 || now.Sub(re.lastReport) < RuleErrorInterval {
