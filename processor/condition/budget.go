@@ -29,11 +29,13 @@ const (
 	// upper, int, float (one unit per byte, plus one per operation), and by
 	// matches, whose bytes are weighted by the size of the pattern's compiled
 	// program (RE2 keeps at most one thread per instruction, so its worst
-	// case is bytes × instructions). BenchmarkScanWorst measures the worst
-	// evaluation under it: ~11 ns per unit for a pathological pattern on this
-	// project's 2-core test machine, ~23 ms for the whole budget, within the
-	// 50 ms one evaluation may take on the stream every tenant shares.
-	MaxScan = 2 << 20
+	// case is bytes × instructions); a list element read costs elementScan.
+	// Measured on this project's 2-core machine, the worst unit is RE2 on a
+	// pathological pattern, ~11 ns when the machine is idle: the whole
+	// budget is ~12 ms (BenchmarkScan "worst within budget"; ~50 ms when the
+	// other tenants of the machine load it 4×), within the 50 ms one
+	// evaluation may take on the stream every tenant shares.
+	MaxScan = 1 << 20
 )
 
 // vmMemoryExceeded is the message of expr's VM when MaxListElements runs
