@@ -347,7 +347,8 @@ func scanArgs(x *ast.BuiltinNode) {
 
 // scan wraps *np, an operand about to be read, in the scan charge of its
 // type, weight units per byte. A constant is not charged: it is at most
-// MaxConstString bytes, read once per step.
+// MaxConstString bytes (a list literal of constants: MaxNodes of them), read
+// once per step.
 func scan(np *ast.Node, weight int) {
 	n := *np
 	if isConst(n) {
@@ -371,9 +372,18 @@ func scan(np *ast.Node, weight int) {
 	ast.Patch(np, call)
 }
 
+// isConst says whether n is a constant, or a list literal of constants
+// (at most MaxNodes of them).
 func isConst(n ast.Node) bool {
-	switch n.(type) {
+	switch x := n.(type) {
 	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode:
+		return true
+	case *ast.ArrayNode:
+		for _, e := range x.Nodes {
+			if !isConst(e) {
+				return false
+			}
+		}
 		return true
 	}
 	return false
