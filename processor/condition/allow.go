@@ -58,7 +58,8 @@ var allowedOperators = map[string]bool{
 // processor's one stream for every tenant:
 //   - a node kind, operator or builtin not on the lists above;
 //   - a string constant longer than MaxConstString; a matches whose pattern
-//     is not a constant (a regexp compiled per event, from event data);
+//     is not a constant (a regexp compiled per event, from event data); a
+//     trim whose cutset is not a constant (its cost is bytes × cutset);
 //   - a range whose bounds are not integer constants, or longer than
 //     MaxRange; a predicate over a constant range whose body would take more
 //     than MaxSteps steps in all;
@@ -119,6 +120,10 @@ func allowed(root ast.Node, src string) *Error {
 				fail(x, "%s() lists labels in no fixed order, so a replay could decide differently; use labels.<name> or \"<name>\" in labels", x.Name)
 			case !allowedBuiltins[x.Name]:
 				fail(x, "%s() is not allowed in a condition", x.Name)
+			case x.Name == "trim" && len(x.Arguments) == 2:
+				if _, ok := x.Arguments[1].(*ast.StringNode); !ok {
+					fail(x, "the characters trim() removes must be a string constant")
+				}
 			case predicates[x.Name] && len(x.Arguments) == 2:
 				if r, ok := x.Arguments[0].(*ast.BinaryNode); ok && r.Operator == ".." {
 					lo, _ := intConst(r.Left)

@@ -129,7 +129,7 @@ func TestBudgetStopsEvaluation(t *testing.T) { // not parallel: it measures the 
 		name, src, what string
 	}{
 		{"doubling a string", doubling(24), "bytes"},
-		{"upper in a loop", `len(map(1..10000, {upper(error.message)})) > 0`, "bytes"},
+		{"upper in a loop", `len(map(1..10000, {upper(error.message)})) > 0`, "scan units"}, // read before it is built
 		{"steps over a split", `any(split(error.message, " "), {# == "a" || # == "b" || # == "c" || # == "d" || # == "e" || # == "f" || # == "g" || # == "h" || # == "i" || # == "j" || # == "k" || # == "l"})`, "steps"},
 		{"steps over ranges", `len(filter(1..10000, {# > 0})) + len(filter(1..10000, {# > 1})) + len(filter(1..10000, {# > 2})) + len(filter(1..10000, {# > 3})) > 0`, "steps"},
 		{"list elements", `len(map(1..10000, {#})) + len(map(1..10000, {#})) + len(map(1..10000, {#})) + len(map(1..10000, {#})) > 0`, "list elements"},
@@ -182,13 +182,18 @@ const allocBound = 3*MaxBytes + 2*16*MaxListElements + 4<<20
 // cost evaluates p once on env, and returns the bytes it allocated and the
 // steps it was charged.
 func cost(p *Program, env Env) (alloc uint64, steps int, err error) {
-	var m meter
+	alloc, m, err := costMeter(p, env)
+	return alloc, m.steps, err
+}
+
+// costMeter is cost with all the evaluation was charged.
+func costMeter(p *Program, env Env) (alloc uint64, m meter, err error) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	_, err = p.match(env, &m)
 	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc, m.steps, err
+	return after.TotalAlloc - before.TotalAlloc, m, err
 }
 
 // FuzzConditionCost compiles generated conditions; each one accepted is
@@ -205,9 +210,12 @@ func FuzzConditionCost(f *testing.F) {
 		`map(1..100, {# * 2}) == []`, `count(split(error.message, "a"), {len(#) > 3}) > 2`} {
 		f.Add(s)
 	}
+	for _, c := range scanBombs { // the review's matches loop and its variants
+		f.Add(c.src)
+	}
 	old := debug.SetMemoryLimit(512 << 20)
 	f.Cleanup(func() { debug.SetMemoryLimit(old) })
-	envs := []Env{NewEnv(event()), NewEnv(bigEvent()), NewEnv(bareEvent())}
+	envs := []Env{NewEnv(event()), NewEnv(bigEvent()), NewEnv(bareEvent()), NewEnv(longEvent())}
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := Compile(src)
 		if err != nil {
@@ -220,13 +228,13 @@ func FuzzConditionCost(f *testing.F) {
 		for _, env := range envs {
 			type result struct {
 				alloc uint64
-				steps int
+				m     meter
 				err   error
 			}
 			done := make(chan result, 1)
 			go func() {
-				a, s, err := cost(p, env)
-				done <- result{a, s, err}
+				a, m, err := costMeter(p, env)
+				done <- result{a, m, err}
 			}()
 			var r result
 			select {
@@ -241,8 +249,11 @@ func FuzzConditionCost(f *testing.F) {
 			if r.err != nil && !errors.As(r.err, &ee) {
 				t.Fatalf("Compile(%q): error of unexpected type %T: %v", src, r.err, r.err)
 			}
-			if r.err == nil && r.steps > MaxSteps {
-				t.Fatalf("Compile(%q): %d steps, more than %d, and no budget error", src, r.steps, MaxSteps)
+			if r.err == nil && r.m.steps > MaxSteps {
+				t.Fatalf("Compile(%q): %d steps, more than %d, and no budget error", src, r.m.steps, MaxSteps)
+			}
+			if r.err == nil && r.m.scan > MaxScan {
+				t.Fatalf("Compile(%q): %d scan units, more than %d, and no budget error", src, r.m.scan, MaxScan)
 			}
 		}
 	})
