@@ -92,7 +92,7 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 	// created a moment ago not known to the broker yet: the table waits,
 	// not Ready, until Kafka answers (kafka.Wait).
 	var pending map[int32]int64
-	err = kafka.Wait(ctx, t.log, "ktable: load "+t.topic, func(ctx context.Context) error {
+	err = kafka.Wait(ctx, t.log, "ktable: initial load", func(ctx context.Context) error {
 		var err error
 		pending, err = t.endOffsets(ctx, cl)
 		return err
