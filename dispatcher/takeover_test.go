@@ -94,7 +94,7 @@ func TestKilledDispatcherIsTakenOver(t *testing.T) {
 	}
 	defer prod.Close()
 	stop, streamDone := make(chan struct{}), make(chan error, 1)
-	go func() {
+	go func(stop <-chan struct{}) { // its own copy: stopStream sets the variable to nil
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := int32(0); ; i++ {
@@ -117,7 +117,7 @@ func TestKilledDispatcherIsTakenOver(t *testing.T) {
 				return
 			}
 		}
-	}()
+	}(stop)
 	stopStream := func() {
 		if stop != nil {
 			close(stop)
