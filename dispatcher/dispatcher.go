@@ -253,11 +253,19 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, t := range cfg.Tiers {
 		specs = append(specs, kafka.Spec{Name: TierTopic(cfg.Topics, t), Partitions: cfg.Partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}})
 	}
-	err = kafka.EnsureTopics(ctx, kadm.NewClient(admCl), specs)
+	// Started while Kafka is unreachable (restarted during an outage), the
+	// dispatcher waits for it, not ready, rather than exiting: only a
+	// permanent error (see kafka.Fatal) ends Run here.
+	err = kafka.Wait(ctx, log, "dispatcher: create topics", func(ctx context.Context) error {
+		return kafka.EnsureTopics(ctx, kadm.NewClient(admCl), specs)
+	})
 	if err == nil {
 		d.warnUnconfiguredTiers(ctx, kadm.NewClient(admCl))
 	}
 	admCl.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

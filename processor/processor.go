@@ -153,7 +153,12 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log.With("component", "processor")
 	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}}
 	p.base = append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
-	if err := ensureTopics(ctx, p.base, cfg); err != nil {
+	// Started while Kafka is unreachable (restarted during an outage), the
+	// processor waits for it, not ready, rather than exiting.
+	if err := ensureTopics(ctx, p.base, cfg, log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	p.rulesTable = ktable.New(cfg.Topics.Rules, decodeRule, p.rules.apply, log)
@@ -212,13 +217,24 @@ func firstErr(errs chan error) error {
 	}
 }
 
-func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config) error {
+// ensureTopics creates the topics and checks that events and run state are
+// co-partitioned, waiting while Kafka is unreachable (kafka.Wait). Only a
+// permanent error ends it: a client configuration refused, a missing
+// authorisation, or topics that are not co-partitioned.
+func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config, log *slog.Logger) error {
 	cl, err := kgo.NewClient(base...)
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	return kafka.Wait(ctx, log, "processor: create topics", func(ctx context.Context) error {
+		return checkTopics(ctx, adm, cfg)
+	})
+}
+
+// checkTopics is one try of ensureTopics.
+func checkTopics(ctx context.Context, adm *kadm.Client, cfg Config) error {
 	if err := kafka.EnsureTopics(ctx, adm, cfg.Topics.Specs(cfg.Partitions)); err != nil {
 		return err
 	}
@@ -233,8 +249,8 @@ func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config) error {
 		ev, rs := len(td[cfg.Topics.Events].Partitions), len(td[cfg.Topics.RunState].Partitions)
 		switch {
 		case ev > 0 && rs > 0 && ev != rs:
-			return fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
-				cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
+			return kafka.Permanent(fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
+				cfg.Topics.Events, ev, cfg.Topics.RunState, rs))
 		case ev > 0 && rs > 0:
 			return nil
 		case wait > 5*time.Second:

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/internal/kafka"
 )
 
 // Change is one update of the table: Value is nil for a deletion.
@@ -87,16 +87,16 @@ func (t *Table[T]) Run(ctx context.Context, opts []kgo.Opt) error {
 	t.adm = kadm.NewClient(cl)
 	t.posMu.Unlock()
 
-	pending, err := t.endOffsets(ctx, cl)
-	// A topic created a moment ago may not be known to the broker yet.
-	for try := 1; err != nil && errors.Is(err, kerr.UnknownTopicOrPartition) && try <= 120 && ctx.Err() == nil; try++ {
-		t.log.Warn("topic not known yet, retrying", "try", try, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-			pending, err = t.endOffsets(ctx, cl)
-		}
-	}
+	// The offsets to read up to before the table is Ready. Kafka may be
+	// unreachable (the component started during an outage), or a topic
+	// created a moment ago not known to the broker yet: the table waits,
+	// not Ready, until Kafka answers (kafka.Wait).
+	var pending map[int32]int64
+	err = kafka.Wait(ctx, t.log, "ktable: initial load", func(ctx context.Context) error {
+		var err error
+		pending, err = t.endOffsets(ctx, cl)
+		return err
+	})
 	if ctx.Err() != nil {
 		return nil //nolint:nilerr // a cancelled context is a clean stop
 	}

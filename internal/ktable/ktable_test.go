@@ -348,6 +348,31 @@ func TestWaitsForTopicToExist(t *testing.T) {
 	f.eventually("row written after the topic was created applied", func() bool { v, ok := tbl.Get("a"); return ok && v.V == 1 })
 }
 
+// A table started while Kafka is unreachable (its component restarted
+// during an outage) waits, not Ready, rather than failing, and loads the
+// topic once Kafka is back. The client gives up on a request after 1 s, so
+// the 5 s cut stands for an outage longer than the client's own retries.
+func TestWaitsForKafkaAtStart(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.produce(set("a", 1), set("b", 2))
+	gate := testenv.NewKafkaGate(t)
+	gate.Cut()
+	t.Cleanup(func() { gate.Restore(t) })
+	tbl := f.run(gate.Opt(), kgo.RetryTimeout(time.Second))
+	f.eventually("a dial refused by the cut", func() bool { return gate.Refused() > 0 })
+	select {
+	case <-f.stopped:
+		t.Fatalf("Run returned %v while Kafka was unreachable at its start", f.runErr)
+	case <-tbl.Ready():
+		t.Fatal("Ready while Kafka was unreachable")
+	case <-time.After(5 * time.Second): // holding the outage, not synchronisation
+	}
+	gate.Restore(t)
+	f.waitReady(tbl)
+	expect(t, tbl, map[string]int{"a": 1, "b": 2})
+}
+
 // After Ready the table keeps tailing: a new row, an overwrite and a
 // tombstone written later are applied, and onChange sees them in order.
 func TestTailsChangesAfterReady(t *testing.T) {
