@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -278,7 +277,7 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 			switch {
 			case res.Err == nil:
 				sent = append(sent, id)
-			case kafkaRefusesForGood(res.Err):
+			case kafka.RefusedForGood(res.Err):
 				poison[id] = res.Err.Error()
 			case transient == nil:
 				transient = res.Err
@@ -336,18 +335,6 @@ func (r *relay) valid(rec *kgo.Record) error {
 		return fmt.Errorf("outbox: value is not a valid %s: %w", k, err)
 	}
 	return nil
-}
-
-// kafkaRefusesForGood reports a produce error that retrying cannot cure:
-// the record is too large, or the broker refuses the record or its topic.
-func kafkaRefusesForGood(err error) bool {
-	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
-		kerr.CorruptMessage, kerr.InvalidTopicException, kerr.PolicyViolation, kerr.InvalidRequiredAcks} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // republish queues a snapshot of every live rule and endpoint, so the

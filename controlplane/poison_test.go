@@ -201,6 +201,87 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	}
 }
 
+// A record that cannot be decoded or fails its schema, on every topic the
+// recorder reads, is quarantined with its coordinates and raw bytes (a dead
+// letter with an invalid delivery record included, which is thus not lost
+// between dead letters and quarantine); the next good record of each topic
+// is written, the offsets are committed, and replaying one produces it
+// again (it is read, and quarantined again, at a new offset).
+func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
+	t.Parallel()
+	group := "recorder-" + histHex(4)
+	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
+	ctx := context.Background()
+	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
+	key := kafka.Key("acme", endpoint)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	bad := []*kgo.Record{
+		l.produceAt(t, l.topics.Deliveries, key, []byte("{not json")),
+		l.produceAt(t, l.topics.DeliveryResults, kafka.Key("acme", rule), []byte(`{"alert_id":"alrt_x","outcome":"exploded"}`)),
+		l.produceAt(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0"),
+		l.produceAt(t, l.topics.RuleErrors, kafka.Key("acme", rule), []byte(`{"tenant_id":"acme"}`)),
+	}
+	good, goodRaw := histDelivery(t, "acme", rule, endpoint, now)
+	l.produce(t, l.topics.Deliveries, key, goodRaw)
+	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
+	l.produce(t, l.topics.DeliveriesDLQ, key, goodRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1")
+	re, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: rule, RuleVersion: 1, Error: "boom", Errors: 1, At: now})
+	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", rule), re)
+
+	histWait(t, "the good records after the invalid ones written", func() (bool, string) {
+		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, good.AlertID)
+		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, good.AlertID)
+		dl := l.count(t, `SELECT count(*) FROM dead_letters WHERE alert_id = $1`, good.AlertID)
+		e := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND last_error = 'boom'`, rule)
+		return a == 1 && at == 1 && dl == 1 && e == 1, fmt.Sprintf("alerts=%d attempts=%d dead_letters=%d rule_error=%d", a, at, dl, e)
+	})
+	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+
+	list, err := controlplane.ListQuarantined(ctx, l.pool, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTopic := map[string]controlplane.QuarantinedRecord{}
+	for _, q := range list {
+		byTopic[q.Topic] = q
+	}
+	if len(list) != len(bad) {
+		t.Errorf("%d records quarantined, want %d: %+v", len(list), len(bad), list)
+	}
+	for _, b := range bad {
+		q, ok := byTopic[b.Topic]
+		if !ok {
+			t.Errorf("the invalid record on %s is not in the quarantine list", b.Topic)
+			continue
+		}
+		if q.Consumer != "recorder" || q.Partition != b.Partition || q.Offset != b.Offset ||
+			!bytes.Equal(q.Key, b.Key) || !bytes.Equal(q.Value, b.Value) || len(q.Headers) != len(b.Headers) || q.Error == "" {
+			t.Errorf("quarantined %s %s/%d@%d key %q value %q headers %d error %q; want recorder %s/%d@%d key %q value %q headers %d",
+				q.Consumer, q.Topic, q.Partition, q.Offset, q.Key, q.Value, len(q.Headers), q.Error,
+				b.Topic, b.Partition, b.Offset, b.Key, b.Value, len(b.Headers))
+		}
+	}
+	if n := histCounter(t, l.reg, "exo_recorder_skipped_records_total", nil); n != float64(len(bad)) {
+		t.Errorf("invalid records counted %v, want %d", n, len(bad))
+	}
+
+	// Replaying the dead letter produces it again: the recorder reads it at
+	// a new offset (and, still invalid, quarantines it there).
+	dlq := byTopic[l.topics.DeliveriesDLQ]
+	if err := controlplane.ReplayQuarantined(ctx, l.pool, l.prod, dlq.ID); err != nil {
+		t.Fatal(err)
+	}
+	histWait(t, "the replayed record read again", func() (bool, string) {
+		n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE topic = $1 AND value = $2 AND "offset" > $3`,
+			dlq.Topic, dlq.Value, dlq.Offset)
+		return n == 1, fmt.Sprintf("%d copies at a later offset", n)
+	})
+	if n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE id = $1 AND replayed_at IS NOT NULL`, dlq.ID); n != 1 {
+		t.Error("replayed_at not set")
+	}
+}
+
 // A rule error reported on the rule-errors topic shows on the rule (get and
 // list) and is cleared when the rule's condition changes.
 func TestRuleErrorShownOnRule(t *testing.T) {

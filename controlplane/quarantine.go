@@ -12,9 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// QuarantinedRecord is a record a consumer set aside because Postgres
-// refused it with a data error (table quarantined_records), as the
-// operator commands show it.
+// QuarantinedRecord is a record a consumer set aside because it can never
+// be written: it could not be decoded, failed its schema, or Postgres
+// refused it with a data error (table quarantined_records), as the operator
+// commands show it.
 type QuarantinedRecord struct {
 	ID            int64
 	Consumer      string
@@ -80,8 +81,8 @@ func ListQuarantined(ctx context.Context, pool *pgxpool.Pool, limit int) ([]Quar
 
 // ReplayQuarantined produces quarantined record id again, raw (key, value,
 // headers), to its topic, and marks it replayed: its consumer reads it as
-// a new record. Fix what made Postgres refuse it first, or it is
-// quarantined again.
+// a new record. Fix what made it invalid or made Postgres refuse it first,
+// or it is quarantined again.
 func ReplayQuarantined(ctx context.Context, pool *pgxpool.Pool, cl *kgo.Client, id int64) error {
 	q, err := scanQuarantined(pool.QueryRow(ctx, `SELECT `+quarantinedCols+` FROM quarantined_records WHERE id = $1`, id))
 	if err != nil {

@@ -25,9 +25,10 @@ import (
 //
 // It is at-least-once with idempotent writes: a poll's records are written
 // in one transaction, and their offsets are committed only after it
-// committed. A record that cannot be decoded or fails its schema is logged,
-// counted and skipped; a Postgres outage is retried with a short backoff
-// (at most recorderMaxBackoff) and commits nothing. Strings are written as
+// committed. A record that cannot be decoded or fails its schema is
+// quarantined (table quarantined_records, raw, with its coordinates) in the
+// batch's transaction, counted and logged; a Postgres outage is retried
+// with a short backoff (at most recorderMaxBackoff) and commits nothing. Strings are written as
 // Postgres can hold them (NUL becomes U+FFFD, see pgText and pgJSON). A
 // batch Postgres refuses with a data error (isDataError) is split in halves
 // until the records at fault are alone: the others are written, each of
@@ -74,7 +75,7 @@ func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
 	m := &recorderMetrics{
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_recorder_skipped_records_total",
-			Help: "Records the recorder skipped because they could not be decoded or failed their schema, by topic.",
+			Help: "Records the recorder could not decode or that failed their schema, stored in quarantined_records instead of being written (exo-alerts quarantine list), by topic.",
 		}, []string{"topic"}),
 		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_recorder_records_total",
@@ -215,9 +216,15 @@ func (r *recorder) consume(ctx context.Context) error {
 	}
 }
 
-// item is one consumed record, decoded: exactly one of the pointers is set.
+// item is one consumed record, decoded: exactly one of the pointers, or
+// invalid, is set.
 type item struct {
-	kr      *kgo.Record
+	kr *kgo.Record
+	// invalid says why the record can never be written: it is quarantined
+	// instead (refused: Postgres refused it with a data error; otherwise it
+	// could not be decoded or failed its schema).
+	invalid error
+	refused bool
 	alert   *alertIn
 	attempt *schemas.ResultRecord
 	dead    *deadIn
@@ -230,12 +237,15 @@ type batch struct {
 	attempts   []schemas.ResultRecord
 	dead       map[string]deadIn // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
+	invalid    []item // quarantined
 }
 
 func batchOf(items []item) *batch {
 	b := &batch{dead: map[string]deadIn{}}
 	for _, it := range items {
 		switch {
+		case it.invalid != nil:
+			b.invalid = append(b.invalid, it)
 		case it.alert != nil:
 			b.alerts = append(b.alerts, *it.alert)
 		case it.attempt != nil:
@@ -264,14 +274,13 @@ type deadIn struct {
 	deadAt    time.Time
 }
 
-// decode decodes records and drops (logs, counts) what is not valid.
+// decode decodes records; what is not valid becomes an item to quarantine.
 func (r *recorder) decode(recs []*kgo.Record) []item {
 	t := r.s.cfg.Topics
 	var items []item
 	for _, kr := range recs {
 		skip := func(reason error) {
-			r.m.skipped.WithLabelValues(kr.Topic).Inc()
-			r.log.Error("invalid record skipped", "topic", kr.Topic, "partition", kr.Partition, "offset", kr.Offset, "err", reason)
+			items = append(items, item{kr: kr, invalid: reason})
 		}
 		switch kr.Topic {
 		case t.Deliveries, t.DeliveriesDLQ:
@@ -328,9 +337,11 @@ func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {
 // record is written, and none blocks the loop.
 func (r *recorder) store(ctx context.Context, items []item) bool {
 	for {
-		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, batchOf(items)) })
+		b := batchOf(items)
+		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, b) })
 		if err == nil {
 			r.pg.ok()
+			r.quarantined(b.invalid)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -339,7 +350,15 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 		if isDataError(err) {
 			r.pg.ok() // Postgres answered
 			if len(items) == 1 {
-				return r.quarantine(ctx, items[0], err)
+				it := items[0]
+				if it.invalid != nil {
+					// Not even quarantine can hold it (cannot happen: the
+					// raw bytes go to bytea columns).
+					r.log.Error("record refused by postgres, also in quarantine; skipped", "topic", it.kr.Topic,
+						"partition", it.kr.Partition, "offset", it.kr.Offset, "err", err, "cause", it.invalid)
+					return true
+				}
+				return r.store(ctx, []item{{kr: it.kr, invalid: err, refused: true}})
 			}
 			h := len(items) / 2
 			return r.store(ctx, items[:h]) && r.store(ctx, items[h:])
@@ -351,36 +370,37 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 	}
 }
 
-// quarantine stores it raw in quarantined_records (retrying transient
-// errors), counts and logs it; false if ctx ended first.
-func (r *recorder) quarantine(ctx context.Context, it item, cause error) bool {
-	kr := it.kr
+// insertQuarantined stores kr raw in quarantined_records with the reason it
+// is set aside; storing it twice (the same coordinates) changes nothing.
+func insertQuarantined(ctx context.Context, tx pgx.Tx, consumer string, kr *kgo.Record, reason error) error {
 	hs := make([]quarantinedHeader, 0, len(kr.Headers))
 	for _, h := range kr.Headers {
 		hs = append(hs, quarantinedHeader{Key: pgText(h.Key), Value: h.Value})
 	}
 	headers, _ := json.Marshal(hs)
-	for {
-		_, err := r.s.pool.Exec(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING`,
-			recorderConsumer, kr.Topic, kr.Partition, kr.Offset, kr.Key, kr.Value, headers, pgText(cause.Error()))
-		if err == nil {
-			r.pg.ok()
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		r.m.failures.Inc()
-		if !sleepCtx(ctx, r.pg.failed(err)) {
-			return false
-		}
+	if _, err := tx.Exec(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING`,
+		consumer, kr.Topic, kr.Partition, kr.Offset, kr.Key, kr.Value, headers, pgText(reason.Error())); err != nil {
+		return fmt.Errorf("recorder: quarantine: %w", err)
 	}
-	r.m.quarantined.WithLabelValues(kr.Topic).Inc()
-	r.log.Error("record refused by postgres; quarantined", "topic", kr.Topic, "partition", kr.Partition,
-		"offset", kr.Offset, "err", cause)
-	return true
+	return nil
+}
+
+// quarantined counts and logs the items a committed batch quarantined.
+func (r *recorder) quarantined(items []item) {
+	for _, it := range items {
+		kr := it.kr
+		if it.refused {
+			r.m.quarantined.WithLabelValues(kr.Topic).Inc()
+			r.log.Error("record refused by postgres; quarantined", "topic", kr.Topic, "partition", kr.Partition,
+				"offset", kr.Offset, "err", it.invalid)
+			continue
+		}
+		r.m.skipped.WithLabelValues(kr.Topic).Inc()
+		r.log.Error("invalid record; quarantined", "topic", kr.Topic, "partition", kr.Partition,
+			"offset", kr.Offset, "err", it.invalid)
+	}
 }
 
 // sleepCtx waits d, or until ctx ends (false).
@@ -487,6 +507,11 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 	}
 	for _, re := range b.ruleErrors {
 		if err := r.ruleError(ctx, tx, re); err != nil {
+			return err
+		}
+	}
+	for _, it := range b.invalid {
+		if err := insertQuarantined(ctx, tx, recorderConsumer, it.kr, it.invalid); err != nil {
 			return err
 		}
 	}

@@ -137,7 +137,24 @@ type Processor struct {
 	// the metrics when its transaction commits, so an aborted batch,
 	// processed again, is not counted twice.
 	counts map[string]int
+	// Events whose output Kafka refused for good (kafka.RefusedForGood) in
+	// an aborted transaction of the batch in progress: suspects' outputs
+	// are produced one at a time on the retry, to tell the record at fault
+	// from its batch-mates (the broker refuses a whole batch); poison are
+	// the events at fault, set aside on the invalid topic on the retry.
+	// Both are cleared when the batch commits.
+	suspects map[eventAt]bool
+	poison   map[eventAt]error
 }
+
+// eventAt is an event's partition and offset; noEvent stands for the
+// output of a timer (no event made it).
+type eventAt struct {
+	part int32
+	off  int64
+}
+
+var noEvent = eventAt{off: -1}
 
 type rebalance struct {
 	assign bool
@@ -472,6 +489,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		p.eng.Begin()
 		first := map[int32]int64{}
 		var out []*kgo.Record
+		var from []eventAt // the event that made each record of out
 		decoded := p.decodeAll(records)
 		for i, r := range records {
 			if !p.eng.Assigned(r.Partition) {
@@ -486,7 +504,18 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			if _, ok := first[r.Partition]; !ok {
 				first[r.Partition] = r.Offset
 			}
-			out = append(out, p.handle(r, decoded[i])...)
+			at := eventAt{r.Partition, r.Offset}
+			if reason, ok := p.poison[at]; ok {
+				p.count("invalid")
+				p.log.Error("workflow event whose output Kafka refuses sent to the invalid topic", "partition", r.Partition,
+					"offset", r.Offset, "reason", reason)
+				out = append(out, p.invalidRecord(r, reason))
+			} else {
+				out = append(out, p.handle(r, decoded[i])...)
+			}
+			for len(from) < len(out) {
+				from = append(from, at)
+			}
 			p.next[r.Partition] = r.Offset + 1
 		}
 		for part := range p.next {
@@ -501,7 +530,10 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			p.flushCounts()
 			continue
 		}
-		committed, err := p.transact(ctx, sess, out)
+		for len(from) < len(out) {
+			from = append(from, noEvent)
+		}
+		committed, err := p.transact(ctx, sess, out, from)
 		if err != nil {
 			p.eng.Abort()
 			if ctx.Err() != nil {
@@ -512,6 +544,8 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		if committed {
 			p.eng.Commit()
 			p.flushCounts()
+			clear(p.suspects)
+			clear(p.poison)
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
 			p.eng.Abort()
@@ -537,7 +571,13 @@ const endTimeout = 15 * time.Second
 // processed is committed, rather than left open on the broker, where it
 // would hold back every read_committed reader of the deliveries (the
 // dispatcher) until the transaction timeout.
-func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, out []*kgo.Record) (bool, error) {
+//
+// from[i] is the event that made out[i]. A record Kafka refuses for good
+// aborts the transaction and makes its event a suspect; a suspect's records
+// are produced alone (the buffer flushed before and after each), so one
+// refused then is at fault: its event becomes poison, set aside by the
+// retry, and nothing more is produced in this transaction.
+func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, out []*kgo.Record, from []eventAt) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	if err := sess.Begin(); err != nil {
@@ -546,22 +586,60 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	var (
 		mu         sync.Mutex
 		produceErr error
+		refused    = map[int]error{} // by index in out
 	)
-	for _, r := range out {
-		sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+	produce := func(i int) {
+		sess.Produce(ctx, out[i], func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				produceErr = errors.Join(produceErr, err)
+				if kafka.RefusedForGood(err) {
+					refused[i] = err
+				}
 				mu.Unlock()
 			}
 		})
 	}
+	var flushErr error
+	for i := range out {
+		if from[i] == noEvent || !p.suspects[from[i]] {
+			produce(i)
+			continue
+		}
+		if flushErr = sess.Client().Flush(ctx); flushErr != nil {
+			break
+		}
+		produce(i)
+		if flushErr = sess.Client().Flush(ctx); flushErr != nil {
+			break
+		}
+		mu.Lock()
+		err, alone := refused[i]
+		mu.Unlock()
+		if alone {
+			if p.poison == nil {
+				p.poison = map[eventAt]error{}
+			}
+			p.poison[from[i]] = fmt.Errorf("its output to %s is refused by Kafka: %w", out[i].Topic, err)
+			break
+		}
+	}
 	// Every record's fate is known before deciding: End commits the offsets
 	// and whatever was produced even if a record failed (too large, say),
 	// and the batch would be committed with that record lost.
-	flushErr := sess.Client().Flush(ctx)
+	if flushErr == nil {
+		flushErr = sess.Client().Flush(ctx)
+	}
 	mu.Lock()
 	failed := errors.Join(produceErr, flushErr)
+	for i := range refused {
+		if from[i] != noEvent {
+			if p.suspects == nil {
+				p.suspects = map[eventAt]bool{}
+			}
+			p.suspects[from[i]] = true
+		}
+	}
 	mu.Unlock()
 	if failed != nil {
 		p.log.Error("produce failed inside the transaction; aborting it", "err", failed)

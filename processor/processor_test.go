@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -1197,5 +1199,77 @@ func TestRefusesChangelogNotCoPartitioned(t *testing.T) {
 	err := processor.Run(ctx, processor.Config{Brokers: e.brokers, Topics: topics, Partitions: 3, Log: testenv.Log(t)})
 	if err == nil || !strings.Contains(err.Error(), "must have as many partitions") {
 		t.Fatalf("Run = %v, want a refusal naming the partition counts", err)
+	}
+}
+
+// An event whose alert Kafka refuses for good (larger than the deliveries
+// topic takes) is set aside on the invalid topic, saying why, and the
+// stream goes on: the events around it, in the same transaction and the
+// same batch of deliveries, alert exactly once. Before, the transaction
+// aborted and the same batch was processed again, forever.
+func TestEventWithRefusedAlertSetAside(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const maxBytes = 6 << 10
+	res, err := e.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(strconv.Itoa(maxBytes))}},
+		e.topics.Deliveries)
+	if err == nil {
+		_, err = res.On(e.topics.Deliveries, nil)
+	}
+	if err != nil {
+		t.Fatalf("limit the deliveries topic: %v", err)
+	}
+	const tn = "tl"
+	e.putEndpoint(tn, "ep", true)
+	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "fail-all", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep", IsActive: true})
+	p := e.startProcessor("large", nil)
+
+	want := map[string]bool{}
+	good := func() *kgo.Record {
+		ev := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl"})
+		want[engine.AlertID(tn, "fail-all", ev.ID)] = true
+		return e.record(ev)
+	}
+	// Labels within the event schema's limits (random: compression must not
+	// shrink them), making an alert larger than the deliveries topic takes.
+	labels := map[string]string{}
+	for i := range 2 * maxBytes / 256 {
+		var v strings.Builder
+		for v.Len() < 240 {
+			fmt.Fprintf(&v, "%016x", rand.Uint64())
+		}
+		labels[fmt.Sprintf("label%03d", i)] = v.String()
+	}
+	largeEv := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl", Labels: labels})
+	large := e.record(largeEv)
+	recs := []*kgo.Record{good(), good(), large, good(), good()}
+	for _, r := range recs {
+		r.Partition = 1 // one partition: the events after the large one prove the stream went on
+	}
+	e.produceOn(recs...)
+
+	deliveries := e.collect(e.topics.Deliveries)
+	deliveries.waitFor(60*time.Second, "an alert for every event but the large one", deliveries.has(want), deliveries.missing(want))
+	e.waitCaughtUp(30 * time.Second)
+	deliveries.drain()
+	assertExactlyOnce(t, deliveries.counts(), want)
+
+	invalid := e.collect(e.topics.EventsInvalid)
+	invalid.drain()
+	if len(invalid.recs) != 1 {
+		t.Fatalf("%d records on the invalid topic, want the large event alone", len(invalid.recs))
+	}
+	r := invalid.recs[0]
+	reason := kafka.Header(r, "exo-invalid-reason")
+	if !bytes.Equal(r.Value, large.Value) || !bytes.Equal(r.Key, large.Key) ||
+		kafka.Header(r, "exo-original-offset") != strconv.FormatInt(large.Offset, 10) ||
+		!strings.Contains(reason, e.topics.Deliveries) || !strings.Contains(reason, "MESSAGE_TOO_LARGE") {
+		t.Errorf("invalid record: key %q offset %s reason %q, value kept: %v; want the large event (offset %d), refused by %s",
+			r.Key, kafka.Header(r, "exo-original-offset"), reason, bytes.Equal(r.Value, large.Value), large.Offset, e.topics.Deliveries)
+	}
+	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 1 {
+		t.Errorf("events_total{outcome=invalid} = %v, want 1", n)
 	}
 }
