@@ -19,6 +19,16 @@ import (
 // call sends an API request and requires status want.
 func (s *system) call(t *testing.T, tenant, method, path, body string, want int) map[string]any {
 	t.Helper()
+	status, out := s.do(t, tenant, method, path, body)
+	if status != want {
+		t.Fatalf("%s %s: %d %v, want %d", method, path, status, out, want)
+	}
+	return out
+}
+
+// do sends an API request and returns its status and JSON answer.
+func (s *system) do(t *testing.T, tenant, method, path, body string) (int, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), method, s.api+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+s.keys[tenant])
 	req.Header.Set("Content-Type", "application/json")
@@ -29,10 +39,7 @@ func (s *system) call(t *testing.T, tenant, method, path, body string, want int)
 	defer func() { _ = resp.Body.Close() }()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %v, want %d", method, path, resp.StatusCode, out, want)
-	}
-	return out
+	return resp.StatusCode, out
 }
 
 // eventID is the workflow event a delivered payload is about.

@@ -64,9 +64,16 @@ type system struct {
 	brokers []string
 	topics  kafka.Topics
 	keys    map[string]string // tenant -> admin key
+	// exited receives any component whose Run returned while the test runs.
+	exited chan error
 }
 
-func start(t *testing.T) *system {
+func start(t *testing.T) *system { return startWith(t) }
+
+// startWith starts the three components with opts added to every Kafka
+// client of theirs (e.g. a testenv.KafkaGate's dialer) and waits until
+// they are ready.
+func startWith(t *testing.T, opts ...kgo.Opt) *system {
 	t.Helper()
 	pool := testenv.Pool(t)
 	brokers := testenv.Brokers(t)
@@ -88,23 +95,24 @@ func start(t *testing.T) *system {
 	procReady, dispReady := make(chan struct{}), make(chan struct{})
 	addrCh := make(chan net.Addr, 1)
 	allow := []string{"127.0.0.1"}
-	errs := make(chan error, 3)
+	exited := make(chan error, 3)
 	for name, run := range map[string]func() error{
 		"controlplane": func() error {
 			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
-				Keyring: ring, Allowlist: allow, Log: log, Ready: addrCh})
+				Keyring: ring, Allowlist: allow, Log: log, Ready: addrCh, KafkaOpts: opts})
 		},
 		"processor": func() error {
-			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady})
+			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: opts})
 		},
 		"dispatcher": func() error {
 			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
-				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady})
+				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady, KafkaOpts: opts})
 		},
 	} {
 		wg.Go(func() {
-			if err := run(); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
+			err := run()
+			if ctx.Err() == nil {
+				exited <- fmt.Errorf("%s: Run returned while the test runs: %v", name, err)
 			}
 		})
 	}
@@ -119,13 +127,13 @@ func start(t *testing.T) *system {
 		go func() { done <- wait() }()
 		select {
 		case <-done:
-		case err := <-errs:
+		case err := <-exited:
 			t.Fatalf("component failed to start: %v", err)
 		case <-deadline:
 			t.Fatal("components did not become ready within 60s")
 		}
 	}
-	s := &system{pool: pool, api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}}
+	s := &system{pool: pool, api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}, exited: exited}
 	for _, tenant := range []string{"acme", "globex"} {
 		key := controlplane.NewAPIKey()
 		if _, err := controlplane.CreateAPIKey(ctx, pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
@@ -134,6 +142,16 @@ func start(t *testing.T) *system {
 		s.keys[tenant] = key
 	}
 	return s
+}
+
+// alive fails the test if a component's Run has returned.
+func (s *system) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-s.exited:
+		t.Fatal(err)
+	default:
+	}
 }
 
 func (s *system) post(t *testing.T, tenant, path string, body any) map[string]any {

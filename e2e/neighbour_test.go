@@ -103,7 +103,7 @@ func TestNoisyNeighbourDoesNotHurtOtherTenants(t *testing.T) {
 	whNul := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "nul", "target_url": nulOK.URL + "/hook"})
 	whGone := s.post(t, "acme", "/v1/webhooks", map[string]any{"name": "gone", "target_url": nulGone.URL + "/hook"})
 	raw, _ := json.Marshal(map[string]any{"name": "bomb", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": whNul["id"], "condition": bomb})
-	if code := s.status(t, "acme", http.MethodPost, "/v1/alert-rules", string(raw)); code != http.StatusUnprocessableEntity {
+	if code, _ := s.do(t, "acme", http.MethodPost, "/v1/alert-rules", string(raw)); code != http.StatusUnprocessableEntity {
 		t.Fatalf("the condition bomb: status %d, want 422", code)
 	}
 	worst := s.post(t, "acme", "/v1/alert-rules", map[string]any{"name": "worst", "event_type": schemas.TypeRunFailed,
@@ -254,18 +254,4 @@ func TestNoisyNeighbourDoesNotHurtOtherTenants(t *testing.T) {
 			t.Fatalf("tenant A's over-budget rule shows no last_error: %v", r)
 		}
 	}
-}
-
-// status sends an API request and returns its status.
-func (s *system) status(t *testing.T, tenant, method, path, body string) int {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), method, s.api+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+s.keys[tenant])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode
 }

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -11,14 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/dispatcher"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
-	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor"
@@ -61,94 +56,6 @@ func (r *countingReceiver) distinct(want map[string]bool) (arrived int, unexpect
 	return arrived, unexpected, repeats
 }
 
-// gatedSystem runs the three components as start does, every Kafka client
-// of theirs dialing through gate; exited receives any component whose Run
-// returned before the test ended.
-type gatedSystem struct {
-	*system
-	exited chan error
-}
-
-func startGated(t *testing.T, gate *testenv.KafkaGate) *gatedSystem {
-	t.Helper()
-	pool := testenv.Pool(t)
-	brokers := testenv.Brokers(t)
-	topics := testenv.Topics(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := testenv.Log(t)
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []kgo.Opt{gate.Opt()}
-	procReady, dispReady := make(chan struct{}), make(chan struct{})
-	addrCh := make(chan net.Addr, 1)
-	allow := []string{"127.0.0.1"}
-	exited := make(chan error, 3)
-	for name, run := range map[string]func() error{
-		"controlplane": func() error {
-			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
-				Keyring: ring, Allowlist: allow, Log: log.With("component_run", "controlplane"), Ready: addrCh, KafkaOpts: opts})
-		},
-		"processor": func() error {
-			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: opts})
-		},
-		"dispatcher": func() error {
-			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
-				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady, KafkaOpts: opts})
-		},
-	} {
-		wg.Go(func() {
-			err := run()
-			if ctx.Err() == nil {
-				exited <- fmt.Errorf("%s: Run returned while the test runs: %v", name, err)
-			}
-		})
-	}
-	deadline := time.After(60 * time.Second)
-	var addr net.Addr
-	for _, wait := range []func() bool{
-		func() bool { _, ok := <-procReady; return !ok },
-		func() bool { _, ok := <-dispReady; return !ok },
-		func() bool { addr = <-addrCh; return true },
-	} {
-		done := make(chan bool, 1)
-		go func() { done <- wait() }()
-		select {
-		case <-done:
-		case err := <-exited:
-			t.Fatalf("component failed to start: %v", err)
-		case <-deadline:
-			t.Fatal("components did not become ready within 60s")
-		}
-	}
-	s := &system{pool: pool, api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}}
-	key := controlplane.NewAPIKey()
-	if _, err := controlplane.CreateAPIKey(ctx, pool, "acme", "e2e", controlplane.RoleAdmin, key); err != nil {
-		t.Fatal(err)
-	}
-	s.keys["acme"] = key
-	return &gatedSystem{system: s, exited: exited}
-}
-
-// alive fails the test if a component's Run has returned.
-func (s *gatedSystem) alive(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-s.exited:
-		t.Fatal(err)
-	default:
-	}
-}
-
 // TestEveryComponentRidesOutKafkaOutage streams failed runs through the
 // whole system and cuts every component (control plane with its outbox
 // relay and recorder, processor, dispatcher) off Kafka for 60 s: no Run
@@ -159,7 +66,7 @@ func (s *gatedSystem) alive(t *testing.T) {
 func TestEveryComponentRidesOutKafkaOutage(t *testing.T) {
 	t.Parallel()
 	gate := testenv.NewKafkaGate(t)
-	s := startGated(t, gate)
+	s := startWith(t, gate.Opt())
 	// A test failing during the outage stops the components with Kafka
 	// back, not in the middle of the outage.
 	t.Cleanup(func() { gate.Restore(t) })
@@ -363,7 +270,7 @@ func readToEnd(t *testing.T, brokers []string, topic string) []*kgo.Record {
 
 // counter returns the processor's counter name (with the label value
 // outcome, if not empty), 0 when absent.
-func (s *gatedSystem) counter(t *testing.T, name, outcome string) float64 {
+func (s *system) counter(t *testing.T, name, outcome string) float64 {
 	t.Helper()
 	mfs, err := s.reg.Gather()
 	if err != nil {
