@@ -1221,6 +1221,24 @@ func TestEventWithRefusedAlertSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatalf("limit the deliveries topic: %v", err)
 	}
+	// The broker applies a config change from its metadata log a moment
+	// after it answers: wait until it describes the limit, so the large
+	// alert is produced under it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rcs, err := e.adm.DescribeTopicConfigs(ctx, e.topics.Deliveries)
+		if err == nil {
+			if rc, err := rcs.On(e.topics.Deliveries, nil); err == nil {
+				if slices.ContainsFunc(rc.Configs, func(c kadm.Config) bool {
+					return c.Key == "max.message.bytes" && c.Value != nil && *c.Value == strconv.Itoa(maxBytes)
+				}) {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker does not describe max.message.bytes=%d on the deliveries topic", maxBytes)
+		}
+	}
 	const tn = "tl"
 	e.putEndpoint(tn, "ep", true)
 	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "fail-all", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep", IsActive: true})
