@@ -97,3 +97,82 @@ func ReplayQuarantined(ctx context.Context, pool *pgxpool.Pool, cl *kgo.Client, 
 	}
 	return nil
 }
+
+// QuarantinedOutboxRow is an outbox row the relay set aside because Kafka
+// refused it for good or its value failed its topic's schema. Its value is
+// never shown (it may hold sealed secrets): only its size.
+type QuarantinedOutboxRow struct {
+	ID         int64
+	Topic, Key string
+	// Size is the value's length in bytes; -1 for a tombstone.
+	Size          int
+	Reason        string
+	QuarantinedAt time.Time
+}
+
+// ErrNotQuarantined: the outbox row does not exist, is not quarantined, or
+// was sent.
+var ErrNotQuarantined = errors.New("not a quarantined, unsent outbox row")
+
+// ErrSuperseded: a later row of the same topic and key was queued after the
+// quarantined one; publishing the older value after it would put a stale
+// snapshot last on a compacted topic.
+var ErrSuperseded = errors.New("a later row of the same topic and key was queued after it")
+
+// ListQuarantinedOutbox returns the latest quarantined, unsent outbox rows,
+// newest first.
+func ListQuarantinedOutbox(ctx context.Context, pool *pgxpool.Pool, limit int) ([]QuarantinedOutboxRow, error) {
+	rows, err := pool.Query(ctx, `SELECT id, topic, key, coalesce(octet_length(value), -1), coalesce(quarantine_reason, ''), quarantined_at
+		FROM outbox WHERE quarantined_at IS NOT NULL AND sent_at IS NULL ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("quarantine: list outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []QuarantinedOutboxRow
+	for rows.Next() {
+		var q QuarantinedOutboxRow
+		if err := rows.Scan(&q.ID, &q.Topic, &q.Key, &q.Size, &q.Reason, &q.QuarantinedAt); err != nil {
+			return nil, fmt.Errorf("quarantine: list outbox: %w", err)
+		}
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("quarantine: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// ReplayQuarantinedOutbox clears quarantined outbox row id's quarantine so
+// the relay publishes it again (fix what made Kafka or the schema refuse it
+// first, or it is quarantined again). One statement touches only a row still
+// quarantined and unsent, and not superseded by a later row of its topic and
+// key (ErrSuperseded); the NOTIFY in the same transaction wakes the relays
+// at commit (the outbox trigger fires on insert only).
+func ReplayQuarantinedOutbox(ctx context.Context, pool *pgxpool.Pool, id int64) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE outbox o SET quarantined_at = NULL, quarantine_reason = NULL
+			WHERE o.id = $1 AND o.quarantined_at IS NOT NULL AND o.sent_at IS NULL
+			AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.topic = o.topic AND l.key = o.key AND l.id > o.id AND l.quarantined_at IS NULL)`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			var later *int64
+			err := tx.QueryRow(ctx, `SELECT min(l.id) FROM outbox o JOIN outbox l ON l.topic = o.topic AND l.key = o.key AND l.id > o.id
+				AND l.quarantined_at IS NULL WHERE o.id = $1 AND o.quarantined_at IS NOT NULL AND o.sent_at IS NULL`, id).Scan(&later)
+			if err != nil {
+				return err
+			}
+			if later != nil {
+				return fmt.Errorf("%w (outbox row %d)", ErrSuperseded, *later)
+			}
+			return ErrNotQuarantined
+		}
+		_, err = tx.Exec(ctx, `NOTIFY exo_outbox`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("quarantine: replay outbox:%d: %w", id, err)
+	}
+	return nil
+}

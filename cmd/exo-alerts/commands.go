@@ -44,7 +44,8 @@ Commands:
   emit           produce test workflow events
   apikey         create | list | revoke API keys
   keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
-  quarantine     list | replay <id>: records the recorder set aside (Postgres refused them)
+  quarantine     list | replay <id> | replay outbox:<id>: records the recorder set aside
+                 (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
 EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
@@ -506,21 +507,24 @@ func cmdKeyringReencrypt(ctx context.Context, args []string) error {
 	return nil
 }
 
-const quarantineUsage = "usage: exo-alerts quarantine list [--limit N] | replay <id>"
+const quarantineUsage = "usage: exo-alerts quarantine list [--limit N] | replay <id> | replay outbox:<id>"
 
-// cmdQuarantine lists the records the recorder quarantined, or produces
-// one again to its topic (after the cause is fixed).
+// cmdQuarantine lists the records the recorder quarantined and the outbox
+// rows the relay quarantined, or replays one (after the cause is fixed): a
+// recorder record is produced again to its topic, an outbox row is handed
+// back to the relay.
 func cmdQuarantine(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(quarantineUsage)
 	}
 	fs := flag.NewFlagSet("quarantine "+args[0], flag.ContinueOnError)
-	limit := fs.Int("limit", 50, "list: at most this many records, newest first")
+	limit := fs.Int("limit", 50, "list: at most this many records of each source, newest first")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
+	outboxID, isOutbox := strings.CutPrefix(fs.Arg(0), "outbox:")
 	env := &config.Env{}
-	c := config.Load(env, config.Needs{Database: true, Kafka: args[0] == "replay"})
+	c := config.Load(env, config.Needs{Database: true, Kafka: args[0] == "replay" && !isOutbox})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -535,17 +539,40 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		rows, err := controlplane.ListQuarantinedOutbox(ctx, pool, *limit)
+		if err != nil {
+			return err
+		}
+		// Values are never printed (an outbox row may hold sealed secrets): their size is.
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCONSUMER\tTOPIC\tPARTITION\tOFFSET\tKEY\tQUARANTINED\tREPLAYED\tERROR")
+		fmt.Fprintln(tw, "SOURCE\tID\tTOPIC\tPARTITION\tOFFSET\tKEY\tSIZE\tQUARANTINED\tREPLAYED\tREASON")
 		for _, q := range recs {
 			replayed := "-"
 			if q.ReplayedAt != nil {
 				replayed = q.ReplayedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%q\t%s\t%s\t%s\n", q.ID, q.Consumer, q.Topic, q.Partition, q.Offset, q.Key,
-				q.QuarantinedAt.UTC().Format(time.RFC3339), replayed, q.Error)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%q\t%d\t%s\t%s\t%s\n", q.Consumer, q.ID, q.Topic, q.Partition, q.Offset, q.Key,
+				len(q.Value), q.QuarantinedAt.UTC().Format(time.RFC3339), replayed, q.Error)
+		}
+		for _, q := range rows {
+			size := "tombstone"
+			if q.Size >= 0 {
+				size = strconv.Itoa(q.Size)
+			}
+			fmt.Fprintf(tw, "outbox\toutbox:%d\t%s\t-\t-\t%q\t%s\t%s\t-\t%s\n", q.ID, q.Topic, q.Key,
+				size, q.QuarantinedAt.UTC().Format(time.RFC3339), q.Reason)
 		}
 		return tw.Flush()
+	case args[0] == "replay" && fs.NArg() == 1 && isOutbox:
+		id, err := strconv.ParseInt(outboxID, 10, 64)
+		if err != nil {
+			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
+		}
+		if err := controlplane.ReplayQuarantinedOutbox(ctx, pool, id); err != nil {
+			return err
+		}
+		fmt.Printf("released quarantined outbox row %d; the relay publishes it again\n", id)
+		return nil
 	case args[0] == "replay" && fs.NArg() == 1:
 		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 		if err != nil {

@@ -229,8 +229,10 @@ func TestKeyringReencryptCommand(t *testing.T) {
 	}
 }
 
-// quarantine list shows a quarantined record with its coordinates; replay
-// produces it raw to its topic and marks it replayed.
+// quarantine list shows a quarantined record with its coordinates and a
+// quarantined outbox row (topic, key, size, reason; never its value); replay
+// produces the record raw to its topic and marks it replayed; replay
+// outbox:<id> hands the row back to the relay, once.
 func TestQuarantineCommands(t *testing.T) {
 	dbURL := testenv.DatabaseURL(t, true)
 	brokers := testenv.Brokers(t)
@@ -257,9 +259,32 @@ func TestQuarantineCommands(t *testing.T) {
 	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
+	var outboxID int64
+	if err := pool.QueryRow(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, 'acme/whk_1', '{"secret":"sealed-s3cret"}') RETURNING id`,
+		topic).Scan(&outboxID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = 'MESSAGE_TOO_LARGE' WHERE id = $1`, outboxID); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runCmd(t, "quarantine", "list")
-	if err != nil || !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+recorder\s+%s\s+2\s+41\s+"acme/rul_1"\s.*SQLSTATE 23514`, id, regexp.QuoteMeta(topic))).MatchString(out) {
+	if err != nil || !regexp.MustCompile(fmt.Sprintf(`(?m)^recorder\s+%d\s+%s\s+2\s+41\s+"acme/rul_1"\s+7\s.*SQLSTATE 23514`, id, regexp.QuoteMeta(topic))).MatchString(out) {
 		t.Fatalf("quarantine list: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^outbox\s+outbox:%d\s+%s\s+-\s+-\s+"acme/whk_1"\s+26\s+\S+\s+-\s+MESSAGE_TOO_LARGE$`, outboxID, regexp.QuoteMeta(topic))).MatchString(out) ||
+		strings.Contains(out, "s3cret") {
+		t.Fatalf("quarantine list: the outbox row is not listed, or its value is shown:\n%s", out)
+	}
+	if out, err := runCmd(t, "quarantine", "replay", fmt.Sprintf("outbox:%d", outboxID)); err != nil || !strings.Contains(out, "relay publishes it") {
+		t.Fatalf("quarantine replay outbox:%d: %v\n%s", outboxID, err, out)
+	}
+	var cleared bool
+	if err := pool.QueryRow(ctx, `SELECT quarantined_at IS NULL AND quarantine_reason IS NULL AND sent_at IS NULL FROM outbox WHERE id = $1`,
+		outboxID).Scan(&cleared); err != nil || !cleared {
+		t.Errorf("outbox row %d still quarantined after its replay: %v", outboxID, err)
+	}
+	if _, err := runCmd(t, "quarantine", "replay", fmt.Sprintf("outbox:%d", outboxID)); err == nil || !strings.Contains(err.Error(), "not a quarantined") {
+		t.Errorf("second replay of outbox:%d: %v, want an error (no longer quarantined)", outboxID, err)
 	}
 	if out, err := runCmd(t, "quarantine", "replay", fmt.Sprint(id)); err != nil || !strings.Contains(out, "replayed") {
 		t.Fatalf("quarantine replay: %v\n%s", err, out)
