@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/exospherehost/exo-alerts/processor/condition"
+	"github.com/exospherehost/exo-alerts/internal/condition"
 )
 
 // The catalogue lists the four alert types, and every field it offers a

@@ -26,9 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/ssrf"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/ssrf"
 )
 
 // Version is reported in the OpenAPI document.

@@ -25,12 +25,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
-	"github.com/exospherehost/exo-alerts/dispatcher/ssrf"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/internal/ssrf"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // Version is sent in the User-Agent.

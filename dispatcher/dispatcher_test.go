@@ -22,11 +22,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -26,9 +26,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // buildBinary builds cmd/exo-alerts into a temporary directory.

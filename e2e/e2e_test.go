@@ -22,13 +22,13 @@ import (
 
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/dispatcher"
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -9,10 +9,10 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // verifies reports whether a delivery carries a valid signature by secret

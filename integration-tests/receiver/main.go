@@ -20,8 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 func main() {

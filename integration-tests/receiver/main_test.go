@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // The example receiver accepts a delivery signed as the dispatcher signs

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/exospherehost/exo-alerts/dispatcher/signature"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/schemas"
+	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // received is one request the demo receiver got.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/processor/condition"
+	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/processor/condition"
+	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 

@@ -6,5 +6,6 @@
 // discard, addresses embedding an IPv4 address (mapped, translated,
 // compatible, NAT64, 6to4, Teredo), cloud metadata addresses and the
 // machine's own interface addresses are refused unless the operator's
-// allowlist names them.
+// allowlist names them. It lives under internal/ because two services use
+// it; it imports nothing of this module.
 package ssrf

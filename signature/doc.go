@@ -8,5 +8,7 @@
 // In both, key is the base64-decoded part of the endpoint secret
 // "whsec_<base64 key>" (the Standard Webhooks convention). During a secret
 // rotation several secrets sign: the headers carry one signature per secret.
-// Receivers written in Go can import this package to verify.
+// Receivers written in Go can import this package
+// (github.com/exospherehost/exo-alerts/signature) to verify; it imports
+// nothing else of this module, so it brings no service code with it.
 package signature

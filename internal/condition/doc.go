@@ -13,5 +13,7 @@
 // a rule error. The control plane uses the same compiler to reject bad
 // conditions with their position.
 //
-// It must not import Kafka, the database or a clock.
+// It lives under internal/ because the processor and the control plane both
+// use it. It must not import Kafka, the database, a clock or a service
+// package.
 package condition
