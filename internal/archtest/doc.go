@@ -1,0 +1,14 @@
+// Package archtest checks the import graph against the layering rules of
+// docs/architecture.md: every arrow points down.
+//
+//   - A service (controlplane, processor, dispatcher and their
+//     sub-packages) does not import another service's packages.
+//   - Nothing under internal/ imports a service.
+//   - schemas and signature import no other package of this module:
+//     receivers and every component import them, so they must bring nothing
+//     with them.
+//
+// Check applies the rules to a graph; arch_test.go runs it on the real one,
+// read with `go list -deps -json`, so `go test ./...` (and `make test`)
+// fails on a new upward or sideways import. Test imports count too.
+package archtest
