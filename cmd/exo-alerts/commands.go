@@ -21,7 +21,6 @@ import (
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/dispatcher"
 	"github.com/exospherehost/exo-alerts/internal/config"
-	"github.com/exospherehost/exo-alerts/internal/devmode"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/postgres"
@@ -95,7 +94,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
 		exe = p
 	}
-	return devmode.Run(ctx, devmode.Config{
+	return runDev(ctx, devConfig{
 		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaPort: *kafkaPort,
 		TopicPrefix: c.Topics.Prefix, Keyring: env.String("EXO_KEYRING", ""), DemoAPIKey: env.String("EXO_DEMO_API_KEY", ""),
 		Exe: exe, Log: c.Log, Out: os.Stdout,

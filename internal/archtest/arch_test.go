@@ -12,9 +12,6 @@ import (
 // knownExceptions are the edges that break a rule today. Issue #9 removes
 // them; do not add to this list — fix the import instead.
 var knownExceptions = []Exception{
-	{Edge{From: "internal/devmode", To: "controlplane"}, "dev mode composes all three services; issue #9 moves that wiring to cmd/exo-alerts"},
-	{Edge{From: "internal/devmode", To: "processor"}, "same: dev mode's composition root"},
-	{Edge{From: "internal/devmode", To: "dispatcher"}, "same: dev mode's composition root"},
 	{Edge{From: "controlplane", To: "dispatcher", Test: true}, "history_test.go runs a real dispatcher to record delivery history end to end"},
 }
 

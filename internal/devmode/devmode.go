@@ -1,166 +1,22 @@
 package devmode
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/dispatcher"
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
-	"github.com/exospherehost/exo-alerts/internal/postgres"
-	"github.com/exospherehost/exo-alerts/migrations"
-	"github.com/exospherehost/exo-alerts/processor"
 )
 
 // DemoTenant is the tenant of the demo API key.
 const DemoTenant = "demo"
 
-// Config configures dev mode.
-type Config struct {
-	Addr        string // API, dashboard and demo receiver
-	DatabaseURL string // empty: a throwaway local cluster
-	Brokers     []string
-	KafkaPort   int // of the in-process broker when Brokers is empty
-	TopicPrefix string
-	Keyring     string // empty: a dev key ring kept in the user's config dir
-	DemoAPIKey  string // empty: a fresh key
-	Exe         string // how to invoke this binary in the printed quickstart
-	Log         *slog.Logger
-	Out         io.Writer // where the quickstart is printed
-}
-
-// Run runs everything until ctx ends.
-func Run(ctx context.Context, cfg Config) error {
-	log := cfg.Log
-	if cfg.Out == nil {
-		cfg.Out = os.Stdout
-	}
-	if cfg.TopicPrefix == "" {
-		cfg.TopicPrefix = kafka.DefaultPrefix
-	}
-	dbURL := cfg.DatabaseURL
-	if dbURL == "" {
-		log.Info("starting a throwaway PostgreSQL cluster (set DATABASE_URL to use your own)")
-		local, err := postgres.StartLocal(ctx, 0)
-		if err != nil {
-			return fmt.Errorf("dev: %w", err)
-		}
-		defer func() {
-			if err := local.Stop(); err != nil {
-				log.Warn("stop throwaway PostgreSQL", "err", err)
-			}
-		}()
-		dbURL = local.URL()
-	}
-	brokers := cfg.Brokers
-	if len(brokers) == 0 {
-		port := cfg.KafkaPort
-		if port == 0 {
-			port = 9092
-		}
-		cluster, err := kfake.NewCluster(kfake.Ports(port), kfake.DefaultNumPartitions(3))
-		if err != nil {
-			return fmt.Errorf("dev: in-process Kafka on 127.0.0.1:%d: %w (set KAFKA_BROKERS or free the port)", port, err)
-		}
-		defer cluster.Close()
-		brokers = cluster.ListenAddrs()
-		log.Info("in-process Kafka (kfake) listening", "brokers", strings.Join(brokers, ","))
-	}
-	pool, err := postgres.Connect(ctx, dbURL)
-	if err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
-	defer pool.Close()
-	if n, err := migrations.Up(ctx, pool); err != nil {
-		return fmt.Errorf("dev: migrate: %w", err)
-	} else if n > 0 {
-		log.Info("migrations applied", "count", n)
-	}
-	ring, err := devKeyring(cfg.Keyring, log)
-	if err != nil {
-		return err
-	}
-	apiKey := cfg.DemoAPIKey
-	if apiKey == "" {
-		apiKey = controlplane.NewAPIKey()
-	}
-	if _, err := controlplane.MintAPIKey(ctx, pool, DemoTenant, "demo", controlplane.RoleAdmin, apiKey); err != nil {
-		return fmt.Errorf("dev: demo API key: %w", err)
-	}
-
-	reg := prometheus.NewRegistry()
-	topics := kafka.NewTopics(cfg.TopicPrefix)
-	loopback := []string{"127.0.0.0/8", "::1"}
-	recv := newReceiver(pool, ring)
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	run := func(name string, fn func() error) {
-		wg.Go(func() {
-			if err := fn(); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-				cancel()
-			}
-		})
-	}
-	addrCh := make(chan net.Addr, 1)
-	procReady, dispReady := make(chan struct{}), make(chan struct{})
-	run("controlplane", func() error {
-		return controlplane.Run(ctx, controlplane.Config{
-			Addr: cfg.Addr, Pool: pool, Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
-			Log: log, Registry: reg, Routes: recv.routes, Ready: addrCh,
-		})
-	})
-	run("processor", func() error {
-		return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady})
-	})
-	run("dispatcher", func() error {
-		return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
-			Log: log, Registerer: reg, Ready: dispReady})
-	})
-	var addr net.Addr
-	for _, ch := range []<-chan struct{}{procReady, dispReady} {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-	}
-	select {
-	case addr = <-addrCh:
-	case <-ctx.Done():
-	}
-	if addr != nil && ctx.Err() == nil {
-		printQuickstart(cfg.Out, quickstart{
-			Base: "http://" + addr.String(), APIKey: apiKey, Exe: cfg.Exe, Brokers: strings.Join(brokers, ","), Prefix: cfg.TopicPrefix,
-		})
-	}
-	<-ctx.Done()
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
-}
-
-// devKeyring returns the configured ring, or one kept in the user's config
+// Keyring returns the configured ring, or one kept in the user's config
 // directory so a persistent DATABASE_URL keeps decrypting across restarts.
-func devKeyring(spec string, log *slog.Logger) (*keyring.Ring, error) {
+func Keyring(spec string, log *slog.Logger) (*keyring.Ring, error) {
 	if spec != "" {
 		return keyring.Parse(spec)
 	}
@@ -183,11 +39,15 @@ func devKeyring(spec string, log *slog.Logger) (*keyring.Ring, error) {
 	return keyring.Parse(spec)
 }
 
-type quickstart struct {
+// Quickstart is what the printed quickstart needs: the API base URL, the
+// demo API key, how to invoke the binary, the brokers and the topic prefix.
+type Quickstart struct {
 	Base, APIKey, Exe, Brokers, Prefix string
 }
 
-func printQuickstart(w io.Writer, q quickstart) {
+// PrintQuickstart prints the dev-mode banner and a quickstart script that
+// works when pasted into bash.
+func PrintQuickstart(w io.Writer, q Quickstart) {
 	fmt.Fprintf(w, `
 Exosphere Alerts is running (dev mode).
 

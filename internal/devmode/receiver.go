@@ -30,10 +30,10 @@ type received struct {
 	Body         json.RawMessage   `json:"body"`
 }
 
-// receiver is the dev-mode demo webhook receiver. It verifies each request
+// Receiver is the dev-mode demo webhook receiver. It verifies each request
 // with the secret of the endpoint whose target URL path it was sent to, as a
 // real receiver would with the secret it was shown at create time.
-type receiver struct {
+type Receiver struct {
 	pool *pgxpool.Pool
 	ring *keyring.Ring
 
@@ -41,11 +41,14 @@ type receiver struct {
 	list []received
 }
 
-func newReceiver(pool *pgxpool.Pool, ring *keyring.Ring) *receiver {
-	return &receiver{pool: pool, ring: ring}
+// NewReceiver returns the demo receiver; it reads endpoint secrets from pool
+// and decrypts them with ring.
+func NewReceiver(pool *pgxpool.Pool, ring *keyring.Ring) *Receiver {
+	return &Receiver{pool: pool, ring: ring}
 }
 
-func (rc *receiver) routes(mux *http.ServeMux) {
+// Routes registers the receiver's routes under /demo/receiver.
+func (rc *Receiver) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /demo/receiver/{name}", rc.receive)
 	mux.HandleFunc("GET /demo/receiver", rc.page)
 	mux.HandleFunc("GET /demo/receiver.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -54,7 +57,7 @@ func (rc *receiver) routes(mux *http.ServeMux) {
 	})
 }
 
-func (rc *receiver) snapshot() []received {
+func (rc *Receiver) snapshot() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	out := make([]received, len(rc.list))
@@ -62,7 +65,7 @@ func (rc *receiver) snapshot() []received {
 	return out
 }
 
-func (rc *receiver) receive(w http.ResponseWriter, r *http.Request) {
+func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(w, "read body", http.StatusBadRequest)
@@ -88,7 +91,7 @@ func (rc *receiver) receive(w http.ResponseWriter, r *http.Request) {
 }
 
 // verify tries the secrets of every endpoint whose target URL path is this request's path.
-func (rc *receiver) verify(ctx context.Context, r *http.Request, body []byte) (string, bool, string) {
+func (rc *Receiver) verify(ctx context.Context, r *http.Request, body []byte) (string, bool, string) {
 	rows, err := rc.pool.Query(ctx, `SELECT tenant_id, id, target_url, secret FROM webhook_endpoints WHERE deleted_at IS NULL`)
 	if err != nil {
 		return "", false, "cannot look up endpoints: " + err.Error()
@@ -143,7 +146,7 @@ pre{margin:0;white-space:pre-wrap;max-width:640px}</style></head>
 <td><pre>{{printf "%s" .Body}}</pre></td></tr>{{end}}
 </table></body></html>`))
 
-func (rc *receiver) page(w http.ResponseWriter, _ *http.Request) {
+func (rc *Receiver) page(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = pageTmpl.Execute(w, rc.snapshot())
 }

@@ -1,4 +1,4 @@
-package devmode_test
+package main
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/internal/devmode"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
@@ -44,7 +43,7 @@ func TestQuickstartWorksVerbatim(t *testing.T) {
 		t.Fatal("curl is needed to run the quickstart as a user would")
 	}
 	exe := filepath.Join(t.TempDir(), "exo-alerts")
-	if out, err := exec.Command("go", "build", "-o", exe, "../../cmd/exo-alerts").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	out := &syncBuffer{}
@@ -52,7 +51,7 @@ func TestQuickstartWorksVerbatim(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- devmode.Run(ctx, devmode.Config{
+		done <- runDev(ctx, devConfig{
 			Addr: "127.0.0.1:0", DatabaseURL: dbURL, Brokers: brokers,
 			TopicPrefix: prefix, Keyring: keyring.Generate("t1"), Exe: exe, Log: testenv.Log(t), Out: out,
 		})
