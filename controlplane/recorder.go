@@ -37,12 +37,6 @@ import (
 //
 // It also keeps the latest rule error (topic rule-errors) on its rule.
 
-// Headers the dispatcher puts on a dead letter.
-const (
-	dlqHeaderLastError = "exo-last-error"
-	dlqHeaderAttempts  = "exo-attempts"
-)
-
 // recorderPollMax caps the records written in one transaction.
 const recorderPollMax = 1000
 
@@ -294,8 +288,8 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				items = append(items, item{kr: kr, alert: &alertIn{rec: d, raw: kr.Value}})
 				continue
 			}
-			n, _ := strconv.Atoi(kafka.Header(kr, dlqHeaderAttempts))
-			dl := deadIn{rec: d, raw: kr.Value, attempts: n, lastError: kafka.Header(kr, dlqHeaderLastError), deadAt: kr.Timestamp.UTC()}
+			n, _ := strconv.Atoi(kafka.Header(kr, schemas.HeaderAttempts))
+			dl := deadIn{rec: d, raw: kr.Value, attempts: n, lastError: kafka.Header(kr, schemas.HeaderLastError), deadAt: kr.Timestamp.UTC()}
 			if dl.lastError == "" {
 				dl.lastError = "unknown"
 			}

@@ -395,10 +395,6 @@ const (
 // dead-lettered for it.
 const WarnDeferrals = 50
 
-// HeaderDeferrals counts a retry record's backlog deferrals since its last
-// attempt.
-const HeaderDeferrals = "exo-deferrals"
-
 // handle delivers one record and returns the outcome records to produce.
 // deferClass, when set, defers it to a retry tier without an attempt; ahead
 // is then how many records of its endpoint were queued before it. alive
@@ -488,8 +484,8 @@ func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, at
 	wait := time.Duration(float64(ahead+1) / l.rateOf() * float64(time.Second))
 	n := deferralsOf(r) + 1
 	tierIdx, due := nextTier(d.cfg.Tiers, 1, wait, time.Now())
-	kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-		HeaderDeferrals, strconv.Itoa(n))
+	kv := append(origin(r), schemas.HeaderAttempt, strconv.Itoa(attemptNo), schemas.HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+		schemas.HeaderDeferrals, strconv.Itoa(n))
 	level := slog.LevelDebug
 	if n%WarnDeferrals == 0 {
 		level = slog.LevelWarn // its endpoint's rate stays below its traffic
@@ -502,7 +498,7 @@ func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, at
 // deferralsOf reads how many backlog deferrals a record has had since its
 // last attempt.
 func deferralsOf(r *kgo.Record) int {
-	n, err := strconv.Atoi(kafka.Header(r, HeaderDeferrals))
+	n, err := strconv.Atoi(kafka.Header(r, schemas.HeaderDeferrals))
 	if err != nil || n < 0 {
 		return 0
 	}
@@ -536,8 +532,8 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 	case schemas.OutcomeRetry:
 		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, a.retryAfter, time.Now())
 		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
-		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo+1), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a), HeaderDeferrals, "0")
+		kv := append(origin(r), schemas.HeaderAttempt, strconv.Itoa(attemptNo+1), schemas.HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+			schemas.HeaderLastErrorClass, a.errClass, schemas.HeaderLastError, lastError(a), schemas.HeaderDeferrals, "0")
 		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
 	}
 	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
@@ -553,7 +549,7 @@ const (
 )
 
 func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {
-	kv := append(origin(r), HeaderLastError, lastErr, "exo-attempts", strconv.Itoa(attempts))
+	kv := append(origin(r), schemas.HeaderLastError, lastErr, schemas.HeaderAttempts, strconv.Itoa(attempts))
 	return &kgo.Record{Topic: d.cfg.Topics.DeliveriesDLQ, Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}
 }
 
