@@ -421,7 +421,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	}
 	del := *dp
 	attemptNo := attemptOf(r)
-	key := del.TenantID + "/" + del.EndpointID
+	key := schemas.TenantKey(del.TenantID, del.EndpointID)
 	var rate float64 // 0: the operator's default
 	if ep, ok := d.endpoints.Get(key); ok {
 		rate = float64(ep.RateLimitPerSecond)
@@ -524,7 +524,7 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
 	}
 	value, _ := json.Marshal(res)
-	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: kafka.Key(del.TenantID, del.RuleID), Value: value}}
+	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: schemas.RecordKey(del.TenantID, del.RuleID), Value: value}}
 	switch a.outcome {
 	case schemas.OutcomeDead:
 		d.deadLetters.WithLabelValues(deadReason).Inc()
@@ -570,7 +570,7 @@ func newDeliveryID() string {
 
 // attempt performs one HTTP attempt.
 func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
-	ep, ok := d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+	ep, ok := d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
 	if !ok {
 		// An endpoint created a moment ago may not have reached this table
 		// yet: catch up with the topic before calling it gone.
@@ -579,7 +579,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			d.log.Warn("endpoint table not caught up", "err", err)
 		}
 		cancel()
-		ep, ok = d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+		ep, ok = d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
 	}
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}

@@ -888,7 +888,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 		p.count("ignored_type")
 		return nil
 	}
-	if want := kafka.Key(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
+	if want := schemas.RecordKey(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
 		// Processed all the same; the operator must fix the producer.
 		p.count(outcomeMiskeyed)
 		if time.Since(p.miskeyedLogged) > time.Minute {
@@ -915,7 +915,7 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	for _, d := range out.Deliveries {
 		value := deliveryJSON(&d)
 		recs = append(recs, &kgo.Record{
-			Topic: p.cfg.Topics.Deliveries, Key: kafka.Key(d.TenantID, d.EndpointID), Value: value,
+			Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value,
 			Headers: []kgo.RecordHeader{
 				{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
 				{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
@@ -931,7 +931,7 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	}
 	for _, re := range out.RuleErrors {
 		value, _ := json.Marshal(re) // plain struct: cannot fail
-		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: kafka.Key(re.TenantID, re.RuleID), Value: value})
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: schemas.RecordKey(re.TenantID, re.RuleID), Value: value})
 	}
 	return recs
 }

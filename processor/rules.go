@@ -111,6 +111,6 @@ type endpointSet struct {
 }
 
 func (s endpointSet) Active(tenant, id string) bool {
-	ep, ok := s.t.Get(tenant + "/" + id)
+	ep, ok := s.t.Get(schemas.TenantKey(tenant, id))
 	return ok && ep.IsActive
 }

@@ -161,7 +161,7 @@ func (e *Engine) Watermark(p int32) time.Time {
 	return time.Time{}
 }
 
-func runKey(tenant, run string) string { return tenant + "/" + run }
+func runKey(tenant, run string) string { return schemas.TenantKey(tenant, run) }
 
 // AlertID is the id of rule's alert for an event.
 func AlertID(tenant, ruleID, eventID string) string {
