@@ -581,7 +581,7 @@ func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultR
 		return err
 	}
 	snap, _ := json.Marshal(after.snapshot())
-	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, a.TenantID+"/"+a.RuleID, snap); err != nil {
+	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
 		return err
 	}
 	r.m.disabled.Inc()

@@ -227,7 +227,7 @@ func maskedURL(kind, raw string) string {
 func (s *Server) setTargetURL(e *endpointRow, raw string) {
 	e.TargetURL, e.TargetURLSealed = maskedURL(e.Kind, raw), nil
 	if e.TargetURL != raw {
-		sealed := s.cfg.Keyring.Seal(raw, e.TenantID+"/"+e.ID+"/target_url")
+		sealed := s.cfg.Keyring.Seal(raw, schemas.TargetURLAAD(e.TenantID, e.ID))
 		e.TargetURLSealed = &sealed
 	}
 }
@@ -279,7 +279,7 @@ func secretHint(secret string) string { return "…" + secret[len(secret)-4:] }
 
 func (s *Server) sealHeader(e *endpointRow, name, value string) {
 	name = http.CanonicalHeaderKey(name)
-	e.Headers[name] = s.cfg.Keyring.Seal(value, e.TenantID+"/"+e.ID+"/"+name)
+	e.Headers[name] = s.cfg.Keyring.Seal(value, schemas.HeaderAAD(e.TenantID, e.ID, name))
 }
 
 func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCreate }) (*webhookOut, error) {
@@ -302,7 +302,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 		Headers: map[string]schemas.Sealed{}, RateLimitPerSecond: optional(b.RateLimitPerSecond),
 	}
 	s.setTargetURL(e, b.TargetURL)
-	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
+	e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 	for name, v := range b.Headers {
 		s.sealHeader(e, name, v)
 	}
@@ -331,7 +331,7 @@ func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, ac
 		return err
 	}
 	snap, _ := json.Marshal(e.snapshot())
-	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, snap)
+	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
 }
 
 type listWebhooksIn struct {
@@ -554,7 +554,7 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 		if err := insertAudit(ctx, tx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, e.api(), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, nil); err != nil {
+		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
 			return err
 		}
 		// Its rules can no longer deliver: deactivate them, each with its
@@ -627,7 +627,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 		}
 		before := e.api()
 		old := e.Secret
-		e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
+		e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 		e.SecretHint = secretHint(secret)
 		e.PreviousSecret, e.PreviousSecretExpiresAt = nil, nil
 		if e.Kind != "pagerduty" && grace > 0 {

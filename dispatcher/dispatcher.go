@@ -584,7 +584,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
 	}
-	aad := ep.TenantID + "/" + ep.ID
+	aad := schemas.SecretAAD(ep.TenantID, ep.ID)
 	secret, err := d.cfg.Keyring.Open(ep.Secret, aad)
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
@@ -608,7 +608,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if ep.TargetURLSealed != nil {
 		// The URL carries a credential (Slack): the snapshot shows a masked
 		// form and seals the real one.
-		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, aad+"/target_url"); err != nil {
+		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, schemas.TargetURLAAD(ep.TenantID, ep.ID)); err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
 		}
 	}
@@ -620,7 +620,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	// from there Postgres and the history API).
 	confidential := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
 	for name, sealed := range ep.Headers {
-		v, err := d.cfg.Keyring.Open(sealed, aad+"/"+name)
+		v, err := d.cfg.Keyring.Open(sealed, schemas.HeaderAAD(ep.TenantID, ep.ID, name))
 		if err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
 		}

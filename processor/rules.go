@@ -88,7 +88,7 @@ func (x *ruleIndex) Candidates(tenant, alertType string) []*engine.Rule {
 func (x *ruleIndex) Get(tenant, id string) *engine.Rule {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.byKey[tenant+"/"+id]
+	return x.byKey[schemas.TenantKey(tenant, id)]
 }
 
 // Version implements engine.Rules.
