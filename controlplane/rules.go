@@ -91,7 +91,7 @@ func buildRule(b *AlertRuleCreate, r *ruleRow) error {
 	r.WebhookEndpointID, r.IsActive = b.WebhookEndpointID, b.IsActive == nil || *b.IsActive
 	r.MaxAttempts, r.Severity, r.IncludeErrorMessage = b.MaxAttempts, b.Severity, b.IncludeErrorMessage
 	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 8
+		r.MaxAttempts = schemas.DefaultMaxAttempts
 	}
 	if r.Severity == "" {
 		r.Severity = "error"

@@ -194,7 +194,7 @@ func maskedURL(kind, raw string) string {
 		return raw
 	}
 	masked := *u
-	if kind == "slack" || tokenInPath(u.Hostname()) {
+	if kind == schemas.EndpointKindSlack || tokenInPath(u.Hostname()) {
 		// The last segment of a Slack URL is its token; Discord and Teams
 		// URLs carry long ids and tokens as segments too.
 		segs := strings.Split(u.Path, "/")
@@ -261,9 +261,9 @@ func (s *Server) checkWebhook(b *WebhookCreate) []error {
 // checkSecret validates a secret given for kind, or generates one.
 func checkSecret(kind, secret string) (string, error) {
 	switch {
-	case kind == "pagerduty" && !routingKeyRE.MatchString(secret):
+	case kind == schemas.EndpointKindPagerDuty && !routingKeyRE.MatchString(secret):
 		return "", huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "a pagerduty endpoint needs its integration's routing key (32 letters and digits) as secret"})
-	case kind == "pagerduty":
+	case kind == schemas.EndpointKindPagerDuty:
 	case secret == "":
 		secret = signature.NewSecret()
 	default:
@@ -290,7 +290,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	}
 	kind := b.Kind
 	if kind == "" {
-		kind = "webhook"
+		kind = schemas.EndpointKindWebhook
 	}
 	secret, err := checkSecret(kind, b.Secret)
 	if err != nil {
@@ -474,7 +474,7 @@ func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMess
 	if err := s.validateDoc(doc, &b); err != nil {
 		return false, err
 	}
-	if b.Kind != e.Kind && (b.Kind != "" || e.Kind != "webhook") {
+	if b.Kind != e.Kind && (b.Kind != "" || e.Kind != schemas.EndpointKindWebhook) {
 		return false, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.kind", Message: "the kind of an endpoint cannot change; create a new endpoint", Value: b.Kind})
 	}
 	// Validate the headers as they will be: set ones with their new
@@ -630,7 +630,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 		e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 		e.SecretHint = secretHint(secret)
 		e.PreviousSecret, e.PreviousSecretExpiresAt = nil, nil
-		if e.Kind != "pagerduty" && grace > 0 {
+		if e.Kind != schemas.EndpointKindPagerDuty && grace > 0 {
 			until := time.Now().Add(grace).UTC()
 			e.PreviousSecret, e.PreviousSecretExpiresAt = &old, &until
 		}

@@ -218,7 +218,7 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 		id := fmt.Sprintf("whk_bench%02d", i)
 		urls[i] = sink.srvs[i%len(sink.srvs)].URL + "/hook/" + id
 		value, _ := json.Marshal(schemas.EndpointRecord{
-			TenantID: tenant, ID: id, Name: "bench sink", Kind: dispatcher.KindWebhook, TargetURL: urls[i],
+			TenantID: tenant, ID: id, Name: "bench sink", Kind: schemas.EndpointKindWebhook, TargetURL: urls[i],
 			Secret: ring.Seal(signature.NewSecret(), tenant+"/"+id), IsActive: true, Version: 1, UpdatedAt: now,
 		})
 		recs = append(recs, &kgo.Record{Topic: topics.Endpoints, Key: schemas.RecordKey(tenant, id), Value: value})

@@ -510,7 +510,7 @@ func deferralsOf(r *kgo.Record) int {
 func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, deliveryID string, a attempt) []*kgo.Record {
 	maxAttempts := del.MaxAttempts
 	if maxAttempts < 1 {
-		maxAttempts = 8
+		maxAttempts = schemas.DefaultMaxAttempts
 	}
 	deadReason := a.errClass // a permanent failure's class
 	if a.outcome == schemas.OutcomeRetry && attemptNo >= maxAttempts {

@@ -85,7 +85,8 @@ func TargetURLAAD(tenant, endpoint string) string {
 	return tenant + "/" + endpoint + "/target_url"
 }
 
-// Endpoint kinds (EndpointRecord.Kind; "" means webhook).
+// Endpoint kinds (EndpointRecord.Kind; "" means webhook). The API's enum
+// tag on the endpoint body (controlplane/models.go) must list the same.
 const (
 	// EndpointKindWebhook receives the signed webhook payload v1.
 	EndpointKindWebhook = "webhook"

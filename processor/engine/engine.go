@@ -477,7 +477,7 @@ func maxAttempts(r *Rule) int {
 	if r.MaxAttempts > 0 {
 		return r.MaxAttempts
 	}
-	return 8
+	return schemas.DefaultMaxAttempts
 }
 
 func eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
