@@ -540,7 +540,7 @@ func BenchmarkRecorder(b *testing.B) {
 					b.Fatalf("bench result does not validate: %v", err)
 				}
 			}
-			recs = append(recs, &kgo.Record{Topic: p.topics.DeliveryResults, Key: kafka.Key(tenant, rule), Value: v})
+			recs = append(recs, &kgo.Record{Topic: p.topics.DeliveryResults, Key: schemas.RecordKey(tenant, rule), Value: v})
 		}
 		if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			b.Fatalf("produce: %v", err)

@@ -14,7 +14,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -361,15 +360,15 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
-	key := kafka.Key("acme", endpoint)
+	key := schemas.RecordKey("acme", endpoint)
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
 	ok, okRaw := histDelivery(t, "acme", rule, endpoint, t0)
 	dead, deadRaw := histDelivery(t, "acme", rule, endpoint, t0.Add(time.Second))
 	l.produce(t, l.topics.Deliveries, key, okRaw)
 	l.produce(t, l.topics.Deliveries, key, deadRaw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, deadRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1",
 		"exo-original-topic", l.topics.Deliveries)
 	histWait(t, "history recorded", func() (bool, string) {
@@ -436,7 +435,7 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	alertID := d.text("#test-alert-id")
 	d.waitText("#test-status", "pending")
 	test := schemas.DeliveryRecord{AlertID: alertID, TenantID: "acme", RuleID: schemas.TestRuleID, EndpointID: endpoint}
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", schemas.TestRuleID), histResult(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", schemas.TestRuleID), histResult(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
 	d.waitText("#test-status", "delivered")
 	d.waitText("#test-attempts", "#1 · delivered · HTTP 200")
 	d.waitText("#audit", "webhook.test")

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -233,7 +232,7 @@ func (s *Server) deliveryRecord(stored []byte) (*kgo.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: encode delivery record: %w", err)
 	}
-	return &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: kafka.Key(d.TenantID, d.EndpointID), Value: value}, nil
+	return &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value}, nil
 }
 
 // endpointState reports whether the tenant's endpoint exists (deleted
@@ -720,7 +719,7 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 			map[string]string{"alert_id": alertID}, requestID(ctx)); err != nil {
 			return err
 		}
-		return s.queue(ctx, tx, &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: kafka.Key(p.TenantID, in.ID), Value: value})
+		return s.queue(ctx, tx, &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: schemas.RecordKey(p.TenantID, in.ID), Value: value})
 	})
 	if err != nil {
 		return nil, s.passStatus("test webhook", err)

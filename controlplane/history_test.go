@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
@@ -299,7 +298,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	d, _ := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
 	d.MaxAttempts = 1
 	raw, _ := json.Marshal(d)
-	l.produce(t, l.topics.Deliveries, kafka.Key("acme", endpoint), raw)
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), raw)
 	histWait(t, "dead letter listed", func() (bool, string) {
 		_, page := l.do(t, "GET", "/v1/dead-letters?replayed=false", l.adminKey, "")
 		raw, _ := json.Marshal(page)
@@ -337,7 +336,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 		b, _ := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
 		b.MaxAttempts = 1
 		raw, _ := json.Marshal(b)
-		l.produce(t, l.topics.Deliveries, kafka.Key("acme", endpoint), raw)
+		l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), raw)
 		bulk = append(bulk, b.AlertID)
 	}
 	histWait(t, "two more dead letters", func() (bool, string) {
@@ -370,7 +369,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	// The endpoint is gone: its rule is disabled by the system.
 	rcv.status.Store(410)
 	g, graw := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
-	l.produce(t, l.topics.Deliveries, kafka.Key("acme", endpoint), graw)
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), graw)
 	histWait(t, "rule disabled", func() (bool, string) {
 		_, r := l.do(t, "GET", "/v1/alert-rules/"+rule, l.adminKey, "")
 		return r["is_active"] == false, fmt.Sprint(r)

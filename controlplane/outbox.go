@@ -360,7 +360,7 @@ func (r *relay) republish(ctx context.Context) error {
 				return err
 			}
 			v, _ := json.Marshal(e.snapshot())
-			add(r.topics.Endpoints, e.TenantID+"/"+e.ID, v)
+			add(r.topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
@@ -376,7 +376,7 @@ func (r *relay) republish(ctx context.Context) error {
 				return err
 			}
 			v, _ := json.Marshal(ru.snapshot())
-			add(r.topics.Rules, ru.TenantID+"/"+ru.ID, v)
+			add(r.topics.Rules, schemas.TenantKey(ru.TenantID, ru.ID), v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish rules: %w", err)

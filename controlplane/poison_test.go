@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -59,19 +58,19 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 	if _, err := schemas.DecodeDelivery(raw); err != nil {
 		t.Fatalf("the delivery must be valid for the recorder to read it: %v", err)
 	}
-	l.produce(t, l.topics.Deliveries, kafka.Key("acme", "whk_nul"), raw)
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_nul"), raw)
 	res, _ := json.Marshal(schemas.ResultRecord{
 		AlertID: d.AlertID, DeliveryID: "dlv_" + histHex(8), TenantID: "acme", RuleID: "rul_nul", EndpointID: "whk_nul",
 		Attempt: 1, Outcome: schemas.OutcomeRetry, StatusCode: 500, LatencyMS: 3, AttemptedAt: now,
 		ErrorClass: "http_status", Error: "HTTP 500: \x00boom", ResponseExcerpt: "{\"a\":\"\x00\"}",
 	})
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", "rul_nul"), res)
-	l.produce(t, l.topics.DeliveriesDLQ, kafka.Key("acme", "whk_nul"), raw, "exo-last-error", "HTTP 500: \x00", "exo-attempts", "8")
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_nul"), res)
+	l.produce(t, l.topics.DeliveriesDLQ, schemas.RecordKey("acme", "whk_nul"), raw, "exo-last-error", "HTTP 500: \x00", "exo-attempts", "8")
 
 	// Tenant globex, after it.
 	g, graw := histDelivery(t, "globex", "rul_g", "whk_g", now)
-	l.produce(t, l.topics.Deliveries, kafka.Key("globex", "whk_g"), graw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("globex", "rul_g"), histResult(g, 1, schemas.OutcomeDelivered, 200, now))
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("globex", "whk_g"), graw)
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("globex", "rul_g"), histResult(g, 1, schemas.OutcomeDelivered, 200, now))
 
 	histWait(t, "globex's history recorded after acme's NULs", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE tenant_id = 'globex'`)
@@ -120,7 +119,7 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
-	key := kafka.Key("acme", "rul_1")
+	key := schemas.RecordKey("acme", "rul_1")
 	attempt := func(n int, outcome, errText string) []byte {
 		b, _ := json.Marshal(schemas.ResultRecord{
 			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, histHex(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
@@ -131,7 +130,7 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	}
 	// One produce call: the records share a batch where the broker allows.
 	recs := []*kgo.Record{
-		{Topic: l.topics.Deliveries, Key: kafka.Key("acme", "whk_1"), Value: raw},
+		{Topic: l.topics.Deliveries, Key: schemas.RecordKey("acme", "whk_1"), Value: raw},
 		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(1, schemas.OutcomeRetry, "HTTP 500")},
 		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(2, schemas.OutcomeRetry, "poison"),
 			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte{0, 1, 2}}}},
@@ -213,21 +212,21 @@ func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
 	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
 	ctx := context.Background()
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
-	key := kafka.Key("acme", endpoint)
+	key := schemas.RecordKey("acme", endpoint)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 
 	bad := []*kgo.Record{
 		l.produceAt(t, l.topics.Deliveries, key, []byte("{not json")),
-		l.produceAt(t, l.topics.DeliveryResults, kafka.Key("acme", rule), []byte(`{"alert_id":"alrt_x","outcome":"exploded"}`)),
+		l.produceAt(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), []byte(`{"alert_id":"alrt_x","outcome":"exploded"}`)),
 		l.produceAt(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0"),
-		l.produceAt(t, l.topics.RuleErrors, kafka.Key("acme", rule), []byte(`{"tenant_id":"acme"}`)),
+		l.produceAt(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), []byte(`{"tenant_id":"acme"}`)),
 	}
 	good, goodRaw := histDelivery(t, "acme", rule, endpoint, now)
 	l.produce(t, l.topics.Deliveries, key, goodRaw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, goodRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1")
 	re, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: rule, RuleVersion: 1, Error: "boom", Errors: 1, At: now})
-	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", rule), re)
+	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), re)
 
 	histWait(t, "the good records after the invalid ones written", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, good.AlertID)
@@ -297,8 +296,8 @@ func TestRuleErrorShownOnRule(t *testing.T) {
 	if err := schemas.Validate(schemas.KindRuleError, v); err != nil {
 		t.Fatal(err)
 	}
-	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), v)
-	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), v) // read twice: counted once
+	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), v)
+	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), v) // read twice: counted once
 	want := map[string]any{"message": "condition exceeded its evaluation budget (memory)", "at": at.Format(time.RFC3339Nano),
 		"event_id": "ev_1", "rule_version": 1.0, "count": 3.0}
 	histWait(t, "last_error on the rule", func() (bool, string) {
@@ -324,9 +323,9 @@ func TestRuleErrorShownOnRule(t *testing.T) {
 	// A late report about the old condition is not shown; one about the
 	// new condition (after it on the partition) is.
 	late, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 1, Error: "late", Errors: 1, At: at.Add(time.Second)})
-	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), late)
+	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), late)
 	fresh, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 2, Error: "new", Errors: 1, At: at.Add(2 * time.Second)})
-	l.produce(t, l.topics.RuleErrors, kafka.Key("acme", ruleID), fresh)
+	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), fresh)
 	histWait(t, "the new condition's error shown, alone", func() (bool, string) {
 		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
 		got, _ := rule["last_error"].(map[string]any)
@@ -449,7 +448,7 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 	})
 	now := time.Now().UTC()
 	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
-	l.produce(t, l.topics.Deliveries, kafka.Key("acme", "whk_1"), raw)
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
 	histWait(t, "recorded before the outage", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM alerts`)
 		return n == 1, fmt.Sprintf("%d alerts", n)
@@ -457,7 +456,7 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 
 	gate.Cut()
 	for i := 1; i <= 5; i++ {
-		l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", "rul_1"), histResult(d, i, schemas.OutcomeRetry, 500, now))
+		l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), histResult(d, i, schemas.OutcomeRetry, 500, now))
 	}
 	histWait(t, "the recorder retrying", func() (bool, string) {
 		n := histCounter(t, l.reg, "exo_recorder_write_failures_total", nil)

@@ -37,12 +37,6 @@ import (
 //
 // It also keeps the latest rule error (topic rule-errors) on its rule.
 
-// Headers the dispatcher puts on a dead letter.
-const (
-	dlqHeaderLastError = "exo-last-error"
-	dlqHeaderAttempts  = "exo-attempts"
-)
-
 // recorderPollMax caps the records written in one transaction.
 const recorderPollMax = 1000
 
@@ -294,8 +288,8 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				items = append(items, item{kr: kr, alert: &alertIn{rec: d, raw: kr.Value}})
 				continue
 			}
-			n, _ := strconv.Atoi(kafka.Header(kr, dlqHeaderAttempts))
-			dl := deadIn{rec: d, raw: kr.Value, attempts: n, lastError: kafka.Header(kr, dlqHeaderLastError), deadAt: kr.Timestamp.UTC()}
+			n, _ := strconv.Atoi(kafka.Header(kr, schemas.HeaderAttempts))
+			dl := deadIn{rec: d, raw: kr.Value, attempts: n, lastError: kafka.Header(kr, schemas.HeaderLastError), deadAt: kr.Timestamp.UTC()}
 			if dl.lastError == "" {
 				dl.lastError = "unknown"
 			}
@@ -587,7 +581,7 @@ func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultR
 		return err
 	}
 	snap, _ := json.Marshal(after.snapshot())
-	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, a.TenantID+"/"+a.RuleID, snap); err != nil {
+	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
 		return err
 	}
 	r.m.disabled.Inc()

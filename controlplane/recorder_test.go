@@ -290,7 +290,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	l := startHistEnv(t, nil)
 	ctx := context.Background()
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
-	key := kafka.Key("acme", endpoint)
+	key := schemas.RecordKey("acme", endpoint)
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
 
 	// Garbage first on every topic: later records must still land.
@@ -302,9 +302,9 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	dead, deadRaw := histDelivery(t, "acme", rule, endpoint, t0.Add(time.Second))
 	l.produce(t, l.topics.Deliveries, key, okRaw)
 	l.produce(t, l.topics.Deliveries, key, deadRaw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, deadRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1",
 		"exo-original-topic", l.topics.Deliveries)
 
@@ -343,7 +343,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	// transaction with an audit row and a new snapshot for the processor.
 	gone, goneRaw := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
 	l.produce(t, l.topics.Deliveries, key, goneRaw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(gone, 1, schemas.OutcomeEndpointGone, 410, time.Now().UTC()))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(gone, 1, schemas.OutcomeEndpointGone, 410, time.Now().UTC()))
 	histWait(t, "rule disabled", func() (bool, string) {
 		var active bool
 		var reason *string
@@ -375,7 +375,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `UPDATE alert_rules SET is_active = true, disabled_reason = NULL, version = version + 1, updated_at = now() WHERE id = $1`, rule); err != nil {
 		t.Fatal(err)
 	}
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), histResult(gone, 2, schemas.OutcomeEndpointGone, 404, time.Now().UTC().Add(-time.Hour)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(gone, 2, schemas.OutcomeEndpointGone, 404, time.Now().UTC().Add(-time.Hour)))
 	histWait(t, "late attempt recorded", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, gone.AlertID)
 		return n == 2, fmt.Sprintf("%d attempts", n)
@@ -432,7 +432,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 		b, _ := json.Marshal(r)
 		return b
 	}
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), versioned(3, version-1))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), versioned(3, version-1))
 	histWait(t, "versioned late attempt recorded", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, gone.AlertID)
 		return n == 3, fmt.Sprintf("%d attempts", n)
@@ -440,7 +440,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	if n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND is_active`, rule); n != 1 {
 		t.Error("a 404 for an older rule version disabled the rule (clock skew must not matter)")
 	}
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", rule), versioned(4, version))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), versioned(4, version))
 	histWait(t, "a 404 for the current version disables the rule", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND NOT is_active AND version = $2`, rule, version+1)
 		return n == 1, fmt.Sprintf("%d disabled at version %d", n, version+1)
@@ -458,8 +458,8 @@ func TestRecorderWaitsOutPostgresFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", time.Now().UTC())
-	l.produce(t, l.topics.Deliveries, kafka.Key("acme", "whk_1"), raw)
-	l.produce(t, l.topics.DeliveryResults, kafka.Key("acme", "rul_1"), histResult(d, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
+	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), histResult(d, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
 	histWait(t, "write failures retried", func() (bool, string) {
 		n := histCounter(t, l.reg, "exo_recorder_write_failures_total", nil)
 		return n >= 2, fmt.Sprintf("%v failures", n)

@@ -180,7 +180,7 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 		if len(stale) == 0 {
 			return nil // done meanwhile
 		}
-		aad := tenant + "/" + id
+		aad := schemas.SecretAAD(tenant, id)
 		reseal := func(s schemas.Sealed, aad, what string) (schemas.Sealed, error) {
 			if s.KeyID == primary {
 				return s, nil
@@ -205,7 +205,7 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 			}
 		}
 		if v.TargetURL != nil {
-			u, err := reseal(*v.TargetURL, aad+"/target_url", "target url")
+			u, err := reseal(*v.TargetURL, schemas.TargetURLAAD(tenant, id), "target url")
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 			}
 		}
 		for name, h := range v.Headers {
-			if v.Headers[name], err = reseal(h, aad+"/"+name, "header "+name); err != nil {
+			if v.Headers[name], err = reseal(h, schemas.HeaderAAD(tenant, id, name), "header "+name); err != nil {
 				return err
 			}
 		}
@@ -245,7 +245,7 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		return insertOutbox(ctx, tx, r.topics.Endpoints, tenant+"/"+id, snap)
+		return insertOutbox(ctx, tx, r.topics.Endpoints, schemas.TenantKey(tenant, id), snap)
 	})
 	if err != nil {
 		return false, fmt.Errorf("controlplane: reencrypt endpoint %s: %w", id, err)

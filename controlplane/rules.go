@@ -91,7 +91,7 @@ func buildRule(b *AlertRuleCreate, r *ruleRow) error {
 	r.WebhookEndpointID, r.IsActive = b.WebhookEndpointID, b.IsActive == nil || *b.IsActive
 	r.MaxAttempts, r.Severity, r.IncludeErrorMessage = b.MaxAttempts, b.Severity, b.IncludeErrorMessage
 	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 8
+		r.MaxAttempts = schemas.DefaultMaxAttempts
 	}
 	if r.Severity == "" {
 		r.Severity = "error"
@@ -157,7 +157,7 @@ func (s *Server) recordRule(ctx context.Context, tx pgx.Tx, p *principal, action
 		return err
 	}
 	snap, _ := json.Marshal(r.snapshot())
-	return insertOutbox(ctx, tx, s.cfg.Topics.Rules, r.TenantID+"/"+r.ID, snap)
+	return insertOutbox(ctx, tx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
 }
 
 type listRulesIn struct {
@@ -404,7 +404,7 @@ func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, 
 		if err := insertAudit(ctx, tx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, r.api(), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, tx, s.cfg.Topics.Rules, r.TenantID+"/"+r.ID, nil)
+		return insertOutbox(ctx, tx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), nil)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, errRuleNotFound

@@ -194,7 +194,7 @@ func maskedURL(kind, raw string) string {
 		return raw
 	}
 	masked := *u
-	if kind == "slack" || tokenInPath(u.Hostname()) {
+	if kind == schemas.EndpointKindSlack || tokenInPath(u.Hostname()) {
 		// The last segment of a Slack URL is its token; Discord and Teams
 		// URLs carry long ids and tokens as segments too.
 		segs := strings.Split(u.Path, "/")
@@ -227,7 +227,7 @@ func maskedURL(kind, raw string) string {
 func (s *Server) setTargetURL(e *endpointRow, raw string) {
 	e.TargetURL, e.TargetURLSealed = maskedURL(e.Kind, raw), nil
 	if e.TargetURL != raw {
-		sealed := s.cfg.Keyring.Seal(raw, e.TenantID+"/"+e.ID+"/target_url")
+		sealed := s.cfg.Keyring.Seal(raw, schemas.TargetURLAAD(e.TenantID, e.ID))
 		e.TargetURLSealed = &sealed
 	}
 }
@@ -261,9 +261,9 @@ func (s *Server) checkWebhook(b *WebhookCreate) []error {
 // checkSecret validates a secret given for kind, or generates one.
 func checkSecret(kind, secret string) (string, error) {
 	switch {
-	case kind == "pagerduty" && !routingKeyRE.MatchString(secret):
+	case kind == schemas.EndpointKindPagerDuty && !routingKeyRE.MatchString(secret):
 		return "", huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.secret", Message: "a pagerduty endpoint needs its integration's routing key (32 letters and digits) as secret"})
-	case kind == "pagerduty":
+	case kind == schemas.EndpointKindPagerDuty:
 	case secret == "":
 		secret = signature.NewSecret()
 	default:
@@ -279,7 +279,7 @@ func secretHint(secret string) string { return "…" + secret[len(secret)-4:] }
 
 func (s *Server) sealHeader(e *endpointRow, name, value string) {
 	name = http.CanonicalHeaderKey(name)
-	e.Headers[name] = s.cfg.Keyring.Seal(value, e.TenantID+"/"+e.ID+"/"+name)
+	e.Headers[name] = s.cfg.Keyring.Seal(value, schemas.HeaderAAD(e.TenantID, e.ID, name))
 }
 
 func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCreate }) (*webhookOut, error) {
@@ -290,7 +290,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	}
 	kind := b.Kind
 	if kind == "" {
-		kind = "webhook"
+		kind = schemas.EndpointKindWebhook
 	}
 	secret, err := checkSecret(kind, b.Secret)
 	if err != nil {
@@ -302,7 +302,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 		Headers: map[string]schemas.Sealed{}, RateLimitPerSecond: optional(b.RateLimitPerSecond),
 	}
 	s.setTargetURL(e, b.TargetURL)
-	e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
+	e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 	for name, v := range b.Headers {
 		s.sealHeader(e, name, v)
 	}
@@ -331,7 +331,7 @@ func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, ac
 		return err
 	}
 	snap, _ := json.Marshal(e.snapshot())
-	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, snap)
+	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
 }
 
 type listWebhooksIn struct {
@@ -474,7 +474,7 @@ func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMess
 	if err := s.validateDoc(doc, &b); err != nil {
 		return false, err
 	}
-	if b.Kind != e.Kind && (b.Kind != "" || e.Kind != "webhook") {
+	if b.Kind != e.Kind && (b.Kind != "" || e.Kind != schemas.EndpointKindWebhook) {
 		return false, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.kind", Message: "the kind of an endpoint cannot change; create a new endpoint", Value: b.Kind})
 	}
 	// Validate the headers as they will be: set ones with their new
@@ -554,7 +554,7 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 		if err := insertAudit(ctx, tx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, e.api(), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, e.TenantID+"/"+e.ID, nil); err != nil {
+		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
 			return err
 		}
 		// Its rules can no longer deliver: deactivate them, each with its
@@ -627,10 +627,10 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 		}
 		before := e.api()
 		old := e.Secret
-		e.Secret = s.cfg.Keyring.Seal(secret, e.TenantID+"/"+e.ID)
+		e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 		e.SecretHint = secretHint(secret)
 		e.PreviousSecret, e.PreviousSecretExpiresAt = nil, nil
-		if e.Kind != "pagerduty" && grace > 0 {
+		if e.Kind != schemas.EndpointKindPagerDuty && grace > 0 {
 			until := time.Now().Add(grace).UTC()
 			e.PreviousSecret, e.PreviousSecretExpiresAt = &old, &until
 		}

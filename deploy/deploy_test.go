@@ -32,6 +32,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 const (
@@ -540,7 +541,7 @@ func startComponents(t *testing.T) *exports {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	key := kafka.Key("acme", "whk_01JD5A")
+	key := schemas.RecordKey("acme", "whk_01JD5A")
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer pcancel()
 	if err := cl.ProduceSync(pctx,

@@ -218,10 +218,10 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 		id := fmt.Sprintf("whk_bench%02d", i)
 		urls[i] = sink.srvs[i%len(sink.srvs)].URL + "/hook/" + id
 		value, _ := json.Marshal(schemas.EndpointRecord{
-			TenantID: tenant, ID: id, Name: "bench sink", Kind: dispatcher.KindWebhook, TargetURL: urls[i],
+			TenantID: tenant, ID: id, Name: "bench sink", Kind: schemas.EndpointKindWebhook, TargetURL: urls[i],
 			Secret: ring.Seal(signature.NewSecret(), tenant+"/"+id), IsActive: true, Version: 1, UpdatedAt: now,
 		})
-		recs = append(recs, &kgo.Record{Topic: topics.Endpoints, Key: kafka.Key(tenant, id), Value: value})
+		recs = append(recs, &kgo.Record{Topic: topics.Endpoints, Key: schemas.RecordKey(tenant, id), Value: value})
 	}
 	bodies := make([][]byte, throughputDeliveries)
 	for i := range throughputDeliveries {
@@ -251,7 +251,7 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 				b.Fatalf("bench delivery does not validate: %v", err)
 			}
 		}
-		recs = append(recs, &kgo.Record{Topic: topics.Deliveries, Key: kafka.Key(tenant, id), Value: value,
+		recs = append(recs, &kgo.Record{Topic: topics.Deliveries, Key: schemas.RecordKey(tenant, id), Value: value,
 			Headers: []kgo.RecordHeader{{Key: "exo-alert-id", Value: []byte(alertID)}}})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {

@@ -28,7 +28,7 @@ func TestBacklogDeferralKeepsTheAttempt(t *testing.T) {
 	del := &schemas.DeliveryRecord{AlertID: "alrt_0123456789abcdef0123456789abcdef", TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1", MaxAttempts: 3}
 	rec := func(attempt, deferrals int) *kgo.Record {
 		return &kgo.Record{Topic: cfg.Topics.Deliveries + ".retry.1s", Key: []byte("acme/whk_1"), Value: []byte("{}"),
-			Headers: []kgo.RecordHeader{{Key: HeaderAttempt, Value: []byte(strconv.Itoa(attempt))}, {Key: HeaderDeferrals, Value: []byte(strconv.Itoa(deferrals))}}}
+			Headers: []kgo.RecordHeader{{Key: schemas.HeaderAttempt, Value: []byte(strconv.Itoa(attempt))}, {Key: schemas.HeaderDeferrals, Value: []byte(strconv.Itoa(deferrals))}}}
 	}
 	l := d.lanes.get("acme/whk_1", 0)
 
@@ -38,7 +38,7 @@ func TestBacklogDeferralKeepsTheAttempt(t *testing.T) {
 		t.Fatalf("deferral produced %d records (first to %s), want one retry record on the 1m tier (the first covering 20 s)", len(out), out[0].Topic)
 	}
 	r := out[0]
-	if a, n := kafka.Header(r, HeaderAttempt), kafka.Header(r, HeaderDeferrals); a != "3" || n != "8" {
+	if a, n := kafka.Header(r, schemas.HeaderAttempt), kafka.Header(r, schemas.HeaderDeferrals); a != "3" || n != "8" {
 		t.Errorf("exo-attempt %s, exo-deferrals %s; want 3 (unchanged) and 8", a, n)
 	}
 	if due := notBefore(r).Sub(before); due < 19*time.Second || due > 21*time.Second {
@@ -52,7 +52,7 @@ func TestBacklogDeferralKeepsTheAttempt(t *testing.T) {
 		if len(out) != 1 || out[0].Topic == cfg.Topics.DeliveryResults || out[0].Topic == cfg.Topics.DeliveriesDLQ {
 			t.Fatalf("deferral %d at the last attempt produced %d records (first to %s), want one retry record", n+1, len(out), out[0].Topic)
 		}
-		if a := kafka.Header(out[0], HeaderAttempt); a != "3" {
+		if a := kafka.Header(out[0], schemas.HeaderAttempt); a != "3" {
 			t.Errorf("deferral %d: exo-attempt %s, want 3", n+1, a)
 		}
 	}

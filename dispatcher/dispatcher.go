@@ -395,10 +395,6 @@ const (
 // dead-lettered for it.
 const WarnDeferrals = 50
 
-// HeaderDeferrals counts a retry record's backlog deferrals since its last
-// attempt.
-const HeaderDeferrals = "exo-deferrals"
-
 // handle delivers one record and returns the outcome records to produce.
 // deferClass, when set, defers it to a retry tier without an attempt; ahead
 // is then how many records of its endpoint were queued before it. alive
@@ -425,7 +421,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	}
 	del := *dp
 	attemptNo := attemptOf(r)
-	key := del.TenantID + "/" + del.EndpointID
+	key := schemas.TenantKey(del.TenantID, del.EndpointID)
 	var rate float64 // 0: the operator's default
 	if ep, ok := d.endpoints.Get(key); ok {
 		rate = float64(ep.RateLimitPerSecond)
@@ -488,8 +484,8 @@ func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, at
 	wait := time.Duration(float64(ahead+1) / l.rateOf() * float64(time.Second))
 	n := deferralsOf(r) + 1
 	tierIdx, due := nextTier(d.cfg.Tiers, 1, wait, time.Now())
-	kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-		HeaderDeferrals, strconv.Itoa(n))
+	kv := append(origin(r), schemas.HeaderAttempt, strconv.Itoa(attemptNo), schemas.HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+		schemas.HeaderDeferrals, strconv.Itoa(n))
 	level := slog.LevelDebug
 	if n%WarnDeferrals == 0 {
 		level = slog.LevelWarn // its endpoint's rate stays below its traffic
@@ -502,7 +498,7 @@ func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, at
 // deferralsOf reads how many backlog deferrals a record has had since its
 // last attempt.
 func deferralsOf(r *kgo.Record) int {
-	n, err := strconv.Atoi(kafka.Header(r, HeaderDeferrals))
+	n, err := strconv.Atoi(kafka.Header(r, schemas.HeaderDeferrals))
 	if err != nil || n < 0 {
 		return 0
 	}
@@ -514,7 +510,7 @@ func deferralsOf(r *kgo.Record) int {
 func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int, deliveryID string, a attempt) []*kgo.Record {
 	maxAttempts := del.MaxAttempts
 	if maxAttempts < 1 {
-		maxAttempts = 8
+		maxAttempts = schemas.DefaultMaxAttempts
 	}
 	deadReason := a.errClass // a permanent failure's class
 	if a.outcome == schemas.OutcomeRetry && attemptNo >= maxAttempts {
@@ -528,7 +524,7 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
 	}
 	value, _ := json.Marshal(res)
-	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: kafka.Key(del.TenantID, del.RuleID), Value: value}}
+	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: schemas.RecordKey(del.TenantID, del.RuleID), Value: value}}
 	switch a.outcome {
 	case schemas.OutcomeDead:
 		d.deadLetters.WithLabelValues(deadReason).Inc()
@@ -536,8 +532,8 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 	case schemas.OutcomeRetry:
 		tierIdx, due := nextTier(d.cfg.Tiers, attemptNo, a.retryAfter, time.Now())
 		d.retries.WithLabelValues(TierName(d.cfg.Tiers[tierIdx])).Inc()
-		kv := append(origin(r), HeaderAttempt, strconv.Itoa(attemptNo+1), HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
-			HeaderErrorClass, a.errClass, HeaderLastError, lastError(a), HeaderDeferrals, "0")
+		kv := append(origin(r), schemas.HeaderAttempt, strconv.Itoa(attemptNo+1), schemas.HeaderNotBefore, strconv.FormatInt(due.UnixMilli(), 10),
+			schemas.HeaderLastErrorClass, a.errClass, schemas.HeaderLastError, lastError(a), schemas.HeaderDeferrals, "0")
 		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
 	}
 	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
@@ -553,7 +549,7 @@ const (
 )
 
 func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {
-	kv := append(origin(r), HeaderLastError, lastErr, "exo-attempts", strconv.Itoa(attempts))
+	kv := append(origin(r), schemas.HeaderLastError, lastErr, schemas.HeaderAttempts, strconv.Itoa(attempts))
 	return &kgo.Record{Topic: d.cfg.Topics.DeliveriesDLQ, Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}
 }
 
@@ -574,7 +570,7 @@ func newDeliveryID() string {
 
 // attempt performs one HTTP attempt.
 func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
-	ep, ok := d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+	ep, ok := d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
 	if !ok {
 		// An endpoint created a moment ago may not have reached this table
 		// yet: catch up with the topic before calling it gone.
@@ -583,12 +579,12 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			d.log.Warn("endpoint table not caught up", "err", err)
 		}
 		cancel()
-		ep, ok = d.endpoints.Get(del.TenantID + "/" + del.EndpointID)
+		ep, ok = d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
 	}
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
 	}
-	aad := ep.TenantID + "/" + ep.ID
+	aad := schemas.SecretAAD(ep.TenantID, ep.ID)
 	secret, err := d.cfg.Keyring.Open(ep.Secret, aad)
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
@@ -612,7 +608,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	if ep.TargetURLSealed != nil {
 		// The URL carries a credential (Slack): the snapshot shows a masked
 		// form and seals the real one.
-		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, aad+"/target_url"); err != nil {
+		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, schemas.TargetURLAAD(ep.TenantID, ep.ID)); err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
 		}
 	}
@@ -624,7 +620,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 	// from there Postgres and the history API).
 	confidential := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
 	for name, sealed := range ep.Headers {
-		v, err := d.cfg.Keyring.Open(sealed, aad+"/"+name)
+		v, err := d.cfg.Keyring.Open(sealed, schemas.HeaderAAD(ep.TenantID, ep.ID, name))
 		if err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
 		}

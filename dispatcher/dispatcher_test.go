@@ -200,14 +200,14 @@ func (h *harness) addEndpoint(ep endpoint) endpoint {
 	if err := schemas.Validate(schemas.KindEndpoint, value); err != nil {
 		h.t.Fatalf("test endpoint does not validate: %v", err)
 	}
-	h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: kafka.Key(tenant, ep.id), Value: value})
+	h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: schemas.RecordKey(tenant, ep.id), Value: value})
 	return ep
 }
 
 // deleteEndpoint publishes the tombstone of an endpoint.
 func (h *harness) deleteEndpoint(id string) {
 	h.t.Helper()
-	h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: kafka.Key(tenant, id)})
+	h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: schemas.RecordKey(tenant, id)})
 }
 
 // delivery builds a delivery record for an endpoint, as the processor
@@ -244,7 +244,7 @@ func (h *harness) delivery(endpointID string) (*kgo.Record, schemas.DeliveryReco
 		h.t.Fatalf("test delivery does not validate: %v", err)
 	}
 	return &kgo.Record{
-		Topic: h.topics.Deliveries, Key: kafka.Key(tenant, endpointID), Value: value,
+		Topic: h.topics.Deliveries, Key: schemas.RecordKey(tenant, endpointID), Value: value,
 		Headers: []kgo.RecordHeader{{Key: "exo-alert-id", Value: []byte(alertID)}},
 	}, d
 }
@@ -425,7 +425,7 @@ func (h *harness) dlq(value []byte) *kgo.Record {
 // returns the dead letters of that key that came before the barrier.
 func (h *harness) barrier(endpointID string) []*kgo.Record {
 	h.t.Helper()
-	key := kafka.Key(tenant, endpointID)
+	key := schemas.RecordKey(tenant, endpointID)
 	value := []byte("barrier " + randHex(8))
 	h.produce(&kgo.Record{Topic: h.topics.Deliveries, Key: key, Value: value})
 	h.dlq(value)
@@ -737,7 +737,7 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 	h := setup(t)
 	recv := newReceiver(t, status(http.StatusNoContent, ""))
 	ep := h.addEndpoint(endpoint{url: recv.srv.URL + "/hook"})
-	key := kafka.Key(tenant, ep.id)
+	key := schemas.RecordKey(tenant, ep.id)
 	var recs []*kgo.Record
 	// JSON with an alert id, but not a delivery: no endpoint, no payload.
 	// (It used to be attempted: a 5 s wait for an endpoint named "", then

@@ -10,13 +10,6 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// Endpoint kinds.
-const (
-	KindWebhook   = "webhook"
-	KindSlack     = "slack"
-	KindPagerDuty = "pagerduty"
-)
-
 // message is what is POSTed for one delivery.
 type message struct {
 	body []byte
@@ -44,9 +37,9 @@ func (lt LinkTemplate) link(d *schemas.PayloadData) string {
 // the endpoint's decrypted secret (the routing key, for PagerDuty).
 func render(kind string, d *schemas.DeliveryRecord, secret string, links LinkTemplate) (message, error) {
 	switch kind {
-	case "", KindWebhook:
+	case "", schemas.EndpointKindWebhook:
 		return message{body: d.Payload, sign: true}, nil
-	case KindSlack, KindPagerDuty:
+	case schemas.EndpointKindSlack, schemas.EndpointKindPagerDuty:
 	default:
 		return message{}, fmt.Errorf("unknown endpoint kind %q", kind)
 	}
@@ -54,7 +47,7 @@ func render(kind string, d *schemas.DeliveryRecord, secret string, links LinkTem
 	if err := json.Unmarshal(d.Payload, &p); err != nil {
 		return message{}, fmt.Errorf("payload: %w", err)
 	}
-	if kind == KindSlack {
+	if kind == schemas.EndpointKindSlack {
 		return message{body: slackBody(&p, links.link(&p.Data))}, nil
 	}
 	return message{body: pagerDutyBody(&p, d.Severity, secret, links.link(&p.Data))}, nil

@@ -32,7 +32,7 @@ func testDelivery(t *testing.T, typ string) *schemas.DeliveryRecord {
 func TestRenderWebhookIsThePayload(t *testing.T) {
 	t.Parallel()
 	d := testDelivery(t, schemas.TypeRunFailed)
-	m, err := render(KindWebhook, d, "whsec_x", "")
+	m, err := render(schemas.EndpointKindWebhook, d, "whsec_x", "")
 	if err != nil || string(m.body) != string(d.Payload) || !m.sign {
 		t.Fatalf("webhook message = %s, sign %v, %v", m.body, m.sign, err)
 	}
@@ -40,7 +40,7 @@ func TestRenderWebhookIsThePayload(t *testing.T) {
 
 func TestRenderSlack(t *testing.T) {
 	t.Parallel()
-	m, err := render(KindSlack, testDelivery(t, schemas.TypeRunFailed), "", "https://app.example.com/t/{tenant_id}/runs/{run_id}")
+	m, err := render(schemas.EndpointKindSlack, testDelivery(t, schemas.TypeRunFailed), "", "https://app.example.com/t/{tenant_id}/runs/{run_id}")
 	if err != nil || m.sign {
 		t.Fatalf("render: %v, sign %v", err, m.sign)
 	}
@@ -70,7 +70,7 @@ func TestRenderSlack(t *testing.T) {
 
 func TestRenderPagerDuty(t *testing.T) {
 	t.Parallel()
-	m, err := render(KindPagerDuty, testDelivery(t, schemas.TypeRunDurationExceeded), "R0UT1NGKEY", "")
+	m, err := render(schemas.EndpointKindPagerDuty, testDelivery(t, schemas.TypeRunDurationExceeded), "R0UT1NGKEY", "")
 	if err != nil || m.sign {
 		t.Fatalf("render: %v", err)
 	}
@@ -104,7 +104,7 @@ func TestRenderRejectsUnknownKind(t *testing.T) {
 // named after the test event.
 func TestRenderTestDelivery(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{KindSlack, KindPagerDuty} {
+	for _, kind := range []string{schemas.EndpointKindSlack, schemas.EndpointKindPagerDuty} {
 		m, err := render(kind, testDelivery(t, schemas.TypeWebhookTest), "R0UTINGKEY0000000000000000000001", "")
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)

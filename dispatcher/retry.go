@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // DefaultTiers are the retry delays of design §5.
@@ -18,17 +19,6 @@ var DefaultTiers = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.M
 
 // MaxRetryAfter caps how long a Retry-After answer can push a retry out.
 const MaxRetryAfter = 24 * time.Hour
-
-// Retry record headers.
-const (
-	HeaderAttempt    = "exo-attempt"    // the number of the next attempt
-	HeaderNotBefore  = "exo-not-before" // unix milliseconds
-	HeaderLastError  = "exo-last-error" // class and message of the last failure
-	HeaderOrigTopic  = "exo-original-topic"
-	HeaderOrigPart   = "exo-original-partition"
-	HeaderOrigOffset = "exo-original-offset"
-	HeaderErrorClass = "exo-last-error-class"
-)
 
 // TierName names a tier topic after its delay: 5s, 30s, 2m, 1h.
 func TierName(d time.Duration) string {
@@ -126,7 +116,7 @@ func holdAction(nb, produced, now time.Time, tier time.Duration) (holdVerdict, t
 
 // notBefore reads the due time of a retry record (zero: due now).
 func notBefore(r *kgo.Record) time.Time {
-	ms, err := strconv.ParseInt(kafka.Header(r, HeaderNotBefore), 10, 64)
+	ms, err := strconv.ParseInt(kafka.Header(r, schemas.HeaderNotBefore), 10, 64)
 	if err != nil {
 		return time.Time{}
 	}
@@ -135,7 +125,7 @@ func notBefore(r *kgo.Record) time.Time {
 
 // attemptOf reads the attempt number a record is for (1 on the main topic).
 func attemptOf(r *kgo.Record) int {
-	n, err := strconv.Atoi(kafka.Header(r, HeaderAttempt))
+	n, err := strconv.Atoi(kafka.Header(r, schemas.HeaderAttempt))
 	if err != nil || n < 1 {
 		return 1
 	}
@@ -163,8 +153,8 @@ func withHeaders(r *kgo.Record, kv ...string) []kgo.RecordHeader {
 // origin returns the original topic/partition/offset headers of r: kept
 // from an earlier retry, else r's own.
 func origin(r *kgo.Record) []string {
-	if t := kafka.Header(r, HeaderOrigTopic); t != "" {
-		return []string{HeaderOrigTopic, t, HeaderOrigPart, kafka.Header(r, HeaderOrigPart), HeaderOrigOffset, kafka.Header(r, HeaderOrigOffset)}
+	if t := kafka.Header(r, schemas.HeaderOrigTopic); t != "" {
+		return []string{schemas.HeaderOrigTopic, t, schemas.HeaderOrigPartition, kafka.Header(r, schemas.HeaderOrigPartition), schemas.HeaderOrigOffset, kafka.Header(r, schemas.HeaderOrigOffset)}
 	}
-	return []string{HeaderOrigTopic, r.Topic, HeaderOrigPart, strconv.Itoa(int(r.Partition)), HeaderOrigOffset, strconv.FormatInt(r.Offset, 10)}
+	return []string{schemas.HeaderOrigTopic, r.Topic, schemas.HeaderOrigPartition, strconv.Itoa(int(r.Partition)), schemas.HeaderOrigOffset, strconv.FormatInt(r.Offset, 10)}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
 )
@@ -44,7 +43,7 @@ func TestRotationGraceSignsWithBothSecrets(t *testing.T) {
 			if err := schemas.Validate(schemas.KindEndpoint, value); err != nil {
 				t.Fatalf("endpoint record: %v", err)
 			}
-			h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: kafka.Key(tenant, id), Value: value})
+			h.produce(&kgo.Record{Topic: h.topics.Endpoints, Key: schemas.RecordKey(tenant, id), Value: value})
 			drec, del := h.delivery(id)
 			h.produce(drec)
 			h.start(local)

@@ -85,7 +85,7 @@ func benchRuleRecords(b *testing.B, topics kafka.Topics) []*kgo.Record {
 		if err != nil {
 			b.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Key: kafka.Key(tenant, id), Value: value})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: schemas.RecordKey(tenant, id), Value: value})
 	}
 	for t := range benchTenants {
 		tenant := benchTenant(t)

@@ -95,7 +95,7 @@ func (e *kenv) putEndpoint(tenant, id string, active bool) {
 		Secret: schemas.Sealed{KeyID: "k", Ciphertext: "c2VhbGVk"}, IsActive: active, Version: 1, UpdatedAt: time.Now().UTC(),
 	}
 	v, _ := json.Marshal(ep)
-	e.produce(&kgo.Record{Topic: e.topics.Endpoints, Key: kafka.Key(tenant, id), Value: v})
+	e.produce(&kgo.Record{Topic: e.topics.Endpoints, Key: schemas.RecordKey(tenant, id), Value: v})
 }
 
 // putRule publishes a rule snapshot. Name, version and time are filled in.
@@ -109,12 +109,12 @@ func (e *kenv) putRule(r schemas.RuleRecord) {
 	}
 	r.UpdatedAt = time.Now().UTC()
 	v, _ := json.Marshal(r)
-	e.produce(&kgo.Record{Topic: e.topics.Rules, Key: kafka.Key(r.TenantID, r.ID), Value: v})
+	e.produce(&kgo.Record{Topic: e.topics.Rules, Key: schemas.RecordKey(r.TenantID, r.ID), Value: v})
 }
 
 func (e *kenv) deleteRule(tenant, id string) {
 	e.t.Helper()
-	e.produce(&kgo.Record{Topic: e.topics.Rules, Key: kafka.Key(tenant, id)})
+	e.produce(&kgo.Record{Topic: e.topics.Rules, Key: schemas.RecordKey(tenant, id)})
 }
 
 // proc is an in-process processor.

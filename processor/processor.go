@@ -888,7 +888,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 		p.count("ignored_type")
 		return nil
 	}
-	if want := kafka.Key(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
+	if want := schemas.RecordKey(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
 		// Processed all the same; the operator must fix the producer.
 		p.count(outcomeMiskeyed)
 		if time.Since(p.miskeyedLogged) > time.Minute {
@@ -915,10 +915,10 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	for _, d := range out.Deliveries {
 		value := deliveryJSON(&d)
 		recs = append(recs, &kgo.Record{
-			Topic: p.cfg.Topics.Deliveries, Key: kafka.Key(d.TenantID, d.EndpointID), Value: value,
+			Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value,
 			Headers: []kgo.RecordHeader{
-				{Key: "exo-alert-id", Value: []byte(d.AlertID)},
-				{Key: "exo-event-type", Value: []byte(d.EventType)},
+				{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
+				{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
 			},
 		})
 	}
@@ -931,7 +931,7 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	}
 	for _, re := range out.RuleErrors {
 		value, _ := json.Marshal(re) // plain struct: cannot fail
-		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: kafka.Key(re.TenantID, re.RuleID), Value: value})
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: schemas.RecordKey(re.TenantID, re.RuleID), Value: value})
 	}
 	return recs
 }
@@ -987,13 +987,13 @@ func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
 		// says why and where the original is; the original stays on the
 		// events topic.
 		value = value[:p.cfg.MaxEventBytes]
-		headers = append(headers, kgo.RecordHeader{Key: "exo-invalid-truncated-from", Value: []byte(strconv.Itoa(len(r.Value)))})
+		headers = append(headers, kgo.RecordHeader{Key: schemas.HeaderInvalidTruncatedFrom, Value: []byte(strconv.Itoa(len(r.Value)))})
 	}
 	headers = append(headers,
-		kgo.RecordHeader{Key: "exo-invalid-reason", Value: []byte(reason.Error())},
-		kgo.RecordHeader{Key: "exo-original-topic", Value: []byte(r.Topic)},
-		kgo.RecordHeader{Key: "exo-original-partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
-		kgo.RecordHeader{Key: "exo-original-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		kgo.RecordHeader{Key: schemas.HeaderInvalidReason, Value: []byte(reason.Error())},
+		kgo.RecordHeader{Key: schemas.HeaderOrigTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: schemas.HeaderOrigPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: schemas.HeaderOrigOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
 	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: value, Headers: headers}
 }

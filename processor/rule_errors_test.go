@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -77,8 +76,8 @@ func TestConditionBombIsARuleError(t *testing.T) {
 		}
 		var re schemas.RuleErrorRecord
 		_ = json.Unmarshal(r.Value, &re)
-		if string(r.Key) != string(kafka.Key(a, "bomb")) {
-			t.Fatalf("rule-error record under key %q, want %q", r.Key, kafka.Key(a, "bomb"))
+		if string(r.Key) != string(schemas.RecordKey(a, "bomb")) {
+			t.Fatalf("rule-error record under key %q, want %q", r.Key, schemas.RecordKey(a, "bomb"))
 		}
 		got = append(got, re)
 	}

@@ -88,7 +88,7 @@ func (x *ruleIndex) Candidates(tenant, alertType string) []*engine.Rule {
 func (x *ruleIndex) Get(tenant, id string) *engine.Rule {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.byKey[tenant+"/"+id]
+	return x.byKey[schemas.TenantKey(tenant, id)]
 }
 
 // Version implements engine.Rules.
@@ -111,6 +111,6 @@ type endpointSet struct {
 }
 
 func (s endpointSet) Active(tenant, id string) bool {
-	ep, ok := s.t.Get(tenant + "/" + id)
+	ep, ok := s.t.Get(schemas.TenantKey(tenant, id))
 	return ok && ep.IsActive
 }

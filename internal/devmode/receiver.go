@@ -112,7 +112,7 @@ func (rc *Receiver) verify(ctx context.Context, r *http.Request, body []byte) (s
 		if json.Unmarshal(sealedJSON, &sealed) != nil {
 			continue
 		}
-		secret, err := rc.ring.Open(sealed, tenant+"/"+id)
+		secret, err := rc.ring.Open(sealed, schemas.SecretAAD(tenant, id))
 		if err != nil {
 			continue
 		}

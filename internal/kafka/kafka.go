@@ -124,9 +124,6 @@ func ClientOpts(brokers []string, log *slog.Logger) []kgo.Opt {
 	return opts
 }
 
-// Key builds a record key "a/b".
-func Key(a, b string) []byte { return []byte(a + "/" + b) }
-
 // Header returns the value of the first header named k, or "".
 func Header(r *kgo.Record, k string) string {
 	for _, h := range r.Headers {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -91,7 +90,7 @@ func Record(topic string, ev schemas.WorkflowEvent) (*kgo.Record, error) {
 		return nil, fmt.Errorf("workload: marshal: %w", err)
 	}
 	return &kgo.Record{
-		Topic: topic, Key: kafka.Key(ev.TenantID, ev.Data.Run.ID), Value: v,
+		Topic: topic, Key: schemas.RecordKey(ev.TenantID, ev.Data.Run.ID), Value: v,
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/cloudevents+json")}},
 	}, nil
 }
@@ -105,7 +104,7 @@ func BinaryRecord(topic string, ev schemas.WorkflowEvent) (*kgo.Record, error) {
 	}
 	h := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
 	return &kgo.Record{
-		Topic: topic, Key: kafka.Key(ev.TenantID, ev.Data.Run.ID), Value: data,
+		Topic: topic, Key: schemas.RecordKey(ev.TenantID, ev.Data.Run.ID), Value: data,
 		Headers: []kgo.RecordHeader{
 			h("ce_specversion", ev.SpecVersion), h("ce_id", ev.ID), h("ce_source", ev.Source), h("ce_type", ev.Type),
 			h("ce_time", ev.Time.Format(time.RFC3339Nano)), h("ce_subject", ev.Subject), h("ce_tenantid", ev.TenantID),

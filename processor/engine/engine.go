@@ -161,7 +161,7 @@ func (e *Engine) Watermark(p int32) time.Time {
 	return time.Time{}
 }
 
-func runKey(tenant, run string) string { return tenant + "/" + run }
+func runKey(tenant, run string) string { return schemas.TenantKey(tenant, run) }
 
 // AlertID is the id of rule's alert for an event.
 func AlertID(tenant, ruleID, eventID string) string {
@@ -477,7 +477,7 @@ func maxAttempts(r *Rule) int {
 	if r.MaxAttempts > 0 {
 		return r.MaxAttempts
 	}
-	return 8
+	return schemas.DefaultMaxAttempts
 }
 
 func eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {

@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
 
 // noise is a rule's rate-limit and cooldown state, in event time.
 type noise struct {
@@ -16,7 +20,7 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 	if r.RateLimitPerMinute <= 0 && r.CooldownMS <= 0 {
 		return true
 	}
-	key := r.TenantID + "/" + r.ID
+	key := schemas.TenantKey(r.TenantID, r.ID)
 	n := e.noise[key]
 	e.saveNoise(key, n)
 	if n == nil {

@@ -38,7 +38,7 @@ func (e *Engine) ruleError(out *Output, r *Rule, eventID string, err error) {
 	} else {
 		e.count(&e.Stats.RuleErrorsRuntime)
 	}
-	key := r.TenantID + "/" + r.ID
+	key := schemas.TenantKey(r.TenantID, r.ID)
 	old := e.ruleErrs[key]
 	e.saveRuleErrors(key, old)
 	re := &ruleErrors{}
