@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -137,4 +140,38 @@ func hasHeader(r *kgo.Record, k string) bool {
 		}
 	}
 	return false
+}
+
+type decodedEvent struct {
+	ev  *schemas.WorkflowEvent
+	err error
+}
+
+// decodeAll decodes and validates records on every core: decoding is
+// independent per record and is most of the processor's CPU; the engine
+// then consumes the results in order on one goroutine.
+func (p *Processor) decodeAll(records []*kgo.Record) []decodedEvent {
+	out := make([]decodedEvent, len(records))
+	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
+	if workers <= 1 {
+		for i, r := range records {
+			out[i].ev, out[i].err = decodeEvent(r, p.cfg.MaxEventBytes)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	var nextIdx atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(nextIdx.Add(1) - 1)
+				if i >= len(records) {
+					return
+				}
+				out[i].ev, out[i].err = decodeEvent(records[i], p.cfg.MaxEventBytes)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,11 +153,6 @@ type eventAt struct {
 }
 
 var noEvent = eventAt{off: -1}
-
-type rebalance struct {
-	assign bool
-	parts  []int32
-}
 
 // Run runs the processor until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
@@ -651,194 +644,6 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	return committed && failed == nil, nil
 }
 
-func (p *Processor) queueRebalance(assign bool, parts []int32) {
-	if len(parts) == 0 {
-		return
-	}
-	p.rbMu.Lock()
-	p.rbQueue = append(p.rbQueue, rebalance{assign: assign, parts: parts})
-	p.rbMu.Unlock()
-}
-
-// applyRebalances restores newly assigned partitions and drops revoked ones,
-// in the order the group reported them.
-func (p *Processor) applyRebalances(ctx context.Context) error {
-	p.rbMu.Lock()
-	q := p.rbQueue
-	p.rbQueue = nil
-	p.rbMu.Unlock()
-	for _, rb := range q {
-		for _, part := range rb.parts {
-			if !rb.assign {
-				p.eng.Revoke(part)
-				delete(p.next, part)
-				delete(p.caughtUp, part)
-				continue
-			}
-			if p.eng.Assigned(part) {
-				continue // already restored when its records arrived first
-			}
-			if err := p.assign(ctx, part); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// assign rebuilds partition part's run state from the changelog.
-func (p *Processor) assign(ctx context.Context, part int32) error {
-	start := time.Now()
-	states, err := p.restore(ctx, part)
-	if err != nil {
-		return err
-	}
-	p.eng.Assign(part, states)
-	p.next[part] = -1 // unknown until a record or a lag check says
-	p.caughtUp[part] = false
-	p.lagAt = time.Time{}
-	p.log.Info("partition assigned; run state restored", "partition", part, "runs", len(states), "took_ms", time.Since(start).Milliseconds())
-	return nil
-}
-
-// restore reads partition part of the run-state changelog to its end.
-//
-// The end is the high watermark, not the last stable offset: the previous
-// owner's last transaction may be decided but not yet marked on this
-// partition (the coordinator writes the markers after EndTransaction
-// returns), and its last stable offset would then stop the restore before
-// state that is committed. Reading read_committed to the high watermark
-// waits for that marker instead (or, for a producer that died inside a
-// transaction, for the broker to abort it after the transaction timeout).
-func (p *Processor) restore(ctx context.Context, part int32) ([]schemas.RunState, error) {
-	topic := p.cfg.Topics.RunState
-	ends, err := p.adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("processor: restore partition %d: end offsets: %w", part, err)
-	}
-	end, _ := ends.Lookup(topic, part)
-	starts, err := p.adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("processor: restore partition %d: start offsets: %w", part, err)
-	}
-	begin, _ := starts.Lookup(topic, part)
-	if end.Offset <= begin.Offset {
-		return nil, nil
-	}
-	cl, err := kgo.NewClient(append(p.base,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, fmt.Errorf("processor: restore client: %w", err)
-	}
-	defer cl.Close()
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	byKey := map[string]schemas.RunState{}
-	for {
-		fetches := cl.PollFetches(rctx)
-		if err := rctx.Err(); err != nil {
-			return nil, fmt.Errorf("processor: restore partition %d: %w", part, err)
-		}
-		done := false
-		for _, r := range fetches.Records() {
-			if r.Offset+1 >= end.Offset {
-				done = true
-			}
-			if r.Attrs.IsControl() {
-				continue
-			}
-			if r.Value == nil {
-				delete(byKey, string(r.Key))
-				continue
-			}
-			var st schemas.RunState
-			if err := json.Unmarshal(r.Value, &st); err != nil {
-				p.log.Error("undecodable run state skipped", "partition", part, "offset", r.Offset, "err", err)
-				continue
-			}
-			byKey[string(r.Key)] = st
-		}
-		if done {
-			break
-		}
-	}
-	out := make([]schemas.RunState, 0, len(byKey))
-	for _, st := range byKey {
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-// refreshLag decides, at most every half second, which partitions have no
-// lag: only those let the wall clock advance their watermark.
-func (p *Processor) refreshLag(ctx context.Context, fetches kgo.Fetches) {
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if n := len(fp.Records); n > 0 {
-			p.caughtUp[fp.Partition] = fp.Records[n-1].Offset+1 >= fp.LastStableOffset
-		}
-	})
-	if time.Since(p.lagAt) < 500*time.Millisecond {
-		return
-	}
-	p.lagAt = time.Now()
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	ends, err := p.adm.ListCommittedOffsets(lctx, p.cfg.Topics.Events)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		p.log.Debug("lag check failed; watermarks follow event time only", "err", err)
-		for part := range p.caughtUp {
-			p.caughtUp[part] = false
-		}
-		return
-	}
-	lags := make(map[int32]int64, len(p.next))
-	for part, next := range p.next {
-		end, ok := ends.Lookup(p.cfg.Topics.Events, part)
-		if !ok {
-			continue
-		}
-		pos := next
-		if pos < 0 {
-			pos = p.committedOffset(part)
-		}
-		p.caughtUp[part] = pos >= end.Offset
-		lags[part] = end.Offset - pos
-	}
-	p.m.parts.setLags(lags)
-}
-
-// watermarks returns the event-time watermark of every assigned partition.
-func (p *Processor) watermarks() map[int32]time.Time {
-	out := make(map[int32]time.Time, len(p.next))
-	for part := range p.next {
-		if p.eng.Assigned(part) {
-			out[part] = p.eng.Watermark(part)
-		}
-	}
-	return out
-}
-
-// committedOffset is where the group resumes part: its committed offset, or
-// 0 when none (consumption starts at the beginning).
-func (p *Processor) committedOffset(part int32) int64 {
-	if o, ok := p.client.CommittedOffsets()[p.cfg.Topics.Events][part]; ok && o.Offset >= 0 {
-		return o.Offset
-	}
-	return 0
-}
-
 // syncTableTimeout bounds how long a batch waits for the rule and endpoint
 // tables to catch up.
 const syncTableTimeout = 2 * time.Second
@@ -909,53 +714,6 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	return p.records(r.Partition, out)
 }
 
-// records turns engine output of partition part into Kafka records.
-func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
-	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors))
-	for _, d := range out.Deliveries {
-		value := deliveryJSON(&d)
-		recs = append(recs, &kgo.Record{
-			Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
-				{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
-			},
-		})
-	}
-	for _, s := range out.States {
-		rec := &kgo.Record{Topic: p.cfg.Topics.RunState, Key: []byte(s.Key), Partition: part}
-		if s.Value != nil {
-			rec.Value, _ = json.Marshal(s.Value)
-		}
-		recs = append(recs, rec)
-	}
-	for _, re := range out.RuleErrors {
-		value, _ := json.Marshal(re) // plain struct: cannot fail
-		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: schemas.RecordKey(re.TenantID, re.RuleID), Value: value})
-	}
-	return recs
-}
-
-// deliveryJSON is json.Marshal(d) without its cost of re-compacting the
-// payload: the engine marshalled the payload with json.Marshal, so it is
-// compact JSON already, and encoding/json would only copy it byte by byte
-// through its compactor (a sixth of the processor's encoding time). Payload
-// is the record's last member; TestDeliveryJSONIsJSONMarshal holds the
-// bytes equal to json.Marshal's.
-func deliveryJSON(d *schemas.DeliveryRecord) []byte {
-	if len(d.Payload) == 0 {
-		b, _ := json.Marshal(d)
-		return b
-	}
-	head := *d
-	head.Payload = nil
-	b, _ := json.Marshal(&head) // plain struct: cannot fail
-	const null = `null}`
-	b = b[:len(b)-len(null)]
-	b = append(b, d.Payload...)
-	return append(b, '}')
-}
-
 // outcomeMiskeyed counts events under a key other than tenantid/run id
 // (exo_processor_miskeyed_events_total), besides their outcome.
 const outcomeMiskeyed = "miskeyed"
@@ -978,61 +736,7 @@ func (p *Processor) flushCounts() {
 	clear(p.counts)
 }
 
-func (p *Processor) invalidRecord(r *kgo.Record, reason error) *kgo.Record {
-	headers := append([]kgo.RecordHeader{}, r.Headers...)
-	value := r.Value
-	if len(value) > p.cfg.MaxEventBytes {
-		// An oversized record's copy, with headers, could exceed what the
-		// broker takes, and the transaction would fail forever. The copy
-		// says why and where the original is; the original stays on the
-		// events topic.
-		value = value[:p.cfg.MaxEventBytes]
-		headers = append(headers, kgo.RecordHeader{Key: schemas.HeaderInvalidTruncatedFrom, Value: []byte(strconv.Itoa(len(r.Value)))})
-	}
-	headers = append(headers,
-		kgo.RecordHeader{Key: schemas.HeaderInvalidReason, Value: []byte(reason.Error())},
-		kgo.RecordHeader{Key: schemas.HeaderOrigTopic, Value: []byte(r.Topic)},
-		kgo.RecordHeader{Key: schemas.HeaderOrigPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
-		kgo.RecordHeader{Key: schemas.HeaderOrigOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-	)
-	return &kgo.Record{Topic: p.cfg.Topics.EventsInvalid, Key: r.Key, Value: value, Headers: headers}
-}
-
 // maxBatch caps the records of one transaction, so a backlog commits (and
 // becomes visible to the dispatcher) in steps rather than in one huge
 // transaction.
 const maxBatch = 2000
-
-type decodedEvent struct {
-	ev  *schemas.WorkflowEvent
-	err error
-}
-
-// decodeAll decodes and validates records on every core: decoding is
-// independent per record and is most of the processor's CPU; the engine
-// then consumes the results in order on one goroutine.
-func (p *Processor) decodeAll(records []*kgo.Record) []decodedEvent {
-	out := make([]decodedEvent, len(records))
-	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
-	if workers <= 1 {
-		for i, r := range records {
-			out[i].ev, out[i].err = decodeEvent(r, p.cfg.MaxEventBytes)
-		}
-		return out
-	}
-	var wg sync.WaitGroup
-	var nextIdx atomic.Int64
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(nextIdx.Add(1) - 1)
-				if i >= len(records) {
-					return
-				}
-				out[i].ev, out[i].err = decodeEvent(records[i], p.cfg.MaxEventBytes)
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
