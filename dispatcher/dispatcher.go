@@ -1,25 +1,17 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -30,7 +22,6 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/ssrf"
 	"github.com/exospherehost/exo-alerts/schemas"
-	"github.com/exospherehost/exo-alerts/signature"
 )
 
 // Version is sent in the User-Agent.
@@ -203,46 +194,10 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log.With("component", "dispatcher")
 	d := &Dispatcher{
 		cfg: cfg, log: log, lanes: newLanes(&cfg), workers: make(chan struct{}, cfg.Workers),
-		shortCircuits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "exo_dispatcher_short_circuits_total", Help: "Deliveries sent to the next tier without an attempt because the endpoint's circuit was open.",
-		}),
-		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_deferred_total", Help: "Deliveries sent to a retry tier without an attempt, by class: circuit_open (the endpoint's breaker is open; counts as an attempt) or endpoint_backlog (its queue was shed when the source was full; our own back-pressure, not an attempt, up to 50 deferrals per attempt).",
-		}, []string{"class"}),
 		client: newHTTPClient(guard),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_attempts_total", Help: "Delivery attempts by outcome.",
-		}, []string{"outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "exo_dispatcher_attempt_seconds", Help: "Latency of delivery attempts.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
-		}, []string{"outcome"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_retries_total", Help: "Deliveries sent to a retry tier (after a failed attempt, or short-circuited by an open breaker), by tier.",
-		}, []string{"tier"}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable (not a valid delivery record: poison, set aside at once), or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
-		}, []string{"reason"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "exo_dispatcher_deliveries_in_flight", Help: "Delivery records fetched and not finished: waiting for their endpoint's lane, being attempted, or waiting for Kafka to take their outcome.",
-		}),
 	}
-	for _, t := range cfg.Tiers {
-		d.retries.WithLabelValues(TierName(t))
-	}
-	for _, reason := range []string{deadExhausted, deadUndecodable} {
-		d.deadLetters.WithLabelValues(reason)
-	}
-	breakersOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "exo_dispatcher_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open.",
-	}, func() float64 { return float64(d.lanes.open()) })
-	for _, class := range []string{deferCircuitOpen, deferBacklog} {
-		d.deferred.WithLabelValues(class)
-	}
-	for _, c := range []prometheus.Collector{d.attempts, d.latency, d.shortCircuits, d.deferred, d.retries, d.deadLetters, d.inFlight, d.lanes.opens, breakersOpen} {
-		if err := cfg.Registerer.Register(c); err != nil {
-			return fmt.Errorf("dispatcher: register metrics: %w", err)
-		}
+	if err := d.newMetrics(); err != nil {
+		return err
 	}
 	base := append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	admCl, err := kgo.NewClient(base...)
@@ -344,34 +299,6 @@ func (d *Dispatcher) warnUnconfiguredTiers(ctx context.Context, adm *kadm.Client
 			d.log.Warn("a retry tier topic is not configured: retries in it are not delivered until its tier is configured again (EXO_RETRY_TIERS)", "topic", name)
 		}
 	}
-}
-
-func newHTTPClient(guard *ssrf.Guard) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: guard.Control}
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:               nil, // a proxy would bypass the dial-time guard
-			DialContext:         dialer.DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256, // many endpoints may share one host (e.g. hooks.slack.com)
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 5 * time.Second,
-			// A hostile endpoint gets 64 KiB of answer headers, not Go's 10 MiB.
-			MaxResponseHeaderBytes: 64 << 10,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// attempt is what one HTTP attempt gave.
-type attempt struct {
-	outcome    string
-	statusCode int
-	errClass   string
-	err        string
-	excerpt    string
-	latency    time.Duration
-	retryAfter time.Duration // from a 429 or 503 answer
 }
 
 // Classes of deliveries deferred to a retry tier without an attempt.
@@ -568,272 +495,4 @@ func newDeliveryID() string {
 	return "dlv_" + hex.EncodeToString(b)
 }
 
-// attempt performs one HTTP attempt.
-func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
-	ep, ok := d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
-	if !ok {
-		// An endpoint created a moment ago may not have reached this table
-		// yet: catch up with the topic before calling it gone.
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := d.endpoints.Sync(sctx); err != nil && ctx.Err() == nil {
-			d.log.Warn("endpoint table not caught up", "err", err)
-		}
-		cancel()
-		ep, ok = d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
-	}
-	if !ok || !ep.IsActive {
-		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
-	}
-	aad := schemas.SecretAAD(ep.TenantID, ep.ID)
-	secret, err := d.cfg.Keyring.Open(ep.Secret, aad)
-	if err != nil {
-		return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
-	}
-	secrets := []string{secret}
-	if ep.PreviousSecret != nil && ep.PreviousSecretExpiresAt != nil && time.Now().Before(*ep.PreviousSecretExpiresAt) {
-		// Rotation grace period: the old secret signs too, so receivers that
-		// still hold it keep verifying.
-		if prev, err := d.cfg.Keyring.Open(*ep.PreviousSecret, aad); err == nil {
-			secrets = append(secrets, prev)
-		} else {
-			d.log.Warn("previous secret does not open; signing with the current one only", "endpoint_id", ep.ID, "err", err)
-		}
-	}
-	msg, err := render(ep.Kind, del, secret, d.cfg.Links)
-	if err != nil {
-		return attempt{outcome: schemas.OutcomeDead, errClass: "render", err: err.Error()}
-	}
-	body := msg.body
-	target := ep.TargetURL
-	if ep.TargetURLSealed != nil {
-		// The URL carries a credential (Slack): the snapshot shows a masked
-		// form and seals the real one.
-		if target, err = d.cfg.Keyring.Open(*ep.TargetURLSealed, schemas.TargetURLAAD(ep.TenantID, ep.ID)); err != nil {
-			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
-	}
-	// What a receiver might echo back that must not reach the result (and
-	// from there Postgres and the history API).
-	confidential := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
-	for name, sealed := range ep.Headers {
-		v, err := d.cfg.Keyring.Open(sealed, schemas.HeaderAAD(ep.TenantID, ep.ID, name))
-		if err != nil {
-			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
-		}
-		req.Header.Set(name, v)
-		confidential = append(confidential, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "exosphere-alerts/"+Version)
-	req.Header.Set("X-Exosphere-Event", del.EventType)
-	req.Header.Set("X-Exosphere-Delivery", deliveryID)
-	if msg.sign {
-		if err := signature.Sign(req.Header, secrets, del.AlertID, time.Now(), body); err != nil {
-			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
-		}
-	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
-	defer cancel()
-	start := time.Now()
-	resp, err := d.client.Do(req.WithContext(actx))
-	lat := time.Since(start)
-	if err != nil {
-		class, outcome := classify(err), schemas.OutcomeRetry
-		if class == "ssrf_refused" {
-			outcome = schemas.OutcomeDead // permanent: retrying cannot change where the host points
-		}
-		return attempt{outcome: outcome, errClass: class, err: redact(err), latency: lat}
-	}
-	excerpt := readExcerpt(resp.Body, confidential)
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	_ = resp.Body.Close()
-	a := attempt{statusCode: resp.StatusCode, excerpt: excerpt, latency: lat}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		a.outcome = schemas.OutcomeDelivered
-	case resp.StatusCode == http.StatusGone || resp.StatusCode == http.StatusNotFound:
-		a.outcome, a.errClass = schemas.OutcomeEndpointGone, "http_"+strconv.Itoa(resp.StatusCode)
-	default:
-		a.outcome, a.errClass = schemas.OutcomeRetry, "http_"+strconv.Itoa(resp.StatusCode)
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		a.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	return a
-}
-
-// readExcerpt reads the start of an answer and redacts the confidential
-// values from it. It reads past the excerpt by the longest value: a value
-// that starts within the excerpt is then read whole and redacted, not cut
-// by the limit and left in part.
-func readExcerpt(body io.Reader, confidential []string) string {
-	longest := 0
-	for _, v := range confidential {
-		longest = max(longest, len(v))
-	}
-	b, _ := io.ReadAll(io.LimitReader(body, int64(MaxResponseExcerpt+longest)))
-	return excerptOf(redactSecrets(b, confidential))
-}
-
-// minAnywhere is the length from which a confidential value is redacted
-// wherever it occurs in an answer. A shorter one (a 4-digit PIN, a header
-// "X-Team: ops") is redacted only where it stands as a whole token, not
-// inside a longer word or number: the receiver that echoes it echoes it
-// between delimiters (a header line, quotes, a query), while replacing
-// every "1" or "ops" inside other words would leave the excerpt unreadable.
-const minAnywhere = 6
-
-// redactSecrets replaces, in an answer, every occurrence of the values
-// (secrets, header values, URL credentials) with [redacted], whatever
-// their length (see minAnywhere): a receiver that echoes its request must
-// not put them into the delivery history.
-func redactSecrets(b []byte, values []string) []byte {
-	var olds []string
-	for _, v := range values {
-		if v == "" {
-			continue
-		}
-		olds = append(olds, v)
-		if raw, ok := strings.CutPrefix(v, "whsec_"); ok && raw != "" {
-			olds = append(olds, raw)
-		}
-	}
-	// Longest first: a value containing another is replaced whole.
-	slices.SortFunc(olds, func(a, b string) int { return len(b) - len(a) })
-	for _, o := range olds {
-		if len(o) >= minAnywhere {
-			b = bytes.ReplaceAll(b, []byte(o), redacted)
-			continue
-		}
-		b = replaceTokens(b, []byte(o))
-	}
-	return b
-}
-
-var redacted = []byte("[redacted]")
-
-// replaceTokens replaces the occurrences of v in b that are not part of a
-// longer word: a word character (letter, digit) at an edge of v may not
-// have a word character beside it.
-func replaceTokens(b, v []byte) []byte {
-	first, _ := utf8.DecodeRune(v)
-	last, _ := utf8.DecodeLastRune(v)
-	var out []byte
-	rest := b
-	for {
-		i := bytes.Index(rest, v)
-		if i < 0 {
-			break
-		}
-		before, _ := utf8.DecodeLastRune(rest[:i])
-		if len(out) > 0 && i == 0 {
-			before, _ = utf8.DecodeLastRune(out)
-		}
-		after, _ := utf8.DecodeRune(rest[i+len(v):])
-		whole := !(isWord(first) && i+len(out) > 0 && isWord(before)) && !(isWord(last) && i+len(v) < len(rest) && isWord(after))
-		if whole {
-			out = append(append(out, rest[:i]...), redacted...)
-		} else {
-			out = append(out, rest[:i+len(v)]...)
-		}
-		rest = rest[i+len(v):]
-	}
-	if out == nil {
-		return b
-	}
-	return append(out, rest...)
-}
-
-func isWord(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
-
-// urlSecrets are the parts of a target URL that may be credentials: query
-// values, user info and the whole path always (a receiver echoing its
-// request line shows them); each path segment too when the URL was sealed
-// for carrying a credential in its path (Slack, Discord, Teams tokens).
-func urlSecrets(u *url.URL, sealed bool) []string {
-	out := []string{u.String(), u.EscapedPath(), u.Path, u.RequestURI()}
-	for _, vs := range u.Query() {
-		out = append(out, vs...)
-	}
-	if u.User != nil {
-		p, _ := u.User.Password()
-		out = append(out, u.User.Username(), p)
-	}
-	if sealed {
-		out = append(out, strings.Split(u.Path, "/")...)
-	}
-	return out
-}
-
-// excerptOf turns the start of an answer into valid UTF-8 of at most
-// MaxResponseExcerpt bytes: a replacement character is 3 bytes, so one for a
-// rune cut by the read limit (or for stray bytes) would make it longer.
-func excerptOf(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	for len(s) > MaxResponseExcerpt {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
-	}
-	return s
-}
-
-func classify(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, ssrf.ErrRefused):
-		return "ssrf_refused"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	default:
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) {
-			return "dns"
-		}
-		return "connection"
-	}
-}
-
-// redact removes the URL (which may carry tokens in its path or query) from an error.
-func redact(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + " [redacted url]: " + ue.Err.Error()
-	}
-	return err.Error()
-}
-
 func ptr(s string) *string { return &s }
-
-// holdUntilDue returns, in order, the records of a tier fetch to handle now:
-// per partition, those due and those to hop (in hops), up to the first
-// record to wait for; it rewinds the partition to that record, pauses it,
-// and resumes it when the record comes due (holdAction).
-func (d *Dispatcher) holdUntilDue(ctx context.Context, cl *kgo.Client, topic string, tierDelay time.Duration, fetches kgo.Fetches) ([]*kgo.Record, map[*kgo.Record]bool) {
-	now := time.Now()
-	var recs []*kgo.Record
-	hops := map[*kgo.Record]bool{}
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		for _, r := range p.Records {
-			verdict, until := holdAction(notBefore(r), r.Timestamp, now, tierDelay)
-			if verdict != holdPause {
-				recs = append(recs, r)
-				hops[r] = verdict == holdHop
-				continue
-			}
-			part := p.Partition
-			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
-			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {part: {Epoch: -1, Offset: r.Offset}}})
-			time.AfterFunc(until.Sub(now), func() {
-				if ctx.Err() == nil {
-					cl.ResumeFetchPartitions(map[string][]int32{topic: {part}})
-				}
-			})
-			break
-		}
-	})
-	return recs, hops
-}

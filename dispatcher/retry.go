@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -157,4 +158,34 @@ func origin(r *kgo.Record) []string {
 		return []string{schemas.HeaderOrigTopic, t, schemas.HeaderOrigPartition, kafka.Header(r, schemas.HeaderOrigPartition), schemas.HeaderOrigOffset, kafka.Header(r, schemas.HeaderOrigOffset)}
 	}
 	return []string{schemas.HeaderOrigTopic, r.Topic, schemas.HeaderOrigPartition, strconv.Itoa(int(r.Partition)), schemas.HeaderOrigOffset, strconv.FormatInt(r.Offset, 10)}
+}
+
+// holdUntilDue returns, in order, the records of a tier fetch to handle now:
+// per partition, those due and those to hop (in hops), up to the first
+// record to wait for; it rewinds the partition to that record, pauses it,
+// and resumes it when the record comes due (holdAction).
+func (d *Dispatcher) holdUntilDue(ctx context.Context, cl *kgo.Client, topic string, tierDelay time.Duration, fetches kgo.Fetches) ([]*kgo.Record, map[*kgo.Record]bool) {
+	now := time.Now()
+	var recs []*kgo.Record
+	hops := map[*kgo.Record]bool{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		for _, r := range p.Records {
+			verdict, until := holdAction(notBefore(r), r.Timestamp, now, tierDelay)
+			if verdict != holdPause {
+				recs = append(recs, r)
+				hops[r] = verdict == holdHop
+				continue
+			}
+			part := p.Partition
+			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
+			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {part: {Epoch: -1, Offset: r.Offset}}})
+			time.AfterFunc(until.Sub(now), func() {
+				if ctx.Err() == nil {
+					cl.ResumeFetchPartitions(map[string][]int32{topic: {part}})
+				}
+			})
+			break
+		}
+	})
+	return recs, hops
 }
