@@ -117,7 +117,7 @@ func TestPostgresOutageLoggedOnce(t *testing.T) {
 		if errs := logs.lines("level=ERROR"); len(errs) != outage {
 			t.Fatalf("outage %d: %d ERROR lines, want %d (one per outage):\n%s", outage, len(errs), outage, strings.Join(errs, ""))
 		}
-		if got := histCounter(t, reg, "exo_controlplane_dependency_failures_total", map[string]string{"dependency": "postgres"}); got != float64(outage*failures) {
+		if got := testenv.Metric(t, reg, "exo_controlplane_dependency_failures_total", "dependency", "postgres"); got != float64(outage*failures) {
 			t.Errorf("failures counted: %v, want %d", got, outage*failures)
 		}
 		down.Store(false)

@@ -105,24 +105,6 @@ func startCP(t *testing.T, cfg controlplane.Config) *runningCP {
 	return &runningCP{url: "http://" + ln.Addr().String(), reg: cfg.Registry, stop: stop}
 }
 
-// metric returns the value of a counter or gauge of the control plane's registry.
-func (cp *runningCP) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	mfs, err := cp.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			if g := mf.GetMetric()[0].GetGauge(); g != nil {
-				return g.GetValue()
-			}
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // call sends an API request and returns the status and the raw answer.
 func call(t *testing.T, base, method, path, key, body string, headers ...string) (int, http.Header, []byte) {
 	t.Helper()
@@ -322,9 +304,9 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	// Two failed publish attempts after the last change: the second one
 	// started after it, so it claimed every row, and Kafka did not take them.
 	failures := "exo_controlplane_outbox_publish_failures_total"
-	f0 := cp.metric(t, failures)
+	f0 := testenv.Metric(t, cp.reg, failures)
 	eventually(t, 2*time.Minute, "two failed publish attempts", func() (bool, string) {
-		f := cp.metric(t, failures)
+		f := testenv.Metric(t, cp.reg, failures)
 		return f >= f0+2, fmt.Sprintf("%v failures (from %v)", f, f0)
 	})
 	if n := countRows(t, e.pool, `SELECT count(*) FROM alert_rules WHERE tenant_id = 'acme' AND deleted_at IS NULL`); n != 100 {
@@ -335,7 +317,7 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 	}
 	// The relay counts the backlog after each failed attempt.
 	eventually(t, 2*time.Minute, "the backlog gauge at 102", func() (bool, string) {
-		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		n := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_unsent")
 		return n == 102, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
 	})
 	if recs := readTopic(t, e.brokers, e.topics.Rules); len(recs) != 0 {
@@ -365,7 +347,7 @@ func TestOutboxRelayThroughKafkaOutage(t *testing.T) {
 		t.Errorf("last record of the changed rule: %+v, want name third", s)
 	}
 	eventually(t, time.Minute, "the backlog gauge back to 0", func() (bool, string) {
-		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		n := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_unsent")
 		return n == 0, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
 	})
 	t.Logf("broker addresses dialed through the gate: %v; refused dials: %d", gate.Hosts(), gate.Refused())
@@ -476,7 +458,7 @@ func TestOutboxNotifyWakesRelay(t *testing.T) {
 		last := lastByKey(t, readTopic(t, e.brokers, e.topics.Rules))
 		return last["acme/"+r["id"].(string)] != nil, fmt.Sprintf("%v", last)
 	})
-	if f := cp.metric(t, "exo_controlplane_outbox_publish_failures_total"); f != 0 {
+	if f := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_publish_failures_total"); f != 0 {
 		t.Errorf("%v failed publishes: the rule may have ridden a retry, not the notification", f)
 	}
 }
@@ -633,14 +615,14 @@ func TestOutboxQuarantinesPoisonRows(t *testing.T) {
 			t.Errorf("%s quarantined for %q, want a reason with %q", key, got, reason)
 		}
 	}
-	if n := cp.metric(t, "exo_controlplane_outbox_quarantined_total"); n != 2 {
+	if n := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_quarantined_total"); n != 2 {
 		t.Errorf("quarantined counter = %v, want 2", n)
 	}
 	if last := lastByKey(t, readTopic(t, e.brokers, e.topics.Endpoints))["acme/"+wh["id"].(string)]; last == nil {
 		t.Error("the webhook's snapshot is not on its topic")
 	}
 	eventually(t, 10*time.Second, "backlog gauge without the quarantined rows", func() (bool, string) {
-		n := cp.metric(t, "exo_controlplane_outbox_unsent")
+		n := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_unsent")
 		return n == 0, fmt.Sprintf("exo_controlplane_outbox_unsent = %v", n)
 	})
 }

@@ -76,7 +76,7 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE tenant_id = 'globex'`)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE tenant_id = 'globex'`)
 		return a == 1 && at == 1, fmt.Sprintf("alerts=%d attempts=%d; write failures=%v", a, at,
-			histCounter(t, l.reg, "exo_recorder_write_failures_total", nil))
+			testenv.Metric(t, l.reg, "exo_recorder_write_failures_total"))
 	})
 	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 
@@ -100,7 +100,7 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 			t.Errorf("%s stored as %q, want %q", c.what, c.got, c.want)
 		}
 	}
-	if n := histCounter(t, l.reg, "exo_recorder_quarantined_records_total", nil); n != 0 {
+	if n := testenv.Metric(t, l.reg, "exo_recorder_quarantined_records_total"); n != 0 {
 		t.Errorf("%v records quarantined; a NUL is stored, not quarantined", n)
 	}
 }
@@ -176,7 +176,7 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	if !strings.Contains(headers, `"trace"`) {
 		t.Errorf("headers not kept: %s", headers)
 	}
-	if n := histCounter(t, l.reg, "exo_recorder_quarantined_records_total", map[string]string{"topic": poison.Topic}); n != 1 {
+	if n := testenv.Metric(t, l.reg, "exo_recorder_quarantined_records_total", "topic", poison.Topic); n != 1 {
 		t.Errorf("quarantined counter = %v, want 1", n)
 	}
 
@@ -261,7 +261,7 @@ func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
 				b.Topic, b.Partition, b.Offset, b.Key, b.Value, len(b.Headers))
 		}
 	}
-	if n := histCounter(t, l.reg, "exo_recorder_skipped_records_total", nil); n != float64(len(bad)) {
+	if n := testenv.Metric(t, l.reg, "exo_recorder_skipped_records_total"); n != float64(len(bad)) {
 		t.Errorf("invalid records counted %v, want %d", n, len(bad))
 	}
 
@@ -459,7 +459,7 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 		l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), histResult(d, i, schemas.OutcomeRetry, 500, now))
 	}
 	histWait(t, "the recorder retrying", func() (bool, string) {
-		n := histCounter(t, l.reg, "exo_recorder_write_failures_total", nil)
+		n := testenv.Metric(t, l.reg, "exo_recorder_write_failures_total")
 		return n >= 6, fmt.Sprintf("%v write failures", n)
 	})
 	gate.Restore()

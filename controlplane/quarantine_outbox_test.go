@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
 
 // An outbox row the relay quarantined is listed (topic, key, size, reason,
@@ -75,7 +76,7 @@ func TestQuarantinedOutboxRowReplayed(t *testing.T) {
 		n := countRows(t, e.pool, `SELECT count(*) FROM outbox WHERE id = $1 AND sent_at IS NOT NULL AND quarantined_at IS NULL`, id)
 		return n == 1, "not sent"
 	})
-	if f := cp.metric(t, "exo_controlplane_outbox_publish_failures_total"); f != 0 {
+	if f := testenv.Metric(t, cp.reg, "exo_controlplane_outbox_publish_failures_total"); f != 0 {
 		t.Errorf("%v failed publishes: the row may have ridden a retry, not the notification", f)
 	}
 

@@ -225,35 +225,6 @@ func histWait(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-// counter sums the samples of a counter in reg whose labels include want.
-func histCounter(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue metrics
-				}
-			}
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}
-
 // caughtUp reports whether group has committed every record of the
 // recorder's topics.
 func (l *histEnv) caughtUp(t *testing.T, group string) (bool, string) {
@@ -335,7 +306,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 		lastErr != "http_status: HTTP 500" || attempts != 1 {
 		t.Errorf("dead letter: %q after %d attempts: %v", lastErr, attempts, err)
 	}
-	if n := histCounter(t, l.reg, "exo_recorder_skipped_records_total", nil); n != 3 {
+	if n := testenv.Metric(t, l.reg, "exo_recorder_skipped_records_total"); n != 3 {
 		t.Errorf("skipped records counted %v, want 3", n)
 	}
 
@@ -403,7 +374,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	if n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND is_active`, rule); n != 1 {
 		t.Error("replaying the topics disabled the re-enabled rule")
 	}
-	if n := histCounter(t, reg2, "exo_recorder_skipped_records_total", nil); n != 3 {
+	if n := testenv.Metric(t, reg2, "exo_recorder_skipped_records_total"); n != 3 {
 		t.Errorf("second recorder skipped %v records, want 3", n)
 	}
 
@@ -461,7 +432,7 @@ func TestRecorderWaitsOutPostgresFailure(t *testing.T) {
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
 	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), histResult(d, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
 	histWait(t, "write failures retried", func() (bool, string) {
-		n := histCounter(t, l.reg, "exo_recorder_write_failures_total", nil)
+		n := testenv.Metric(t, l.reg, "exo_recorder_write_failures_total")
 		return n >= 2, fmt.Sprintf("%v failures", n)
 	})
 	if done, _ := l.caughtUp(t, group); done {

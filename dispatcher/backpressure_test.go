@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -81,7 +82,7 @@ func TestBurstAboveRateUsesNoAttempts(t *testing.T) {
 		}
 	}
 	took := time.Since(start)
-	deferred := h.metric("exo_dispatcher_deferred_total", "class", "endpoint_backlog")
+	deferred := testenv.Metric(h.t, h.reg, "exo_dispatcher_deferred_total", "class", "endpoint_backlog")
 	t.Logf("%d alerts at %d/s arrived in %v; %v backlog deferrals", n, rate, took.Round(time.Millisecond), deferred)
 	if deferred == 0 {
 		t.Fatal("no backlog deferral: the burst did not test back-pressure")

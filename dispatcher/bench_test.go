@@ -303,7 +303,10 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	res.logBytes = logBytes.n.Load()
 	// The sink counts a request before it answers: let the dispatcher have
 	// the last answers before it stops. Every attempt is one delivery.
-	for got := throughputDelivered(b, reg); got != throughputDeliveries; got = throughputDelivered(b, reg) {
+	delivered := func() float64 {
+		return testenv.Metric(b, reg, "exo_dispatcher_attempts_total", "outcome", schemas.OutcomeDelivered)
+	}
+	for got := delivered(); got != throughputDeliveries; got = delivered() {
 		select {
 		case <-ctx.Done():
 			b.Fatalf("the dispatcher counted %v delivered attempts, want %d (one per delivery, no retries)", got, throughputDeliveries)
@@ -366,26 +369,4 @@ func throughputPlain(ctx context.Context, b *testing.B, sink *countingSink, urls
 		b.Fatalf("plain client: the sink answered %d of %d", sink.n.Load(), len(bodies))
 	}
 	return took
-}
-
-// throughputDelivered reads exo_dispatcher_attempts_total{outcome="delivered"}.
-func throughputDelivered(b *testing.B, reg *prometheus.Registry) float64 {
-	b.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "exo_dispatcher_attempts_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == schemas.OutcomeDelivered {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

@@ -292,38 +292,6 @@ func (h *harness) startWith(allowlist []string, edit func(*dispatcher.Config)) {
 	}
 }
 
-// metric returns the value of the running dispatcher's counter or gauge
-// name with the given labels (0 when it has no such series).
-func (h *harness) metric(name string, labels ...string) float64 {
-	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue series
-				}
-			}
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // consumer reads topic from the start, committed records only.
 func (h *harness) consumer(topic string) *kgo.Client {
 	h.t.Helper()
@@ -763,7 +731,7 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 		t.Fatalf("%d dead letters before the barrier, want %d (one per bad record)", len(dls), len(recs))
 	}
 	// The barrier is undecodable too.
-	if n := h.metric("exo_dispatcher_dead_letters_total", "reason", "undecodable"); n != float64(len(recs)+1) {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_dead_letters_total", "reason", "undecodable"); n != float64(len(recs)+1) {
 		t.Errorf("exo_dispatcher_dead_letters_total{reason=\"undecodable\"} = %v, want %d (the bad records and the barrier)", n, len(recs)+1)
 	}
 	// Records of one partition finish in any order (each endpoint has its

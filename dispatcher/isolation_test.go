@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -166,7 +167,7 @@ func TestOpenBreakerDefersCountingAttempts(t *testing.T) {
 	if got := len(rcv.requests()); got+deferred != 6*4 {
 		t.Errorf("%d requests + %d deferrals, want 24 attempts in all", got, deferred)
 	}
-	if m := h.metric("exo_dispatcher_deferred_total", "class", "circuit_open"); int(m) != deferred {
+	if m := testenv.Metric(h.t, h.reg, "exo_dispatcher_deferred_total", "class", "circuit_open"); int(m) != deferred {
 		t.Errorf("deferred metric %v, want %d", m, deferred)
 	}
 }
@@ -232,7 +233,7 @@ func TestSlowEndpointBacklogIsShed(t *testing.T) {
 	if before >= n/2 {
 		t.Errorf("the healthy delivery arrived after %d of %d slow ones", before, n)
 	}
-	if n := h.metric("exo_dispatcher_deferred_total", "class", "endpoint_backlog"); n == 0 {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_deferred_total", "class", "endpoint_backlog"); n == 0 {
 		t.Error("exo_dispatcher_deferred_total{class=\"endpoint_backlog\"} = 0: the slow endpoint's backlog was not shed")
 	}
 	// Nothing is lost: every slow delivery arrives in the end.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -97,11 +98,11 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	}
 	// One retry scheduled on each tier, in order; nothing dead-lettered.
 	for _, tier := range []string{"200ms", "400ms", "800ms"} {
-		if n := h.metric("exo_dispatcher_retries_total", "tier", tier); n != 1 {
+		if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_retries_total", "tier", tier); n != 1 {
 			t.Errorf("exo_dispatcher_retries_total{tier=%q} = %v, want 1", tier, n)
 		}
 	}
-	if n := h.metric("exo_dispatcher_dead_letters_total"); n != 0 {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_dead_letters_total"); n != 0 {
 		t.Errorf("exo_dispatcher_dead_letters_total = %v, want 0", n)
 	}
 }
@@ -161,10 +162,10 @@ func TestMaxAttemptsThenDeadLetter(t *testing.T) {
 	if n := len(recv.requests()); n != 3 {
 		t.Errorf("receiver got %d requests, want 3", n)
 	}
-	if n := h.metric("exo_dispatcher_dead_letters_total", "reason", "exhausted"); n != 1 {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_dead_letters_total", "reason", "exhausted"); n != 1 {
 		t.Errorf("exo_dispatcher_dead_letters_total{reason=\"exhausted\"} = %v, want 1", n)
 	}
-	if n := h.metric("exo_dispatcher_retries_total", "tier", "800ms"); n != 0 {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_retries_total", "tier", "800ms"); n != 0 {
 		t.Errorf("exo_dispatcher_retries_total{tier=\"800ms\"} = %v after 3 attempts, want 0 (the last one is dead-lettered)", n)
 	}
 }
@@ -191,7 +192,7 @@ func TestDeliveriesInFlight(t *testing.T) {
 	case <-time.After(deadline):
 		t.Fatal("the receiver got no request")
 	}
-	if n := h.metric("exo_dispatcher_deliveries_in_flight"); n != 1 {
+	if n := testenv.Metric(h.t, h.reg, "exo_dispatcher_deliveries_in_flight"); n != 1 {
 		t.Errorf("exo_dispatcher_deliveries_in_flight = %v while the attempt is open, want 1", n)
 	}
 	release()
@@ -200,7 +201,7 @@ func TestDeliveriesInFlight(t *testing.T) {
 	}
 	// The worker lets go of the record right after Kafka took its outcome.
 	end := time.Now().Add(deadline)
-	for n := h.metric("exo_dispatcher_deliveries_in_flight"); n != 0; n = h.metric("exo_dispatcher_deliveries_in_flight") {
+	for n := testenv.Metric(h.t, h.reg, "exo_dispatcher_deliveries_in_flight"); n != 0; n = testenv.Metric(h.t, h.reg, "exo_dispatcher_deliveries_in_flight") {
 		if time.Now().After(end) {
 			t.Fatalf("exo_dispatcher_deliveries_in_flight = %v after the delivery finished, want 0", n)
 		}

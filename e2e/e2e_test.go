@@ -304,22 +304,7 @@ func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 // waitGauge waits until the gauge name reaches at least want.
 func (s *system) waitGauge(t *testing.T, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mfs, err := s.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == name && len(mf.GetMetric()) > 0 && mf.GetMetric()[0].GetGauge().GetValue() >= want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not reach %v within 20s", name, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitMetric(t, s.reg, 20*time.Second, fmt.Sprintf("reach %v", want), func(v float64) bool { return v >= want }, name)
 }
 
 // A rule created through the API comes into force within moments: events

@@ -155,7 +155,7 @@ func TestEveryComponentRidesOutKafkaOutage(t *testing.T) {
 	if err := workload.Produce(context.Background(), cl, recs...); err != nil {
 		t.Fatal(err)
 	}
-	unmatched := func() float64 { return s.counter(t, "exo_processor_events_total", "unmatched") }
+	unmatched := func() float64 { return testenv.Metric(t, s.reg, "exo_processor_events_total", "outcome", "unmatched") }
 	waitFor(time.Minute, "the processor into the backlog", func() (bool, string) {
 		return unmatched() > 0, "no unmatched event committed"
 	})
@@ -220,7 +220,7 @@ func TestEveryComponentRidesOutKafkaOutage(t *testing.T) {
 		}
 	}
 	s.alive(t)
-	if n := s.counter(t, "exo_processor_kafka_session_restarts_total", ""); n < 1 {
+	if n := testenv.Metric(t, s.reg, "exo_processor_kafka_session_restarts_total"); n < 1 {
 		t.Errorf("exo_processor_kafka_session_restarts_total = %v: the outage did not end a transaction session", n)
 	}
 	_, _, repeats := recv.distinct(all)
@@ -266,29 +266,4 @@ func readToEnd(t *testing.T, brokers []string, topic string) []*kgo.Record {
 		})
 	}
 	return out
-}
-
-// counter returns the processor's counter name (with the label value
-// outcome, if not empty), 0 when absent.
-func (s *system) counter(t *testing.T, name, outcome string) float64 {
-	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := outcome == ""
-			for _, l := range m.GetLabel() {
-				match = match || (l.GetName() == "outcome" && l.GetValue() == outcome)
-			}
-			if match {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

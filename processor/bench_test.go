@@ -324,7 +324,7 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 		firstN  float64
 	)
 	for {
-		n := benchCounter(b, reg, "exo_processor_events_total", "")
+		n := testenv.Metric(b, reg, "exo_processor_events_total")
 		if n > 0 && firstAt.IsZero() {
 			firstAt, firstN = time.Now(), n
 			res.join = firstAt.Sub(began) - res.startup
@@ -351,8 +351,8 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	counted := time.Now()
 	benchWaitCommitted(ctx, b, adm, group, topics.Events)
 	res.commit = time.Since(counted)
-	res.committedTxns = benchCounter(b, reg, "exo_processor_transactions_total", "committed")
-	res.abortedTxns = benchCounter(b, reg, "exo_processor_transactions_total", "aborted")
+	res.committedTxns = testenv.Metric(b, reg, "exo_processor_transactions_total", "result", "committed")
+	res.abortedTxns = testenv.Metric(b, reg, "exo_processor_transactions_total", "result", "aborted")
 	pcancel()
 	if err := <-done; err != nil {
 		b.Fatalf("processor: %v", err)
@@ -360,7 +360,7 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	if res.abortedTxns > 0 {
 		b.Errorf("%v transactions aborted", res.abortedTxns)
 	}
-	if matched, unmatched := benchCounter(b, reg, "exo_processor_events_total", "matched"), benchCounter(b, reg, "exo_processor_events_total", "unmatched"); matched+unmatched != benchEvents {
+	if matched, unmatched := testenv.Metric(b, reg, "exo_processor_events_total", "outcome", "matched"), testenv.Metric(b, reg, "exo_processor_events_total", "outcome", "unmatched"); matched+unmatched != benchEvents {
 		b.Errorf("events: %v matched + %v unmatched, want %d in all", matched, unmatched, benchEvents)
 	}
 	res.deliveries, res.durationAlerts = benchCountDeliveries(ctx, b, brokers, adm, topics.Deliveries)
@@ -404,28 +404,6 @@ func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic 
 		return n, time.Since(began)
 	}
 	return n - firstN, time.Since(firstAt)
-}
-
-// benchCounter sums the counter name over its series, or takes the series
-// whose only label has value label.
-func benchCounter(b *testing.B, reg *prometheus.Registry, name, label string) float64 {
-	b.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // benchWaitCommitted waits until group has committed topic to its end: then

@@ -103,7 +103,7 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 		burst = append(burst, e.record(workload.Event(workload.Spec{Tenant: "tq", Type: schemas.TypeRunFailed, WorkflowName: "etl"})))
 	}
 	e.produce(burst...)
-	unmatched := func() float64 { return metric(t, p.reg, "exo_processor_events_total", "outcome", "unmatched") }
+	unmatched := func() float64 { return testenv.Metric(t, p.reg, "exo_processor_events_total", "outcome", "unmatched") }
 	eventually(t, time.Minute, "the processor into the backlog", func() bool { return unmatched() > 0 },
 		func() string { return "no unmatched event committed" })
 	gate.Cut()
@@ -138,7 +138,7 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	deliveries.drain()
 	alive()
 	assertExactlyOnce(t, deliveries.counts(), all)
-	if n := metric(t, p.reg, "exo_processor_kafka_session_restarts_total"); n < 1 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_kafka_session_restarts_total"); n < 1 {
 		t.Errorf("exo_processor_kafka_session_restarts_total = %v: the outage did not end a transaction session", n)
 	}
 	// The outage is logged once, and its end once, however many sessions
@@ -147,7 +147,7 @@ func TestProcessorRidesOutKafkaOutage(t *testing.T) {
 	if failing != 1 || answers != 1 {
 		t.Errorf("the processor logged the outage %d times and its end %d times, want once each", failing, answers)
 	}
-	if n := metric(t, p.reg, "exo_processor_kafka_unavailable"); n != 0 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_kafka_unavailable"); n != 0 {
 		t.Errorf("exo_processor_kafka_unavailable = %v after the outage, want 0", n)
 	}
 	t.Logf("%d alerts exactly once across a 30 s outage; %d dials refused", len(all), gate.Refused())

@@ -616,7 +616,7 @@ func TestRebalanceDurationAlertsOnce(t *testing.T) {
 	runs("r2", t0.Add(30*time.Second), 5*time.Second, true) // deadline t0+90s
 	tick(t0.Add(61 * time.Second))                          // r1 deadlines pass, on both instances
 	deliveries.waitFor(60*time.Second, "the r1 duration alerts and the streamed alerts", deliveries.has(r1), deliveries.missing(r1))
-	firedA, firedB := metric(t, a.reg, "exo_processor_duration_alerts_total"), metric(t, b.reg, "exo_processor_duration_alerts_total")
+	firedA, firedB := testenv.Metric(t, a.reg, "exo_processor_duration_alerts_total"), testenv.Metric(t, b.reg, "exo_processor_duration_alerts_total")
 
 	// A leaves mid-stream; B restores A's partitions, r2 in flight.
 	stop = make(chan struct{})
@@ -638,7 +638,7 @@ func TestRebalanceDurationAlertsOnce(t *testing.T) {
 	deliveries.drain()
 	assertExactlyOnce(t, deliveries.counts(), want)
 	t.Logf("%d duration alerts and %d streamed event alerts, each once (engine counters, aborted attempts included: before A left, A fired %.0f and B %.0f duration alerts; B %.0f in all)",
-		len(want)-len(s1.ids)-len(s2.ids), len(s1.ids)+len(s2.ids), firedA, firedB, metric(t, b.reg, "exo_processor_duration_alerts_total"))
+		len(want)-len(s1.ids)-len(s2.ids), len(s1.ids)+len(s2.ids), firedA, firedB, testenv.Metric(t, b.reg, "exo_processor_duration_alerts_total"))
 }
 
 // TestReplayBacklog starts the processor on a backlog produced while it was
@@ -691,7 +691,7 @@ func TestReplayBacklog(t *testing.T) {
 	e.waitCaughtUp(30 * time.Second)
 	deliveries.drain()
 	assertExactlyOnce(t, deliveries.counts(), want)
-	txns := metric(t, p.reg, "exo_processor_transactions_total", "result", "committed")
+	txns := testenv.Metric(t, p.reg, "exo_processor_transactions_total", "result", "committed")
 	t.Logf("backlog of %d events (%d finished runs, %d running): %d duration alerts, none for finished runs; %.0f transactions",
 		len(starts)+len(ends), finished, running, len(want), txns)
 	if txns < 4 {
@@ -752,7 +752,7 @@ func TestRuleChangesLive(t *testing.T) {
 	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "sentinel", EventType: schemas.TypeRunSucceeded, WebhookEndpointID: "ep", IsActive: true})
 	deliveries := e.collect(e.topics.Deliveries)
 	p := e.startProcessor("live", nil)
-	rulesActive := func() float64 { return metric(t, p.reg, "exo_processor_rules_active") }
+	rulesActive := func() float64 { return testenv.Metric(t, p.reg, "exo_processor_rules_active") }
 	waitRules := func(n float64) {
 		t.Helper()
 		eventually(t, 30*time.Second, fmt.Sprintf("exo_processor_rules_active = %v", n), func() bool { return rulesActive() == n },
@@ -938,13 +938,13 @@ func TestBadInputKeepsStreamGoing(t *testing.T) {
 			t.Errorf("%s is not on the invalid topic", key)
 		}
 	}
-	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 5 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 5 {
 		t.Errorf("events_total{outcome=invalid} = %v, want 5", n)
 	}
-	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "ignored_type"); n != 1 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_events_total", "outcome", "ignored_type"); n != 1 {
 		t.Errorf("events_total{outcome=ignored_type} = %v, want 1 (the unknown type)", n)
 	}
-	if n := metric(t, p.reg, "exo_processor_miskeyed_events_total"); n != 1 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_miskeyed_events_total"); n != 1 {
 		t.Errorf("miskeyed_events_total = %v, want 1", n)
 	}
 }
@@ -984,7 +984,7 @@ func TestRateLimitEndToEnd(t *testing.T) {
 	if n != 3 {
 		t.Errorf("%d deliveries for 10 events within one minute, want 3 (rate limit 3/min)", n)
 	}
-	if s := metric(t, p.reg, "exo_processor_alerts_suppressed_total", "reason", "rate_limit"); s != 7 {
+	if s := testenv.Metric(t, p.reg, "exo_processor_alerts_suppressed_total", "reason", "rate_limit"); s != 7 {
 		t.Errorf("exo_processor_alerts_suppressed_total{reason=rate_limit} = %v, want 7", s)
 	}
 }
@@ -1171,7 +1171,7 @@ func TestLagAndWatermarkMetrics(t *testing.T) {
 			return false
 		}
 		for part := range partitions {
-			age := metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", strconv.Itoa(part))
+			age := testenv.Metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", strconv.Itoa(part))
 			if age <= 0 || age >= 60 { // 0: no series yet
 				return false
 			}
@@ -1180,7 +1180,7 @@ func TestLagAndWatermarkMetrics(t *testing.T) {
 	}, func() string {
 		sum, parts := lags()
 		return fmt.Sprintf("lag %v over %d partitions; watermark lag of partition 0: %vs", sum, parts,
-			metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", "0"))
+			testenv.Metric(t, p.reg, "exo_processor_watermark_lag_seconds", "partition", "0"))
 	})
 }
 
@@ -1287,7 +1287,7 @@ func TestEventWithRefusedAlertSetAside(t *testing.T) {
 		t.Errorf("invalid record: key %q offset %s reason %q, value kept: %v; want the large event (offset %d), refused by %s",
 			r.Key, kafka.Header(r, "exo-original-offset"), reason, bytes.Equal(r.Value, large.Value), large.Offset, e.topics.Deliveries)
 	}
-	if n := metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 1 {
+	if n := testenv.Metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 1 {
 		t.Errorf("events_total{outcome=invalid} = %v, want 1", n)
 	}
 }

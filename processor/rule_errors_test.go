@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -86,7 +87,7 @@ func TestConditionBombIsARuleError(t *testing.T) {
 	if len(got) == 0 || got[0].RuleID != "bomb" || got[0].RuleVersion != 4 || !strings.Contains(got[0].Error, "budget") {
 		t.Fatalf("rule-error records %+v, want the bomb rule's budget error", got)
 	}
-	if n := metric(t, p.reg, "exo_processor_rule_errors_total", "reason", "budget"); n != perTenant {
+	if n := testenv.Metric(t, p.reg, "exo_processor_rule_errors_total", "reason", "budget"); n != perTenant {
 		t.Fatalf("exo_processor_rule_errors_total{reason=budget} = %v, want %d", n, perTenant)
 	}
 	if p.exited {
