@@ -161,7 +161,7 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 		return nil
 	})
 	if err != nil {
-		return nil, s.passStatus("list dead letters", err)
+		return nil, s.apiError("list dead letters", err)
 	}
 	out := &deadLetterListOut{}
 	if len(items) > in.Limit {
@@ -226,7 +226,7 @@ func (s *Server) replayDeadLetter(ctx context.Context, in *alertIDIn) (*struct{ 
 		return s.queue(ctx, tx, rec)
 	})
 	if err != nil {
-		return nil, s.passStatus("replay dead letter", err)
+		return nil, s.apiError("replay dead letter", err)
 	}
 	out.Body.AlertID = in.AlertID
 	return out, nil
@@ -312,7 +312,7 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 		}, requestID(ctx))
 	})
 	if err != nil {
-		return nil, s.passStatus("replay dead letters", err)
+		return nil, s.apiError("replay dead letters", err)
 	}
 	return out, nil
 }

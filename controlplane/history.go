@@ -190,16 +190,6 @@ func deliverable(ctx context.Context, tx pgx.Tx, tenant, id string) error {
 	return nil
 }
 
-// passStatus returns err itself when it is an answer for the client, and a
-// logged 500 otherwise.
-func (s *Server) passStatus(op string, err error) error {
-	var se huma.StatusError
-	if errors.As(err, &se) {
-		return se
-	}
-	return s.internalError(op, err)
-}
-
 // deliveryCols selects a Delivery (without attempts) from alerts a joined
 // with its latest attempt (last) and its dead letter (d).
 const deliveryCols = `a.alert_id, a.rule_id, a.endpoint_id, a.event_type,
@@ -310,7 +300,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 		return loadAttempts(ctx, tx, p.TenantID, items)
 	})
 	if err != nil {
-		return nil, s.passStatus("list deliveries", err)
+		return nil, s.apiError("list deliveries", err)
 	}
 	out := &deliveryListOut{}
 	if len(items) > in.Limit {
@@ -348,7 +338,7 @@ func (s *Server) getDelivery(ctx context.Context, in *alertIDIn) (*deliveryOut, 
 		return loadAttempts(ctx, tx, p.TenantID, []*Delivery{d})
 	})
 	if err != nil {
-		return nil, s.passStatus("get delivery", err)
+		return nil, s.apiError("get delivery", err)
 	}
 	return &deliveryOut{Body: d}, nil
 }
@@ -380,7 +370,7 @@ func (s *Server) redeliver(ctx context.Context, in *alertIDIn) (*acceptedOut, er
 		return s.queue(ctx, tx, rec)
 	})
 	if err != nil {
-		return nil, s.passStatus("redeliver", err)
+		return nil, s.apiError("redeliver", err)
 	}
 	return &acceptedOut{Body: QueuedDelivery{AlertID: in.AlertID}}, nil
 }
@@ -427,7 +417,7 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 		return s.queue(ctx, tx, &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: schemas.RecordKey(p.TenantID, in.ID), Value: value})
 	})
 	if err != nil {
-		return nil, s.passStatus("test webhook", err)
+		return nil, s.apiError("test webhook", err)
 	}
 	return &acceptedOut{Body: QueuedDelivery{AlertID: alertID}}, nil
 }
