@@ -3,6 +3,7 @@ package controlplane
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
 )
@@ -12,17 +13,26 @@ import (
 // header values, a target URL (its path or query may carry a token) — and
 // for a whole body (an unknown member's report holds the object) the value
 // is left out: a problem must never echo a secret back, to logs or proxies.
-func init() {
-	next := huma.NewError
-	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-		for _, err := range errs {
-			var d *huma.ErrorDetail
-			if errors.As(err, &d) && sensitiveLocation(d.Location) {
-				d.Value = nil
+//
+// huma.NewError is a package variable shared by every Huma API in the
+// process, so the redacting constructor is installed once, by newAPI, before
+// the first API is built; building more servers (tests build many) does not
+// wrap it again.
+var redactOnce sync.Once
+
+func redactProblemValues() {
+	redactOnce.Do(func() {
+		next := huma.NewError
+		huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
+			for _, err := range errs {
+				var d *huma.ErrorDetail
+				if errors.As(err, &d) && sensitiveLocation(d.Location) {
+					d.Value = nil
+				}
 			}
+			return next(status, msg, errs...)
 		}
-		return next(status, msg, errs...)
-	}
+	})
 }
 
 func sensitiveLocation(loc string) bool {

@@ -297,6 +297,7 @@ type principalKey struct{}
 var bearer = map[string][]string{"bearer": {}}
 
 func (s *Server) newAPI() huma.API {
+	redactProblemValues()
 	cfg := huma.DefaultConfig("Exosphere Alerts API", Version)
 	cfg.Info.Description = "Outgoing webhooks and alert rules for workflow runs. Authenticate with `Authorization: Bearer <api key>`."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
