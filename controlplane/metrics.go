@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/exospherehost/exo-alerts/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,10 +27,10 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}, []string{"operation"}),
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = metrics.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.latency, err = register(reg, m.latency); err != nil {
+	if m.latency, err = metrics.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/exospherehost/exo-alerts/internal/metrics"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,7 +34,7 @@ type outage struct {
 }
 
 func newOutage(log *slog.Logger, reg prometheus.Registerer, dependency string) (*outage, error) {
-	failures, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	failures, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "exo_controlplane_dependency_failures_total",
 		Help: "API requests that failed because a dependency (postgres) was unreachable; answered 503.",
 	}, []string{"dependency"}))

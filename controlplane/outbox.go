@@ -16,6 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/loop"
+	"github.com/exospherehost/exo-alerts/internal/metrics"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -50,7 +53,7 @@ type relay struct {
 	unsent                           prometheus.Gauge
 
 	// out tracks failures of the main loop (Postgres or Kafka away).
-	out *loopOutage
+	out *loop.Outage
 }
 
 const (
@@ -80,11 +83,11 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 		Name: "exo_controlplane_outbox_quarantined_total",
 		Help: "Outbox rows Kafka can never accept (too large, or not their topic's schema), set aside with quarantined_at and a reason.",
 	})
-	r.published = registerCounter(s.cfg.Registry, r.published)
-	r.failures = registerCounter(s.cfg.Registry, r.failures)
-	r.quarantined = registerCounter(s.cfg.Registry, r.quarantined)
-	r.out = &loopOutage{log: r.log, what: "outbox relay: postgres or kafka", minWait: min(100*time.Millisecond, r.poll), maxWait: relayMaxBackoff}
-	r.unsent, _ = register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
+	r.published = registered(metrics.Register(s.cfg.Registry, r.published))
+	r.failures = registered(metrics.Register(s.cfg.Registry, r.failures))
+	r.quarantined = registered(metrics.Register(s.cfg.Registry, r.quarantined))
+	r.out = &loop.Outage{Log: r.log, What: "outbox relay: postgres or kafka", MinWait: min(100*time.Millisecond, r.poll), MaxWait: relayMaxBackoff}
+	r.unsent, _ = metrics.Register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "exo_controlplane_outbox_unsent", Help: "Outbox rows not published yet, counted by the relay after each attempt to drain the outbox.",
 	}))
 	return r
@@ -92,17 +95,6 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 
 // registerCounter registers c, or returns the counter already registered
 // under its name (a server run twice with one registry).
-func registerCounter(reg prometheus.Registerer, c prometheus.Counter) prometheus.Counter {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return prev
-			}
-		}
-	}
-	return c
-}
 
 func (r *relay) run(ctx context.Context) error {
 	// Both steps are retried until they succeed: while Kafka (or Postgres)
@@ -114,7 +106,7 @@ func (r *relay) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
 			r.healthy.Store(false)
-			r.sleep(ctx, r.out.failed(err))
+			r.sleep(ctx, r.out.Failed(err))
 		}
 	}
 	return nil
@@ -122,14 +114,14 @@ func (r *relay) run(ctx context.Context) error {
 
 // retry runs fn until it succeeds or ctx ends, backing off between tries.
 func (r *relay) retry(ctx context.Context, what string, fn func() error) {
-	o := &loopOutage{log: r.log, what: "outbox: " + what, minWait: r.nextBackoff(0), maxWait: relayMaxBackoff}
+	o := &loop.Outage{Log: r.log, What: "outbox: " + what, MinWait: r.nextBackoff(0), MaxWait: relayMaxBackoff}
 	for ctx.Err() == nil {
 		err := fn()
 		if err == nil || ctx.Err() != nil {
-			o.ok()
+			o.OK()
 			return
 		}
-		r.sleep(ctx, o.failed(err))
+		r.sleep(ctx, o.Failed(err))
 	}
 }
 
@@ -170,9 +162,9 @@ func (r *relay) listen(ctx context.Context) error {
 			// Retry soon rather than after the slow poll: nothing else wakes
 			// the relay when Kafka comes back. The rows stay queued.
 			r.failures.Inc()
-			wait = min(r.out.failed(err), r.poll)
+			wait = min(r.out.Failed(err), r.poll)
 		} else {
-			r.out.ok()
+			r.out.OK()
 		}
 		r.countUnsent(ctx)
 		wctx, cancel := context.WithTimeout(ctx, wait)
@@ -297,7 +289,7 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 				continue
 			}
 			if _, err := tx.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE id = $1`,
-				id, pgText(reason)); err != nil {
+				id, store.Text(reason)); err != nil {
 				return fmt.Errorf("outbox: quarantine: %w", err)
 			}
 			poisoned = append(poisoned, poisonRow{id: id, topic: recs[i].Topic, key: string(recs[i].Key), reason: reason})
@@ -395,3 +387,8 @@ func (r *relay) republish(ctx context.Context) error {
 		return nil
 	})
 }
+
+// registered returns the collector metrics.Register gave; a registration
+// error (a different collector under the same name) leaves it unregistered,
+// still counting, as the relay did before it was shared.
+func registered[C any](c C, _ error) C { return c }

@@ -15,6 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/loop"
+	"github.com/exospherehost/exo-alerts/internal/metrics"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -93,21 +96,21 @@ func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
 		}, []string{"topic"}),
 	}
 	var err error
-	m.skipped, err = register(reg, m.skipped)
+	m.skipped, err = metrics.Register(reg, m.skipped)
 	if err == nil {
-		m.recorded, err = register(reg, m.recorded)
+		m.recorded, err = metrics.Register(reg, m.recorded)
 	}
 	if err == nil {
-		m.disabled, err = register(reg, m.disabled)
+		m.disabled, err = metrics.Register(reg, m.disabled)
 	}
 	if err == nil {
-		m.pruned, err = register(reg, m.pruned)
+		m.pruned, err = metrics.Register(reg, m.pruned)
 	}
 	if err == nil {
-		m.failures, err = register(reg, m.failures)
+		m.failures, err = metrics.Register(reg, m.failures)
 	}
 	if err == nil {
-		m.quarantined, err = register(reg, m.quarantined)
+		m.quarantined, err = metrics.Register(reg, m.quarantined)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
@@ -116,16 +119,6 @@ func metricsOf(reg prometheus.Registerer) (*recorderMetrics, error) {
 }
 
 // register registers c, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
 
 // runRecorder consumes the delivery topics into Postgres and runs the
 // retention loop, until ctx ends.
@@ -142,7 +135,7 @@ func (s *Server) runRecorder(ctx context.Context) error {
 	}
 	log := s.log.With("part", "recorder")
 	rec := &recorder{s: s, log: log, m: m,
-		pg: &loopOutage{log: log, what: "postgres", minWait: recorderMinBackoff, maxWait: recorderMaxBackoff}}
+		pg: &loop.Outage{Log: log, What: "postgres", MinWait: recorderMinBackoff, MaxWait: recorderMaxBackoff}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { rec.retain(ctx) })
@@ -153,7 +146,7 @@ type recorder struct {
 	s   *Server
 	log *slog.Logger
 	m   *recorderMetrics
-	pg  *loopOutage // Postgres, as the write loop sees it
+	pg  *loop.Outage // Postgres, as the write loop sees it
 }
 
 func (r *recorder) consume(ctx context.Context) error {
@@ -334,15 +327,15 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 		b := batchOf(items)
 		err := r.s.inTx(ctx, func(tx pgx.Tx) error { return r.write(ctx, tx, b) })
 		if err == nil {
-			r.pg.ok()
+			r.pg.OK()
 			r.quarantined(b.invalid)
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		if isDataError(err) {
-			r.pg.ok() // Postgres answered
+		if store.IsDataError(err) {
+			r.pg.OK() // Postgres answered
 			if len(items) == 1 {
 				it := items[0]
 				if it.invalid != nil {
@@ -358,7 +351,7 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 			return r.store(ctx, items[:h]) && r.store(ctx, items[h:])
 		}
 		r.m.failures.Inc()
-		if !sleepCtx(ctx, r.pg.failed(err)) {
+		if !loop.Sleep(ctx, r.pg.Failed(err)) {
 			return false
 		}
 	}
@@ -369,13 +362,13 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 func insertQuarantined(ctx context.Context, tx pgx.Tx, consumer string, kr *kgo.Record, reason error) error {
 	hs := make([]quarantinedHeader, 0, len(kr.Headers))
 	for _, h := range kr.Headers {
-		hs = append(hs, quarantinedHeader{Key: pgText(h.Key), Value: h.Value})
+		hs = append(hs, quarantinedHeader{Key: store.Text(h.Key), Value: h.Value})
 	}
 	headers, _ := json.Marshal(hs)
 	if _, err := tx.Exec(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (consumer, topic, "partition", "offset") DO NOTHING`,
-		consumer, kr.Topic, kr.Partition, kr.Offset, kr.Key, kr.Value, headers, pgText(reason.Error())); err != nil {
+		consumer, kr.Topic, kr.Partition, kr.Offset, kr.Key, kr.Value, headers, store.Text(reason.Error())); err != nil {
 		return fmt.Errorf("recorder: quarantine: %w", err)
 	}
 	return nil
@@ -394,18 +387,6 @@ func (r *recorder) quarantined(items []item) {
 		r.m.skipped.WithLabelValues(kr.Topic).Inc()
 		r.log.Error("invalid record; quarantined", "topic", kr.Topic, "partition", kr.Partition,
 			"offset", kr.Offset, "err", it.invalid)
-	}
-}
-
-// sleepCtx waits d, or until ctx ends (false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -467,7 +448,7 @@ func (r *recorder) write(ctx context.Context, tx pgx.Tx, b *batch) error {
 		// Only an attempt seen for the first time disables its rule: a
 		// replay of the topic never disables a rule again.
 		for _, a := range b.attempts {
-			if a.Outcome == schemas.OutcomeEndpointGone && fresh[[2]string{pgText(a.AlertID), pgText(a.DeliveryID)}] {
+			if a.Outcome == schemas.OutcomeEndpointGone && fresh[[2]string{store.Text(a.AlertID), store.Text(a.DeliveryID)}] {
 				gone = append(gone, a)
 			}
 		}
@@ -521,7 +502,7 @@ func (r *recorder) ruleError(ctx context.Context, tx pgx.Tx, re schemas.RuleErro
 			last_error_rule_version = $3, error_count = error_count + $7
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND $3 >= condition_version
 			AND (last_error_at IS NULL OR last_error_at < $5)`,
-		re.TenantID, re.RuleID, re.RuleVersion, pgText(re.Error), re.At, nilIfEmpty(pgText(re.EventID)), re.Errors)
+		re.TenantID, re.RuleID, re.RuleVersion, store.Text(re.Error), re.At, nilIfEmpty(store.Text(re.EventID)), re.Errors)
 	if err != nil {
 		return fmt.Errorf("recorder: rule error: %w", err)
 	}
@@ -534,9 +515,9 @@ func pgRow(row map[string]any) map[string]any {
 	for k, v := range row {
 		switch x := v.(type) {
 		case string:
-			row[k] = pgText(x)
+			row[k] = store.Text(x)
 		case json.RawMessage:
-			row[k] = json.RawMessage(pgJSON(x))
+			row[k] = json.RawMessage(store.JSON(x))
 		}
 	}
 	return row

@@ -1,4 +1,4 @@
-package controlplane
+package store
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-func TestPgJSON(t *testing.T) {
+func TestJSON(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ in, want string }{
 		{`{"a":"b"}`, `{"a":"b"}`},
@@ -26,22 +26,22 @@ func TestPgJSON(t *testing.T) {
 		{"{\"a\":\"\xff\"}", "{\"a\":\"\uFFFD\"}"},
 	} {
 		in := []byte(c.in)
-		got := string(pgJSON(in))
+		got := string(JSON(in))
 		if got != c.want {
-			t.Errorf("pgJSON(%s) = %s, want %s", c.in, got, c.want)
+			t.Errorf("JSON(%s) = %s, want %s", c.in, got, c.want)
 		}
 		if string(in) != c.in {
-			t.Errorf("pgJSON modified its input %s", c.in)
+			t.Errorf("JSON modified its input %s", c.in)
 		}
 		if !json.Valid([]byte(got)) {
-			t.Errorf("pgJSON(%s) = %s is not JSON", c.in, got)
+			t.Errorf("JSON(%s) = %s is not JSON", c.in, got)
 		}
 	}
 }
 
 // FuzzPgJSON: whatever valid JSON goes in, valid JSON comes out, and it
 // decodes to the input's value with NUL as U+FFFD.
-func FuzzPgJSON(f *testing.F) {
+func FuzzJSON(f *testing.F) {
 	for _, s := range []string{`{"a":"\u0000"}`, `["\\u0000","\ud800\udc00","\udc00"]`, `"\u0000\\"`, `1`} {
 		f.Add([]byte(s))
 	}
@@ -50,15 +50,15 @@ func FuzzPgJSON(f *testing.F) {
 		if !utf8.Valid(doc) || json.Unmarshal(doc, &in) != nil {
 			return // invalid UTF-8: runs of bad bytes become one U+FFFD (TestPgJSON)
 		}
-		out := pgJSON(doc)
+		out := JSON(doc)
 		var got any
 		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatalf("pgJSON(%q) = %q: %v", doc, out, err)
+			t.Fatalf("JSON(%q) = %q: %v", doc, out, err)
 		}
 		want, _ := json.Marshal(sanitize(in))
 		have, _ := json.Marshal(got)
 		if string(want) != string(have) {
-			t.Fatalf("pgJSON(%q) = %q decodes to %s, want %s", doc, out, have, want)
+			t.Fatalf("JSON(%q) = %q decodes to %s, want %s", doc, out, have, want)
 		}
 	})
 }
@@ -66,7 +66,7 @@ func FuzzPgJSON(f *testing.F) {
 func sanitize(v any) any {
 	switch x := v.(type) {
 	case string:
-		return pgText(x)
+		return Text(x)
 	case []any:
 		for i := range x {
 			x[i] = sanitize(x[i])
@@ -74,17 +74,17 @@ func sanitize(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, e := range x {
-			out[pgText(k)] = sanitize(e)
+			out[Text(k)] = sanitize(e)
 		}
 		return out
 	}
 	return v
 }
 
-func TestPgText(t *testing.T) {
+func TestText(t *testing.T) {
 	t.Parallel()
-	if got := pgText("a\x00b\xffc"); got != "a\uFFFDb\uFFFDc" {
-		t.Errorf("pgText = %q", got)
+	if got := Text("a\x00b\xffc"); got != "a\uFFFDb\uFFFDc" {
+		t.Errorf("Text = %q", got)
 	}
 }
 
@@ -95,11 +95,11 @@ func TestIsDataError(t *testing.T) {
 		"08006": false, "40001": false, "57P01": false, "42P01": false, "53300": false,
 	} {
 		err := fmt.Errorf("recorder: insert: %w", &pgconn.PgError{Code: code})
-		if got := isDataError(err); got != want {
-			t.Errorf("isDataError(%s) = %v, want %v", code, got, want)
+		if got := IsDataError(err); got != want {
+			t.Errorf("IsDataError(%s) = %v, want %v", code, got, want)
 		}
 	}
-	if isDataError(errors.New("dial tcp: connection refused")) {
+	if IsDataError(errors.New("dial tcp: connection refused")) {
 		t.Error("a connection error is a data error")
 	}
 }

@@ -1,11 +1,9 @@
-package controlplane
+package store
 
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,13 +15,13 @@ import (
 // on; anything else (connection refused, serialization failure, shutdown,
 // a missing table during a deploy) is retried until it succeeds.
 
-// isDataError reports whether Postgres refused a statement because of the
+// IsDataError reports whether Postgres refused a statement because of the
 // data it was given: SQLSTATE class 22 (data exception: a NUL in jsonb,
 // invalid text encoding, a value out of range), 23 (integrity constraint
 // violation; the recorder's expected conflicts are absorbed by ON CONFLICT
 // and never surface) or 54 (program limit exceeded: a value too large for
 // an index, too many columns). Writing the same record again fails again.
-func isDataError(err error) bool {
+func IsDataError(err error) bool {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || len(pe.Code) != 5 {
 		return false
@@ -35,9 +33,9 @@ func isDataError(err error) bool {
 	return false
 }
 
-// pgText returns s as Postgres text can hold it: NUL (which text and jsonb
+// Text returns s as Postgres text can hold it: NUL (which text and jsonb
 // refuse) and invalid UTF-8 become U+FFFD.
-func pgText(s string) string {
+func Text(s string) string {
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
@@ -47,11 +45,11 @@ func pgText(s string) string {
 	return s
 }
 
-// pgJSON returns the JSON document raw as Postgres jsonb can hold it: the
+// JSON returns the JSON document raw as Postgres jsonb can hold it: the
 // escapes jsonb refuses (\u0000, an unpaired UTF-16 surrogate) become
 // \ufffd and invalid UTF-8 becomes U+FFFD. raw is not modified; a document
 // that needs nothing is returned as is.
-func pgJSON(raw []byte) []byte {
+func JSON(raw []byte) []byte {
 	if !utf8.Valid(raw) {
 		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
 	}
@@ -121,42 +119,4 @@ func hex4(b []byte, i int) (rune, bool) {
 		}
 	}
 	return v, true
-}
-
-// loopOutage tracks a dependency that keeps failing, so a loop logs its
-// loopOutage once (at ERROR, with the first error) and its end once (at INFO,
-// with how long it lasted), not every retry, and retries promptly: the
-// backoff doubles from minWait to maxWait, a cap low enough that the loop
-// resumes within maxWait of the dependency's return.
-type loopOutage struct {
-	log              *slog.Logger
-	what             string // e.g. "postgres"
-	minWait, maxWait time.Duration
-
-	since    time.Time
-	failures int
-	wait     time.Duration
-}
-
-// failed records a failed try and returns how long to wait before the next.
-func (o *loopOutage) failed(err error) time.Duration {
-	o.failures++
-	if o.failures == 1 {
-		o.since = time.Now()
-		o.wait = o.minWait
-		o.log.Error(o.what+" unavailable; retrying until it answers", "err", err)
-	} else {
-		o.wait = min(2*o.wait, o.maxWait)
-		o.log.Debug(o.what+" still unavailable", "err", err, "failures", o.failures, "retry_in", o.wait)
-	}
-	return o.wait
-}
-
-// ok records a successful try, logging the end of an loopOutage.
-func (o *loopOutage) ok() {
-	if o.failures == 0 {
-		return
-	}
-	o.log.Info(o.what+" available again", "down_for", time.Since(o.since).Round(time.Millisecond), "failures", o.failures)
-	o.failures = 0
 }
