@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // AuditEvent is one row of a tenant's audit trail.
@@ -110,7 +110,8 @@ func (s *Server) listAudit(ctx context.Context, in *auditListIn) (*auditListOut,
 	query := `SELECT id, actor, action, resource_type, resource_id, before, after, request_id, created_at FROM audit_events
 		WHERE ` + strings.Join(where, " AND ") + fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
 	var items []*AuditEvent
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("controlplane: list audit events: %w", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -140,7 +141,8 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 		where += fmt.Sprintf(` AND (d.dead_at, d.alert_id) < ($%d, $%d)`, len(args)-1, len(args))
 	}
 	var items []*DeadLetter
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		rows, err := tx.Query(ctx, `SELECT `+deadLetterCols+` FROM dead_letters d WHERE d.tenant_id = $1`+where+`
 			ORDER BY d.dead_at DESC, d.alert_id DESC LIMIT $2`, args...)
 		if err != nil {
@@ -192,7 +194,8 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 func (s *Server) replayDeadLetter(ctx context.Context, in *alertIDIn) (*struct{ Body ReplayedDeadLetter }, error) {
 	p := principalFrom(ctx)
 	out := &struct{ Body ReplayedDeadLetter }{}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		var stored []byte
 		var endpoint string
 		var replayed *time.Time
@@ -253,7 +256,8 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 	}
 	out := &struct{ Body DeadLetterReplayResult }{}
 	out.Body.AlertIDs = []string{}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		const match = ` FROM dead_letters d
 			LEFT JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
 			WHERE d.tenant_id = $1 AND d.replayed_at IS NULL AND d.dead_at >= $2 AND d.dead_at < $3

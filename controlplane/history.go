@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -263,7 +264,8 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 		table, col, path, missing = "webhook_endpoints", "endpoint_id", "/v1/webhooks/", "webhook endpoint not found"
 	}
 	var items []*Delivery
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		// Deleted rules and endpoints keep their history.
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE tenant_id = $1 AND id = $2)`,
@@ -323,7 +325,8 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 func (s *Server) getDelivery(ctx context.Context, in *alertIDIn) (*deliveryOut, error) {
 	p := principalFrom(ctx)
 	var d *Delivery
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		var payload []byte
 		var err error
 		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+`, a.record->'payload'`+deliveryFrom+`
@@ -345,7 +348,8 @@ func (s *Server) getDelivery(ctx context.Context, in *alertIDIn) (*deliveryOut, 
 
 func (s *Server) redeliver(ctx context.Context, in *alertIDIn) (*acceptedOut, error) {
 	p := principalFrom(ctx)
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		var stored []byte
 		var endpoint string
 		err := tx.QueryRow(ctx, `SELECT record, endpoint_id FROM alerts WHERE tenant_id = $1 AND alert_id = $2`,
@@ -400,7 +404,8 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 	if err := schemas.Validate(schemas.KindDelivery, value); err != nil {
 		return nil, s.internalError("test webhook: record", err)
 	}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		exists, deleted, active, err := endpointState(ctx, tx, p.TenantID, in.ID)
 		switch {
 		case err != nil:

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -174,7 +175,8 @@ type patchSteps struct {
 func (s *Server) patchOutsideLock(ctx context.Context, tenant, ifMatch string, steps patchSteps) error {
 	for range maxPatchRetries {
 		var read int64
-		err := s.tenantTx(ctx, tenant, func(tx pgx.Tx) (err error) {
+		err := s.tenantTx(ctx, tenant, func(stx *store.Tx) (err error) {
+			tx := stx.Conn() // until this handler's SQL moves to the store
 			read, err = steps.read(ctx, tx)
 			return err
 		})
@@ -188,7 +190,8 @@ func (s *Server) patchOutsideLock(ctx context.Context, tenant, ifMatch string, s
 		if err != nil || !changed {
 			return err
 		}
-		err = s.tenantTx(ctx, tenant, func(tx pgx.Tx) error {
+		err = s.tenantTx(ctx, tenant, func(stx *store.Tx) error {
+			tx := stx.Conn() // until this handler's SQL moves to the store
 			cur, err := steps.lock(ctx, tx)
 			if err != nil {
 				return err

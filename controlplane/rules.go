@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -126,7 +127,8 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 	if err := buildRule(&in.Body, r); err != nil {
 		return nil, err
 	}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 			return errNoEndpoint
 		} else if err != nil {
@@ -191,7 +193,8 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 	var rows []*ruleRow
 	var items []*AlertRule
 	var next string
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, filters, scanRule,
 			func(r *ruleRow) cursor { return cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
 		if err != nil {
@@ -222,7 +225,8 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
 	var r *ruleRow
 	var a *AlertRule
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		r, err = getRule(ctx, tx, p.TenantID, in.ID)
 		if err != nil {
 			return err
@@ -390,7 +394,8 @@ type deleteRuleOut struct {
 
 func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, error) {
 	p := principalFrom(ctx)
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		r, err := getRuleForUpdate(ctx, tx, p.TenantID, in.ID)
 		if err != nil {
 			return err

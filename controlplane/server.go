@@ -29,6 +29,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/ssrf"
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // Version is reported in the OpenAPI document.
@@ -179,6 +180,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	pool  *pgxpool.Pool
+	db    *store.Store
 	guard *ssrf.Guard
 	kafka *kgo.Client
 	api   huma.API
@@ -203,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, guard: guard, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "controlplane"), pool: cfg.Pool, db: store.New(cfg.Pool, cfg.AppRole), guard: guard, mux: http.NewServeMux()}
 	if s.http, err = newHTTPMetrics(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
 	}
@@ -405,27 +407,11 @@ func principalFrom(ctx context.Context) *principal {
 //
 // A transaction that wrote waits, after its commit, until the outbox rows it
 // queued are on Kafka (awaitPublished).
-func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(pgx.Tx) error) error {
-	var xid *string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		role := s.cfg.AppRole
-		if role == "off" {
-			role = "" // set_config with an empty value leaves the role alone
-		}
-		if _, err := tx.Exec(ctx, `SELECT set_config('exo.tenant_id', $1, true), CASE WHEN $2 <> '' THEN set_config('role', $2, true) END`, tenant, role); err != nil {
-			return fmt.Errorf("controlplane: enter tenant %q: %w", tenant, err)
-		}
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if s.cfg.PublishWait <= 0 || !s.relaying.Load() {
-			return nil
-		}
-		// The transaction's id, if it wrote anything: its rows carry it.
-		return tx.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned()::text`).Scan(&xid)
-	})
-	if err == nil && xid != nil && s.relaying.Load() {
-		s.awaitPublished(ctx, *xid)
+func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(*store.Tx) error) error {
+	wait := s.cfg.PublishWait > 0 && s.relaying.Load()
+	xid, err := s.db.InTenant(ctx, tenant, wait, fn)
+	if err == nil && xid != "" && s.relaying.Load() {
+		s.awaitPublished(ctx, xid)
 	}
 	return err
 }

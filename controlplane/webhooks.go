@@ -18,6 +18,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
 )
@@ -306,7 +307,8 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	for name, v := range b.Headers {
 		s.sealHeader(e, name, v)
 	}
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		if err := insertEndpoint(ctx, tx, e); err != nil {
 			return err
 		}
@@ -352,7 +354,8 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 	}
 	var rows []*endpointRow
 	var next string
-	err = s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		rows, next, err = listPage(ctx, tx, "webhook_endpoints", endpointCols, p.TenantID, cur, in.Limit, filters, scanEndpoint,
 			func(e *endpointRow) cursor { return cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
 		return err
@@ -379,7 +382,8 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) {
 	p := principalFrom(ctx)
 	var e *endpointRow
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
 		return err
 	})
@@ -540,7 +544,8 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 	p := principalFrom(ctx)
 	out := &deleteWebhookOut{}
 	out.Body.ID, out.Body.DeactivatedRules = in.ID, []string{}
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) error {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		e, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
 		if err != nil {
 			return err
@@ -618,7 +623,8 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 	}
 	var e *endpointRow
 	var secret string
-	err := s.tenantTx(ctx, p.TenantID, func(tx pgx.Tx) (err error) {
+	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
+		tx := stx.Conn() // until this handler's SQL moves to the store
 		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
 			return err
 		}
