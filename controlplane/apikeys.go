@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -71,6 +72,6 @@ func RevokeAPIKey(ctx context.Context, pool *pgxpool.Pool, id string) error {
 		}
 		before := a
 		before.RevokedAt = nil
-		return insertAudit(ctx, tx, tenant, actorCLI, "api_key.revoke", "api_key", a.ID, before, a, "")
+		return store.Of(tx).InsertAudit(ctx, tenant, actorCLI, "api_key.revoke", "api_key", a.ID, before, a, "")
 	})
 }

@@ -103,7 +103,7 @@ const deadLetterCols = `d.alert_id, d.rule_id, d.endpoint_id, coalesce(d.record-
 
 func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*deadLetterListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseCursor(in.Cursor)
+	cur, err := store.ParseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
@@ -169,7 +169,7 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 	if len(items) > in.Limit {
 		items = items[:in.Limit]
 		last := items[len(items)-1]
-		out.Body.NextCursor = cursor{CreatedAt: last.DeadAt, ID: last.AlertID}.String()
+		out.Body.NextCursor = store.Cursor{CreatedAt: last.DeadAt, ID: last.AlertID}.String()
 		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {fmt.Sprint(in.Limit)}}
 		for k, v := range map[string]string{"endpoint_id": in.EndpointID, "rule_id": in.RuleID, "replayed": in.Replayed} {
 			if v != "" {
@@ -223,7 +223,7 @@ func (s *Server) replayDeadLetter(ctx context.Context, in *alertIDIn) (*struct{ 
 		if replayed != nil {
 			before = map[string]any{"replayed_at": replayed}
 		}
-		if err := insertAudit(ctx, tx, p.TenantID, p.actor(), "dead_letter.replay", "dead_letter", in.AlertID, before, after, requestID(ctx)); err != nil {
+		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay", "dead_letter", in.AlertID, before, after, requestID(ctx)); err != nil {
 			return err
 		}
 		return s.queue(ctx, tx, rec)
@@ -310,7 +310,7 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 			return fmt.Errorf("controlplane: mark dead letters replayed: %w", err)
 		}
 		out.Body.Replayed, out.Body.AlertIDs = len(sent), sent
-		return insertAudit(ctx, tx, p.TenantID, p.actor(), "dead_letter.replay_range", "dead_letter", "*", nil, map[string]any{
+		return store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay_range", "dead_letter", "*", nil, map[string]any{
 			"since": b.Since, "until": b.Until, "endpoint_id": b.EndpointID, "rule_id": b.RuleID,
 			"replayed": len(sent), "alert_ids": sent,
 		}, requestID(ctx))

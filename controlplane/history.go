@@ -134,7 +134,7 @@ func errAlertMissing() error { return huma.Error404NotFound("alert not found") }
 // (or does not). The relay publishes them within moments.
 func (s *Server) queue(ctx context.Context, tx pgx.Tx, recs ...*kgo.Record) error {
 	for _, r := range recs {
-		if err := insertOutbox(ctx, tx, r.Topic, string(r.Key), r.Value); err != nil {
+		if err := store.Of(tx).InsertOutbox(ctx, r.Topic, string(r.Key), r.Value); err != nil {
 			return err
 		}
 	}
@@ -255,7 +255,7 @@ func loadAttempts(ctx context.Context, tx pgx.Tx, tenant string, ds []*Delivery)
 
 func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of string) (*deliveryListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseCursor(in.Cursor)
+	cur, err := store.ParseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
@@ -308,7 +308,7 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 	if len(items) > in.Limit {
 		items = items[:in.Limit]
 		last := items[len(items)-1]
-		out.Body.NextCursor = cursor{CreatedAt: last.CreatedAt, ID: last.AlertID}.String()
+		out.Body.NextCursor = store.Cursor{CreatedAt: last.CreatedAt, ID: last.AlertID}.String()
 		q := url.Values{"cursor": {out.Body.NextCursor}, "limit": {fmt.Sprint(in.Limit)}}
 		if in.Outcome != "" {
 			q.Set("outcome", in.Outcome)
@@ -367,7 +367,7 @@ func (s *Server) redeliver(ctx context.Context, in *alertIDIn) (*acceptedOut, er
 		if err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, p.TenantID, p.actor(), "delivery.redeliver", "delivery", in.AlertID, nil,
+		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "delivery.redeliver", "delivery", in.AlertID, nil,
 			map[string]string{"alert_id": in.AlertID, "endpoint_id": endpoint}, requestID(ctx)); err != nil {
 			return err
 		}
@@ -415,7 +415,7 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 		case !active:
 			return huma.Error409Conflict("the webhook endpoint is disabled; enable it to send a test delivery")
 		}
-		if err := insertAudit(ctx, tx, p.TenantID, p.actor(), "webhook.test", "webhook", in.ID, nil,
+		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "webhook.test", "webhook", in.ID, nil,
 			map[string]string{"alert_id": alertID}, requestID(ctx)); err != nil {
 			return err
 		}

@@ -341,33 +341,33 @@ func (r *relay) republish(ctx context.Context) error {
 		add := func(topic, key string, v []byte) {
 			topics, keys, values = append(topics, topic), append(keys, key), append(values, v)
 		}
-		rows, err := tx.Query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
+		rows, err := tx.Query(ctx, `SELECT `+store.EndpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
 		if err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
 		}
 		for rows.Next() {
-			e, err := scanEndpoint(rows)
+			e, err := store.ScanEndpoint(rows)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			v, _ := json.Marshal(e.snapshot())
+			v, _ := json.Marshal(e.Record())
 			add(r.topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
 		}
-		rows, err = tx.Query(ctx, `SELECT `+ruleCols+` FROM alert_rules WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
+		rows, err = tx.Query(ctx, `SELECT `+store.RuleCols+` FROM alert_rules WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
 		if err != nil {
 			return fmt.Errorf("outbox: republish rules: %w", err)
 		}
 		for rows.Next() {
-			ru, err := scanRule(rows)
+			ru, err := store.ScanRule(rows)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			v, _ := json.Marshal(ru.snapshot())
+			v, _ := json.Marshal(ru.Record())
 			add(r.topics.Rules, schemas.TenantKey(ru.TenantID, ru.ID), v)
 		}
 		if err := rows.Err(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/loop"
 	"github.com/exospherehost/exo-alerts/internal/metrics"
+	"github.com/exospherehost/exo-alerts/internal/model"
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -535,7 +536,7 @@ func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultR
 	if a.RuleVersion > 0 {
 		unchanged, since = `version = $3`, a.RuleVersion
 	}
-	before, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+	before, err := store.ScanRule(tx.QueryRow(ctx, `SELECT `+store.RuleCols+` FROM alert_rules
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND is_active AND `+unchanged+`
 		FOR UPDATE`, a.TenantID, a.RuleID, since))
 	if errors.Is(err, ErrNotFound) {
@@ -550,19 +551,19 @@ func (r *recorder) disableRule(ctx context.Context, tx pgx.Tx, a schemas.ResultR
 	}
 	reason := fmt.Sprintf("disabled automatically: endpoint %s answered HTTP %s (gone) to alert %s at %s; fix the endpoint, then re-enable the rule",
 		a.EndpointID, status, a.AlertID, a.AttemptedAt.UTC().Format(time.RFC3339))
-	after, err := scanRule(tx.QueryRow(ctx, `UPDATE alert_rules
+	after, err := store.ScanRule(tx.QueryRow(ctx, `UPDATE alert_rules
 		SET is_active = false, disabled_reason = $3, version = version + 1, updated_at = now()
 		WHERE tenant_id = $1 AND id = $2
-		RETURNING `+ruleCols, a.TenantID, a.RuleID, reason))
+		RETURNING `+store.RuleCols, a.TenantID, a.RuleID, reason))
 	if err != nil {
 		return fmt.Errorf("recorder: disable rule: %w", err)
 	}
-	if err := insertAudit(ctx, tx, a.TenantID, "system", "alert_rule.disable", "alert_rule", a.RuleID,
-		before.api(), after.api(), "delivery:"+a.DeliveryID); err != nil {
+	if err := store.Of(tx).InsertAudit(ctx, a.TenantID, "system", "alert_rule.disable", "alert_rule", a.RuleID,
+		model.RuleOf(before), model.RuleOf(after), "delivery:"+a.DeliveryID); err != nil {
 		return err
 	}
-	snap, _ := json.Marshal(after.snapshot())
-	if err := insertOutbox(ctx, tx, r.s.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
+	snap, _ := json.Marshal(after.Record())
+	if err := store.Of(tx).InsertOutbox(ctx, r.s.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
 		return err
 	}
 	r.m.disabled.Inc()

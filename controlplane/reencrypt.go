@@ -13,6 +13,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -230,7 +231,7 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 		}
 		before := map[string]any{"version": version, "key_ids": stale}
 		after := map[string]any{"version": version + 1, "key_ids": []string{primary}}
-		if err := insertAudit(ctx, tx, tenant, actorSystem, "webhook.reencrypt", "webhook", id, before, after, r.requestID); err != nil {
+		if err := store.Of(tx).InsertAudit(ctx, tenant, actorSystem, "webhook.reencrypt", "webhook", id, before, after, r.requestID); err != nil {
 			return err
 		}
 		changed = true
@@ -241,11 +242,11 @@ func (r *reencrypter) one(ctx context.Context, id string) (changed bool, err err
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		snap, err := json.Marshal(e.snapshot())
+		snap, err := json.Marshal(e.Record())
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		return insertOutbox(ctx, tx, r.topics.Endpoints, schemas.TenantKey(tenant, id), snap)
+		return store.Of(tx).InsertOutbox(ctx, r.topics.Endpoints, schemas.TenantKey(tenant, id), snap)
 	})
 	if err != nil {
 		return false, fmt.Errorf("controlplane: reencrypt endpoint %s: %w", id, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
+	"github.com/exospherehost/exo-alerts/internal/model"
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -62,7 +63,7 @@ func (s *Server) registerRules(api huma.API) {
 }
 
 // buildRule validates a rule document and fills r's fields from it.
-func buildRule(b *AlertRuleCreate, r *ruleRow) error {
+func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 	var details []error
 	threshold, d := parseDuration("body.duration_threshold", b.DurationThreshold, time.Second, 168*time.Hour)
 	switch {
@@ -123,7 +124,7 @@ func noEndpointProblem(id string) error {
 
 func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreate }) (*ruleOut, error) {
 	p := principalFrom(ctx)
-	r := &ruleRow{ID: newID("rul"), TenantID: p.TenantID, CreatedBy: p.actor()}
+	r := &store.RuleRow{ID: newID("rul"), TenantID: p.TenantID, CreatedBy: p.actor()}
 	if err := buildRule(&in.Body, r); err != nil {
 		return nil, err
 	}
@@ -145,21 +146,21 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 	if err != nil {
 		return nil, s.internalError("create rule", err)
 	}
-	return &ruleOut{ETag: etag(r.Version), Body: r.api()}, nil
+	return &ruleOut{ETag: etag(r.Version), Body: model.RuleOf(r)}, nil
 }
 
 // recordRule writes the audit row and the outbox snapshot of a change to r
 // (before is nil for a create).
-func (s *Server) recordRule(ctx context.Context, tx pgx.Tx, p *principal, action string, before *AlertRule, r *ruleRow) error {
+func (s *Server) recordRule(ctx context.Context, tx pgx.Tx, p *principal, action string, before *AlertRule, r *store.RuleRow) error {
 	var b any
 	if before != nil {
 		b = before
 	}
-	if err := insertAudit(ctx, tx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, r.api(), requestID(ctx)); err != nil {
+	if err := store.Of(tx).InsertAudit(ctx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, model.RuleOf(r), requestID(ctx)); err != nil {
 		return err
 	}
-	snap, _ := json.Marshal(r.snapshot())
-	return insertOutbox(ctx, tx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
+	snap, _ := json.Marshal(r.Record())
+	return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
 }
 
 type listRulesIn struct {
@@ -172,7 +173,7 @@ type listRulesIn struct {
 
 func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseCursor(in.Cursor)
+	cur, err := store.ParseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
@@ -190,19 +191,19 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 		filters = append(filters, filter{"webhook_endpoint_id", in.WebhookEndpointID})
 		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
 	}
-	var rows []*ruleRow
+	var rows []*store.RuleRow
 	var items []*AlertRule
 	var next string
 	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
 		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, next, err = listPage(ctx, tx, "alert_rules", ruleCols, p.TenantID, cur, in.Limit, filters, scanRule,
-			func(r *ruleRow) cursor { return cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
+		rows, next, err = listPage(ctx, tx, "alert_rules", store.RuleCols, p.TenantID, cur, in.Limit, filters, store.ScanRule,
+			func(r *store.RuleRow) store.Cursor { return store.Cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
 		if err != nil {
 			return err
 		}
 		items = make([]*AlertRule, 0, len(rows))
 		for _, r := range rows {
-			items = append(items, r.api())
+			items = append(items, model.RuleOf(r))
 		}
 		return withLastErrors(ctx, tx, p.TenantID, items)
 	})
@@ -223,7 +224,7 @@ var errRuleNotFound = huma.Error404NotFound("alert rule not found")
 
 func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
-	var r *ruleRow
+	var r *store.RuleRow
 	var a *AlertRule
 	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
 		tx := stx.Conn() // until this handler's SQL moves to the store
@@ -231,7 +232,7 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 		if err != nil {
 			return err
 		}
-		a = r.api()
+		a = model.RuleOf(r)
 		return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{a})
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -279,8 +280,8 @@ func withLastErrors(ctx context.Context, tx pgx.Tx, tenant string, rules []*Aler
 }
 
 // document is the rule as a create document, the base of a merge patch.
-func (r *ruleRow) document() map[string]any {
-	a := r.api()
+func ruleDocument(r *store.RuleRow) map[string]any {
+	a := model.RuleOf(r)
 	active := r.IsActive
 	return toDoc(AlertRuleCreate{
 		Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
@@ -304,7 +305,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r *ruleRow
+	var r *store.RuleRow
 	var before, answer *AlertRule
 	var wasActive bool
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
@@ -313,12 +314,12 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 				return 0, err
 			}
 			// The answer to a patch that changes nothing, as GET shows it.
-			answer = r.api()
+			answer = model.RuleOf(r)
 			return r.Version, withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
 		},
 		apply: func() (bool, error) {
-			before, wasActive = r.api(), r.IsActive
-			doc, err := mergePatch(r.document(), patch)
+			before, wasActive = model.RuleOf(r), r.IsActive
+			doc, err := mergePatch(ruleDocument(r), patch)
 			if err != nil {
 				return false, huma.Error400BadRequest(err.Error())
 			}
@@ -332,7 +333,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			if r.IsActive && !wasActive {
 				r.DisabledReason = nil
 			}
-			return !sameRule(before, r.api()), nil
+			return !sameRule(before, model.RuleOf(r)), nil
 		},
 		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
 			// A rule that is (or becomes) active must deliver somewhere:
@@ -363,7 +364,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			}
 			// Answer as GET would: a new condition has no last error yet,
 			// any other change keeps the rule's.
-			answer = r.api()
+			answer = model.RuleOf(r)
 			return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
 		},
 	})
@@ -406,10 +407,10 @@ func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, 
 		if err := softDelete(ctx, tx, "alert_rules", p.TenantID, r.ID); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, r.api(), nil, requestID(ctx)); err != nil {
+		if err := store.Of(tx).InsertAudit(ctx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, model.RuleOf(r), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, tx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), nil)
+		return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), nil)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, errRuleNotFound

@@ -2,115 +2,27 @@ package controlplane
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // ErrNotFound is returned when a row does not exist for the tenant.
-var ErrNotFound = errors.New("controlplane: not found")
+var ErrNotFound = store.ErrNotFound
 
-// endpointRow is a webhook_endpoints row.
-type endpointRow struct {
-	ID, TenantID, Name, Kind, TargetURL string
-	Secret                              schemas.Sealed
-	TargetURLSealed                     *schemas.Sealed
-	SecretHint                          string
-	PreviousSecret                      *schemas.Sealed
-	PreviousSecretExpiresAt             *time.Time
-	Headers                             map[string]schemas.Sealed
-	// RateLimitPerSecond is the endpoint's own rate (nil: the dispatcher's default).
-	RateLimitPerSecond   *int
-	IsActive             bool
-	DisabledReason       *string
-	CreatedBy            string
-	CreatedAt, UpdatedAt time.Time
-	Version              int64
-}
-
-// ruleRow is an alert_rules row.
-type ruleRow struct {
-	ID, TenantID, Name, Description, EventType, Condition string
-	DurationThresholdMS                                   *int64
-	WebhookEndpointID                                     string
-	IsActive                                              bool
-	DisabledReason                                        *string
-	MaxAttempts                                           int
-	RateLimitPerMinute                                    *int
-	CooldownMS                                            *int64
-	Severity                                              string
-	IncludeErrorMessage                                   bool
-	CreatedBy                                             string
-	CreatedAt, UpdatedAt                                  time.Time
-	Version                                               int64
-}
-
-const endpointCols = `id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, previous_secret, previous_secret_expires_at, headers, rate_limit_per_second, is_active, disabled_reason, created_by, created_at, updated_at, version`
-
-func scanEndpoint(row pgx.Row) (*endpointRow, error) {
-	var e endpointRow
-	var sealedURL, secret, previous, headers []byte
-	err := row.Scan(&e.ID, &e.TenantID, &e.Name, &e.Kind, &e.TargetURL, &sealedURL, &secret, &e.SecretHint, &previous, &e.PreviousSecretExpiresAt, &headers, &e.RateLimitPerSecond,
-		&e.IsActive, &e.DisabledReason, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt, &e.Version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("controlplane: scan endpoint: %w", err)
-	}
-	if err := json.Unmarshal(secret, &e.Secret); err != nil {
-		return nil, fmt.Errorf("controlplane: endpoint secret column: %w", err)
-	}
-	if sealedURL != nil {
-		e.TargetURLSealed = new(schemas.Sealed)
-		if err := json.Unmarshal(sealedURL, e.TargetURLSealed); err != nil {
-			return nil, fmt.Errorf("controlplane: endpoint target_url_sealed column: %w", err)
-		}
-	}
-	if previous != nil {
-		e.PreviousSecret = new(schemas.Sealed)
-		if err := json.Unmarshal(previous, e.PreviousSecret); err != nil {
-			return nil, fmt.Errorf("controlplane: endpoint previous_secret column: %w", err)
-		}
-	}
-	if err := json.Unmarshal(headers, &e.Headers); err != nil {
-		return nil, fmt.Errorf("controlplane: endpoint headers column: %w", err)
-	}
-	return &e, nil
-}
-
-const ruleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, created_by, created_at, updated_at, version`
-
-func scanRule(row pgx.Row) (*ruleRow, error) {
-	var r ruleRow
-	err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Description, &r.EventType, &r.Condition, &r.DurationThresholdMS,
-		&r.WebhookEndpointID, &r.IsActive, &r.DisabledReason, &r.MaxAttempts, &r.RateLimitPerMinute, &r.CooldownMS, &r.Severity, &r.IncludeErrorMessage,
-		&r.CreatedBy, &r.CreatedAt, &r.UpdatedAt, &r.Version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("controlplane: scan rule: %w", err)
-	}
-	return &r, nil
-}
-
-func insertEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
+func insertEndpoint(ctx context.Context, tx pgx.Tx, e *store.EndpointRow) error {
 	secret, _ := json.Marshal(e.Secret)
 	headers, _ := json.Marshal(e.Headers)
 	err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints
 		(id, tenant_id, name, kind, target_url, target_url_sealed, secret, secret_hint, headers, is_active, created_by, rate_limit_per_second)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING created_at, updated_at, version`,
-		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, sealedJSON(e.TargetURLSealed), secret, e.SecretHint, headers, e.IsActive, e.CreatedBy, e.RateLimitPerSecond,
+		e.ID, e.TenantID, e.Name, e.Kind, e.TargetURL, store.SealedJSON(e.TargetURLSealed), secret, e.SecretHint, headers, e.IsActive, e.CreatedBy, e.RateLimitPerSecond,
 	).Scan(&e.CreatedAt, &e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: insert endpoint: %w", err)
@@ -118,12 +30,12 @@ func insertEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	return nil
 }
 
-func getEndpoint(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
-	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+func getEndpoint(ctx context.Context, q pgx.Tx, tenant, id string) (*store.EndpointRow, error) {
+	return store.ScanEndpoint(q.QueryRow(ctx, `SELECT `+store.EndpointCols+` FROM webhook_endpoints
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenant, id))
 }
 
-func insertRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
+func insertRule(ctx context.Context, tx pgx.Tx, r *store.RuleRow) error {
 	err := tx.QueryRow(ctx, `INSERT INTO alert_rules
 		(id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id,
 		 is_active, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, created_by)
@@ -138,40 +50,14 @@ func insertRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
 	return nil
 }
 
-func getRule(ctx context.Context, q pgx.Tx, tenant, id string) (*ruleRow, error) {
-	return scanRule(q.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+func getRule(ctx context.Context, q pgx.Tx, tenant, id string) (*store.RuleRow, error) {
+	return store.ScanRule(q.QueryRow(ctx, `SELECT `+store.RuleCols+` FROM alert_rules
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenant, id))
 }
 
-// cursor is an opaque position in a list ordered by (created_at, id).
-type cursor struct {
-	CreatedAt time.Time
-	ID        string
-}
-
-func (c cursor) String() string {
-	return base64.RawURLEncoding.EncodeToString([]byte(c.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
-}
-
-func parseCursor(s string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, errors.New("malformed cursor")
-	}
-	ts, id, ok := strings.Cut(string(raw), "|")
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if !ok || err != nil || id == "" {
-		return nil, errors.New("malformed cursor")
-	}
-	return &cursor{CreatedAt: t, ID: id}, nil
-}
-
 // listPage runs a tenant-scoped list query after cur, returning limit+1 rows at most.
-func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string, cur *cursor, limit int, filters []filter,
-	scan func(pgx.Row) (*T, error), pos func(*T) cursor,
+func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string, cur *store.Cursor, limit int, filters []filter,
+	scan func(pgx.Row) (*T, error), pos func(*T) store.Cursor,
 ) ([]*T, string, error) {
 	args := []any{tenant, limit + 1}
 	where := ""
@@ -206,29 +92,6 @@ func listPage[T any](ctx context.Context, tx pgx.Tx, table, cols, tenant string,
 		next = pos(out[len(out)-1]).String()
 	}
 	return out, next, nil
-}
-
-func insertAudit(ctx context.Context, tx pgx.Tx, tenant, actor, action, resType, resID string, before, after any, requestID string) error {
-	var b, a []byte
-	if before != nil {
-		b, _ = json.Marshal(before)
-	}
-	if after != nil {
-		a, _ = json.Marshal(after)
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_events (tenant_id, actor, action, resource_type, resource_id, before, after, request_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenant, actor, action, resType, resID, b, a, requestID)
-	if err != nil {
-		return fmt.Errorf("controlplane: insert audit event: %w", err)
-	}
-	return nil
-}
-
-func insertOutbox(ctx context.Context, tx pgx.Tx, topic, key string, value []byte) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)`, topic, key, value); err != nil {
-		return fmt.Errorf("controlplane: insert outbox row: %w", err)
-	}
-	return nil
 }
 
 // EnsureTenant creates the tenant if it does not exist.
@@ -300,7 +163,7 @@ func createAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, k
 		if !audit {
 			return nil
 		}
-		return insertAudit(ctx, tx, tenant, actorCLI, "api_key.create", "api_key", a.ID, nil, a, "")
+		return store.Of(tx).InsertAudit(ctx, tenant, actorCLI, "api_key.create", "api_key", a.ID, nil, a, "")
 	})
 	if err != nil {
 		return "", err
@@ -337,13 +200,13 @@ func lookupKey(ctx context.Context, pool *pgxpool.Pool, key string) (*principal,
 
 // getEndpointForUpdate is getEndpoint with the row locked until the end of
 // the transaction, so a version check and the update that follows it are one.
-func getEndpointForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
-	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+func getEndpointForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*store.EndpointRow, error) {
+	return store.ScanEndpoint(q.QueryRow(ctx, `SELECT `+store.EndpointCols+` FROM webhook_endpoints
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`, tenant, id))
 }
 
 // updateEndpoint writes e's editable columns and bumps its version.
-func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
+func updateEndpoint(ctx context.Context, tx pgx.Tx, e *store.EndpointRow) error {
 	secret, _ := json.Marshal(e.Secret)
 	headers, _ := json.Marshal(e.Headers)
 	err := tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
@@ -352,8 +215,8 @@ func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 		updated_at = now(), version = version + 1
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
 		RETURNING updated_at, version`,
-		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, sealedJSON(e.PreviousSecret), e.PreviousSecretExpiresAt,
-		headers, e.IsActive, e.DisabledReason, sealedJSON(e.TargetURLSealed), e.RateLimitPerSecond,
+		e.TenantID, e.ID, e.Name, e.TargetURL, secret, e.SecretHint, store.SealedJSON(e.PreviousSecret), e.PreviousSecretExpiresAt,
+		headers, e.IsActive, e.DisabledReason, store.SealedJSON(e.TargetURLSealed), e.RateLimitPerSecond,
 	).Scan(&e.UpdatedAt, &e.Version)
 	if err != nil {
 		return fmt.Errorf("controlplane: update endpoint: %w", err)
@@ -361,13 +224,13 @@ func updateEndpoint(ctx context.Context, tx pgx.Tx, e *endpointRow) error {
 	return nil
 }
 
-func getRuleForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*ruleRow, error) {
-	return scanRule(q.QueryRow(ctx, `SELECT `+ruleCols+` FROM alert_rules
+func getRuleForUpdate(ctx context.Context, q pgx.Tx, tenant, id string) (*store.RuleRow, error) {
+	return store.ScanRule(q.QueryRow(ctx, `SELECT `+store.RuleCols+` FROM alert_rules
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`, tenant, id))
 }
 
 // updateRule writes r's editable columns and bumps its version.
-func updateRule(ctx context.Context, tx pgx.Tx, r *ruleRow) error {
+func updateRule(ctx context.Context, tx pgx.Tx, r *store.RuleRow) error {
 	err := tx.QueryRow(ctx, `UPDATE alert_rules SET
 		name = $3, description = $4, event_type = $5, condition = $6, duration_threshold_ms = $7, webhook_endpoint_id = $8,
 		is_active = $9, disabled_reason = $10, max_attempts = $11, rate_limit_per_minute = $12, cooldown_ms = $13,
@@ -403,20 +266,11 @@ type filter struct {
 	value  any
 }
 
-// sealedJSON is an optional sealed column's value (NULL when absent).
-func sealedJSON(s *schemas.Sealed) []byte {
-	if s == nil {
-		return nil
-	}
-	b, _ := json.Marshal(s)
-	return b
-}
-
 // getEndpointForShare is getEndpoint with the row share-locked until the
 // end of the transaction: a rule that is created on it or reactivated
 // cannot race with its deletion (which locks it FOR UPDATE and then
 // deactivates the rules it sees).
-func getEndpointForShare(ctx context.Context, q pgx.Tx, tenant, id string) (*endpointRow, error) {
-	return scanEndpoint(q.QueryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+func getEndpointForShare(ctx context.Context, q pgx.Tx, tenant, id string) (*store.EndpointRow, error) {
+	return store.ScanEndpoint(q.QueryRow(ctx, `SELECT `+store.EndpointCols+` FROM webhook_endpoints
 		WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL FOR SHARE`, tenant, id))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/exospherehost/exo-alerts/internal/model"
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
@@ -225,7 +226,7 @@ func maskedURL(kind, raw string) string {
 
 // setTargetURL stores raw as e's target: in clear when it carries no
 // credential, else masked, with the whole URL sealed.
-func (s *Server) setTargetURL(e *endpointRow, raw string) {
+func (s *Server) setTargetURL(e *store.EndpointRow, raw string) {
 	e.TargetURL, e.TargetURLSealed = maskedURL(e.Kind, raw), nil
 	if e.TargetURL != raw {
 		sealed := s.cfg.Keyring.Seal(raw, schemas.TargetURLAAD(e.TenantID, e.ID))
@@ -278,7 +279,7 @@ func checkSecret(kind, secret string) (string, error) {
 // secretHint is what the API shows of a secret after it was created.
 func secretHint(secret string) string { return "…" + secret[len(secret)-4:] }
 
-func (s *Server) sealHeader(e *endpointRow, name, value string) {
+func (s *Server) sealHeader(e *store.EndpointRow, name, value string) {
 	name = http.CanonicalHeaderKey(name)
 	e.Headers[name] = s.cfg.Keyring.Seal(value, schemas.HeaderAAD(e.TenantID, e.ID, name))
 }
@@ -297,7 +298,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	if err != nil {
 		return nil, err
 	}
-	e := &endpointRow{
+	e := &store.EndpointRow{
 		ID: newID("whk"), TenantID: p.TenantID, Name: b.Name, Kind: kind,
 		SecretHint: secretHint(secret), IsActive: b.IsActive == nil || *b.IsActive, CreatedBy: p.actor(),
 		Headers: map[string]schemas.Sealed{}, RateLimitPerSecond: optional(b.RateLimitPerSecond),
@@ -317,23 +318,23 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	if err != nil {
 		return nil, s.internalError("create webhook", err)
 	}
-	out := e.api()
+	out := model.WebhookOf(e)
 	out.Secret = secret
 	return &webhookOut{ETag: etag(e.Version), Body: out}, nil
 }
 
 // recordEndpoint writes the audit row and the outbox snapshot of a change
 // to e (before is nil for a create).
-func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, action string, before *Webhook, e *endpointRow) error {
+func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, action string, before *Webhook, e *store.EndpointRow) error {
 	var b any
 	if before != nil {
 		b = before
 	}
-	if err := insertAudit(ctx, tx, e.TenantID, p.actor(), action, "webhook", e.ID, b, e.api(), requestID(ctx)); err != nil {
+	if err := store.Of(tx).InsertAudit(ctx, e.TenantID, p.actor(), action, "webhook", e.ID, b, model.WebhookOf(e), requestID(ctx)); err != nil {
 		return err
 	}
-	snap, _ := json.Marshal(e.snapshot())
-	return insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
+	snap, _ := json.Marshal(e.Record())
+	return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
 }
 
 type listWebhooksIn struct {
@@ -344,7 +345,7 @@ type listWebhooksIn struct {
 
 func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhookListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseCursor(in.Cursor)
+	cur, err := store.ParseCursor(in.Cursor)
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
@@ -352,12 +353,12 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 	if in.IsActive != "" {
 		filters = append(filters, filter{"is_active", in.IsActive == "true"})
 	}
-	var rows []*endpointRow
+	var rows []*store.EndpointRow
 	var next string
 	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
 		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, next, err = listPage(ctx, tx, "webhook_endpoints", endpointCols, p.TenantID, cur, in.Limit, filters, scanEndpoint,
-			func(e *endpointRow) cursor { return cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
+		rows, next, err = listPage(ctx, tx, "webhook_endpoints", store.EndpointCols, p.TenantID, cur, in.Limit, filters, store.ScanEndpoint,
+			func(e *store.EndpointRow) store.Cursor { return store.Cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
 		return err
 	})
 	if err != nil {
@@ -366,7 +367,7 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 	out := &webhookListOut{}
 	out.Body.Items = make([]*Webhook, 0, len(rows))
 	for _, r := range rows {
-		out.Body.Items = append(out.Body.Items, r.api())
+		out.Body.Items = append(out.Body.Items, model.WebhookOf(r))
 	}
 	out.Body.NextCursor = next
 	if next != "" {
@@ -381,7 +382,7 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 
 func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) {
 	p := principalFrom(ctx)
-	var e *endpointRow
+	var e *store.EndpointRow
 	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
 		tx := stx.Conn() // until this handler's SQL moves to the store
 		e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
@@ -393,14 +394,14 @@ func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) 
 	if err != nil {
 		return nil, s.internalError("get webhook", err)
 	}
-	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+	return &webhookOut{ETag: etag(e.Version), Body: model.WebhookOf(e)}, nil
 }
 
 var errWebhookNotFound = huma.Error404NotFound("webhook endpoint not found")
 
 // document is the endpoint as a create document, the base of a merge patch
 // (headers and secret are handled apart: their values are not readable).
-func (e *endpointRow) document() map[string]any {
+func endpointDocument(e *store.EndpointRow) map[string]any {
 	active := e.IsActive
 	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active, RateLimitPerSecond: deref(e.RateLimitPerSecond)})
 }
@@ -428,7 +429,7 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	var e *endpointRow
+	var e *store.EndpointRow
 	var before *Webhook
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
 		read: func(ctx context.Context, tx pgx.Tx) (_ int64, err error) {
@@ -438,7 +439,7 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 			return e.Version, nil
 		},
 		apply: func() (bool, error) {
-			before = e.api()
+			before = model.WebhookOf(e)
 			return s.applyWebhookPatch(e, patch, headerPatch, urlPatched)
 		},
 		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
@@ -461,16 +462,16 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	case err != nil:
 		return nil, s.apiError("update webhook", err)
 	}
-	return &webhookOut{ETag: etag(e.Version), Body: e.api()}, nil
+	return &webhookOut{ETag: etag(e.Version), Body: model.WebhookOf(e)}, nil
 }
 
 // applyWebhookPatch merges patch (without headers) and headerPatch into e
 // (a copy read without a lock: no database work here), validates the
 // result as a create, and seals new values. It reports whether anything a
 // user set changes.
-func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMessage, headerPatch map[string]*string, urlPatched bool) (bool, error) {
-	before := e.api()
-	doc, err := mergePatch(e.document(), patch)
+func (s *Server) applyWebhookPatch(e *store.EndpointRow, patch map[string]json.RawMessage, headerPatch map[string]*string, urlPatched bool) (bool, error) {
+	before := model.WebhookOf(e)
+	doc, err := mergePatch(endpointDocument(e), patch)
 	if err != nil {
 		return false, huma.Error400BadRequest(err.Error())
 	}
@@ -522,7 +523,7 @@ func (s *Server) applyWebhookPatch(e *endpointRow, patch map[string]json.RawMess
 	}
 	// A new URL that is sealed looks the same masked: it is a change.
 	sealedURLChanged := urlPatched && e.TargetURLSealed != nil
-	return !sameWebhook(before, e.api()) || headerPatch == nil || len(headerPatch) > 0 || sealedURLChanged, nil
+	return !sameWebhook(before, model.WebhookOf(e)) || headerPatch == nil || len(headerPatch) > 0 || sealedURLChanged, nil
 }
 
 // sameWebhook reports whether two views differ in nothing a user set.
@@ -556,26 +557,26 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 		if err := softDelete(ctx, tx, "webhook_endpoints", p.TenantID, e.ID); err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, e.api(), nil, requestID(ctx)); err != nil {
+		if err := store.Of(tx).InsertAudit(ctx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, model.WebhookOf(e), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		if err := insertOutbox(ctx, tx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
+		if err := store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
 			return err
 		}
 		// Its rules can no longer deliver: deactivate them, each with its
 		// own audit row and new snapshot.
-		rows, err := tx.Query(ctx, `SELECT `+ruleCols+` FROM alert_rules
+		rows, err := tx.Query(ctx, `SELECT `+store.RuleCols+` FROM alert_rules
 			WHERE tenant_id = $1 AND webhook_endpoint_id = $2 AND deleted_at IS NULL AND is_active FOR UPDATE`, p.TenantID, e.ID)
 		if err != nil {
 			return fmt.Errorf("controlplane: rules of endpoint: %w", err)
 		}
-		rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*ruleRow, error) { return scanRule(r) })
+		rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.RuleRow, error) { return store.ScanRule(r) })
 		if err != nil {
 			return err
 		}
 		reason := "webhook endpoint " + e.ID + " was deleted"
 		for _, r := range rules {
-			before := r.api()
+			before := model.RuleOf(r)
 			r.IsActive, r.DisabledReason = false, &reason
 			if err := updateRule(ctx, tx, r); err != nil {
 				return err
@@ -621,7 +622,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 	if d != nil {
 		return nil, huma.Error422UnprocessableEntity("validation failed", d)
 	}
-	var e *endpointRow
+	var e *store.EndpointRow
 	var secret string
 	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
 		tx := stx.Conn() // until this handler's SQL moves to the store
@@ -631,7 +632,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 		if secret, err = checkSecret(e.Kind, body.Secret); err != nil {
 			return err
 		}
-		before := e.api()
+		before := model.WebhookOf(e)
 		old := e.Secret
 		e.Secret = s.cfg.Keyring.Seal(secret, schemas.SecretAAD(e.TenantID, e.ID))
 		e.SecretHint = secretHint(secret)
@@ -651,7 +652,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 	if err != nil {
 		return nil, s.apiError("rotate secret", err)
 	}
-	out := e.api()
+	out := model.WebhookOf(e)
 	out.Secret = secret
 	return &webhookOut{ETag: etag(e.Version), Body: out}, nil
 }

@@ -1,0 +1,112 @@
+// Package model holds the API's views of endpoints and rules, built from
+// their rows: what the control plane answers and what the audit trail
+// records, whoever writes it (the control plane, the recorder).
+package model
+
+import (
+	"reflect"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/exospherehost/exo-alerts/internal/store"
+)
+
+// Webhook is a webhook endpoint as the API shows it. The secret appears only
+// in the answer to a create; afterwards only its hint.
+type Webhook struct {
+	ID                 string            `json:"id" doc:"Endpoint id" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
+	Name               string            `json:"name"`
+	Kind               string            `json:"kind" enum:"webhook,slack,pagerduty"`
+	TargetURL          string            `json:"target_url" format:"uri" doc:"The target URL; a credential in it (the token path of a Slack incoming-webhook URL, query values) is masked with ****: the whole URL is stored encrypted."`
+	Headers            map[string]string `json:"headers" doc:"Extra headers sent with every delivery; values are masked."`
+	RateLimitPerSecond *int              `json:"rate_limit_per_second" doc:"At most this many delivery attempts per second to this endpoint from each dispatcher; null: the operator's default (EXO_DISPATCHER_ENDPOINT_RATE, 50)."`
+	IsActive           bool              `json:"is_active"`
+	DisabledReason     *string           `json:"disabled_reason"`
+	Secret             string            `json:"secret,omitempty" doc:"The signing secret (whsec_...). Shown once, in the answer to the create."`
+	SecretHint         string            `json:"secret_hint" doc:"The last characters of the secret, to recognise it."`
+	CreatedBy          string            `json:"created_by"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+	Version            int64             `json:"version"`
+}
+
+// AlertRule is an alert rule as the API shows it.
+type AlertRule struct {
+	ID                  string    `json:"id" example:"rul_p2k8d7s1m4n6b3v9c5x0"`
+	Name                string    `json:"name"`
+	Description         string    `json:"description"`
+	EventType           string    `json:"event_type"`
+	Condition           string    `json:"condition"`
+	DurationThresholdMS *int64    `json:"duration_threshold_ms"`
+	WebhookEndpointID   string    `json:"webhook_endpoint_id"`
+	IsActive            bool      `json:"is_active"`
+	DisabledReason      *string   `json:"disabled_reason"`
+	MaxAttempts         int       `json:"max_attempts"`
+	Severity            string    `json:"severity"`
+	IncludeErrorMessage bool      `json:"include_error_message"`
+	DurationThreshold   string    `json:"duration_threshold,omitempty" doc:"For workflow.run.duration_exceeded: how long a run may run"`
+	RateLimitPerMinute  *int      `json:"rate_limit_per_minute"`
+	Cooldown            string    `json:"cooldown,omitempty"`
+	CooldownMS          *int64    `json:"cooldown_ms"`
+	CreatedBy           string    `json:"created_by"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	Version             int64     `json:"version"`
+	// LastError is read-only: kept by the recorder from the rule-errors
+	// topic, cleared when the condition changes.
+	LastError *RuleLastError `json:"last_error" readOnly:"true" doc:"The latest error evaluating this rule's condition (the rule was skipped for that event; other rules were not), null if none since the condition last changed. Read-only."`
+}
+
+// RuleLastError is the latest error evaluating a rule, as the processor
+// reported it (schemas.RuleErrorRecord).
+type RuleLastError struct {
+	Message     string    `json:"message" doc:"What went wrong, e.g. that the condition exceeded its evaluation budget"`
+	At          time.Time `json:"at" doc:"When it last happened"`
+	EventID     *string   `json:"event_id" doc:"The (last) event the rule failed on"`
+	RuleVersion int64     `json:"rule_version" doc:"The rule version that failed"`
+	Count       int64     `json:"count" doc:"Events the rule failed on since its condition last changed (as reported; approximate)"`
+}
+
+// ruleLastErrorDoc has RuleLastError's fields without its Schema method.
+type ruleLastErrorDoc RuleLastError
+
+// Schema documents RuleLastError inline and nullable (huma refuses
+// nullable on a referenced object schema).
+func (RuleLastError) Schema(r huma.Registry) *huma.Schema {
+	s := huma.SchemaFromType(r, reflect.TypeFor[ruleLastErrorDoc]())
+	s.Nullable = true
+	return s
+}
+
+// WebhookOf is the API view of an endpoint row: header values masked, the
+// secret only as its hint.
+func WebhookOf(e *store.EndpointRow) *Webhook {
+	headers := make(map[string]string, len(e.Headers))
+	for k := range e.Headers {
+		headers[k] = "********"
+	}
+	return &Webhook{
+		ID: e.ID, Name: e.Name, Kind: e.Kind, TargetURL: e.TargetURL, Headers: headers, RateLimitPerSecond: e.RateLimitPerSecond, IsActive: e.IsActive,
+		DisabledReason: e.DisabledReason, SecretHint: e.SecretHint, CreatedBy: e.CreatedBy,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Version: e.Version,
+	}
+}
+
+// RuleOf is the API view of a rule row (without its last error).
+func RuleOf(r *store.RuleRow) *AlertRule {
+	out := &AlertRule{
+		ID: r.ID, Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
+		DurationThresholdMS: r.DurationThresholdMS, WebhookEndpointID: r.WebhookEndpointID, IsActive: r.IsActive,
+		DisabledReason: r.DisabledReason, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
+		IncludeErrorMessage: r.IncludeErrorMessage, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
+		UpdatedAt: r.UpdatedAt, Version: r.Version, RateLimitPerMinute: r.RateLimitPerMinute, CooldownMS: r.CooldownMS,
+	}
+	if r.DurationThresholdMS != nil {
+		out.DurationThreshold = (time.Duration(*r.DurationThresholdMS) * time.Millisecond).String()
+	}
+	if r.CooldownMS != nil {
+		out.Cooldown = (time.Duration(*r.CooldownMS) * time.Millisecond).String()
+	}
+	return out
+}
