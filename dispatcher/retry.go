@@ -14,7 +14,8 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// DefaultTiers are the retry delays of design §5.
+// DefaultTiers are the default retry delays (EXO_RETRY_TIERS overrides them;
+// docs/architecture.md, "Dispatcher").
 var DefaultTiers = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
 	30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour}
 

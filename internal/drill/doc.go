@@ -1,4 +1,4 @@
-// Package drill runs the fault drills of `make drill` (issue #8): the real
+// Package drill runs the fault drills of `make drill`: the real
 // components, as subprocesses of the built exo-alerts binary, on a private
 // PostgreSQL and Kafka started with deploy/local's scripts, under a steady
 // stream of failed-run events, while it kills, stops and restarts them. A

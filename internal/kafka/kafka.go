@@ -17,7 +17,8 @@ import (
 // DefaultPrefix is prepended to every topic name unless configured otherwise.
 const DefaultPrefix = "exo."
 
-// Topics are the names of every topic of design §2, prefixed.
+// Topics are the names of every topic (docs/architecture.md, "Topics"),
+// prefixed.
 type Topics struct {
 	Prefix          string
 	Events          string

@@ -34,7 +34,7 @@ func (h minLevel) WithGroup(n string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(n), min: h.min}
 }
 
-// outage logs a broker outage once and its end once (#8: during an outage
+// outage logs a broker outage once and its end once (without it, during an outage
 // franz-go logs every failed reconnect — hundreds of lines a minute). The
 // first record whose error is a connection failure (refused, reset, timed
 // out, EOF: the broker is unreachable, not answering with an error) is

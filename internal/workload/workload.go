@@ -83,7 +83,7 @@ func Event(s Spec) schemas.WorkflowEvent {
 }
 
 // Record returns the Kafka record of ev in structured content mode, keyed
-// tenant/run as design §2 says.
+// tenant/run (schemas.RecordKey), which keeps a run on one partition.
 func Record(topic string, ev schemas.WorkflowEvent) (*kgo.Record, error) {
 	v, err := json.Marshal(ev)
 	if err != nil {

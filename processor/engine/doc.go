@@ -2,7 +2,7 @@
 // workflow events and the passage of (event) time, it decides which alerts
 // fire and how each run's state changes. It is pure logic — no Kafka, no
 // clock of its own (one is injected), single-goroutine — so that every rule
-// of design §4 is unit-tested here:
+// of the processor (docs/architecture.md, "Processor") is unit-tested here:
 //
 //   - matching by tenant and alert type, conditions, inactive endpoints;
 //   - duplicate suppression: a run's event type fires once (run state
