@@ -10,7 +10,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/exospherehost/exo-alerts/internal/store"
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -97,10 +96,6 @@ func (s *Server) registerDeadLetters(api huma.API, sec []map[string][]string) {
 	}, s.replayDeadLetters)
 }
 
-const deadLetterCols = `d.alert_id, d.rule_id, d.endpoint_id, coalesce(d.record->>'event_type', ''),
-	coalesce(d.record #>> '{payload,data,workflow,id}', ''), coalesce(d.record #>> '{payload,data,run,id}', ''),
-	d.attempts, d.last_error, coalesce((d.record->>'created_at')::timestamptz, d.dead_at), d.dead_at, d.replayed_at`
-
 func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*deadLetterListOut, error) {
 	p := principalFrom(ctx)
 	cur, err := store.ParseCursor(in.Cursor)
@@ -112,53 +107,22 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 			Location: "query.until", Message: "must be after since", Value: in.Until,
 		})
 	}
-	args := []any{p.TenantID, in.Limit + 1}
-	where := ""
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where += fmt.Sprintf(cond, len(args))
-	}
-	if in.EndpointID != "" {
-		add(` AND d.endpoint_id = $%d`, in.EndpointID)
-	}
-	if in.RuleID != "" {
-		add(` AND d.rule_id = $%d`, in.RuleID)
-	}
-	if !in.Since.IsZero() {
-		add(` AND d.dead_at >= $%d`, in.Since)
-	}
-	if !in.Until.IsZero() {
-		add(` AND d.dead_at < $%d`, in.Until)
-	}
-	switch in.Replayed {
-	case "true":
-		where += ` AND d.replayed_at IS NOT NULL`
-	case "false":
-		where += ` AND d.replayed_at IS NULL`
-	}
-	if cur != nil {
-		args = append(args, cur.CreatedAt, cur.ID)
-		where += fmt.Sprintf(` AND (d.dead_at, d.alert_id) < ($%d, $%d)`, len(args)-1, len(args))
+	f := store.DeadLetterFilter{EndpointID: in.EndpointID, RuleID: in.RuleID, Since: in.Since, Until: in.Until, After: cur, Limit: in.Limit + 1}
+	if in.Replayed != "" {
+		replayed := in.Replayed == "true"
+		f.Replayed = &replayed
 	}
 	var items []*DeadLetter
-	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, err := tx.Query(ctx, `SELECT `+deadLetterCols+` FROM dead_letters d WHERE d.tenant_id = $1`+where+`
-			ORDER BY d.dead_at DESC, d.alert_id DESC LIMIT $2`, args...)
+	err = s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		rows, err := tx.ListDeadLetters(ctx, f)
 		if err != nil {
-			return fmt.Errorf("controlplane: list dead letters: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var dl DeadLetter
-			if err := rows.Scan(&dl.AlertID, &dl.RuleID, &dl.EndpointID, &dl.EventType, &dl.WorkflowID, &dl.RunID,
-				&dl.Attempts, &dl.LastError, &dl.CreatedAt, &dl.DeadAt, &dl.ReplayedAt); err != nil {
-				return fmt.Errorf("controlplane: scan dead letter: %w", err)
-			}
-			items = append(items, &dl)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("controlplane: list dead letters: %w", err)
+		for _, r := range rows {
+			items = append(items, &DeadLetter{
+				AlertID: r.AlertID, RuleID: r.RuleID, EndpointID: r.EndpointID, EventType: r.EventType, WorkflowID: r.WorkflowID,
+				RunID: r.RunID, Attempts: r.Attempts, LastError: r.LastError, CreatedAt: r.CreatedAt, DeadAt: r.DeadAt, ReplayedAt: r.ReplayedAt,
+			})
 		}
 		return nil
 	})
@@ -194,36 +158,30 @@ func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*de
 func (s *Server) replayDeadLetter(ctx context.Context, in *alertIDIn) (*struct{ Body ReplayedDeadLetter }, error) {
 	p := principalFrom(ctx)
 	out := &struct{ Body ReplayedDeadLetter }{}
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		var stored []byte
-		var endpoint string
-		var replayed *time.Time
-		err := tx.QueryRow(ctx, `SELECT record, endpoint_id, replayed_at FROM dead_letters WHERE tenant_id = $1 AND alert_id = $2
-			FOR UPDATE`, p.TenantID, in.AlertID).Scan(&stored, &endpoint, &replayed)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		stored, endpoint, replayed, err := tx.LockDeadLetter(ctx, in.AlertID)
+		if errors.Is(err, store.ErrNotFound) {
 			return huma.Error404NotFound("dead letter not found")
 		}
 		if err != nil {
-			return fmt.Errorf("controlplane: load dead letter: %w", err)
+			return err
 		}
-		if err := deliverable(ctx, tx, p.TenantID, endpoint); err != nil {
+		if err := deliverable(ctx, tx, endpoint); err != nil {
 			return err
 		}
 		rec, err := s.deliveryRecord(stored)
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE tenant_id = $1 AND alert_id = $2
-			RETURNING replayed_at`, p.TenantID, in.AlertID).Scan(&out.Body.ReplayedAt); err != nil {
-			return fmt.Errorf("controlplane: mark dead letter replayed: %w", err)
+		if out.Body.ReplayedAt, err = tx.MarkDeadLetterReplayed(ctx, in.AlertID); err != nil {
+			return err
 		}
 		after := map[string]any{"alert_id": in.AlertID, "endpoint_id": endpoint, "replayed_at": out.Body.ReplayedAt}
 		var before any
 		if replayed != nil {
 			before = map[string]any{"replayed_at": replayed}
 		}
-		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay", "dead_letter", in.AlertID, before, after, requestID(ctx)); err != nil {
+		if err := tx.InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay", "dead_letter", in.AlertID, before, after, requestID(ctx)); err != nil {
 			return err
 		}
 		return s.queue(ctx, tx, rec)
@@ -256,43 +214,25 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 	}
 	out := &struct{ Body DeadLetterReplayResult }{}
 	out.Body.AlertIDs = []string{}
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		const match = ` FROM dead_letters d
-			LEFT JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-			WHERE d.tenant_id = $1 AND d.replayed_at IS NULL AND d.dead_at >= $2 AND d.dead_at < $3
-				AND ($4 = '' OR d.endpoint_id = $4) AND ($5 = '' OR d.rule_id = $5)`
-		const live = ` AND e.deleted_at IS NULL AND e.is_active`
-		args := []any{p.TenantID, b.Since, b.Until, b.EndpointID, b.RuleID}
-		if err := tx.QueryRow(ctx, `SELECT count(*)`+match+` AND NOT coalesce(e.deleted_at IS NULL AND e.is_active, false)`,
-			args...).Scan(&out.Body.Skipped); err != nil {
-			return fmt.Errorf("controlplane: count skipped dead letters: %w", err)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		r := store.DeadLetterRange{Since: b.Since, Until: b.Until, EndpointID: b.EndpointID, RuleID: b.RuleID}
+		var err error
+		if out.Body.Skipped, err = tx.CountUndeliverableDeadLetters(ctx, r); err != nil {
+			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT d.alert_id, d.record`+match+live+`
-			ORDER BY d.dead_at, d.alert_id LIMIT $6 FOR UPDATE OF d SKIP LOCKED`, append(args, limit+1)...)
+		dls, err := tx.LockDeliverableDeadLetters(ctx, r, limit+1)
 		if err != nil {
-			return fmt.Errorf("controlplane: select dead letters: %w", err)
+			return err
 		}
 		var ids []string
 		var recs []*kgo.Record
-		for rows.Next() {
-			var id string
-			var stored []byte
-			if err := rows.Scan(&id, &stored); err != nil {
-				rows.Close()
-				return fmt.Errorf("controlplane: scan dead letter: %w", err)
-			}
-			rec, err := s.deliveryRecord(stored)
+		for _, d := range dls {
+			rec, err := s.deliveryRecord(d.Record)
 			if err != nil {
-				rows.Close()
 				return err
 			}
-			ids = append(ids, id)
+			ids = append(ids, d.AlertID)
 			recs = append(recs, rec)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("controlplane: select dead letters: %w", err)
 		}
 		if len(recs) > limit {
 			ids, recs = ids[:limit], recs[:limit]
@@ -305,12 +245,11 @@ func (s *Server) replayDeadLetters(ctx context.Context, in *struct{ Body DeadLet
 			return err
 		}
 		sent := ids
-		if _, err := tx.Exec(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE tenant_id = $1 AND alert_id = ANY($2)`,
-			p.TenantID, sent); err != nil {
-			return fmt.Errorf("controlplane: mark dead letters replayed: %w", err)
+		if err := tx.MarkDeadLettersReplayed(ctx, sent); err != nil {
+			return err
 		}
 		out.Body.Replayed, out.Body.AlertIDs = len(sent), sent
-		return store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay_range", "dead_letter", "*", nil, map[string]any{
+		return tx.InsertAudit(ctx, p.TenantID, p.actor(), "dead_letter.replay_range", "dead_letter", "*", nil, map[string]any{
 			"since": b.Since, "until": b.Until, "endpoint_id": b.EndpointID, "rule_id": b.RuleID,
 			"replayed": len(sent), "alert_ids": sent,
 		}, requestID(ctx))

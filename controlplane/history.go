@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/store"
@@ -132,9 +131,9 @@ func errAlertMissing() error { return huma.Error404NotFound("alert not found") }
 // records why (audit row, replayed_at): they reach the deliveries topic
 // with it or not at all, and no request holds a lock while Kafka answers
 // (or does not). The relay publishes them within moments.
-func (s *Server) queue(ctx context.Context, tx pgx.Tx, recs ...*kgo.Record) error {
+func (s *Server) queue(ctx context.Context, tx *store.Tx, recs ...*kgo.Record) error {
 	for _, r := range recs {
-		if err := store.Of(tx).InsertOutbox(ctx, r.Topic, string(r.Key), r.Value); err != nil {
+		if err := tx.InsertOutbox(ctx, r.Topic, string(r.Key), r.Value); err != nil {
 			return err
 		}
 	}
@@ -162,24 +161,10 @@ func (s *Server) deliveryRecord(stored []byte) (*kgo.Record, error) {
 	return &kgo.Record{Topic: s.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value}, nil
 }
 
-// endpointState reports whether the tenant's endpoint exists (deleted
-// ones included), is deleted, and is active.
-func endpointState(ctx context.Context, tx pgx.Tx, tenant, id string) (exists, deleted, active bool, err error) {
-	err = tx.QueryRow(ctx, `SELECT deleted_at IS NOT NULL, is_active FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2`,
-		tenant, id).Scan(&deleted, &active)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, false, nil
-	}
-	if err != nil {
-		return false, false, false, fmt.Errorf("controlplane: endpoint state: %w", err)
-	}
-	return true, deleted, active, nil
-}
-
 // deliverable answers why an alert for endpoint id cannot be delivered now,
 // or nil.
-func deliverable(ctx context.Context, tx pgx.Tx, tenant, id string) error {
-	exists, deleted, active, err := endpointState(ctx, tx, tenant, id)
+func deliverable(ctx context.Context, tx *store.Tx, id string) error {
+	exists, deleted, active, err := tx.EndpointStatus(ctx, id)
 	switch {
 	case err != nil:
 		return err
@@ -191,66 +176,21 @@ func deliverable(ctx context.Context, tx pgx.Tx, tenant, id string) error {
 	return nil
 }
 
-// deliveryCols selects a Delivery (without attempts) from alerts a joined
-// with its latest attempt (last) and its dead letter (d).
-const deliveryCols = `a.alert_id, a.rule_id, a.endpoint_id, a.event_type,
-	coalesce(a.record #>> '{payload,data,workflow,id}', ''), coalesce(a.record #>> '{payload,data,workflow,name}', ''),
-	coalesce(a.record #>> '{payload,data,run,id}', ''), a.created_at,
-	coalesce(last.outcome, 'pending'), d.alert_id IS NOT NULL, d.replayed_at`
-
-const deliveryFrom = ` FROM alerts a
-	LEFT JOIN LATERAL (SELECT x.outcome FROM delivery_attempts x WHERE x.tenant_id = a.tenant_id AND x.alert_id = a.alert_id
-		ORDER BY x.attempted_at DESC, x.attempt DESC LIMIT 1) last ON true
-	LEFT JOIN dead_letters d ON d.tenant_id = a.tenant_id AND d.alert_id = a.alert_id`
-
-func scanDelivery(row pgx.Row, extra ...any) (*Delivery, error) {
-	var d Delivery
-	err := row.Scan(append([]any{&d.AlertID, &d.RuleID, &d.EndpointID, &d.EventType, &d.WorkflowID, &d.WorkflowName, &d.RunID,
-		&d.CreatedAt, &d.Status, &d.DeadLettered, &d.ReplayedAt}, extra...)...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+// deliveryOf is the API view of a stored delivery.
+func deliveryOf(r *store.DeliveryRow) *Delivery {
+	d := &Delivery{
+		AlertID: r.AlertID, RuleID: r.RuleID, EndpointID: r.EndpointID, EventType: r.EventType,
+		WorkflowID: r.WorkflowID, WorkflowName: r.WorkflowName, RunID: r.RunID, CreatedAt: r.CreatedAt,
+		Status: r.Status, DeadLettered: r.DeadLettered, ReplayedAt: r.ReplayedAt, Payload: r.Payload,
+		Attempts: make([]DeliveryAttempt, 0, len(r.Attempts)),
 	}
-	if err != nil {
-		return nil, fmt.Errorf("controlplane: scan delivery: %w", err)
+	for _, a := range r.Attempts {
+		d.Attempts = append(d.Attempts, DeliveryAttempt{
+			DeliveryID: a.DeliveryID, Attempt: a.Attempt, Outcome: a.Outcome, StatusCode: a.StatusCode, LatencyMS: a.LatencyMS,
+			ErrorClass: a.ErrorClass, Error: a.Error, ResponseExcerpt: a.ResponseExcerpt, AttemptedAt: a.AttemptedAt,
+		})
 	}
-	d.Attempts = []DeliveryAttempt{}
-	return &d, nil
-}
-
-// loadAttempts fills in the attempts of ds.
-func loadAttempts(ctx context.Context, tx pgx.Tx, tenant string, ds []*Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	byID := make(map[string]*Delivery, len(ds))
-	ids := make([]string, 0, len(ds))
-	for _, d := range ds {
-		byID[d.AlertID] = d
-		ids = append(ids, d.AlertID)
-	}
-	rows, err := tx.Query(ctx, `SELECT alert_id, delivery_id, attempt, outcome, status_code, latency_ms, error_class, error,
-			response_excerpt, attempted_at
-		FROM delivery_attempts WHERE tenant_id = $1 AND alert_id = ANY($2)
-		ORDER BY alert_id, attempted_at, attempt`, tenant, ids)
-	if err != nil {
-		return fmt.Errorf("controlplane: load attempts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var a DeliveryAttempt
-		if err := rows.Scan(&id, &a.DeliveryID, &a.Attempt, &a.Outcome, &a.StatusCode, &a.LatencyMS, &a.ErrorClass, &a.Error,
-			&a.ResponseExcerpt, &a.AttemptedAt); err != nil {
-			return fmt.Errorf("controlplane: scan attempt: %w", err)
-		}
-		if d := byID[id]; d != nil {
-			d.Attempts = append(d.Attempts, a)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("controlplane: load attempts: %w", err)
-	}
-	return nil
+	return d
 }
 
 func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of string) (*deliveryListOut, error) {
@@ -259,47 +199,24 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
-	table, col, path, missing := "alert_rules", "rule_id", "/v1/alert-rules/", "alert rule not found"
+	list, path, missing := (*store.Tx).ListRuleDeliveries, "/v1/alert-rules/", "alert rule not found"
 	if of == "endpoint" {
-		table, col, path, missing = "webhook_endpoints", "endpoint_id", "/v1/webhooks/", "webhook endpoint not found"
+		list, path, missing = (*store.Tx).ListEndpointDeliveries, "/v1/webhooks/", "webhook endpoint not found"
 	}
 	var items []*Delivery
-	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
+	err = s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
 		// Deleted rules and endpoints keep their history.
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE tenant_id = $1 AND id = $2)`,
-			p.TenantID, in.ID).Scan(&exists); err != nil {
-			return fmt.Errorf("controlplane: look up %s: %w", table, err)
-		}
-		if !exists {
+		rows, err := list(tx, ctx, in.ID, store.DeliveryQuery{Outcome: in.Outcome, After: cur, Limit: in.Limit + 1})
+		if errors.Is(err, store.ErrNotFound) {
 			return huma.Error404NotFound(missing)
 		}
-		args := []any{p.TenantID, in.ID, in.Limit + 1, in.Outcome}
-		where := ""
-		if cur != nil {
-			args = append(args, cur.CreatedAt, cur.ID)
-			where = ` AND (a.created_at, a.alert_id) < ($5, $6)`
-		}
-		rows, err := tx.Query(ctx, `SELECT `+deliveryCols+deliveryFrom+`
-			WHERE a.tenant_id = $1 AND a.`+col+` = $2 AND ($4 = '' OR coalesce(last.outcome, 'pending') = $4)`+where+`
-			ORDER BY a.created_at DESC, a.alert_id DESC LIMIT $3`, args...)
 		if err != nil {
-			return fmt.Errorf("controlplane: list deliveries: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return err
-			}
-			items = append(items, d)
+		for _, r := range rows {
+			items = append(items, deliveryOf(r))
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("controlplane: list deliveries: %w", err)
-		}
-		rows.Close()
-		return loadAttempts(ctx, tx, p.TenantID, items)
+		return nil
 	})
 	if err != nil {
 		return nil, s.apiError("list deliveries", err)
@@ -325,20 +242,16 @@ func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of stri
 func (s *Server) getDelivery(ctx context.Context, in *alertIDIn) (*deliveryOut, error) {
 	p := principalFrom(ctx)
 	var d *Delivery
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		var payload []byte
-		var err error
-		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+`, a.record->'payload'`+deliveryFrom+`
-			WHERE a.tenant_id = $1 AND a.alert_id = $2`, p.TenantID, in.AlertID), &payload)
-		if errors.Is(err, ErrNotFound) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		r, err := tx.GetDelivery(ctx, in.AlertID)
+		if errors.Is(err, store.ErrNotFound) {
 			return errAlertMissing()
 		}
 		if err != nil {
 			return err
 		}
-		d.Payload = payload
-		return loadAttempts(ctx, tx, p.TenantID, []*Delivery{d})
+		d = deliveryOf(r)
+		return nil
 	})
 	if err != nil {
 		return nil, s.apiError("get delivery", err)
@@ -348,26 +261,22 @@ func (s *Server) getDelivery(ctx context.Context, in *alertIDIn) (*deliveryOut, 
 
 func (s *Server) redeliver(ctx context.Context, in *alertIDIn) (*acceptedOut, error) {
 	p := principalFrom(ctx)
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		var stored []byte
-		var endpoint string
-		err := tx.QueryRow(ctx, `SELECT record, endpoint_id FROM alerts WHERE tenant_id = $1 AND alert_id = $2`,
-			p.TenantID, in.AlertID).Scan(&stored, &endpoint)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		stored, endpoint, err := tx.AlertRecord(ctx, in.AlertID)
+		if errors.Is(err, store.ErrNotFound) {
 			return errAlertMissing()
 		}
 		if err != nil {
-			return fmt.Errorf("controlplane: load alert: %w", err)
+			return err
 		}
-		if err := deliverable(ctx, tx, p.TenantID, endpoint); err != nil {
+		if err := deliverable(ctx, tx, endpoint); err != nil {
 			return err
 		}
 		rec, err := s.deliveryRecord(stored)
 		if err != nil {
 			return err
 		}
-		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "delivery.redeliver", "delivery", in.AlertID, nil,
+		if err := tx.InsertAudit(ctx, p.TenantID, p.actor(), "delivery.redeliver", "delivery", in.AlertID, nil,
 			map[string]string{"alert_id": in.AlertID, "endpoint_id": endpoint}, requestID(ctx)); err != nil {
 			return err
 		}
@@ -404,9 +313,8 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 	if err := schemas.Validate(schemas.KindDelivery, value); err != nil {
 		return nil, s.internalError("test webhook: record", err)
 	}
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		exists, deleted, active, err := endpointState(ctx, tx, p.TenantID, in.ID)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		exists, deleted, active, err := tx.EndpointStatus(ctx, in.ID)
 		switch {
 		case err != nil:
 			return err
@@ -415,7 +323,7 @@ func (s *Server) testWebhook(ctx context.Context, in *idIn) (*acceptedOut, error
 		case !active:
 			return huma.Error409Conflict("the webhook endpoint is disabled; enable it to send a test delivery")
 		}
-		if err := store.Of(tx).InsertAudit(ctx, p.TenantID, p.actor(), "webhook.test", "webhook", in.ID, nil,
+		if err := tx.InsertAudit(ctx, p.TenantID, p.actor(), "webhook.test", "webhook", in.ID, nil,
 			map[string]string{"alert_id": alertID}, requestID(ctx)); err != nil {
 			return err
 		}

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,7 +40,7 @@ import (
 type relay struct {
 	// healthy: the last drain published (see Server.relaying).
 	healthy *atomic.Bool
-	pool    *pgxpool.Pool
+	db      *store.Store
 	kafka   *kgo.Client
 	topics  kafka.Topics
 	specs   []kafka.Spec
@@ -58,8 +56,6 @@ type relay struct {
 
 const (
 	relayBatch = 500
-	// relayLock is the advisory lock key that serialises relays ("exo_outb").
-	relayLock = int64(0x65786f5f6f757462)
 	// relayPublishTimeout bounds one batch's wait for Kafka's acknowledgement.
 	relayPublishTimeout = 15 * time.Second
 	// relayMaxBackoff caps the wait between retries: the relay resumes
@@ -70,7 +66,7 @@ const (
 func newRelay(s *Server, cl *kgo.Client) *relay {
 	r := &relay{
 		healthy: &s.relaying,
-		pool:    s.pool, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
+		db:      s.db, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
 		poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox"),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_controlplane_outbox_published_total", Help: "Outbox rows published to Kafka and marked sent.",
@@ -92,9 +88,6 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 	}))
 	return r
 }
-
-// registerCounter registers c, or returns the counter already registered
-// under its name (a server run twice with one registry).
 
 func (r *relay) run(ctx context.Context) error {
 	// Both steps are retried until they succeed: while Kafka (or Postgres)
@@ -142,15 +135,11 @@ func (r *relay) sleep(ctx context.Context, d time.Duration) {
 }
 
 func (r *relay) listen(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
+	l, err := r.db.ListenOutbox(ctx)
 	if err != nil {
-		return fmt.Errorf("outbox: acquire listener: %w", err)
+		return fmt.Errorf("outbox: %w", err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN exo_outbox"); err != nil {
-		return fmt.Errorf("outbox: listen: %w", err)
-	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN exo_outbox") }()
+	defer l.Close(ctx)
 	for {
 		wait := r.poll
 		_, err := r.drain(ctx)
@@ -168,7 +157,7 @@ func (r *relay) listen(ctx context.Context) error {
 		}
 		r.countUnsent(ctx)
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err = conn.Conn().WaitForNotification(wctx)
+		err = l.Wait(wctx)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -179,11 +168,10 @@ func (r *relay) listen(ctx context.Context) error {
 	}
 }
 
-// countUnsent sets the backlog gauge (an index-only count: outbox_unsent_idx
-// holds the unsent rows only).
+// countUnsent sets the backlog gauge.
 func (r *relay) countUnsent(ctx context.Context) {
-	var n int64
-	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL`).Scan(&n); err != nil {
+	n, err := r.db.CountUnsentOutbox(ctx)
+	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Debug("outbox: count unsent rows", "err", err)
 		}
@@ -214,35 +202,21 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 		topic, key, reason string
 	}
 	var poisoned []poisonRow
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+	err := r.db.System(ctx, func(tx *store.Tx) error {
 		poisoned = nil
-		// One relay at a time: with SKIP LOCKED alone, a second relay would
-		// claim the next batch and could publish a key's later row before
-		// the first relay publishes (or, failing, retries) its earlier one.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, relayLock); err != nil {
-			return fmt.Errorf("outbox: lock: %w", err)
+		// One relay at a time (see LockOutboxRelay).
+		if err := tx.LockOutboxRelay(ctx); err != nil {
+			return fmt.Errorf("outbox: %w", err)
 		}
-		rows, err := tx.Query(ctx, `SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL AND quarantined_at IS NULL
-			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, relayBatch)
+		rows, err := tx.ClaimOutbox(ctx, relayBatch)
 		if err != nil {
-			return fmt.Errorf("outbox: claim: %w", err)
+			return fmt.Errorf("outbox: %w", err)
 		}
-		var ids []int64
-		var recs []*kgo.Record
-		for rows.Next() {
-			var id int64
-			rec := &kgo.Record{}
-			var key string
-			if err := rows.Scan(&id, &rec.Topic, &key, &rec.Value); err != nil {
-				rows.Close()
-				return fmt.Errorf("outbox: scan: %w", err)
-			}
-			rec.Key = []byte(key)
-			ids = append(ids, id)
-			recs = append(recs, rec)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("outbox: claim: %w", err)
+		ids := make([]int64, len(rows))
+		recs := make([]*kgo.Record, len(rows))
+		for i, row := range rows {
+			ids[i] = row.ID
+			recs[i] = &kgo.Record{Topic: row.Topic, Key: []byte(row.Key), Value: row.Value}
 		}
 		n = len(recs)
 		if n == 0 {
@@ -280,17 +254,16 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 			// for good while an earlier one waits for a retry.
 			return fmt.Errorf("outbox: publish %d records: %w", len(send), transient)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1)`, sent); err != nil {
-			return fmt.Errorf("outbox: mark sent: %w", err)
+		if err := tx.MarkOutboxSent(ctx, sent); err != nil {
+			return fmt.Errorf("outbox: %w", err)
 		}
 		for i, id := range ids {
 			reason, ok := poison[id]
 			if !ok {
 				continue
 			}
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET quarantined_at = now(), quarantine_reason = $2 WHERE id = $1`,
-				id, store.Text(reason)); err != nil {
-				return fmt.Errorf("outbox: quarantine: %w", err)
+			if err := tx.QuarantineOutbox(ctx, id, reason); err != nil {
+				return fmt.Errorf("outbox: %w", err)
 			}
 			poisoned = append(poisoned, poisonRow{id: id, topic: recs[i].Topic, key: string(recs[i].Key), reason: reason})
 		}
@@ -335,55 +308,31 @@ func (r *relay) valid(rec *kgo.Record) error {
 // either before (and is read here) or after these outbox rows (and its own
 // row follows them), so a stale snapshot never lands after a newer one.
 func (r *relay) republish(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		var topics, keys []string
-		var values [][]byte
-		add := func(topic, key string, v []byte) {
-			topics, keys, values = append(topics, topic), append(keys, key), append(values, v)
-		}
-		rows, err := tx.Query(ctx, `SELECT `+store.EndpointCols+` FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
+	return r.db.System(ctx, func(tx *store.Tx) error {
+		endpoints, err := tx.RepublishEndpoints(ctx)
 		if err != nil {
 			return fmt.Errorf("outbox: republish endpoints: %w", err)
 		}
-		for rows.Next() {
-			e, err := store.ScanEndpoint(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
+		rules, err := tx.RepublishRules(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox: republish rules: %w", err)
+		}
+		rows := make([]store.OutboxRow, 0, len(endpoints)+len(rules))
+		for _, e := range endpoints {
 			v, _ := json.Marshal(e.Record())
-			add(r.topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), v)
+			rows = append(rows, store.OutboxRow{Topic: r.topics.Endpoints, Key: schemas.TenantKey(e.TenantID, e.ID), Value: v})
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("outbox: republish endpoints: %w", err)
-		}
-		rows, err = tx.Query(ctx, `SELECT `+store.RuleCols+` FROM alert_rules WHERE deleted_at IS NULL ORDER BY id FOR SHARE`)
-		if err != nil {
-			return fmt.Errorf("outbox: republish rules: %w", err)
-		}
-		for rows.Next() {
-			ru, err := store.ScanRule(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
+		for _, ru := range rules {
 			v, _ := json.Marshal(ru.Record())
-			add(r.topics.Rules, schemas.TenantKey(ru.TenantID, ru.ID), v)
+			rows = append(rows, store.OutboxRow{Topic: r.topics.Rules, Key: schemas.TenantKey(ru.TenantID, ru.ID), Value: v})
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("outbox: republish rules: %w", err)
-		}
-		if len(keys) == 0 {
+		if len(rows) == 0 {
 			return nil
 		}
-		// One statement: a tenant with many rules must not hold the start-up
-		// behind one round trip per row.
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, value)
-			SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS u(t, k, v, n) ORDER BY n`,
-			topics, keys, values); err != nil {
+		if err := tx.InsertOutboxRows(ctx, rows); err != nil {
 			return fmt.Errorf("outbox: republish: %w", err)
 		}
-		r.log.Info("republishing live rules and endpoints", "records", len(keys))
+		r.log.Info("republishing live rules and endpoints", "records", len(rows))
 		return nil
 	})
 }

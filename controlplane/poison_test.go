@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -184,11 +185,11 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts DROP CONSTRAINT no_poison`); err != nil {
 		t.Fatal(err)
 	}
-	list, err := controlplane.ListQuarantined(ctx, l.pool, 10)
+	list, err := store.New(l.pool, "").ListQuarantined(ctx, 10)
 	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Offset != poison.Offset {
 		t.Fatalf("ListQuarantined = %+v, %v", list, err)
 	}
-	if err := controlplane.ReplayQuarantined(ctx, l.pool, l.prod, id); err != nil {
+	if err := controlplane.ReplayQuarantined(ctx, store.New(l.pool, ""), l.prod, id); err != nil {
 		t.Fatal(err)
 	}
 	histWait(t, "the replayed record written", func() (bool, string) {
@@ -237,11 +238,11 @@ func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
 	})
 	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 
-	list, err := controlplane.ListQuarantined(ctx, l.pool, 10)
+	list, err := store.New(l.pool, "").ListQuarantined(ctx, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	byTopic := map[string]controlplane.QuarantinedRecord{}
+	byTopic := map[string]store.QuarantinedRecord{}
 	for _, q := range list {
 		byTopic[q.Topic] = q
 	}
@@ -268,7 +269,7 @@ func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
 	// Replaying the dead letter produces it again: the recorder reads it at
 	// a new offset (and, still invalid, quarantines it there).
 	dlq := byTopic[l.topics.DeliveriesDLQ]
-	if err := controlplane.ReplayQuarantined(ctx, l.pool, l.prod, dlq.ID); err != nil {
+	if err := controlplane.ReplayQuarantined(ctx, store.New(l.pool, ""), l.prod, dlq.ID); err != nil {
 		t.Fatal(err)
 	}
 	histWait(t, "the replayed record read again", func() (bool, string) {

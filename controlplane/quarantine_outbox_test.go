@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
 
@@ -46,11 +46,11 @@ func TestQuarantinedOutboxRowReplayed(t *testing.T) {
 		}
 	}
 
-	list, err := controlplane.ListQuarantinedOutbox(ctx, e.pool, 50)
+	list, err := store.New(e.pool, "").ListQuarantinedOutbox(ctx, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got *controlplane.QuarantinedOutboxRow
+	var got *store.QuarantinedOutboxRow
 	for i := range list {
 		if list[i].ID == id {
 			got = &list[i]
@@ -61,7 +61,7 @@ func TestQuarantinedOutboxRowReplayed(t *testing.T) {
 		t.Fatalf("quarantined outbox rows %+v; want row %d of %s key acme/run_1 and row %d", list, id, e.topics.RunState, stale)
 	}
 
-	if err := controlplane.ReplayQuarantinedOutbox(ctx, e.pool, id); err != nil {
+	if err := store.New(e.pool, "").ReplayQuarantinedOutbox(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Minute, "the replayed row published long before the poll", func() (bool, string) {
@@ -82,12 +82,12 @@ func TestQuarantinedOutboxRowReplayed(t *testing.T) {
 
 	// Not quarantined any more (sent), or never there: an error.
 	for _, bad := range []int64{id, id + 1000} {
-		if err := controlplane.ReplayQuarantinedOutbox(ctx, e.pool, bad); !errors.Is(err, controlplane.ErrNotQuarantined) {
+		if err := store.New(e.pool, "").ReplayQuarantinedOutbox(ctx, bad); !errors.Is(err, store.ErrNotQuarantined) {
 			t.Errorf("replay of outbox row %d: %v, want ErrNotQuarantined", bad, err)
 		}
 	}
 	// Superseded: the older value would land after the newer one.
-	if err := controlplane.ReplayQuarantinedOutbox(ctx, e.pool, stale); !errors.Is(err, controlplane.ErrSuperseded) {
+	if err := store.New(e.pool, "").ReplayQuarantinedOutbox(ctx, stale); !errors.Is(err, store.ErrSuperseded) {
 		t.Errorf("replay of superseded outbox row %d: %v, want ErrSuperseded", stale, err)
 	}
 	if n := countRows(t, e.pool, `SELECT count(*) FROM outbox WHERE id = $1 AND quarantined_at IS NOT NULL AND sent_at IS NULL`, stale); n != 1 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // BenchmarkRepublish measures the relay's start-up republish: a snapshot of
@@ -35,7 +36,7 @@ func BenchmarkRepublish(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	r := &relay{pool: pool, topics: kafka.NewTopics("t."), log: s.log}
+	r := &relay{db: store.New(pool, ""), topics: kafka.NewTopics("t."), log: s.log}
 	b.ResetTimer()
 	for range b.N {
 		if err := r.republish(ctx); err != nil {

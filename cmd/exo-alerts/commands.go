@@ -24,6 +24,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/postgres"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/migrations"
 	"github.com/exospherehost/exo-alerts/processor"
@@ -532,13 +533,14 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
+	db := store.New(pool, "")
 	switch {
 	case args[0] == "list" && fs.NArg() == 0:
-		recs, err := controlplane.ListQuarantined(ctx, pool, *limit)
+		recs, err := db.ListQuarantined(ctx, *limit)
 		if err != nil {
 			return err
 		}
-		rows, err := controlplane.ListQuarantinedOutbox(ctx, pool, *limit)
+		rows, err := db.ListQuarantinedOutbox(ctx, *limit)
 		if err != nil {
 			return err
 		}
@@ -567,7 +569,7 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
 		}
-		if err := controlplane.ReplayQuarantinedOutbox(ctx, pool, id); err != nil {
+		if err := db.ReplayQuarantinedOutbox(ctx, id); err != nil {
 			return err
 		}
 		fmt.Printf("released quarantined outbox row %d; the relay publishes it again\n", id)
@@ -584,7 +586,7 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		defer cl.Close()
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := controlplane.ReplayQuarantined(pctx, pool, cl, id); err != nil {
+		if err := controlplane.ReplayQuarantined(pctx, db, cl, id); err != nil {
 			return err
 		}
 		fmt.Printf("replayed quarantined record %d\n", id)
