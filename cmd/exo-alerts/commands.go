@@ -24,6 +24,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/postgres"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/migrations"
 	"github.com/exospherehost/exo-alerts/processor"
@@ -403,7 +404,7 @@ func cmdAPIKeyList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	keys, err := controlplane.ListAPIKeys(ctx, pool, *tenant)
+	keys, err := store.New(pool, "").ListAPIKeys(ctx, *tenant)
 	if err != nil {
 		return err
 	}
