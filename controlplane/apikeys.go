@@ -6,21 +6,20 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/internal/store"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
-// APIKey is an API key as operators see it: never the key or its hash, only
-// the prefix that identifies it.
-type APIKey struct {
-	ID, TenantID, Name, Role string
-	// Prefix is the first characters of the key (exo_ and six more).
-	Prefix     string
-	CreatedAt  time.Time
-	LastUsedAt *time.Time
-	RevokedAt  *time.Time
-}
+// Roles of API keys.
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
+
+// ErrKeyTaken is returned when a fixed API key is already registered for
+// another tenant or role.
+var ErrKeyTaken = errors.New("controlplane: this API key is already registered for another tenant or role")
 
 // apiKeyAudit is what the audit trail keeps of a key: never the key, its
 // hash or its prefix.
@@ -32,46 +31,102 @@ type apiKeyAudit struct {
 	RevokedAt *time.Time `json:"revoked_at"`
 }
 
+func auditOfKey(k *store.APIKey) apiKeyAudit {
+	return apiKeyAudit{ID: k.ID, Name: k.Name, Role: k.Role, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+}
+
 // actorCLI is the audit actor of changes made with the exo-alerts command.
 const actorCLI = "cli"
 
-// ListAPIKeys lists the keys of tenant (of every tenant when tenant is ""),
-// revoked ones included, by tenant and creation time.
-func ListAPIKeys(ctx context.Context, pool *pgxpool.Pool, tenant string) ([]APIKey, error) {
-	rows, err := pool.Query(ctx, `SELECT id, tenant_id, name, role, key_prefix, created_at, last_used_at, revoked_at
-		FROM api_keys WHERE $1 = '' OR tenant_id = $1 ORDER BY tenant_id, created_at, id`, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("controlplane: list api keys: %w", err)
+// MintAPIKey stores key (hashed) for tenant, creating the tenant if needed,
+// with its api_key.create audit row (actor cli) in the same transaction, and
+// returns the key's id: what `exo-alerts apikey create` and dev mode use.
+// Pass NewAPIKey() unless a fixed key is wanted: a fixed key already
+// registered with the same tenant and role returns its id (dev mode
+// restarts), with another tenant or role ErrKeyTaken.
+func MintAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string) (string, error) {
+	return createAPIKey(ctx, pool, tenant, name, role, key, true)
+}
+
+// CreateAPIKey is MintAPIKey without the audit row, for test fixtures whose
+// audit trail must hold only what the test does.
+func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string) (string, error) {
+	return createAPIKey(ctx, pool, tenant, name, role, key, false)
+}
+
+func createAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string, audit bool) (string, error) {
+	if role != RoleAdmin && role != RoleViewer {
+		return "", fmt.Errorf("controlplane: role %q: want admin or viewer", role)
 	}
-	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (APIKey, error) {
-		var k APIKey
-		err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
-		return k, err
+	if len(key) < 20 {
+		return "", errors.New("controlplane: an API key must be at least 20 characters")
+	}
+	db := store.New(pool, "")
+	if err := db.EnsureTenant(ctx, tenant, tenant); err != nil {
+		return "", err
+	}
+	var id string
+	err := db.System(ctx, func(tx *store.Tx) error {
+		k := &store.APIKey{ID: newID("key"), TenantID: tenant, Name: name, Role: role, Prefix: keyPrefix(key)}
+		inserted, err := tx.InsertAPIKey(ctx, k, hashKey(key))
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			got, err := tx.APIKeyByHash(ctx, hashKey(key))
+			if err != nil {
+				return fmt.Errorf("controlplane: look up api key: %w", err)
+			}
+			id = got.ID
+			if got.TenantID != tenant || got.Role != role || got.RevokedAt != nil {
+				return ErrKeyTaken
+			}
+			return nil
+		}
+		id = k.ID
+		if !audit {
+			return nil
+		}
+		return tx.InsertAudit(ctx, tenant, actorCLI, "api_key.create", "api_key", k.ID, nil, auditOfKey(k), "")
 	})
 	if err != nil {
-		return nil, fmt.Errorf("controlplane: list api keys: %w", err)
+		return "", err
 	}
-	return keys, nil
+	return id, nil
 }
 
 // RevokeAPIKey revokes the key id: the API refuses it from the next request
 // on. It returns ErrNotFound when there is no such key or it is already
 // revoked. The revocation is audited (actor cli) in the same transaction.
 func RevokeAPIKey(ctx context.Context, pool *pgxpool.Pool, id string) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var tenant string
-		var a apiKeyAudit
-		err := tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-			RETURNING tenant_id, id, name, role, created_at, revoked_at`, id).
-			Scan(&tenant, &a.ID, &a.Name, &a.Role, &a.CreatedAt, &a.RevokedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
+	return store.New(pool, "").System(ctx, func(tx *store.Tx) error {
+		k, err := tx.RevokeAPIKey(ctx, id)
+		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("controlplane: revoke api key %q: %w", id, ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("controlplane: revoke api key: %w", err)
+			return err
 		}
-		before := a
+		after := auditOfKey(k)
+		before := after
 		before.RevokedAt = nil
-		return store.Of(tx).InsertAudit(ctx, tenant, actorCLI, "api_key.revoke", "api_key", a.ID, before, a, "")
+		return tx.InsertAudit(ctx, k.TenantID, actorCLI, "api_key.revoke", "api_key", k.ID, before, after, "")
 	})
+}
+
+// principal is who an API key speaks for.
+type principal struct {
+	KeyID, KeyName, TenantID, Role string
+}
+
+func (p *principal) actor() string { return "key:" + p.KeyID + " (" + p.KeyName + ")" }
+
+// lookupKey returns who key speaks for (ErrNotFound: no such key, or
+// revoked).
+func (s *Server) lookupKey(ctx context.Context, key string) (*principal, error) {
+	k, err := s.db.LookupAPIKey(ctx, hashKey(key))
+	if err != nil {
+		return nil, err
+	}
+	return &principal{KeyID: k.ID, KeyName: k.Name, TenantID: k.TenantID, Role: k.Role}, nil
 }

@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // keyID returns the id of the one key of tenant with role.
 func keyID(t *testing.T, b *bundle, tenant, role string) string {
 	t.Helper()
-	keys, err := controlplane.ListAPIKeys(context.Background(), b.pool, tenant)
+	keys, err := store.New(b.pool, "").ListAPIKeys(context.Background(), tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestListAPIKeys(t *testing.T) {
 		want   int
 	}{{"acme", 2}, {"globex", 1}, {"", 3}, {"initech", 0}}
 	for _, c := range cases {
-		keys, err := controlplane.ListAPIKeys(ctx, b.pool, c.tenant)
+		keys, err := store.New(b.pool, "").ListAPIKeys(ctx, c.tenant)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +59,7 @@ func TestListAPIKeys(t *testing.T) {
 			}
 		}
 	}
-	keys, _ := controlplane.ListAPIKeys(ctx, b.pool, "")
+	keys, _ := store.New(b.pool, "").ListAPIKeys(ctx, "")
 	secrets := map[string]string{b.adminKey: "acme admin", b.viewKey: "acme viewer", b.otherKey: "globex admin"}
 	for _, k := range keys {
 		// Nothing the list shows is a key or its hash.
@@ -104,7 +105,7 @@ func TestRevokeAPIKey(t *testing.T) {
 	if status, _, _ := b.do(t, "GET", "/v1/webhooks", b.viewKey, ""); status != 200 {
 		t.Errorf("the viewer key after revoking the admin key: %d", status)
 	}
-	keys, _ := controlplane.ListAPIKeys(ctx, b.pool, "acme")
+	keys, _ := store.New(b.pool, "").ListAPIKeys(ctx, "acme")
 	for _, k := range keys {
 		if (k.ID == id) != (k.RevokedAt != nil) {
 			t.Errorf("key %s revoked_at = %v", k.ID, k.RevokedAt)

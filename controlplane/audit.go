@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -77,59 +76,27 @@ func parseAuditCursor(s string) (int64, error) {
 
 func (s *Server) listAudit(ctx context.Context, in *auditListIn) (*auditListOut, error) {
 	p := principalFrom(ctx)
-	where := []string{"tenant_id = $1"}
-	args := []any{p.TenantID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	f := store.AuditFilter{ResourceType: in.ResourceType, ResourceID: in.ResourceID, Action: in.Action, Actor: in.Actor, Since: in.Since, Until: in.Until}
 	if in.Cursor != "" {
 		id, err := parseAuditCursor(in.Cursor)
 		if err != nil {
 			return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 		}
-		add("id < $%d", id)
-	}
-	for _, f := range []struct{ col, v string }{
-		{"resource_type", in.ResourceType}, {"resource_id", in.ResourceID}, {"action", in.Action}, {"actor", in.Actor},
-	} {
-		if f.v != "" {
-			add(f.col+" = $%d", f.v)
-		}
-	}
-	if !in.Since.IsZero() {
-		add("created_at >= $%d", in.Since)
-	}
-	if !in.Until.IsZero() {
-		add("created_at < $%d", in.Until)
+		f.BeforeID = id
 	}
 	if !in.Since.IsZero() && !in.Until.IsZero() && !in.Until.After(in.Since) {
 		return nil, huma.Error400BadRequest("empty time range", &huma.ErrorDetail{Location: "query.until", Message: "must be after since"})
 	}
-	args = append(args, in.Limit+1)
-	query := `SELECT id, actor, action, resource_type, resource_id, before, after, request_id, created_at FROM audit_events
-		WHERE ` + strings.Join(where, " AND ") + fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
 	var items []*AuditEvent
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, err := tx.Query(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("controlplane: list audit events: %w", err)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		rows, err := tx.ListAudit(ctx, f, in.Limit+1)
+		for _, r := range rows {
+			items = append(items, &AuditEvent{
+				ID: r.ID, Actor: r.Actor, Action: r.Action, ResourceType: r.ResourceType, ResourceID: r.ResourceID,
+				Before: jsonOrNull(r.Before), After: jsonOrNull(r.After), RequestID: r.RequestID, CreatedAt: r.CreatedAt,
+			})
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var e AuditEvent
-			var before, after []byte
-			if err := rows.Scan(&e.ID, &e.Actor, &e.Action, &e.ResourceType, &e.ResourceID, &before, &after, &e.RequestID, &e.CreatedAt); err != nil {
-				return fmt.Errorf("controlplane: scan audit event: %w", err)
-			}
-			e.Before, e.After = jsonOrNull(before), jsonOrNull(after)
-			items = append(items, &e)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("controlplane: list audit events: %w", err)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, s.internalError("list audit events", err)

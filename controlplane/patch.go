@@ -13,7 +13,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/exospherehost/exo-alerts/internal/store"
-	"github.com/jackc/pgx/v5"
 )
 
 // Updates are JSON merge patches (RFC 7396) of a resource's create document:
@@ -152,17 +151,17 @@ func mergeObject(target, patch map[string]any) map[string]any {
 // patchOutsideLock.
 type patchSteps struct {
 	// read loads the resource without a lock and returns its version.
-	read func(ctx context.Context, tx pgx.Tx) (int64, error)
+	read func(ctx context.Context, tx *store.Tx) (int64, error)
 	// apply merges the patch into what read loaded and validates the
 	// result (no database work: it runs outside any transaction). It
 	// reports whether anything a user set changes.
 	apply func() (bool, error)
 	// lock locks the row FOR UPDATE and returns its version. Locks that
 	// must come before the row's (see patchRule) are taken here first.
-	lock func(ctx context.Context, tx pgx.Tx) (int64, error)
+	lock func(ctx context.Context, tx *store.Tx) (int64, error)
 	// write stores the change, with its audit and outbox rows, in the
 	// transaction that holds the lock.
-	write func(ctx context.Context, tx pgx.Tx) error
+	write func(ctx context.Context, tx *store.Tx) error
 }
 
 // patchOutsideLock runs an update without doing any work under the row
@@ -175,8 +174,7 @@ type patchSteps struct {
 func (s *Server) patchOutsideLock(ctx context.Context, tenant, ifMatch string, steps patchSteps) error {
 	for range maxPatchRetries {
 		var read int64
-		err := s.tenantTx(ctx, tenant, func(stx *store.Tx) (err error) {
-			tx := stx.Conn() // until this handler's SQL moves to the store
+		err := s.tenantTx(ctx, tenant, func(tx *store.Tx) (err error) {
 			read, err = steps.read(ctx, tx)
 			return err
 		})
@@ -190,8 +188,7 @@ func (s *Server) patchOutsideLock(ctx context.Context, tenant, ifMatch string, s
 		if err != nil || !changed {
 			return err
 		}
-		err = s.tenantTx(ctx, tenant, func(stx *store.Tx) error {
-			tx := stx.Conn() // until this handler's SQL moves to the store
+		err = s.tenantTx(ctx, tenant, func(tx *store.Tx) error {
 			cur, err := steps.lock(ctx, tx)
 			if err != nil {
 				return err

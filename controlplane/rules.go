@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/internal/model"
@@ -128,14 +127,13 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 	if err := buildRule(&in.Body, r); err != nil {
 		return nil, err
 	}
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		if _, err := tx.GetEndpointForShare(ctx, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 			return errNoEndpoint
 		} else if err != nil {
 			return err
 		}
-		if err := insertRule(ctx, tx, r); err != nil {
+		if err := tx.InsertRule(ctx, r); err != nil {
 			return err
 		}
 		return s.recordRule(ctx, tx, p, "alert_rule.create", nil, r)
@@ -151,16 +149,16 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 
 // recordRule writes the audit row and the outbox snapshot of a change to r
 // (before is nil for a create).
-func (s *Server) recordRule(ctx context.Context, tx pgx.Tx, p *principal, action string, before *AlertRule, r *store.RuleRow) error {
+func (s *Server) recordRule(ctx context.Context, tx *store.Tx, p *principal, action string, before *AlertRule, r *store.RuleRow) error {
 	var b any
 	if before != nil {
 		b = before
 	}
-	if err := store.Of(tx).InsertAudit(ctx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, model.RuleOf(r), requestID(ctx)); err != nil {
+	if err := tx.InsertAudit(ctx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, model.RuleOf(r), requestID(ctx)); err != nil {
 		return err
 	}
 	snap, _ := json.Marshal(r.Record())
-	return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
+	return tx.InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
 }
 
 type listRulesIn struct {
@@ -178,26 +176,22 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
 	q := url.Values{"limit": {fmt.Sprint(in.Limit)}}
-	var filters []filter
+	f := store.RuleFilter{EventType: in.EventType, WebhookEndpointID: in.WebhookEndpointID}
 	if in.IsActive != "" {
-		filters = append(filters, filter{"is_active", in.IsActive == "true"})
+		f.IsActive = new(in.IsActive == "true")
 		q.Set("is_active", in.IsActive)
 	}
 	if in.EventType != "" {
-		filters = append(filters, filter{"event_type", in.EventType})
 		q.Set("event_type", in.EventType)
 	}
 	if in.WebhookEndpointID != "" {
-		filters = append(filters, filter{"webhook_endpoint_id", in.WebhookEndpointID})
 		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
 	}
 	var rows []*store.RuleRow
 	var items []*AlertRule
 	var next string
-	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, next, err = listPage(ctx, tx, "alert_rules", store.RuleCols, p.TenantID, cur, in.Limit, filters, store.ScanRule,
-			func(r *store.RuleRow) store.Cursor { return store.Cursor{CreatedAt: r.CreatedAt, ID: r.ID} })
+	err = s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		rows, next, err = tx.ListRules(ctx, cur, in.Limit, f)
 		if err != nil {
 			return err
 		}
@@ -205,7 +199,7 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 		for _, r := range rows {
 			items = append(items, model.RuleOf(r))
 		}
-		return withLastErrors(ctx, tx, p.TenantID, items)
+		return withLastErrors(ctx, tx, items)
 	})
 	if err != nil {
 		return nil, s.internalError("list rules", err)
@@ -226,14 +220,13 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 	p := principalFrom(ctx)
 	var r *store.RuleRow
 	var a *AlertRule
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		r, err = getRule(ctx, tx, p.TenantID, in.ID)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) (err error) {
+		r, err = tx.GetRule(ctx, in.ID)
 		if err != nil {
 			return err
 		}
 		a = model.RuleOf(r)
-		return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{a})
+		return withLastErrors(ctx, tx, []*AlertRule{a})
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, errRuleNotFound
@@ -246,35 +239,22 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 
 // withLastErrors fills in the last errors of rules (kept by the recorder,
 // see recorder.ruleError).
-func withLastErrors(ctx context.Context, tx pgx.Tx, tenant string, rules []*AlertRule) error {
+func withLastErrors(ctx context.Context, tx *store.Tx, rules []*AlertRule) error {
 	if len(rules) == 0 {
 		return nil
 	}
-	byID := make(map[string]*AlertRule, len(rules))
 	ids := make([]string, 0, len(rules))
 	for _, r := range rules {
-		byID[r.ID] = r
 		ids = append(ids, r.ID)
 	}
-	rows, err := tx.Query(ctx, `SELECT id, last_error, last_error_at, last_error_event_id, last_error_rule_version, error_count
-		FROM alert_rules WHERE tenant_id = $1 AND id = ANY($2) AND last_error IS NOT NULL`, tenant, ids)
+	errs, err := tx.RuleErrors(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("controlplane: rule last errors: %w", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var e RuleLastError
-		if err := rows.Scan(&id, &e.Message, &e.At, &e.EventID, &e.RuleVersion, &e.Count); err != nil {
-			return fmt.Errorf("controlplane: rule last errors: %w", err)
+	for _, r := range rules {
+		if e, ok := errs[r.ID]; ok {
+			r.LastError = &RuleLastError{Message: e.Message, At: e.At, EventID: e.EventID, RuleVersion: e.RuleVersion, Count: e.Count}
 		}
-		e.At = e.At.UTC()
-		if r := byID[id]; r != nil {
-			r.LastError = &e
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("controlplane: rule last errors: %w", err)
 	}
 	return nil
 }
@@ -309,13 +289,13 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	var before, answer *AlertRule
 	var wasActive bool
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
-		read: func(ctx context.Context, tx pgx.Tx) (_ int64, err error) {
-			if r, err = getRule(ctx, tx, p.TenantID, in.ID); err != nil {
+		read: func(ctx context.Context, tx *store.Tx) (_ int64, err error) {
+			if r, err = tx.GetRule(ctx, in.ID); err != nil {
 				return 0, err
 			}
 			// The answer to a patch that changes nothing, as GET shows it.
 			answer = model.RuleOf(r)
-			return r.Version, withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
+			return r.Version, withLastErrors(ctx, tx, []*AlertRule{answer})
 		},
 		apply: func() (bool, error) {
 			before, wasActive = model.RuleOf(r), r.IsActive
@@ -335,7 +315,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			}
 			return !sameRule(before, model.RuleOf(r)), nil
 		},
-		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
+		lock: func(ctx context.Context, tx *store.Tx) (int64, error) {
 			// A rule that is (or becomes) active must deliver somewhere:
 			// its endpoint must exist, share-locked so that its deletion
 			// (which deactivates its rules) waits for this write or
@@ -343,20 +323,20 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			// pointing at a deleted endpoint. The endpoint is locked
 			// before the rule, in the order its deletion locks them.
 			if r.WebhookEndpointID != before.WebhookEndpointID || (r.IsActive && !wasActive) {
-				if _, err := getEndpointForShare(ctx, tx, p.TenantID, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
+				if _, err := tx.GetEndpointForShare(ctx, r.WebhookEndpointID); errors.Is(err, ErrNotFound) {
 					return 0, errNoEndpoint
 				} else if err != nil {
 					return 0, err
 				}
 			}
-			cur, err := getRuleForUpdate(ctx, tx, p.TenantID, in.ID)
+			cur, err := tx.GetRuleForUpdate(ctx, in.ID)
 			if err != nil {
 				return 0, err
 			}
 			return cur.Version, nil
 		},
-		write: func(ctx context.Context, tx pgx.Tx) error {
-			if err := updateRule(ctx, tx, r); err != nil {
+		write: func(ctx context.Context, tx *store.Tx) error {
+			if err := tx.UpdateRule(ctx, r); err != nil {
 				return err
 			}
 			if err := s.recordRule(ctx, tx, p, "alert_rule.update", before, r); err != nil {
@@ -365,7 +345,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			// Answer as GET would: a new condition has no last error yet,
 			// any other change keeps the rule's.
 			answer = model.RuleOf(r)
-			return withLastErrors(ctx, tx, p.TenantID, []*AlertRule{answer})
+			return withLastErrors(ctx, tx, []*AlertRule{answer})
 		},
 	})
 	switch {
@@ -395,22 +375,21 @@ type deleteRuleOut struct {
 
 func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, error) {
 	p := principalFrom(ctx)
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		r, err := getRuleForUpdate(ctx, tx, p.TenantID, in.ID)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		r, err := tx.GetRuleForUpdate(ctx, in.ID)
 		if err != nil {
 			return err
 		}
 		if err := checkIfMatch(in.IfMatch, r.Version); err != nil {
 			return err
 		}
-		if err := softDelete(ctx, tx, "alert_rules", p.TenantID, r.ID); err != nil {
+		if err := tx.DeleteRule(ctx, r.ID); err != nil {
 			return err
 		}
-		if err := store.Of(tx).InsertAudit(ctx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, model.RuleOf(r), nil, requestID(ctx)); err != nil {
+		if err := tx.InsertAudit(ctx, r.TenantID, p.actor(), "alert_rule.delete", "alert_rule", r.ID, model.RuleOf(r), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), nil)
+		return tx.InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), nil)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, errRuleNotFound

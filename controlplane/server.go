@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,6 +293,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
+// ErrNotFound is returned when a row does not exist for the tenant.
+var ErrNotFound = store.ErrNotFound
+
 type principalKey struct{}
 
 var bearer = map[string][]string{"bearer": {}}
@@ -363,7 +365,7 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <api key>")
 			return
 		}
-		p, err := lookupKey(ctx.Context(), s.pool, token)
+		p, err := s.lookupKey(ctx.Context(), token)
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) {
 				// Every request fails the same way while Postgres is away:
@@ -416,19 +418,12 @@ func (s *Server) tenantTx(ctx context.Context, tenant string, fn func(*store.Tx)
 	return err
 }
 
-// awaitPublished waits until no outbox row written by transaction xid (a
-// 64-bit id; rows carry its low 32 bits in xmin until the relay marks them
-// sent, which rewrites them) is unsent, for at most PublishWait.
+// awaitPublished waits until no outbox row written by transaction xid is
+// unsent (store.Unpublished), for at most PublishWait.
 func (s *Server) awaitPublished(ctx context.Context, xid string) {
-	full, err := strconv.ParseUint(xid, 10, 64)
-	if err != nil {
-		return
-	}
-	xmin := strconv.FormatUint(full%(1<<32), 10)
 	deadline := time.Now().Add(s.cfg.PublishWait)
 	for wait := 2 * time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		var pending bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL AND xmin = $1::text::xid)`, xmin).Scan(&pending); err != nil || !pending {
+		if pending, err := s.db.Unpublished(ctx, xid); err != nil || !pending {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -448,7 +443,7 @@ func (s *Server) awaitPublished(ctx context.Context, xid string) {
 
 // inTx runs fn in a transaction as the connecting role (the tables' owner):
 // for the system's own work across tenants (outbox relay, recorder), never
-// for an API request.
+// for an API request. Forwarding until recorder.go moves (store.System).
 func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }

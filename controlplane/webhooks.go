@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/exospherehost/exo-alerts/internal/model"
 	"github.com/exospherehost/exo-alerts/internal/store"
@@ -308,9 +307,8 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 	for name, v := range b.Headers {
 		s.sealHeader(e, name, v)
 	}
-	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		if err := insertEndpoint(ctx, tx, e); err != nil {
+	err = s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		if err := tx.InsertEndpoint(ctx, e); err != nil {
 			return err
 		}
 		return s.recordEndpoint(ctx, tx, p, "webhook.create", nil, e)
@@ -325,16 +323,16 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 
 // recordEndpoint writes the audit row and the outbox snapshot of a change
 // to e (before is nil for a create).
-func (s *Server) recordEndpoint(ctx context.Context, tx pgx.Tx, p *principal, action string, before *Webhook, e *store.EndpointRow) error {
+func (s *Server) recordEndpoint(ctx context.Context, tx *store.Tx, p *principal, action string, before *Webhook, e *store.EndpointRow) error {
 	var b any
 	if before != nil {
 		b = before
 	}
-	if err := store.Of(tx).InsertAudit(ctx, e.TenantID, p.actor(), action, "webhook", e.ID, b, model.WebhookOf(e), requestID(ctx)); err != nil {
+	if err := tx.InsertAudit(ctx, e.TenantID, p.actor(), action, "webhook", e.ID, b, model.WebhookOf(e), requestID(ctx)); err != nil {
 		return err
 	}
 	snap, _ := json.Marshal(e.Record())
-	return store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
+	return tx.InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), snap)
 }
 
 type listWebhooksIn struct {
@@ -349,16 +347,14 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
-	var filters []filter
+	var f store.EndpointFilter
 	if in.IsActive != "" {
-		filters = append(filters, filter{"is_active", in.IsActive == "true"})
+		f.IsActive = new(in.IsActive == "true")
 	}
 	var rows []*store.EndpointRow
 	var next string
-	err = s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		rows, next, err = listPage(ctx, tx, "webhook_endpoints", store.EndpointCols, p.TenantID, cur, in.Limit, filters, store.ScanEndpoint,
-			func(e *store.EndpointRow) store.Cursor { return store.Cursor{CreatedAt: e.CreatedAt, ID: e.ID} })
+	err = s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		rows, next, err = tx.ListEndpoints(ctx, cur, in.Limit, f)
 		return err
 	})
 	if err != nil {
@@ -383,9 +379,8 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 func (s *Server) getWebhook(ctx context.Context, in *idIn) (*webhookOut, error) {
 	p := principalFrom(ctx)
 	var e *store.EndpointRow
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		e, err = getEndpoint(ctx, tx, p.TenantID, in.ID)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) (err error) {
+		e, err = tx.GetEndpoint(ctx, in.ID)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -432,8 +427,8 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 	var e *store.EndpointRow
 	var before *Webhook
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
-		read: func(ctx context.Context, tx pgx.Tx) (_ int64, err error) {
-			if e, err = getEndpoint(ctx, tx, p.TenantID, in.ID); err != nil {
+		read: func(ctx context.Context, tx *store.Tx) (_ int64, err error) {
+			if e, err = tx.GetEndpoint(ctx, in.ID); err != nil {
 				return 0, err
 			}
 			return e.Version, nil
@@ -442,15 +437,15 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 			before = model.WebhookOf(e)
 			return s.applyWebhookPatch(e, patch, headerPatch, urlPatched)
 		},
-		lock: func(ctx context.Context, tx pgx.Tx) (int64, error) {
-			cur, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
+		lock: func(ctx context.Context, tx *store.Tx) (int64, error) {
+			cur, err := tx.GetEndpointForUpdate(ctx, in.ID)
 			if err != nil {
 				return 0, err
 			}
 			return cur.Version, nil
 		},
-		write: func(ctx context.Context, tx pgx.Tx) error {
-			if err := updateEndpoint(ctx, tx, e); err != nil {
+		write: func(ctx context.Context, tx *store.Tx) error {
+			if err := tx.UpdateEndpoint(ctx, e); err != nil {
 				return err
 			}
 			return s.recordEndpoint(ctx, tx, p, "webhook.update", before, e)
@@ -545,32 +540,26 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 	p := principalFrom(ctx)
 	out := &deleteWebhookOut{}
 	out.Body.ID, out.Body.DeactivatedRules = in.ID, []string{}
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) error {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		e, err := getEndpointForUpdate(ctx, tx, p.TenantID, in.ID)
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
+		e, err := tx.GetEndpointForUpdate(ctx, in.ID)
 		if err != nil {
 			return err
 		}
 		if err := checkIfMatch(in.IfMatch, e.Version); err != nil {
 			return err
 		}
-		if err := softDelete(ctx, tx, "webhook_endpoints", p.TenantID, e.ID); err != nil {
+		if err := tx.DeleteEndpoint(ctx, e.ID); err != nil {
 			return err
 		}
-		if err := store.Of(tx).InsertAudit(ctx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, model.WebhookOf(e), nil, requestID(ctx)); err != nil {
+		if err := tx.InsertAudit(ctx, e.TenantID, p.actor(), "webhook.delete", "webhook", e.ID, model.WebhookOf(e), nil, requestID(ctx)); err != nil {
 			return err
 		}
-		if err := store.Of(tx).InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
+		if err := tx.InsertOutbox(ctx, s.cfg.Topics.Endpoints, schemas.TenantKey(e.TenantID, e.ID), nil); err != nil {
 			return err
 		}
 		// Its rules can no longer deliver: deactivate them, each with its
 		// own audit row and new snapshot.
-		rows, err := tx.Query(ctx, `SELECT `+store.RuleCols+` FROM alert_rules
-			WHERE tenant_id = $1 AND webhook_endpoint_id = $2 AND deleted_at IS NULL AND is_active FOR UPDATE`, p.TenantID, e.ID)
-		if err != nil {
-			return fmt.Errorf("controlplane: rules of endpoint: %w", err)
-		}
-		rules, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*store.RuleRow, error) { return store.ScanRule(r) })
+		rules, err := tx.ActiveRulesOfEndpointForUpdate(ctx, e.ID)
 		if err != nil {
 			return err
 		}
@@ -578,7 +567,7 @@ func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhoo
 		for _, r := range rules {
 			before := model.RuleOf(r)
 			r.IsActive, r.DisabledReason = false, &reason
-			if err := updateRule(ctx, tx, r); err != nil {
+			if err := tx.UpdateRule(ctx, r); err != nil {
 				return err
 			}
 			if err := s.recordRule(ctx, tx, p, "alert_rule.disable", before, r); err != nil {
@@ -624,9 +613,8 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 	}
 	var e *store.EndpointRow
 	var secret string
-	err := s.tenantTx(ctx, p.TenantID, func(stx *store.Tx) (err error) {
-		tx := stx.Conn() // until this handler's SQL moves to the store
-		if e, err = getEndpointForUpdate(ctx, tx, p.TenantID, in.ID); err != nil {
+	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) (err error) {
+		if e, err = tx.GetEndpointForUpdate(ctx, in.ID); err != nil {
 			return err
 		}
 		if secret, err = checkSecret(e.Kind, body.Secret); err != nil {
@@ -641,7 +629,7 @@ func (s *Server) rotateSecret(ctx context.Context, in *rotateIn) (*webhookOut, e
 			until := time.Now().Add(grace).UTC()
 			e.PreviousSecret, e.PreviousSecretExpiresAt = &old, &until
 		}
-		if err := updateEndpoint(ctx, tx, e); err != nil {
+		if err := tx.UpdateEndpoint(ctx, e); err != nil {
 			return err
 		}
 		return s.recordEndpoint(ctx, tx, p, "webhook.rotate_secret", before, e)

@@ -404,7 +404,7 @@ func cmdAPIKeyList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	keys, err := controlplane.ListAPIKeys(ctx, pool, *tenant)
+	keys, err := store.New(pool, "").ListAPIKeys(ctx, *tenant)
 	if err != nil {
 		return err
 	}

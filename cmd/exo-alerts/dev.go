@@ -18,6 +18,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/devmode"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/postgres"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/migrations"
 	"github.com/exospherehost/exo-alerts/processor"
 )
@@ -101,7 +102,7 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	reg := prometheus.NewRegistry()
 	topics := kafka.NewTopics(cfg.TopicPrefix)
 	loopback := []string{"127.0.0.0/8", "::1"}
-	recv := devmode.NewReceiver(pool, ring)
+	recv := devmode.NewReceiver(store.New(pool, ""), ring)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
 )
@@ -34,17 +33,17 @@ type received struct {
 // with the secret of the endpoint whose target URL path it was sent to, as a
 // real receiver would with the secret it was shown at create time.
 type Receiver struct {
-	pool *pgxpool.Pool
+	db   *store.Store
 	ring *keyring.Ring
 
 	mu   sync.Mutex
 	list []received
 }
 
-// NewReceiver returns the demo receiver; it reads endpoint secrets from pool
+// NewReceiver returns the demo receiver; it reads endpoint secrets from db
 // and decrypts them with ring.
-func NewReceiver(pool *pgxpool.Pool, ring *keyring.Ring) *Receiver {
-	return &Receiver{pool: pool, ring: ring}
+func NewReceiver(db *store.Store, ring *keyring.Ring) *Receiver {
+	return &Receiver{db: db, ring: ring}
 }
 
 // Routes registers the receiver's routes under /demo/receiver.
@@ -92,27 +91,18 @@ func (rc *Receiver) receive(w http.ResponseWriter, r *http.Request) {
 
 // verify tries the secrets of every endpoint whose target URL path is this request's path.
 func (rc *Receiver) verify(ctx context.Context, r *http.Request, body []byte) (string, bool, string) {
-	rows, err := rc.pool.Query(ctx, `SELECT tenant_id, id, target_url, secret FROM webhook_endpoints WHERE deleted_at IS NULL`)
+	endpoints, err := rc.db.EndpointSecrets(ctx)
 	if err != nil {
 		return "", false, "cannot look up endpoints: " + err.Error()
 	}
-	defer rows.Close()
 	tried := 0
-	for rows.Next() {
-		var tenant, id, target string
-		var sealedJSON []byte
-		if err := rows.Scan(&tenant, &id, &target, &sealedJSON); err != nil {
-			return "", false, err.Error()
-		}
-		u, err := url.Parse(target)
+	for _, e := range endpoints {
+		id := e.ID
+		u, err := url.Parse(e.TargetURL)
 		if err != nil || u.Path != r.URL.Path {
 			continue
 		}
-		var sealed schemas.Sealed
-		if json.Unmarshal(sealedJSON, &sealed) != nil {
-			continue
-		}
-		secret, err := rc.ring.Open(sealed, schemas.SecretAAD(tenant, id))
+		secret, err := rc.ring.Open(e.Secret, schemas.SecretAAD(e.TenantID, id))
 		if err != nil {
 			continue
 		}
