@@ -31,15 +31,13 @@ import (
 const (
 	benchListRules      = 10_000 // rules of each of the two tenants listed
 	benchOutboxRows     = 20_000 // rule snapshots queued in the outbox
-	benchResultRecords  = 50_000 // delivery results recorded
 	benchPartitions     = 3
 	benchPollEvery      = 10 * time.Millisecond
 	benchOpDeadline     = 3 * time.Minute
 	benchRuleConditions = `labels.env == \"prod\"`
 )
 
-// benchAPI is the HTTP API alone (controlplane.New, no Run: no relay, no
-// recorder) over a fresh database, with an admin key for tenants acme and
+// benchAPI is the HTTP API alone (controlplane.New, no Run: no relay) over a fresh database, with an admin key for tenants acme and
 // globex and a client that keeps enough idle connections for RunParallel.
 type benchAPI struct {
 	pool   *pgxpool.Pool
@@ -300,7 +298,7 @@ func BenchmarkListRules(b *testing.B) {
 }
 
 // benchPlane is a running control plane (controlplane.New + Run: API,
-// outbox relay, recorder) on a fresh database and fresh topics of the real
+// outbox relay) on a fresh database and fresh topics of the real
 // broker, whose topics exist before it starts.
 type benchPlane struct {
 	pool    *pgxpool.Pool
@@ -367,7 +365,7 @@ func (p *benchPlane) startURL(ctx context.Context, b *testing.B) (url string, st
 }
 
 // BenchmarkCreateRulePublished measures rule creates through a running
-// control plane (API, outbox relay, recorder) on the real broker, one client
+// control plane (API, outbox relay) on the real broker, one client
 // at a time: each answer waits until the rule is on Kafka (the publish wait,
 // read your writes). Compare with BenchmarkCreateRule, whose server runs no
 // relay and so never waits.
@@ -501,66 +499,5 @@ func BenchmarkOutboxRelay(b *testing.B) {
 	b.ReportMetric(float64(b.N*benchOutboxRows)/total.Seconds(), "rows/s")
 	if steady > 0 {
 		b.ReportMetric(float64(steadyRows)/steady.Seconds(), "steady_rows/s")
-	}
-}
-
-// BenchmarkRecorder measures the recorder catching up: 50,000 delivery
-// results (outcome delivered, about 330 bytes each) are produced to
-// delivery-results (not timed), then a control plane starts and its recorder
-// (a fresh consumer group, from the start) writes them to delivery_attempts,
-// at most 1,000 records per transaction (schema validation, a
-// jsonb_populate_recordset INSERT … ON CONFLICT DO NOTHING, offset commit).
-// ns/op and records/s run from calling Run until
-// `SELECT count(*) FROM delivery_attempts` is 50,000 (polled every 10 ms);
-// steady_records/s counts from the first poll that saw any.
-//
-//	go test -run '^$' -bench BenchmarkRecorder -benchtime 1x -count 3 ./controlplane/
-func BenchmarkRecorder(b *testing.B) {
-	var total, steady time.Duration
-	var steadyRecords int
-	b.StopTimer()
-	b.ResetTimer()
-	for range b.N {
-		ctx, cancel := context.WithTimeout(context.Background(), benchOpDeadline)
-		p := newBenchPlane(ctx, b)
-		now := time.Now().UTC()
-		recs := make([]*kgo.Record, 0, benchResultRecords)
-		for i := range benchResultRecords {
-			tenant, rule := fmt.Sprintf("tenant_%03d", i%100), fmt.Sprintf("rul_bench%03d", i%1000)
-			v, err := json.Marshal(schemas.ResultRecord{
-				AlertID: fmt.Sprintf("alrt_%032x", i), DeliveryID: fmt.Sprintf("dlv_bench%08d", i), TenantID: tenant, RuleID: rule,
-				EndpointID: "whk_bench", Attempt: 1, RuleVersion: 1, Outcome: schemas.OutcomeDelivered, StatusCode: 204, LatencyMS: 12,
-				AttemptedAt: now.Add(-time.Duration(benchResultRecords-i) * time.Millisecond),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if i == 0 {
-				if err := schemas.Validate(schemas.KindResult, v); err != nil {
-					b.Fatalf("bench result does not validate: %v", err)
-				}
-			}
-			recs = append(recs, &kgo.Record{Topic: p.topics.DeliveryResults, Key: schemas.RecordKey(tenant, rule), Value: v})
-		}
-		if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			b.Fatalf("produce: %v", err)
-		}
-		b.StartTimer()
-		began := time.Now()
-		stop := p.start(ctx, b)
-		first, seen, last := p.waitCount(ctx, b, `SELECT count(*) FROM delivery_attempts`, 0, benchResultRecords)
-		b.StopTimer()
-		total += last.Sub(began)
-		// Records written by the first poll that saw progress are not in the steady rate.
-		if seen < benchResultRecords {
-			steady += last.Sub(first)
-			steadyRecords += benchResultRecords - seen
-		}
-		stop()
-		cancel()
-	}
-	b.ReportMetric(float64(b.N*benchResultRecords)/total.Seconds(), "records/s")
-	if steady > 0 {
-		b.ReportMetric(float64(steadyRecords)/steady.Seconds(), "steady_records/s")
 	}
 }

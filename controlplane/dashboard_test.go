@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
+	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -360,21 +362,28 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	requireBrowser(t)
 	l := startHistEnv(t, nil)
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
-	key := schemas.RecordKey("acme", endpoint)
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
 	ok, okRaw := histDelivery(t, "acme", rule, endpoint, t0)
 	dead, deadRaw := histDelivery(t, "acme", rule, endpoint, t0.Add(time.Second))
-	l.produce(t, l.topics.Deliveries, key, okRaw)
-	l.produce(t, l.topics.Deliveries, key, deadRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
-	l.produce(t, l.topics.DeliveriesDLQ, key, deadRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1",
-		"exo-original-topic", l.topics.Deliveries)
-	histWait(t, "history recorded", func() (bool, string) {
-		a, at, dl := l.count(t, `SELECT count(*) FROM alerts`), l.count(t, `SELECT count(*) FROM delivery_attempts`), l.count(t, `SELECT count(*) FROM dead_letters`)
-		return a == 2 && at == 3 && dl == 1, fmt.Sprintf("alerts=%d attempts=%d dead_letters=%d", a, at, dl)
+	// The history the recorder keeps of two alerts, one delivered on its
+	// second attempt, one dead-lettered.
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: ok, Raw: okRaw}, {Record: dead, Raw: deadRaw}}); err != nil {
+			return err
+		}
+		if _, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{
+			histAttempt(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)),
+			histAttempt(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)),
+			histAttempt(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)),
+		}); err != nil {
+			return err
+		}
+		return tx.UpsertDeadLetters(ctx, []store.DeadLetter{{Record: dead, Raw: deadRaw, Attempts: 1,
+			LastError: "http_status: HTTP 500", DeadAt: t0.Add(4 * time.Second)}})
 	})
+	if a, at, dl := l.count(t, `SELECT count(*) FROM alerts`), l.count(t, `SELECT count(*) FROM delivery_attempts`), l.count(t, `SELECT count(*) FROM dead_letters`); a != 2 || at != 3 || dl != 1 {
+		t.Fatalf("history recorded: alerts=%d attempts=%d dead_letters=%d", a, at, dl)
+	}
 
 	d := openDashboard(t, l.url, l.adminKey)
 
@@ -404,12 +413,16 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 
 	// Replay a time range.
 	dead2, dead2Raw := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
-	l.produce(t, l.topics.Deliveries, key, dead2Raw)
-	l.produce(t, l.topics.DeliveriesDLQ, key, dead2Raw, "exo-last-error", "timeout: no answer", "exo-attempts", "8")
-	histWait(t, "second dead letter", func() (bool, string) {
-		n := l.count(t, `SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL`)
-		return n == 1, fmt.Sprintf("%d not replayed", n)
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: dead2, Raw: dead2Raw}}); err != nil {
+			return err
+		}
+		return tx.UpsertDeadLetters(ctx, []store.DeadLetter{{Record: dead2, Raw: dead2Raw, Attempts: 8,
+			LastError: "timeout: no answer", DeadAt: time.Now().UTC()}})
 	})
+	if n := l.count(t, `SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL`); n != 1 {
+		t.Fatalf("second dead letter: %d not replayed", n)
+	}
 	d.click("#dl-refresh")
 	d.waitText(rowSel("deadletters", dead2.AlertID), "timeout: no answer")
 	d.setValue("#rp-since", "2000-01-01T00:00")
@@ -433,9 +446,25 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	d.click(rowSel("webhooks", endpoint) + " button.test")
 	d.waitText("#test-alert-id", "alrt_")
 	alertID := d.text("#test-alert-id")
+	// The recorder stores the delivery record the API queued for Kafka:
+	// the test is pending until its attempt is recorded too.
+	var raw []byte
+	if err := l.pool.QueryRow(context.Background(), `SELECT value FROM outbox WHERE topic = $1 AND convert_from(value, 'UTF8') LIKE '%' || $2 || '%'`,
+		l.topics.Deliveries, alertID).Scan(&raw); err != nil {
+		t.Fatalf("the test delivery queued for Kafka: %v", err)
+	}
+	var test schemas.DeliveryRecord
+	if err := json.Unmarshal(raw, &test); err != nil || test.AlertID != alertID || test.RuleID != schemas.TestRuleID || test.EndpointID != endpoint {
+		t.Fatalf("the test delivery queued for Kafka: %s (%v)", raw, err)
+	}
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		return tx.InsertAlerts(ctx, []store.Alert{{Record: test, Raw: raw}})
+	})
 	d.waitText("#test-status", "pending")
-	test := schemas.DeliveryRecord{AlertID: alertID, TenantID: "acme", RuleID: schemas.TestRuleID, EndpointID: endpoint}
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", schemas.TestRuleID), histResult(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{histAttempt(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC())})
+		return err
+	})
 	d.waitText("#test-status", "delivered")
 	d.waitText("#test-attempts", "#1 · delivered · HTTP 200")
 	d.waitText("#audit", "webhook.test")

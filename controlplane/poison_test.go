@@ -1,338 +1,19 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
-	"github.com/exospherehost/exo-alerts/schemas"
 )
-
-// produceAt writes one record and returns it with its partition and offset.
-func (l *histEnv) produceAt(t *testing.T, topic string, key, value []byte, headers ...string) *kgo.Record {
-	t.Helper()
-	r := &kgo.Record{Topic: topic, Key: key, Value: value}
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headers[i], Value: []byte(headers[i+1])})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res := l.prod.ProduceSync(ctx, r)
-	if err := res.FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	return res[0].Record
-}
-
-// A NUL byte in a receiver's answer (excerpt, error) or in an event label
-// that reached the delivery payload, and in a dead letter's last error, is
-// stored as U+FFFD: the recorder does not stall, and another tenant's
-// history written after it is complete.
-func TestRecorderStoresNULAsReplacement(t *testing.T) {
-	t.Parallel()
-	group := "recorder-" + histHex(4)
-	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
-	ctx := context.Background()
-	now := time.Now().UTC()
-
-	// Tenant acme: a label with NUL in the payload (the processor put it
-	// there before the schema refused such events), an answer with NUL.
-	d, raw := histDelivery(t, "acme", "rul_nul", "whk_nul", now)
-	raw = bytes.Replace(raw, []byte(`"env":"prod"`), []byte(`"env":"pr\u0000od"`), 1)
-	if !bytes.Contains(raw, []byte(`\u0000`)) {
-		t.Fatalf("no NUL in the delivery: %s", raw)
-	}
-	if _, err := schemas.DecodeDelivery(raw); err != nil {
-		t.Fatalf("the delivery must be valid for the recorder to read it: %v", err)
-	}
-	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_nul"), raw)
-	res, _ := json.Marshal(schemas.ResultRecord{
-		AlertID: d.AlertID, DeliveryID: "dlv_" + histHex(8), TenantID: "acme", RuleID: "rul_nul", EndpointID: "whk_nul",
-		Attempt: 1, Outcome: schemas.OutcomeRetry, StatusCode: 500, LatencyMS: 3, AttemptedAt: now,
-		ErrorClass: "http_status", Error: "HTTP 500: \x00boom", ResponseExcerpt: "{\"a\":\"\x00\"}",
-	})
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_nul"), res)
-	l.produce(t, l.topics.DeliveriesDLQ, schemas.RecordKey("acme", "whk_nul"), raw, "exo-last-error", "HTTP 500: \x00", "exo-attempts", "8")
-
-	// Tenant globex, after it.
-	g, graw := histDelivery(t, "globex", "rul_g", "whk_g", now)
-	l.produce(t, l.topics.Deliveries, schemas.RecordKey("globex", "whk_g"), graw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("globex", "rul_g"), histResult(g, 1, schemas.OutcomeDelivered, 200, now))
-
-	histWait(t, "globex's history recorded after acme's NULs", func() (bool, string) {
-		a := l.count(t, `SELECT count(*) FROM alerts WHERE tenant_id = 'globex'`)
-		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE tenant_id = 'globex'`)
-		return a == 1 && at == 1, fmt.Sprintf("alerts=%d attempts=%d; write failures=%v", a, at,
-			testenv.Metric(t, l.reg, "exo_recorder_write_failures_total"))
-	})
-	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
-
-	var label, errText, excerpt, lastError string
-	if err := l.pool.QueryRow(ctx, `SELECT record->'payload'->'data'->'labels'->>'env' FROM alerts WHERE alert_id = $1`, d.AlertID).Scan(&label); err != nil {
-		t.Fatalf("acme's alert: %v", err)
-	}
-	if err := l.pool.QueryRow(ctx, `SELECT error, response_excerpt FROM delivery_attempts WHERE alert_id = $1`, d.AlertID).Scan(&errText, &excerpt); err != nil {
-		t.Fatalf("acme's attempt: %v", err)
-	}
-	if err := l.pool.QueryRow(ctx, `SELECT last_error FROM dead_letters WHERE alert_id = $1`, d.AlertID).Scan(&lastError); err != nil {
-		t.Fatalf("acme's dead letter: %v", err)
-	}
-	for _, c := range []struct{ what, got, want string }{
-		{"label", label, "pr\uFFFDod"},
-		{"error", errText, "HTTP 500: \uFFFDboom"},
-		{"excerpt", excerpt, "{\"a\":\"\uFFFD\"}"},
-		{"dead letter's last error", lastError, "HTTP 500: \uFFFD"},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s stored as %q, want %q", c.what, c.got, c.want)
-		}
-	}
-	if n := testenv.Metric(t, l.reg, "exo_recorder_quarantined_records_total"); n != 0 {
-		t.Errorf("%v records quarantined; a NUL is stored, not quarantined", n)
-	}
-}
-
-// A record Postgres refuses with a data error is quarantined with its
-// coordinates and raw bytes; the other records of its batch are written and
-// the offsets committed; replaying it (once the cause is fixed) writes it.
-func TestRecorderQuarantinesDataError(t *testing.T) {
-	t.Parallel()
-	group := "recorder-" + histHex(4)
-	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
-	ctx := context.Background()
-	// A constraint the recorder cannot know of stands for any data error.
-	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts ADD CONSTRAINT no_poison CHECK (error IS DISTINCT FROM 'poison')`); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
-	key := schemas.RecordKey("acme", "rul_1")
-	attempt := func(n int, outcome, errText string) []byte {
-		b, _ := json.Marshal(schemas.ResultRecord{
-			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, histHex(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
-			Attempt: n, Outcome: outcome, StatusCode: map[bool]int{true: 200, false: 500}[errText == ""], LatencyMS: 3,
-			AttemptedAt: now.Add(time.Duration(n) * time.Second), ErrorClass: map[bool]string{true: "", false: "http_status"}[errText == ""], Error: errText,
-		})
-		return b
-	}
-	// One produce call: the records share a batch where the broker allows.
-	recs := []*kgo.Record{
-		{Topic: l.topics.Deliveries, Key: schemas.RecordKey("acme", "whk_1"), Value: raw},
-		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(1, schemas.OutcomeRetry, "HTTP 500")},
-		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(2, schemas.OutcomeRetry, "poison"),
-			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte{0, 1, 2}}}},
-		{Topic: l.topics.DeliveryResults, Key: key, Value: attempt(3, schemas.OutcomeDelivered, "")},
-	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := l.prod.ProduceSync(pctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	poison := recs[2]
-
-	histWait(t, "the batch's good records written", func() (bool, string) {
-		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, d.AlertID)
-		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
-		return a == 1 && at == 2, fmt.Sprintf("alerts=%d attempts=%d", a, at)
-	})
-	histWait(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, group) })
-	if n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1 AND attempt = 2`, d.AlertID); n != 0 {
-		t.Fatalf("the refused attempt was written (%d)", n)
-	}
-	var (
-		id                 int64
-		consumer, topic    string
-		partition          int32
-		offset             int64
-		qkey, qvalue       []byte
-		headers, errText   string
-		quarantinedAtIsSet bool
-	)
-	if err := l.pool.QueryRow(ctx, `SELECT id, consumer, topic, "partition", "offset", key, value, headers::text, error, quarantined_at IS NOT NULL
-		FROM quarantined_records`).Scan(&id, &consumer, &topic, &partition, &offset, &qkey, &qvalue, &headers, &errText, &quarantinedAtIsSet); err != nil {
-		t.Fatalf("quarantined record: %v", err)
-	}
-	if consumer != "recorder" || topic != poison.Topic || partition != poison.Partition || offset != poison.Offset ||
-		!bytes.Equal(qkey, poison.Key) || !bytes.Equal(qvalue, poison.Value) || !quarantinedAtIsSet {
-		t.Errorf("quarantined %s %s/%d@%d key %q value %s; want recorder %s/%d@%d key %q value %s",
-			consumer, topic, partition, offset, qkey, qvalue, poison.Topic, poison.Partition, poison.Offset, poison.Key, poison.Value)
-	}
-	if !strings.Contains(errText, "no_poison") || !strings.Contains(errText, "23514") {
-		t.Errorf("quarantine error %q does not say what Postgres refused", errText)
-	}
-	if !strings.Contains(headers, `"trace"`) {
-		t.Errorf("headers not kept: %s", headers)
-	}
-	if n := testenv.Metric(t, l.reg, "exo_recorder_quarantined_records_total", "topic", poison.Topic); n != 1 {
-		t.Errorf("quarantined counter = %v, want 1", n)
-	}
-
-	// The operator fixes the cause and replays the record.
-	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts DROP CONSTRAINT no_poison`); err != nil {
-		t.Fatal(err)
-	}
-	list, err := store.New(l.pool, "").ListQuarantined(ctx, 10)
-	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Offset != poison.Offset {
-		t.Fatalf("ListQuarantined = %+v, %v", list, err)
-	}
-	if err := controlplane.ReplayQuarantined(ctx, store.New(l.pool, ""), l.prod, id); err != nil {
-		t.Fatal(err)
-	}
-	histWait(t, "the replayed record written", func() (bool, string) {
-		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
-		return at == 3, fmt.Sprintf("attempts=%d", at)
-	})
-	if n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE replayed_at IS NOT NULL`); n != 1 {
-		t.Errorf("replayed_at not set")
-	}
-}
-
-// A record that cannot be decoded or fails its schema, on every topic the
-// recorder reads, is quarantined with its coordinates and raw bytes (a dead
-// letter with an invalid delivery record included, which is thus not lost
-// between dead letters and quarantine); the next good record of each topic
-// is written, the offsets are committed, and replaying one produces it
-// again (it is read, and quarantined again, at a new offset).
-func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
-	t.Parallel()
-	group := "recorder-" + histHex(4)
-	l := startHistEnv(t, func(c *controlplane.Config) { c.RecorderGroup = group })
-	ctx := context.Background()
-	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
-	key := schemas.RecordKey("acme", endpoint)
-	now := time.Now().UTC().Truncate(time.Millisecond)
-
-	bad := []*kgo.Record{
-		l.produceAt(t, l.topics.Deliveries, key, []byte("{not json")),
-		l.produceAt(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), []byte(`{"alert_id":"alrt_x","outcome":"exploded"}`)),
-		l.produceAt(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0"),
-		l.produceAt(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), []byte(`{"tenant_id":"acme"}`)),
-	}
-	good, goodRaw := histDelivery(t, "acme", rule, endpoint, now)
-	l.produce(t, l.topics.Deliveries, key, goodRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
-	l.produce(t, l.topics.DeliveriesDLQ, key, goodRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1")
-	re, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: rule, RuleVersion: 1, Error: "boom", Errors: 1, At: now})
-	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), re)
-
-	histWait(t, "the good records after the invalid ones written", func() (bool, string) {
-		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, good.AlertID)
-		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, good.AlertID)
-		dl := l.count(t, `SELECT count(*) FROM dead_letters WHERE alert_id = $1`, good.AlertID)
-		e := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND last_error = 'boom'`, rule)
-		return a == 1 && at == 1 && dl == 1 && e == 1, fmt.Sprintf("alerts=%d attempts=%d dead_letters=%d rule_error=%d", a, at, dl, e)
-	})
-	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
-
-	list, err := store.New(l.pool, "").ListQuarantined(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byTopic := map[string]store.QuarantinedRecord{}
-	for _, q := range list {
-		byTopic[q.Topic] = q
-	}
-	if len(list) != len(bad) {
-		t.Errorf("%d records quarantined, want %d: %+v", len(list), len(bad), list)
-	}
-	for _, b := range bad {
-		q, ok := byTopic[b.Topic]
-		if !ok {
-			t.Errorf("the invalid record on %s is not in the quarantine list", b.Topic)
-			continue
-		}
-		if q.Consumer != "recorder" || q.Partition != b.Partition || q.Offset != b.Offset ||
-			!bytes.Equal(q.Key, b.Key) || !bytes.Equal(q.Value, b.Value) || len(q.Headers) != len(b.Headers) || q.Error == "" {
-			t.Errorf("quarantined %s %s/%d@%d key %q value %q headers %d error %q; want recorder %s/%d@%d key %q value %q headers %d",
-				q.Consumer, q.Topic, q.Partition, q.Offset, q.Key, q.Value, len(q.Headers), q.Error,
-				b.Topic, b.Partition, b.Offset, b.Key, b.Value, len(b.Headers))
-		}
-	}
-	if n := testenv.Metric(t, l.reg, "exo_recorder_skipped_records_total"); n != float64(len(bad)) {
-		t.Errorf("invalid records counted %v, want %d", n, len(bad))
-	}
-
-	// Replaying the dead letter produces it again: the recorder reads it at
-	// a new offset (and, still invalid, quarantines it there).
-	dlq := byTopic[l.topics.DeliveriesDLQ]
-	if err := controlplane.ReplayQuarantined(ctx, store.New(l.pool, ""), l.prod, dlq.ID); err != nil {
-		t.Fatal(err)
-	}
-	histWait(t, "the replayed record read again", func() (bool, string) {
-		n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE topic = $1 AND value = $2 AND "offset" > $3`,
-			dlq.Topic, dlq.Value, dlq.Offset)
-		return n == 1, fmt.Sprintf("%d copies at a later offset", n)
-	})
-	if n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE id = $1 AND replayed_at IS NOT NULL`, dlq.ID); n != 1 {
-		t.Error("replayed_at not set")
-	}
-}
-
-// A rule error reported on the rule-errors topic shows on the rule (get and
-// list) and is cleared when the rule's condition changes.
-func TestRuleErrorShownOnRule(t *testing.T) {
-	t.Parallel()
-	l := startHistEnv(t, nil)
-	_, ruleID, _ := l.createRule(t, "https://hooks.example.com/x")
-	if status, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, ""); status != 200 || rule["last_error"] != nil {
-		t.Fatalf("new rule: %d last_error %v", status, rule["last_error"])
-	}
-	at := time.Now().UTC().Truncate(time.Millisecond)
-	v, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 1, EventID: "ev_1",
-		Error: "condition exceeded its evaluation budget (memory)", Errors: 3, At: at})
-	if err := schemas.Validate(schemas.KindRuleError, v); err != nil {
-		t.Fatal(err)
-	}
-	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), v)
-	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), v) // read twice: counted once
-	want := map[string]any{"message": "condition exceeded its evaluation budget (memory)", "at": at.Format(time.RFC3339Nano),
-		"event_id": "ev_1", "rule_version": 1.0, "count": 3.0}
-	histWait(t, "last_error on the rule", func() (bool, string) {
-		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
-		got, _ := rule["last_error"].(map[string]any)
-		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(rule["last_error"])
-	})
-	_, list := l.do(t, "GET", "/v1/alert-rules", l.adminKey, "")
-	items, _ := list["items"].([]any)
-	if len(items) != 1 || fmt.Sprint(items[0].(map[string]any)["last_error"]) != fmt.Sprint(want) {
-		t.Errorf("list: %v", items)
-	}
-	// Another tenant sees nothing of it.
-	if status, _ := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.otherKey, ""); status != http.StatusNotFound {
-		t.Errorf("globex reads acme's rule: %d", status)
-	}
-	if status, rule := l.do(t, "PATCH", "/v1/alert-rules/"+ruleID, l.adminKey, `{"condition":"labels.env == \"prod\""}`); status != 200 || rule["last_error"] != nil {
-		t.Fatalf("after a new condition: %d last_error %v", status, rule["last_error"])
-	}
-	if _, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, ""); rule["last_error"] != nil {
-		t.Errorf("last_error kept after the condition changed: %v", rule["last_error"])
-	}
-	// A late report about the old condition is not shown; one about the
-	// new condition (after it on the partition) is.
-	late, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 1, Error: "late", Errors: 1, At: at.Add(time.Second)})
-	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), late)
-	fresh, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 2, Error: "new", Errors: 1, At: at.Add(2 * time.Second)})
-	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), fresh)
-	histWait(t, "the new condition's error shown, alone", func() (bool, string) {
-		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
-		got, _ := rule["last_error"].(map[string]any)
-		return got != nil && got["message"] == "new" && got["count"] == 1.0, fmt.Sprint(rule["last_error"])
-	})
-}
 
 // logSink collects log records (with their attributes) for assertions.
 type logSink struct {
@@ -424,14 +105,14 @@ func (g *pgGate) Restore() {
 	g.cut = false
 }
 
-// After Postgres comes back the recorder catches up promptly, and its
-// outage is logged once (and its end), not once per retry.
-func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
+// While Postgres is away the outbox relay retries, and its outage is
+// logged once (and its end), not once per retry. (The recorder's own
+// outage test is recorder.TestRecorderResumesPromptlyAfterPostgresOutage.)
+func TestOutboxRelayLogsPostgresOutageOnce(t *testing.T) {
 	t.Parallel()
 	gate := &pgGate{}
 	sink := &logSink{}
-	group := "recorder-" + histHex(4)
-	l := startHistEnv(t, func(c *controlplane.Config) {
+	startHistEnv(t, func(c *controlplane.Config) {
 		// The control plane reaches the test's database through the gate.
 		cfg, err := pgxpool.ParseConfig(c.Pool.Config().ConnString())
 		if err != nil {
@@ -444,58 +125,27 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 		}
 		t.Cleanup(gated.Close)
 		c.Pool = gated
-		c.RecorderGroup = group
 		c.Log = slog.New(&sinkHandler{s: sink, next: testenv.Log(t).Handler()})
-	})
-	now := time.Now().UTC()
-	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
-	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
-	histWait(t, "recorded before the outage", func() (bool, string) {
-		n := l.count(t, `SELECT count(*) FROM alerts`)
-		return n == 1, fmt.Sprintf("%d alerts", n)
 	})
 
 	gate.Cut()
-	for i := 1; i <= 5; i++ {
-		l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), histResult(d, i, schemas.OutcomeRetry, 500, now))
-	}
-	histWait(t, "the recorder retrying", func() (bool, string) {
-		n := testenv.Metric(t, l.reg, "exo_recorder_write_failures_total")
-		return n >= 6, fmt.Sprintf("%v write failures", n)
+	histWait(t, "the relay retrying", func() (bool, string) {
+		n := len(sink.matching("part=outbox", "still unavailable"))
+		return n >= 3, fmt.Sprintf("%d retries logged at DEBUG", n)
 	})
 	gate.Restore()
-	restored := time.Now()
-	deadline := restored.Add(10 * time.Second)
-	for {
-		n := l.count(t, `SELECT count(*) FROM delivery_attempts`)
-		if n == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recorder not caught up 10s after Postgres returned: %d of 5 attempts", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Logf("recorder caught up %v after Postgres returned", time.Since(restored).Round(time.Millisecond))
-	histWait(t, "recovery logged", func() (bool, string) {
-		got := sink.matching("part=recorder", "available again")
-		return len(got) == 1, strings.Join(got, "\n")
-	})
-	// The outbox relay, on the same pool, also logs its outage once.
 	histWait(t, "the relay's recovery logged", func() (bool, string) {
 		got := sink.matching("part=outbox", "available again")
 		return len(got) == 1, strings.Join(got, "\n")
 	})
-	for _, part := range []string{"part=recorder", "part=outbox"} {
-		var loud []string
-		// Lines about retrying (not the Kafka client's own, on a healthy broker).
-		for _, line := range sink.matching(part, "retry") {
-			if strings.HasPrefix(line, "WARN") || strings.HasPrefix(line, "ERROR") {
-				loud = append(loud, line)
-			}
+	var loud []string
+	// Lines about retrying (not the Kafka client's own, on a healthy broker).
+	for _, line := range sink.matching("part=outbox", "retry") {
+		if strings.HasPrefix(line, "WARN") || strings.HasPrefix(line, "ERROR") {
+			loud = append(loud, line)
 		}
-		if len(loud) != 1 || !strings.Contains(loud[0], "unavailable") {
-			t.Errorf("%s logged its outage %d times at WARN/ERROR, want once:\n%s", part, len(loud), strings.Join(loud, "\n"))
-		}
+	}
+	if len(loud) != 1 || !strings.Contains(loud[0], "unavailable") {
+		t.Errorf("the relay logged its outage %d times at WARN/ERROR, want once:\n%s", len(loud), strings.Join(loud, "\n"))
 	}
 }

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/store"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
 
 // BenchmarkRepublish measures the relay's start-up republish: a snapshot of
@@ -53,4 +57,20 @@ func BenchmarkRepublish(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*tenants*(rulesPerTenant+1))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// offlineServer is a server over a fresh database that is never run: for
+// calling its maintenance functions directly.
+func offlineServer(t testing.TB) (*Server, *pgxpool.Pool) {
+	t.Helper()
+	pool := testenv.Pool(t)
+	ring, err := keyring.Parse(keyring.Generate("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, pool
 }

@@ -70,14 +70,6 @@ type Config struct {
 	// rules topic before each batch. Past the wait the request answers
 	// anyway; the change is stored and published when Kafka takes it.
 	PublishWait time.Duration
-	// RecorderGroup is the consumer group of the recorder (delivery
-	// history). Default "<topic prefix>recorder", e.g. "exo.recorder".
-	RecorderGroup string
-	// HistoryRetention is how long alerts, attempts and dead letters are
-	// kept (default 30 days; negative keeps them forever).
-	HistoryRetention time.Duration
-	// RetentionInterval is how often old history is deleted (default 1h).
-	RetentionInterval time.Duration
 	// KafkaOpts are appended to the options of the control plane's Kafka
 	// client (tests route its connections through a proxy they can cut).
 	KafkaOpts []kgo.Opt
@@ -128,15 +120,6 @@ func (c *Config) defaults() {
 	}
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = 5 * time.Second
-	}
-	if c.RecorderGroup == "" {
-		c.RecorderGroup = c.Topics.Prefix + "recorder"
-	}
-	if c.HistoryRetention == 0 {
-		c.HistoryRetention = 30 * 24 * time.Hour
-	}
-	if c.RetentionInterval <= 0 {
-		c.RetentionInterval = time.Hour
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -256,7 +239,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 2)
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("controlplane: serve: %w", err)
@@ -266,12 +249,6 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() {
 		defer s.relaying.Store(false)
 		if err := newRelay(s, cl).run(ctx); err != nil {
-			errs <- err
-			cancel()
-		}
-	})
-	wg.Go(func() {
-		if err := s.runRecorder(ctx); err != nil {
 			errs <- err
 			cancel()
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/recorder"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -45,8 +46,8 @@ const (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestArtefactsUseExportedMetrics runs the control plane, the processor and
-// the dispatcher against the real Postgres and Kafka, collects the metric
+// TestArtefactsUseExportedMetrics runs the control plane, the processor, the
+// dispatcher and the recorder against the real Postgres and Kafka, collects the metric
 // names they export, and fails naming every metric the dashboard or the
 // alert rules use that none of them exports, and every exported metric the
 // dashboard does not show.
@@ -462,8 +463,9 @@ func collectorType(c prometheus.Collector) dto.MetricType {
 	return typ
 }
 
-// startComponents runs the three components as cmd/exo-alerts wires them,
-// on the test's own database and topics, until the test ends, feeds the
+// startComponents runs the four components as cmd/exo-alerts wires them
+// (the recorder in the control plane's process, on its registry), on the
+// test's own database and topics, until the test ends, feeds the
 // recorder one record it must skip and one it must write, and sends the API
 // one request, so the control plane's labelled metrics have a series each.
 func startComponents(t *testing.T) *exports {
@@ -486,9 +488,9 @@ func startComponents(t *testing.T) *exports {
 	if err != nil {
 		t.Fatal(err)
 	}
-	procReady, dispReady := make(chan struct{}), make(chan struct{})
+	procReady, dispReady, recReady := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	cpReady := make(chan net.Addr, 1)
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	for name, run := range map[string]func() error{
 		"controlplane": func() error {
 			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
@@ -500,6 +502,9 @@ func startComponents(t *testing.T) *exports {
 		"dispatcher": func() error {
 			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring,
 				AttemptTimeout: 5 * time.Second, Log: log, Registerer: rec, Ready: dispReady})
+		},
+		"recorder": func() error {
+			return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg, Ready: recReady})
 		},
 	} {
 		wg.Go(func() {
@@ -513,6 +518,7 @@ func startComponents(t *testing.T) *exports {
 	for _, ready := range []func() <-chan struct{}{
 		func() <-chan struct{} { return procReady },
 		func() <-chan struct{} { return dispReady },
+		func() <-chan struct{} { return recReady },
 		func() <-chan struct{} {
 			ch := make(chan struct{})
 			go func() { cpAddr = <-cpReady; close(ch) }()

@@ -27,6 +27,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/recorder"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
 )
@@ -56,7 +57,7 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
-// system runs the three components on real services.
+// system runs the four components on real services.
 type system struct {
 	pool    *pgxpool.Pool
 	api     string
@@ -70,7 +71,7 @@ type system struct {
 
 func start(t *testing.T) *system { return startWith(t) }
 
-// startWith starts the three components with opts added to every Kafka
+// startWith starts the four components with opts added to every Kafka
 // client of theirs (e.g. a testenv.KafkaGate's dialer) and waits until
 // they are ready.
 func startWith(t *testing.T, opts ...kgo.Opt) *system {
@@ -92,10 +93,10 @@ func startWith(t *testing.T, opts ...kgo.Opt) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	procReady, dispReady := make(chan struct{}), make(chan struct{})
+	procReady, dispReady, recReady := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	addrCh := make(chan net.Addr, 1)
 	allow := []string{"127.0.0.1"}
-	exited := make(chan error, 3)
+	exited := make(chan error, 4)
 	for name, run := range map[string]func() error{
 		"controlplane": func() error {
 			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
@@ -107,6 +108,10 @@ func startWith(t *testing.T, opts ...kgo.Opt) *system {
 		"dispatcher": func() error {
 			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
 				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady, KafkaOpts: opts})
+		},
+		"recorder": func() error {
+			return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg,
+				Ready: recReady, KafkaOpts: opts})
 		},
 	} {
 		wg.Go(func() {
@@ -121,6 +126,7 @@ func startWith(t *testing.T, opts ...kgo.Opt) *system {
 	for _, wait := range []func() bool{
 		func() bool { _, ok := <-procReady; return !ok },
 		func() bool { _, ok := <-dispReady; return !ok },
+		func() bool { _, ok := <-recReady; return !ok },
 		func() bool { addr = <-addrCh; return true },
 	} {
 		done := make(chan bool, 1)

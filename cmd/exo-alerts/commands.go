@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/migrations"
 	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/recorder"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -37,9 +39,12 @@ Usage: exo-alerts <command> [flags]
 
 Commands:
   dev            run everything in one process on embedded defaults (make run)
-  controlplane   run the REST API, dashboard and outbox relay
+  controlplane   run the REST API, dashboard and outbox relay, and a recorder
+                 (EXO_CONTROLPLANE_RECORDER=off: without it, for a separate one)
   processor      run the stream processor
   dispatcher     run the webhook dispatcher
+  recorder       run the recorder: delivery history, rule errors, rules disabled on
+                 404/410, retention
   migrate        up | down | status
   emit           produce test workflow events
   apikey         create | list | revoke API keys
@@ -59,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
-		"migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
+		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
 		"quarantine": cmdQuarantine,
 	}
 	fn, ok := cmds[args[0]]
@@ -114,9 +119,6 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		AppRole:           env.String("EXO_DB_APP_ROLE", ""),
 		OutboxPoll:        env.Duration("EXO_OUTBOX_POLL", 0),
 		PublishWait:       env.Duration("EXO_PUBLISH_WAIT", 0),
-		RecorderGroup:     env.String("EXO_RECORDER_GROUP", ""),
-		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
-		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
 		ReadHeaderTimeout: env.Duration("EXO_HTTP_READ_HEADER_TIMEOUT", 0),
 		ReadTimeout:       env.Duration("EXO_HTTP_READ_TIMEOUT", 0),
 		WriteTimeout:      env.Duration("EXO_HTTP_WRITE_TIMEOUT", 0),
@@ -129,6 +131,17 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	default:
 		cpc.Tenants = t
 	}
+	// The control plane runs a recorder in its process unless the
+	// deployment runs `exo-alerts recorder` on its own.
+	var withRecorder bool
+	switch v := env.String("EXO_CONTROLPLANE_RECORDER", "on"); v {
+	case "on":
+		withRecorder = true
+	case "off":
+	default:
+		env.Problem("EXO_CONTROLPLANE_RECORDER: %q is neither on nor off", v)
+	}
+	rc := recorderConfig(env, c)
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -138,13 +151,80 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	reg := prometheus.NewRegistry()
-	return controlplane.Run(ctx, controlplane.Config{
-		Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
-		Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
-		AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, RecorderGroup: cpc.RecorderGroup,
-		HistoryRetention: cpc.HistoryRetention, RetentionInterval: cpc.RetentionInterval, Tenants: cpc.Tenants,
-		ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
-	})
+	parts := map[string]func(context.Context) error{
+		"controlplane": func(ctx context.Context) error {
+			return controlplane.Run(ctx, controlplane.Config{
+				Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
+				Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
+				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
+				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
+			})
+		},
+	}
+	if withRecorder {
+		rc.Pool, rc.Registerer = pool, reg
+		parts["recorder"] = func(ctx context.Context) error { return recorder.Run(ctx, rc) }
+	}
+	return runTogether(ctx, parts)
+}
+
+// runTogether runs parts in one process until ctx ends or one of them
+// fails; a failure stops the others and is returned.
+func runTogether(ctx context.Context, parts map[string]func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(parts))
+	for _, run := range parts {
+		wg.Go(func() {
+			if err := run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// recorderConfig is the recorder's configuration from the environment
+// (without its pool and registry), for the recorder and controlplane
+// commands.
+func recorderConfig(env *config.Env, c config.Common) recorder.Config {
+	return recorder.Config{
+		Brokers: c.Brokers, Topics: c.Topics, Log: c.Log,
+		Group:             env.String("EXO_RECORDER_GROUP", ""),
+		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
+		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
+	}
+}
+
+func cmdRecorder(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("recorder", flag.ContinueOnError)
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9103", "listen address of /metrics (empty: off)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	env := &config.Env{}
+	c := config.Load(env, config.Needs{Database: true, Kafka: true})
+	rc := recorderConfig(env, c)
+	if err := env.Err(); err != nil {
+		return err
+	}
+	pool, err := postgres.Connect(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	serveMetrics(ctx, *metricsAddr, reg)
+	rc.Pool, rc.Registerer = pool, reg
+	return recorder.Run(ctx, rc)
 }
 
 // serveMetrics serves /metrics on addr for the components without an API.
@@ -586,7 +666,7 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		defer cl.Close()
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := controlplane.ReplayQuarantined(pctx, db, cl, id); err != nil {
+		if err := recorder.Replay(pctx, db, cl, id); err != nil {
 			return err
 		}
 		fmt.Printf("replayed quarantined record %d\n", id)

@@ -21,6 +21,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/migrations"
 	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/recorder"
 )
 
 // devConfig configures dev mode.
@@ -39,8 +40,9 @@ type devConfig struct {
 
 // runDev runs the whole system in one process until ctx ends: Postgres
 // from DatabaseURL or a throwaway local cluster, Kafka from Brokers or an
-// in-process kfake broker, migrations, all three components, a demo API key
-// and the demo receiver (internal/devmode), then prints the quickstart.
+// in-process kfake broker, migrations, the control plane, processor,
+// dispatcher and recorder, a demo API key and the demo receiver
+// (internal/devmode), then prints the quickstart.
 func runDev(ctx context.Context, cfg devConfig) error {
 	log := cfg.Log
 	if cfg.Out == nil {
@@ -107,7 +109,7 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(name string, fn func() error) {
 		wg.Go(func() {
 			if err := fn(); err != nil {
@@ -117,7 +119,7 @@ func runDev(ctx context.Context, cfg devConfig) error {
 		})
 	}
 	addrCh := make(chan net.Addr, 1)
-	procReady, dispReady := make(chan struct{}), make(chan struct{})
+	procReady, dispReady, recReady := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	run("controlplane", func() error {
 		return controlplane.Run(ctx, controlplane.Config{
 			Addr: cfg.Addr, Pool: pool, Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
@@ -131,8 +133,11 @@ func runDev(ctx context.Context, cfg devConfig) error {
 		return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
 			Log: log, Registerer: reg, Ready: dispReady})
 	})
+	run("recorder", func() error {
+		return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg, Ready: recReady})
+	})
 	var addr net.Addr
-	for _, ch := range []<-chan struct{}{procReady, dispReady} {
+	for _, ch := range []<-chan struct{}{procReady, dispReady, recReady} {
 		select {
 		case <-ch:
 		case <-ctx.Done():

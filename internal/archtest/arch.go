@@ -9,7 +9,7 @@ import (
 const Module = "github.com/exospherehost/exo-alerts"
 
 // services are the top-level directories that hold a service.
-var services = map[string]bool{"controlplane": true, "processor": true, "dispatcher": true}
+var services = map[string]bool{"controlplane": true, "processor": true, "dispatcher": true, "recorder": true}
 
 // leaves are the top-level packages that import nothing of the module.
 var leaves = map[string]bool{"schemas": true, "signature": true}

@@ -1,4 +1,4 @@
-package controlplane
+package store
 
 import (
 	"context"
@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
 
@@ -16,7 +14,8 @@ import (
 // cutoff, in batches until none is left, and keeps everything newer.
 func TestPruneHistory(t *testing.T) {
 	t.Parallel()
-	s, pool := offlineServer(t)
+	pool := testenv.Pool(t)
+	s := New(pool, "")
 	ctx := context.Background()
 	old := retentionBatch + 3 // more than one batch
 	for _, q := range []string{
@@ -43,7 +42,7 @@ func TestPruneHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := s.pruneHistory(ctx, time.Now().Add(-30*24*time.Hour))
+	n, err := s.PruneHistory(ctx, time.Now().Add(-30*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +66,7 @@ func TestPruneHistory(t *testing.T) {
 		}
 	}
 	// Nothing older is left: a second run deletes nothing.
-	if n, err := s.pruneHistory(ctx, time.Now().Add(-30*24*time.Hour)); err != nil || n["alerts"]+n["delivery_attempts"]+n["dead_letters"] != 0 {
+	if n, err := s.PruneHistory(ctx, time.Now().Add(-30*24*time.Hour)); err != nil || n["alerts"]+n["delivery_attempts"]+n["dead_letters"] != 0 {
 		t.Errorf("second prune: %v %v", n, err)
 	}
 }
@@ -76,7 +75,8 @@ func TestPruneHistory(t *testing.T) {
 // (whatever their age) stay.
 func TestPruneOutbox(t *testing.T) {
 	t.Parallel()
-	s, pool := offlineServer(t)
+	pool := testenv.Pool(t)
+	s := New(pool, "")
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `INSERT INTO outbox (topic, key, value, created_at, sent_at)
 		SELECT 't', 'old-sent-' || i, 'v', now() - interval '3 days', now() - interval '3 days' FROM generate_series(1, $1) i`, retentionBatch+2); err != nil {
@@ -87,9 +87,9 @@ func TestPruneOutbox(t *testing.T) {
 		('t', 'new-sent', 'v', now() - interval '1 hour', now() - interval '1 hour')`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.pruneOutbox(ctx, time.Now().Add(-sentOutboxRetention))
+	n, err := s.PruneOutbox(ctx, time.Now().Add(-24*time.Hour))
 	if err != nil || n != retentionBatch+2 {
-		t.Fatalf("pruneOutbox = %d, %v; want %d", n, err, retentionBatch+2)
+		t.Fatalf("PruneOutbox = %d, %v; want %d", n, err, retentionBatch+2)
 	}
 	rows, err := pool.Query(ctx, `SELECT key FROM outbox ORDER BY key`)
 	if err != nil {
@@ -99,20 +99,4 @@ func TestPruneOutbox(t *testing.T) {
 	if err != nil || len(keys) != 2 || keys[0] != "new-sent" || keys[1] != "old-unsent" {
 		t.Errorf("outbox after pruning = %v, %v; want new-sent and old-unsent", keys, err)
 	}
-}
-
-// offlineServer is a server over a fresh database that is never run: for
-// calling its maintenance functions directly.
-func offlineServer(t testing.TB) (*Server, *pgxpool.Pool) {
-	t.Helper()
-	pool := testenv.Pool(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Pool: pool, Brokers: []string{"127.0.0.1:1"}, Keyring: ring, Log: testenv.Log(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, pool
 }

@@ -1,0 +1,71 @@
+package recorder
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exospherehost/exo-alerts/internal/metrics"
+)
+
+type recorderMetrics struct {
+	skipped  *prometheus.CounterVec
+	recorded *prometheus.CounterVec
+	disabled prometheus.Counter
+	pruned   *prometheus.CounterVec
+	failures prometheus.Counter
+	// quarantined: records Postgres refused with a data error, set aside.
+	quarantined *prometheus.CounterVec
+}
+
+// newMetrics registers the recorder's metrics with reg, or returns those
+// registered before (a second recorder in the same process).
+func newMetrics(reg prometheus.Registerer) (*recorderMetrics, error) {
+	m := &recorderMetrics{
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_skipped_records_total",
+			Help: "Records the recorder could not decode or that failed their schema, stored in quarantined_records instead of being written (exo-alerts quarantine list), by topic.",
+		}, []string{"topic"}),
+		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_records_total",
+			Help: "Records the recorder wrote to Postgres (replays included), by table.",
+		}, []string{"table"}),
+		disabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_recorder_rules_disabled_total",
+			Help: "Alert rules disabled because their endpoint answered 404 or 410.",
+		}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_pruned_rows_total",
+			Help: "History rows deleted by retention, by table.",
+		}, []string{"table"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exo_recorder_write_failures_total",
+			Help: "Failed attempts to write a batch to Postgres (retried with backoff; offsets are not committed meanwhile).",
+		}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_quarantined_records_total",
+			Help: "Records Postgres refused with a data error, stored in quarantined_records instead of being written (exo-alerts quarantine list), by topic.",
+		}, []string{"topic"}),
+	}
+	var err error
+	m.skipped, err = metrics.Register(reg, m.skipped)
+	if err == nil {
+		m.recorded, err = metrics.Register(reg, m.recorded)
+	}
+	if err == nil {
+		m.disabled, err = metrics.Register(reg, m.disabled)
+	}
+	if err == nil {
+		m.pruned, err = metrics.Register(reg, m.pruned)
+	}
+	if err == nil {
+		m.failures, err = metrics.Register(reg, m.failures)
+	}
+	if err == nil {
+		m.quarantined, err = metrics.Register(reg, m.quarantined)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recorder: register metrics: %w", err)
+	}
+	return m, nil
+}
