@@ -18,7 +18,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -416,13 +415,6 @@ func (s *Server) awaitPublished(ctx context.Context, xid string) {
 		case <-time.After(wait):
 		}
 	}
-}
-
-// inTx runs fn in a transaction as the connecting role (the tables' owner):
-// for the system's own work across tenants (outbox relay, recorder), never
-// for an API request. Forwarding until recorder.go moves (store.System).
-func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
 }
 
 func requestID(ctx context.Context) string {

@@ -203,7 +203,3 @@ func (t *Tx) InsertOutbox(ctx context.Context, topic, key string, value []byte) 
 	}
 	return nil
 }
-
-// Of wraps a pgx transaction, for the control-plane code whose SQL has not
-// moved into this package yet. It goes with Conn.
-func Of(tx pgx.Tx) *Tx { return &Tx{tx: tx} }

@@ -85,7 +85,3 @@ func (s *Store) InTenant(ctx context.Context, tenant string, wantXID bool, fn fu
 func (s *Store) System(ctx context.Context, fn func(*Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
 }
-
-// Conn is the transaction's pgx handle, for the control-plane code whose SQL
-// has not moved into this package yet. It goes when the last caller does.
-func (t *Tx) Conn() pgx.Tx { return t.tx }
