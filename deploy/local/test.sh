@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-# The dashboard's browser tests need Chromium (design §8): find it, or
+# The dashboard's browser tests need Chromium: find it, or
 # install Debian's chromium package, before starting anything.
 if ! chromium="$("$here/chromium.sh")" || [[ -z "$chromium" ]]; then
 	echo "test.sh: error: no Chromium for the dashboard's browser tests (see deploy/local/chromium.sh above)" >&2
@@ -31,6 +31,15 @@ export CI="${CI:-true}"
 
 echo "test.sh: go test -race -shuffle=on -count=1 ./... (DATABASE_URL, KAFKA_BROKERS and EXO_CHROMIUM set)" >&2
 go test -race -shuffle=on -count=1 -timeout 20m "$@" ./...
+
+# Nested modules (deployment checks whose dependencies, e.g. Helm or the
+# Kubernetes API types, the product's go.mod should not carry): each is
+# tested on its own, without the race detector (no concurrency of ours).
+while IFS= read -r mod; do
+	dir="$(dirname "$mod")"
+	echo "test.sh: go test ./... in $dir" >&2
+	(cd "$dir" && go test -count=1 -timeout 15m ./...)
+done < <(find . -name go.mod -not -path ./go.mod -not -path './bin/*' -not -path '*/node_modules/*' | sort)
 
 # The fault drills, short form (docs/reliability.md), after the tests and not
 # beside them: the drill runs its own PostgreSQL and Kafka on private ports
