@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -26,13 +25,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/e2e/harness"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
-	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
-	"github.com/exospherehost/exo-alerts/processor"
-	"github.com/exospherehost/exo-alerts/recorder"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -470,69 +465,15 @@ func collectorType(c prometheus.Collector) dto.MetricType {
 // one request, so the control plane's labelled metrics have a series each.
 func startComponents(t *testing.T) *exports {
 	t.Helper()
-	pool := testenv.Pool(t)
-	brokers := testenv.Brokers(t)
-	topics := testenv.Topics(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var rec *recordingRegisterer
+	h := harness.Start(t, harness.Options{Registerer: func(reg *prometheus.Registry) prometheus.Registerer {
+		rec = &recordingRegisterer{Registerer: reg, types: map[string]dto.MetricType{}}
+		return rec
+	}})
+	reg, brokers, topics := h.Registry, h.Brokers, h.Topics
 	log := testenv.Log(t)
-	reg := prometheus.NewRegistry()
-	rec := &recordingRegisterer{Registerer: reg, types: map[string]dto.MetricType{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	procReady, dispReady, recReady := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	cpReady := make(chan net.Addr, 1)
-	errs := make(chan error, 4)
-	for name, run := range map[string]func() error{
-		"controlplane": func() error {
-			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
-				Keyring: ring, Log: log, Registry: reg, Ready: cpReady})
-		},
-		"processor": func() error {
-			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: rec, Ready: procReady})
-		},
-		"dispatcher": func() error {
-			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring,
-				AttemptTimeout: 5 * time.Second, Log: log, Registerer: rec, Ready: dispReady})
-		},
-		"recorder": func() error {
-			return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg, Ready: recReady})
-		},
-	} {
-		wg.Go(func() {
-			if err := run(); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-			}
-		})
-	}
-	deadline := time.After(60 * time.Second)
-	var cpAddr net.Addr
-	for _, ready := range []func() <-chan struct{}{
-		func() <-chan struct{} { return procReady },
-		func() <-chan struct{} { return dispReady },
-		func() <-chan struct{} { return recReady },
-		func() <-chan struct{} {
-			ch := make(chan struct{})
-			go func() { cpAddr = <-cpReady; close(ch) }()
-			return ch
-		},
-	} {
-		select {
-		case <-ready():
-		case err := <-errs:
-			t.Fatalf("component failed to start: %v", err)
-		case <-deadline:
-			t.Fatal("components did not become ready within 60s")
-		}
-	}
+	t.Cleanup(cancel)
 
 	delivery, err := os.ReadFile("../schemas/examples/delivery.json")
 	if err != nil {
@@ -556,7 +497,7 @@ func startComponents(t *testing.T) *exports {
 	).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cpAddr.String()+"/v1/webhooks", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.API+"/v1/webhooks", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

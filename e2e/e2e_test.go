@@ -8,11 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,13 +19,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
-	"github.com/exospherehost/exo-alerts/dispatcher"
+	"github.com/exospherehost/exo-alerts/e2e/harness"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
-	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor"
-	"github.com/exospherehost/exo-alerts/recorder"
 	"github.com/exospherehost/exo-alerts/schemas"
 	"github.com/exospherehost/exo-alerts/signature"
 )
@@ -66,7 +62,7 @@ type system struct {
 	topics  kafka.Topics
 	keys    map[string]string // tenant -> admin key
 	// exited receives any component whose Run returned while the test runs.
-	exited chan error
+	exited <-chan error
 }
 
 func start(t *testing.T) *system { return startWith(t) }
@@ -76,73 +72,11 @@ func start(t *testing.T) *system { return startWith(t) }
 // they are ready.
 func startWith(t *testing.T, opts ...kgo.Opt) *system {
 	t.Helper()
-	pool := testenv.Pool(t)
-	brokers := testenv.Brokers(t)
-	topics := testenv.Topics(t)
-	ring, err := keyring.Parse(keyring.Generate("k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := testenv.Log(t)
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	procReady, dispReady, recReady := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	addrCh := make(chan net.Addr, 1)
-	allow := []string{"127.0.0.1"}
-	exited := make(chan error, 4)
-	for name, run := range map[string]func() error{
-		"controlplane": func() error {
-			return controlplane.Run(ctx, controlplane.Config{Listener: ln, Pool: pool, Brokers: brokers, Topics: topics,
-				Keyring: ring, Allowlist: allow, Log: log, Ready: addrCh, KafkaOpts: opts})
-		},
-		"processor": func() error {
-			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: opts})
-		},
-		"dispatcher": func() error {
-			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,
-				AttemptTimeout: 5 * time.Second, Log: log, Ready: dispReady, KafkaOpts: opts})
-		},
-		"recorder": func() error {
-			return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg,
-				Ready: recReady, KafkaOpts: opts})
-		},
-	} {
-		wg.Go(func() {
-			err := run()
-			if ctx.Err() == nil {
-				exited <- fmt.Errorf("%s: Run returned while the test runs: %v", name, err)
-			}
-		})
-	}
-	deadline := time.After(60 * time.Second)
-	var addr net.Addr
-	for _, wait := range []func() bool{
-		func() bool { _, ok := <-procReady; return !ok },
-		func() bool { _, ok := <-dispReady; return !ok },
-		func() bool { _, ok := <-recReady; return !ok },
-		func() bool { addr = <-addrCh; return true },
-	} {
-		done := make(chan bool, 1)
-		go func() { done <- wait() }()
-		select {
-		case <-done:
-		case err := <-exited:
-			t.Fatalf("component failed to start: %v", err)
-		case <-deadline:
-			t.Fatal("components did not become ready within 60s")
-		}
-	}
-	s := &system{pool: pool, api: "http://" + addr.String(), reg: reg, brokers: brokers, topics: topics, keys: map[string]string{}, exited: exited}
+	h := harness.Start(t, harness.Options{KafkaOpts: opts})
+	s := &system{pool: h.Pool, api: h.API, reg: h.Registry, brokers: h.Brokers, topics: h.Topics, keys: map[string]string{}, exited: h.Exited}
 	for _, tenant := range []string{"acme", "globex"} {
 		key := controlplane.NewAPIKey()
-		if _, err := controlplane.CreateAPIKey(ctx, pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
+		if _, err := controlplane.CreateAPIKey(context.Background(), h.Pool, tenant, "e2e", controlplane.RoleAdmin, key); err != nil {
 			t.Fatal(err)
 		}
 		s.keys[tenant] = key
