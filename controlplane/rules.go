@@ -238,7 +238,7 @@ func (s *Server) getRule(ctx context.Context, in *idIn) (*ruleOut, error) {
 }
 
 // withLastErrors fills in the last errors of rules (kept by the recorder,
-// see recorder.ruleError).
+// written by store.KeepRuleError).
 func withLastErrors(ctx context.Context, tx *store.Tx, rules []*AlertRule) error {
 	if len(rules) == 0 {
 		return nil
