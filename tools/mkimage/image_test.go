@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -337,6 +341,28 @@ func TestImage(t *testing.T) {
 		}
 		if len(m) != 1 || !slices.Equal(m[0].RepoTags, []string{"exo-alerts:" + imageTag(testVersion)}) {
 			t.Errorf("docker load would tag it %v, want exo-alerts:%s", m, imageTag(testVersion))
+		}
+	})
+
+	// Pushed as crane push does (to a registry on loopback), the image
+	// keeps the digest make image printed: the one to pin in a deployment.
+	t.Run("push", func(t *testing.T) {
+		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+		t.Cleanup(srv.Close)
+		ref := strings.TrimPrefix(srv.URL, "http://") + "/exo-alerts:" + imageTag(testVersion)
+		if err := crane.Push(img, ref); err != nil {
+			t.Fatal(err)
+		}
+		d, err := crane.Digest(ref)
+		if err != nil || d != b.res.Digest.String() {
+			t.Errorf("the registry has %s (%v), make image printed %s", d, err, b.res.Digest)
+		}
+		pulled, err := crane.Pull(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pcf, err := pulled.ConfigFile(); err != nil || pcf.Config.User != cf.Config.User {
+			t.Errorf("the pulled image's config: %v, %v", pcf, err)
 		}
 	})
 
