@@ -4,6 +4,13 @@ GO ?= go
 BIN := bin/exo-alerts
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint
+# The version `exo-alerts version` prints and the image is labelled and
+# tagged with; the image's timestamps are the last commit's.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+PLATFORM ?= linux/$(shell $(GO) env GOARCH)
+LDFLAGS := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := help
 
@@ -13,7 +20,13 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build bin/exo-alerts
-	$(GO) build -o $(BIN) ./cmd/exo-alerts
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/exo-alerts
+
+.PHONY: image
+image: ## build the container image without Docker: bin/exo-alerts-oci (OCI layout), bin/exo-alerts-image.tar (docker load); PLATFORM=linux/arm64
+	cd tools/mkimage && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run . -src ../.. \
+		-version "$(VERSION)" -revision "$(REVISION)" -platform "$(PLATFORM)" \
+		-oci "$(CURDIR)/bin/exo-alerts-oci" -tar "$(CURDIR)/bin/exo-alerts-image.tar"
 
 .PHONY: run
 run: build ## run everything in one process on embedded defaults (exo-alerts dev)

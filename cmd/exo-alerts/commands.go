@@ -51,6 +51,7 @@ Commands:
   keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
   quarantine     list | replay <id> | replay outbox:<id>: records the recorder set aside
                  (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
+  version        print the version baked in at build time (also --version)
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
 EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
-		"quarantine": cmdQuarantine,
+		"quarantine": cmdQuarantine, "version": cmdVersion, "--version": cmdVersion,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
