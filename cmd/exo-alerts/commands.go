@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -53,7 +54,10 @@ Commands:
                  (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
-EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
+EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info); Kafka TLS and SASL:
+EXO_KAFKA_TLS, EXO_KAFKA_TLS_{CA,CERT,KEY}_FILE, EXO_KAFKA_TLS_SERVER_NAME,
+EXO_KAFKA_TLS_INSECURE_SKIP_VERIFY, EXO_KAFKA_SASL_MECHANISM, EXO_KAFKA_SASL_USERNAME,
+EXO_KAFKA_SASL_PASSWORD(_FILE), EXO_KAFKA_SASL_OAUTH_TOKEN_FILE.
 Run "exo-alerts <command> -h" for the flags of a command.
 `
 
@@ -92,7 +96,8 @@ func cmdDev(ctx context.Context, args []string) error {
 		return err
 	}
 	env := &config.Env{}
-	c := config.Load(env, config.Needs{})
+	// TLS and SASL apply to a Kafka of one's own (KAFKA_BROKERS), not to the in-process one.
+	c := config.Load(env, config.Needs{Kafka: os.Getenv("KAFKA_BROKERS") != ""})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -101,7 +106,7 @@ func cmdDev(ctx context.Context, args []string) error {
 		exe = p
 	}
 	return runDev(ctx, devConfig{
-		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaPort: *kafkaPort,
+		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaOpts: c.KafkaOpts, KafkaPort: *kafkaPort,
 		TopicPrefix: c.Topics.Prefix, Keyring: env.String("EXO_KEYRING", ""), DemoAPIKey: env.String("EXO_DEMO_API_KEY", ""),
 		Exe: exe, Log: c.Log, Out: os.Stdout,
 	})
@@ -155,7 +160,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		"controlplane": func(ctx context.Context) error {
 			return controlplane.Run(ctx, controlplane.Config{
 				Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
-				Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
+				Allowlist: c.Allowlist, Log: c.Log, Registry: reg, KafkaOpts: c.KafkaOpts,
 				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
 				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
 			})
@@ -165,6 +170,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		rc.Pool, rc.Registerer = pool, reg
 		parts["recorder"] = func(ctx context.Context) error { return recorder.Run(ctx, rc) }
 	}
+	parts["kafka"] = checkKafka(c)
 	return runTogether(ctx, parts)
 }
 
@@ -197,7 +203,7 @@ func runTogether(ctx context.Context, parts map[string]func(context.Context) err
 // commands.
 func recorderConfig(env *config.Env, c config.Common) recorder.Config {
 	return recorder.Config{
-		Brokers: c.Brokers, Topics: c.Topics, Log: c.Log,
+		Brokers: c.Brokers, Topics: c.Topics, Log: c.Log, KafkaOpts: c.KafkaOpts,
 		Group:             env.String("EXO_RECORDER_GROUP", ""),
 		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
 		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
@@ -224,7 +230,20 @@ func cmdRecorder(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	serveMetrics(ctx, *metricsAddr, reg)
 	rc.Pool, rc.Registerer = pool, reg
-	return recorder.Run(ctx, rc)
+	return runTogether(ctx, map[string]func(context.Context) error{
+		"recorder": func(ctx context.Context) error { return recorder.Run(ctx, rc) },
+		"kafka":    checkKafka(c),
+	})
+}
+
+// checkKafka is a part of runTogether for the components that ride out a
+// Kafka outage (the control plane, the recorder): it ends the process when
+// the brokers refuse the connection for good (a wrong CA or password),
+// rather than leaving it retrying (kafka.CheckConnection).
+func checkKafka(c config.Common) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return kafka.CheckConnection(ctx, c.Log, append(kafka.ClientOpts(c.Brokers, nil), c.KafkaOpts...))
+	}
 }
 
 // serveMetrics serves /metrics on addr for the components without an API.
@@ -249,7 +268,7 @@ func cmdProcessor(ctx context.Context, args []string) error {
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Kafka: true})
 	pc := processor.Config{
-		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log,
+		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log, KafkaOpts: c.KafkaOpts,
 		TransactionalID: env.String("EXO_PROCESSOR_TRANSACTIONAL_ID", ""), Group: env.String("EXO_PROCESSOR_GROUP", ""),
 		Grace: env.Duration("EXO_PROCESSOR_GRACE", 0),
 	}
@@ -281,7 +300,7 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	}
 	dc := dispatcher.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
-		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
+		AttemptTimeout: *timeout, Log: c.Log, KafkaOpts: c.KafkaOpts, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
 		Group:          env.String("EXO_DISPATCHER_GROUP", ""),
 		Workers:        env.Int("EXO_DISPATCHER_WORKERS", 0),
 		EndpointRate:   float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
@@ -378,7 +397,12 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.SplitBrokers(*brokers)...), kgo.ProducerLinger(0))
+	env := &config.Env{}
+	security := env.KafkaOpts(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err := env.Err(); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kafka.SplitBrokers(*brokers)...), kgo.ProducerLinger(0)}, security...)...)
 	if err != nil {
 		return err
 	}
@@ -659,7 +683,7 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0)}, c.KafkaOpts...)...)
 		if err != nil {
 			return err
 		}
