@@ -407,6 +407,12 @@ func cmdEmit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cl.Close()
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = kafka.Handshake(hctx, cl)
+	cancel()
+	if err != nil {
+		return err
+	}
 	topic := kafka.NewTopics(*prefix).Events
 	for i := 0; i < *count; i++ {
 		ev := workload.Event(workload.Spec{
@@ -690,6 +696,9 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		defer cl.Close()
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		if err := kafka.Handshake(pctx, cl); err != nil {
+			return err
+		}
 		if err := recorder.Replay(pctx, db, cl, id); err != nil {
 			return err
 		}

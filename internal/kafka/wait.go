@@ -167,3 +167,15 @@ func CheckConnection(ctx context.Context, log *slog.Logger, opts []kgo.Opt) erro
 	}
 	return nil
 }
+
+// Handshake connects cl once (its TLS handshake, SASL authentication and an
+// ApiVersions request) and returns the error only when Fatal says no retry
+// cures it: one-shot commands (emit, quarantine replay) say at once that
+// the brokers refuse them, instead of retrying until their produce times
+// out. An unreachable broker (nil here) is left to that timeout.
+func Handshake(ctx context.Context, cl *kgo.Client) error {
+	if err := cl.Ping(ctx); err != nil && Fatal(err) {
+		return fmt.Errorf("kafka: the brokers refuse the connection (EXO_KAFKA_TLS*, EXO_KAFKA_SASL_*): %w", err)
+	}
+	return nil
+}
