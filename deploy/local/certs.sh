@@ -60,7 +60,9 @@ sign() {
 }
 
 key ca.key
-openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=exo-alerts local test CA" \
+# Named after the service (the directory's parent), so that an error about
+# one CA does not read as if it were about the other.
+openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj "/CN=exo-alerts local test CA ($(basename -- "$(dirname -- "$(realpath -m -- "$dir")")"))" \
 	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.crt
 key server.key
 sign server "/CN=localhost" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
