@@ -61,13 +61,6 @@ type Security struct {
 // Enabled reports whether anything but a plaintext connection is set.
 func (s Security) Enabled() bool { return s.TLS || s.Mechanism != "" }
 
-// Check returns every problem of the settings at once (files that cannot
-// be read or parsed included), or nil.
-func (s Security) Check() error {
-	_, err := s.Opts()
-	return err
-}
-
 // Warnings are the settings that work but should not be used: TLS
 // verification off, a password sent in the clear.
 func (s Security) Warnings() []string {
