@@ -62,7 +62,7 @@ func startManaged(t *testing.T) *managed {
 		if raceEnabled {
 			args = append(args, "-race") // the packages the test binary was built from, cached
 		}
-		cmd := exec.Command(goTool(), append(args, "./cmd/exo-alerts")...) //nolint:gosec // the test builds its own binary
+		cmd := exec.Command(goTool(), append(args, "./cmd/exo-alerts")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			built <- fmt.Errorf("go build ./cmd/exo-alerts: %w\n%s", err, out)
@@ -71,19 +71,19 @@ func startManaged(t *testing.T) *managed {
 		built <- nil
 	}()
 
-	if err := exec.Command(script, "status").Run(); err != nil { //nolint:gosec // our script
+	if err := exec.Command(script, "status").Run(); err != nil {
 		t.Cleanup(func() {
-			if out, err := exec.Command(script, "down").CombinedOutput(); err != nil { //nolint:gosec // our script
+			if out, err := exec.Command(script, "down").CombinedOutput(); err != nil {
 				t.Errorf("secure.sh down: %v\n%s", err, out)
 			}
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, script, "up").CombinedOutput(); err != nil { //nolint:gosec // our script
+		if out, err := exec.CommandContext(ctx, script, "up").CombinedOutput(); err != nil {
 			t.Fatalf("secure.sh up: %v\n%s", err, out)
 		}
 	}
-	out, err := exec.Command(script, "env").Output() //nolint:gosec // our script
+	out, err := exec.Command(script, "env").Output()
 	if err != nil {
 		t.Fatalf("secure.sh env: %v", err)
 	}
@@ -251,7 +251,7 @@ func (p *proc) exited() bool {
 func (m *managed) start(t *testing.T, vars map[string]string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: strings.Join(args, " "), out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd := exec.Command(m.bin, args...) //nolint:gosec // the binary the test built
+	cmd := exec.Command(m.bin, args...)
 	cmd.Env = m.environ(vars)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	// A test process that is killed takes its components with it.
@@ -280,7 +280,7 @@ func (m *managed) run(t *testing.T, timeout time.Duration, vars map[string]strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, m.bin, args...) //nolint:gosec // the binary the test built
+	cmd := exec.CommandContext(ctx, m.bin, args...)
 	cmd.Env = m.environ(vars)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
