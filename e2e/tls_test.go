@@ -328,6 +328,10 @@ func TestManagedKafkaAndPostgres(t *testing.T) {
 		t.Parallel()
 		mechanisms(t, m)
 	})
+	t.Run("quarantine replay", func(t *testing.T) {
+		t.Parallel()
+		quarantineReplay(t, m)
+	})
 	t.Run("postgres verify-full", func(t *testing.T) {
 		t.Parallel()
 		postgresVerifyFull(t, m)
@@ -447,12 +451,14 @@ func refusedAtStart(t *testing.T, m *managed, vars map[string]string, want strin
 	for k, v := range vars {
 		base[k] = v
 	}
+	id := quarantined(t, db, topics.Prefix+"replayed")
 	for _, args := range [][]string{
 		{"controlplane", "--addr", "127.0.0.1:0"},
 		{"recorder", "--metrics-addr", ""},
 		{"processor", "--metrics-addr", ""},
 		{"dispatcher", "--metrics-addr", ""},
 		{"emit", "--tenant", "acme"},
+		{"quarantine", "replay", fmt.Sprint(id)},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel()
@@ -465,6 +471,65 @@ func refusedAtStart(t *testing.T, m *managed, vars map[string]string, want strin
 				t.Errorf("exo-alerts %s exited (%v) without saying %q:\n%s", args[0], err, want, out)
 			}
 		})
+	}
+}
+
+// quarantined stores a record the recorder set aside, for topic, in the
+// database at dbURL and returns its id.
+func quarantined(t *testing.T, dbURL, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var id int64
+	if err := conn.QueryRow(ctx, `INSERT INTO quarantined_records (consumer, topic, "partition", "offset", key, value, headers, error)
+		VALUES ('recorder', $1, 0, 7, 'acme/rul_1', '{"x":1}', '[]', 'refused') RETURNING id`, topic).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// `exo-alerts quarantine replay` produces over SASL_SSL too.
+func quarantineReplay(t *testing.T, m *managed) {
+	db, topics := m.database(t), m.topics(t)
+	if out, err := m.run(t, 2*time.Minute, map[string]string{"DATABASE_URL": db}, "migrate", "up"); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, out)
+	}
+	topic := topics.Prefix + "replayed"
+	id := quarantined(t, db, topic)
+	opts, err := m.security().Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(kafka.SplitBrokers(m.env["KAFKA_BROKERS"]), nil),
+		append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m.run(t, time.Minute, map[string]string{"DATABASE_URL": db}, "quarantine", "replay", fmt.Sprint(id)); err != nil || !strings.Contains(out, "replayed") {
+		t.Fatalf("quarantine replay %d: %v\n%s", id, err, out)
+	}
+	for {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("the replayed record is not on its topic after a minute")
+		}
+		if recs := f.Records(); len(recs) > 0 {
+			if string(recs[0].Key) != "acme/rul_1" || string(recs[0].Value) != `{"x": 1}` && string(recs[0].Value) != `{"x":1}` {
+				t.Errorf("replayed record %q = %q", recs[0].Key, recs[0].Value)
+			}
+			return
+		}
 	}
 }
 
