@@ -1193,7 +1193,9 @@ func TestRefusesChangelogNotCoPartitioned(t *testing.T) {
 	topics := testenv.Topics(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, e.adm, []kafka.Spec{{Name: topics.Events, Partitions: 3}, {Name: topics.RunState, Partitions: 2}}); err != nil {
+	compact := "compact" // a changelog right but for its partitions
+	if err := kafka.EnsureTopics(ctx, e.adm, []kafka.Spec{{Name: topics.Events, Partitions: 3},
+		{Name: topics.RunState, Partitions: 2, Configs: map[string]*string{"cleanup.policy": &compact}}}); err != nil {
 		t.Fatal(err)
 	}
 	err := processor.Run(ctx, processor.Config{Brokers: e.brokers, Topics: topics, Partitions: 3, Log: testenv.Log(t)})

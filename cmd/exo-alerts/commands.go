@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -54,7 +55,10 @@ Commands:
   version        print the version baked in at build time (also --version)
 
 Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
-EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info).
+EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info); Kafka TLS and SASL:
+EXO_KAFKA_TLS, EXO_KAFKA_TLS_{CA,CERT,KEY}_FILE, EXO_KAFKA_TLS_SERVER_NAME,
+EXO_KAFKA_TLS_INSECURE_SKIP_VERIFY, EXO_KAFKA_SASL_MECHANISM, EXO_KAFKA_SASL_USERNAME,
+EXO_KAFKA_SASL_PASSWORD(_FILE), EXO_KAFKA_SASL_OAUTH_TOKEN_FILE.
 Run "exo-alerts <command> -h" for the flags of a command.
 `
 
@@ -93,7 +97,8 @@ func cmdDev(ctx context.Context, args []string) error {
 		return err
 	}
 	env := &config.Env{}
-	c := config.Load(env, config.Needs{})
+	// TLS and SASL apply to a Kafka of one's own (KAFKA_BROKERS), not to the in-process one.
+	c := config.Load(env, config.Needs{Kafka: os.Getenv("KAFKA_BROKERS") != ""})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -102,7 +107,7 @@ func cmdDev(ctx context.Context, args []string) error {
 		exe = p
 	}
 	return runDev(ctx, devConfig{
-		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaPort: *kafkaPort,
+		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaOpts: c.KafkaOpts, KafkaPort: *kafkaPort,
 		TopicPrefix: c.Topics.Prefix, Keyring: env.String("EXO_KEYRING", ""), DemoAPIKey: env.String("EXO_DEMO_API_KEY", ""),
 		Exe: exe, Log: c.Log, Out: os.Stdout,
 	})
@@ -156,7 +161,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		"controlplane": func(ctx context.Context) error {
 			return controlplane.Run(ctx, controlplane.Config{
 				Addr: *addr, Pool: pool, Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring,
-				Allowlist: c.Allowlist, Log: c.Log, Registry: reg,
+				Allowlist: c.Allowlist, Log: c.Log, Registry: reg, KafkaOpts: c.KafkaOpts,
 				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
 				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
 			})
@@ -166,6 +171,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		rc.Pool, rc.Registerer = pool, reg
 		parts["recorder"] = func(ctx context.Context) error { return recorder.Run(ctx, rc) }
 	}
+	parts["kafka"] = checkKafka(c)
 	return runTogether(ctx, parts)
 }
 
@@ -198,7 +204,7 @@ func runTogether(ctx context.Context, parts map[string]func(context.Context) err
 // commands.
 func recorderConfig(env *config.Env, c config.Common) recorder.Config {
 	return recorder.Config{
-		Brokers: c.Brokers, Topics: c.Topics, Log: c.Log,
+		Brokers: c.Brokers, Topics: c.Topics, Log: c.Log, KafkaOpts: c.KafkaOpts,
 		Group:             env.String("EXO_RECORDER_GROUP", ""),
 		HistoryRetention:  env.Duration("EXO_HISTORY_RETENTION", 0),
 		RetentionInterval: env.Duration("EXO_RETENTION_INTERVAL", 0),
@@ -225,7 +231,20 @@ func cmdRecorder(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	serveMetrics(ctx, *metricsAddr, reg)
 	rc.Pool, rc.Registerer = pool, reg
-	return recorder.Run(ctx, rc)
+	return runTogether(ctx, map[string]func(context.Context) error{
+		"recorder": func(ctx context.Context) error { return recorder.Run(ctx, rc) },
+		"kafka":    checkKafka(c),
+	})
+}
+
+// checkKafka is a part of runTogether for the components that ride out a
+// Kafka outage (the control plane, the recorder): it ends the process when
+// the brokers refuse the connection for good (a wrong CA or password),
+// rather than leaving it retrying (kafka.CheckConnection).
+func checkKafka(c config.Common) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return kafka.CheckConnection(ctx, c.Log, append(kafka.ClientOpts(c.Brokers, nil), c.KafkaOpts...))
+	}
 }
 
 // serveMetrics serves /metrics on addr for the components without an API.
@@ -250,7 +269,7 @@ func cmdProcessor(ctx context.Context, args []string) error {
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Kafka: true})
 	pc := processor.Config{
-		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log,
+		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log, KafkaOpts: c.KafkaOpts,
 		TransactionalID: env.String("EXO_PROCESSOR_TRANSACTIONAL_ID", ""), Group: env.String("EXO_PROCESSOR_GROUP", ""),
 		Grace: env.Duration("EXO_PROCESSOR_GRACE", 0),
 	}
@@ -282,7 +301,7 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	}
 	dc := dispatcher.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Keyring: c.Keyring, Allowlist: c.Allowlist,
-		AttemptTimeout: *timeout, Log: c.Log, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
+		AttemptTimeout: *timeout, Log: c.Log, KafkaOpts: c.KafkaOpts, Tiers: tiers, Links: dispatcher.LinkTemplate(env.String("EXO_DASHBOARD_RUN_URL", "")),
 		Group:          env.String("EXO_DISPATCHER_GROUP", ""),
 		Workers:        env.Int("EXO_DISPATCHER_WORKERS", 0),
 		EndpointRate:   float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
@@ -379,11 +398,22 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.SplitBrokers(*brokers)...), kgo.ProducerLinger(0))
+	env := &config.Env{}
+	security := env.KafkaOpts(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err := env.Err(); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kafka.SplitBrokers(*brokers)...), kgo.ProducerLinger(0)}, security...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = kafka.Handshake(hctx, cl)
+	cancel()
+	if err != nil {
+		return err
+	}
 	topic := kafka.NewTopics(*prefix).Events
 	for i := 0; i < *count; i++ {
 		ev := workload.Event(workload.Spec{
@@ -660,13 +690,16 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0)}, c.KafkaOpts...)...)
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		if err := kafka.Handshake(pctx, cl); err != nil {
+			return err
+		}
 		if err := recorder.Replay(pctx, db, cl, id); err != nil {
 			return err
 		}

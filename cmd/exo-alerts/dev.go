@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/dispatcher"
@@ -29,7 +30,8 @@ type devConfig struct {
 	Addr        string // API, dashboard and demo receiver
 	DatabaseURL string // empty: a throwaway local cluster
 	Brokers     []string
-	KafkaPort   int // of the in-process broker when Brokers is empty
+	KafkaOpts   []kgo.Opt // TLS and SASL of Brokers
+	KafkaPort   int       // of the in-process broker when Brokers is empty
 	TopicPrefix string
 	Keyring     string // empty: a dev key ring kept in the user's config dir
 	DemoAPIKey  string // empty: a fresh key
@@ -123,18 +125,18 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	run("controlplane", func() error {
 		return controlplane.Run(ctx, controlplane.Config{
 			Addr: cfg.Addr, Pool: pool, Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
-			Log: log, Registry: reg, Routes: recv.Routes, Ready: addrCh,
+			Log: log, Registry: reg, Routes: recv.Routes, Ready: addrCh, KafkaOpts: cfg.KafkaOpts,
 		})
 	})
 	run("processor", func() error {
-		return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady})
+		return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: cfg.KafkaOpts})
 	})
 	run("dispatcher", func() error {
 		return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
-			Log: log, Registerer: reg, Ready: dispReady})
+			Log: log, Registerer: reg, Ready: dispReady, KafkaOpts: cfg.KafkaOpts})
 	})
 	run("recorder", func() error {
-		return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg, Ready: recReady})
+		return recorder.Run(ctx, recorder.Config{Brokers: brokers, Topics: topics, Pool: pool, Log: log, Registerer: reg, Ready: recReady, KafkaOpts: cfg.KafkaOpts})
 	})
 	var addr net.Addr
 	for _, ch := range []<-chan struct{}{procReady, dispReady, recReady} {

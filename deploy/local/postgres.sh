@@ -4,13 +4,17 @@
 #   postgres.sh up              start (initdb on first use); no-op if running
 #   postgres.sh down [--purge]  stop (pg_ctl -m fast); --purge deletes the cluster
 #   postgres.sh status          exit 0 if running and answering, 3 if not
-#   postgres.sh url             print the connection URL
+#   postgres.sh url             print the connection URL (with EXO_PG_TLS=on:
+#                               sslmode=verify-full and the test CA as sslrootcert)
 #
 # Environment:
 #   EXO_STATE_DIR   state root (default /tmp/exo-alerts); cluster in $EXO_STATE_DIR/pg
 #   EXO_PG_PORT     TCP port on 127.0.0.1 (default 55432)
 #   EXO_PG_BINDIR   PostgreSQL bin dir (default: pg_config --bindir, else newest
 #                   /usr/lib/postgresql/*/bin)
+#   EXO_PG_TLS      on: serve TLS only (ssl=on with a test CA and certificate for
+#                   127.0.0.1 made by certs.sh in $EXO_STATE_DIR/pg/tls; TCP
+#                   connections without TLS are rejected); default off
 #
 # Listens on 127.0.0.1 only, trust auth, superuser "postgres", tuned for tests
 # (fsync/synchronous_commit/full_page_writes off): never use it for real data.
@@ -28,6 +32,12 @@ PG_SOCK="${PG_DIR}/sock"
 PG_LOG="${PG_DIR}/postgres.log"
 READY_TIMEOUT="${EXO_PG_READY_TIMEOUT:-30}"
 PG_OS_USER=postgres
+PG_TLS_DIR="${PG_DIR}/tls"
+case "${EXO_PG_TLS:-off}" in
+on | true | 1) PG_TLS=1 ;;
+off | false | 0) PG_TLS=0 ;;
+*) printf '%s: error: EXO_PG_TLS=%s is neither on nor off\n' "$(basename -- "${BASH_SOURCE[0]}")" "$EXO_PG_TLS" >&2; exit 2 ;;
+esac
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -41,7 +51,11 @@ EOF
 
 # The URL is fully determined by the configuration: no binaries needed.
 url() {
-	printf 'postgres://postgres@%s:%s/postgres?sslmode=disable\n' "$PG_HOST" "$PG_PORT"
+	if ((PG_TLS)); then
+		printf 'postgres://postgres@%s:%s/postgres?sslmode=verify-full&sslrootcert=%s\n' "$PG_HOST" "$PG_PORT" "${PG_TLS_DIR}/ca.crt"
+	else
+		printf 'postgres://postgres@%s:%s/postgres?sslmode=disable\n' "$PG_HOST" "$PG_PORT"
+	fi
 }
 
 find_bindir() {
@@ -143,13 +157,7 @@ init_cluster() {
 		rm -rf -- "$tmp"
 		die "initdb failed"
 	fi
-	# Loopback trust only: this cluster is a throwaway that never leaves 127.0.0.1.
-	as_owner tee -- "$tmp/pg_hba.conf" >/dev/null <<'EOF'
-# Managed by deploy/local/postgres.sh: throwaway test cluster on loopback.
-# TYPE  DATABASE  USER  ADDRESS        METHOD
-local   all       all                  trust
-host    all       all   127.0.0.1/32   trust
-EOF
+	# pg_hba.conf is written by write_config.
 	printf "\n# Settings managed by deploy/local/postgres.sh\ninclude 'exo.conf'\n" |
 		as_owner tee -a -- "$tmp/postgresql.conf" >/dev/null
 	mv -T -- "$tmp" "$PG_DATA"
@@ -172,6 +180,28 @@ jit = off
 max_wal_size = 1GB
 logging_collector = off
 log_line_prefix = '%m [%p] '
+EOF
+	local hba
+	if ((PG_TLS)); then
+		local tls_quoted="${PG_TLS_DIR//\'/\'\'}"
+		as_owner tee -a -- "$PG_DATA/exo.conf" >/dev/null <<EOF
+# EXO_PG_TLS=on: TLS with the test certificate of certs.sh.
+ssl = on
+ssl_cert_file = '${tls_quoted}/server.crt'
+ssl_key_file = '${tls_quoted}/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+EOF
+		hba="hostnossl all       all   127.0.0.1/32   reject
+hostssl   all       all   127.0.0.1/32   trust"
+	else
+		hba="host    all       all   127.0.0.1/32   trust"
+	fi
+	# Loopback trust only: this cluster is a throwaway that never leaves 127.0.0.1.
+	as_owner tee -- "$PG_DATA/pg_hba.conf" >/dev/null <<EOF
+# Managed by deploy/local/postgres.sh (rewritten on every 'up'): throwaway test cluster on loopback.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  trust
+${hba}
 EOF
 }
 
@@ -232,6 +262,12 @@ cmd_up() {
 	fi
 	prepare_dirs
 	init_cluster
+	if ((PG_TLS)); then
+		"$(dirname -- "${BASH_SOURCE[0]}")/certs.sh" "$PG_TLS_DIR"
+		if [[ "$(id -u)" -eq 0 ]]; then
+			chown -R "$PG_OS_USER:" -- "$PG_TLS_DIR"
+		fi
+	fi
 	write_config
 	log "starting PostgreSQL on $PG_HOST:$PG_PORT (log $PG_LOG)"
 	local out

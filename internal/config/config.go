@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 )
@@ -91,6 +93,10 @@ type Common struct {
 	Keyring     *keyring.Ring
 	Allowlist   []string
 	Log         *slog.Logger
+	// KafkaOpts are the TLS and SASL options every Kafka client of the
+	// process adds (EXO_KAFKA_TLS*, EXO_KAFKA_SASL_*); read only when the
+	// command needs Kafka.
+	KafkaOpts []kgo.Opt
 }
 
 // Needs says which settings a command requires.
@@ -130,5 +136,8 @@ func Load(e *Env, needs Needs) Common {
 		e.Problem("EXO_LOG_LEVEL must be debug, info, warn or error")
 	}
 	c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if needs.Kafka {
+		c.KafkaOpts = e.KafkaOpts(c.Log)
+	}
 	return c
 }

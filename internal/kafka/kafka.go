@@ -78,18 +78,25 @@ func (t Topics) Specs(partitions int32) []Spec {
 }
 
 // EnsureTopics creates every topic that does not exist yet. Existing topics
-// are left as they are.
+// are left as they are, but their cleanup policy is checked (see
+// checkPolicies): a topic that must be compacted and is not, or the other
+// way round, is refused with a Permanent error naming it and the fix.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []Spec) error {
+	var existing []Spec
 	for _, s := range specs {
 		resp, err := adm.CreateTopic(ctx, s.Partitions, -1, s.Configs, s.Name)
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			existing = append(existing, s)
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("kafka: create topic %s: %w", s.Name, err)
 		}
 	}
-	return nil
+	return checkPolicies(ctx, adm, existing)
 }
 
 // SplitBrokers splits a comma-separated broker list.

@@ -2,11 +2,16 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Backoff between the tries of a start-up step while Kafka is unreachable.
@@ -49,7 +54,9 @@ var permanentKafkaErrs = []error{
 }
 
 // Fatal reports whether err ends a start-up rather than being retried: it
-// was marked Permanent, or it is a broker answer in permanentKafkaErrs.
+// was marked Permanent, it is a broker answer in permanentKafkaErrs (a
+// refused SASL authentication among them), or a TLS handshake that failed
+// for good (BadTLS).
 // Everything else — a broker that cannot be dialed, a request timing out,
 // a topic or partition leader not known yet — is what an outage looks like,
 // and waiting it out costs less than exiting (an orchestrator restarting
@@ -62,6 +69,32 @@ func Fatal(err error) bool {
 		if errors.Is(err, p) {
 			return true
 		}
+	}
+	return BadTLS(err)
+}
+
+// BadTLS reports a TLS handshake that no wait can cure: the broker's
+// certificate does not verify (signed by a CA not trusted, issued for
+// another name, expired), the broker refused the handshake or the client's
+// certificate (a TLS alert), or the port does not speak TLS.
+func BadTLS(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		header   tls.RecordHeaderError
+		alert    tls.AlertError
+		op       *net.OpError
+	)
+	switch {
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &hostname),
+		errors.As(err, &invalid), errors.As(err, &header), errors.As(err, &alert):
+		return true
+	case errors.As(err, &op):
+		// An alert the broker sent ("remote error: tls: unknown certificate
+		// authority", "... certificate required").
+		return op.Op == "remote error"
 	}
 	return false
 }
@@ -111,4 +144,38 @@ func wait(ctx context.Context, log *slog.Logger, what string, step func(context.
 		case <-after(backoff):
 		}
 	}
+}
+
+// CheckConnection connects to the brokers with opts (kgo's Ping: a
+// connection, its TLS handshake and SASL authentication, an ApiVersions
+// request) until that succeeds, waiting through an outage like Wait, and
+// returns at once an error Fatal says no retry cures: a TLS handshake that
+// fails, an authentication refused. Components that ride out Kafka
+// outages without exiting (the control plane serves its API, the recorder
+// retries its fetches) run it beside themselves, so that a wrong password
+// or CA ends the process with that error instead of a retry that never
+// succeeds. It returns nil when the connection works or ctx ends.
+func CheckConnection(ctx context.Context, log *slog.Logger, opts []kgo.Opt) error {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: client: %w", err)
+	}
+	defer cl.Close()
+	err = Wait(ctx, log, "kafka: connect", func(ctx context.Context) error { return cl.Ping(ctx) })
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("kafka: the brokers refuse the connection (EXO_KAFKA_TLS*, EXO_KAFKA_SASL_*): %w", err)
+	}
+	return nil
+}
+
+// Handshake connects cl once (its TLS handshake, SASL authentication and an
+// ApiVersions request) and returns the error only when Fatal says no retry
+// cures it: one-shot commands (emit, quarantine replay) say at once that
+// the brokers refuse them, instead of retrying until their produce times
+// out. An unreachable broker (nil here) is left to that timeout.
+func Handshake(ctx context.Context, cl *kgo.Client) error {
+	if err := cl.Ping(ctx); err != nil && Fatal(err) {
+		return fmt.Errorf("kafka: the brokers refuse the connection (EXO_KAFKA_TLS*, EXO_KAFKA_SASL_*): %w", err)
+	}
+	return nil
 }
