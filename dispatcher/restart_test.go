@@ -99,7 +99,10 @@ func (r *restartRig) startEnv(extra ...string) *proc {
 		r.t.Fatal(err)
 	}
 	defer func() { _ = f.Close() }() // the child has its own descriptor
-	cmd := exec.Command(r.bin, "dispatcher", "--metrics-addr=", "--attempt-timeout=2s")
+	// The receiver answers at once; the generous attempt timeout keeps a
+	// loaded machine (race detector, other tests) from timing out an
+	// attempt that succeeds, which would be a duplicate with no kill.
+	cmd := exec.Command(r.bin, "dispatcher", "--metrics-addr=", "--attempt-timeout=15s")
 	cmd.Env, cmd.Stdout, cmd.Stderr = append(slices.Clone(r.env), extra...), f, f
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("start dispatcher: %v", err)
