@@ -39,27 +39,51 @@ func (e *buildError) Unwrap() error { return e.err }
 
 var flagLine = regexp.MustCompile(`(?m)^\s+-([a-z0-9][a-z0-9-]*)\b`)
 
-// flagsOf returns the flags `exo-alerts <command> -h` lists.
-func flagsOf(t *testing.T, command string) map[string]bool {
+// flagsOf returns the flags `exo-alerts <command> [<verb>] -h` lists.
+func flagsOf(t *testing.T, command ...string) map[string]bool {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	cmd := exec.Command(bin, command, "-h")
+	cmd := exec.Command(bin, append(command, "-h")...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("exo-alerts %s -h: %v\n%s", command, err, out.String())
+		t.Fatalf("exo-alerts %s -h: %v\n%s", strings.Join(command, " "), err, out.String())
 	}
 	flags := map[string]bool{}
 	for _, m := range flagLine.FindAllStringSubmatch(out.String(), -1) {
 		flags[m[1]] = true
 	}
 	if len(flags) == 0 {
-		t.Fatalf("exo-alerts %s -h lists no flag:\n%s", command, out.String())
+		t.Fatalf("exo-alerts %s -h lists no flag:\n%s", strings.Join(command, " "), out.String())
 	}
 	return flags
+}
+
+var commandLine = regexp.MustCompile(`(?m)^  ([a-z]+)\s{2,}`)
+
+// commands returns the subcommands `exo-alerts help` lists.
+func commands(t *testing.T) map[string]bool {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("exo-alerts help: %v\n%s", err, out)
+	}
+	_, list, ok := strings.Cut(string(out), "Commands:")
+	if !ok {
+		t.Fatalf("exo-alerts help lists no commands:\n%s", out)
+	}
+	cmds := map[string]bool{}
+	for _, m := range commandLine.FindAllStringSubmatch(list, -1) {
+		cmds[m[1]] = true
+	}
+	return cmds
 }
 
 var envLiteral = regexp.MustCompile(`"([A-Z][A-Z0-9_]*)"`)

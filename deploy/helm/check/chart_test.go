@@ -674,8 +674,8 @@ func TestRecorderPlacement(t *testing.T) {
 }
 
 // TestObjectsFitTogether checks the references between the rendered
-// objects that the API server accepts but that break the deployment: a
-// selector that does not select its own pods, a Service, PDB or
+// objects that break the deployment: a mount of a volume the pod lacks, a
+// volume nobody mounts, a selector that does not select its own pods, a Service, PDB or
 // NetworkPolicy selecting no workload or a port no container has, an HPA
 // on a Deployment that also fixes its replicas, a StatefulSet without its
 // headless Service.
@@ -703,6 +703,23 @@ func TestObjectsFitTogether(t *testing.T) {
 				return s
 			}
 			for _, w := range ws {
+				vols := map[string]bool{}
+				for _, v := range w.pod.Spec.Volumes {
+					vols[v.Name] = false
+				}
+				for _, c := range w.pod.Spec.Containers {
+					for _, m := range c.VolumeMounts {
+						if _, ok := vols[m.Name]; !ok {
+							t.Errorf("%s %s: container %s mounts volume %s, which the pod lacks", w.kind, w.name, c.Name, m.Name)
+						}
+						vols[m.Name] = true
+					}
+				}
+				for v, used := range vols {
+					if !used {
+						t.Errorf("%s %s: volume %s is mounted by no container", w.kind, w.name, v)
+					}
+				}
 				if w.kind == "Job" {
 					continue
 				}

@@ -164,24 +164,6 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 {{- end -}}
 
-{{/* The Kafka TLS volume and its mount. */}}
-{{- define "exo.kafkaTLSVolume" -}}
-{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
-- name: kafka-tls
-  secret:
-    secretName: {{ .Values.kafka.tls.existingSecret }}
-    defaultMode: 0440
-{{- end }}
-{{- end -}}
-
-{{- define "exo.kafkaTLSMount" -}}
-{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
-- name: kafka-tls
-  mountPath: /etc/exo-alerts/kafka-tls
-  readOnly: true
-{{- end }}
-{{- end -}}
-
 {{/* An httpGet probe: (dict "path" "/healthz" "port" "http" "p" .Values.x.livenessProbe). */}}
 {{- define "exo.probe" -}}
 httpGet:
@@ -309,4 +291,37 @@ spec:
       port: {{ .port }}
       targetPort: {{ .portName }}
       protocol: TCP
+{{- end -}}
+
+{{/* A pod's volumes: the Kafka TLS Secret (unless noKafka) and extraVolumes. (dict "Values" .Values "noKafka" false) */}}
+{{- define "exo.volumes" -}}
+{{- $kafka := and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret (not .noKafka) -}}
+{{- if or $kafka .Values.extraVolumes }}
+volumes:
+  {{- if $kafka }}
+  - name: kafka-tls
+    secret:
+      secretName: {{ .Values.kafka.tls.existingSecret }}
+      defaultMode: 0440
+  {{- end }}
+  {{- with .Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A container's volume mounts, to match exo.volumes. */}}
+{{- define "exo.volumeMounts" -}}
+{{- $kafka := and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret (not .noKafka) -}}
+{{- if or $kafka .Values.extraVolumeMounts }}
+volumeMounts:
+  {{- if $kafka }}
+  - name: kafka-tls
+    mountPath: /etc/exo-alerts/kafka-tls
+    readOnly: true
+  {{- end }}
+  {{- with .Values.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
