@@ -12,12 +12,24 @@ import (
 	"testing"
 )
 
+// binDir holds the binary built for the tests; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // binary builds cmd/exo-alerts of the parent module once per test run.
 var binary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "exo-alerts-helm-check")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "exo-alerts")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/exo-alerts")
 	cmd.Dir = repoRoot

@@ -138,6 +138,29 @@ func TestRenderedObjects(t *testing.T) {
 	}
 }
 
+// TestLongReleaseNames: a release name as long as Helm allows (53) still
+// gives names Kubernetes accepts: DNS labels for Services and everything
+// else, and a StatefulSet name short enough for its pods'
+// controller-revision-hash label.
+func TestLongReleaseNames(t *testing.T) {
+	t.Parallel()
+	rel := strings.Repeat("r", 44) + "-alerting" // 53 characters
+	dns := regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	for _, m := range renderIn(t, loadValues(t, fullValues), rel, namespace) {
+		if n := m.name(); len(n) > 63 || !dns.MatchString(n) {
+			t.Errorf("%s: name %q is not a DNS label", m, n)
+		}
+	}
+	for _, m := range renderIn(t, map[string]any{}, rel, namespace) {
+		if n := m.name(); len(n) > 63 || !dns.MatchString(n) {
+			t.Errorf("%s: name %q is not a DNS label", m, n)
+		}
+		if s, ok := m.obj.(*appsv1.StatefulSet); ok && len(s.Name) > 52 {
+			t.Errorf("StatefulSet %s: %d characters; its pods' controller-revision-hash label would pass 63", s.Name, len(s.Name))
+		}
+	}
+}
+
 // TestPodsAreLockedDown: every container of every workload runs as user
 // 65532, non-root, read-only root, no privilege escalation, no capabilities,
 // the runtime's seccomp profile, and no service account token.

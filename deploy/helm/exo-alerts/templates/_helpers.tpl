@@ -16,9 +16,14 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The name of a component's resources: (dict "root" $ "component" "processor"). */}}
+{{/*
+The name of a component's resources: (dict "root" $ "component" "processor").
+At most 41 + 1 + 12 characters: a Service name stays a DNS label (63), and
+the processor StatefulSet's name stays within 52, which its pods' label
+controller-revision-hash (<name>-<hash>) needs.
+*/}}
 {{- define "exo.componentName" -}}
-{{- printf "%s-%s" (include "exo.fullname" .root | trunc 50 | trimSuffix "-") .component -}}
+{{- printf "%s-%s" (include "exo.fullname" .root | trunc 41 | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{- define "exo.selectorLabels" -}}
