@@ -67,6 +67,7 @@ func TestValuesAreRefused(t *testing.T) {
 		{"misspelt nested value", "processor:\n  replica: 2\n", "replica"},
 		{"unknown SASL mechanism", "kafka:\n  sasl:\n    mechanism: SCRAM-SHA-1\n", "mechanism"},
 		{"partitions out of range", "topics:\n  partitions: 0\n", "partitions"},
+		{"privileged port", "controlplane:\n  port: 80\n", "port"},
 		{"retry tier not a duration", "topics:\n  retryTiers: [5 seconds]\n", "retryTiers"},
 		{"SASL without credentials", "kafka:\n  sasl:\n    mechanism: PLAIN\n", "kafka.sasl.username"},
 		{"client certificate without key", "kafka:\n  tls:\n    enabled: true\n    existingSecret: s\n    certKey: tls.crt\n", "kafka.tls.keyKey"},
