@@ -562,3 +562,45 @@ func TestREADMEListsInputsAndOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseValuesAreChartValues: every value the module sets is one the
+// chart has (deploy/helm/exo-alerts/values.yaml): a renamed chart value
+// fails here, not silently at helm install.
+func TestReleaseValuesAreChartValues(t *testing.T) {
+	m := load(t)
+	e := evaluate(t, m, with(required(),
+		"image", cty.ObjectVal(map[string]cty.Value{"repository": cty.StringVal("r"), "tag": cty.StringVal("1"), "digest": cty.StringVal("sha256:0")}),
+		"kafka_sasl", cty.ObjectVal(map[string]cty.Value{"mechanism": cty.StringVal("PLAIN"), "secret": cty.StringVal("s")}),
+		"replicas", cty.ObjectVal(map[string]cty.Value{"controlplane": cty.NumberIntVal(2), "processor": cty.NumberIntVal(3),
+			"dispatcher": cty.NumberIntVal(2), "recorder": cty.NumberIntVal(1)}),
+	))
+	chart := e.Resources["helm_release.this"][""]["chart"].AsString()
+	src, err := os.ReadFile(filepath.Join(chart, "values.yaml"))
+	if err != nil {
+		t.Fatalf("the chart the release installs: %v", err)
+	}
+	var chartValues map[string]any
+	if err := yaml.Unmarshal(src, &chartValues); err != nil {
+		t.Fatalf("%s/values.yaml: %v", chart, err)
+	}
+	vals := decodeValues(t, e.Resources["helm_release.this"][""]["values"].Index(cty.NumberIntVal(0)).AsString())
+	var walk func(path string, set, known map[string]any)
+	walk = func(path string, set, known map[string]any) {
+		for k, v := range set {
+			kv, ok := known[k]
+			if !ok {
+				t.Errorf("the module sets %s%s; the chart has no such value", path, k)
+				continue
+			}
+			sub, isMap := v.(map[string]any)
+			ksub, kIsMap := kv.(map[string]any)
+			switch {
+			case isMap && kIsMap:
+				walk(path+k+".", sub, ksub)
+			case isMap != kIsMap && kv != nil:
+				t.Errorf("the module sets %s%s to %T; the chart's is %T", path, k, v, kv)
+			}
+		}
+	}
+	walk("", vals, chartValues)
+}
