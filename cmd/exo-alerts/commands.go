@@ -229,7 +229,9 @@ func cmdRecorder(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	reg := prometheus.NewRegistry()
-	serveMetrics(ctx, *metricsAddr, reg)
+	ready := make(chan struct{})
+	rc.Ready = ready
+	serveMetrics(ctx, *metricsAddr, reg, ready)
 	rc.Pool, rc.Registerer = pool, reg
 	return runTogether(ctx, map[string]func(context.Context) error{
 		"recorder": func(ctx context.Context) error { return recorder.Run(ctx, rc) },
@@ -248,13 +250,25 @@ func checkKafka(c config.Common) func(context.Context) error {
 }
 
 // serveMetrics serves /metrics on addr for the components without an API.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {
+// /healthz answers while the process runs; /readyz answers 200 once the
+// component closed ready (it has joined its group and restored its state),
+// 503 before, so an orchestrator sends no traffic and counts no rollout
+// step done before then.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready <-chan struct{}) {
 	if addr == "" {
 		return
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-ready:
+			_, _ = w.Write([]byte("ready\n"))
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.ListenAndServe() }()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
@@ -277,7 +291,9 @@ func cmdProcessor(ctx context.Context, args []string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	serveMetrics(ctx, *metricsAddr, reg)
+	ready := make(chan struct{})
+	pc.Ready = ready
+	serveMetrics(ctx, *metricsAddr, reg, ready)
 	pc.Registerer = reg
 	return processor.Run(ctx, pc)
 }
@@ -312,7 +328,9 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	serveMetrics(ctx, *metricsAddr, reg)
+	ready := make(chan struct{})
+	dc.Ready = ready
+	serveMetrics(ctx, *metricsAddr, reg, ready)
 	dc.Registerer = reg
 	return dispatcher.Run(ctx, dc)
 }

@@ -141,12 +141,3 @@ var sourceEnvNames = sync.OnceValues(func() (map[string]bool, error) {
 	return names, err
 })
 
-// pendingEnv are the Kafka TLS and SASL variables of issue #10 item 4,
-// written by another branch of work at the same time as this chart. Until
-// that branch lands the binary does not read them; once it has, each is
-// found in the sources like any other and this list can go.
-var pendingEnv = map[string]bool{
-	"EXO_KAFKA_TLS": true, "EXO_KAFKA_TLS_CA_FILE": true, "EXO_KAFKA_TLS_CERT_FILE": true,
-	"EXO_KAFKA_TLS_KEY_FILE": true, "EXO_KAFKA_TLS_SERVER_NAME": true,
-	"EXO_KAFKA_SASL_MECHANISM": true, "EXO_KAFKA_SASL_USERNAME": true, "EXO_KAFKA_SASL_PASSWORD": true,
-}
