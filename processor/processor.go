@@ -120,10 +120,10 @@ type Processor struct {
 	// no alerts (servedRules), its events are counted tenant_off.
 	rollout *rollout.Table
 	eng     *engine.Engine
-	adm        *kadm.Client
-	client     *kgo.Client
-	runs       atomic.Int64
-	base       []kgo.Opt
+	adm     *kadm.Client
+	client  *kgo.Client
+	runs    atomic.Int64
+	base    []kgo.Opt
 
 	// rebalance events from the group callbacks, applied by the loop.
 	rbMu    sync.Mutex
