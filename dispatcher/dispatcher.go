@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -173,7 +174,10 @@ type Dispatcher struct {
 	endpoints *ktable.Table[schemas.EndpointRecord]
 	// rollout says which tenants are served: a delivery of a tenant
 	// switched off is not sent but dead-lettered (tenant_disabled).
-	rollout       *rollout.Table
+	rollout *rollout.Table
+	// rolloutSynced is when (unix ns) the last completed catch-up of the
+	// rollout table started (servedFor).
+	rolloutSynced atomic.Int64
 	attempts      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	lanes         *lanes
@@ -357,7 +361,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	}
 	del := *dp
 	attemptNo := attemptOf(r)
-	if !d.rollout.Served(del.TenantID) {
+	if !d.servedFor(ctx, r, del.TenantID) {
 		return d.tenantDisabled(r, &del, attemptNo)
 	}
 	key := schemas.TenantKey(del.TenantID, del.EndpointID)
@@ -415,6 +419,32 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
 	return d.outcome(r, &del, attemptNo, deliveryID, a)
+}
+
+// servedFor reports whether the rollout serves tenant, for its delivery
+// r. The table tails the tenants topic (within 200 ms); a tenant that looks
+// switched off may have been switched on just before the processor made r,
+// so the table first catches up with the topic (ktable.Sync), unless a
+// catch-up that started after r was produced has completed already: a
+// backlog of a tenant switched off costs one catch-up, not one per record.
+func (d *Dispatcher) servedFor(ctx context.Context, r *kgo.Record, tenant string) bool {
+	if d.rollout.Served(tenant) {
+		return true
+	}
+	if d.rolloutSynced.Load() <= r.Timestamp.UnixNano() {
+		start := time.Now().UnixNano()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d.rollout.Sync(sctx)
+		cancel()
+		switch {
+		case err == nil:
+			for last := d.rolloutSynced.Load(); last < start && !d.rolloutSynced.CompareAndSwap(last, start); last = d.rolloutSynced.Load() {
+			}
+		case ctx.Err() == nil:
+			d.log.Warn("rollout table not caught up; deciding with what is loaded", "err", err)
+		}
+	}
+	return d.rollout.Served(tenant)
 }
 
 // tenantDisabled sets aside a delivery of a tenant the rollout does not
