@@ -504,9 +504,6 @@ func (s *Server) listRolloutAudit(ctx context.Context, in *rolloutAuditIn) (*rol
 // The exo-alerts command's changes (actor cli). Each returns whether it
 // changed anything and the id of its transaction, for WaitPublished.
 
-// RolloutTenant is a tenant's rollout for the exo-alerts command.
-type RolloutTenant = store.TenantRollout
-
 // SetRolloutDefault stores state (off, beta or ga) as the global default.
 func SetRolloutDefault(ctx context.Context, pool *pgxpool.Pool, topics kafka.Topics, state string) (changed bool, xid string, err error) {
 	st, err := rollout.Parse(state)

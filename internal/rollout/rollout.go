@@ -114,16 +114,24 @@ func decode(b []byte) (schemas.TenantRecord, error) {
 	return r, err
 }
 
+// changed is the table's change hook: a change is logged at INFO once the
+// table is loaded (the initial load of every tenant's state at DEBUG).
 func (t *Table) changed(c ktable.Change[schemas.TenantRecord]) {
 	t.version.Add(1)
-	state := "(follows the default)"
+	level := slog.LevelDebug
+	select {
+	case <-t.t.Ready():
+		level = slog.LevelInfo
+	default:
+	}
+	state := "(none: follows the default)"
 	if c.Value != nil {
 		state = c.Value.State
 	}
 	if c.Key == schemas.RolloutDefaultKey {
-		t.log.Info("rollout default changed", "state", state)
+		t.log.Log(context.Background(), level, "rollout default changed", "state", state)
 	} else {
-		t.log.Info("tenant rollout changed", "tenant_id", c.Key, "state", state)
+		t.log.Log(context.Background(), level, "tenant rollout changed", "tenant_id", c.Key, "state", state)
 	}
 }
 
