@@ -21,9 +21,9 @@ const rolloutUsage = `usage: exo-alerts rollout list [--explicit] [--limit N]
        exo-alerts rollout set [--wait D] <tenant> off|beta|ga
        exo-alerts rollout clear [--wait D] <tenant>
        exo-alerts rollout default [--wait D] off|beta|ga
-       exo-alerts rollout history [--limit N]
+       exo-alerts rollout history [--limit N]`
 
-The live rollout flag: each tenant's explicit state and the global default.
+const rolloutHelp = `The live rollout flag: each tenant's explicit state and the global default.
 Global off serves nobody; beta only the tenants in state beta or ga; ga every
 tenant but those in state off. A tenant not served gets no alerts (the
 processor and dispatcher follow a change within a second) and 403 from the
@@ -37,7 +37,7 @@ func cmdRollout(ctx context.Context, args []string) error {
 		return errors.New(rolloutUsage)
 	}
 	fs := flag.NewFlagSet("rollout "+args[0], flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), rolloutUsage) }
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp) }
 	limit := fs.Int("limit", 1000, "list: at most this many tenants; history: this many changes, newest first")
 	explicit := fs.Bool("explicit", false, "list: only the tenants with an explicit state")
 	wait := fs.Duration("wait", 10*time.Second, "set, clear, default: how long to wait for a control plane's relay to publish the change")

@@ -116,7 +116,12 @@ func TestTableFollowsTheTopic(t *testing.T) {
 	tab := rollout.NewTable(topics.Tenants, testenv.Log(t))
 	done := make(chan error, 1)
 	go func() { done <- tab.Run(ctx, kafka.ClientOpts(brokers, nil)) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	select {
 	case <-tab.Ready():
 	case <-time.After(30 * time.Second):
