@@ -11,10 +11,14 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
-// Roles of API keys.
+// Roles of API keys. An admin or viewer key belongs to a tenant; an
+// operator key belongs to none and serves only the operator API (the
+// rollout), which no tenant key may use: tenants must not be able to
+// switch themselves on.
 const (
-	RoleAdmin  = "admin"
-	RoleViewer = "viewer"
+	RoleAdmin    = "admin"
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
 )
 
 // ErrKeyTaken is returned when a fixed API key is already registered for
@@ -38,7 +42,8 @@ func auditOfKey(k *store.APIKey) apiKeyAudit {
 // actorCLI is the audit actor of changes made with the exo-alerts command.
 const actorCLI = "cli"
 
-// MintAPIKey stores key (hashed) for tenant, creating the tenant if needed,
+// MintAPIKey stores key (hashed) for tenant, creating the tenant if needed
+// (an operator key has no tenant: tenant must be ""),
 // with its api_key.create audit row (actor cli) in the same transaction, and
 // returns the key's id: what `exo-alerts apikey create` and dev mode use.
 // Pass NewAPIKey() unless a fixed key is wanted: a fixed key already
@@ -55,15 +60,22 @@ func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, k
 }
 
 func createAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string, audit bool) (string, error) {
-	if role != RoleAdmin && role != RoleViewer {
-		return "", fmt.Errorf("controlplane: role %q: want admin or viewer", role)
+	switch {
+	case role != RoleAdmin && role != RoleViewer && role != RoleOperator:
+		return "", fmt.Errorf("controlplane: role %q: want admin, viewer or operator", role)
+	case role == RoleOperator && tenant != "":
+		return "", errors.New("controlplane: an operator key belongs to no tenant")
+	case role != RoleOperator && tenant == "":
+		return "", fmt.Errorf("controlplane: a key of role %s needs a tenant", role)
 	}
 	if len(key) < 20 {
 		return "", errors.New("controlplane: an API key must be at least 20 characters")
 	}
 	db := store.New(pool, "")
-	if err := db.EnsureTenant(ctx, tenant, tenant); err != nil {
-		return "", err
+	if tenant != "" {
+		if err := db.EnsureTenant(ctx, tenant, tenant); err != nil {
+			return "", err
+		}
 	}
 	var id string
 	err := db.System(ctx, func(tx *store.Tx) error {
@@ -114,9 +126,12 @@ func RevokeAPIKey(ctx context.Context, pool *pgxpool.Pool, id string) error {
 	})
 }
 
-// principal is who an API key speaks for.
+// principal is who an API key speaks for ("" TenantID: an operator).
 type principal struct {
 	KeyID, KeyName, TenantID, Role string
+	// rolloutState and rolloutDefault are the rollout of the tenant, read
+	// with the key (store.APIKey).
+	rolloutState, rolloutDefault string
 }
 
 func (p *principal) actor() string { return "key:" + p.KeyID + " (" + p.KeyName + ")" }
@@ -128,5 +143,6 @@ func (s *Server) lookupKey(ctx context.Context, key string) (*principal, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &principal{KeyID: k.ID, KeyName: k.Name, TenantID: k.TenantID, Role: k.Role}, nil
+	return &principal{KeyID: k.ID, KeyName: k.Name, TenantID: k.TenantID, Role: k.Role,
+		rolloutState: k.RolloutState, rolloutDefault: k.RolloutDefault}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/loop"
 	"github.com/exospherehost/exo-alerts/internal/metrics"
+	"github.com/exospherehost/exo-alerts/internal/rollout"
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -46,6 +47,10 @@ type relay struct {
 	specs   []kafka.Spec
 	poll    time.Duration
 	log     *slog.Logger
+	// rollout writes the rollout's records; seed is EXO_TENANTS, stored at
+	// start when no default is (nil: EXO_TENANTS unset, nothing to store).
+	rollout rolloutChanges
+	seed    *rollout.Seed
 
 	published, failures, quarantined prometheus.Counter
 	unsent                           prometheus.Gauge
@@ -67,7 +72,7 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 	r := &relay{
 		healthy: &s.relaying,
 		db:      s.db, kafka: cl, topics: s.cfg.Topics, specs: s.cfg.Topics.Specs(s.cfg.Partitions),
-		poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox"),
+		poll: s.cfg.OutboxPoll, log: s.log.With("part", "outbox"), rollout: s.changes(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exo_controlplane_outbox_published_total", Help: "Outbox rows published to Kafka and marked sent.",
 		}),
@@ -82,6 +87,10 @@ func newRelay(s *Server, cl *kgo.Client) *relay {
 	r.published = registered(metrics.Register(s.cfg.Registry, r.published))
 	r.failures = registered(metrics.Register(s.cfg.Registry, r.failures))
 	r.quarantined = registered(metrics.Register(s.cfg.Registry, r.quarantined))
+	if s.cfg.Tenants != nil {
+		seed := s.cfg.seed()
+		r.seed = &seed
+	}
 	r.out = &loop.Outage{Log: r.log, What: "outbox relay: postgres or kafka", MinWait: min(100*time.Millisecond, r.poll), MaxWait: relayMaxBackoff}
 	r.unsent, _ = metrics.Register(s.cfg.Registry, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "exo_controlplane_outbox_unsent", Help: "Outbox rows not published yet, counted by the relay after each attempt to drain the outbox.",
@@ -95,6 +104,9 @@ func (r *relay) run(ctx context.Context) error {
 	r.retry(ctx, "create topics", func() error {
 		return kafka.EnsureTopics(ctx, kadm.NewClient(r.kafka), r.specs)
 	})
+	if r.seed != nil {
+		r.retry(ctx, "store the rollout of EXO_TENANTS", func() error { return r.seedRollout(ctx) })
+	}
 	r.retry(ctx, "republish live rules and endpoints", func() error { return r.republish(ctx) })
 	for ctx.Err() == nil {
 		if err := r.listen(ctx); err != nil && ctx.Err() == nil {
@@ -280,7 +292,7 @@ func (r *relay) publishBatch(ctx context.Context) (int, error) {
 }
 
 // valid checks a row's value against its topic's schema (rule and endpoint
-// snapshots, deliveries); a tombstone (nil) is always valid.
+// snapshots, deliveries, rollout states); a tombstone (nil) is always valid.
 func (r *relay) valid(rec *kgo.Record) error {
 	if rec.Value == nil {
 		return nil
@@ -293,6 +305,8 @@ func (r *relay) valid(rec *kgo.Record) error {
 		k = schemas.KindEndpoint
 	case r.topics.Deliveries:
 		k = schemas.KindDelivery
+	case r.topics.Tenants:
+		k = schemas.KindTenant
 	default:
 		return nil
 	}
@@ -302,8 +316,24 @@ func (r *relay) valid(rec *kgo.Record) error {
 	return nil
 }
 
-// republish queues a snapshot of every live rule and endpoint, so the
-// compacted topics converge on Postgres even if they were lost or trimmed.
+// seedRollout stores EXO_TENANTS' rollout unless a default is stored
+// already (rolloutChanges.seed): what is stored takes precedence.
+func (r *relay) seedRollout(ctx context.Context) error {
+	seeded, err := r.rollout.seed(ctx, *r.seed)
+	if err != nil {
+		return fmt.Errorf("outbox: seed rollout: %w", err)
+	}
+	if seeded {
+		r.log.Info("rollout stored from EXO_TENANTS (no default was stored); change it with exo-alerts rollout", "default", r.seed.Default, "beta", r.seed.Beta)
+	} else {
+		r.log.Info("EXO_TENANTS ignored: a rollout is stored (exo-alerts rollout list shows it; EXO_TENANTS only seeds an empty one)")
+	}
+	return nil
+}
+
+// republish queues a snapshot of every live rule and endpoint, and the
+// stored rollout, so the compacted topics converge on Postgres even if
+// they were lost or trimmed.
 // The rows are read FOR SHARE: a change being written concurrently commits
 // either before (and is read here) or after these outbox rows (and its own
 // row follows them), so a stale snapshot never lands after a newer one.
@@ -317,7 +347,12 @@ func (r *relay) republish(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("outbox: republish rules: %w", err)
 		}
-		rows := make([]store.OutboxRow, 0, len(endpoints)+len(rules))
+		rolloutRows, err := r.rollout.republishRows(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("outbox: republish rollout: %w", err)
+		}
+		rows := make([]store.OutboxRow, 0, len(endpoints)+len(rules)+len(rolloutRows))
+		rows = append(rows, rolloutRows...)
 		for _, e := range endpoints {
 			v, _ := json.Marshal(e.Record())
 			rows = append(rows, store.OutboxRow{Topic: r.topics.Endpoints, Key: schemas.TenantKey(e.TenantID, e.ID), Value: v})
@@ -332,7 +367,7 @@ func (r *relay) republish(ctx context.Context) error {
 		if err := tx.InsertOutboxRows(ctx, rows); err != nil {
 			return fmt.Errorf("outbox: republish: %w", err)
 		}
-		r.log.Info("republishing live rules and endpoints", "records", len(rows))
+		r.log.Info("republishing live rules, endpoints and the rollout", "records", len(rows))
 		return nil
 	})
 }

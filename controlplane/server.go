@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,10 +71,15 @@ type Config struct {
 	// KafkaOpts are appended to the options of the control plane's Kafka
 	// client (tests route its connections through a proxy they can cut).
 	KafkaOpts []kgo.Opt
-	// Tenants is the rollout of the feature: nil serves every tenant (GA);
-	// otherwise only the tenants listed (beta), none when empty (off). A
-	// tenant left out gets 403 on every API call; without rules it gets no
-	// alerts. EXO_TENANTS: unset or "*" = all, "none" = off, else a list.
+	// Tenants is EXO_TENANTS, the initial rollout (internal/rollout.SeedOf):
+	// nil (unset or "*") is GA for everybody, empty ("none") off, a list the
+	// beta of those tenants. While no rollout default is stored the API
+	// follows it; at start the relay stores it (default, and state beta for
+	// each tenant listed) if no default is stored yet, audited as
+	// rollout.seed. Once a default is stored, what is stored wins and
+	// Tenants is ignored (nil: nothing is stored; everybody is served until
+	// an operator sets a default). Operators change the rollout with the
+	// operator API or `exo-alerts rollout`.
 	Tenants  []string
 	Log      *slog.Logger
 	Registry *prometheus.Registry
@@ -281,7 +285,8 @@ func (s *Server) newAPI() huma.API {
 	cfg := huma.DefaultConfig("Exosphere Alerts API", Version)
 	cfg.Info.Description = "Outgoing webhooks and alert rules for workflow runs. Authenticate with `Authorization: Bearer <api key>`."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearer": {Type: "http", Scheme: "bearer", Description: "An API key minted with `exo-alerts apikey create`."},
+		"bearer":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key (role admin or viewer), minted with `exo-alerts apikey create --tenant <id>`."},
+		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout API only."},
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
@@ -293,6 +298,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerAudit(api)
 	s.registerEventTypes(api)
 	s.registerMe(api)
+	s.registerRollout(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -361,8 +367,21 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			return
 		}
 		s.pg.ok()
-		if s.cfg.Tenants != nil && !slices.Contains(s.cfg.Tenants, p.TenantID) {
-			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" yet (rollout); ask your operator")
+		// The operator API and the tenants' are apart: an operator key has
+		// no tenant, and a tenant's key must not switch its tenant on.
+		switch forOperator, forTenant := hasScheme(op, "operator"), hasScheme(op, "bearer"); {
+		case p.Role == RoleOperator && !forOperator:
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout only (/v1/rollout); use a tenant's key for this")
+			return
+		case p.Role != RoleOperator && !forTenant:
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation needs an operator key (exo-alerts apikey create --role operator)")
+			return
+		case p.Role == RoleOperator:
+			next(huma.WithValue(ctx, principalKey{}, p))
+			return
+		}
+		if !s.served(p) {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" (rollout); ask your operator")
 			return
 		}
 		if op.Method != http.MethodGet && p.Role != RoleAdmin {
@@ -371,6 +390,16 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		}
 		next(huma.WithValue(ctx, principalKey{}, p))
 	}
+}
+
+// hasScheme reports whether op accepts the security scheme name.
+func hasScheme(op *huma.Operation, name string) bool {
+	for _, req := range op.Security {
+		if _, ok := req[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func principalFrom(ctx context.Context) *principal {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/internal/rollout"
 	"github.com/exospherehost/exo-alerts/internal/ssrf"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -166,10 +168,16 @@ func (c *Config) validate() error {
 
 // Dispatcher delivers alerts to endpoints.
 type Dispatcher struct {
-	cfg           Config
-	log           *slog.Logger
-	client        *http.Client
-	endpoints     *ktable.Table[schemas.EndpointRecord]
+	cfg       Config
+	log       *slog.Logger
+	client    *http.Client
+	endpoints *ktable.Table[schemas.EndpointRecord]
+	// rollout says which tenants are served: a delivery of a tenant
+	// switched off is not sent but dead-lettered (tenant_disabled).
+	rollout *rollout.Table
+	// rolloutSynced is when (unix ns) the last completed catch-up of the
+	// rollout table started (servedFor).
+	rolloutSynced atomic.Int64
 	attempts      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	lanes         *lanes
@@ -230,26 +238,31 @@ func Run(ctx context.Context, cfg Config) error {
 		err := json.Unmarshal(b, &e)
 		return e, err
 	}, nil, log)
+	d.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tableErr := make(chan error, 1)
+	tableErr := make(chan error, 2)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() {
-		if err := d.endpoints.Run(ctx, base); err != nil {
-			tableErr <- err
-			cancel()
-		}
-	})
-	select {
-	case <-d.endpoints.Ready():
-	case <-ctx.Done():
+	for _, run := range []func(context.Context, []kgo.Opt) error{d.endpoints.Run, d.rollout.Run} {
+		wg.Go(func() {
+			if err := run(ctx, base); err != nil {
+				tableErr <- err
+				cancel()
+			}
+		})
+	}
+	for _, ready := range []<-chan struct{}{d.endpoints.Ready(), d.rollout.Ready()} {
 		select {
-		case err := <-tableErr:
-			return err
-		default:
-			return nil
+		case <-ready:
+		case <-ctx.Done():
+			select {
+			case err := <-tableErr:
+				return err
+			default:
+				return nil
+			}
 		}
 	}
 	if cfg.Ready != nil {
@@ -348,6 +361,9 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	}
 	del := *dp
 	attemptNo := attemptOf(r)
+	if !d.servedFor(ctx, r, del.TenantID) {
+		return d.tenantDisabled(r, &del, attemptNo)
+	}
 	key := schemas.TenantKey(del.TenantID, del.EndpointID)
 	var rate float64 // 0: the operator's default
 	if ep, ok := d.endpoints.Get(key); ok {
@@ -383,6 +399,11 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	if !alive() {
 		return nil
 	}
+	if !d.rollout.Served(del.TenantID) {
+		// Switched off while it waited for its endpoint's slot or rate.
+		d.lanes.abandon(l)
+		return d.tenantDisabled(r, &del, attemptNo)
+	}
 	deliveryID := newDeliveryID()
 	a := d.attempt(ctx, &del, deliveryID)
 	if ctx.Err() != nil {
@@ -398,6 +419,42 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
 	return d.outcome(r, &del, attemptNo, deliveryID, a)
+}
+
+// servedFor reports whether the rollout serves tenant, for its delivery
+// r. The table tails the tenants topic (within 200 ms); a tenant that looks
+// switched off may have been switched on just before the processor made r,
+// so the table first catches up with the topic (ktable.Sync), unless a
+// catch-up that started after r was produced has completed already: a
+// backlog of a tenant switched off costs one catch-up, not one per record.
+func (d *Dispatcher) servedFor(ctx context.Context, r *kgo.Record, tenant string) bool {
+	if d.rollout.Served(tenant) {
+		return true
+	}
+	if d.rolloutSynced.Load() <= r.Timestamp.UnixNano() {
+		start := time.Now().UnixNano()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d.rollout.Sync(sctx)
+		cancel()
+		switch {
+		case err == nil:
+			for last := d.rolloutSynced.Load(); last < start && !d.rolloutSynced.CompareAndSwap(last, start); last = d.rolloutSynced.Load() {
+			}
+		case ctx.Err() == nil:
+			d.log.Warn("rollout table not caught up; deciding with what is loaded", "err", err)
+		}
+	}
+	return d.rollout.Served(tenant)
+}
+
+// tenantDisabled sets aside a delivery of a tenant the rollout does not
+// serve (switched off after the alert was made): nothing is sent. It goes
+// to the DLQ with a result that says why (class tenant_disabled), whatever
+// its tier or attempt, so it shows in the tenant's dead letters and can be
+// replayed once the tenant is on again, rather than being lost.
+func (d *Dispatcher) tenantDisabled(r *kgo.Record, del *schemas.DeliveryRecord, attemptNo int) []*kgo.Record {
+	return d.outcome(r, del, attemptNo, newDeliveryID(), attempt{outcome: schemas.OutcomeDead, errClass: deadTenantDisabled,
+		err: "not sent: the tenant is disabled (rollout)"})
 }
 
 // deferBacklog sends r to a retry tier, without an attempt, due when its
@@ -473,6 +530,10 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 const (
 	deadExhausted   = "exhausted"
 	deadUndecodable = "undecodable"
+	// deadTenantDisabled: the rollout does not serve the delivery's tenant
+	// (it was switched off after the alert was made); also the class of the
+	// delivery's result.
+	deadTenantDisabled = "tenant_disabled"
 )
 
 func (d *Dispatcher) dlqRecord(r *kgo.Record, lastErr string, attempts int) *kgo.Record {

@@ -29,7 +29,7 @@ func (d *Dispatcher) newMetrics() error {
 		Name: "exo_dispatcher_retries_total", Help: "Deliveries sent to a retry tier (after a failed attempt, or short-circuited by an open breaker), by tier.",
 	}, []string{"tier"})
 	d.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable (not a valid delivery record: poison, set aside at once), or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
+		Name: "exo_dispatcher_dead_letters_total", Help: "Deliveries sent to the DLQ, by reason: exhausted (out of attempts), undecodable (not a valid delivery record: poison, set aside at once), tenant_disabled (the rollout switched its tenant off: not sent), or the class of a permanent failure (endpoint_inactive, ssrf_refused, secret, render, bad_url).",
 	}, []string{"reason"})
 	d.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "exo_dispatcher_deliveries_in_flight", Help: "Delivery records fetched and not finished: waiting for their endpoint's lane, being attempted, or waiting for Kafka to take their outcome.",
@@ -37,7 +37,7 @@ func (d *Dispatcher) newMetrics() error {
 	for _, t := range d.cfg.Tiers {
 		d.retries.WithLabelValues(TierName(t))
 	}
-	for _, reason := range []string{deadExhausted, deadUndecodable} {
+	for _, reason := range []string{deadExhausted, deadUndecodable, deadTenantDisabled} {
 		d.deadLetters.WithLabelValues(reason)
 	}
 	breakersOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_processor_events_total",
-			Help: "Workflow events consumed, by outcome (matched, unmatched, duplicate, invalid, ignored_type).",
+			Help: "Workflow events consumed, by outcome (matched, unmatched, duplicate, invalid, ignored_type, tenant_off: the rollout does not serve the event's tenant, which gets no alert).",
 		}, []string{"outcome"}),
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_processor_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted).",
@@ -53,6 +53,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 				[]string{"partition"}, nil),
 		},
 	}
+	m.events.WithLabelValues(outcomeTenantOff) // 0, not absent, on the dashboard
 	st := p.eng.Stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/internal/rollout"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -115,11 +116,14 @@ type Processor struct {
 	rules      *ruleIndex
 	rulesTable *ktable.Table[schemas.RuleRecord]
 	endpoints  *ktable.Table[schemas.EndpointRecord]
-	eng        *engine.Engine
-	adm        *kadm.Client
-	client     *kgo.Client
-	runs       atomic.Int64
-	base       []kgo.Opt
+	// rollout says which tenants are served: a tenant switched off gets
+	// no alerts (servedRules), its events are counted tenant_off.
+	rollout *rollout.Table
+	eng     *engine.Engine
+	adm     *kadm.Client
+	client  *kgo.Client
+	runs    atomic.Int64
+	base    []kgo.Opt
 
 	// rebalance events from the group callbacks, applied by the loop.
 	rbMu    sync.Mutex
@@ -177,7 +181,9 @@ func Run(ctx context.Context, cfg Config) error {
 		err := json.Unmarshal(b, &e)
 		return e, err
 	}, nil, log)
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute}, p.rules, endpointSet{p.endpoints})
+	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute},
+		servedRules{rules: p.rules, rollout: p.rollout}, endpointSet{p.endpoints})
 	m, err := newMetrics(cfg.Registerer, p)
 	if err != nil {
 		return err
@@ -187,8 +193,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for _, run := range []func(context.Context, []kgo.Opt) error{p.rulesTable.Run, p.endpoints.Run} {
+	errs := make(chan error, 4)
+	for _, run := range []func(context.Context, []kgo.Opt) error{p.rulesTable.Run, p.endpoints.Run, p.rollout.Run} {
 		wg.Go(func() {
 			if err := run(ctx, p.base); err != nil {
 				errs <- err
@@ -199,15 +205,15 @@ func Run(ctx context.Context, cfg Config) error {
 	defer wg.Wait()
 	defer cancel()
 
-	// Rules ready before events.
-	for _, ready := range []<-chan struct{}{p.rulesTable.Ready(), p.endpoints.Ready()} {
+	// Rules (and who is served) ready before events.
+	for _, ready := range []<-chan struct{}{p.rulesTable.Ready(), p.endpoints.Ready(), p.rollout.Ready()} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
 			return firstErr(errs)
 		}
 	}
-	log.Info("rule and endpoint tables loaded", "rules", p.rules.len(), "endpoints", p.endpoints.Len())
+	log.Info("rule, endpoint and rollout tables loaded", "rules", p.rules.len(), "endpoints", p.endpoints.Len(), "rollout_default", p.rollout.Default())
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -644,18 +650,19 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	return committed && failed == nil, nil
 }
 
-// syncTableTimeout bounds how long a batch waits for the rule and endpoint
-// tables to catch up.
+// syncTableTimeout bounds how long a batch waits for the rule, endpoint and
+// rollout tables to catch up.
 const syncTableTimeout = 2 * time.Second
 
-// syncTables makes every rule and endpoint change already on Kafka take
-// effect before the batch is matched, so a rule created just before an event
-// applies to it. If the tables cannot catch up in time the batch proceeds
-// (a rule change is then live within the tables' tailing delay).
+// syncTables makes every rule, endpoint and rollout change already on Kafka
+// take effect before the batch is matched, so a rule created (or a tenant
+// switched off) just before an event applies to it. If the tables cannot
+// catch up in time the batch proceeds (a change is then live within the
+// tables' tailing delay, 200 ms).
 func (p *Processor) syncTables(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
 	defer cancel()
-	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync} {
+	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync, p.rollout.Sync} {
 		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
 			return
@@ -702,8 +709,15 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 				"key", string(r.Key), "want", string(want), "partition", r.Partition, "offset", r.Offset)
 		}
 	}
+	// A tenant not served (the rollout) gets no alerts: the engine sees no
+	// rule of it (servedRules), but still tracks its runs, so duplicates
+	// stay duplicates and, once it is served again, its runs in progress
+	// alert as a reactivated rule's would.
+	served := p.rollout.Served(ev.TenantID)
 	out := p.eng.Event(r.Partition, ev)
 	switch {
+	case !served:
+		p.count(outcomeTenantOff)
 	case out.Duplicate:
 		p.count("duplicate")
 	case out.Matched > 0:
@@ -713,6 +727,10 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	}
 	return p.records(r.Partition, out)
 }
+
+// outcomeTenantOff counts the events of tenants the rollout does not serve
+// (exo_processor_events_total{outcome="tenant_off"}).
+const outcomeTenantOff = "tenant_off"
 
 // outcomeMiskeyed counts events under a key other than tenantid/run id
 // (exo_processor_miskeyed_events_total), besides their outcome.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/internal/rollout"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -114,3 +115,33 @@ func (s endpointSet) Active(tenant, id string) bool {
 	ep, ok := s.t.Get(schemas.TenantKey(tenant, id))
 	return ok && ep.IsActive
 }
+
+// servedRules are the rules of the tenants the rollout serves: to the
+// engine a tenant switched off has no rules, so its events match nothing
+// and its duration timers fire nothing. Its version moves with the rules'
+// and the rollout's, so the engine re-arms duration timers when a tenant
+// is switched back on.
+type servedRules struct {
+	rules   *ruleIndex
+	rollout *rollout.Table
+}
+
+// Candidates implements engine.Rules.
+func (s servedRules) Candidates(tenant, alertType string) []*engine.Rule {
+	if !s.rollout.Served(tenant) {
+		return nil
+	}
+	return s.rules.Candidates(tenant, alertType)
+}
+
+// Get implements engine.Rules.
+func (s servedRules) Get(tenant, id string) *engine.Rule {
+	if !s.rollout.Served(tenant) {
+		return nil
+	}
+	return s.rules.Get(tenant, id)
+}
+
+// Version implements engine.Rules: both only grow, so their sum changes
+// whenever either does.
+func (s servedRules) Version() uint64 { return s.rules.Version() + s.rollout.Version() }

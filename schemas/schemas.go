@@ -34,6 +34,7 @@ const (
 	KindResult         Kind = "result"
 	KindRunState       Kind = "run-state"
 	KindRuleError      Kind = "rule-error"
+	KindTenant         Kind = "tenant"
 )
 
 // Kinds lists every kind. Each has a schema file <kind>.schema.json.
@@ -41,7 +42,7 @@ var Kinds = slices.Clone(allKinds[:])
 
 // allKinds backs Kinds; the compiler reads this copy, which callers cannot
 // modify.
-var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState, KindRuleError}
+var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState, KindRuleError, KindTenant}
 
 // IDBase is the common prefix of the schemas' $id.
 const IDBase = "https://schemas.exosphere.dev/alerts/"

@@ -31,6 +31,8 @@ const notJSON = "<not json>"
 
 var invalidWant = map[string]string{
 	"rule-error.zero-errors": "/errors",
+	"tenant.bad-state":       "/state",
+	"tenant.bad-tenant-id":   "/tenant_id",
 
 	"workflow-event.missing-tenantid":       "/tenantid",
 	"workflow-event.wrong-specversion":      "/specversion",
@@ -165,6 +167,8 @@ func newValue(k Kind) any {
 		return new(RunState)
 	case KindRuleError:
 		return new(RuleErrorRecord)
+	case KindTenant:
+		return new(TenantRecord)
 	}
 	return nil
 }

@@ -252,3 +252,13 @@ type RuleErrorRecord struct {
 	Errors      int64     `json:"errors"`
 	At          time.Time `json:"at"`
 }
+
+// TenantRecord is a tenant's rollout state, or the global default, on the
+// compacted tenants topic (key: the tenant id, or RolloutDefaultKey). A
+// tenant without an explicit state is a tombstone. Who is served by which
+// states is the rollout package's (internal/rollout) to say.
+type TenantRecord struct {
+	TenantID  string    `json:"tenant_id"` // RolloutDefaultKey for the global default
+	State     string    `json:"state"`     // RolloutOff, RolloutBeta or RolloutGA
+	UpdatedAt time.Time `json:"updated_at"`
+}

@@ -101,3 +101,15 @@ const (
 // does not set max_attempts. The migration's column default and the API's
 // `default:"8"` tag must say the same.
 const DefaultMaxAttempts = 8
+
+// Rollout states (TenantRecord.State; tenants.rollout_state and
+// rollout_default.state in Postgres, whose CHECK constraints list the same).
+const (
+	RolloutOff  = "off"
+	RolloutBeta = "beta"
+	RolloutGA   = "ga"
+)
+
+// RolloutDefaultKey is the key of the global default's record on the
+// tenants topic; every other key is a tenant id, which cannot be "*".
+const RolloutDefaultKey = "*"

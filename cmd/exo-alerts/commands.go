@@ -48,7 +48,9 @@ Commands:
                  404/410, retention
   migrate        up | down | status
   emit           produce test workflow events
-  apikey         create | list | revoke API keys
+  apikey         create | list | revoke API keys (--role operator: an operator's key)
+  rollout        list | set <tenant> off|beta|ga | clear <tenant> | default off|beta|ga |
+                 history: the live rollout flag (who gets alerts)
   keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
   quarantine     list | replay <id> | replay outbox:<id>: records the recorder set aside
                  (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
-		"quarantine": cmdQuarantine, "version": cmdVersion, "--version": cmdVersion,
+		"quarantine": cmdQuarantine, "rollout": cmdRollout, "version": cmdVersion, "--version": cmdVersion,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -465,6 +467,7 @@ func envOr(k, def string) string {
 }
 
 const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]
+       exo-alerts apikey create --role operator [--name N]
        exo-alerts apikey list [--tenant T]
        exo-alerts apikey revoke <id>`
 
@@ -498,11 +501,14 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
-	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only)")
+	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout API only, no tenant")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *tenant == "" {
+	switch {
+	case *role == controlplane.RoleOperator && *tenant != "":
+		return errors.New("apikey create: an operator key belongs to no tenant: leave out --tenant")
+	case *role != controlplane.RoleOperator && *tenant == "":
 		return errors.New("apikey create: --tenant is required")
 	}
 	pool, err := connectDB(ctx)
@@ -515,7 +521,11 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("id:     %s\ntenant: %s\nrole:   %s\nkey:    %s\n(the key is shown once; it is stored hashed)\n", id, *tenant, *role, key)
+	shown := *tenant
+	if shown == "" {
+		shown = "- (operator)"
+	}
+	fmt.Printf("id:     %s\ntenant: %s\nrole:   %s\nkey:    %s\n(the key is shown once; it is stored hashed)\n", id, shown, *role, key)
 	return nil
 }
 
@@ -546,6 +556,9 @@ func cmdAPIKeyList(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tROLE\tPREFIX\tCREATED\tLAST USED\tREVOKED")
 	for _, k := range keys {
+		if k.TenantID == "" {
+			k.TenantID = "-" // an operator key
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.TenantID, k.Name, k.Role, k.Prefix,
 			at(&k.CreatedAt), at(k.LastUsedAt), at(k.RevokedAt))
 	}

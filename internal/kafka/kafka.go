@@ -30,6 +30,9 @@ type Topics struct {
 	DeliveriesDLQ   string
 	DeliveryResults string
 	RuleErrors      string
+	// Tenants is the compacted rollout table: each tenant's state and the
+	// global default (schemas.TenantRecord).
+	Tenants string
 }
 
 // NewTopics returns the topic names under prefix.
@@ -45,6 +48,7 @@ func NewTopics(prefix string) Topics {
 		DeliveriesDLQ:   prefix + "deliveries.dlq",
 		DeliveryResults: prefix + "delivery-results",
 		RuleErrors:      prefix + "rule-errors",
+		Tenants:         prefix + "tenants",
 	}
 }
 
@@ -74,6 +78,9 @@ func (t Topics) Specs(partitions int32) []Spec {
 		{Name: t.DeliveriesDLQ, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(30)}},
 		{Name: t.DeliveryResults, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete")}},
 		{Name: t.RuleErrors, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
+		// A handful of records (one per tenant with an explicit state, and
+		// the default): one partition, whatever the others have.
+		{Name: t.Tenants, Partitions: 1, Configs: compact},
 	}
 }
 

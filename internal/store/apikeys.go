@@ -12,19 +12,35 @@ import (
 // APIKey is an api_keys row, without its hash: what operators see of a
 // key, never the key itself.
 type APIKey struct {
+	// TenantID is "" for an operator key (role operator), which belongs to
+	// no tenant.
 	ID, TenantID, Name, Role string
 	// Prefix is the first characters of the key (exo_ and six more).
 	Prefix     string
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	// RolloutState and RolloutDefault are, as LookupAPIKey read them with
+	// the key, the explicit rollout state of the key's tenant and the
+	// stored global default ("": none); other statements leave them "".
+	RolloutState, RolloutDefault string
 }
 
 const apiKeyCols = `id, tenant_id, name, role, key_prefix, created_at, last_used_at, revoked_at`
 
 func scanAPIKey(row pgx.Row) (*APIKey, error) {
+	return scanAPIKeyWith(row)
+}
+
+// scanAPIKeyWith reads a row of apiKeyCols followed by the columns extra
+// point at.
+func scanAPIKeyWith(row pgx.Row, extra ...any) (*APIKey, error) {
 	var k APIKey
-	err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	var tenant *string
+	err := row.Scan(append([]any{&k.ID, &tenant, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt}, extra...)...)
+	if tenant != nil {
+		k.TenantID = *tenant
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -39,14 +55,23 @@ func scanAPIKey(row pgx.Row) (*APIKey, error) {
 // this one: last_used_at is refreshed at most once a minute, so a
 // read-only request does not write (and serialise on the key's row) every
 // time.
+//
+// With the key it reads the rollout of the key's tenant (its explicit
+// state and the global default), so the API's rollout check costs no
+// second round trip and follows every change at once.
 func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (*APIKey, error) {
-	k, err := scanAPIKey(s.pool.QueryRow(ctx, `WITH k AS (
+	var state, def string
+	k, err := scanAPIKeyWith(s.pool.QueryRow(ctx, `WITH k AS (
 			SELECT `+apiKeyCols+` FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
 		), touched AS (
 			UPDATE api_keys SET last_used_at = now() FROM k
 			WHERE api_keys.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
 		)
-		SELECT `+apiKeyCols+` FROM k`, hash))
+		SELECT k.*, COALESCE(t.rollout_state, ''), COALESCE(d.state, '')
+		FROM k LEFT JOIN tenants t ON t.id = k.tenant_id LEFT JOIN rollout_default d ON true`, hash), &state, &def)
+	if k != nil {
+		k.RolloutState, k.RolloutDefault = state, def
+	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("store: look up api key: %w", err)
 	}
@@ -56,7 +81,7 @@ func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (*APIKey, error) 
 // InsertAPIKey stores k under hash and fills in k.CreatedAt. It reports
 // false, writing nothing, when a key with that hash exists already.
 func (t *Tx) InsertAPIKey(ctx context.Context, k *APIKey, hash []byte) (bool, error) {
-	err := t.tx.QueryRow(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, key_hash, key_prefix) VALUES ($1, $2, $3, $4, $5, $6)
+	err := t.tx.QueryRow(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, key_hash, key_prefix) VALUES ($1, NULLIF($2, ''), $3, $4, $5, $6)
 		ON CONFLICT (key_hash) DO NOTHING RETURNING created_at`,
 		k.ID, k.TenantID, k.Name, k.Role, hash, k.Prefix).Scan(&k.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -89,8 +114,9 @@ func (t *Tx) RevokeAPIKey(ctx context.Context, id string) (*APIKey, error) {
 	return k, err
 }
 
-// ListAPIKeys lists the keys of tenant (of every tenant when tenant is ""),
-// revoked ones included, by tenant and creation time.
+// ListAPIKeys lists the keys of tenant (of every tenant, and the operator
+// keys, when tenant is ""), revoked ones included, by tenant (operator keys
+// last) and creation time.
 func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]APIKey, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+apiKeyCols+`
 		FROM api_keys WHERE $1 = '' OR tenant_id = $1 ORDER BY tenant_id, created_at, id`, tenant)

@@ -188,7 +188,7 @@ func (t *Tx) InsertAudit(ctx context.Context, tenant, actor, action, resType, re
 		a, _ = json.Marshal(after)
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO audit_events (tenant_id, actor, action, resource_type, resource_id, before, after, request_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenant, actor, action, resType, resID, b, a, requestID)
+		VALUES (NULLIF($1, ''), $2, $3, $4, $5, $6, $7, $8)`, tenant, actor, action, resType, resID, b, a, requestID)
 	if err != nil {
 		return fmt.Errorf("store: insert audit event: %w", err)
 	}
