@@ -11,6 +11,10 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/condition"
 )
 
+// eventOutcomes are the outcome labels of exo_processor_events_total (the
+// values Processor.count is called with, miskeyed aside).
+var eventOutcomes = []string{"matched", "unmatched", "duplicate", "invalid", "ignored_type"}
+
 type metrics struct {
 	events   *prometheus.CounterVec
 	txns     *prometheus.CounterVec
@@ -52,6 +56,14 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 				"How far the partition's event-time watermark is behind the wall clock, per assigned partition; it follows the wall clock once the partition has no lag. Duration alerts fire when the watermark passes their deadline.",
 				[]string{"partition"}, nil),
 		},
+	}
+	// Every outcome and result exists from the start, at 0, so the
+	// dashboard shows 0 rather than "No data" before the first event.
+	for _, o := range eventOutcomes {
+		m.events.WithLabelValues(o)
+	}
+	for _, r := range []string{"committed", "aborted"} {
+		m.txns.WithLabelValues(r)
 	}
 	st := p.eng.Stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
