@@ -1,7 +1,10 @@
 // Package deploy_test keeps the operator artefacts under deploy/ honest: the
 // Grafana dashboard and the Prometheus rules may only use metrics that the
-// real components export, every alert carries what an operator needs to act
-// on it, and the scrape configuration points at the components' defaults.
+// real components export, the counters the dashboard plots exist at 0 from
+// the start, every alert carries what an operator needs to act on it (its
+// runbook entry in docs/operations*.md included), the scrape configuration
+// points at the components' defaults, and the commands the operator guide
+// shows are the binary's.
 package deploy_test
 
 import (
@@ -119,8 +122,10 @@ func TestArtefactsUseExportedMetrics(t *testing.T) {
 }
 
 // TestDashboard checks the dashboard's structure: it parses, is recent
-// enough, takes its Prometheus data source from the ${datasource} variable
-// and has unique panel ids.
+// enough, takes its Prometheus data source from the ${datasource} variable,
+// has unique panel ids, and lets one environment or instance be picked:
+// the namespace, job and instance variables exist and every selector of
+// every query filters by all three.
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	d := loadDashboard(t)
@@ -198,7 +203,9 @@ func TestDashboard(t *testing.T) {
 }
 
 // TestAlertRules checks that every alert can be acted on: a for duration,
-// a severity, a summary and description, and a runbook entry that exists.
+// a severity, a summary and description, and a runbook entry that exists
+// (a heading under "## Runbook" in docs/operations*.md, which its
+// runbook_url names).
 func TestAlertRules(t *testing.T) {
 	t.Parallel()
 	rf := loadRules(t)
