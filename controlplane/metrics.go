@@ -36,6 +36,20 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	return m, nil
 }
 
+// statusClasses are the code label values the API answers with.
+var statusClasses = []string{"2xx", "4xx", "5xx"}
+
+// track creates the request counters of every operation added to o from
+// now on, at 0 for each status class, so the dashboard shows 0 rather
+// than "No data" for an operation or a class not seen yet.
+func (m *httpMetrics) track(o *huma.OpenAPI) {
+	o.OnAddOperation = append(o.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
+		for _, class := range statusClasses {
+			m.requests.WithLabelValues(op.OperationID, class)
+		}
+	})
+}
+
 // middleware observes every API operation, including the ones the
 // authentication middleware after it refuses.
 func (m *httpMetrics) middleware(ctx huma.Context, next func(huma.Context)) {

@@ -290,6 +290,7 @@ func (s *Server) newAPI() huma.API {
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
+	s.http.track(api.OpenAPI())
 	api.UseMiddleware(s.http.middleware, withRequestID, s.authenticate(api))
 
 	s.registerWebhooks(api)

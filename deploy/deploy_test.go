@@ -1,7 +1,10 @@
 // Package deploy_test keeps the operator artefacts under deploy/ honest: the
 // Grafana dashboard and the Prometheus rules may only use metrics that the
-// real components export, every alert carries what an operator needs to act
-// on it, and the scrape configuration points at the components' defaults.
+// real components export, the counters the dashboard plots exist at 0 from
+// the start, every alert carries what an operator needs to act on it (its
+// runbook entry in docs/operations*.md included), the scrape configuration
+// points at the components' defaults, and the commands the operator guide
+// shows are the binary's.
 package deploy_test
 
 import (
@@ -12,6 +15,9 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exospherehost/exo-alerts/dispatcher"
 	"github.com/exospherehost/exo-alerts/e2e/harness"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
@@ -35,9 +42,19 @@ const (
 	dashboardFile  = "grafana/exo-alerts.json"
 	alertsFile     = "prometheus/alerts.yml"
 	prometheusFile = "prometheus/prometheus.yml"
-	readmeFile     = "README.md"
 	commandsFile   = "../cmd/exo-alerts/commands.go"
+	openapiFile    = "../docs/openapi.json"
+	// opsDocs are the operator guide's files (docs/operations.md and the
+	// parts written beside it): the runbook and the commands operators type.
+	opsDocs = "../docs/operations*.md"
+	// runbookURL is the document every alert's runbook_url points into.
+	runbookURL = "docs/operations.md"
 )
+
+// filterVars are the dashboard's template variables that pick one
+// environment (namespace), component (job) or instance: every selector of
+// every panel query filters by all three.
+var filterVars = []string{"namespace", "job", "instance"}
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
@@ -105,8 +122,10 @@ func TestArtefactsUseExportedMetrics(t *testing.T) {
 }
 
 // TestDashboard checks the dashboard's structure: it parses, is recent
-// enough, takes its Prometheus data source from the ${datasource} variable
-// and has unique panel ids.
+// enough, takes its Prometheus data source from the ${datasource} variable,
+// has unique panel ids, and lets one environment or instance be picked:
+// the namespace, job and instance variables exist and every selector of
+// every query filters by all three.
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	d := loadDashboard(t)
@@ -124,6 +143,21 @@ func TestDashboard(t *testing.T) {
 	}
 	if !dsVar {
 		t.Error("no template variable named datasource of type datasource querying prometheus")
+	}
+	for _, name := range filterVars {
+		i := slices.IndexFunc(d.Templating.List, func(v templateVar) bool { return v.Name == name })
+		if i < 0 {
+			t.Errorf("no template variable %q: one environment or instance cannot be picked", name)
+			continue
+		}
+		v := d.Templating.List[i]
+		q, _ := v.Query.(string)
+		if v.Type != "query" || v.Datasource == nil || v.Datasource.UID != "${datasource}" || !strings.HasPrefix(q, "label_values(") {
+			t.Errorf("template variable %s: type %q, datasource %+v, query %q; want a label_values query on ${datasource}", name, v.Type, v.Datasource, q)
+		}
+		if !v.IncludeAll || !v.Multi {
+			t.Errorf("template variable %s: includeAll %v, multi %v; want both (All is the default view)", name, v.IncludeAll, v.Multi)
+		}
 	}
 	ids := map[int]string{}
 	var rows int
@@ -152,6 +186,13 @@ func TestDashboard(t *testing.T) {
 			if tg.Datasource != nil && tg.Datasource.UID != "${datasource}" {
 				t.Errorf("panel %q: query %s uses data source %+v", p.Title, tg.RefID, *tg.Datasource)
 			}
+			for _, sel := range selectors(tg.Expr) {
+				for _, v := range filterVars {
+					if !slices.Contains(sel.matchers, matcher{label: v, op: "=~", value: "$" + v}) {
+						t.Errorf("panel %q: query %s: %s does not filter by %s=~\"$%s\" (in %q)", p.Title, tg.RefID, sel.name, v, v, tg.Expr)
+					}
+				}
+			}
 		}
 	}
 	for _, want := range []string{"Processor", "Dispatcher", "Control plane"} {
@@ -162,14 +203,13 @@ func TestDashboard(t *testing.T) {
 }
 
 // TestAlertRules checks that every alert can be acted on: a for duration,
-// a severity, a summary and description, and a runbook entry that exists.
+// a severity, a summary and description, and a runbook entry that exists
+// (a heading under "## Runbook" in docs/operations*.md, which its
+// runbook_url names).
 func TestAlertRules(t *testing.T) {
 	t.Parallel()
 	rf := loadRules(t)
-	readme, err := os.ReadFile(readmeFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runbook := runbookSection(t)
 	seen := map[string]bool{}
 	all := rf.all()
 	if len(all) == 0 {
@@ -196,11 +236,11 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 		anchor := "#" + strings.ToLower(r.Alert)
-		if !strings.HasSuffix(r.Annotations["runbook_url"], "deploy/README.md"+anchor) {
-			t.Errorf("alert %s: runbook_url %q, want one ending in deploy/README.md%s", r.Alert, r.Annotations["runbook_url"], anchor)
+		if !strings.HasSuffix(r.Annotations["runbook_url"], runbookURL+anchor) {
+			t.Errorf("alert %s: runbook_url %q, want one ending in %s%s", r.Alert, r.Annotations["runbook_url"], runbookURL, anchor)
 		}
-		if !regexp.MustCompile(`(?m)^### ` + regexp.QuoteMeta(r.Alert) + `\s*$`).Match(readme) {
-			t.Errorf("alert %s: deploy/README.md has no runbook heading \"### %s\"", r.Alert, r.Alert)
+		if !regexp.MustCompile(`(?m)^### ` + regexp.QuoteMeta(r.Alert) + `\s*$`).MatchString(runbook) {
+			t.Errorf("alert %s: %s has no runbook heading \"### %s\" under ## Runbook", r.Alert, opsDocs, r.Alert)
 		}
 	}
 }
@@ -276,11 +316,20 @@ func TestScrapeConfig(t *testing.T) {
 			}
 		}
 	}
-	for _, q := range loadDashboard(t).queries() {
+	dash := loadDashboard(t)
+	for _, q := range dash.queries() {
 		exprs = append(exprs, q.expr)
+	}
+	for _, v := range dash.Templating.List {
+		if q, ok := v.Query.(string); ok && v.Type == "query" {
+			exprs = append(exprs, q)
+		}
 	}
 	for _, e := range exprs {
 		for _, m := range jobMatcher.FindAllStringSubmatch(e, -1) {
+			if strings.HasPrefix(m[2], "$") {
+				continue // a template variable: its values come from the matchers checked here
+			}
 			if len(jobsMatched(t, m[0], jobs)) == 0 {
 				t.Errorf("%s matches no scrape job %v (in %q)", m[0], jobs, e)
 			}
@@ -289,6 +338,341 @@ func TestScrapeConfig(t *testing.T) {
 	for _, j := range jobs {
 		if !watched[j] {
 			t.Errorf("no alert fires when job %s is down (up == 0)", j)
+		}
+	}
+}
+
+// TestDashboardCountersStartAtZero starts every component and, before any
+// traffic, gathers what they export: every counter the dashboard plots
+// must be there at 0, a labelled one with a series for each of its known
+// label values (knownLabels) and for each value a panel selects, so that
+// panels show 0, not "No data", until the first event. None of these
+// counters has an unbounded label (tenant, endpoint, rule): the partition
+// gauges (lag, watermark) appear with the partitions a processor is
+// assigned, and histograms (latency) are not counters.
+func TestDashboardCountersStartAtZero(t *testing.T) {
+	t.Parallel()
+	var counters []string
+	selected := map[string][]matcher{} // label="value" matchers of the panels, per counter
+	for _, q := range loadDashboard(t).queries() {
+		for _, sel := range selectors(q.expr) {
+			if !strings.HasSuffix(sel.name, "_total") {
+				continue
+			}
+			if !slices.Contains(counters, sel.name) {
+				counters = append(counters, sel.name)
+			}
+			for _, m := range sel.matchers {
+				if m.op == "=" {
+					selected[sel.name] = append(selected[sel.name], m)
+				}
+			}
+		}
+	}
+	if len(counters) < 10 {
+		t.Fatalf("found only %d counters on the dashboard (%v): the selector parser or the dashboard is broken", len(counters), counters)
+	}
+
+	h := harness.Start(t, harness.Options{})
+	known := knownLabels(t, h.Topics)
+	// The components register as they start (the outbox relay on its
+	// goroutine): wait for the families, not for any value.
+	fams := map[string]*dto.MetricFamily{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mfs, err := h.Registry.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		clear(fams)
+		for _, mf := range mfs {
+			fams[mf.GetName()] = mf
+		}
+		if !slices.ContainsFunc(counters, func(n string) bool { return fams[n] == nil }) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, name := range counters {
+		mf := fams[name]
+		if mf == nil {
+			t.Errorf("%s is not exported right after start, so its panels show \"No data\": create its series when it is registered (WithLabelValues for each known label value)", name)
+			continue
+		}
+		if mf.GetType() != dto.MetricType_COUNTER {
+			t.Errorf("%s is a %s, not a counter (a _total name promises one)", name, mf.GetType())
+			continue
+		}
+		got := map[string]bool{}
+		labelled := false
+		for _, m := range mf.GetMetric() {
+			key := labelKey(m.GetLabel())
+			got[key] = true
+			labelled = labelled || key != ""
+			if v := m.GetCounter().GetValue(); v != 0 {
+				t.Errorf("%s{%s} = %v right after start, before any traffic; want 0", name, key, v)
+			}
+		}
+		want, listed := known[name]
+		switch {
+		case labelled && !listed:
+			t.Errorf("%s has labels (%v): list every value it can take in knownLabels and create them at registration", name, slices.Sorted(maps.Keys(got)))
+		case !labelled && listed:
+			t.Errorf("%s has no label, but knownLabels lists %v for it", name, want)
+		}
+		for _, k := range want {
+			if !got[k] {
+				t.Errorf("%s{%s} does not exist right after start: its panel shows nothing for it until the first one", name, k)
+			}
+		}
+		for _, m := range selected[name] {
+			sel := fmt.Sprintf("%s=%q", m.label, m.value)
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(got)), func(k string) bool { return slices.Contains(strings.Split(k, ","), sel) }) {
+				t.Errorf("the dashboard selects %s{%s}, which does not exist right after start", name, sel)
+			}
+		}
+	}
+}
+
+// knownLabels are the label sets each labelled counter on the dashboard
+// can take, as labelKey writes them: the control plane's operations are
+// those of docs/openapi.json, the recorder's topics the test's.
+func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
+	t.Helper()
+	var spec struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		} `json:"paths"`
+	}
+	b, err := os.ReadFile(openapiFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatalf("%s: %v", openapiFile, err)
+	}
+	var ops []string
+	for _, item := range spec.Paths {
+		for _, op := range item {
+			if op.OperationID != "" {
+				ops = append(ops, op.OperationID)
+			}
+		}
+	}
+	if len(ops) < 10 {
+		t.Fatalf("%s has only %d operations", openapiFile, len(ops))
+	}
+	var tiers []string
+	for _, d := range dispatcher.DefaultTiers {
+		tiers = append(tiers, dispatcher.TierName(d))
+	}
+	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors}
+	history := []string{"alerts", "delivery_attempts", "dead_letters"}
+	return map[string][]string{
+		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type"),
+		"exo_processor_transactions_total":      labelSets("result", "committed", "aborted"),
+		"exo_processor_alerts_suppressed_total": labelSets("reason", "rate_limit", "cooldown"),
+		"exo_processor_rule_errors_total":       labelSets("reason", "budget", "runtime"),
+		"exo_dispatcher_attempts_total": labelSets("outcome",
+			schemas.OutcomeDelivered, schemas.OutcomeRetry, schemas.OutcomeEndpointGone, schemas.OutcomeDead),
+		"exo_dispatcher_deferred_total": labelSets("class", "circuit_open", "endpoint_backlog"),
+		"exo_dispatcher_retries_total":  labelSets("tier", tiers...),
+		"exo_dispatcher_dead_letters_total": labelSets("reason",
+			"exhausted", "undecodable", "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused"),
+		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error")...),
+		"exo_recorder_pruned_rows_total":             labelSets("table", history...),
+		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
+		"exo_recorder_quarantined_records_total":     labelSets("topic", recorded...),
+		"exo_controlplane_dependency_failures_total": labelSets("dependency", "postgres"),
+		"exo_controlplane_http_requests_total": func() []string {
+			var out []string
+			for _, op := range ops {
+				for _, class := range []string{"2xx", "4xx", "5xx"} {
+					out = append(out, fmt.Sprintf(`code=%q,operation=%q`, class, op))
+				}
+			}
+			return out
+		}(),
+	}
+}
+
+// labelSets is one label set per value of one label.
+func labelSets(label string, values ...string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = fmt.Sprintf("%s=%q", label, v)
+	}
+	return out
+}
+
+// labelKey writes a series' labels as name="value" pairs sorted by name,
+// joined by commas ("" for none).
+func labelKey(ls []*dto.LabelPair) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = fmt.Sprintf("%s=%q", l.GetName(), l.GetValue())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// TestOperationsGuideCommands checks every "exo-alerts <command> …" the
+// operator guide shows (in code blocks and code spans) against the
+// binary: the command is one its usage lists, a subcommand is one the
+// command's usage names, and every flag is one the (sub)command's -h
+// lists. It also checks that every EXO_ variable the guide names is read
+// by the code.
+func TestOperationsGuideCommands(t *testing.T) {
+	t.Parallel()
+	doc := readOpsDocs(t)
+	lines := docCommands(doc)
+	if len(lines) < 5 {
+		t.Fatalf("found only %d exo-alerts commands in %s: %q", len(lines), opsDocs, lines)
+	}
+	bin := filepath.Join(t.TempDir(), "exo-alerts")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/exo-alerts").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	home := t.TempDir()
+	help := func(args ...string) string {
+		cmd := exec.Command(bin, append(args, "-h")...)
+		cmd.Env = []string{"HOME=" + home} // no DATABASE_URL, no KAFKA_BROKERS: nothing to connect to
+		out, _ := cmd.CombinedOutput()     // a usage error exits 1 and still prints the usage
+		return string(out)
+	}
+	// The usage's command list: each command with its description (which
+	// names its subcommands: "migrate up | down | status").
+	var commands []string
+	described := map[string]string{}
+	top := help()
+	entries := regexp.MustCompile(`(?m)^  ([a-z]+)\s{2,}`).FindAllStringSubmatchIndex(top, -1)
+	for i, m := range entries {
+		end := len(top)
+		if i+1 < len(entries) {
+			end = entries[i+1][0]
+		}
+		name := top[m[2]:m[3]]
+		commands = append(commands, name)
+		described[name] = top[m[1]:end]
+	}
+	if len(commands) < 5 {
+		t.Fatalf("cannot read the commands from exo-alerts -h: %q", top)
+	}
+	word := regexp.MustCompile(`^[a-z][a-z-]*$`)
+	for _, line := range lines {
+		args := strings.Fields(line)
+		if len(args) == 0 || !slices.Contains(commands, args[0]) {
+			t.Errorf("%s shows %q: exo-alerts has no such command (it has %v)", opsDocs, "exo-alerts "+line, commands)
+			continue
+		}
+		path := args[:1]
+		if len(args) > 1 && word.MatchString(args[1]) {
+			sub := regexp.MustCompile(`\b` + regexp.QuoteMeta(args[1]) + `\b`)
+			if !sub.MatchString(described[args[0]]) && !sub.MatchString(help(args[0])) {
+				t.Errorf("%s shows %q: neither exo-alerts -h nor exo-alerts %s -h names a subcommand %s", opsDocs, "exo-alerts "+line, args[0], args[1])
+				continue
+			}
+			path = args[:2]
+		}
+		var usage string
+		for _, a := range args[len(path):] {
+			a = strings.TrimLeft(a, "[")
+			if !strings.HasPrefix(a, "-") || strings.Trim(a, "-") == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			name = strings.TrimRight(name, "]")
+			if usage == "" {
+				usage = help(path...)
+			}
+			if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `\b`).MatchString(usage) {
+				t.Errorf("%s shows %q: exo-alerts %s has no flag -%s", opsDocs, "exo-alerts "+line, strings.Join(path, " "), name)
+			}
+		}
+	}
+
+	// Every EXO_ variable the guide names is one the code reads.
+	var src strings.Builder
+	err := filepath.WalkDir("..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			b, err := os.ReadFile(p)
+			src.Write(b)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := src.String()
+	for _, v := range slices.Compact(slices.Sorted(slices.Values(regexp.MustCompile(`\bEXO_[A-Z0-9_]*[A-Z0-9]\b`).FindAllString(doc, -1)))) {
+		if !strings.Contains(code, `"`+v+`"`) {
+			t.Errorf("%s names %s, which no code reads", opsDocs, v)
+		}
+	}
+}
+
+// docCommands returns what follows "exo-alerts " in the code of a
+// Markdown document (fenced blocks and code spans), up to the end of the
+// line or span or a shell operator.
+func docCommands(doc string) []string {
+	var code []string
+	fenced := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		if fenced {
+			code = append(code, line)
+			continue
+		}
+		for _, m := range codeSpan.FindAllStringSubmatch(line, -1) {
+			code = append(code, m[1])
+		}
+	}
+	var out []string
+	for _, c := range code {
+		for _, m := range docCommand.FindAllStringSubmatch(c, -1) {
+			cmd := m[1]
+			if i := strings.IndexAny(cmd, "|;&#>"); i >= 0 {
+				cmd = cmd[:i]
+			}
+			out = append(out, strings.TrimSpace(cmd))
+		}
+	}
+	return out
+}
+
+var (
+	codeSpan   = regexp.MustCompile("`([^`]+)`")
+	docCommand = regexp.MustCompile(`(?:^|[\s/$(])exo-alerts[ \t]+([^\n]*)`)
+)
+
+// TestSelectors pins the selector parser the dashboard checks rely on.
+func TestSelectors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		expr string
+		want []selector
+	}{
+		{`sum(rate(exo_a_total[1h]))`, []selector{{name: "exo_a_total"}}},
+		{`up{job=~"exo-alerts-.*", instance=~"$instance"} == 0`, []selector{{name: "up", matchers: []matcher{{"job", "=~", "exo-alerts-.*"}, {"instance", "=~", "$instance"}}}}},
+		{`rate(exo_b{outcome="a\"}b", job!="exo_c"}[$__rate_interval]) / exo_d {x!~"y"}`, []selector{
+			{name: "exo_b", matchers: []matcher{{"outcome", "=", `a\"}b`}, {"job", "!=", "exo_c"}}},
+			{name: "exo_d", matchers: []matcher{{"x", "!~", "y"}}},
+		}},
+		{`label_values(up{job=~"exo-alerts-.*"}, job)`, []selector{{name: "up", matchers: []matcher{{"job", "=~", "exo-alerts-.*"}}}}},
+		{`sum by (le) (exo_h_bucket{le="0.1"}) offset 5m`, []selector{{name: "exo_h_bucket", matchers: []matcher{{"le", "=", "0.1"}}}}},
+	} {
+		if got := selectors(tc.expr); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("selectors(%q) = %+v, want %+v", tc.expr, got, tc.want)
 		}
 	}
 }
@@ -535,12 +919,17 @@ type dashboard struct {
 	SchemaVersion int     `json:"schemaVersion"`
 	Panels        []panel `json:"panels"`
 	Templating    struct {
-		List []struct {
-			Name  string `json:"name"`
-			Type  string `json:"type"`
-			Query any    `json:"query"`
-		} `json:"list"`
+		List []templateVar `json:"list"`
 	} `json:"templating"`
+}
+
+type templateVar struct {
+	Name       string         `json:"name"`
+	Type       string         `json:"type"`
+	Query      any            `json:"query"`
+	Datasource *datasourceRef `json:"datasource"`
+	Multi      bool           `json:"multi"`
+	IncludeAll bool           `json:"includeAll"`
 }
 
 func loadDashboard(t *testing.T) *dashboard {
@@ -664,6 +1053,9 @@ func jobsMatched(t *testing.T, expr string, jobs []string) []string {
 	t.Helper()
 	out := slices.Clone(jobs)
 	for _, m := range jobMatcher.FindAllStringSubmatch(expr, -1) {
+		if strings.HasPrefix(m[2], "$") {
+			continue // a Grafana template variable
+		}
 		var re *regexp.Regexp
 		if m[1] == "=~" || m[1] == "!~" {
 			var err error
@@ -686,6 +1078,106 @@ func jobsMatched(t *testing.T, expr string, jobs []string) []string {
 		})
 	}
 	return out
+}
+
+// matcher is one label matcher of a selector: job=~"$job".
+type matcher struct{ label, op, value string }
+
+// selector is one metric selector of an expression: its metric name and
+// its label matchers (none for a bare name).
+type selector struct {
+	name     string
+	matchers []matcher
+}
+
+// wordAt is a run of identifier characters (an identifier, or a number
+// with its unit) at the start of a string.
+var wordAt = regexp.MustCompile(`^[A-Za-z0-9_:]+`)
+
+var matcherRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?`)
+
+// selectors returns the metric selectors of expr: every exo_ metric and
+// every up, with the matchers in braces after it. String literals are
+// skipped, so a label value never reads as a metric, and so are Grafana
+// variables ($__rate_interval) and numbers with units (1h).
+func selectors(expr string) []selector {
+	var out []selector
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		if c == '"' || c == '\'' || c == '`' {
+			i += max(len(stringLit.FindString(expr[i:])), 1)
+			continue
+		}
+		word := wordAt.FindString(expr[i:])
+		if word == "" {
+			i++
+			continue
+		}
+		start := i
+		i += len(word)
+		if (start > 0 && expr[start-1] == '$') || (word[0] >= '0' && word[0] <= '9') {
+			continue
+		}
+		if !strings.HasPrefix(word, "exo_") && word != "up" {
+			continue
+		}
+		sel := selector{name: word}
+		rest := strings.TrimLeft(expr[i:], " \t\n")
+		if body, ok := strings.CutPrefix(rest, "{"); ok {
+			for {
+				body = strings.TrimLeft(body, " \t\n")
+				if after, ok := strings.CutPrefix(body, "}"); ok {
+					body = after
+					break
+				}
+				m := matcherRE.FindStringSubmatch(body)
+				if m == nil {
+					sel.matchers = append(sel.matchers, matcher{label: "<unparsed>", value: body})
+					body = ""
+					break
+				}
+				sel.matchers = append(sel.matchers, matcher{label: m[1], op: m[2], value: m[3]})
+				body = body[len(m[0]):]
+			}
+			i = len(expr) - len(body)
+		}
+		out = append(out, sel)
+	}
+	return out
+}
+
+// readOpsDocs returns the operator guide's files, concatenated.
+func readOpsDocs(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob(opsDocs)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no operator guide at %s (%v)", opsDocs, err)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(src)
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// runbookSection returns the text under the guide's "## Runbook" heading,
+// up to the next level-2 heading.
+func runbookSection(t *testing.T) string {
+	t.Helper()
+	doc := readOpsDocs(t)
+	_, after, ok := strings.Cut(doc, "\n## Runbook\n")
+	if !ok {
+		t.Fatalf("%s has no \"## Runbook\" section", opsDocs)
+	}
+	if i := strings.Index(after, "\n## "); i >= 0 {
+		after = after[:i]
+	}
+	return after
 }
 
 func keys[V any](m map[string]V) []string {

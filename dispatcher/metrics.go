@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // newMetrics builds d's collectors, initialises their known label values,
@@ -37,7 +39,14 @@ func (d *Dispatcher) newMetrics() error {
 	for _, t := range d.cfg.Tiers {
 		d.retries.WithLabelValues(TierName(t))
 	}
-	for _, reason := range []string{deadExhausted, deadUndecodable, deadTenantDisabled} {
+	// Every known label value exists from the start, at 0, so the
+	// dashboard shows 0 rather than "No data" before the first delivery.
+	for _, o := range []string{schemas.OutcomeDelivered, schemas.OutcomeRetry, schemas.OutcomeEndpointGone, schemas.OutcomeDead} {
+		d.attempts.WithLabelValues(o)
+	}
+	// The dead-letter reasons: out of attempts, poison, and the classes of
+	// the permanent failures attempt returns.
+	for _, reason := range []string{deadExhausted, deadUndecodable, "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused", deadTenantDisabled} {
 		d.deadLetters.WithLabelValues(reason)
 	}
 	breakersOpen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

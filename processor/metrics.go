@@ -11,6 +11,10 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/condition"
 )
 
+// eventOutcomes are the outcome labels of exo_processor_events_total (the
+// values Processor.count is called with, miskeyed aside).
+var eventOutcomes = []string{"matched", "unmatched", "duplicate", "invalid", "ignored_type", outcomeTenantOff}
+
 type metrics struct {
 	events   *prometheus.CounterVec
 	txns     *prometheus.CounterVec
@@ -53,7 +57,14 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 				[]string{"partition"}, nil),
 		},
 	}
-	m.events.WithLabelValues(outcomeTenantOff) // 0, not absent, on the dashboard
+	// Every outcome and result exists from the start, at 0, so the
+	// dashboard shows 0 rather than "No data" before the first event.
+	for _, o := range eventOutcomes {
+		m.events.WithLabelValues(o)
+	}
+	for _, r := range []string{"committed", "aborted"} {
+		m.txns.WithLabelValues(r)
+	}
 	st := p.eng.Stats
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)

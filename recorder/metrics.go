@@ -5,8 +5,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/metrics"
 )
+
+// historyTables are the tables the recorder writes and retention prunes
+// (the table label of exo_recorder_records_total and _pruned_rows_total);
+// lastErrorTable counts the rule errors kept on the rules.
+var historyTables = []string{"alerts", "delivery_attempts", "dead_letters"}
+
+const lastErrorTable = "alert_rules.last_error"
 
 type recorderMetrics struct {
 	skipped  *prometheus.CounterVec
@@ -19,8 +27,11 @@ type recorderMetrics struct {
 }
 
 // newMetrics registers the recorder's metrics with reg, or returns those
-// registered before (a second recorder in the same process).
-func newMetrics(reg prometheus.Registerer) (*recorderMetrics, error) {
+// registered before (a second recorder in the same process). Every series
+// of a known label value (the topics it reads, the tables it writes and
+// prunes) exists from the start, at 0: the dashboard shows 0 rather than
+// "No data", and a first quarantined record is an increase.
+func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, error) {
 	m := &recorderMetrics{
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exo_recorder_skipped_records_total",
@@ -67,5 +78,14 @@ func newMetrics(reg prometheus.Registerer) (*recorderMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
 	}
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors} {
+		m.skipped.WithLabelValues(topic)
+		m.quarantined.WithLabelValues(topic)
+	}
+	for _, table := range historyTables {
+		m.recorded.WithLabelValues(table)
+		m.pruned.WithLabelValues(table)
+	}
+	m.recorded.WithLabelValues(lastErrorTable)
 	return m, nil
 }

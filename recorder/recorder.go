@@ -99,15 +99,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.Topics)
 	if err != nil {
 		return err
-	}
-	// Every topic's quarantine count exists from the start (at 0), so a
-	// first quarantined record is an increase.
-	t := cfg.Topics
-	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors} {
-		m.quarantined.WithLabelValues(topic)
 	}
 	log := cfg.Log.With("component", "recorder")
 	r := &recorder{cfg: cfg, db: store.New(cfg.Pool, ""), log: log, m: m,

@@ -109,7 +109,7 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		if kept {
 			n = 1
 		}
-		r.m.recorded.WithLabelValues("alert_rules.last_error").Add(n)
+		r.m.recorded.WithLabelValues(lastErrorTable).Add(n)
 	}
 	for _, it := range b.invalid {
 		if err := tx.InsertQuarantined(ctx, consumer, it.kr, it.invalid.Error()); err != nil {
