@@ -469,7 +469,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors}
 	history := []string{"alerts", "delivery_attempts", "dead_letters"}
 	return map[string][]string{
-		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type"),
+		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type", "tenant_off"),
 		"exo_processor_transactions_total":      labelSets("result", "committed", "aborted"),
 		"exo_processor_alerts_suppressed_total": labelSets("reason", "rate_limit", "cooldown"),
 		"exo_processor_rule_errors_total":       labelSets("reason", "budget", "runtime"),
@@ -478,7 +478,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_dispatcher_deferred_total": labelSets("class", "circuit_open", "endpoint_backlog"),
 		"exo_dispatcher_retries_total":  labelSets("tier", tiers...),
 		"exo_dispatcher_dead_letters_total": labelSets("reason",
-			"exhausted", "undecodable", "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused"),
+			"exhausted", "undecodable", "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused", "tenant_disabled"),
 		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error")...),
 		"exo_recorder_pruned_rows_total":             labelSets("table", history...),
 		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
@@ -600,7 +600,11 @@ func TestOperationsGuideCommands(t *testing.T) {
 		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git") {
 			return filepath.SkipDir
 		}
-		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+		// The binary's Go code, and the scripts and compose file that
+		// read variables of their own (EXO_STATE_DIR, EXO_PG_TLS, the
+		// image compose runs).
+		script := strings.HasSuffix(p, ".sh") || strings.HasSuffix(p, "compose.yaml")
+		if !d.IsDir() && (script || strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go")) {
 			b, err := os.ReadFile(p)
 			src.Write(b)
 			return err
@@ -612,7 +616,7 @@ func TestOperationsGuideCommands(t *testing.T) {
 	}
 	code := src.String()
 	for _, v := range slices.Compact(slices.Sorted(slices.Values(regexp.MustCompile(`\bEXO_[A-Z0-9_]*[A-Z0-9]\b`).FindAllString(doc, -1)))) {
-		if !strings.Contains(code, `"`+v+`"`) {
+		if !strings.Contains(code, `"`+v+`"`) && !regexp.MustCompile(`\$\{?`+v+`\b|\b`+v+`=`).MatchString(code) {
 			t.Errorf("%s names %s, which no code reads", opsDocs, v)
 		}
 	}
@@ -652,7 +656,11 @@ func docCommands(doc string) []string {
 
 var (
 	codeSpan   = regexp.MustCompile("`([^`]+)`")
-	docCommand = regexp.MustCompile(`(?:^|[\s/$(])exo-alerts[ \t]+([^\n]*)`)
+	// exo-alerts where a shell runs it: first on a line (after an optional
+	// "$ " prompt), after ; & | ( or a "--" (kubectl exec … -- exo-alerts),
+	// or as bin/exo-alerts or ./cmd/exo-alerts; not as a release, namespace
+	// or chart name (helm install exo-alerts …, -n exo-alerts).
+	docCommand = regexp.MustCompile(`(?m)(?:^\s*(?:\$\s+)?|[;&|(]\s*|--\s+|\bbin/|\bcmd/)exo-alerts[ \t]+([^\n]*)`)
 )
 
 // TestSelectors pins the selector parser the dashboard checks rely on.

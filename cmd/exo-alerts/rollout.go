@@ -37,7 +37,10 @@ func cmdRollout(ctx context.Context, args []string) error {
 		return errors.New(rolloutUsage)
 	}
 	fs := flag.NewFlagSet("rollout "+args[0], flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp) }
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp+"\nFlags:")
+		fs.PrintDefaults()
+	}
 	limit := fs.Int("limit", 1000, "list: at most this many tenants; history: this many changes, newest first")
 	explicit := fs.Bool("explicit", false, "list: only the tenants with an explicit state")
 	wait := fs.Duration("wait", 10*time.Second, "set, clear, default: how long to wait for a control plane's relay to publish the change")
