@@ -26,7 +26,13 @@ locals {
     "deliveries.dlq"          = { "cleanup.policy" = "delete", "retention.ms" = tostring(30 * local.day_ms) }
     "delivery-results"        = { "cleanup.policy" = "delete" }
     "rule-errors"             = { "cleanup.policy" = "delete", "retention.ms" = tostring(7 * local.day_ms) }
+    "tenants"                 = local.compacted
   }
+
+  # Topics whose partition count is fixed by the binary, whatever
+  # var.partitions: the rollout table is one partition (every processor and
+  # dispatcher reads all of it, in order).
+  fixed_partitions = { "tenants" = 1 }
 
   retry_topics = { for delay in var.retry_tiers : "deliveries.retry.${delay}" => { "cleanup.policy" = "delete" } }
 
@@ -40,7 +46,7 @@ resource "kafka_topic" "this" {
   for_each = local.topics
 
   name               = local.topic_names[each.key]
-  partitions         = var.partitions
+  partitions         = lookup(local.fixed_partitions, each.key, var.partitions)
   replication_factor = var.replication_factor
   config = merge(
     each.value,

@@ -253,7 +253,7 @@ func TestDocumentedCommandsAreReal(t *testing.T) {
 	space := regexp.MustCompile(`\s+`)
 	runs := regexp.MustCompile("(?:run --rm (?:\"[^\"]*\"|\\S+)|-- exo-alerts|go run \\./cmd/exo-alerts) ([^`)\"\\\\#|;]*)")
 	var found int
-	for _, file := range []string{filepath.Join(deployDir, composeFile), filepath.Join(repoRoot, "docs", "operations-terraform-compose.md")} {
+	for _, file := range []string{filepath.Join(deployDir, composeFile), filepath.Join(repoRoot, "docs", "operations.md")} {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

@@ -52,12 +52,12 @@ func needs(prefix string, tiers []time.Duration) map[string][]need {
 	out := map[string][]need{}
 	out["controlplane"] = slices.Concat(
 		creates(base...),
-		topics("Write", "outbox relay", t.Rules, t.Endpoints, t.Deliveries),
+		topics("Write", "outbox relay", t.Rules, t.Endpoints, t.Tenants, t.Deliveries),
 		[]need{idempotent},
 	)
 	out["processor"] = slices.Concat(
 		creates(base...),
-		topics("Read", "consumes events; tables of rules and endpoints; restores run state", t.Events, t.Rules, t.Endpoints, t.RunState),
+		topics("Read", "consumes events; tables of rules, endpoints and the rollout; restores run state", t.Events, t.Rules, t.Endpoints, t.Tenants, t.RunState),
 		topics("Write", "transactions", t.Deliveries, t.RunState, t.RuleErrors, t.EventsInvalid),
 		[]need{
 			{"Group", prefix + "processor", "Read", "consumer group (EXO_PROCESSOR_GROUP default), offsets in transactions"},
@@ -73,7 +73,7 @@ func needs(prefix string, tiers []time.Duration) map[string][]need {
 	}
 	out["dispatcher"] = slices.Concat(
 		creates(append(slices.Clone(base), tierTopics...)...),
-		topics("Read", "deliveries, endpoints table, retry tiers", append([]string{t.Deliveries, t.Endpoints}, tierTopics...)...),
+		topics("Read", "deliveries, endpoints and rollout tables, retry tiers", append([]string{t.Deliveries, t.Endpoints, t.Tenants}, tierTopics...)...),
 		topics("Write", "retries, results, dead letters", append([]string{t.DeliveryResults, t.DeliveriesDLQ}, tierTopics...)...),
 		// warnUnconfiguredTiers lists the tier topics, configured or not.
 		topics("Describe", "lists retry tier topics no longer configured", t.Deliveries+".retry.45s"),
