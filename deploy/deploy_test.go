@@ -276,6 +276,7 @@ func TestScrapeConfig(t *testing.T) {
 		"exo-alerts-controlplane": regexp.MustCompile(`(?s)func cmdControlplane\(.*?fs\.String\("addr", "([^"]+)"`),
 		"exo-alerts-processor":    regexp.MustCompile(`(?s)func cmdProcessor\(.*?fs\.String\("metrics-addr", "([^"]+)"`),
 		"exo-alerts-dispatcher":   regexp.MustCompile(`(?s)func cmdDispatcher\(.*?fs\.String\("metrics-addr", "([^"]+)"`),
+		"exo-alerts-recorder":     regexp.MustCompile(`(?s)func cmdRecorder\(.*?fs\.String\("metrics-addr", "([^"]+)"`),
 	}
 	var jobs []string
 	for _, sc := range pc.ScrapeConfigs {
