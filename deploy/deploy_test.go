@@ -656,7 +656,7 @@ func docCommands(doc string) []string {
 }
 
 var (
-	codeSpan   = regexp.MustCompile("`([^`]+)`")
+	codeSpan = regexp.MustCompile("`([^`]+)`")
 	// exo-alerts where a shell runs it: first on a line (after an optional
 	// "$ " prompt), after ; & | ( or a "--" (kubectl exec … -- exo-alerts),
 	// or as bin/exo-alerts or ./cmd/exo-alerts; not as a release, namespace

@@ -140,4 +140,3 @@ var sourceEnvNames = sync.OnceValues(func() (map[string]bool, error) {
 	})
 	return names, err
 })
-
