@@ -100,7 +100,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	}
 	env := &config.Env{}
 	// TLS and SASL apply to a Kafka of one's own (KAFKA_BROKERS), not to the in-process one.
-	c := config.Load(env, config.Needs{Kafka: os.Getenv("KAFKA_BROKERS") != ""})
+	c := config.Load(env, config.Needs{Kafka: env.String("KAFKA_BROKERS", "") != ""})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -397,8 +397,9 @@ func (l labelFlag) Set(s string) error {
 
 func cmdEmit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("emit", flag.ContinueOnError)
-	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers (default $KAFKA_BROKERS, else 127.0.0.1:9092)")
-	prefix := fs.String("topic-prefix", envOr("EXO_TOPIC_PREFIX", kafka.DefaultPrefix), "topic prefix")
+	env := &config.Env{}
+	brokers := fs.String("brokers", env.String("KAFKA_BROKERS", ""), "Kafka brokers (default $KAFKA_BROKERS, else 127.0.0.1:9092)")
+	prefix := fs.String("topic-prefix", env.String("EXO_TOPIC_PREFIX", kafka.DefaultPrefix), "topic prefix")
 	tenant := fs.String("tenant", "demo", "tenant id")
 	typ := fs.String("type", schemas.TypeRunFailed, "event type: workflow.run.started|succeeded|failed")
 	workflow := fs.String("workflow", "nightly-etl", "workflow name")
@@ -418,7 +419,6 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
 	}
-	env := &config.Env{}
 	security := env.KafkaOpts(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err := env.Err(); err != nil {
 		return err
@@ -457,13 +457,6 @@ func cmdEmit(ctx context.Context, args []string) error {
 		fmt.Printf("emitted %s tenant=%s workflow=%s run=%s id=%s\n", ev.Type, ev.TenantID, ev.Data.Workflow.Name, ev.Data.Run.ID, ev.ID)
 	}
 	return nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]

@@ -70,7 +70,7 @@ func (e *Env) KafkaSecurity() kafka.Security {
 	}
 	// The password is taken as it is (spaces are a password's business);
 	// a file loses its final line break.
-	pw, pwSet := e.Lookup(EnvKafkaSASLPassword)
+	pw, pwSet := e.lookup(EnvKafkaSASLPassword)
 	pwSet = pwSet && pw != ""
 	if file, ok := e.get(EnvKafkaSASLPasswordFile); ok {
 		if pwSet {
