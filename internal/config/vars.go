@@ -38,7 +38,7 @@ var vars = []Var{
 	{
 		Name: "DATABASE_URL", Commands: loaders,
 		Required: []string{"controlplane", "recorder", "migrate", "apikey", "keyring reencrypt", "quarantine", "rollout"},
-		Help:     "Postgres connection URL (dev: else a throwaway cluster)",
+		Help:     "Postgres connection URL",
 		Doc: "Postgres connection URL; its user owns the tables. TLS: `sslmode=verify-full&sslrootcert=/path/ca.pem` " +
 			"([Postgres over TLS](docs/operations.md#postgres-over-tls)). Dev mode without it starts a throwaway cluster",
 	},
