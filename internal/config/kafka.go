@@ -13,6 +13,8 @@ import (
 // The variables of the Kafka clients' TLS and SASL settings (README,
 // docs/operations.md "Managed Kafka (TLS, SASL)"). The Helm chart sets them
 // by these names.
+//
+//nolint:gosec // G101: the names of the variables holding credentials, not credentials
 const (
 	EnvKafkaTLS                = "EXO_KAFKA_TLS"
 	EnvKafkaTLSCAFile          = "EXO_KAFKA_TLS_CA_FILE"

@@ -86,7 +86,7 @@ func TestEnvDocsAreCommitted(t *testing.T) {
 			continue
 		}
 		if update {
-			if err := os.WriteFile(path, []byte(src[:start]+want+src[end:]), 0o644); err != nil { //nolint:gosec // a document of the repository
+			if err := os.WriteFile(path, []byte(src[:start]+want+src[end:]), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("rewrote the variables' table of %s", doc)
