@@ -63,6 +63,10 @@ openapi: ## regenerate docs/openapi.json from the server (against the local serv
 	@deploy/local/services.sh up
 	@eval "$$(deploy/local/services.sh env)" && UPDATE_OPENAPI=1 $(GO) test -count=1 -run TestOpenAPIIsCommitted ./controlplane/
 
+.PHONY: env-docs
+env-docs: ## regenerate the environment variables' tables (README, docs/operations.md) from internal/config/vars.go
+	UPDATE_ENV_DOCS=1 $(GO) test -count=1 -run TestEnvDocsAreCommitted ./internal/config/
+
 .PHONY: lint
 lint: $(GOLANGCI) ## run golangci-lint
 	$(GOLANGCI) run ./...

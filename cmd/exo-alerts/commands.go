@@ -56,12 +56,9 @@ Commands:
                  (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
   version        print the version baked in at build time (also --version)
 
-Environment: DATABASE_URL, KAFKA_BROKERS, EXO_KEYRING, EXO_TOPIC_PREFIX (exo.),
-EXO_PARTITIONS (3), EXO_SSRF_ALLOWLIST, EXO_LOG_LEVEL (info); Kafka TLS and SASL:
-EXO_KAFKA_TLS, EXO_KAFKA_TLS_{CA,CERT,KEY}_FILE, EXO_KAFKA_TLS_SERVER_NAME,
-EXO_KAFKA_TLS_INSECURE_SKIP_VERIFY, EXO_KAFKA_SASL_MECHANISM, EXO_KAFKA_SASL_USERNAME,
-EXO_KAFKA_SASL_PASSWORD(_FILE), EXO_KAFKA_SASL_OAUTH_TOKEN_FILE.
-Run "exo-alerts <command> -h" for the flags of a command.
+Environment: the settings are environment variables (DATABASE_URL, KAFKA_BROKERS,
+EXO_KEYRING, EXO_*). Run "exo-alerts <command> -h" for the flags of a command and
+the variables it reads; docs/operations.md ("Environment variables") lists them all.
 `
 
 func run(ctx context.Context, args []string) error {
@@ -78,14 +75,7 @@ func run(ctx context.Context, args []string) error {
 	if !ok {
 		return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 	}
-	return fn(ctx, args[1:])
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	if err := fn(ctx, args[1:]); !isHelp(err) {
 		return err
 	}
 	return nil
@@ -100,7 +90,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	}
 	env := &config.Env{}
 	// TLS and SASL apply to a Kafka of one's own (KAFKA_BROKERS), not to the in-process one.
-	c := config.Load(env, config.Needs{Kafka: os.Getenv("KAFKA_BROKERS") != ""})
+	c := config.Load(env, config.Needs{Kafka: env.String("KAFKA_BROKERS", "") != ""})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -337,10 +327,25 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 	return dispatcher.Run(ctx, dc)
 }
 
+const migrateUsage = "usage: exo-alerts migrate up|down|status"
+
 func cmdMigrate(ctx context.Context, args []string) error {
-	if len(args) != 1 || (args[0] != "up" && args[0] != "down" && args[0] != "status") {
-		return errors.New("usage: exo-alerts migrate up|down|status")
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), migrateUsage+"\n\n"+
+			"up applies every pending migration, down rolls back the newest applied one, status lists them.")
 	}
+	var verb string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		verb, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || (verb != "up" && verb != "down" && verb != "status") {
+		return errors.New(migrateUsage)
+	}
+	args = []string{verb}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true})
 	if err := env.Err(); err != nil {
@@ -397,8 +402,9 @@ func (l labelFlag) Set(s string) error {
 
 func cmdEmit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("emit", flag.ContinueOnError)
-	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKERS"), "Kafka brokers (default $KAFKA_BROKERS, else 127.0.0.1:9092)")
-	prefix := fs.String("topic-prefix", envOr("EXO_TOPIC_PREFIX", kafka.DefaultPrefix), "topic prefix")
+	env := &config.Env{}
+	brokers := fs.String("brokers", env.String("KAFKA_BROKERS", ""), "Kafka brokers (default $KAFKA_BROKERS, else 127.0.0.1:9092)")
+	prefix := fs.String("topic-prefix", env.String("EXO_TOPIC_PREFIX", kafka.DefaultPrefix), "topic prefix")
 	tenant := fs.String("tenant", "demo", "tenant id")
 	typ := fs.String("type", schemas.TypeRunFailed, "event type: workflow.run.started|succeeded|failed")
 	workflow := fs.String("workflow", "nightly-etl", "workflow name")
@@ -418,7 +424,6 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
 	}
-	env := &config.Env{}
 	security := env.KafkaOpts(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err := env.Err(); err != nil {
 		return err
@@ -459,13 +464,6 @@ func cmdEmit(ctx context.Context, args []string) error {
 	return nil
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]
        exo-alerts apikey create --role operator [--name N]
        exo-alerts apikey list [--tenant T]
@@ -474,6 +472,9 @@ const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--ro
 func cmdAPIKey(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(keyCmdUsage)
+	}
+	if err := groupHelp("apikey", keyCmdUsage, args); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "create":
@@ -596,6 +597,9 @@ func cmdKeyring(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(keyringUsage)
 	}
+	if err := groupHelp("keyring", keyringUsage, args); err != nil {
+		return err
+	}
 	switch args[0] {
 	case "generate":
 		return cmdKeyringGenerate(args[1:])
@@ -659,10 +663,17 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(quarantineUsage)
 	}
-	fs := flag.NewFlagSet("quarantine "+args[0], flag.ContinueOnError)
+	fs, rest := verbFlagSet("quarantine", args)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), quarantineUsage+"\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	limit := fs.Int("limit", 50, "list: at most this many records of each source, newest first")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, rest); err != nil {
 		return err
+	}
+	if fs.Name() == "quarantine" {
+		return errors.New(quarantineUsage) // flags before the verb
 	}
 	outboxID, isOutbox := strings.CutPrefix(fs.Arg(0), "outbox:")
 	env := &config.Env{}

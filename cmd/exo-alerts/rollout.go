@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -36,16 +35,19 @@ func cmdRollout(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(rolloutUsage)
 	}
-	fs := flag.NewFlagSet("rollout "+args[0], flag.ContinueOnError)
+	fs, rest := verbFlagSet("rollout", args)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp+"\nFlags:")
+		fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	limit := fs.Int("limit", 1000, "list: at most this many tenants; history: this many changes, newest first")
 	explicit := fs.Bool("explicit", false, "list: only the tenants with an explicit state")
 	wait := fs.Duration("wait", 10*time.Second, "set, clear, default: how long to wait for a control plane's relay to publish the change")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, rest); err != nil {
 		return err
+	}
+	if fs.Name() == "rollout" {
+		return errors.New(rolloutUsage) // flags before the verb
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true})

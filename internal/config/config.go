@@ -18,17 +18,31 @@ import (
 )
 
 // Env reads variables from a lookup function (os.LookupEnv by default).
+// It reads only the variables declared in vars.go.
 type Env struct {
 	Lookup   func(string) (string, bool)
 	problems []string
 }
 
+// get returns key's value without surrounding spaces; a blank value is
+// unset.
 func (e *Env) get(key string) (string, bool) {
+	v, ok := e.lookup(key)
+	return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+}
+
+// lookup returns key's value as it is. Every read goes through it, and
+// key must be declared in vars.go (the documentation and each command's
+// -h are generated from there): an undeclared name is a programming error,
+// which TestEveryVariableIsDeclared finds before this panic could.
+func (e *Env) lookup(key string) (string, bool) {
+	if _, ok := byName[key]; !ok {
+		panic("config: " + key + " is read but not declared in internal/config/vars.go")
+	}
 	if e.Lookup == nil {
 		e.Lookup = os.LookupEnv
 	}
-	v, ok := e.Lookup(key)
-	return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+	return e.Lookup(key)
 }
 
 // String returns key or def.

@@ -13,6 +13,8 @@ import (
 // The variables of the Kafka clients' TLS and SASL settings (README,
 // docs/operations.md "Managed Kafka (TLS, SASL)"). The Helm chart sets them
 // by these names.
+//
+//nolint:gosec // G101: the names of the variables holding credentials, not credentials
 const (
 	EnvKafkaTLS                = "EXO_KAFKA_TLS"
 	EnvKafkaTLSCAFile          = "EXO_KAFKA_TLS_CA_FILE"
@@ -70,7 +72,7 @@ func (e *Env) KafkaSecurity() kafka.Security {
 	}
 	// The password is taken as it is (spaces are a password's business);
 	// a file loses its final line break.
-	pw, pwSet := e.Lookup(EnvKafkaSASLPassword)
+	pw, pwSet := e.lookup(EnvKafkaSASLPassword)
 	pwSet = pwSet && pw != ""
 	if file, ok := e.get(EnvKafkaSASLPasswordFile); ok {
 		if pwSet {
