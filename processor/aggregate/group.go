@@ -33,7 +33,7 @@ func (sp *Spec) holds(x Sums) bool {
 		return x.N >= uint64(max(sp.Threshold, 1))
 	case Rate:
 		runs := x.S + x.F
-		return runs >= uint64(max(sp.MinRuns, 1)) && x.S*10_000 < uint64(sp.RatioBelowBP)*runs
+		return runs >= uint64(max(sp.MinRuns, 1)) && x.S*10_000 < uint64(max(sp.RatioBelowBP, 0))*runs
 	}
 	return false
 }
