@@ -161,4 +161,3 @@ func (l *histEnv) createRule(t *testing.T, target string) (endpointID, ruleID, s
 	return wh["id"].(string), rule["id"].(string), wh["secret"].(string)
 }
 
-func histAlertID() string { return "alrt_" + testenv.HexID(16) }
