@@ -160,4 +160,3 @@ func (l *histEnv) createRule(t *testing.T, target string) (endpointID, ruleID, s
 	}
 	return wh["id"].(string), rule["id"].(string), wh["secret"].(string)
 }
-
