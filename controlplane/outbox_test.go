@@ -384,6 +384,25 @@ func TestControlPlaneStartsDuringKafkaOutage(t *testing.T) {
 	}
 }
 
+// A change made while the relay is still starting (creating topics over a
+// slow path) is on Kafka when the API answers, as after start: the
+// quickstart emits an event right after creating its rule, and the processor
+// only sees rules already on the topic.
+func TestChangeDuringRelayStartIsPublishedBeforeTheAnswer(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	slow := testenv.NewKafkaGate(t)
+	slow.Latency = 100 * time.Millisecond
+	cfg := e.config(t)
+	cfg.KafkaOpts = []kgo.Opt{slow.Opt()}
+	cfg.PublishWait = time.Minute
+	cp := startCP(t, cfg)
+	wh := create(t, cp.url, "/v1/webhooks", e.key, `{"name":"ops","target_url":"https://hooks.example.com/x"}`)
+	if got := lastByKey(t, readTopic(t, e.brokers, e.topics.Endpoints)); got["acme/"+wh["id"].(string)] == nil {
+		t.Fatalf("created endpoint not on Kafka when the API answered; topic holds %v", got)
+	}
+}
+
 // A control plane starting over an existing database publishes every live
 // rule and endpoint again, so topics that were lost converge on Postgres.
 func TestOutboxRepublishesLiveRowsAtStart(t *testing.T) {

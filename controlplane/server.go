@@ -249,6 +249,12 @@ func (s *Server) Run(ctx context.Context) error {
 			cancel()
 		}
 	})
+	// Until its first drain the relay is starting, not stuck: a change made
+	// now is published within moments, and a client that produces an event
+	// right after the answer (the quickstart does) needs the rule to be on
+	// Kafka first. So requests wait for it from the start; a relay that does
+	// not publish within PublishWait clears the flag (awaitPublished).
+	s.relaying.Store(true)
 	wg.Go(func() {
 		defer s.relaying.Store(false)
 		if err := newRelay(s, cl).run(ctx); err != nil {
