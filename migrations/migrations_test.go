@@ -28,7 +28,8 @@ func tables(t *testing.T, pool *pgxpool.Pool) map[string]bool {
 	return out
 }
 
-var want = []string{"tenants", "api_keys", "webhook_endpoints", "alert_rules", "audit_events", "outbox", "delivery_attempts", "dead_letters", "quarantined_records", "rollout_default"}
+var want = []string{"tenants", "api_keys", "webhook_endpoints", "alert_rules", "audit_events", "outbox", "delivery_attempts", "dead_letters", "quarantined_records", "rollout_default",
+	"aggregate_groups", "aggregate_rule_stats", "quota_suppressions", "notices", "tenant_settings"}
 
 func TestUpDownUp(t *testing.T) {
 	t.Parallel()
