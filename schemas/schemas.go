@@ -35,6 +35,12 @@ const (
 	KindRunState       Kind = "run-state"
 	KindRuleError      Kind = "rule-error"
 	KindTenant         Kind = "tenant"
+	KindAggregateInput Kind = "aggregate-input"
+	KindAggregateState Kind = "aggregate-state"
+	KindAggregateGroup Kind = "aggregate-group"
+	KindQuotaUsage     Kind = "quota-usage"
+	KindEndpointHealth Kind = "endpoint-health"
+	KindTenantLimits   Kind = "tenant-limits"
 )
 
 // Kinds lists every kind. Each has a schema file <kind>.schema.json.
@@ -42,7 +48,8 @@ var Kinds = slices.Clone(allKinds[:])
 
 // allKinds backs Kinds; the compiler reads this copy, which callers cannot
 // modify.
-var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState, KindRuleError, KindTenant}
+var allKinds = [...]Kind{KindWorkflowEvent, KindWebhookPayload, KindRule, KindEndpoint, KindDelivery, KindResult, KindRunState, KindRuleError, KindTenant,
+	KindAggregateInput, KindAggregateState, KindAggregateGroup, KindQuotaUsage, KindEndpointHealth, KindTenantLimits}
 
 // IDBase is the common prefix of the schemas' $id.
 const IDBase = "https://schemas.exosphere.dev/alerts/"

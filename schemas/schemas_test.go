@@ -69,37 +69,56 @@ var invalidWant = map[string]string{
 	"webhook-payload-v1.missing-labels":             "/data/labels",
 	"webhook-payload-v1.error-node":                 "/data/error/node",
 	"webhook-payload-v1.unknown-type":               "/type",
+	"webhook-payload-v1.firing-without-aggregate":   "/data/aggregate",
+	"webhook-payload-v1.aggregate-on-failed":        "/data",
+	"webhook-payload-v1.notice-without-notice":      "/data/notice",
 
-	"rule.bad-event-type":               "/event_type",
-	"rule.duration-without-threshold":   "/duration_threshold_ms",
-	"rule.threshold-on-failed":          "/duration_threshold_ms",
-	"rule.max-attempts-too-high":        "/max_attempts",
-	"rule.empty-condition":              "/condition",
-	"rule.is-active-string":             "/is_active",
-	"rule.bad-severity":                 "/severity",
-	"rule.rate-limit-zero":              "/rate_limit_per_minute",
-	"rule.rate-limit-too-high":          "/rate_limit_per_minute",
-	"rule.cooldown-too-long":            "/cooldown_ms",
-	"endpoint.bad-kind":                 "/kind",
-	"endpoint.plain-secret":             "/secret",
-	"endpoint.bad-ciphertext":           "/secret/ciphertext",
-	"endpoint.relative-url":             "/target_url",
-	"endpoint.bad-header-name":          "/headers/X Bad",
-	"endpoint.plain-header-value":       "/headers/X-Api-Key",
-	"delivery.payload-extra-field":      "/payload/data/message",
-	"delivery.payload-missing-alert-id": "/payload/data/alert_id",
-	"delivery.bad-alert-id":             "/alert_id",
-	"delivery.missing-payload":          "/payload",
-	"result.bad-outcome":                "/outcome",
-	"result.attempt-zero":               "/attempt",
-	"result.status-code-out-of-range":   "/status_code",
-	"result.negative-latency":           "/latency_ms",
-	"run-state.missing-seen":            "/seen",
-	"run-state.null-seen":               "/seen",
-	"run-state.unknown-seen-type":       "/seen/1",
-	"run-state.duplicate-seen":          "/seen",
-	"run-state.duplicate-fired":         "/fired",
-	"run-state.unknown-field":           "/status",
+	"rule.bad-event-type":             "/event_type",
+	"rule.duration-without-threshold": "/duration_threshold_ms",
+	"rule.threshold-on-failed":        "/duration_threshold_ms",
+	"rule.max-attempts-too-high":      "/max_attempts",
+	"rule.empty-condition":            "/condition",
+	"rule.is-active-string":           "/is_active",
+	"rule.bad-severity":               "/severity",
+	"rule.rate-limit-zero":            "/rate_limit_per_minute",
+	"rule.rate-limit-too-high":        "/rate_limit_per_minute",
+	"rule.cooldown-too-long":          "/cooldown_ms",
+	"rule.count-without-window":       "/window_ms",
+	"rule.window-not-whole-minutes":   "/window_ms",
+	"rule.window-on-per-event":        "/window_ms",
+	"rule.finished-per-event":         "/event_type",
+	"rule.rate-not-finished":          "/event_type",
+	"rule.cooldown-on-count":          "/cooldown_ms",
+	"rule.group-by-run":               "/group_by/0",
+	"rule.threshold-on-rate":          "/threshold",
+
+	"aggregate-input.tenant-on-watermark": "/tenant_id",
+	"aggregate-input.bad-outcome":         "/outcome",
+	"aggregate-state.two-members":         "(root)",
+	"aggregate-group.bad-state":           "/group/state",
+	"quota-usage.bad-scope":               "/scope",
+	"endpoint-health.negative-failures":   "/consecutive_failures",
+	"tenant-limits.negative-quota":        "/delivery_quota_per_minute",
+	"endpoint.bad-kind":                   "/kind",
+	"endpoint.plain-secret":               "/secret",
+	"endpoint.bad-ciphertext":             "/secret/ciphertext",
+	"endpoint.relative-url":               "/target_url",
+	"endpoint.bad-header-name":            "/headers/X Bad",
+	"endpoint.plain-header-value":         "/headers/X-Api-Key",
+	"delivery.payload-extra-field":        "/payload/data/message",
+	"delivery.payload-missing-alert-id":   "/payload/data/alert_id",
+	"delivery.bad-alert-id":               "/alert_id",
+	"delivery.missing-payload":            "/payload",
+	"result.bad-outcome":                  "/outcome",
+	"result.attempt-zero":                 "/attempt",
+	"result.status-code-out-of-range":     "/status_code",
+	"result.negative-latency":             "/latency_ms",
+	"run-state.missing-seen":              "/seen",
+	"run-state.null-seen":                 "/seen",
+	"run-state.unknown-seen-type":         "/seen/1",
+	"run-state.duplicate-seen":            "/seen",
+	"run-state.duplicate-fired":           "/fired",
+	"run-state.unknown-field":             "/status",
 }
 
 // example is one document under examples/.
@@ -169,6 +188,18 @@ func newValue(k Kind) any {
 		return new(RuleErrorRecord)
 	case KindTenant:
 		return new(TenantRecord)
+	case KindAggregateInput:
+		return new(AggregateInput)
+	case KindAggregateState:
+		return new(AggregateStateRecord)
+	case KindAggregateGroup:
+		return new(AggregateGroupStatus)
+	case KindQuotaUsage:
+		return new(QuotaUsageRecord)
+	case KindEndpointHealth:
+		return new(EndpointHealthRecord)
+	case KindTenantLimits:
+		return new(TenantLimitsRecord)
 	}
 	return nil
 }

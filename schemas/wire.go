@@ -113,3 +113,63 @@ const (
 // RolloutDefaultKey is the key of the global default's record on the
 // tenants topic; every other key is a tenant id, which cannot be "*".
 const RolloutDefaultKey = "*"
+
+// Rule kinds (RuleRecord.Kind; alert_rules.kind in Postgres, whose CHECK
+// constraint lists the same). A record without a kind is per_event.
+const (
+	// RuleKindPerEvent alerts on each matching event (the rules that
+	// existed before aggregate rules).
+	RuleKindPerEvent = "per_event"
+	// RuleKindCount fires when a window holds at least threshold matching
+	// events.
+	RuleKindCount = "count"
+	// RuleKindRate fires when the success ratio of the window's finished
+	// runs is below success_ratio_below_bp / 10,000, with at least
+	// min_runs runs.
+	RuleKindRate = "rate"
+)
+
+// AggregateInput kinds (AggregateInput.Kind).
+const (
+	// AggregateInputKindInput is one matching event of one aggregate rule.
+	AggregateInputKindInput = "input"
+	// AggregateInputKindWatermark is a stage-1 watermark marker of one
+	// events partition, produced to every aggregate-input partition.
+	AggregateInputKindWatermark = "watermark"
+)
+
+// Aggregate input outcomes (AggregateInput.Outcome).
+const (
+	AggregateOutcomeMatched   = "matched"   // count rules
+	AggregateOutcomeSucceeded = "succeeded" // rate rules
+	AggregateOutcomeFailed    = "failed"    // rate rules
+)
+
+// Aggregate group states (AggregateGroupState.State,
+// AggregateGroupInfo.State; aggregate_groups.state in Postgres).
+const (
+	AggregateStateInactive  = "inactive"
+	AggregateStateFiring    = "firing"
+	AggregateStateResolving = "resolving"
+)
+
+// WatermarkKeyPrefix starts the key of a watermark marker on
+// processor.aggregate-input ("~wm/<source partition>"); WatermarksKey is the
+// key of a partition's watermarks on processor.aggregate-state. Tenant ids
+// cannot start with "~", so neither collides with a tenant's key.
+const (
+	WatermarkKeyPrefix = "~wm/"
+	WatermarksKey      = "~wm"
+)
+
+// Quota scopes (QuotaUsageRecord.Scope).
+const (
+	QuotaScopeTenant = "tenant"
+	QuotaScopeGlobal = "global"
+)
+
+// Endpoint health states (EndpointHealthRecord.State).
+const (
+	EndpointUnhealthy = "unhealthy"
+	EndpointHealthy   = "healthy"
+)

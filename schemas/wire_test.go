@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"regexp"
 	"strconv"
@@ -55,5 +57,75 @@ func TestDefaultMaxAttemptsMatchesMigration(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(string(m[1])); n != DefaultMaxAttempts {
 		t.Errorf("migration default %d, DefaultMaxAttempts %d", n, DefaultMaxAttempts)
+	}
+}
+
+// The new wire names of aggregate rules, quotas and notices are read by
+// other versions of the services and stored in Postgres CHECK constraints.
+func TestAggregateWireNamesAreStable(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ got, want string }{
+		{RuleKindPerEvent, "per_event"},
+		{RuleKindCount, "count"},
+		{RuleKindRate, "rate"},
+		{TypeRunFinished, "workflow.run.finished"},
+		{TypeAlertFiring, "workflow.alert.firing"},
+		{TypeAlertResolved, "workflow.alert.resolved"},
+		{TypeTenantNotice, "tenant.notice"},
+		{NoticeRuleID, "notice"},
+		{WatermarkKeyPrefix, "~wm/"},
+		{WatermarksKey, "~wm"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if IsAlertType(TypeRunFinished) {
+		t.Error("workflow.run.finished is in AlertTypes: per-event rules could watch it")
+	}
+}
+
+// A rule snapshot written before aggregate rules existed has no kind: it
+// must still read as a per-event rule, and re-encode without the new
+// members.
+func TestRuleKindDefaultsToPerEvent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		file      string
+		kind      string
+		aggregate bool
+	}{
+		{"examples/rule.json", RuleKindPerEvent, false},
+		{"examples/rule.duration-exceeded.json", RuleKindPerEvent, false},
+		{"examples/rule.per-event-explicit.json", RuleKindPerEvent, false},
+		{"examples/rule.count.json", RuleKindCount, true},
+		{"examples/rule.rate.json", RuleKindRate, true},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			raw, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r RuleRecord
+			if err := json.Unmarshal(raw, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.RuleKind() != tc.kind || r.IsAggregate() != tc.aggregate {
+				t.Fatalf("RuleKind() = %q, IsAggregate() = %v; want %q, %v", r.RuleKind(), r.IsAggregate(), tc.kind, tc.aggregate)
+			}
+			if r.Kind != "" {
+				return
+			}
+			out, err := json.Marshal(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []string{"kind", "window_ms", "threshold", "success_ratio_below_bp", "min_runs", "group_by", "max_groups", "hold_ms", "repeat_interval_ms"} {
+				if bytes.Contains(out, []byte(`"`+m+`"`)) {
+					t.Errorf("per-event rule re-encodes with %s: %s", m, out)
+				}
+			}
+		})
 	}
 }

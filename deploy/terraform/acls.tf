@@ -27,27 +27,31 @@ locals {
     controlplane = {
       Create          = local.base_topic_names
       DescribeConfigs = local.base_topic_names
-      # The outbox relay publishes rule, endpoint and rollout snapshots,
-      # and redeliveries and dead-letter replays.
-      Write = [for t in ["alert-rules", "webhook-endpoints", "tenants", "deliveries"] : local.topic_names[t]]
+      # The outbox relay publishes rule, endpoint, rollout and tenant
+      # limits snapshots, and redeliveries and dead-letter replays.
+      Write = [for t in ["alert-rules", "webhook-endpoints", "tenants", "tenant-limits", "deliveries"] : local.topic_names[t]]
     }
     processor = {
       Create          = local.base_topic_names
       DescribeConfigs = local.base_topic_names
-      # workflow-events in its group; rules, endpoints and the rollout as
-      # tables; its run state changelog when a partition is assigned.
-      Read = [for t in ["workflow-events", "alert-rules", "webhook-endpoints", "tenants", "processor.run-state"] : local.topic_names[t]]
+      # workflow-events and processor.aggregate-input in its group; rules,
+      # endpoints, the rollout and tenant limits as tables; its changelogs
+      # (run state, aggregate state) when a partition is assigned.
+      Read = [for t in ["workflow-events", "alert-rules", "webhook-endpoints", "tenants", "tenant-limits", "processor.run-state",
+      "processor.aggregate-input", "processor.aggregate-state"] : local.topic_names[t]]
       # In its transactions.
-      Write = [for t in ["deliveries", "processor.run-state", "rule-errors", "workflow-events.invalid"] : local.topic_names[t]]
+      Write = [for t in ["deliveries", "processor.run-state", "rule-errors", "workflow-events.invalid",
+      "processor.aggregate-input", "processor.aggregate-state", "aggregate-groups", "quota-usage"] : local.topic_names[t]]
     }
     dispatcher = {
       Create          = concat(local.base_topic_names, local.retry_topic_names)
       DescribeConfigs = concat(local.base_topic_names, local.retry_topic_names)
       Read            = concat([local.topic_names["deliveries"], local.topic_names["webhook-endpoints"], local.topic_names["tenants"]], local.retry_topic_names)
-      Write           = concat([local.topic_names["delivery-results"], local.topic_names["deliveries.dlq"]], local.retry_topic_names)
+      # Results, dead letters and endpoint health notices.
+      Write = concat([local.topic_names["delivery-results"], local.topic_names["deliveries.dlq"], local.topic_names["endpoint-health"]], local.retry_topic_names)
     }
     recorder = {
-      Read = [for t in ["deliveries", "delivery-results", "deliveries.dlq", "rule-errors"] : local.topic_names[t]]
+      Read = [for t in ["deliveries", "delivery-results", "deliveries.dlq", "rule-errors", "aggregate-groups", "quota-usage", "endpoint-health"] : local.topic_names[t]]
     }
   }
 

@@ -27,12 +27,21 @@ locals {
     "delivery-results"        = { "cleanup.policy" = "delete" }
     "rule-errors"             = { "cleanup.policy" = "delete", "retention.ms" = tostring(7 * local.day_ms) }
     "tenants"                 = local.compacted
+    # Aggregate rules (docs/design/aggregate-alerts.md): the processor's
+    # repartition topic and its co-partitioned changelog, the groups' state
+    # for the API, quota suppressions, endpoint health, tenant limits.
+    "processor.aggregate-input" = { "cleanup.policy" = "delete", "retention.ms" = tostring(7 * local.day_ms) }
+    "processor.aggregate-state" = local.compacted
+    "aggregate-groups"          = local.compacted
+    "quota-usage"               = { "cleanup.policy" = "delete", "retention.ms" = tostring(7 * local.day_ms) }
+    "endpoint-health"           = { "cleanup.policy" = "delete", "retention.ms" = tostring(7 * local.day_ms) }
+    "tenant-limits"             = local.compacted
   }
 
   # Topics whose partition count is fixed by the binary, whatever
   # var.partitions: the rollout table is one partition (every processor and
-  # dispatcher reads all of it, in order).
-  fixed_partitions = { "tenants" = 1 }
+  # dispatcher reads all of it, in order); so are the tenant limits.
+  fixed_partitions = { "tenants" = 1, "tenant-limits" = 1 }
 
   retry_topics = { for delay in var.retry_tiers : "deliveries.retry.${delay}" => { "cleanup.policy" = "delete" } }
 

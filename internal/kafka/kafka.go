@@ -33,6 +33,25 @@ type Topics struct {
 	// Tenants is the compacted rollout table: each tenant's state and the
 	// global default (schemas.TenantRecord).
 	Tenants string
+	// AggregateInput is the processor's internal repartition topic of
+	// aggregate rules: inputs keyed tenant/rule and watermark markers
+	// (schemas.AggregateInput), consumed by stage 2 in the same session.
+	AggregateInput string
+	// AggregateState is the compacted changelog of stage 2's groups
+	// (schemas.AggregateStateRecord), co-partitioned with AggregateInput.
+	AggregateState string
+	// AggregateGroups is the compacted current state of groups for the
+	// API (schemas.AggregateGroupStatus), stored by the recorder.
+	AggregateGroups string
+	// QuotaUsage counts the alerts suppressed by the delivery quota
+	// (schemas.QuotaUsageRecord).
+	QuotaUsage string
+	// EndpointHealth reports endpoints whose breaker stays open
+	// (schemas.EndpointHealthRecord).
+	EndpointHealth string
+	// TenantLimits is the compacted table of operator-set tenant limits
+	// (schemas.TenantLimitsRecord).
+	TenantLimits string
 }
 
 // NewTopics returns the topic names under prefix.
@@ -49,6 +68,12 @@ func NewTopics(prefix string) Topics {
 		DeliveryResults: prefix + "delivery-results",
 		RuleErrors:      prefix + "rule-errors",
 		Tenants:         prefix + "tenants",
+		AggregateInput:  prefix + "processor.aggregate-input",
+		AggregateState:  prefix + "processor.aggregate-state",
+		AggregateGroups: prefix + "aggregate-groups",
+		QuotaUsage:      prefix + "quota-usage",
+		EndpointHealth:  prefix + "endpoint-health",
+		TenantLimits:    prefix + "tenant-limits",
 	}
 }
 
@@ -65,7 +90,8 @@ func days(n int) *string { return ptr(fmt.Sprint(int64(n) * 24 * int64(time.Hour
 
 // Specs returns the specs of every topic with the given partition count.
 // workflow-events and processor.run-state share the partition count, which
-// keeps them co-partitioned.
+// keeps them co-partitioned; so do processor.aggregate-input and
+// processor.aggregate-state.
 func (t Topics) Specs(partitions int32) []Spec {
 	compact := map[string]*string{"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("0"), "segment.ms": ptr("3600000")}
 	return []Spec{
@@ -81,6 +107,13 @@ func (t Topics) Specs(partitions int32) []Spec {
 		// A handful of records (one per tenant with an explicit state, and
 		// the default): one partition, whatever the others have.
 		{Name: t.Tenants, Partitions: 1, Configs: compact},
+		{Name: t.AggregateInput, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
+		{Name: t.AggregateState, Partitions: partitions, Configs: compact},
+		{Name: t.AggregateGroups, Partitions: partitions, Configs: compact},
+		{Name: t.QuotaUsage, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
+		{Name: t.EndpointHealth, Partitions: partitions, Configs: map[string]*string{"cleanup.policy": ptr("delete"), "retention.ms": days(7)}},
+		// Like tenants: a few records, read whole and in order.
+		{Name: t.TenantLimits, Partitions: 1, Configs: compact},
 	}
 }
 

@@ -19,10 +19,12 @@ var ErrCleanupPolicy = errors.New("wrong cleanup policy")
 // EnsureTopics (created by an operator, Terraform, or an earlier version):
 //
 //   - a topic that must be compacted (alert-rules, webhook-endpoints,
-//     processor.run-state) holds state by key: without "compact" its rows
+//     processor.run-state, tenants, processor.aggregate-state,
+//     aggregate-groups, tenant-limits) holds state by key: without "compact" its rows
 //     are deleted after retention.ms, and "compact,delete" deletes them too
 //     unless retention.ms and retention.bytes are -1;
-//   - a topic that must not be compacted (events, deliveries, results) keeps
+//   - a topic that must not be compacted (events, deliveries, results,
+//     processor.aggregate-input, quota-usage, endpoint-health) keeps
 //     every record: compacted, all but the last record of each key go.
 //
 // Either is refused with a Permanent error wrapping ErrCleanupPolicy that

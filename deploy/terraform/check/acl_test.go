@@ -52,13 +52,15 @@ func needs(prefix string, tiers []time.Duration) map[string][]need {
 	out := map[string][]need{}
 	out["controlplane"] = slices.Concat(
 		creates(base...),
-		topics("Write", "outbox relay", t.Rules, t.Endpoints, t.Tenants, t.Deliveries),
+		topics("Write", "outbox relay", t.Rules, t.Endpoints, t.Tenants, t.TenantLimits, t.Deliveries),
 		[]need{idempotent},
 	)
 	out["processor"] = slices.Concat(
 		creates(base...),
-		topics("Read", "consumes events; tables of rules, endpoints and the rollout; restores run state", t.Events, t.Rules, t.Endpoints, t.Tenants, t.RunState),
-		topics("Write", "transactions", t.Deliveries, t.RunState, t.RuleErrors, t.EventsInvalid),
+		topics("Read", "consumes events and aggregate inputs; tables of rules, endpoints, the rollout and tenant limits; restores run and aggregate state",
+			t.Events, t.AggregateInput, t.Rules, t.Endpoints, t.Tenants, t.TenantLimits, t.RunState, t.AggregateState),
+		topics("Write", "transactions", t.Deliveries, t.RunState, t.RuleErrors, t.EventsInvalid,
+			t.AggregateInput, t.AggregateState, t.AggregateGroups, t.QuotaUsage),
 		[]need{
 			{"Group", prefix + "processor", "Read", "consumer group (EXO_PROCESSOR_GROUP default), offsets in transactions"},
 			// The default <prefix>processor-<hostname>, and the chart's pod names.
@@ -74,14 +76,15 @@ func needs(prefix string, tiers []time.Duration) map[string][]need {
 	out["dispatcher"] = slices.Concat(
 		creates(append(slices.Clone(base), tierTopics...)...),
 		topics("Read", "deliveries, endpoints and rollout tables, retry tiers", append([]string{t.Deliveries, t.Endpoints, t.Tenants}, tierTopics...)...),
-		topics("Write", "retries, results, dead letters", append([]string{t.DeliveryResults, t.DeliveriesDLQ}, tierTopics...)...),
+		topics("Write", "retries, results, dead letters, endpoint health", append([]string{t.DeliveryResults, t.DeliveriesDLQ, t.EndpointHealth}, tierTopics...)...),
 		// warnUnconfiguredTiers lists the tier topics, configured or not.
 		topics("Describe", "lists retry tier topics no longer configured", t.Deliveries+".retry.45s"),
 		dispGroups,
 		[]need{idempotent},
 	)
 	out["recorder"] = slices.Concat(
-		topics("Read", "delivery history", t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors),
+		topics("Read", "delivery history, groups, quota usage, endpoint health", t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors,
+			t.AggregateGroups, t.QuotaUsage, t.EndpointHealth),
 		[]need{{"Group", prefix + "recorder", "Read", "consumer group (EXO_RECORDER_GROUP default)"}},
 	)
 	return out
