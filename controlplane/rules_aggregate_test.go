@@ -406,7 +406,9 @@ func TestAggregateRuleCapsUnderConcurrentCreates(t *testing.T) {
 	if n := len(asList(list["items"])); n != 1 {
 		t.Fatalf("%d active count rules, want 1", n)
 	}
-	created, refused := race(2, func(i int) string { return countRule(fmt.Sprint("g", i), `,"group_by":["workflow.name"],"max_groups":60`) })
+	created, refused := race(2, func(i int) string {
+		return countRule(fmt.Sprint("g", i), `,"group_by":["workflow.name"],"max_groups":60`)
+	})
 	if len(created) != 1 || len(refused) != 1 {
 		t.Fatalf("groups race: %d created, %d refused", len(created), len(refused))
 	}
