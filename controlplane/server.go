@@ -311,6 +311,7 @@ func (s *Server) newAPI() huma.API {
 
 	s.registerWebhooks(api)
 	s.registerRules(api)
+	s.registerGroups(api)
 	s.registerHistory(api)
 	s.registerAudit(api)
 	s.registerEventTypes(api)
