@@ -44,13 +44,13 @@ type AlertRuleCreate struct {
 type AggregateMembers struct {
 	Kind              string   `json:"kind,omitempty" enum:"per_event,count,rate" default:"per_event" doc:"per_event: an alert per matching event. count: fires once when at least threshold matching events fall in window, resolves when they no longer do. rate: fires once when the success ratio of finished runs in window is below success_ratio_below (with at least min_runs runs), resolves when it recovers."`
 	Window            string   `json:"window,omitempty" maxLength:"32" doc:"count and rate (required): the sliding window, a Go duration in whole minutes from 1m to 24h" example:"15m"`
-	Threshold         int      `json:"threshold,omitempty" minimum:"1" maximum:"100000" doc:"count (required): fire at this many matching events in the window"`
-	SuccessRatioBelow float64  `json:"success_ratio_below,omitempty" minimum:"0.0001" maximum:"1" doc:"rate (required): fire when succeeded / (succeeded + failed) in the window is below this (at most 4 decimals)"`
+	Threshold         int      `json:"threshold,omitempty" minimum:"1" maximum:"100000" example:"3" doc:"count (required): fire at this many matching events in the window"`
+	SuccessRatioBelow float64  `json:"success_ratio_below,omitempty" minimum:"0.0001" maximum:"1" example:"0.95" doc:"rate (required): fire when succeeded / (succeeded + failed) in the window is below this (at most 4 decimals)"`
 	MinRuns           int      `json:"min_runs,omitempty" minimum:"1" maximum:"100000" doc:"rate: decide only with at least this many finished runs in the window (default 10), so 1 failure of 1 does not page"`
 	GroupBy           []string `json:"group_by,omitempty" maxItems:"4" doc:"count and rate: watch each combination of these fields' values separately (workflow.id, workflow.name, labels.<name>; error.code and error.node for workflow.run.failed); default none: one group"`
 	MaxGroups         int      `json:"max_groups,omitempty" minimum:"1" maximum:"5000" doc:"count and rate with group_by: the most groups watched (default 500); inputs of further groups are dropped and counted. Without group_by: 1 or absent."`
-	Hold              string   `json:"hold,omitempty" maxLength:"32" doc:"count and rate: how long the condition must stay false before the alert resolves, a Go duration from 0s to 24h (default 0s)"`
-	RepeatInterval    string   `json:"repeat_interval,omitempty" maxLength:"32" doc:"count and rate: re-send the firing this often while it lasts, a Go duration from 1m to 168h; absent: never"`
+	Hold              string   `json:"hold,omitempty" maxLength:"32" example:"10m" doc:"count and rate: how long the condition must stay false before the alert resolves, a Go duration from 0s to 24h (default 0s)"`
+	RepeatInterval    string   `json:"repeat_interval,omitempty" maxLength:"32" example:"4h" doc:"count and rate: re-send the firing this often while it lasts, a Go duration from 1m to 168h; absent: never"`
 }
 
 // WebhookPatch documents the body of PATCH /v1/webhooks/{id}: a JSON merge
