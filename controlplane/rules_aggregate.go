@@ -86,10 +86,9 @@ func buildAggregate(kind, eventType string, b *AlertRuleCreate) (aggregateSpec, 
 	if b.IncludeErrorMessage {
 		refuse("include_error_message", true, "count and rate rules carry no error message (their inputs keep only the error code)")
 	}
-	switch {
-	case m.Window == "":
+	if m.Window == "" {
 		refuse("window", nil, "required for "+kind+" rules: a Go duration in whole minutes from 1m to 24h, e.g. 15m")
-	default:
+	} else {
 		w, d := parseDuration("body.window", m.Window, time.Minute, 24*time.Hour)
 		switch {
 		case d != nil:
