@@ -34,15 +34,25 @@ type bundle struct {
 // these tests look at what the API writes.
 func setup(t *testing.T) *bundle {
 	t.Helper()
+	return setupWith(t, nil)
+}
+
+// setupWith is setup with a config changed by mod (nil: none).
+func setupWith(t *testing.T, mod func(*controlplane.Config)) *bundle {
+	t.Helper()
 	pool := testenv.Pool(t)
 	ring, err := keyring.Parse(keyring.Generate("k1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := controlplane.New(controlplane.Config{
+	cfg := controlplane.Config{
 		Pool: pool, Brokers: []string{"127.0.0.1:1"}, Topics: kafka.NewTopics("t."), Keyring: ring, Log: testenv.Log(t), Registry: reg,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := controlplane.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,13 @@ type tenantWorld struct {
 
 type tenantIDs struct {
 	tenant, endpoint, rule, alert, dead string
+	// countRule is a count rule with one group (groupKey) stored as the
+	// recorder stores the aggregate-groups topic.
+	countRule, groupKey string
 }
 
 func (ids tenantIDs) all() []string {
-	return []string{ids.endpoint, ids.rule, ids.alert, ids.dead}
+	return []string{ids.endpoint, ids.rule, ids.alert, ids.dead, ids.countRule, ids.groupKey}
 }
 
 func newTenantWorld(t *testing.T) *tenantWorld {
@@ -59,7 +62,7 @@ func newTenantWorld(t *testing.T) *tenantWorld {
 	w.cp = startCP(t, w.config(t))
 	eventually(t, time.Minute, "start-up republish sent", func() (bool, string) {
 		n := countRows(t, w.pool, `SELECT count(*) FROM outbox`)
-		return n == 8 && unsent(t, w.pool) == 0, fmt.Sprintf("%d outbox rows, %d unsent", n, unsent(t, w.pool))
+		return n == 12 && unsent(t, w.pool) == 0, fmt.Sprintf("%d outbox rows, %d unsent", n, unsent(t, w.pool))
 	})
 	return w
 }
@@ -73,6 +76,8 @@ func (w *tenantWorld) populate(t *testing.T, base, tenant, key string) tenantIDs
 	ids.endpoint = wh["id"].(string)
 	r := create(t, base, "/v1/alert-rules", key, `{"name":"ETL failures","event_type":"workflow.run.failed","webhook_endpoint_id":"`+ids.endpoint+`"}`)
 	ids.rule = r["id"].(string)
+	c := create(t, base, "/v1/alert-rules", key, `{"name":"ETL keeps failing","kind":"count","event_type":"workflow.run.failed","window":"15m","threshold":3,"group_by":["workflow.name"],"webhook_endpoint_id":"`+ids.endpoint+`"}`)
+	ids.countRule, ids.groupKey = c["id"].(string), "grp_"+randomHex(16)
 	ids.alert = "alrt_" + randomHex(16)
 	ids.dead = "alrt_" + randomHex(16)
 	ctx := context.Background()
@@ -88,6 +93,15 @@ func (w *tenantWorld) populate(t *testing.T, base, tenant, key string) tenantIDs
 			alert, tenant, ids.rule, ids.endpoint); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := w.pool.Exec(ctx, `INSERT INTO aggregate_groups (tenant_id, rule_id, group_key, group_values, state, firing_since, incident_id, value, kafka_partition, kafka_offset)
+		VALUES ($1, $2, $3, '{"workflow.name": "nightly-etl"}', 'firing', now() - interval '5 minutes', 'inc_' || $4, '{"matched": 3}', 0, 1)`,
+		tenant, ids.countRule, ids.groupKey, randomHex(16)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.pool.Exec(ctx, `INSERT INTO aggregate_rule_stats (tenant_id, rule_id, groups, kafka_partition, kafka_offset) VALUES ($1, $2, 1, 0, 2)`,
+		tenant, ids.countRule); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := w.pool.Exec(ctx, `INSERT INTO dead_letters (alert_id, tenant_id, rule_id, endpoint_id, attempts, last_error, record, dead_at)
 		VALUES ($1, $2, $3, $4, 8, 'HTTP 500', $5, now() - interval '30 minutes')`,
@@ -133,6 +147,9 @@ func (w *tenantWorld) stateOf(t *testing.T, ids tenantIDs) string {
 	}{
 		{`SELECT row_to_json(x)::text FROM webhook_endpoints x WHERE id = $1`, ids.endpoint},
 		{`SELECT row_to_json(x)::text FROM alert_rules x WHERE id = $1`, ids.rule},
+		{`SELECT row_to_json(x)::text FROM alert_rules x WHERE id = $1`, ids.countRule},
+		{`SELECT coalesce(string_agg(row_to_json(x)::text, ','), '') FROM aggregate_groups x WHERE tenant_id = $1`, ids.tenant},
+		{`SELECT coalesce(string_agg(row_to_json(x)::text, ','), '') FROM aggregate_rule_stats x WHERE tenant_id = $1`, ids.tenant},
 		{`SELECT coalesce(string_agg(row_to_json(x)::text, ',' ORDER BY alert_id), '') FROM alerts x WHERE alert_id = ANY($1)`, alerts},
 		{`SELECT coalesce(string_agg(row_to_json(x)::text, ',' ORDER BY alert_id, delivery_id), '') FROM delivery_attempts x WHERE alert_id = ANY($1)`, alerts},
 		{`SELECT row_to_json(x)::text FROM dead_letters x WHERE alert_id = $1`, ids.dead},
@@ -359,6 +376,11 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"/v1/deliveries/{alert_id}":   w.a.alert,
 		"/v1/dead-letters/{alert_id}": w.a.dead,
 	}
+	// Operations whose path names a resource of its own kind: the
+	// groups of A's count rule (its per-event rule has none).
+	byPath := map[string]string{
+		"/v1/alert-rules/{id}/groups": w.a.countRule,
+	}
 	// Operations without a path parameter that write: what B does with them
 	// to reach A. An operation not here (and not a GET) fails the test.
 	writes := map[string]func(t *testing.T, o openAPIOp, ctype, body string){
@@ -419,6 +441,9 @@ func TestTenantIsolationSweep(t *testing.T) {
 				name := "{" + p["name"].(string) + "}"
 				prefix := o.path[:strings.Index(o.path, name)+len(name)]
 				id, ok := resources[prefix]
+				if pid, found := byPath[o.path]; found {
+					id, ok = pid, true
+				}
 				if !ok {
 					t.Fatalf("%s: the sweep does not know which resource %s names; add it to resources", o, prefix)
 				}
@@ -488,6 +513,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 var tenantTables = map[string]string{
 	"tenants": "id", "webhook_endpoints": "tenant_id", "alert_rules": "tenant_id", "audit_events": "tenant_id",
 	"alerts": "tenant_id", "delivery_attempts": "tenant_id", "dead_letters": "tenant_id",
+	"aggregate_groups": "tenant_id", "aggregate_rule_stats": "tenant_id",
 }
 
 // asApp runs fn in a transaction as the application role, with tenant set

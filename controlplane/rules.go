@@ -61,16 +61,28 @@ func (s *Server) registerRules(api huma.API) {
 	}, s.deleteRule)
 }
 
-// buildRule validates a rule document and fills r's fields from it.
+// buildRule validates a rule document and fills r's fields from it. Every
+// problem is reported at once, each at its member's location.
 func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 	var details []error
+	kind := b.Kind
+	if kind == "" {
+		kind = schemas.RuleKindPerEvent
+	}
+	eventType := b.EventType
+	switch {
+	case eventType == "" && kind == schemas.RuleKindRate:
+		eventType = schemas.TypeRunFinished
+	case eventType == "":
+		details = append(details, &huma.ErrorDetail{Location: "body.event_type", Message: "required (only rate rules may leave it out: they watch workflow.run.finished)"})
+	}
 	threshold, d := parseDuration("body.duration_threshold", b.DurationThreshold, time.Second, 168*time.Hour)
 	switch {
 	case d != nil:
 		details = append(details, d)
-	case b.EventType == schemas.TypeRunDurationExceeded && b.DurationThreshold == "":
+	case eventType == schemas.TypeRunDurationExceeded && b.DurationThreshold == "":
 		details = append(details, &huma.ErrorDetail{Location: "body.duration_threshold", Message: "required for workflow.run.duration_exceeded rules"})
-	case b.EventType != schemas.TypeRunDurationExceeded && b.DurationThreshold != "":
+	case eventType != schemas.TypeRunDurationExceeded && b.DurationThreshold != "":
 		details = append(details, &huma.ErrorDetail{Location: "body.duration_threshold", Message: "only workflow.run.duration_exceeded rules take a threshold", Value: b.DurationThreshold})
 	}
 	cooldown, d := parseDuration("body.cooldown", b.Cooldown, time.Second, 720*time.Hour)
@@ -85,10 +97,12 @@ func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 		}
 		details = append(details, &huma.ErrorDetail{Location: "body.condition", Message: msg, Value: b.Condition})
 	}
+	agg, aggDetails := buildAggregate(kind, eventType, b)
+	details = append(details, aggDetails...)
 	if len(details) > 0 {
 		return huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	r.Name, r.Description, r.EventType, r.Condition = b.Name, b.Description, b.EventType, b.Condition
+	r.Name, r.Description, r.EventType, r.Condition = b.Name, b.Description, eventType, b.Condition
 	r.WebhookEndpointID, r.IsActive = b.WebhookEndpointID, b.IsActive == nil || *b.IsActive
 	r.MaxAttempts, r.Severity, r.IncludeErrorMessage = b.MaxAttempts, b.Severity, b.IncludeErrorMessage
 	if r.MaxAttempts == 0 {
@@ -110,6 +124,7 @@ func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 		n := b.RateLimitPerMinute
 		r.RateLimitPerMinute = &n
 	}
+	agg.apply(r)
 	return nil
 }
 
@@ -133,6 +148,9 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		} else if err != nil {
 			return err
 		}
+		if err := s.checkAggregateCaps(ctx, tx, nil, r); err != nil {
+			return err
+		}
 		if err := tx.InsertRule(ctx, r); err != nil {
 			return err
 		}
@@ -142,7 +160,7 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		return nil, noEndpointProblem(r.WebhookEndpointID)
 	}
 	if err != nil {
-		return nil, s.internalError("create rule", err)
+		return nil, s.apiError("create rule", err)
 	}
 	return &ruleOut{ETag: etag(r.Version), Body: model.RuleOf(r)}, nil
 }
@@ -165,8 +183,9 @@ type listRulesIn struct {
 	Cursor            string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
 	Limit             int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
 	IsActive          string `query:"is_active" enum:"true,false" doc:"Only active (true) or inactive (false) rules"`
-	EventType         string `query:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded" doc:"Only rules watching this alert type"`
+	EventType         string `query:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" doc:"Only rules watching this alert type"`
 	WebhookEndpointID string `query:"webhook_endpoint_id" maxLength:"64" doc:"Only rules delivering to this endpoint"`
+	Kind              string `query:"kind" enum:"per_event,count,rate" doc:"Only rules of this kind"`
 }
 
 func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, error) {
@@ -176,7 +195,7 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
 	q := url.Values{"limit": {fmt.Sprint(in.Limit)}}
-	f := store.RuleFilter{EventType: in.EventType, WebhookEndpointID: in.WebhookEndpointID}
+	f := store.RuleFilter{EventType: in.EventType, WebhookEndpointID: in.WebhookEndpointID, Kind: in.Kind}
 	if in.IsActive != "" {
 		f.IsActive = new(in.IsActive == "true")
 		q.Set("is_active", in.IsActive)
@@ -186,6 +205,9 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 	}
 	if in.WebhookEndpointID != "" {
 		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
+	}
+	if in.Kind != "" {
+		q.Set("kind", in.Kind)
 	}
 	var rows []*store.RuleRow
 	var items []*AlertRule
@@ -267,7 +289,7 @@ func ruleDocument(r *store.RuleRow) map[string]any {
 		Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
 		WebhookEndpointID: r.WebhookEndpointID, IsActive: &active, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
 		IncludeErrorMessage: r.IncludeErrorMessage, DurationThreshold: a.DurationThreshold, Cooldown: a.Cooldown,
-		RateLimitPerMinute: deref(r.RateLimitPerMinute),
+		RateLimitPerMinute: deref(r.RateLimitPerMinute), AggregateMembers: aggregateDocument(r, a),
 	})
 }
 
@@ -285,7 +307,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r *store.RuleRow
+	var r, stored *store.RuleRow
 	var before, answer *AlertRule
 	var wasActive bool
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
@@ -293,6 +315,8 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			if r, err = tx.GetRule(ctx, in.ID); err != nil {
 				return 0, err
 			}
+			cp := *r
+			stored = &cp
 			// The answer to a patch that changes nothing, as GET shows it.
 			answer = model.RuleOf(r)
 			return r.Version, withLastErrors(ctx, tx, []*AlertRule{answer})
@@ -336,6 +360,9 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			return cur.Version, nil
 		},
 		write: func(ctx context.Context, tx *store.Tx) error {
+			if err := s.checkAggregateCaps(ctx, tx, stored, r); err != nil {
+				return err
+			}
 			if err := tx.UpdateRule(ctx, r); err != nil {
 				return err
 			}

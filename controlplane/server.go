@@ -80,9 +80,15 @@ type Config struct {
 	// Tenants is ignored (nil: nothing is stored; everybody is served until
 	// an operator sets a default). Operators change the rollout with the
 	// operator API or `exo-alerts rollout`.
-	Tenants  []string
-	Log      *slog.Logger
-	Registry *prometheus.Registry
+	Tenants []string
+	// AggregateRulesPerTenant caps a tenant's active count and rate rules
+	// (EXO_AGGREGATE_RULES_PER_TENANT; default 100), AggregateGroupsPerTenant
+	// the sum of their max_groups (EXO_AGGREGATE_GROUPS_PER_TENANT; default
+	// 50000): the bound of a tenant's aggregate state in the processor.
+	AggregateRulesPerTenant  int
+	AggregateGroupsPerTenant int64
+	Log                      *slog.Logger
+	Registry                 *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -124,6 +130,12 @@ func (c *Config) defaults() {
 	if c.OutboxPoll == 0 {
 		c.OutboxPoll = 5 * time.Second
 	}
+	if c.AggregateRulesPerTenant == 0 {
+		c.AggregateRulesPerTenant = DefaultAggregateRulesPerTenant
+	}
+	if c.AggregateGroupsPerTenant == 0 {
+		c.AggregateGroupsPerTenant = DefaultAggregateGroupsPerTenant
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +165,10 @@ func (c *Config) validate() error {
 		if t.d < 0 {
 			problems = append(problems, fmt.Sprintf("%s is negative (%s)", t.name, t.d))
 		}
+	}
+	if c.AggregateRulesPerTenant < 0 || c.AggregateGroupsPerTenant < 0 {
+		problems = append(problems, fmt.Sprintf("negative aggregate rule caps (EXO_AGGREGATE_RULES_PER_TENANT %d, EXO_AGGREGATE_GROUPS_PER_TENANT %d)",
+			c.AggregateRulesPerTenant, c.AggregateGroupsPerTenant))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("controlplane: invalid config: %s", strings.Join(problems, "; "))
@@ -301,6 +317,7 @@ func (s *Server) newAPI() huma.API {
 
 	s.registerWebhooks(api)
 	s.registerRules(api)
+	s.registerGroups(api)
 	s.registerHistory(api)
 	s.registerAudit(api)
 	s.registerEventTypes(api)

@@ -467,7 +467,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 	for _, d := range dispatcher.DefaultTiers {
 		tiers = append(tiers, dispatcher.TierName(d))
 	}
-	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors}
+	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors, topics.AggregateGroups}
 	history := []string{"alerts", "delivery_attempts", "dead_letters"}
 	return map[string][]string{
 		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type", "tenant_off"),
@@ -480,7 +480,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_dispatcher_retries_total":  labelSets("tier", tiers...),
 		"exo_dispatcher_dead_letters_total": labelSets("reason",
 			"exhausted", "undecodable", "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused", "tenant_disabled"),
-		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error")...),
+		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error", "aggregate_groups")...),
 		"exo_recorder_pruned_rows_total":             labelSets("table", history...),
 		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
 		"exo_recorder_quarantined_records_total":     labelSets("topic", recorded...),

@@ -25,6 +25,7 @@ type item struct {
 	attempt *schemas.ResultRecord
 	dead    *store.DeadLetter
 	ruleErr *schemas.RuleErrorRecord
+	group   *store.GroupStatus
 }
 
 // batch is what a run of items gives, sorted by table.
@@ -33,7 +34,8 @@ type batch struct {
 	attempts   []schemas.ResultRecord
 	dead       map[string]store.DeadLetter // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
-	invalid    []item // quarantined
+	groups     []store.GroupStatus // in record order
+	invalid    []item              // quarantined
 }
 
 func batchOf(items []item) *batch {
@@ -52,6 +54,8 @@ func batchOf(items []item) *batch {
 			}
 		case it.ruleErr != nil:
 			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
+		case it.group != nil:
+			b.groups = append(b.groups, *it.group)
 		}
 	}
 	return b
@@ -97,9 +101,46 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, ruleErr: re})
+		case t.AggregateGroups:
+			gs, err := decodeGroupStatus(kr)
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, group: gs})
 		}
 	}
 	return items
+}
+
+// decodeGroupStatus decodes a record of the compacted aggregate-groups
+// topic: a group's status, a rule's summary, or (no value) a tombstone of
+// the key's group or summary. The value must be about its key.
+func decodeGroupStatus(kr *kgo.Record) (*store.GroupStatus, error) {
+	tenant, rule, group, err := store.ParseGroupStatusKey(string(kr.Key))
+	if err != nil {
+		return nil, err
+	}
+	gs := &store.GroupStatus{Partition: kr.Partition, Offset: kr.Offset, Tenant: tenant, Rule: rule, GroupKey: group}
+	if kr.Value == nil {
+		return gs, nil
+	}
+	if err := schemas.Validate(schemas.KindAggregateGroup, kr.Value); err != nil {
+		return nil, err
+	}
+	var v schemas.AggregateGroupStatus
+	if err := json.Unmarshal(kr.Value, &v); err != nil {
+		return nil, fmt.Errorf("recorder: decode aggregate group status: %w", err)
+	}
+	switch {
+	case v.Group != nil && group != "" && v.Group.TenantID == tenant && v.Group.RuleID == rule && v.Group.GroupKey == group:
+		gs.Group = v.Group
+	case v.Rule != nil && group == "" && v.Rule.TenantID == tenant && v.Rule.RuleID == rule:
+		gs.Summary = v.Rule
+	default:
+		return nil, fmt.Errorf("recorder: aggregate group status %s is not about its key %q", kr.Value, kr.Key)
+	}
+	return gs, nil
 }
 
 func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {

@@ -111,6 +111,10 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		}
 		r.m.recorded.WithLabelValues(lastErrorTable).Add(n)
 	}
+	if err := tx.ApplyGroupStatuses(ctx, b.groups); err != nil {
+		return fmt.Errorf("recorder: %w", err)
+	}
+	r.count(groupsTable, len(b.groups))
 	for _, it := range b.invalid {
 		if err := tx.InsertQuarantined(ctx, consumer, it.kr, it.invalid.Error()); err != nil {
 			return fmt.Errorf("recorder: %w", err)

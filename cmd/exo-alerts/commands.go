@@ -121,6 +121,9 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		ReadTimeout:       env.Duration("EXO_HTTP_READ_TIMEOUT", 0),
 		WriteTimeout:      env.Duration("EXO_HTTP_WRITE_TIMEOUT", 0),
 		IdleTimeout:       env.Duration("EXO_HTTP_IDLE_TIMEOUT", 0),
+		// Caps of aggregate rules per tenant.
+		AggregateRulesPerTenant:  env.Int("EXO_AGGREGATE_RULES_PER_TENANT", 100),
+		AggregateGroupsPerTenant: int64(env.Int("EXO_AGGREGATE_GROUPS_PER_TENANT", 50000)),
 	}
 	switch t := env.List("EXO_TENANTS"); {
 	case len(t) == 0 || slices.Equal(t, []string{"*"}):
@@ -156,6 +159,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 				Allowlist: c.Allowlist, Log: c.Log, Registry: reg, KafkaOpts: c.KafkaOpts,
 				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
 				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
+				AggregateRulesPerTenant: cpc.AggregateRulesPerTenant, AggregateGroupsPerTenant: cpc.AggregateGroupsPerTenant,
 			})
 		},
 	}

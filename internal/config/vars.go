@@ -229,6 +229,18 @@ var vars = []Var{
 		Doc:  "how often old history and published outbox rows are deleted",
 	},
 	{
+		Name: "EXO_AGGREGATE_RULES_PER_TENANT", Default: "`100`", Commands: []string{"controlplane"},
+		Help: "most active count and rate rules a tenant may have",
+		Doc: "most active count and rate rules a tenant may have; the API refuses one more (422 on `kind`) " +
+			"([Count and rate rules](docs/exosphere/alerts.md#count-and-rate-rules))",
+	},
+	{
+		Name: "EXO_AGGREGATE_GROUPS_PER_TENANT", Default: "`50000`", Commands: []string{"controlplane"},
+		Help: "most groups (the sum of max_groups) of a tenant's active count and rate rules",
+		Doc: "most groups (the sum of `max_groups`) of a tenant's active count and rate rules, about 1 KiB of processor " +
+			"memory each; the API refuses a rule that goes beyond (422 on `max_groups`)",
+	},
+	{
 		Name: "EXO_HTTP_READ_HEADER_TIMEOUT", Default: "`10s`", Commands: []string{"controlplane"},
 		Help: "time a client has to send a request's headers",
 		Doc:  "time a client has to send a request's headers",

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/exospherehost/exo-alerts/internal/store"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // Webhook is a webhook endpoint as the API shows it. The secret appears only
@@ -33,26 +34,41 @@ type Webhook struct {
 
 // AlertRule is an alert rule as the API shows it.
 type AlertRule struct {
-	ID                  string    `json:"id" example:"rul_p2k8d7s1m4n6b3v9c5x0"`
-	Name                string    `json:"name"`
-	Description         string    `json:"description"`
-	EventType           string    `json:"event_type"`
-	Condition           string    `json:"condition"`
-	DurationThresholdMS *int64    `json:"duration_threshold_ms"`
-	WebhookEndpointID   string    `json:"webhook_endpoint_id"`
-	IsActive            bool      `json:"is_active"`
-	DisabledReason      *string   `json:"disabled_reason"`
-	MaxAttempts         int       `json:"max_attempts"`
-	Severity            string    `json:"severity"`
-	IncludeErrorMessage bool      `json:"include_error_message"`
-	DurationThreshold   string    `json:"duration_threshold,omitempty" doc:"For workflow.run.duration_exceeded: how long a run may run"`
-	RateLimitPerMinute  *int      `json:"rate_limit_per_minute"`
-	Cooldown            string    `json:"cooldown,omitempty"`
-	CooldownMS          *int64    `json:"cooldown_ms"`
-	CreatedBy           string    `json:"created_by"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
-	Version             int64     `json:"version"`
+	ID                  string  `json:"id" example:"rul_p2k8d7s1m4n6b3v9c5x0"`
+	Name                string  `json:"name"`
+	Description         string  `json:"description"`
+	EventType           string  `json:"event_type"`
+	Condition           string  `json:"condition"`
+	DurationThresholdMS *int64  `json:"duration_threshold_ms"`
+	WebhookEndpointID   string  `json:"webhook_endpoint_id"`
+	IsActive            bool    `json:"is_active"`
+	DisabledReason      *string `json:"disabled_reason"`
+	MaxAttempts         int     `json:"max_attempts"`
+	Severity            string  `json:"severity"`
+	IncludeErrorMessage bool    `json:"include_error_message"`
+	DurationThreshold   string  `json:"duration_threshold,omitempty" doc:"For workflow.run.duration_exceeded: how long a run may run"`
+	RateLimitPerMinute  *int    `json:"rate_limit_per_minute"`
+	Cooldown            string  `json:"cooldown,omitempty"`
+	CooldownMS          *int64  `json:"cooldown_ms"`
+	// Kind and the members of the aggregate kinds (count and rate rules;
+	// absent for per-event rules). Durations come as a Go duration and in
+	// milliseconds.
+	Kind              string    `json:"kind" enum:"per_event,count,rate" doc:"per_event: an alert per matching event; count: at least threshold matching events in window; rate: success ratio of finished runs below success_ratio_below over window"`
+	Window            string    `json:"window,omitempty" doc:"count and rate: the sliding window, e.g. 15m" example:"15m"`
+	WindowMS          *int64    `json:"window_ms,omitempty" doc:"window in milliseconds"`
+	Threshold         *int      `json:"threshold,omitempty" doc:"count: fires at this many matching events in the window"`
+	SuccessRatioBelow *float64  `json:"success_ratio_below,omitempty" doc:"rate: fires when succeeded / (succeeded + failed) in the window is below this"`
+	MinRuns           *int      `json:"min_runs,omitempty" doc:"rate: no decision below this many finished runs in the window"`
+	GroupBy           []string  `json:"group_by,omitzero" doc:"count and rate: the fields whose values form the groups watched separately; [] is one group"`
+	MaxGroups         *int      `json:"max_groups,omitempty" doc:"count and rate: the most groups kept; inputs of further groups are dropped and counted"`
+	Hold              string    `json:"hold,omitempty" doc:"count and rate: how long the condition must stay false before the alert resolves"`
+	HoldMS            *int64    `json:"hold_ms,omitempty" doc:"hold in milliseconds"`
+	RepeatInterval    string    `json:"repeat_interval,omitempty" doc:"count and rate: re-send the firing this often while it lasts; absent: never"`
+	RepeatIntervalMS  *int64    `json:"repeat_interval_ms,omitempty" doc:"repeat_interval in milliseconds"`
+	CreatedBy         string    `json:"created_by"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	Version           int64     `json:"version"`
 	// LastError is read-only: kept by the recorder from the rule-errors
 	// topic, cleared when the condition changes.
 	LastError *RuleLastError `json:"last_error" readOnly:"true" doc:"The latest error evaluating this rule's condition (the rule was skipped for that event; other rules were not), null if none since the condition last changed. Read-only."`
@@ -108,5 +124,34 @@ func RuleOf(r *store.RuleRow) *AlertRule {
 	if r.CooldownMS != nil {
 		out.Cooldown = (time.Duration(*r.CooldownMS) * time.Millisecond).String()
 	}
+	out.Kind = r.Kind
+	if out.Kind == "" {
+		out.Kind = schemas.RuleKindPerEvent
+	}
+	if !r.IsAggregate() {
+		return out
+	}
+	out.WindowMS, out.Threshold, out.MinRuns, out.MaxGroups = r.WindowMS, r.Threshold, r.MinRuns, r.MaxGroups
+	out.HoldMS, out.RepeatIntervalMS = r.HoldMS, r.RepeatIntervalMS
+	out.GroupBy = append([]string{}, r.GroupBy...)
+	if r.WindowMS != nil {
+		out.Window = DurationString(*r.WindowMS)
+	}
+	if r.HoldMS != nil {
+		out.Hold = DurationString(*r.HoldMS)
+	}
+	if r.RepeatIntervalMS != nil {
+		out.RepeatInterval = DurationString(*r.RepeatIntervalMS)
+	}
+	if r.SuccessRatioBelowBP != nil {
+		x := float64(*r.SuccessRatioBelowBP) / 10000
+		out.SuccessRatioBelow = &x
+	}
 	return out
+}
+
+// DurationString is the Go duration of ms milliseconds, as the API shows
+// it (15m0s, 1h0m0s).
+func DurationString(ms int64) string {
+	return (time.Duration(ms) * time.Millisecond).String()
 }

@@ -44,9 +44,26 @@ type RuleRow struct {
 	CooldownMS                                            *int64
 	Severity                                              string
 	IncludeErrorMessage                                   bool
-	CreatedBy                                             string
-	CreatedAt, UpdatedAt                                  time.Time
-	Version                                               int64
+	// Kind is per_event, count or rate (schemas.RuleKind*). The members
+	// after it are those of the aggregate kinds (docs/design/
+	// aggregate-alerts.md §1): nil (GroupBy empty) for per_event rules.
+	Kind                 string
+	WindowMS             *int64
+	Threshold            *int // count
+	SuccessRatioBelowBP  *int // rate: the ratio × 10,000
+	MinRuns              *int // rate
+	GroupBy              []string
+	MaxGroups            *int
+	HoldMS               *int64
+	RepeatIntervalMS     *int64 // nil: no repeat
+	CreatedBy            string
+	CreatedAt, UpdatedAt time.Time
+	Version              int64
+}
+
+// IsAggregate reports whether the rule is a count or rate rule.
+func (r *RuleRow) IsAggregate() bool {
+	return r.Kind == schemas.RuleKindCount || r.Kind == schemas.RuleKindRate
 }
 
 // EndpointCols are the columns ScanEndpoint reads, in its order.
@@ -86,13 +103,14 @@ func ScanEndpoint(row pgx.Row) (*EndpointRow, error) {
 }
 
 // RuleCols are the columns ScanRule reads, in its order.
-const RuleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, created_by, created_at, updated_at, version`
+const RuleCols = `id, tenant_id, name, description, event_type, condition, duration_threshold_ms, webhook_endpoint_id, is_active, disabled_reason, max_attempts, rate_limit_per_minute, cooldown_ms, severity, include_error_message, kind, window_ms, threshold, success_ratio_below_bp, min_runs, group_by, max_groups, hold_ms, repeat_interval_ms, created_by, created_at, updated_at, version`
 
 // ScanRule reads a row of RuleCols.
 func ScanRule(row pgx.Row) (*RuleRow, error) {
 	var r RuleRow
 	err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Description, &r.EventType, &r.Condition, &r.DurationThresholdMS,
 		&r.WebhookEndpointID, &r.IsActive, &r.DisabledReason, &r.MaxAttempts, &r.RateLimitPerMinute, &r.CooldownMS, &r.Severity, &r.IncludeErrorMessage,
+		&r.Kind, &r.WindowMS, &r.Threshold, &r.SuccessRatioBelowBP, &r.MinRuns, &r.GroupBy, &r.MaxGroups, &r.HoldMS, &r.RepeatIntervalMS,
 		&r.CreatedBy, &r.CreatedAt, &r.UpdatedAt, &r.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -131,7 +149,23 @@ func (r *RuleRow) Record() schemas.RuleRecord {
 		s.CooldownMS = *r.CooldownMS
 	}
 	s.Severity = r.Severity
+	if r.IsAggregate() {
+		s.Kind = r.Kind
+		s.WindowMS, s.Threshold, s.SuccessRatioBelowBP = derefInt64(r.WindowMS), derefInt(r.Threshold), derefInt(r.SuccessRatioBelowBP)
+		s.MinRuns, s.MaxGroups, s.HoldMS = derefInt(r.MinRuns), derefInt(r.MaxGroups), derefInt64(r.HoldMS)
+		s.RepeatIntervalMS = derefInt64(r.RepeatIntervalMS)
+		if len(r.GroupBy) > 0 {
+			s.GroupBy = r.GroupBy
+		}
+	}
 	return s
+}
+
+func derefInt64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func derefInt(p *int) int {
