@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -54,7 +55,7 @@ func TestGroupStatusReachesGroupsAPI(t *testing.T) {
 	l.produce(t, l.topics.AggregateGroups, key, status3(schemas.AggregateStateFiring))
 	summary, _ := json.Marshal(schemas.AggregateGroupStatus{Rule: &schemas.AggregateRuleSummary{TenantID: "acme", RuleID: id, Groups: 1, Dropped: 4, Late: 2}})
 	l.produce(t, l.topics.AggregateGroups, schemas.RecordKey("acme", id), summary)
-	histWait(t, "firing group and summary in the API", func() (bool, string) {
+	testenv.Eventually(t, "firing group and summary in the API", func() (bool, string) {
 		body, items := groups()
 		s, _ := json.Marshal(body["summary"])
 		return len(items) == 1 && items[0]["state"] == "firing" && items[0]["firing_since"] == "2026-11-28T10:02:00Z" &&
@@ -65,12 +66,12 @@ func TestGroupStatusReachesGroupsAPI(t *testing.T) {
 		t.Errorf("firing now: %d %v", status, firing)
 	}
 	l.produce(t, l.topics.AggregateGroups, key, status3(schemas.AggregateStateResolving))
-	histWait(t, "resolving group in the API", func() (bool, string) {
+	testenv.Eventually(t, "resolving group in the API", func() (bool, string) {
 		body, items := groups()
 		return len(items) == 1 && items[0]["state"] == "resolving" && items[0]["resolving_since"] == "2026-11-28T10:17:00Z", fmt.Sprint(body)
 	})
 	l.produce(t, l.topics.AggregateGroups, key, nil)
-	histWait(t, "tombstoned group gone", func() (bool, string) {
+	testenv.Eventually(t, "tombstoned group gone", func() (bool, string) {
 		body, items := groups()
 		return len(items) == 0, fmt.Sprint(body)
 	})

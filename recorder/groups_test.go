@@ -70,7 +70,7 @@ func TestRecorderStoresGroupStatuses(t *testing.T) {
 	l.produce(t, topic, schemas.RecordKey("acme", "rul_2"), other)
 	l.produce(t, topic, schemas.RecordKey("acme", "rul_2"), nil)
 
-	wait(t, "group statuses stored", func() (bool, string) {
+	testenv.Eventually(t, "group statuses stored", func() (bool, string) {
 		var state string
 		var resolving *time.Time
 		_ = l.pool.QueryRow(ctx, `SELECT state, resolving_since FROM aggregate_groups WHERE group_key = $1`, grpA).Scan(&state, &resolving)
@@ -106,9 +106,9 @@ func TestRecorderStoresGroupStatuses(t *testing.T) {
 		return s
 	}
 	before := state()
-	group := "replay-" + hexID(4)
+	group := "replay-" + testenv.HexID(4)
 	l.run(t, group, nil)
-	wait(t, "second recorder caught up", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "second recorder caught up", func() (bool, string) { return l.caughtUp(t, group) })
 	if after := state(); after != before {
 		t.Errorf("re-reading aggregate-groups changed the rows:\nbefore %s\nafter  %s", before, after)
 	}
