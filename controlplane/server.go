@@ -80,9 +80,13 @@ type Config struct {
 	// Tenants is ignored (nil: nothing is stored; everybody is served until
 	// an operator sets a default). Operators change the rollout with the
 	// operator API or `exo-alerts rollout`.
-	Tenants  []string
-	Log      *slog.Logger
-	Registry *prometheus.Registry
+	Tenants []string
+	// TenantQuota and GlobalQuota are EXO_TENANT_DELIVERY_QUOTA and
+	// EXO_GLOBAL_DELIVERY_QUOTA as the processors read them, for the
+	// quota API to show (0: no cap).
+	TenantQuota, GlobalQuota int64
+	Log                      *slog.Logger
+	Registry                 *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -300,6 +304,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerEventTypes(api)
 	s.registerMe(api)
 	s.registerRollout(api)
+	s.registerQuota(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

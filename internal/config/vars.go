@@ -155,6 +155,21 @@ var vars = []Var{
 		Doc:  "how long a finished run's state is kept (late duplicates)",
 	},
 	{
+		Name: "EXO_TENANT_DELIVERY_QUOTA", Default: "`0` (none)", Commands: []string{"dev", "controlplane", "processor"},
+		Help: "alerts delivered per tenant per minute of event time at most; 0: no cap",
+		Doc: "alerts delivered per tenant per minute of event time at most (`0`: no cap); an operator's override " +
+			"(`exo-alerts quota set`) replaces it for its tenant. Each of the P events partitions admits `ceil(cap/P)`; " +
+			"suppressed alerts are counted per tenant (`GET /v1/quota`) ([Quota](docs/exosphere/alerts.md#quota)). " +
+			"The control plane reads it to answer `GET /v1/quota`",
+	},
+	{
+		Name: "EXO_GLOBAL_DELIVERY_QUOTA", Default: "`0` (none)", Commands: []string{"dev", "controlplane", "processor"},
+		Help: "alerts delivered over all tenants per minute of event time at most; 0: no cap",
+		Doc: "alerts delivered over all tenants per minute of event time at most (`0`: no cap), checked after the tenant's " +
+			"own cap (a tenant at its cap spends none of it): set it at least to the tenant cap times the tenants that may " +
+			"be at their cap at once",
+	},
+	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},
 		Help: "consumer group (retry tiers use <group>.retry.<tier>)",
 		Doc:  "consumer group (retry tiers use `<group>.retry.<tier>`)",
