@@ -16,6 +16,10 @@ var historyTables = []string{"alerts", "delivery_attempts", "dead_letters"}
 
 const lastErrorTable = "alert_rules.last_error"
 
+// quotaTable holds the quota-usage records (written and pruned after
+// store.QuotaUsageRetention).
+const quotaTable = "quota_suppressions"
+
 type recorderMetrics struct {
 	skipped  *prometheus.CounterVec
 	recorded *prometheus.CounterVec
@@ -78,7 +82,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
 	}
-	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors} {
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.QuotaUsage} {
 		m.skipped.WithLabelValues(topic)
 		m.quarantined.WithLabelValues(topic)
 	}
@@ -87,5 +91,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 		m.pruned.WithLabelValues(table)
 	}
 	m.recorded.WithLabelValues(lastErrorTable)
+	m.recorded.WithLabelValues(quotaTable)
+	m.pruned.WithLabelValues(quotaTable)
 	return m, nil
 }

@@ -25,6 +25,7 @@ type item struct {
 	attempt *schemas.ResultRecord
 	dead    *store.DeadLetter
 	ruleErr *schemas.RuleErrorRecord
+	quota   *store.QuotaSuppression
 }
 
 // batch is what a run of items gives, sorted by table.
@@ -33,6 +34,7 @@ type batch struct {
 	attempts   []schemas.ResultRecord
 	dead       map[string]store.DeadLetter // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
+	quota      []store.QuotaSuppression
 	invalid    []item // quarantined
 }
 
@@ -52,6 +54,8 @@ func batchOf(items []item) *batch {
 			}
 		case it.ruleErr != nil:
 			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
+		case it.quota != nil:
+			b.quota = append(b.quota, *it.quota)
 		}
 	}
 	return b
@@ -97,6 +101,13 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, ruleErr: re})
+		case t.QuotaUsage:
+			q, err := decodeQuotaUsage(kr)
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, quota: q})
 		}
 	}
 	return items
@@ -111,4 +122,18 @@ func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {
 		return nil, fmt.Errorf("recorder: decode rule error: %w", err)
 	}
 	return &re, nil
+}
+
+// decodeQuotaUsage decodes a quota-usage record into its row, stored once
+// by the record's Kafka coordinates.
+func decodeQuotaUsage(kr *kgo.Record) (*store.QuotaSuppression, error) {
+	if err := schemas.Validate(schemas.KindQuotaUsage, kr.Value); err != nil {
+		return nil, err
+	}
+	var u schemas.QuotaUsageRecord
+	if err := json.Unmarshal(kr.Value, &u); err != nil {
+		return nil, fmt.Errorf("recorder: decode quota usage: %w", err)
+	}
+	return &store.QuotaSuppression{Partition: kr.Partition, Offset: kr.Offset, TenantID: u.TenantID, Minute: u.Minute.UTC(),
+		Scope: u.Scope, Suppressed: u.Suppressed, Limit: u.Limit}, nil
 }
