@@ -290,7 +290,7 @@ func (s *Server) newAPI() huma.API {
 	cfg.Info.Description = "Outgoing webhooks and alert rules for workflow runs. Authenticate with `Authorization: Bearer <api key>`."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key (role admin or viewer), minted with `exo-alerts apikey create --tenant <id>`."},
-		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout API only."},
+		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout and quota APIs only."},
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
@@ -377,7 +377,7 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		// no tenant, and a tenant's key must not switch its tenant on.
 		switch forOperator, forTenant := hasScheme(op, "operator"), hasScheme(op, "bearer"); {
 		case p.Role == RoleOperator && !forOperator:
-			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout only (/v1/rollout); use a tenant's key for this")
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout and the delivery quotas only (/v1/rollout, /v1/quotas); use a tenant's key for this")
 			return
 		case p.Role != RoleOperator && !forTenant:
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation needs an operator key (exo-alerts apikey create --role operator)")

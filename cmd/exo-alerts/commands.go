@@ -511,7 +511,7 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
-	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout API only, no tenant")
+	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout and quota APIs only, no tenant")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
