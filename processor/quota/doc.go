@@ -12,4 +12,10 @@
 // again and must find the counters as they were), and drains Usage into the
 // batch's transaction as quota-usage records. Counters live in memory: after
 // a restart or a rebalance the current minute starts afresh.
+//
+// One Quota serves both stages of the processor (the per-event engine on
+// workflow-events, and the aggregate engine on processor.aggregate-input,
+// which has as many partitions): they run in the same loop and batch, so
+// one Begin/Commit/Abort and one Usage cover both, and a tenant's firings
+// share its per-partition budget with its per-event alerts.
 package quota
