@@ -148,7 +148,7 @@ func (l *env) caughtUp(t *testing.T, group string) (bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(l.prod)
-	ends, err := adm.ListEndOffsets(ctx, l.topics.Deliveries, l.topics.DeliveryResults, l.topics.DeliveriesDLQ, l.topics.AggregateGroups)
+	ends, err := adm.ListEndOffsets(ctx, l.topics.Deliveries, l.topics.DeliveryResults, l.topics.DeliveriesDLQ, l.topics.AggregateGroups, l.topics.QuotaUsage)
 	if err != nil {
 		return false, err.Error()
 	}

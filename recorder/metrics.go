@@ -20,6 +20,10 @@ const lastErrorTable = "alert_rules.last_error"
 // aggregate_groups and aggregate_rule_stats (statuses and tombstones).
 const groupsTable = "aggregate_groups"
 
+// quotaTable holds the quota-usage records (written and pruned after
+// store.QuotaUsageRetention).
+const quotaTable = "quota_suppressions"
+
 type recorderMetrics struct {
 	skipped  *prometheus.CounterVec
 	recorded *prometheus.CounterVec
@@ -82,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
 	}
-	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups} {
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups, t.QuotaUsage} {
 		m.skipped.WithLabelValues(topic)
 		m.quarantined.WithLabelValues(topic)
 	}
@@ -92,5 +96,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 	}
 	m.recorded.WithLabelValues(lastErrorTable)
 	m.recorded.WithLabelValues(groupsTable)
+	m.recorded.WithLabelValues(quotaTable)
+	m.pruned.WithLabelValues(quotaTable)
 	return m, nil
 }

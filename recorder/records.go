@@ -26,6 +26,7 @@ type item struct {
 	dead    *store.DeadLetter
 	ruleErr *schemas.RuleErrorRecord
 	group   *store.GroupStatus
+	quota   *store.QuotaSuppression
 }
 
 // batch is what a run of items gives, sorted by table.
@@ -35,7 +36,8 @@ type batch struct {
 	dead       map[string]store.DeadLetter // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
 	groups     []store.GroupStatus // in record order
-	invalid    []item              // quarantined
+	quota      []store.QuotaSuppression
+	invalid    []item // quarantined
 }
 
 func batchOf(items []item) *batch {
@@ -56,6 +58,8 @@ func batchOf(items []item) *batch {
 			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
 		case it.group != nil:
 			b.groups = append(b.groups, *it.group)
+		case it.quota != nil:
+			b.quota = append(b.quota, *it.quota)
 		}
 	}
 	return b
@@ -108,6 +112,13 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, group: gs})
+		case t.QuotaUsage:
+			q, err := decodeQuotaUsage(kr)
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, quota: q})
 		}
 	}
 	return items
@@ -152,4 +163,18 @@ func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {
 		return nil, fmt.Errorf("recorder: decode rule error: %w", err)
 	}
 	return &re, nil
+}
+
+// decodeQuotaUsage decodes a quota-usage record into its row, stored once
+// by the record's Kafka coordinates.
+func decodeQuotaUsage(kr *kgo.Record) (*store.QuotaSuppression, error) {
+	if err := schemas.Validate(schemas.KindQuotaUsage, kr.Value); err != nil {
+		return nil, err
+	}
+	var u schemas.QuotaUsageRecord
+	if err := json.Unmarshal(kr.Value, &u); err != nil {
+		return nil, fmt.Errorf("recorder: decode quota usage: %w", err)
+	}
+	return &store.QuotaSuppression{Partition: kr.Partition, Offset: kr.Offset, TenantID: u.TenantID, Minute: u.Minute.UTC(),
+		Scope: u.Scope, Suppressed: u.Suppressed, Limit: u.Limit}, nil
 }

@@ -115,6 +115,13 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		return fmt.Errorf("recorder: %w", err)
 	}
 	r.count(groupsTable, len(b.groups))
+	// Each quota-usage record once, by its coordinates: a re-read adds
+	// nothing.
+	n, err := tx.InsertQuotaSuppressions(ctx, b.quota)
+	if err != nil {
+		return err
+	}
+	r.count(quotaTable, int(n))
 	for _, it := range b.invalid {
 		if err := tx.InsertQuarantined(ctx, consumer, it.kr, it.invalid.Error()); err != nil {
 			return fmt.Errorf("recorder: %w", err)
