@@ -25,6 +25,7 @@ type item struct {
 	attempt *schemas.ResultRecord
 	dead    *store.DeadLetter
 	ruleErr *schemas.RuleErrorRecord
+	health  *schemas.EndpointHealthRecord
 }
 
 // batch is what a run of items gives, sorted by table.
@@ -33,7 +34,8 @@ type batch struct {
 	attempts   []schemas.ResultRecord
 	dead       map[string]store.DeadLetter // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
-	invalid    []item // quarantined
+	health     []schemas.EndpointHealthRecord // in the order read
+	invalid    []item                         // quarantined
 }
 
 func batchOf(items []item) *batch {
@@ -52,6 +54,8 @@ func batchOf(items []item) *batch {
 			}
 		case it.ruleErr != nil:
 			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
+		case it.health != nil:
+			b.health = append(b.health, *it.health)
 		}
 	}
 	return b
@@ -97,6 +101,17 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, ruleErr: re})
+		case t.EndpointHealth:
+			var h schemas.EndpointHealthRecord
+			err := schemas.Validate(schemas.KindEndpointHealth, kr.Value)
+			if err == nil {
+				err = json.Unmarshal(kr.Value, &h)
+			}
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, health: &h})
 		}
 	}
 	return items

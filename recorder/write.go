@@ -90,10 +90,17 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		return err
 	}
 	r.count("dead_letters", len(dead))
+	if err := r.noticeDeadLetters(ctx, tx, dead); err != nil {
+		return err
+	}
+	if err := r.noticeHealth(ctx, tx, b.health); err != nil {
+		return err
+	}
 	// Only an attempt seen for the first time disables its rule: a replay
-	// of the topic never disables a rule again.
+	// of the topic never disables a rule again. The system's own
+	// deliveries (tests, notices) have no rule to disable.
 	for _, a := range fresh {
-		if a.Outcome != schemas.OutcomeEndpointGone {
+		if a.Outcome != schemas.OutcomeEndpointGone || internalRule(a.RuleID) {
 			continue
 		}
 		if err := r.disableRule(ctx, tx, a); err != nil {
@@ -153,6 +160,9 @@ func (r *recorder) disableRule(ctx context.Context, tx *store.Tx, a schemas.Resu
 	}
 	snap, _ := json.Marshal(after.Record())
 	if err := tx.InsertOutbox(ctx, r.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
+		return err
+	}
+	if err := r.noticeRuleDisabled(ctx, tx, a, after); err != nil {
 		return err
 	}
 	r.m.disabled.Inc()
