@@ -194,7 +194,9 @@ func TestEndpointHealthNotices(t *testing.T) {
 			ConsecutiveFailures: 7, LastErrorClass: "http_status", Instance: instance, At: at})
 		l.produce(t, l.topics.EndpointHealth, schemas.RecordKey("acme", endpoint), b)
 	}
-	key := func(since time.Time) string { return "endpoint_unhealthy/" + endpoint + "/" + since.Format(time.RFC3339Nano) }
+	key := func(since time.Time) string {
+		return "endpoint_unhealthy/" + endpoint + "/" + since.Format(time.RFC3339Nano)
+	}
 	health("unhealthy", "d1", t0, t0.Add(15*time.Minute))
 	health("unhealthy", "d2", t0.Add(time.Minute), t0.Add(16*time.Minute)) // the same stretch, another dispatcher
 	wait(t, "unhealthy notice", func() (bool, string) {
