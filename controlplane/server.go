@@ -300,6 +300,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerEventTypes(api)
 	s.registerMe(api)
 	s.registerRollout(api)
+	s.registerNotices(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
