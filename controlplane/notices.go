@@ -74,8 +74,8 @@ type noticeOut struct{ Body *Notice }
 
 // NoticeSettings says where the tenant's notices are delivered.
 type NoticeSettings struct {
-	WebhookEndpointID *string `json:"webhook_endpoint_id" doc:"The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only" example:"wh_01JD5N"`
-	Kinds             []string `json:"kinds" doc:"The kinds delivered there" example:"[\"rule_disabled\",\"endpoint_unhealthy\",\"dead_letters\",\"quota_exceeded\"]"`
+	WebhookEndpointID *string    `json:"webhook_endpoint_id" doc:"The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only" example:"wh_01JD5N"`
+	Kinds             []string   `json:"kinds" doc:"The kinds delivered there" example:"[\"rule_disabled\",\"endpoint_unhealthy\",\"dead_letters\",\"quota_exceeded\"]"`
 	UpdatedAt         *time.Time `json:"updated_at" doc:"When they were last changed; null if never"`
 	Version           int64      `json:"version" doc:"Incremented on every change; 0 if never set"`
 }
