@@ -469,3 +469,24 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	d.waitText("#test-attempts", "#1 · delivered · HTTP 200")
 	d.waitText("#audit", "webhook.test")
 }
+
+// The quota tile shows the tenant's cap and what it suppressed lately.
+func TestDashboardShowsTheQuota(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	l := startHistEnv(t, func(c *controlplane.Config) { c.TenantQuota = 60 })
+	ctx := context.Background()
+	minute := time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Minute)
+	if err := store.New(l.pool, "").System(ctx, func(tx *store.Tx) error {
+		_, err := tx.InsertQuotaSuppressions(ctx, []store.QuotaSuppression{
+			{Partition: 0, Offset: 1, TenantID: "acme", Minute: minute, Scope: "tenant", Suppressed: 12, Limit: 60},
+			{Partition: 0, Offset: 2, TenantID: "acme", Minute: minute.Add(-5 * time.Hour), Scope: "tenant", Suppressed: 30, Limit: 60},
+			{Partition: 1, Offset: 1, TenantID: "globex", Minute: minute, Scope: "tenant", Suppressed: 500, Limit: 60},
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := openDashboard(t, l.url, l.adminKey)
+	d.waitText("#quota-tile", "Delivery quota: 60 alerts per minute (default) · suppressed: 12 in the last hour, 42 in 24 hours")
+}

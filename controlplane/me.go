@@ -14,7 +14,7 @@ type Me struct {
 	TenantID string `json:"tenant_id" example:"acme" doc:"The key's tenant; empty for an operator key"`
 	KeyID    string `json:"key_id" example:"key_01JD5A"`
 	KeyName  string `json:"key_name" example:"ci"`
-	Role     string `json:"role" enum:"admin,viewer,operator" doc:"admin reads and writes; viewer only reads; operator manages the rollout (/v1/rollout) and nothing of a tenant's"`
+	Role     string `json:"role" enum:"admin,viewer,operator" doc:"admin reads and writes; viewer only reads; operator manages the rollout (/v1/rollout) and the delivery quotas (/v1/quotas), nothing of a tenant's"`
 	CanWrite bool   `json:"can_write" doc:"Whether this key may create, change and delete a tenant's resources (role admin)"`
 }
 

@@ -351,8 +351,13 @@ func (r *relay) republish(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("outbox: republish rollout: %w", err)
 		}
-		rows := make([]store.OutboxRow, 0, len(endpoints)+len(rules)+len(rolloutRows))
+		quotaRows, err := quotaChanges{db: r.db, topics: r.topics}.republishRows(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("outbox: republish tenant quotas: %w", err)
+		}
+		rows := make([]store.OutboxRow, 0, len(endpoints)+len(rules)+len(rolloutRows)+len(quotaRows))
 		rows = append(rows, rolloutRows...)
+		rows = append(rows, quotaRows...)
 		for _, e := range endpoints {
 			v, _ := json.Marshal(e.Record())
 			rows = append(rows, store.OutboxRow{Topic: r.topics.Endpoints, Key: schemas.TenantKey(e.TenantID, e.ID), Value: v})

@@ -80,9 +80,13 @@ type Config struct {
 	// Tenants is ignored (nil: nothing is stored; everybody is served until
 	// an operator sets a default). Operators change the rollout with the
 	// operator API or `exo-alerts rollout`.
-	Tenants  []string
-	Log      *slog.Logger
-	Registry *prometheus.Registry
+	Tenants []string
+	// TenantQuota and GlobalQuota are EXO_TENANT_DELIVERY_QUOTA and
+	// EXO_GLOBAL_DELIVERY_QUOTA as the processors read them, for the
+	// quota API to show (0: no cap).
+	TenantQuota, GlobalQuota int64
+	Log                      *slog.Logger
+	Registry                 *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -286,7 +290,7 @@ func (s *Server) newAPI() huma.API {
 	cfg.Info.Description = "Outgoing webhooks and alert rules for workflow runs. Authenticate with `Authorization: Bearer <api key>`."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key (role admin or viewer), minted with `exo-alerts apikey create --tenant <id>`."},
-		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout API only."},
+		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout and quota APIs only."},
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
@@ -300,6 +304,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerEventTypes(api)
 	s.registerMe(api)
 	s.registerRollout(api)
+	s.registerQuota(api)
 	s.registerNotices(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -373,7 +378,7 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		// no tenant, and a tenant's key must not switch its tenant on.
 		switch forOperator, forTenant := hasScheme(op, "operator"), hasScheme(op, "bearer"); {
 		case p.Role == RoleOperator && !forOperator:
-			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout only (/v1/rollout); use a tenant's key for this")
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout and the delivery quotas only (/v1/rollout, /v1/quotas); use a tenant's key for this")
 			return
 		case p.Role != RoleOperator && !forTenant:
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "this operation needs an operator key (exo-alerts apikey create --role operator)")

@@ -467,21 +467,22 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 	for _, d := range dispatcher.DefaultTiers {
 		tiers = append(tiers, dispatcher.TierName(d))
 	}
-	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors, topics.EndpointHealth}
+	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors, topics.QuotaUsage, topics.EndpointHealth}
 	history := []string{"alerts", "delivery_attempts", "dead_letters"}
 	return map[string][]string{
 		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type", "tenant_off"),
 		"exo_processor_transactions_total":      labelSets("result", "committed", "aborted"),
 		"exo_processor_alerts_suppressed_total": labelSets("reason", "rate_limit", "cooldown"),
 		"exo_processor_rule_errors_total":       labelSets("reason", "budget", "runtime"),
+		"exo_processor_quota_suppressed_total":  labelSets("scope", "tenant", "global"),
 		"exo_dispatcher_attempts_total": labelSets("outcome",
 			schemas.OutcomeDelivered, schemas.OutcomeRetry, schemas.OutcomeEndpointGone, schemas.OutcomeDead),
 		"exo_dispatcher_deferred_total": labelSets("class", "circuit_open", "endpoint_backlog"),
 		"exo_dispatcher_retries_total":  labelSets("tier", tiers...),
 		"exo_dispatcher_dead_letters_total": labelSets("reason",
 			"exhausted", "undecodable", "endpoint_inactive", "secret", "render", "bad_url", "ssrf_refused", "tenant_disabled"),
-		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error")...),
-		"exo_recorder_pruned_rows_total":             labelSets("table", history...),
+		"exo_recorder_records_total":                 labelSets("table", append(history, "alert_rules.last_error", "quota_suppressions")...),
+		"exo_recorder_pruned_rows_total":             labelSets("table", append(history, "quota_suppressions")...),
 		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
 		"exo_recorder_quarantined_records_total":     labelSets("topic", recorded...),
 		"exo_controlplane_dependency_failures_total": labelSets("dependency", "postgres"),

@@ -81,6 +81,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		counter("exo_processor_duration_alerts_total", "Duration-exceeded alerts emitted.", func() float64 { return float64(st.DurationFired.Load()) }),
 		counter("exo_processor_run_states_tombstoned_total", "Run states removed after their grace period.", func() float64 { return float64(st.Tombstones.Load()) }),
 		suppressedCollector{desc: suppressed, p: p},
+		newQuotaCollector(p),
 		ruleErrorsCollector{desc: ruleErrors, p: p},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "exo_processor_rules_active", Help: "Active alert rules the processor matches events against."},
 			func() float64 { return float64(p.rules.len()) }),

@@ -22,6 +22,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/rollout"
 	"github.com/exospherehost/exo-alerts/processor/engine"
+	"github.com/exospherehost/exo-alerts/processor/quota"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -51,6 +52,11 @@ type Config struct {
 	// KafkaOpts are appended to the options of every Kafka client the
 	// processor makes (tests route them through a dialer they can cut).
 	KafkaOpts []kgo.Opt
+	// TenantQuota and GlobalQuota are the delivery caps per minute of
+	// event time (EXO_TENANT_DELIVERY_QUOTA, EXO_GLOBAL_DELIVERY_QUOTA; 0:
+	// none); an operator's override on tenant-limits replaces TenantQuota
+	// for its tenant (processor/quota).
+	TenantQuota, GlobalQuota int64
 }
 
 func (c *Config) validate() error {
@@ -66,6 +72,9 @@ func (c *Config) validate() error {
 	}
 	if c.Tick < 10*time.Millisecond {
 		problems = append(problems, "tick must be >= 10ms")
+	}
+	if c.TenantQuota < 0 || c.GlobalQuota < 0 {
+		problems = append(problems, "delivery quotas must be >= 0")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("processor: invalid config: %s", strings.Join(problems, "; "))
@@ -119,6 +128,8 @@ type Processor struct {
 	// rollout says which tenants are served: a tenant switched off gets
 	// no alerts (servedRules), its events are counted tenant_off.
 	rollout *rollout.Table
+	limits  limitsTable
+	quota   *quota.Quota
 	eng     *engine.Engine
 	adm     *kadm.Client
 	client  *kgo.Client
@@ -182,7 +193,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return e, err
 	}, nil, log)
 	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute},
+	p.limits, p.quota = newQuota(ctx, p)
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute, Quota: p.quota},
 		servedRules{rules: p.rules, rollout: p.rollout}, endpointSet{p.endpoints})
 	m, err := newMetrics(cfg.Registerer, p)
 	if err != nil {
@@ -194,7 +206,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
-	for _, run := range []func(context.Context, []kgo.Opt) error{p.rulesTable.Run, p.endpoints.Run, p.rollout.Run} {
+	for _, run := range []func(context.Context, []kgo.Opt) error{p.rulesTable.Run, p.endpoints.Run, p.rollout.Run, p.limits.Run} {
 		wg.Go(func() {
 			if err := run(ctx, p.base); err != nil {
 				errs <- err
@@ -206,7 +218,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	// Rules (and who is served) ready before events.
-	for _, ready := range []<-chan struct{}{p.rulesTable.Ready(), p.endpoints.Ready(), p.rollout.Ready()} {
+	for _, ready := range []<-chan struct{}{p.rulesTable.Ready(), p.endpoints.Ready(), p.rollout.Ready(), p.limits.Ready()} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
@@ -393,6 +405,7 @@ func fatalKafkaErr(err error) bool {
 // ends: the next session restores what it is assigned from the changelog.
 func (p *Processor) dropPartitions() {
 	p.eng.Abort()
+	p.quota.Abort()
 	for part := range p.next {
 		p.eng.Revoke(part)
 	}
@@ -486,6 +499,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		p.refreshLag(ctx, fetches)
 
 		p.eng.Begin()
+		p.quota.Begin()
 		first := map[int32]int64{}
 		var out []*kgo.Record
 		var from []eventAt // the event that made each record of out
@@ -522,10 +536,12 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 				out = append(out, p.records(part, p.eng.Tick(part, p.caughtUp[part]))...)
 			}
 		}
+		out = append(out, p.quotaRecords()...)
 		p.runs.Store(int64(p.eng.TotalRuns()))
 		p.m.parts.setWatermarks(p.watermarks())
 		if len(records) == 0 && len(out) == 0 {
 			p.eng.Commit() // only the watermark moved: nothing to persist
+			p.quota.Commit()
 			p.flushCounts()
 			continue
 		}
@@ -535,6 +551,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		committed, err := p.transact(ctx, sess, out, from)
 		if err != nil {
 			p.eng.Abort()
+			p.quota.Abort()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -542,12 +559,14 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		}
 		if committed {
 			p.eng.Commit()
+			p.quota.Commit()
 			p.flushCounts()
 			clear(p.suspects)
 			clear(p.poison)
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
 			p.eng.Abort()
+			p.quota.Abort()
 			clear(p.counts) // the batch is processed, and counted, again
 			for part, off := range first {
 				p.next[part] = off
@@ -662,7 +681,7 @@ const syncTableTimeout = 2 * time.Second
 func (p *Processor) syncTables(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
 	defer cancel()
-	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync, p.rollout.Sync} {
+	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync, p.rollout.Sync, p.limits.Sync} {
 		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
 			return

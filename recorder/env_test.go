@@ -150,7 +150,7 @@ func (l *env) caughtUp(t *testing.T, group string) (bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(l.prod)
-	ends, err := adm.ListEndOffsets(ctx, l.topics.Deliveries, l.topics.DeliveryResults, l.topics.DeliveriesDLQ)
+	ends, err := adm.ListEndOffsets(ctx, l.topics.Deliveries, l.topics.DeliveryResults, l.topics.DeliveriesDLQ, l.topics.QuotaUsage)
 	if err != nil {
 		return false, err.Error()
 	}

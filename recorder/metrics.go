@@ -17,6 +17,10 @@ var historyTables = []string{"alerts", "delivery_attempts", "dead_letters"}
 
 const lastErrorTable = "alert_rules.last_error"
 
+// quotaTable holds the quota-usage records (written and pruned after
+// store.QuotaUsageRetention).
+const quotaTable = "quota_suppressions"
+
 type recorderMetrics struct {
 	skipped  *prometheus.CounterVec
 	recorded *prometheus.CounterVec
@@ -91,7 +95,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 	for _, kind := range store.NoticeKinds {
 		m.notices.WithLabelValues(kind)
 	}
-	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.EndpointHealth} {
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.QuotaUsage, t.EndpointHealth} {
 		m.skipped.WithLabelValues(topic)
 		m.quarantined.WithLabelValues(topic)
 	}
@@ -100,5 +104,7 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 		m.pruned.WithLabelValues(table)
 	}
 	m.recorded.WithLabelValues(lastErrorTable)
+	m.recorded.WithLabelValues(quotaTable)
+	m.pruned.WithLabelValues(quotaTable)
 	return m, nil
 }

@@ -141,7 +141,7 @@ func (r *recorder) noticeHealth(ctx context.Context, tx *store.Tx, recs []schema
 // noticeQuota keeps a quota_exceeded notice per tenant and UTC hour of the
 // suppressions in recs (stored in quota_suppressions by the same
 // transaction before), its count summed from the table.
-func (r *recorder) noticeQuota(ctx context.Context, tx *store.Tx, recs []schemas.QuotaUsageRecord) error {
+func (r *recorder) noticeQuota(ctx context.Context, tx *store.Tx, recs []store.QuotaSuppression) error {
 	type th struct {
 		tenant string
 		hour   time.Time

@@ -227,3 +227,41 @@ func TestEndpointHealthNotices(t *testing.T) {
 		t.Errorf("exo_recorder_notices_total{kind=endpoint_unhealthy} = %v, want 2", n)
 	}
 }
+
+// Suppressions by the delivery quota make one quota_exceeded notice per
+// tenant and UTC hour, counting them; reading the topic again changes
+// nothing.
+func TestQuotaNoticePerHour(t *testing.T) {
+	t.Parallel()
+	l := start(t, nil)
+	l.createRule(t, "https://hooks.example.com/x") // the tenant
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	usage := func(n int64, at time.Time) {
+		b, _ := json.Marshal(schemas.QuotaUsageRecord{TenantID: "acme", Minute: at, Scope: schemas.QuotaScopeTenant, Suppressed: n, Limit: 60})
+		l.produce(t, l.topics.QuotaUsage, []byte("acme"), b)
+	}
+	usage(12, hour.Add(5*time.Minute))
+	usage(3, hour.Add(59*time.Minute))
+	usage(7, hour.Add(61*time.Minute))
+	h0, h1 := hour.Format("2006-01-02T15Z"), hour.Add(time.Hour).Format("2006-01-02T15Z")
+	want := map[string]string{
+		"quota_exceeded/" + h0: "quota_exceeded count=15 resolved=false delivered=false",
+		"quota_exceeded/" + h1: "quota_exceeded count=7 resolved=false delivered=false",
+	}
+	wait(t, "quota notices", func() (bool, string) {
+		got := l.notices(t)
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
+	})
+	group := "replay-" + hexID(4)
+	reg2 := l.run(t, group, nil)
+	wait(t, "second recorder read quota-usage", func() (bool, string) { return l.caughtUpTopic(t, group, l.topics.QuotaUsage) })
+	if got := l.notices(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("replay changed the notices: %v", got)
+	}
+	if n := testenv.Metric(t, reg2, "exo_recorder_notices_total", "kind", "quota_exceeded"); n != 0 {
+		t.Errorf("second recorder created %v notices", n)
+	}
+	if n := testenv.Metric(t, l.reg, "exo_recorder_notices_total", "kind", "quota_exceeded"); n != 2 {
+		t.Errorf("exo_recorder_notices_total{kind=quota_exceeded} = %v, want 2", n)
+	}
+}

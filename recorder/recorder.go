@@ -124,7 +124,7 @@ func (r *recorder) consume(ctx context.Context) error {
 	t := r.cfg.Topics
 	opts := append(kafka.ClientOpts(r.cfg.Brokers, r.log),
 		kgo.ConsumerGroup(r.cfg.Group),
-		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.EndpointHealth),
+		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.QuotaUsage, t.EndpointHealth),
 		// deliveries is written in the processor's transactions: record
 		// only what committed.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -25,6 +25,7 @@ type item struct {
 	attempt *schemas.ResultRecord
 	dead    *store.DeadLetter
 	ruleErr *schemas.RuleErrorRecord
+	quota   *store.QuotaSuppression
 	health  *schemas.EndpointHealthRecord
 }
 
@@ -34,6 +35,7 @@ type batch struct {
 	attempts   []schemas.ResultRecord
 	dead       map[string]store.DeadLetter // by alert id: the latest death
 	ruleErrors []schemas.RuleErrorRecord
+	quota      []store.QuotaSuppression
 	health     []schemas.EndpointHealthRecord // in the order read
 	invalid    []item                         // quarantined
 }
@@ -54,6 +56,8 @@ func batchOf(items []item) *batch {
 			}
 		case it.ruleErr != nil:
 			b.ruleErrors = append(b.ruleErrors, *it.ruleErr)
+		case it.quota != nil:
+			b.quota = append(b.quota, *it.quota)
 		case it.health != nil:
 			b.health = append(b.health, *it.health)
 		}
@@ -101,6 +105,13 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, ruleErr: re})
+		case t.QuotaUsage:
+			q, err := decodeQuotaUsage(kr)
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, quota: q})
 		case t.EndpointHealth:
 			var h schemas.EndpointHealthRecord
 			err := schemas.Validate(schemas.KindEndpointHealth, kr.Value)
@@ -126,4 +137,18 @@ func decodeRuleError(v []byte) (*schemas.RuleErrorRecord, error) {
 		return nil, fmt.Errorf("recorder: decode rule error: %w", err)
 	}
 	return &re, nil
+}
+
+// decodeQuotaUsage decodes a quota-usage record into its row, stored once
+// by the record's Kafka coordinates.
+func decodeQuotaUsage(kr *kgo.Record) (*store.QuotaSuppression, error) {
+	if err := schemas.Validate(schemas.KindQuotaUsage, kr.Value); err != nil {
+		return nil, err
+	}
+	var u schemas.QuotaUsageRecord
+	if err := json.Unmarshal(kr.Value, &u); err != nil {
+		return nil, fmt.Errorf("recorder: decode quota usage: %w", err)
+	}
+	return &store.QuotaSuppression{Partition: kr.Partition, Offset: kr.Offset, TenantID: u.TenantID, Minute: u.Minute.UTC(),
+		Scope: u.Scope, Suppressed: u.Suppressed, Limit: u.Limit}, nil
 }

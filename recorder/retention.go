@@ -3,6 +3,8 @@ package recorder
 import (
 	"context"
 	"time"
+
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // sentOutboxRetention is how long published outbox rows are kept (to see
@@ -39,5 +41,10 @@ func (r *recorder) prune(ctx context.Context, now time.Time) {
 	}
 	if _, err := r.db.PruneOutbox(ctx, now.Add(-sentOutboxRetention)); err != nil && ctx.Err() == nil {
 		r.log.Warn("outbox retention", "err", err)
+	}
+	n, err := r.db.PruneQuotaSuppressions(ctx, now.Add(-store.QuotaUsageRetention))
+	r.m.pruned.WithLabelValues(quotaTable).Add(float64(n))
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("quota suppressions retention", "err", err)
 	}
 }

@@ -118,6 +118,16 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		}
 		r.m.recorded.WithLabelValues(lastErrorTable).Add(n)
 	}
+	// Each quota-usage record once, by its coordinates: a re-read adds
+	// nothing.
+	n, err := tx.InsertQuotaSuppressions(ctx, b.quota)
+	if err != nil {
+		return err
+	}
+	r.count(quotaTable, int(n))
+	if err := r.noticeQuota(ctx, tx, b.quota); err != nil {
+		return err
+	}
 	for _, it := range b.invalid {
 		if err := tx.InsertQuarantined(ctx, consumer, it.kr, it.invalid.Error()); err != nil {
 			return fmt.Errorf("recorder: %w", err)

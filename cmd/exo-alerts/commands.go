@@ -51,6 +51,8 @@ Commands:
   apikey         create | list | revoke API keys (--role operator: an operator's key)
   rollout        list | set <tenant> off|beta|ga | clear <tenant> | default off|beta|ga |
                  history: the live rollout flag (who gets alerts)
+  quota          list | set <tenant> <alerts-per-minute> | clear <tenant>: tenants'
+                 delivery quotas (EXO_TENANT_DELIVERY_QUOTA is the default)
   keyring        generate a key ring for EXO_KEYRING; reencrypt secrets under its newest key
   quarantine     list | replay <id> | replay outbox:<id>: records the recorder set aside
                  (Postgres refused them) and outbox rows the relay set aside (Kafka refused them)
@@ -69,7 +71,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
-		"quarantine": cmdQuarantine, "rollout": cmdRollout, "version": cmdVersion, "--version": cmdVersion,
+		"quarantine": cmdQuarantine, "rollout": cmdRollout, "quota": cmdQuota, "version": cmdVersion, "--version": cmdVersion,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -94,6 +96,10 @@ func cmdDev(ctx context.Context, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	tenantQuota, globalQuota := quotaEnv(env)
+	if err := env.Err(); err != nil {
+		return err
+	}
 	exe := "go run ./cmd/exo-alerts"
 	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
 		exe = p
@@ -101,7 +107,7 @@ func cmdDev(ctx context.Context, args []string) error {
 	return runDev(ctx, devConfig{
 		Addr: *addr, DatabaseURL: c.DatabaseURL, Brokers: c.Brokers, KafkaOpts: c.KafkaOpts, KafkaPort: *kafkaPort,
 		TopicPrefix: c.Topics.Prefix, Keyring: env.String("EXO_KEYRING", ""), DemoAPIKey: env.String("EXO_DEMO_API_KEY", ""),
-		Exe: exe, Log: c.Log, Out: os.Stdout,
+		Exe: exe, Log: c.Log, Out: os.Stdout, TenantQuota: tenantQuota, GlobalQuota: globalQuota,
 	})
 }
 
@@ -140,6 +146,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		env.Problem("EXO_CONTROLPLANE_RECORDER: %q is neither on nor off", v)
 	}
 	rc := recorderConfig(env, c)
+	cpc.TenantQuota, cpc.GlobalQuota = quotaEnv(env)
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -156,6 +163,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 				Allowlist: c.Allowlist, Log: c.Log, Registry: reg, KafkaOpts: c.KafkaOpts,
 				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
 				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
+				TenantQuota: cpc.TenantQuota, GlobalQuota: cpc.GlobalQuota,
 			})
 		},
 	}
@@ -279,6 +287,7 @@ func cmdProcessor(ctx context.Context, args []string) error {
 		TransactionalID: env.String("EXO_PROCESSOR_TRANSACTIONAL_ID", ""), Group: env.String("EXO_PROCESSOR_GROUP", ""),
 		Grace: env.Duration("EXO_PROCESSOR_GRACE", 0),
 	}
+	pc.TenantQuota, pc.GlobalQuota = quotaEnv(env)
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -506,7 +515,7 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
-	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout API only, no tenant")
+	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout and quota APIs only, no tenant")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ type devConfig struct {
 	Exe         string // how to invoke this binary in the printed quickstart
 	Log         *slog.Logger
 	Out         io.Writer // where the quickstart is printed
+	// TenantQuota and GlobalQuota are the delivery caps per minute (0: none).
+	TenantQuota, GlobalQuota int64
 }
 
 // runDev runs the whole system in one process until ctx ends: Postgres
@@ -126,10 +128,12 @@ func runDev(ctx context.Context, cfg devConfig) error {
 		return controlplane.Run(ctx, controlplane.Config{
 			Addr: cfg.Addr, Pool: pool, Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
 			Log: log, Registry: reg, Routes: recv.Routes, Ready: addrCh, KafkaOpts: cfg.KafkaOpts,
+			TenantQuota: cfg.TenantQuota, GlobalQuota: cfg.GlobalQuota,
 		})
 	})
 	run("processor", func() error {
-		return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: cfg.KafkaOpts})
+		return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: reg, Ready: procReady, KafkaOpts: cfg.KafkaOpts,
+			TenantQuota: cfg.TenantQuota, GlobalQuota: cfg.GlobalQuota})
 	})
 	run("dispatcher", func() error {
 		return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,

@@ -39,7 +39,7 @@ func runOut(t *testing.T, args ...string) (string, error) {
 var subcommands = []string{
 	"apikey create", "apikey list", "apikey revoke", "keyring generate", "keyring reencrypt",
 	"quarantine list", "quarantine replay", "rollout list", "rollout set", "rollout clear", "rollout default", "rollout history",
-	"migrate up",
+	"quota list", "quota set", "quota clear", "migrate up",
 }
 
 var (
@@ -129,7 +129,7 @@ func TestRequiredVariables(t *testing.T) {
 		t.Setenv(v.Name, "") // blank is unset
 	}
 	runs := [][]string{{"controlplane"}, {"processor"}, {"dispatcher"}, {"recorder"}, {"migrate", "status"}, {"apikey", "list"},
-		{"keyring", "reencrypt"}, {"quarantine", "list"}, {"rollout", "list"}}
+		{"keyring", "reencrypt"}, {"quarantine", "list"}, {"rollout", "list"}, {"quota", "list"}}
 	notSet := regexp.MustCompile(`\b([A-Z][A-Z0-9_]+) is not set`)
 	for _, v := range config.Vars() {
 		for _, c := range v.Required {

@@ -29,7 +29,7 @@ type Var struct {
 // The groups of commands that read the same variables.
 var (
 	// loaders read every setting Load reads.
-	loaders = []string{"dev", "controlplane", "processor", "dispatcher", "recorder", "migrate", "apikey", "keyring reencrypt", "quarantine", "rollout"}
+	loaders = []string{"dev", "controlplane", "processor", "dispatcher", "recorder", "migrate", "apikey", "keyring reencrypt", "quarantine", "rollout", "quota"}
 	// kafkaUsers read the Kafka clients' TLS and SASL settings.
 	kafkaUsers = []string{"dev", "controlplane", "processor", "dispatcher", "recorder", "emit", "quarantine"}
 )
@@ -37,7 +37,7 @@ var (
 var vars = []Var{
 	{
 		Name: "DATABASE_URL", Commands: loaders,
-		Required: []string{"controlplane", "recorder", "migrate", "apikey", "keyring reencrypt", "quarantine", "rollout"},
+		Required: []string{"controlplane", "recorder", "migrate", "apikey", "keyring reencrypt", "quarantine", "rollout", "quota"},
 		Help:     "Postgres connection URL",
 		Doc: "Postgres connection URL; its user owns the tables. TLS: `sslmode=verify-full&sslrootcert=/path/ca.pem` " +
 			"([Postgres over TLS](docs/operations.md#postgres-over-tls)). Dev mode without it starts a throwaway cluster",
@@ -153,6 +153,21 @@ var vars = []Var{
 		Name: "EXO_PROCESSOR_GRACE", Default: "`10m`", Commands: []string{"processor"},
 		Help: "how long a finished run's state is kept (late duplicates)",
 		Doc:  "how long a finished run's state is kept (late duplicates)",
+	},
+	{
+		Name: "EXO_TENANT_DELIVERY_QUOTA", Default: "`0`", Commands: []string{"dev", "controlplane", "processor", "quota"},
+		Help: "alerts delivered per tenant per minute of event time at most; 0: no cap",
+		Doc: "alerts delivered per tenant per minute of event time at most (`0`: no cap); an operator's override " +
+			"(`exo-alerts quota set`) replaces it for its tenant. Each of the P events partitions admits `ceil(cap/P)`; " +
+			"suppressed alerts are counted per tenant (`GET /v1/quota`) ([Quota](docs/exosphere/alerts.md#quota)). " +
+			"The control plane reads it to answer `GET /v1/quota`, `exo-alerts quota list` to show it",
+	},
+	{
+		Name: "EXO_GLOBAL_DELIVERY_QUOTA", Default: "`0`", Commands: []string{"dev", "controlplane", "processor", "quota"},
+		Help: "alerts delivered over all tenants per minute of event time at most; 0: no cap",
+		Doc: "alerts delivered over all tenants per minute of event time at most (`0`: no cap), checked after the tenant's " +
+			"own cap (a tenant at its cap spends none of it): set it at least to the tenant cap times the tenants that may " +
+			"be at their cap at once",
 	},
 	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},

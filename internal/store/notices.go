@@ -91,7 +91,9 @@ func scanNotice(row pgx.Row) (*Notice, error) {
 // is. An endpoint_unhealthy notice is not stored either while the endpoint
 // has one open, or when one stored before covers the same stretch of
 // time (n.Detail["since"] to at: a replayed record of another dispatcher).
-// System transactions only (the recorder).
+// A tenant without a tenants row gets none (nothing to show it to; the
+// record that reports it is still written). System transactions only (the
+// recorder).
 func (t *Tx) InsertNotice(ctx context.Context, n *Notice, at time.Time) (bool, error) {
 	n.ID = NoticeID(n.TenantID, n.DedupKey)
 	detail, err := json.Marshal(n.Detail)
@@ -114,7 +116,7 @@ func (t *Tx) InsertNotice(ctx context.Context, n *Notice, at time.Time) (bool, e
 	}
 	var created time.Time
 	err = t.tx.QueryRow(ctx, `INSERT INTO notices (id, tenant_id, kind, dedup_key, rule_id, endpoint_id, title, detail, count)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9 WHERE NOT `+covered+`
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2) AND NOT `+covered+`
 		ON CONFLICT DO NOTHING
 		RETURNING created_at`, args...).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -51,6 +51,16 @@ type Config struct {
 	// partition — now, or after a restore — nor hold a rule's cooldown or its
 	// run state for years. 0: no cap.
 	MaxClockSkew time.Duration
+	// Quota, if set, is the delivery quota (processor/quota): asked after a
+	// rule's rate limit and cooldown admitted an alert; a refused alert
+	// produces no delivery.
+	Quota Admitter
+}
+
+// Admitter is the delivery quota: whether tenantID may have one more alert
+// at event time at from partition.
+type Admitter interface {
+	Admit(partition int32, tenantID string, at time.Time) bool
 }
 
 // Stats are counters the processor exports as metrics. Safe to read from
@@ -317,7 +327,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			e.ruleError(&out, r, ev.ID, err)
 			continue
 		}
-		if !ok || !e.admit(r, ev.Time) {
+		if !ok || !e.admit(r, ev.Time) || !e.quota(p, r.TenantID, ev.Time) {
 			continue
 		}
 		out.Deliveries = append(out.Deliveries, eventDelivery(ev, r))
@@ -429,7 +439,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 			e.ruleError(&out, r, cp.StartEventID, err)
 			continue
 		}
-		if !match || !e.admit(r, t.at) {
+		if !match || !e.admit(r, t.at) || !e.quota(p, r.TenantID, t.at) {
 			continue
 		}
 		out.Deliveries = append(out.Deliveries, durationDelivery(&cp, r, t.at, elapsed))

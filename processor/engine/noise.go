@@ -51,3 +51,10 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 	n.lastFired = at
 	return true
 }
+
+// quota asks the delivery quota, if any, after the rule's own noise
+// control admitted the alert: a tenant at its cap spends no global budget,
+// and a rule's rate limit spends none of the tenant's.
+func (e *Engine) quota(p int32, tenant string, at time.Time) bool {
+	return e.cfg.Quota == nil || e.cfg.Quota.Admit(p, tenant, at)
+}
