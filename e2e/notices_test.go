@@ -225,7 +225,12 @@ func TestGoneEndpointNoticeOncePerDisable(t *testing.T) {
 		done <- recorder.Run(ctx, recorder.Config{Brokers: s.brokers, Topics: s.topics, Group: "replay-" + t.Name(), Pool: s.pool,
 			Log: testenv.Log(t), Registerer: reg})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("second recorder: %v", err)
+		}
+	})
 	eventuallyE(t, "second recorder read every alert and attempt", func() (bool, string) {
 		a := testenv.Metric(t, reg, "exo_recorder_records_total", "table", "alerts")
 		at := testenv.Metric(t, reg, "exo_recorder_records_total", "table", "delivery_attempts")
