@@ -239,5 +239,8 @@ func TestGoneEndpointNoticeOncePerDisable(t *testing.T) {
 	if after := count(); after != before {
 		t.Errorf("re-reading the topics changed: %s -> %s", before, after)
 	}
+	if a, g := len(inbox.requests()), len(brokenInbox.requests()); a != 2 || g != 1 {
+		t.Errorf("notice endpoints got %d (acme) and %d (globex) deliveries, want 2 and 1", a, g)
+	}
 	s.alive(t)
 }
