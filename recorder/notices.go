@@ -188,7 +188,7 @@ func (r *recorder) notice(ctx context.Context, tx *store.Tx, n *store.Notice, at
 	if !fresh {
 		return nil
 	}
-	r.m.notices.WithLabelValues(n.Kind).Inc()
+	r.created = append(r.created, n.Kind)
 	r.log.Info("health notice", "tenant_id", n.TenantID, "notice_id", n.ID, "kind", n.Kind, "rule_id", n.RuleID, "endpoint_id", n.EndpointID)
 	endpoint, err := tx.NoticeEndpoint(ctx, n.TenantID, n.Kind)
 	if err != nil || endpoint == "" {
@@ -204,6 +204,14 @@ func (r *recorder) notice(ctx context.Context, tx *store.Tx, n *store.Notice, at
 		return nil
 	}
 	return tx.QueueNoticeDelivery(ctx, n.ID, alertID, r.cfg.Topics.Deliveries, schemas.RecordKey(n.TenantID, endpoint), value)
+}
+
+// countNotices counts the notices of the transaction that committed.
+func (r *recorder) countNotices() {
+	for _, kind := range r.created {
+		r.m.notices.WithLabelValues(kind).Inc()
+	}
+	r.created = r.created[:0]
 }
 
 // noticeDelivery is the deliveries record of notice n to endpoint: payload

@@ -118,6 +118,9 @@ type recorder struct {
 	log *slog.Logger
 	m   *recorderMetrics
 	pg  *loop.Outage // Postgres, as the write loop sees it
+	// created are the kinds of the notices the transaction being written
+	// created (notices.go), counted once it commits.
+	created []string
 }
 
 func (r *recorder) consume(ctx context.Context) error {

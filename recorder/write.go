@@ -26,6 +26,7 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 		if err == nil {
 			r.pg.OK()
 			r.quarantined(b.invalid)
+			r.countNotices()
 			return true
 		}
 		if ctx.Err() != nil {
@@ -73,6 +74,7 @@ func (r *recorder) quarantined(items []item) {
 // write stores a batch in one transaction. Every statement is idempotent:
 // writing a batch twice leaves what writing it once left.
 func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
+	r.created = r.created[:0]
 	if err := tx.InsertAlerts(ctx, b.alerts); err != nil {
 		return err
 	}
