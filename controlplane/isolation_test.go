@@ -36,10 +36,11 @@ type tenantIDs struct {
 	// countRule is a count rule with one group (groupKey) stored as the
 	// recorder stores the aggregate-groups topic.
 	countRule, groupKey string
+	notice              string
 }
 
 func (ids tenantIDs) all() []string {
-	return []string{ids.endpoint, ids.rule, ids.alert, ids.dead, ids.countRule, ids.groupKey}
+	return []string{ids.endpoint, ids.rule, ids.alert, ids.dead, ids.countRule, ids.groupKey, ids.notice}
 }
 
 func newTenantWorld(t *testing.T) *tenantWorld {
@@ -108,6 +109,11 @@ func (w *tenantWorld) populate(t *testing.T, base, tenant, key string) tenantIDs
 		ids.dead, tenant, ids.rule, ids.endpoint, deliveryRecord(t, ids.dead, tenant, ids.rule, ids.endpoint)); err != nil {
 		t.Fatal(err)
 	}
+	ids.notice = "ntc_" + randomHex(16)
+	if _, err := w.pool.Exec(ctx, `INSERT INTO notices (id, tenant_id, kind, dedup_key, endpoint_id, title)
+		VALUES ($1, $2, 'dead_letters', $1, $3, 'alerts dead-lettered')`, ids.notice, tenant, ids.endpoint); err != nil {
+		t.Fatal(err)
+	}
 	return ids
 }
 
@@ -153,6 +159,7 @@ func (w *tenantWorld) stateOf(t *testing.T, ids tenantIDs) string {
 		{`SELECT coalesce(string_agg(row_to_json(x)::text, ',' ORDER BY alert_id), '') FROM alerts x WHERE alert_id = ANY($1)`, alerts},
 		{`SELECT coalesce(string_agg(row_to_json(x)::text, ',' ORDER BY alert_id, delivery_id), '') FROM delivery_attempts x WHERE alert_id = ANY($1)`, alerts},
 		{`SELECT row_to_json(x)::text FROM dead_letters x WHERE alert_id = $1`, ids.dead},
+		{`SELECT row_to_json(x)::text FROM notices x WHERE id = $1`, ids.notice},
 		{`SELECT count(*)::text FROM audit_events WHERE tenant_id = $1`, ids.tenant},
 		{`SELECT count(*)::text FROM outbox WHERE key LIKE $1 || '/%'`, ids.tenant},
 	} {
@@ -375,6 +382,7 @@ func TestTenantIsolationSweep(t *testing.T) {
 		"/v1/alert-rules/{id}":        w.a.rule,
 		"/v1/deliveries/{alert_id}":   w.a.alert,
 		"/v1/dead-letters/{alert_id}": w.a.dead,
+		"/v1/notices/{id}":            w.a.notice,
 	}
 	// Operations whose path names a resource of its own kind: the
 	// groups of A's count rule (its per-event rule has none).
@@ -389,6 +397,13 @@ func TestTenantIsolationSweep(t *testing.T) {
 		// B's rule cannot point at A's endpoint.
 		"create-alert-rule": func(t *testing.T, o openAPIOp, _, _ string) {
 			body := `{"name":"x","event_type":"workflow.run.failed","webhook_endpoint_id":"` + w.a.endpoint + `"}`
+			if status, _, raw := call(t, w.cp.url, o.method, o.path, w.keyB, body); status != http.StatusUnprocessableEntity {
+				t.Errorf("%s naming A's endpoint: %d %s, want 422", o, status, raw)
+			}
+		},
+		// B's notices cannot go to A's endpoint.
+		"put-notice-settings": func(t *testing.T, o openAPIOp, _, _ string) {
+			body := `{"webhook_endpoint_id":"` + w.a.endpoint + `"}`
 			if status, _, raw := call(t, w.cp.url, o.method, o.path, w.keyB, body); status != http.StatusUnprocessableEntity {
 				t.Errorf("%s naming A's endpoint: %d %s, want 422", o, status, raw)
 			}

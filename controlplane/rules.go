@@ -175,6 +175,12 @@ func (s *Server) recordRule(ctx context.Context, tx *store.Tx, p *principal, act
 	if err := tx.InsertAudit(ctx, r.TenantID, p.actor(), action, "alert_rule", r.ID, b, model.RuleOf(r), requestID(ctx)); err != nil {
 		return err
 	}
+	if before != nil && !before.IsActive && r.IsActive {
+		// Enabled again: its rule_disabled notice is resolved (notices.go).
+		if err := tx.ResolveRuleDisabled(ctx, r.ID); err != nil {
+			return err
+		}
+	}
 	snap, _ := json.Marshal(r.Record())
 	return tx.InsertOutbox(ctx, s.cfg.Topics.Rules, schemas.TenantKey(r.TenantID, r.ID), snap)
 }

@@ -328,6 +328,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerMe(api)
 	s.registerRollout(api)
 	s.registerQuota(api)
+	s.registerNotices(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -467,7 +467,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 	for _, d := range dispatcher.DefaultTiers {
 		tiers = append(tiers, dispatcher.TierName(d))
 	}
-	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors, topics.AggregateGroups, topics.QuotaUsage}
+	recorded := []string{topics.Deliveries, topics.DeliveryResults, topics.DeliveriesDLQ, topics.RuleErrors, topics.AggregateGroups, topics.QuotaUsage, topics.EndpointHealth}
 	history := []string{"alerts", "delivery_attempts", "dead_letters"}
 	return map[string][]string{
 		"exo_processor_events_total":            labelSets("outcome", "matched", "unmatched", "duplicate", "invalid", "ignored_type", "tenant_off"),
@@ -486,6 +486,8 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
 		"exo_recorder_quarantined_records_total":     labelSets("topic", recorded...),
 		"exo_controlplane_dependency_failures_total": labelSets("dependency", "postgres"),
+		"exo_recorder_notices_total":                 labelSets("kind", "rule_disabled", "endpoint_unhealthy", "dead_letters", "quota_exceeded"),
+		"exo_dispatcher_unhealthy_notices_total":     labelSets("state", schemas.EndpointUnhealthy, schemas.EndpointHealthy),
 		"exo_controlplane_http_requests_total": func() []string {
 			var out []string
 			for _, op := range ops {

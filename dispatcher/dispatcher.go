@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,10 @@ type Config struct {
 	// straight to the next tier; after the cooldown one probe goes out.
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
+	// UnhealthyAfter: an endpoint whose breaker has stayed open this long
+	// while alerts failed is reported on endpoint-health, and healthy when
+	// it closes (EXO_DISPATCHER_UNHEALTHY_AFTER; default 15m).
+	UnhealthyAfter time.Duration
 	// MaxInFlight caps the records of one source between fetch and outcome (default 10000).
 	MaxInFlight int
 	Log         *slog.Logger
@@ -121,6 +126,9 @@ func (c *Config) defaults() {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 10000
 	}
+	if c.UnhealthyAfter == 0 {
+		c.UnhealthyAfter = 15 * time.Minute
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +161,9 @@ func (c *Config) validate() error {
 	}
 	if !(c.EndpointRate >= 1 && c.EndpointRate <= 10000) {
 		problems = append(problems, "endpoint rate (EXO_DISPATCHER_ENDPOINT_RATE) must be between 1 and 10000 per second")
+	}
+	if c.UnhealthyAfter < 100*time.Millisecond || c.UnhealthyAfter > 24*time.Hour {
+		problems = append(problems, "unhealthy after (EXO_DISPATCHER_UNHEALTHY_AFTER) must be between 100ms and 24h")
 	}
 	for i, t := range c.Tiers {
 		if t < 100*time.Millisecond || (i > 0 && t <= c.Tiers[i-1]) {
@@ -187,6 +198,7 @@ type Dispatcher struct {
 	retries       *prometheus.CounterVec // by tier
 	deadLetters   *prometheus.CounterVec // by reason
 	inFlight      prometheus.Gauge
+	health        *health
 }
 
 // Run runs the dispatcher until ctx ends.
@@ -206,6 +218,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := d.newMetrics(); err != nil {
 		return err
+	}
+	if err := d.newHealth(); err != nil {
+		return fmt.Errorf("dispatcher: register metrics: %w", err)
 	}
 	base := append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	admCl, err := kgo.NewClient(base...)
@@ -265,6 +280,20 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
+	// Endpoint health reports: acks from all in-sync replicas, sent
+	// without waiting (health.go).
+	healthCl, err := kgo.NewClient(append(slices.Clone(base), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	if err != nil {
+		return fmt.Errorf("dispatcher: health producer: %w", err)
+	}
+	defer func() {
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer fcancel()
+		_ = healthCl.Flush(fctx)
+		healthCl.Close()
+	}()
+	d.health.cl = healthCl
+	wg.Go(func() { d.watchHealth(ctx) })
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -377,6 +406,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		deferClass = deferCircuitOpen
 	}
 	if deferClass == deferCircuitOpen {
+		d.noteHealth(key, l, del.RuleID, true, "", nil)
 		// No slot, no token: deferring costs the endpoint nothing.
 		d.shortCircuits.Inc()
 		d.deferred.WithLabelValues(deferClass).Inc()
@@ -414,7 +444,8 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		// open): says nothing of the endpoint's health.
 		d.lanes.abandon(l)
 	} else {
-		d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
+		healed := d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
+		d.noteHealth(key, l, del.RuleID, a.outcome == schemas.OutcomeRetry, a.errClass, healed)
 	}
 	d.attempts.WithLabelValues(a.outcome).Inc()
 	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())

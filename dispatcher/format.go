@@ -47,6 +47,12 @@ func render(kind string, d *schemas.DeliveryRecord, secret string, links LinkTem
 	if err := json.Unmarshal(d.Payload, &p); err != nil {
 		return message{}, fmt.Errorf("payload: %w", err)
 	}
+	if p.Type == schemas.TypeTenantNotice && p.Data.Notice != nil { // format_notice.go
+		if kind == schemas.EndpointKindSlack {
+			return message{body: noticeSlackBody(&p)}, nil
+		}
+		return message{body: noticePagerDutyBody(&p, secret)}, nil
+	}
 	if kind == schemas.EndpointKindSlack {
 		return message{body: slackBody(&p, links.link(&p.Data))}, nil
 	}

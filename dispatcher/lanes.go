@@ -21,6 +21,14 @@ type lane struct {
 	failures  int       // consecutive failed attempts
 	openUntil time.Time // breaker open until then
 	probing   bool      // half-open: one probe in flight
+	// Health (health.go): when the breaker first opened in this run of
+	// failures (zero: closed), whether it was reported unhealthy, whether
+	// an alert (not a test or notice delivery) failed or was held by it,
+	// and the class of the last failure.
+	unhealthySince time.Time
+	noticed        bool
+	alerts         bool
+	lastClass      string
 }
 
 // lanes holds a lane per endpoint.
@@ -129,15 +137,19 @@ func (ls *lanes) allow(l *lane) bool {
 }
 
 // report records an attempt's result: a success closes the breaker; the
-// threshold-th consecutive failure (or a failed probe) opens it.
-func (ls *lanes) report(l *lane, ok bool) {
+// threshold-th consecutive failure (or a failed probe) opens it. A success
+// that closes a breaker reported unhealthy returns that stretch (healed).
+func (ls *lanes) report(l *lane, ok bool) (healed *stretch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	probe := l.probing
 	l.probing = false
 	if ok {
-		l.failures = 0
-		return
+		if l.noticed {
+			healed = &stretch{since: l.unhealthySince, failures: l.failures}
+		}
+		l.failures, l.unhealthySince, l.noticed, l.alerts, l.lastClass = 0, time.Time{}, false, false, ""
+		return healed
 	}
 	l.failures++
 	if l.failures >= ls.threshold {
@@ -146,8 +158,12 @@ func (ls *lanes) report(l *lane, ok bool) {
 		if probe || l.failures == ls.threshold {
 			ls.opens.Inc()
 		}
+		if l.unhealthySince.IsZero() {
+			l.unhealthySince = ls.now()
+		}
 		l.openUntil = ls.now().Add(ls.cooldown)
 	}
+	return nil
 }
 
 // abandon ends an attempt that sent nothing: a probe it held may go out

@@ -7,6 +7,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/metrics"
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // historyTables are the tables the recorder writes and retention prunes
@@ -32,6 +33,8 @@ type recorderMetrics struct {
 	failures prometheus.Counter
 	// quarantined: records Postgres refused with a data error, set aside.
 	quarantined *prometheus.CounterVec
+	// notices: health notices created, by kind.
+	notices *prometheus.CounterVec
 }
 
 // newMetrics registers the recorder's metrics with reg, or returns those
@@ -65,6 +68,10 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 			Name: "exo_recorder_quarantined_records_total",
 			Help: "Records Postgres refused with a data error, stored in quarantined_records instead of being written (exo-alerts quarantine list), by topic.",
 		}, []string{"topic"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exo_recorder_notices_total",
+			Help: "Health notices created for tenants (GET /v1/notices), by kind: rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded.",
+		}, []string{"kind"}),
 	}
 	var err error
 	m.skipped, err = metrics.Register(reg, m.skipped)
@@ -83,10 +90,16 @@ func newMetrics(reg prometheus.Registerer, t kafka.Topics) (*recorderMetrics, er
 	if err == nil {
 		m.quarantined, err = metrics.Register(reg, m.quarantined)
 	}
+	if err == nil {
+		m.notices, err = metrics.Register(reg, m.notices)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recorder: register metrics: %w", err)
 	}
-	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups, t.QuotaUsage} {
+	for _, kind := range store.NoticeKinds {
+		m.notices.WithLabelValues(kind)
+	}
+	for _, topic := range []string{t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups, t.QuotaUsage, t.EndpointHealth} {
 		m.skipped.WithLabelValues(topic)
 		m.quarantined.WithLabelValues(topic)
 	}

@@ -118,13 +118,16 @@ type recorder struct {
 	log *slog.Logger
 	m   *recorderMetrics
 	pg  *loop.Outage // Postgres, as the write loop sees it
+	// created are the kinds of the notices the transaction being written
+	// created (notices.go), counted once it commits.
+	created []string
 }
 
 func (r *recorder) consume(ctx context.Context) error {
 	t := r.cfg.Topics
 	opts := append(kafka.ClientOpts(r.cfg.Brokers, r.log),
 		kgo.ConsumerGroup(r.cfg.Group),
-		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups, t.QuotaUsage),
+		kgo.ConsumeTopics(t.Deliveries, t.DeliveryResults, t.DeliveriesDLQ, t.RuleErrors, t.AggregateGroups, t.QuotaUsage, t.EndpointHealth),
 		// deliveries is written in the processor's transactions: record
 		// only what committed.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -27,6 +27,7 @@ type item struct {
 	ruleErr *schemas.RuleErrorRecord
 	group   *store.GroupStatus
 	quota   *store.QuotaSuppression
+	health  *schemas.EndpointHealthRecord
 }
 
 // batch is what a run of items gives, sorted by table.
@@ -37,7 +38,8 @@ type batch struct {
 	ruleErrors []schemas.RuleErrorRecord
 	groups     []store.GroupStatus // in record order
 	quota      []store.QuotaSuppression
-	invalid    []item // quarantined
+	health     []schemas.EndpointHealthRecord // in the order read
+	invalid    []item                         // quarantined
 }
 
 func batchOf(items []item) *batch {
@@ -60,6 +62,8 @@ func batchOf(items []item) *batch {
 			b.groups = append(b.groups, *it.group)
 		case it.quota != nil:
 			b.quota = append(b.quota, *it.quota)
+		case it.health != nil:
+			b.health = append(b.health, *it.health)
 		}
 	}
 	return b
@@ -119,6 +123,17 @@ func (r *recorder) decode(recs []*kgo.Record) []item {
 				continue
 			}
 			items = append(items, item{kr: kr, quota: q})
+		case t.EndpointHealth:
+			var h schemas.EndpointHealthRecord
+			err := schemas.Validate(schemas.KindEndpointHealth, kr.Value)
+			if err == nil {
+				err = json.Unmarshal(kr.Value, &h)
+			}
+			if err != nil {
+				skip(err)
+				continue
+			}
+			items = append(items, item{kr: kr, health: &h})
 		}
 	}
 	return items

@@ -26,6 +26,7 @@ func (r *recorder) store(ctx context.Context, items []item) bool {
 		if err == nil {
 			r.pg.OK()
 			r.quarantined(b.invalid)
+			r.countNotices()
 			return true
 		}
 		if ctx.Err() != nil {
@@ -73,6 +74,7 @@ func (r *recorder) quarantined(items []item) {
 // write stores a batch in one transaction. Every statement is idempotent:
 // writing a batch twice leaves what writing it once left.
 func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
+	r.created = r.created[:0]
 	if err := tx.InsertAlerts(ctx, b.alerts); err != nil {
 		return err
 	}
@@ -90,10 +92,17 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		return err
 	}
 	r.count("dead_letters", len(dead))
+	if err := r.noticeDeadLetters(ctx, tx, dead); err != nil {
+		return err
+	}
+	if err := r.noticeHealth(ctx, tx, b.health); err != nil {
+		return err
+	}
 	// Only an attempt seen for the first time disables its rule: a replay
-	// of the topic never disables a rule again.
+	// of the topic never disables a rule again. The system's own
+	// deliveries (tests, notices) have no rule to disable.
 	for _, a := range fresh {
-		if a.Outcome != schemas.OutcomeEndpointGone {
+		if a.Outcome != schemas.OutcomeEndpointGone || internalRule(a.RuleID) {
 			continue
 		}
 		if err := r.disableRule(ctx, tx, a); err != nil {
@@ -122,6 +131,9 @@ func (r *recorder) write(ctx context.Context, tx *store.Tx, b *batch) error {
 		return err
 	}
 	r.count(quotaTable, int(n))
+	if err := r.noticeQuota(ctx, tx, b.quota); err != nil {
+		return err
+	}
 	for _, it := range b.invalid {
 		if err := tx.InsertQuarantined(ctx, consumer, it.kr, it.invalid.Error()); err != nil {
 			return fmt.Errorf("recorder: %w", err)
@@ -164,6 +176,9 @@ func (r *recorder) disableRule(ctx context.Context, tx *store.Tx, a schemas.Resu
 	}
 	snap, _ := json.Marshal(after.Record())
 	if err := tx.InsertOutbox(ctx, r.cfg.Topics.Rules, schemas.TenantKey(a.TenantID, a.RuleID), snap); err != nil {
+		return err
+	}
+	if err := r.noticeRuleDisabled(ctx, tx, a, after); err != nil {
 		return err
 	}
 	r.m.disabled.Inc()

@@ -328,6 +328,10 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 		EndpointRate:   float64(env.Int("EXO_DISPATCHER_ENDPOINT_RATE", 50)),
 		InstanceID:     env.String("EXO_DISPATCHER_INSTANCE_ID", ""),
 		SessionTimeout: env.Duration("EXO_DISPATCHER_SESSION_TIMEOUT", 10*time.Second),
+		UnhealthyAfter: env.Duration("EXO_DISPATCHER_UNHEALTHY_AFTER", 0), // 0: the dispatcher's default, 15m
+	}
+	if dc.UnhealthyAfter != 0 && (dc.UnhealthyAfter < time.Minute || dc.UnhealthyAfter > 24*time.Hour) {
+		env.Problem("EXO_DISPATCHER_UNHEALTHY_AFTER: must be between 1m and 24h")
 	}
 	if err := env.Err(); err != nil {
 		return err

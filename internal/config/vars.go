@@ -201,6 +201,12 @@ var vars = []Var{
 			"a restart then takes its partitions back at once",
 	},
 	{
+		Name: "EXO_DISPATCHER_UNHEALTHY_AFTER", Default: "`15m`", Commands: []string{"dispatcher"},
+		Help: "how long an endpoint's breaker stays open, its alerts failing, before the tenant gets a notice (1m–24h)",
+		Doc: "how long an endpoint's circuit breaker stays open while its alerts fail before it is reported on " +
+			"`endpoint-health` and the tenant gets an `endpoint_unhealthy` notice (1m–24h)",
+	},
+	{
 		Name: "EXO_DASHBOARD_RUN_URL", Default: "empty", Commands: []string{"dispatcher"},
 		Help: "link in Slack and PagerDuty messages, with {tenant_id}, {workflow_id}, {run_id}, {alert_id}",
 		Doc:  "link in Slack and PagerDuty messages, with `{tenant_id}`, `{workflow_id}`, `{run_id}`, `{alert_id}`",
