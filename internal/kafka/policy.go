@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,7 +40,7 @@ func checkPolicies(ctx context.Context, adm *kadm.Client, specs []Spec) error {
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	rcs, err := describeConfigs(ctx, adm, names)
 	if err != nil {
 		if unauthorised(err) {
 			return nil
@@ -66,6 +67,29 @@ func checkPolicies(ctx context.Context, adm *kadm.Client, specs []Spec) error {
 		return Permanent(fmt.Errorf("kafka: %w: %s", ErrCleanupPolicy, strings.Join(problems, "; ")))
 	}
 	return nil
+}
+
+// describeConfigs describes the topics' configurations. A topic another
+// component created a moment ago (its CreateTopics answered "already
+// exists" here) may still be unknown to the broker that answers: that is
+// retried for a few seconds instead of failing the start-up of the caller.
+func describeConfigs(ctx context.Context, adm *kadm.Client, names []string) (kadm.ResourceConfigs, error) {
+	wait := 50 * time.Millisecond
+	for deadline := time.Now().Add(5 * time.Second); ; wait = min(2*wait, time.Second) {
+		rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+		unknown := errors.Is(err, kerr.UnknownTopicOrPartition)
+		for _, rc := range rcs {
+			unknown = unknown || errors.Is(rc.Err, kerr.UnknownTopicOrPartition)
+		}
+		if !unknown || time.Now().After(deadline) {
+			return rcs, err
+		}
+		select {
+		case <-ctx.Done():
+			return rcs, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func unauthorised(err error) bool {
