@@ -19,16 +19,20 @@
 # Environment:
 #   EXO_SECURE_STATE_DIR   state root (default ${EXO_STATE_DIR:-/tmp/exo-alerts}-secure)
 #   EXO_SECURE_PORT_BASE   ports: base+0 Kafka PLAINTEXT, +1 controller, +2
-#                          SASL_SSL, +3 SSL with client certificates (default 19392);
-#                          PostgreSQL on EXO_SECURE_PG_PORT (default 55462)
+#                          SASL_SSL, +3 SSL with client certificates (default
+#                          EXO_KAFKA_PORT + 300, i.e. 19392);
+#                          PostgreSQL on EXO_SECURE_PG_PORT (default EXO_PG_PORT
+#                          + 30, i.e. 55462), so a run on private ports does not
+#                          collide with one on the standard ports
 set -euo pipefail
 
 PROG="$(basename -- "${BASH_SOURCE[0]}")"
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
-base="${EXO_SECURE_PORT_BASE:-19392}"
+base="${EXO_SECURE_PORT_BASE:-$((${EXO_KAFKA_PORT:-19092} + 300))}"
+pg_port="${EXO_SECURE_PG_PORT:-$((${EXO_PG_PORT:-55432} + 30))}"
 
 export EXO_STATE_DIR="${EXO_SECURE_STATE_DIR:-${EXO_STATE_DIR:-/tmp/exo-alerts}-secure}"
-export EXO_PG_PORT="${EXO_SECURE_PG_PORT:-55462}" EXO_PG_TLS=on
+export EXO_PG_PORT="$pg_port" EXO_PG_TLS=on
 export EXO_KAFKA_PORT="$base" EXO_KAFKA_CONTROLLER_PORT="$((base + 1))"
 export EXO_KAFKA_SECURE_PORT="$((base + 2))" EXO_KAFKA_MTLS_PORT="$((base + 3))"
 
