@@ -1,8 +1,23 @@
 package aggregate
 
+import "github.com/exospherehost/exo-alerts/schemas"
+
 // Buckets is the number of buckets of a window: a window of length W is kept
 // as Buckets buckets of W/Buckets each.
 const Buckets = 60
+
+// Ahead is how many buckets the ring keeps beyond the window: the buckets
+// that inputs ahead of the effective watermark E fill while the boundaries
+// under E still need the Buckets before them. E lags the newest inputs by
+// EXO_PROCESSOR_AGGREGATE_DELAY plus the marker interval (about 6 s): 6
+// buckets of a 1m window, fewer for longer windows. An input further ahead
+// evicts buckets that boundaries not yet evaluated would count; those
+// boundaries are then skipped (no decision on a partial window, see
+// Group.skipTo), never decided early.
+const Ahead = 12
+
+// ringSize is the number of buckets a group keeps.
+const ringSize = Buckets + Ahead
 
 // Outcome is what one input adds to a window.
 type Outcome uint8
@@ -27,16 +42,19 @@ type Sums struct{ N, S, F uint64 }
 func (s *Sums) add(b bucket) { s.N += uint64(b.n); s.S += uint64(b.s); s.F += uint64(b.f) }
 func (s *Sums) sub(b bucket) { s.N -= uint64(b.n); s.S -= uint64(b.s); s.F -= uint64(b.f) }
 
-// window is a ring of Buckets buckets ending at head: bucket i (of the
-// epoch-aligned sequence i = floor(unix_ms / bucketMS)) lives in slot
-// i mod Buckets while head-Buckets < i ≤ head. sums is the total of the
-// ring. Every operation is O(1) except a move of the head, which is
-// O(min(distance, Buckets)).
+// window is a ring of ringSize buckets ending at head, the newest bucket
+// that holds an input: bucket i (of the epoch-aligned sequence
+// i = floor(unix_ms / bucketMS)) lives in slot i mod ringSize while
+// head-ringSize < i ≤ head. sums is the window at head (buckets
+// head-Buckets+1 … head). Only inputs move the head, so it is the highest
+// index of the non-empty buckets and the sparse buckets restore it exactly.
+// Every operation is O(1) except a move of the head, which is
+// O(min(distance, ringSize)), and the reads at another bucket (O(Buckets)).
 type window struct {
 	bucketMS int64
 	head     int64
 	started  bool // false: no input yet, head means nothing
-	ring     [Buckets]bucket
+	ring     [ringSize]bucket
 	sums     Sums
 }
 
@@ -61,63 +79,82 @@ func (w *window) index(ms int64) int64 {
 func (w *window) end(i int64) int64 { return (i + 1) * w.bucketMS }
 
 func slot(i int64) int {
-	s := int(i % Buckets)
+	s := int(i % ringSize)
 	if s < 0 {
-		s += Buckets
+		s += ringSize
 	}
 	return s
 }
 
-// advance moves the head forward to h, subtracting the buckets that leave
-// the ring. A head at or behind h stays.
-func (w *window) advance(h int64) {
+// advance moves the head forward to h. Buckets that leave the window at h
+// are subtracted from sums; buckets that leave the ring are evicted, and
+// the newest non-empty one evicted is returned (lost, ok).
+func (w *window) advance(h int64) (lost int64, ok bool) {
 	if !w.started {
 		w.head, w.started = h, true
-		return
+		return 0, false
 	}
 	if h <= w.head {
-		return
+		return 0, false
 	}
-	if h-w.head >= Buckets {
-		w.ring = [Buckets]bucket{}
+	if h-w.head >= ringSize {
+		for i := w.head - ringSize + 1; i <= w.head; i++ {
+			if !w.ring[slot(i)].empty() {
+				lost, ok = i, true
+			}
+		}
+		w.ring = [ringSize]bucket{}
 		w.sums = Sums{}
 		w.head = h
-		return
+		return lost, ok
 	}
-	for i := w.head + 1; i <= h; i++ {
-		s := slot(i)
-		w.sums.sub(w.ring[s])
-		w.ring[s] = bucket{}
+	for j := w.head + 1; j <= h; j++ {
+		// Bucket j-Buckets leaves the window; it is in the ring (ringSize ≥
+		// Buckets), or a new empty bucket cleared below.
+		w.sums.sub(w.ring[slot(j-Buckets)])
+		ev := &w.ring[slot(j)] // bucket j-ringSize leaves the ring
+		if !ev.empty() {
+			lost, ok = j-ringSize, true
+		}
+		*ev = bucket{}
 	}
 	w.head = h
+	return lost, ok
 }
 
-// add counts one input in bucket i after moving the head to at least
-// max(i, floor). It reports false, and counts nothing, for an input older
-// than the ring (i ≤ head − Buckets): a late input, dropped.
-func (w *window) add(i, floor int64, o Outcome) bool {
-	w.advance(max(i, floor))
-	if i <= w.head-Buckets {
-		return false
+// add counts one input in bucket i, moving the head to i when it is ahead.
+// It reports counted=false, and counts nothing, for an input older than the
+// ring (i ≤ head − ringSize). lost/lostOK: the newest non-empty bucket the
+// move of the head evicted.
+func (w *window) add(i int64, o Outcome) (counted bool, lost int64, lostOK bool) {
+	lost, lostOK = w.advance(i)
+	if i <= w.head-ringSize {
+		return false, lost, lostOK
 	}
 	b := &w.ring[slot(i)]
+	var one Sums
 	switch o {
 	case Matched:
 		b.n++
-		w.sums.N++
+		one.N = 1
 	case Succeeded:
 		b.s++
-		w.sums.S++
+		one.S = 1
 	case Failed:
 		b.f++
-		w.sums.F++
+		one.F = 1
 	}
-	return true
+	if i > w.head-Buckets {
+		w.sums.N += one.N
+		w.sums.S += one.S
+		w.sums.F += one.F
+	}
+	return true, lost, lostOK
 }
 
 // at returns bucket i, empty when outside the ring.
 func (w *window) at(i int64) bucket {
-	if !w.started || i > w.head || i <= w.head-Buckets {
+	if !w.started || i > w.head || i <= w.head-ringSize {
 		return bucket{}
 	}
 	return w.ring[slot(i)]
@@ -127,10 +164,7 @@ func (w *window) at(i int64) bucket {
 // c-Buckets+1 … c) as far as the ring holds it; buckets after c are not
 // counted, so a boundary is decided on closed buckets only.
 func (w *window) sumsAt(c int64) Sums {
-	if !w.started || c <= w.head-Buckets {
-		return Sums{}
-	}
-	if c-Buckets >= w.head {
+	if !w.started || c <= w.head-ringSize || c-Buckets >= w.head {
 		return Sums{}
 	}
 	if c >= w.head {
@@ -141,25 +175,32 @@ func (w *window) sumsAt(c int64) Sums {
 		return s
 	}
 	var s Sums
-	for i := max(c-Buckets+1, w.head-Buckets+1); i <= c; i++ {
+	for i := max(c-Buckets+1, w.head-ringSize+1); i <= c; i++ {
 		s.add(w.ring[slot(i)])
 	}
 	return s
 }
 
 // empty says whether the ring holds nothing.
-func (w *window) empty() bool { return w.sums == Sums{} }
+func (w *window) empty() bool {
+	for i := range w.ring {
+		if !w.ring[i].empty() {
+			return false
+		}
+	}
+	return true
+}
 
 // nextChange is the first boundary after c at which the window's content
 // can differ from its content at c: a bucket with data enters (j) or one
-// leaves (j − Buckets). It returns ok=false when the window stays as it is
+// leaves (j + Buckets). It returns ok=false when the window stays as it is
 // at c for ever (no input arrives).
 func (w *window) nextChange(c int64) (int64, bool) {
 	if !w.started {
 		return 0, false
 	}
 	best, ok := int64(0), false
-	for i := w.head - Buckets + 1; i <= w.head; i++ {
+	for i := max(w.head-ringSize+1, c-Buckets+1); i <= w.head; i++ {
 		if w.ring[slot(i)].empty() {
 			continue
 		}
@@ -170,4 +211,40 @@ func (w *window) nextChange(c int64) (int64, bool) {
 		}
 	}
 	return best, ok
+}
+
+// buckets lists the non-empty buckets of the ring, oldest first, and
+// restore puts them back (the inverse, for the changelog).
+func (w *window) buckets() []schemas.AggregateBucket {
+	if !w.started {
+		return nil
+	}
+	var out []schemas.AggregateBucket
+	for i := w.head - ringSize + 1; i <= w.head; i++ {
+		if b := w.ring[slot(i)]; !b.empty() {
+			out = append(out, schemas.AggregateBucket{I: i, N: b.n, S: b.s, F: b.f})
+		}
+	}
+	return out
+}
+
+func (w *window) restore(bs []schemas.AggregateBucket) {
+	*w = window{bucketMS: w.bucketMS}
+	for _, b := range bs {
+		if !w.started || b.I > w.head {
+			w.head, w.started = b.I, true
+		}
+	}
+	for _, b := range bs {
+		if b.I <= w.head-ringSize || (b.N == 0 && b.S == 0 && b.F == 0) {
+			continue
+		}
+		x := &w.ring[slot(b.I)]
+		x.n += b.N
+		x.s += b.S
+		x.f += b.F
+		if b.I > w.head-Buckets {
+			w.sums.add(bucket{n: b.N, s: b.S, f: b.F})
+		}
+	}
 }

@@ -36,7 +36,8 @@ func TestWindowIndexAndEnd(t *testing.T) {
 func TestWindowAddLateAndExpire(t *testing.T) {
 	t.Parallel()
 	w := newWindow(60_000) // 1 s buckets
-	if !w.add(100, 0, Matched) || !w.add(100, 0, Failed) || !w.add(101, 0, Succeeded) {
+	add := func(i int64, o Outcome) bool { ok, _, _ := w.add(i, o); return ok }
+	if !add(100, Matched) || !add(100, Failed) || !add(101, Succeeded) {
 		t.Fatal("inputs inside the ring refused")
 	}
 	if got := w.sumsAt(101); got != (Sums{N: 1, S: 1, F: 1}) {
@@ -45,41 +46,45 @@ func TestWindowAddLateAndExpire(t *testing.T) {
 	if got := w.sumsAt(100); got != (Sums{N: 1, F: 1}) {
 		t.Fatalf("sums at 100 = %+v, want bucket 101 excluded", got)
 	}
-	// Moving the head to 159 keeps bucket 100 (159-59 = 100); 160 drops it.
-	if !w.add(159, 0, Matched) {
+	// Moving the head to 159 keeps bucket 100 in the window (159-59 = 100);
+	// 160 takes it out of the window but the ring still has it.
+	if !add(159, Matched) {
 		t.Fatal("refused 159")
 	}
 	if got := w.sums; got != (Sums{N: 2, S: 1, F: 1}) {
 		t.Fatalf("sums at 159 = %+v", got)
 	}
-	if w.add(41, 100, Matched) { // head 159: 41 ≤ 99 is late
-		t.Fatal("a late input was counted")
+	if add(159-ringSize, Matched) {
+		t.Fatal("an input older than the ring was counted")
 	}
-	w.advance(160)
-	if got := w.sums; got != (Sums{N: 1, S: 1}) {
-		t.Fatalf("sums at 160 = %+v", got)
+	if !add(160, Matched) || w.sums != (Sums{N: 2, S: 1}) || w.sumsAt(159) != (Sums{N: 2, S: 1, F: 1}) {
+		t.Fatalf("sums at 160 = %+v, at 159 = %+v", w.sums, w.sumsAt(159))
 	}
-	if w.add(100, 0, Matched) {
-		t.Fatal("input older than the ring counted")
+	// An input older than the window at the head but inside the ring counts
+	// for the boundaries that still see it, not for the window at the head.
+	if !add(99, Matched) || w.sums != (Sums{N: 2, S: 1}) || w.sumsAt(100) != (Sums{N: 2, F: 1}) {
+		t.Fatalf("sums %+v, at 100 %+v", w.sums, w.sumsAt(100))
 	}
-	// An input ahead of the floor moves the head to the floor first.
-	if w.add(170, 240, Matched) {
-		t.Fatal("input older than the window at the floor counted")
+	// Moving the head evicts bucket 99, 100, 101: the newest evicted is
+	// reported, so the group can skip the boundaries that needed them.
+	if ok, lost, lostOK := w.add(101+ringSize, Matched); !ok || !lostOK || lost != 101 {
+		t.Fatalf("add far ahead: ok %v lost %d %v", ok, lost, lostOK)
 	}
-	if !w.empty() || w.head != 240 {
-		t.Fatalf("head %d empty %v, want 240 and empty", w.head, w.empty())
+	if ok, lost, lostOK := w.add(1000, Matched); !ok || !lostOK || lost != 101+ringSize {
+		t.Fatalf("jump: ok %v lost %d %v", ok, lost, lostOK)
 	}
 	if got := w.sumsAt(10); got != (Sums{}) {
 		t.Fatalf("sums before the ring = %+v", got)
 	}
 	var fresh window
-	if _, ok := fresh.nextChange(0); ok || fresh.sumsAt(0) != (Sums{}) || fresh.at(0) != (bucket{}) {
+	if _, ok := fresh.nextChange(0); ok || fresh.sumsAt(0) != (Sums{}) || fresh.at(0) != (bucket{}) || fresh.buckets() != nil || !fresh.empty() {
 		t.Fatal("an unstarted window has content")
 	}
 }
 
 // TestWindowMatchesModel compares the ring with a plain list of inputs over
-// random streams: every count at every boundary, and every change point.
+// random streams: every count at every boundary, every change point, and
+// the sparse buckets restore the same window.
 func TestWindowMatchesModel(t *testing.T) {
 	t.Parallel()
 	for seed := range uint64(50) {
@@ -94,21 +99,21 @@ func TestWindowMatchesModel(t *testing.T) {
 		floor := int64(r.IntN(50))
 		for range 200 {
 			floor += int64(r.IntN(4))
-			i := floor - 70 + int64(r.IntN(140))
+			i := floor - 80 + int64(r.IntN(160))
 			o := Outcome(1 + r.IntN(3))
-			h := max(head, i, floor)
-			wantOK := i > h-Buckets
-			if got := w.add(i, floor, o); got != wantOK {
-				t.Fatalf("seed %d: add(%d, floor %d) head %d = %v, want %v", seed, i, floor, h, got, wantOK)
+			h := max(head, i)
+			wantOK := i > h-ringSize
+			if got, _, _ := w.add(i, o); got != wantOK {
+				t.Fatalf("seed %d: add(%d) head %d = %v, want %v", seed, i, h, got, wantOK)
 			}
 			head = h
 			if wantOK {
 				kept = append(kept, in{i, o})
 			}
-			for c := head - 70; c <= head+70; c++ {
+			for c := head - 80; c <= head+70; c++ {
 				var want Sums
 				for _, k := range kept {
-					if k.i <= c && k.i > c-Buckets && k.i > head-Buckets {
+					if k.i <= c && k.i > c-Buckets && k.i > head-ringSize {
 						switch k.o {
 						case Matched:
 							want.N++
@@ -122,7 +127,7 @@ func TestWindowMatchesModel(t *testing.T) {
 				if got := w.sumsAt(c); got != want {
 					t.Fatalf("seed %d: sumsAt(%d) head %d = %+v, want %+v", seed, c, head, got, want)
 				}
-				if c < head {
+				if c < head-Buckets {
 					continue
 				}
 				next, ok := w.nextChange(c)
@@ -135,6 +140,11 @@ func TestWindowMatchesModel(t *testing.T) {
 						t.Fatalf("seed %d: window changes at %d before nextChange(%d) = %d", seed, j, c, next)
 					}
 				}
+			}
+			back := window{bucketMS: w.bucketMS}
+			back.restore(w.buckets())
+			if back != w {
+				t.Fatalf("seed %d: restore(buckets) differs", seed)
 			}
 		}
 	}

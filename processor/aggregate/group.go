@@ -1,6 +1,10 @@
 package aggregate
 
-import "time"
+import (
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
 
 // Kind is the kind of an aggregate rule.
 type Kind uint8
@@ -51,12 +55,10 @@ func (s State) String() string {
 	return [...]string{"inactive", "firing", "resolving"}[s]
 }
 
-// Input is one aggregate input: an event's time, what it adds, and the
-// event it names (the payload of a firing names the crossing event).
+// Input is one aggregate input: an event's time and what it adds.
 type Input struct {
 	At      time.Time
 	Outcome Outcome
-	EventID string
 }
 
 // Step is the kind of a transition.
@@ -79,11 +81,11 @@ func (s Step) String() string {
 	return [...]string{"", "firing", "repeat", "resolving", "refiring", "resolved"}[s]
 }
 
-// Resolve reasons.
+// Resolve reasons (the payload's resolve_reason).
 const (
-	ReasonRecovered   = "recovered"
-	ReasonRuleRemoved = "rule_removed"
-	ReasonRuleChanged = "rule_changed"
+	ReasonRecovered   = schemas.ResolveReasonConditionFalse
+	ReasonRuleRemoved = schemas.ResolveReasonRuleRemoved
+	ReasonRuleChanged = schemas.ResolveReasonRuleChanged
 )
 
 // Transition is one change of a group's state. AlertID is set for the steps
@@ -95,8 +97,7 @@ type Transition struct {
 	AlertID     string
 	FiringSince time.Time
 	Repeat      int
-	Value       Sums
-	EventID     string // the crossing event (count) or the last failed one (rate)
+	Value       Sums   // the window the decision saw
 	Reason      string // Resolved only
 }
 
@@ -116,8 +117,6 @@ type Group struct {
 	falseSinceMS   int64
 	repeats        int
 	lastResolvedMS int64
-	lastEvent      string
-	lastFailed     string
 }
 
 // NewGroup returns an inactive, empty group.
@@ -135,38 +134,62 @@ func (g *Group) IncidentID() string { return g.incident }
 func (g *Group) Sums() Sums { return g.win.sums }
 
 // Add counts one input under the effective watermark e. Boundaries closed
-// under e are evaluated first, so the ring still holds what they need. An
-// input older than the window at e, or than the ring, is late: not counted
-// (counted=false). A count rule fires on the arrival of the input that
-// crosses its threshold, in the window ending at max(head, bucket of e).
+// under e are evaluated first. An input older than the window at e, or than
+// the ring, is late: not counted (counted=false). A count rule fires on the
+// arrival of the input that crosses its threshold, in the window ending at
+// max(head, bucket of e).
 func (g *Group) Add(in Input, e time.Time) (counted bool, out []Transition) {
 	out = g.Advance(e)
 	ei := g.win.index(e.UnixMilli())
 	if !g.seen {
 		g.seen, g.evaluated = true, ei-1
 	}
-	if !g.win.add(g.win.index(in.At.UnixMilli()), ei, in.Outcome) {
+	i := g.win.index(in.At.UnixMilli())
+	if i <= ei-Buckets {
 		return false, out
 	}
-	g.lastEvent = in.EventID
-	if in.Outcome == Failed {
-		g.lastFailed = in.EventID
+	ok, lost, lostOK := g.win.add(i, in.Outcome)
+	if lostOK {
+		g.skipTo(lost)
+	}
+	if !ok {
+		// Older than the ring but inside the window at e: the boundaries
+		// that would count it are not decided.
+		g.skipTo(i)
+		return false, out
 	}
 	if g.Spec.Kind != Count || !g.Spec.holds(g.win.sums) {
 		return true, out
 	}
+	c := max(g.win.head, ei)
+	x := g.win.sumsAt(c)
+	if !g.Spec.holds(x) {
+		return true, out
+	}
 	switch g.state {
 	case Inactive:
-		out = append(out, g.fire(in.At, in.EventID))
-		// The episode starts in the crossing input's bucket: boundaries
-		// before it (the input may be ahead of e) do not see it and must
-		// not count as the condition going false.
-		g.evaluated = max(g.evaluated, g.win.index(in.At.UnixMilli())-1)
+		tr := g.fire(in.At)
+		tr.Value = x
+		out = append(out, tr)
+		// The episode starts with the window at c: boundaries before it
+		// (the input may be ahead of e) must not count as the condition
+		// going false.
+		g.evaluated = max(g.evaluated, c-1)
 	case Resolving:
 		g.state, g.falseSinceMS = Firing, 0
-		out = append(out, g.transition(Refired, in.At))
+		tr := g.transition(Refired, in.At)
+		tr.Value = x
+		out = append(out, tr)
 	}
 	return true, out
+}
+
+// skipTo marks the boundaries whose window holds bucket lost, which the
+// ring no longer has, as evaluated: they are not decided on a partial
+// window (no early resolve, no rate decision on part of the runs). A
+// lagging watermark thus holds decisions back instead of faking them.
+func (g *Group) skipTo(lost int64) {
+	g.evaluated = max(g.evaluated, lost+Buckets-1)
 }
 
 // Advance evaluates every closed boundary under e not evaluated yet where
@@ -177,6 +200,12 @@ func (g *Group) Advance(e time.Time) []Transition {
 		return nil
 	}
 	last := g.win.index(e.UnixMilli()) - 1
+	if g.state == Inactive && g.Spec.Kind == Count {
+		// Nothing happens to an inactive count group at a boundary: it
+		// fires on arrival only.
+		g.evaluated = max(g.evaluated, last)
+		return nil
+	}
 	var out []Transition
 	for c := g.evaluated + 1; c <= last; {
 		out = g.evaluate(c, out)
@@ -193,6 +222,49 @@ func (g *Group) Advance(e time.Time) []Transition {
 		g.evaluated = last
 	}
 	return out
+}
+
+// nextDue is when (unix ms, the end of a boundary) the effective watermark
+// must have reached for Advance to possibly change the group: the first
+// boundary after the last evaluated one at which it acts, or a change
+// point of the window or a deadline before it (never later). noDue: never.
+// An inactive count group is due when its window empties (to be dropped).
+func (g *Group) nextDue() int64 {
+	if !g.seen {
+		return noDue
+	}
+	c1 := g.evaluated + 1
+	if g.state == Inactive && g.Spec.Kind == Count {
+		if !g.win.started {
+			return noDue
+		}
+		return g.win.end(max(g.win.head+Buckets-1, c1))
+	}
+	if g.acts(c1) {
+		return g.win.end(c1)
+	}
+	next, ok := g.win.nextChange(g.evaluated)
+	if dl, dok := g.deadline(g.evaluated); dok && (!ok || dl < next) {
+		next, ok = dl, true
+	}
+	if !ok {
+		return noDue
+	}
+	return g.win.end(next)
+}
+
+// acts says whether evaluating boundary c would change the group.
+func (g *Group) acts(c int64) bool {
+	holds := g.Spec.holds(g.win.sumsAt(c))
+	endMS := g.win.end(c)
+	switch g.state {
+	case Inactive:
+		return g.Spec.Kind == Rate && holds
+	case Firing:
+		return !holds || (g.Spec.RepeatIntervalMS > 0 && endMS >= g.notifiedAtMS+g.Spec.RepeatIntervalMS)
+	default:
+		return holds || endMS >= g.falseSinceMS+g.Spec.HoldMS
+	}
 }
 
 // deadline is the first boundary after c at which a hold or repeat
@@ -219,7 +291,7 @@ func (g *Group) evaluate(c int64, out []Transition) []Transition {
 	switch g.state {
 	case Inactive:
 		if g.Spec.Kind == Rate && holds {
-			tr := g.fire(at, g.lastFailed)
+			tr := g.fire(at)
 			tr.Value = x
 			out = append(out, tr)
 		}
@@ -255,14 +327,14 @@ func (g *Group) evaluate(c int64, out []Transition) []Transition {
 	return out
 }
 
-func (g *Group) fire(at time.Time, eventID string) Transition {
+func (g *Group) fire(at time.Time) Transition {
 	g.state = Firing
 	g.firingSince = at
 	g.incident = IncidentID(g.Tenant, g.Rule, g.Key, at)
 	g.notifiedAtMS = at.UnixMilli()
 	g.repeats = 0
 	tr := g.transition(Fired, at)
-	tr.AlertID, tr.EventID, tr.Value = FiringAlertID(g.incident), eventID, g.win.sums
+	tr.AlertID = FiringAlertID(g.incident)
 	return tr
 }
 
@@ -276,7 +348,7 @@ func (g *Group) resolve(at time.Time, reason string) Transition {
 }
 
 func (g *Group) transition(s Step, at time.Time) Transition {
-	return Transition{Step: s, At: at, IncidentID: g.incident, FiringSince: g.firingSince, Repeat: g.repeats, EventID: g.lastEvent}
+	return Transition{Step: s, At: at, IncidentID: g.incident, FiringSince: g.firingSince, Repeat: g.repeats}
 }
 
 // End resolves a firing or resolving group at once, because its rule was
@@ -285,8 +357,9 @@ func (g *Group) End(e time.Time, reason string) []Transition {
 	if g.state == Inactive {
 		return nil
 	}
+	x := g.win.sumsAt(max(g.win.head, g.win.index(e.UnixMilli())))
 	tr := g.resolve(e.UTC(), reason)
-	tr.Value = g.win.sums
+	tr.Value = x
 	return []Transition{tr}
 }
 
