@@ -150,16 +150,16 @@ func runBatch(e *Engine, w world, ops []op) []Output {
 
 // dump is a partition's whole state, comparable with reflect.DeepEqual.
 type dump struct {
-	Groups                   map[string]string
-	Due                      map[string]int64
-	Rules                    map[string]ruleStat
-	Sources                  map[int32]time.Time
-	E                        time.Time
-	ByState                  [3]int
-	Synced                   bool
-	Version                  uint64
+	Groups                    map[string]string
+	Due                       map[string]int64
+	Rules                     map[string]ruleStat
+	Sources                   map[int32]time.Time
+	E                         time.Time
+	ByState                   [3]int
+	Synced                    bool
+	Version                   uint64
 	Dirty, DirtyRules, DirtyS []string
-	WMDirty                  bool
+	WMDirty                   bool
 }
 
 func dumpOf(e *Engine) dump {
