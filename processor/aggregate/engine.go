@@ -359,6 +359,7 @@ func (e *Engine) drop(pt *partition, en *entry) {
 	pt.byState[en.g.state]--
 	if rs := e.touchRule(pt, en.ruleKey()); rs != nil {
 		rs.groups--
+		pt.dirtyRules[en.ruleKey()] = struct{}{}
 	}
 	pt.dirty[en.key] = struct{}{}
 	pt.dirtyStatus[en.key] = struct{}{}
