@@ -28,27 +28,6 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func encodeGroup(en *entry) []byte {
-	g := &en.g
-	st := &schemas.AggregateGroupState{
-		TenantID: g.Tenant, RuleID: g.Rule, Spec: en.spec, GroupKey: g.Key, Group: en.values,
-		BucketMS: g.win.bucketMS, Buckets: g.win.buckets(), Evaluated: g.evaluated, State: g.state.String(),
-		IncidentID: g.incident, Repeats: g.repeats, Last: en.last, Notify: en.notify,
-	}
-	if g.state != Inactive {
-		st.FiringSince = timePtr(g.firingSince)
-		st.NotifiedAt = msTime(g.notifiedAtMS)
-	}
-	if g.state == Resolving {
-		st.FalseSince = msTime(g.falseSinceMS)
-	}
-	if g.lastResolvedMS != 0 {
-		st.LastResolvedAt = msTime(g.lastResolvedMS)
-	}
-	b, _ := json.Marshal(schemas.AggregateStateRecord{Group: st}) // plain structs: cannot fail
-	return b
-}
-
 func encodeRule(st *ruleStat) []byte {
 	b, _ := json.Marshal(schemas.AggregateStateRecord{Rule: &schemas.AggregateRuleState{
 		TenantID: st.tenant, RuleID: st.rule, Spec: st.spec, Dropped: st.dropped, Late: st.late}})
