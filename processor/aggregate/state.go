@@ -77,7 +77,11 @@ func (e *Engine) Assign(p int32, recs []StateChange) {
 			}
 		case rec.Rule != nil:
 			r := rec.Rule
-			pt.rules[k] = &ruleStat{tenant: r.TenantID, rule: r.RuleID, spec: r.Spec, dropped: r.Dropped, late: r.Late}
+			st := &ruleStat{tenant: r.TenantID, rule: r.RuleID, spec: r.Spec, dropped: r.Dropped, late: r.Late, holdMS: -1, repeatMS: -1}
+			if rs, ok := e.rule(r.TenantID, r.RuleID); ok && rs.spec == r.Spec {
+				st.holdMS, st.repeatMS = rs.rec.HoldMS, rs.rec.RepeatIntervalMS
+			}
+			pt.rules[k] = st
 		case rec.Group != nil:
 			if en := e.restoreGroup(k, rec.Group); en != nil {
 				pt.groups[k] = en
@@ -93,7 +97,7 @@ func (e *Engine) Assign(p int32, recs []StateChange) {
 		rk := en.ruleKey()
 		st := pt.rules[rk]
 		if st == nil {
-			st = &ruleStat{tenant: en.g.Tenant, rule: en.g.Rule, spec: en.spec}
+			st = &ruleStat{tenant: en.g.Tenant, rule: en.g.Rule, spec: en.spec, holdMS: -1, repeatMS: -1}
 			pt.rules[rk] = st
 		}
 		st.groups++
