@@ -363,11 +363,25 @@ func (g *Group) End(e time.Time, reason string) []Transition {
 	return []Transition{tr}
 }
 
-// Idle says whether the group can be dropped under e: inactive, and nothing
-// in its window at or after e's bucket can still count.
+// Idle says whether the group can be dropped under e: inactive, and no
+// bucket it holds can count for a boundary still to be evaluated (at or
+// after e's bucket, after the last evaluated one) — including the buckets
+// of inputs ahead of e that the window at the head no longer shows.
 func (g *Group) Idle(e time.Time) bool {
 	if g.state != Inactive {
 		return false
 	}
-	return g.win.sumsAt(max(g.win.head, g.win.index(e.UnixMilli()))) == Sums{}
+	if !g.win.started {
+		return true
+	}
+	next := g.win.index(e.UnixMilli())
+	if g.seen {
+		next = max(next, g.evaluated+1)
+	}
+	for i := max(next-Buckets+1, g.win.head-ringSize+1); i <= g.win.head; i++ {
+		if !g.win.ring[slot(i)].empty() {
+			return false
+		}
+	}
+	return true
 }
