@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,7 +120,6 @@ type Engine struct {
 	specs map[string]ruleSpec // tenant/rule → the last rule record seen and its spec
 	paths map[string][]string // spec → its group_by paths (fixed by the spec)
 	batch *batch              // nil outside Begin … Commit/Abort
-	now   counters            // outside a batch: added to Stats at once
 }
 
 // ruleSpec caches SpecOf of a rule version, and keeps the last record of a
@@ -221,7 +221,7 @@ func (e *Engine) effective(pt *partition) time.Time {
 		return time.Time{}
 	}
 	var low time.Time
-	for s := range int32(e.cfg.Sources) {
+	for s := range int32(min(e.cfg.Sources, math.MaxInt32)) {
 		t, ok := pt.sources[s]
 		if !ok {
 			return time.Time{}

@@ -179,7 +179,7 @@ func (e *Engine) groupMap(en *entry) (group, labels map[string]string) {
 // valueOf is a window's content as the API and the payload show it.
 func valueOf(kind Kind, x Sums) schemas.AggregateValue {
 	if kind == Rate {
-		s, f := int64(x.S), int64(x.F)
+		s, f := int64(min(x.S, math.MaxInt64)), int64(min(x.F, math.MaxInt64))
 		v := schemas.AggregateValue{Succeeded: &s, Failed: &f}
 		if runs := x.S + x.F; runs > 0 {
 			r := math.Round(float64(x.S)*10_000/float64(runs)) / 10_000
@@ -187,7 +187,7 @@ func valueOf(kind Kind, x Sums) schemas.AggregateValue {
 		}
 		return v
 	}
-	n := int64(x.N)
+	n := int64(min(x.N, math.MaxInt64))
 	return schemas.AggregateValue{Matched: &n}
 }
 
