@@ -228,6 +228,13 @@ func TestEngineLifecycle(t *testing.T) {
 			want:  []string{"firing@1m2s(3)"},
 		},
 		{
+			name:  "markers: before every source reported, count fires on arrival and nothing else happens",
+			cfg:   Config{Sources: 2},
+			rules: []schemas.RuleRecord{count},
+			acts:  steps(inputs("rul_c", time.Minute, 3, matched), mark(0, time.Hour), mark(1, 30*time.Second), mark(1, time.Hour)),
+			want:  []string{"firing@1m2s(3)", "resolved@16m15s(0)"},
+		},
+		{
 			name:  "markers: the minimum over sources, less the delay, decides",
 			cfg:   Config{Sources: 2, Delay: 5 * time.Second},
 			rules: []schemas.RuleRecord{count},

@@ -223,7 +223,9 @@ func (e *Engine) statusGroup(pt *partition, en *entry) []byte {
 		info.LastEventAt = timePtr(en.last.At)
 	}
 	if !pt.e.IsZero() {
-		info.EvaluatedAt = msTime(g.win.end(g.evaluated))
+		// Every boundary before E's bucket is decided, even those a group
+		// had no reason to visit.
+		info.EvaluatedAt = msTime(g.win.end(max(g.evaluated, g.win.index(pt.e.UnixMilli())-1)))
 	}
 	b, _ := json.Marshal(schemas.AggregateGroupStatus{Group: info})
 	return b
