@@ -37,11 +37,7 @@ func encodeGroup(en *entry) []byte {
 	b = strconv.AppendInt(b, g.win.bucketMS, 10)
 	if g.win.started {
 		first := true
-		for i := g.win.head - ringSize + 1; i <= g.win.head; i++ {
-			x := g.win.ring[slot(i)]
-			if x.empty() {
-				continue
-			}
+		put := func(i int64, x bucket) {
 			if first {
 				b = append(b, `,"buckets":[`...)
 				first = false
@@ -54,6 +50,14 @@ func encodeGroup(en *entry) []byte {
 			b = appendCount(b, `,"s":`, x.s)
 			b = appendCount(b, `,"f":`, x.f)
 			b = append(b, '}')
+		}
+		for _, t := range g.win.tail {
+			put(t.i, t.b)
+		}
+		for i := g.win.head - ringSize + 1; i <= g.win.head; i++ {
+			if x := g.win.ring[slot(i)]; !x.empty() {
+				put(i, x)
+			}
 		}
 		if !first {
 			b = append(b, ']')
