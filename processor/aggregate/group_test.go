@@ -56,13 +56,13 @@ func run(t *testing.T, sp Spec, steps []step) []string {
 			}
 		}
 	}
-	for k, s := range steps {
+	for _, s := range steps {
 		if s.o == 0 {
 			e = t0.Add(s.at)
 			note(g.Advance(e))
 			continue
 		}
-		counted, trs := g.Add(Input{At: t0.Add(s.at), Outcome: s.o, EventID: fmt.Sprintf("ev%d", k)}, e)
+		counted, trs := g.Add(Input{At: t0.Add(s.at), Outcome: s.o}, e)
 		note(trs)
 		if !counted {
 			got = append(got, "late")

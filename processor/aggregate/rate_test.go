@@ -75,12 +75,12 @@ func TestGroupEndIdleAndPayload(t *testing.T) {
 	if g.Advance(e) != nil || g.End(e, ReasonRuleRemoved) != nil || !g.Idle(e) {
 		t.Fatal("a new group is not inactive and idle")
 	}
-	_, _ = g.Add(Input{At: t0, Outcome: Matched, EventID: "ev1"}, e)
+	_, _ = g.Add(Input{At: t0, Outcome: Matched}, e)
 	if g.Idle(e) {
 		t.Fatal("a group with inputs in its window is idle")
 	}
-	_, trs := g.Add(Input{At: t0.Add(time.Second), Outcome: Matched, EventID: "ev2"}, e)
-	if len(trs) != 1 || trs[0].Step != Fired || trs[0].EventID != "ev2" || trs[0].Value.N != 2 ||
+	_, trs := g.Add(Input{At: t0.Add(time.Second), Outcome: Matched}, e)
+	if len(trs) != 1 || trs[0].Step != Fired || trs[0].Value.N != 2 ||
 		trs[0].IncidentID != IncidentID("acme", "rul_1", "grp_a", t0.Add(time.Second)) ||
 		trs[0].AlertID != FiringAlertID(trs[0].IncidentID) || g.State() != Firing || g.IncidentID() != trs[0].IncidentID {
 		t.Fatalf("firing = %+v", trs)

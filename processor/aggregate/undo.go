@@ -1,122 +1,144 @@
 package aggregate
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
 
-// Set is the groups of one stage-2 partition, with the batch undo of the
-// processor: Begin, then Input/Advance, then Commit or Abort. Abort puts
-// every group, and the counts, back as they were at Begin, so a batch
-// processed again after an aborted transaction decides the same.
-//
-// Advance visits the groups in key order (a per-partition heap of due
-// groups is the planned replacement, see STATUS-agg.md).
-type Set struct {
-	MaxGroups int // 0: no bound
-	groups    map[string]*Group
-	late      uint64
-	dropped   uint64
-	undo      *setUndo
+// batch is the undo log of the batch in progress: for every partition it
+// touched, what to put back on Abort. Groups and rule counts are saved
+// before their first change (copy on write); the heap of due groups is
+// rebuilt from the restored groups.
+type batch struct {
+	parts  map[int32]*partUndo
+	counts counters
 }
 
-type setUndo struct {
-	groups        map[string]*Group // copy at Begin; nil: the key was absent
-	late, dropped uint64
+type partUndo struct {
+	pt           *partition
+	groups       map[string]*entry // the entry at Begin; nil: absent
+	rules        map[string]*ruleStat
+	sources      map[int32]time.Time
+	e            time.Time
+	byState      [3]int
+	synced       bool
+	rulesVersion uint64
+	dirty        map[string]struct{}
+	dirtyRules   map[string]struct{}
+	dirtyStatus  map[string]struct{}
+	wmDirty      bool
 }
 
-// NewSet returns an empty set bounded to maxGroups groups (0: no bound).
-func NewSet(maxGroups int) *Set { return &Set{MaxGroups: maxGroups, groups: map[string]*Group{}} }
+// Begin starts a batch over all partitions.
+func (e *Engine) Begin() { e.batch = &batch{parts: map[int32]*partUndo{}} }
 
-// Len returns the number of groups.
-func (s *Set) Len() int { return len(s.groups) }
-
-// Late and Dropped return the inputs not counted: too old, or for a new
-// group beyond MaxGroups.
-func (s *Set) Late() uint64    { return s.late }
-func (s *Set) Dropped() uint64 { return s.dropped }
-
-// Group returns the group of key, nil when absent.
-func (s *Set) Group(key string) *Group { return s.groups[key] }
-
-// Begin starts a batch.
-func (s *Set) Begin() {
-	s.undo = &setUndo{groups: map[string]*Group{}, late: s.late, dropped: s.dropped}
+// Commit keeps the batch's changes and adds its counts to Stats.
+func (e *Engine) Commit() {
+	if e.batch != nil {
+		e.Stats.add(e.batch.counts)
+	}
+	e.batch = nil
 }
 
-// Commit keeps the batch's changes.
-func (s *Set) Commit() { s.undo = nil }
-
-// Abort undoes every change since Begin.
-func (s *Set) Abort() {
-	u := s.undo
-	s.undo = nil
-	if u == nil {
+// Abort undoes every change since Begin, on every partition still held:
+// groups, counts, watermarks and what the next Flush would write. The
+// batch's Stats are not counted. Processing the batch again decides the
+// same, with the same outputs.
+func (e *Engine) Abort() {
+	b := e.batch
+	e.batch = nil
+	if b == nil {
 		return
 	}
-	for key, g := range u.groups {
-		if g == nil {
-			delete(s.groups, key)
-		} else {
-			s.groups[key] = g
+	for p, u := range b.parts {
+		pt := u.pt
+		if e.parts[p] != pt {
+			continue // revoked (or reassigned) since: nothing to undo
 		}
+		for k, en := range u.groups {
+			if en == nil {
+				delete(pt.groups, k)
+			} else {
+				pt.groups[k] = en
+			}
+		}
+		for k, st := range u.rules {
+			if st == nil {
+				delete(pt.rules, k)
+			} else {
+				pt.rules[k] = st
+			}
+		}
+		pt.sources, pt.e, pt.byState = u.sources, u.e, u.byState
+		pt.synced, pt.rulesVersion = u.synced, u.rulesVersion
+		pt.dirty, pt.dirtyRules, pt.dirtyStatus, pt.wmDirty = u.dirty, u.dirtyRules, u.dirtyStatus, u.wmDirty
+		pt.rebuildHeap()
 	}
-	s.late, s.dropped = u.late, u.dropped
 }
 
-// touch saves the group of key before its first change in the batch and
-// returns the group to change (a copy, so the saved one stays intact).
-func (s *Set) touch(key string) *Group {
-	g := s.groups[key]
-	if s.undo == nil {
-		return g
+// count adds to the counters: the batch's, or Stats at once outside one.
+func (e *Engine) count(f func(*counters)) {
+	if e.batch != nil {
+		f(&e.batch.counts)
+		return
 	}
-	if _, done := s.undo.groups[key]; done {
-		return g
-	}
-	s.undo.groups[key] = g
-	if g == nil {
+	var c counters
+	f(&c)
+	e.Stats.add(c)
+}
+
+// touchPart saves a partition's scalars before the batch changes them.
+func (e *Engine) touchPart(pt *partition) *partUndo {
+	if e.batch == nil {
 		return nil
 	}
-	c := *g
-	s.groups[key] = &c
+	if u := e.batch.parts[pt.id]; u != nil && u.pt == pt {
+		return u
+	}
+	u := &partUndo{pt: pt, groups: map[string]*entry{}, rules: map[string]*ruleStat{},
+		sources: maps.Clone(pt.sources), e: pt.e, byState: pt.byState, synced: pt.synced, rulesVersion: pt.rulesVersion,
+		dirty: maps.Clone(pt.dirty), dirtyRules: maps.Clone(pt.dirtyRules), dirtyStatus: maps.Clone(pt.dirtyStatus), wmDirty: pt.wmDirty}
+	e.batch.parts[pt.id] = u
+	return u
+}
+
+// touch returns the group of key to change (nil when absent), saving it
+// first: the saved entry stays as it was, the partition holds a copy.
+func (e *Engine) touch(pt *partition, key string) *entry {
+	en := pt.groups[key]
+	u := e.touchPart(pt)
+	if u == nil {
+		return en
+	}
+	if _, done := u.groups[key]; done {
+		return en
+	}
+	u.groups[key] = en
+	if en == nil {
+		return nil
+	}
+	c := *en
+	c.g.win.tail = slices.Clone(en.g.win.tail) // changed in place
+	pt.groups[key] = &c
 	return &c
 }
 
-// Input counts in to the group of (tenant, rule, key), creating it with spec
-// when absent (unless the set is full: dropped).
-func (s *Set) Input(tenant, rule, key string, spec Spec, in Input, e time.Time) []Transition {
-	g := s.touch(key)
-	if g == nil {
-		if s.MaxGroups > 0 && len(s.groups) >= s.MaxGroups {
-			s.dropped++
-			return nil
-		}
-		g = NewGroup(tenant, rule, key, spec)
-		s.groups[key] = g
+// touchRule is touch for a rule's counts.
+func (e *Engine) touchRule(pt *partition, key string) *ruleStat {
+	st := pt.rules[key]
+	u := e.touchPart(pt)
+	if u == nil {
+		return st
 	}
-	counted, out := g.Add(in, e)
-	if !counted {
-		s.late++
+	if _, done := u.rules[key]; done {
+		return st
 	}
-	return out
-}
-
-// Advance evaluates every group under e, in key order, and drops the idle
-// ones (returned, for their tombstones).
-func (s *Set) Advance(e time.Time) (out []Transition, dropped []string) {
-	keys := make([]string, 0, len(s.groups))
-	for k := range s.groups {
-		keys = append(keys, k)
+	u.rules[key] = st
+	if st == nil {
+		return nil
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		g := s.touch(k)
-		out = append(out, g.Advance(e)...)
-		if g.Idle(e) {
-			delete(s.groups, k)
-			dropped = append(dropped, k)
-		}
-	}
-	return out, dropped
+	c := *st
+	pt.rules[key] = &c
+	return &c
 }
