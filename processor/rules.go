@@ -1,7 +1,10 @@
 package processor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,9 @@ type ruleIndex struct {
 	mu      sync.RWMutex
 	byKey   map[string]*engine.Rule                       // tenant/rule id -> rule
 	index   map[string]map[string]map[string]*engine.Rule // tenant -> type -> rule id -> rule
+	// aggregates counts the active aggregate (count, rate) rules: while
+	// there is one, stage 1 sends watermark markers to stage 2.
+	aggregates int
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
@@ -46,28 +52,65 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 			x.log.Error("rule condition does not compile; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID, "err", err)
 		} else {
 			next = &engine.Rule{RuleRecord: *c.Value, Cond: cond}
+			if next.IsAggregate() {
+				next.Spec = aggregateSpec(&next.RuleRecord)
+			} else if next.EventType == schemas.TypeRunFinished {
+				// The control plane refuses it: a filter of aggregate rules.
+				x.log.Error("per-event rule watching workflow.run.finished; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID)
+				next = nil
+			}
 		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.version.Add(1)
 	if old := x.byKey[c.Key]; old != nil {
-		delete(x.index[old.TenantID][old.EventType], old.ID)
+		for _, t := range indexTypes(old.EventType) {
+			delete(x.index[old.TenantID][t], old.ID)
+		}
 		delete(x.byKey, c.Key)
+		if old.IsAggregate() {
+			x.aggregates--
+		}
 	}
 	if next == nil {
 		return
 	}
 	x.byKey[c.Key] = next
+	if next.IsAggregate() {
+		x.aggregates++
+	}
 	byType := x.index[next.TenantID]
 	if byType == nil {
 		byType = map[string]map[string]*engine.Rule{}
 		x.index[next.TenantID] = byType
 	}
-	if byType[next.EventType] == nil {
-		byType[next.EventType] = map[string]*engine.Rule{}
+	for _, t := range indexTypes(next.EventType) {
+		if byType[t] == nil {
+			byType[t] = map[string]*engine.Rule{}
+		}
+		byType[t][next.ID] = next
 	}
-	byType[next.EventType][next.ID] = next
+}
+
+// terminalTypes are the event types workflow.run.finished stands for.
+var terminalTypes = []string{schemas.TypeRunSucceeded, schemas.TypeRunFailed}
+
+// indexTypes are the event types a rule watching eventType is indexed
+// under: workflow.run.finished, a filter, under both terminal types.
+func indexTypes(eventType string) []string {
+	if eventType == schemas.TypeRunFinished {
+		return terminalTypes
+	}
+	return []string{eventType}
+}
+
+// AggregateCount returns the number of active aggregate (count, rate)
+// rules.
+func (x *ruleIndex) AggregateCount() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.aggregates
 }
 
 // Candidates implements engine.Rules.
@@ -94,6 +137,14 @@ func (x *ruleIndex) Get(tenant, id string) *engine.Rule {
 
 // Version implements engine.Rules.
 func (x *ruleIndex) Version() uint64 { return x.version.Load() }
+
+// aggregateSpec is a placeholder for aggregate.SpecOf until stage 2 lands.
+func aggregateSpec(r *schemas.RuleRecord) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%q\x00%d", r.RuleKind(), r.EventType, r.Condition, r.WindowMS, r.Threshold,
+		r.SuccessRatioBelowBP, r.MinRuns, r.GroupBy, r.DurationThresholdMS)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
 
 // len is the number of active rules.
 func (x *ruleIndex) len() int {
