@@ -1,5 +1,5 @@
-// Output record encoding: engine output turned into delivery, run-state
-// and rule-error records, and the copies of invalid events.
+// Output record encoding: engine output turned into delivery, run-state,
+// aggregate-input and rule-error records, and the copies of invalid events.
 
 package processor
 
@@ -15,7 +15,7 @@ import (
 
 // records turns engine output of partition part into Kafka records.
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
-	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors))
+	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors)+len(out.Inputs))
 	for _, d := range out.Deliveries {
 		value := deliveryJSON(&d)
 		recs = append(recs, &kgo.Record{
@@ -32,6 +32,12 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 			rec.Value, _ = json.Marshal(s.Value)
 		}
 		recs = append(recs, rec)
+	}
+	for i := range out.Inputs {
+		in := &out.Inputs[i]
+		value, _ := json.Marshal(in) // plain struct: cannot fail
+		key := schemas.RecordKey(in.TenantID, in.RuleID)
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.AggregateInput, Key: key, Value: value, Partition: aggregatePartition(key, p.topo.inputs)})
 	}
 	for _, re := range out.RuleErrors {
 		value, _ := json.Marshal(re) // plain struct: cannot fail
