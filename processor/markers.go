@@ -22,7 +22,7 @@ const markerInterval = time.Second
 
 // marks is what the markers already sent say.
 type marks struct {
-	at   time.Time             // when the last round was made (wall clock)
+	at   time.Time           // when the last round was made (wall clock)
 	sent map[int32]time.Time // events partition -> the watermark of its last marker
 }
 

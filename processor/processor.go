@@ -602,7 +602,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		} else {
 			p.eng.Abort()
 			p.marks.forget() // its markers are sent again
-			clear(p.counts) // the batch is processed, and counted, again
+			clear(p.counts)  // the batch is processed, and counted, again
 			for part, off := range first {
 				p.next[part] = off
 				// Behind again: the wall clock must not move the watermark
