@@ -42,6 +42,15 @@ type Config struct {
 	Tick time.Duration
 	// Grace keeps a finished run's state (for duplicates and late starts).
 	Grace time.Duration
+	// AggregateDelay is how far behind the slowest events partition's
+	// watermark stage 2 decides (EXO_PROCESSOR_AGGREGATE_DELAY): events of
+	// a partition up to this much out of order are not late. 0:
+	// DefaultAggregateDelay; NoAggregateDelay: none.
+	AggregateDelay time.Duration
+	// AggregateMaxGroups bounds the groups of aggregate rules per
+	// aggregate-input partition (EXO_PROCESSOR_AGGREGATE_MAX_GROUPS). 0:
+	// DefaultAggregateMaxGroups.
+	AggregateMaxGroups int
 	// Clock is the wall clock (tests inject one).
 	Clock      engine.Clock
 	Log        *slog.Logger
@@ -67,11 +76,27 @@ func (c *Config) validate() error {
 	if c.Tick < 10*time.Millisecond {
 		problems = append(problems, "tick must be >= 10ms")
 	}
+	if c.AggregateDelay < 0 || c.AggregateDelay > MaxAggregateDelay {
+		problems = append(problems, fmt.Sprintf("aggregate delay must be within 0s and %s (EXO_PROCESSOR_AGGREGATE_DELAY)", MaxAggregateDelay))
+	}
+	if c.AggregateMaxGroups < 1 {
+		problems = append(problems, "aggregate max groups must be >= 1 (EXO_PROCESSOR_AGGREGATE_MAX_GROUPS)")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("processor: invalid config: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
+
+// Stage 2's defaults and limits (docs/design/aggregate-alerts.md §2.4, §2.5).
+const (
+	DefaultAggregateDelay     = 5 * time.Second
+	MaxAggregateDelay         = 5 * time.Minute
+	DefaultAggregateMaxGroups = 200_000
+	// NoAggregateDelay is Config.AggregateDelay for no delay at all (0
+	// means the default).
+	NoAggregateDelay time.Duration = -1
+)
 
 type wallClock struct{}
 
@@ -96,6 +121,15 @@ func (c *Config) defaults() {
 	}
 	if c.Tick == 0 {
 		c.Tick = 200 * time.Millisecond
+	}
+	switch c.AggregateDelay {
+	case 0:
+		c.AggregateDelay = DefaultAggregateDelay
+	case NoAggregateDelay:
+		c.AggregateDelay = 0
+	}
+	if c.AggregateMaxGroups == 0 {
+		c.AggregateMaxGroups = DefaultAggregateMaxGroups
 	}
 	if c.Clock == nil {
 		c.Clock = wallClock{}
@@ -484,13 +518,13 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			p.cfg.Topics.RunState: true, p.cfg.Topics.AggregateInput: true, p.cfg.Topics.AggregateState: true,
 		}}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(true, m[p.cfg.Topics.Events])
+			p.queueRebalance(true, m)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(false, m[p.cfg.Topics.Events])
+			p.queueRebalance(false, m)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(false, m[p.cfg.Topics.Events])
+			p.queueRebalance(false, m)
 		}),
 	)...)
 	if err != nil {
