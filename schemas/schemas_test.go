@@ -69,6 +69,9 @@ var invalidWant = map[string]string{
 	"webhook-payload-v1.missing-labels":             "/data/labels",
 	"webhook-payload-v1.error-node":                 "/data/error/node",
 	"webhook-payload-v1.unknown-type":               "/type",
+	"webhook-payload-v1.firing-without-aggregate":   "/data/aggregate",
+	"webhook-payload-v1.aggregate-on-failed":        "/data",
+	"webhook-payload-v1.notice-without-notice":      "/data/notice",
 
 	"rule.bad-event-type":             "/event_type",
 	"rule.duration-without-threshold": "/duration_threshold_ms",

@@ -111,6 +111,57 @@ type PayloadData struct {
 	ThresholdMS *int64            `json:"threshold_ms"`
 	Error       *PayloadError     `json:"error"`
 	Labels      map[string]string `json:"labels"`
+	// Aggregate is set exactly for TypeAlertFiring and TypeAlertResolved.
+	Aggregate *PayloadAggregate `json:"aggregate,omitempty"`
+	// Notice is set exactly for TypeTenantNotice.
+	Notice *PayloadNotice `json:"notice,omitempty"`
+}
+
+// PayloadAggregate is an episode of a count or rate rule's group in a
+// workflow.alert.firing or workflow.alert.resolved payload. The firing, its
+// repeats and its resolve share IncidentID (PagerDuty's dedup_key).
+type PayloadAggregate struct {
+	IncidentID        string                `json:"incident_id"`
+	Kind              string                `json:"kind"`  // RuleKindCount or RuleKindRate
+	State             string                `json:"state"` // AggregateStateFiring or "resolved"
+	Group             map[string]string     `json:"group"` // group_by path → value; empty without group_by
+	WindowMS          int64                 `json:"window_ms"`
+	Threshold         *int                  `json:"threshold"`           // count
+	SuccessRatioBelow *float64              `json:"success_ratio_below"` // rate
+	MinRuns           *int                  `json:"min_runs"`            // rate
+	Value             PayloadAggregateValue `json:"value"`
+	FiringSince       time.Time             `json:"firing_since"`
+	ResolvedAt        *time.Time            `json:"resolved_at"`
+	ResolveReason     *string               `json:"resolve_reason"` // ResolveReason* on a resolve
+	Repeat            int                   `json:"repeat"`
+}
+
+// PayloadAggregateValue is a group's window when a delivery was made:
+// Matched for count rules; Succeeded, Failed and Ratio for rate rules; the
+// others null (the payload's layout is closed: every member is present).
+type PayloadAggregateValue struct {
+	Matched   *int64   `json:"matched"`
+	Succeeded *int64   `json:"succeeded"`
+	Failed    *int64   `json:"failed"`
+	Ratio     *float64 `json:"ratio"`
+}
+
+// Resolve reasons of an aggregate episode.
+const (
+	ResolveReasonConditionFalse = "condition_false"
+	ResolveReasonRuleRemoved    = "rule_removed"
+	ResolveReasonRuleChanged    = "rule_changed"
+)
+
+// PayloadNotice is the health notice of a tenant.notice payload.
+type PayloadNotice struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"` // rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded
+	Title      string    `json:"title"`
+	RuleID     *string   `json:"rule_id"`
+	EndpointID *string   `json:"endpoint_id"`
+	Count      int64     `json:"count"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // RuleRef names the rule that fired.
