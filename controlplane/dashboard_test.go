@@ -16,6 +16,7 @@ import (
 
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/internal/store"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -363,8 +364,8 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	l := startHistEnv(t, nil)
 	endpoint, rule, _ := l.createRule(t, "https://hooks.example.com/x")
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
-	ok, okRaw := histDelivery(t, "acme", rule, endpoint, t0)
-	dead, deadRaw := histDelivery(t, "acme", rule, endpoint, t0.Add(time.Second))
+	ok, okRaw := testenv.Delivery(t, "acme", rule, endpoint, t0)
+	dead, deadRaw := testenv.Delivery(t, "acme", rule, endpoint, t0.Add(time.Second))
 	// The history the recorder keeps of two alerts, one delivered on its
 	// second attempt, one dead-lettered.
 	l.record(t, func(ctx context.Context, tx *store.Tx) error {
@@ -372,9 +373,9 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 			return err
 		}
 		if _, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{
-			histAttempt(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)),
-			histAttempt(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)),
-			histAttempt(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)),
+			testenv.Attempt(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)),
+			testenv.Attempt(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)),
+			testenv.Attempt(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)),
 		}); err != nil {
 			return err
 		}
@@ -412,7 +413,7 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	}
 
 	// Replay a time range.
-	dead2, dead2Raw := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
+	dead2, dead2Raw := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC())
 	l.record(t, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: dead2, Raw: dead2Raw}}); err != nil {
 			return err
@@ -462,7 +463,7 @@ func TestDashboardDeliveriesAndDeadLetters(t *testing.T) {
 	})
 	d.waitText("#test-status", "pending")
 	l.record(t, func(ctx context.Context, tx *store.Tx) error {
-		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{histAttempt(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC())})
+		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{testenv.Attempt(test, 1, schemas.OutcomeDelivered, 200, time.Now().UTC())})
 		return err
 	})
 	d.waitText("#test-status", "delivered")

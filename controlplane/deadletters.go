@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
 // The dead-letter API: listing the alerts that ran out of attempts and

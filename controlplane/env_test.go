@@ -2,10 +2,7 @@ package controlplane_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,7 +20,6 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/keyring"
 	"github.com/exospherehost/exo-alerts/internal/store"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
-	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // histEnv is a running control plane (API, outbox relay) on a fresh
@@ -163,62 +159,4 @@ func (l *histEnv) createRule(t *testing.T, target string) (endpointID, ruleID, s
 		t.Fatalf("create rule: %d %v", status, rule)
 	}
 	return wh["id"].(string), rule["id"].(string), wh["secret"].(string)
-}
-
-func histHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func histAlertID() string { return "alrt_" + histHex(16) }
-
-// histDelivery is a valid delivery record, as the processor emits it.
-func histDelivery(t *testing.T, tenant, rule, endpoint string, at time.Time) (schemas.DeliveryRecord, []byte) {
-	t.Helper()
-	id := histAlertID()
-	payload, _ := json.Marshal(schemas.WebhookPayload{
-		Type: schemas.TypeRunFailed, Timestamp: at,
-		Data: schemas.PayloadData{
-			AlertID: id, TenantID: tenant, Rule: schemas.RuleRef{ID: rule, Name: "ETL failures"},
-			Event:    schemas.EventRef{ID: "ev_" + histHex(4), Type: schemas.TypeRunFailed, OccurredAt: at},
-			Workflow: schemas.Workflow{ID: "wf_9", Name: "nightly-etl"}, Run: schemas.PayloadRun{ID: "run_" + histHex(4), Status: "failed"},
-			Error: &schemas.PayloadError{Code: "NODE_ERRORED"}, Labels: map[string]string{"env": "prod"},
-		},
-	})
-	d := schemas.DeliveryRecord{AlertID: id, TenantID: tenant, RuleID: rule, EndpointID: endpoint, EventType: schemas.TypeRunFailed,
-		MaxAttempts: 8, Severity: "error", CreatedAt: at, Payload: payload}
-	raw, _ := json.Marshal(d)
-	if err := schemas.Validate(schemas.KindDelivery, raw); err != nil {
-		t.Fatal(err)
-	}
-	return d, raw
-}
-
-// histAttempt is a valid attempt report, as the dispatcher emits it.
-func histAttempt(d schemas.DeliveryRecord, attempt int, outcome string, status int, at time.Time) schemas.ResultRecord {
-	r := schemas.ResultRecord{
-		AlertID: d.AlertID, DeliveryID: "dlv_" + histHex(8), TenantID: d.TenantID, RuleID: d.RuleID, EndpointID: d.EndpointID,
-		Attempt: attempt, Outcome: outcome, StatusCode: status, LatencyMS: 12, AttemptedAt: at,
-	}
-	if outcome != schemas.OutcomeDelivered {
-		r.ErrorClass, r.Error, r.ResponseExcerpt = "http_status", fmt.Sprintf("HTTP %d", status), "upstream says no"
-	}
-	return r
-}
-
-// histWait polls cond until it holds or 30s pass; cond says what it saw.
-func histWait(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 30s; last seen: %s", what, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -16,7 +17,7 @@ import (
 func histInsert(t *testing.T, b *bundle, tenant, rule, endpoint string, at time.Time, dead bool, outcomes ...string) schemas.DeliveryRecord {
 	t.Helper()
 	ctx := context.Background()
-	d, raw := histDelivery(t, tenant, rule, endpoint, at)
+	d, raw := testenv.Delivery(t, tenant, rule, endpoint, at)
 	if _, err := b.pool.Exec(ctx, `INSERT INTO alerts (alert_id, tenant_id, rule_id, endpoint_id, event_type, record, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.AlertID, tenant, rule, endpoint, d.EventType, raw, at); err != nil {
 		t.Fatal(err)
@@ -28,7 +29,7 @@ func histInsert(t *testing.T, b *bundle, tenant, rule, endpoint string, at time.
 		}
 		if _, err := b.pool.Exec(ctx, `INSERT INTO delivery_attempts (alert_id, attempt, delivery_id, tenant_id, rule_id, endpoint_id,
 			outcome, status_code, latency_ms, response_excerpt, attempted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 42, 'answer', $9)`,
-			d.AlertID, i+1, "dlv_"+histHex(6), tenant, rule, endpoint, o, status, at.Add(time.Duration(i+1)*time.Second)); err != nil {
+			d.AlertID, i+1, "dlv_"+testenv.HexID(6), tenant, rule, endpoint, o, status, at.Add(time.Duration(i+1)*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,8 +5,9 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/exospherehost/exo-alerts/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exospherehost/exo-alerts/internal/metrics"
 )
 
 // httpMetrics counts the API's requests by operation id (a bounded set,

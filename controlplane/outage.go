@@ -11,9 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/exospherehost/exo-alerts/internal/metrics"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exospherehost/exo-alerts/internal/metrics"
 )
 
 // outage tracks whether a dependency the API needs on every request

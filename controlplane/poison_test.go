@@ -129,12 +129,12 @@ func TestOutboxRelayLogsPostgresOutageOnce(t *testing.T) {
 	})
 
 	gate.Cut()
-	histWait(t, "the relay retrying", func() (bool, string) {
+	testenv.Eventually(t, "the relay retrying", func() (bool, string) {
 		n := len(sink.matching("part=outbox", "still unavailable"))
 		return n >= 3, fmt.Sprintf("%d retries logged at DEBUG", n)
 	})
 	gate.Restore()
-	histWait(t, "the relay's recovery logged", func() (bool, string) {
+	testenv.Eventually(t, "the relay's recovery logged", func() (bool, string) {
 		got := sink.matching("part=outbox", "available again")
 		return len(got) == 1, strings.Join(got, "\n")
 	})

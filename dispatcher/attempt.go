@@ -217,7 +217,7 @@ func replaceTokens(b, v []byte) []byte {
 			before, _ = utf8.DecodeLastRune(out)
 		}
 		after, _ := utf8.DecodeRune(rest[i+len(v):])
-		whole := !(isWord(first) && i+len(out) > 0 && isWord(before)) && !(isWord(last) && i+len(v) < len(rest) && isWord(after))
+		whole := (!isWord(first) || i+len(out) == 0 || !isWord(before)) && (!isWord(last) || i+len(v) >= len(rest) || !isWord(after))
 		if whole {
 			out = append(append(out, rest[:i]...), redacted...)
 		} else {

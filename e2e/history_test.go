@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,7 +53,7 @@ func startHistEnv(t *testing.T) *histEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &histEnv{pool: testenv.Pool(t), topics: testenv.Topics(t), brokers: testenv.Brokers(t), ring: ring, group: "recorder-" + histHex(4)}
+	l := &histEnv{pool: testenv.Pool(t), topics: testenv.Topics(t), brokers: testenv.Brokers(t), ring: ring, group: "recorder-" + testenv.HexID(4)}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.ProducerLinger(0), kgo.UnknownTopicRetries(60))
 	if err != nil {
 		t.Fatal(err)
@@ -216,63 +214,6 @@ func (l *histEnv) caughtUp(t *testing.T, group string) (bool, string) {
 	return ok, strings.Join(seen, ", ")
 }
 
-func histHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// histDelivery is a valid delivery record, as the processor emits it.
-func histDelivery(t *testing.T, tenant, rule, endpoint string, at time.Time) (schemas.DeliveryRecord, []byte) {
-	t.Helper()
-	id := "alrt_" + histHex(16)
-	payload, _ := json.Marshal(schemas.WebhookPayload{
-		Type: schemas.TypeRunFailed, Timestamp: at,
-		Data: schemas.PayloadData{
-			AlertID: id, TenantID: tenant, Rule: schemas.RuleRef{ID: rule, Name: "ETL failures"},
-			Event:    schemas.EventRef{ID: "ev_" + histHex(4), Type: schemas.TypeRunFailed, OccurredAt: at},
-			Workflow: schemas.Workflow{ID: "wf_9", Name: "nightly-etl"}, Run: schemas.PayloadRun{ID: "run_" + histHex(4), Status: "failed"},
-			Error: &schemas.PayloadError{Code: "NODE_ERRORED"}, Labels: map[string]string{"env": "prod"},
-		},
-	})
-	d := schemas.DeliveryRecord{AlertID: id, TenantID: tenant, RuleID: rule, EndpointID: endpoint, EventType: schemas.TypeRunFailed,
-		MaxAttempts: 8, Severity: "error", CreatedAt: at, Payload: payload}
-	raw, _ := json.Marshal(d)
-	if err := schemas.Validate(schemas.KindDelivery, raw); err != nil {
-		t.Fatal(err)
-	}
-	return d, raw
-}
-
-// histResult is a valid attempt report, as the dispatcher emits it.
-func histResult(d schemas.DeliveryRecord, attempt int, outcome string, status int, at time.Time) []byte {
-	r := schemas.ResultRecord{
-		AlertID: d.AlertID, DeliveryID: "dlv_" + histHex(8), TenantID: d.TenantID, RuleID: d.RuleID, EndpointID: d.EndpointID,
-		Attempt: attempt, Outcome: outcome, StatusCode: status, LatencyMS: 12, AttemptedAt: at,
-	}
-	if outcome != schemas.OutcomeDelivered {
-		r.ErrorClass, r.Error, r.ResponseExcerpt = "http_status", fmt.Sprintf("HTTP %d", status), "upstream says no"
-	}
-	b, _ := json.Marshal(r)
-	return b
-}
-
-// histWait polls cond until it holds or 30s pass; cond says what it saw.
-func histWait(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 30s; last seen: %s", what, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func histItems(t *testing.T, body map[string]any) []map[string]any {
 	t.Helper()
 	raw, ok := body["items"].([]any)
@@ -342,7 +283,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- dispatcher.Run(ctx, dispatcher.Config{
-			Brokers: l.brokers, Topics: l.topics, Keyring: l.ring, Allowlist: []string{"127.0.0.1"}, Group: "dispatcher-" + histHex(4),
+			Brokers: l.brokers, Topics: l.topics, Keyring: l.ring, Allowlist: []string{"127.0.0.1"}, Group: "dispatcher-" + testenv.HexID(4),
 			Tiers: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, Registerer: prometheus.NewRegistry(),
 			Log: testenv.Log(t), Ready: ready,
 		})
@@ -365,7 +306,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 		t.Fatalf("test webhook: %d %v", status, acc)
 	}
 	testID := acc["alert_id"].(string)
-	histWait(t, "test delivery histReceived", func() (bool, string) { return len(rcv.requests(testID)) == 1, "nothing yet" })
+	testenv.Eventually(t, "test delivery histReceived", func() (bool, string) { return len(rcv.requests(testID)) == 1, "nothing yet" })
 	got := rcv.requests(testID)[0]
 	if err := signature.VerifyStandard(got.header, got.body, secret, time.Now(), 5*time.Minute); err != nil {
 		t.Errorf("test delivery signature: %v", err)
@@ -373,7 +314,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	if err := schemas.Validate(schemas.KindWebhookPayload, got.body); err != nil || !strings.Contains(string(got.body), `"type":"webhook.test"`) {
 		t.Errorf("test delivery body %s: %v", got.body, err)
 	}
-	histWait(t, "test delivery in the endpoint's history", func() (bool, string) {
+	testenv.Eventually(t, "test delivery in the endpoint's history", func() (bool, string) {
 		_, page := l.do(t, "GET", "/v1/webhooks/"+endpoint+"/deliveries", l.adminKey, "")
 		raw, _ := json.Marshal(page)
 		return strings.Contains(string(raw), testID) && strings.Contains(string(raw), `"status":"delivered"`), string(raw)
@@ -382,11 +323,11 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	// A failing alert with one attempt is dead-lettered; replayed, it
 	// arrives with the same webhook-id.
 	rcv.status.Store(500)
-	d, _ := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
+	d, _ := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC())
 	d.MaxAttempts = 1
 	raw, _ := json.Marshal(d)
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), raw)
-	histWait(t, "dead letter listed", func() (bool, string) {
+	testenv.Eventually(t, "dead letter listed", func() (bool, string) {
 		_, page := l.do(t, "GET", "/v1/dead-letters?replayed=false", l.adminKey, "")
 		raw, _ := json.Marshal(page)
 		return strings.Contains(string(raw), d.AlertID), string(raw)
@@ -396,7 +337,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	if status != http.StatusAccepted || body["alert_id"] != d.AlertID {
 		t.Fatalf("replay: %d %v", status, body)
 	}
-	histWait(t, "replayed alert delivered", func() (bool, string) {
+	testenv.Eventually(t, "replayed alert delivered", func() (bool, string) {
 		_, one := l.do(t, "GET", "/v1/deliveries/"+d.AlertID, l.adminKey, "")
 		return one["status"] == "delivered" && len(rcv.requests(d.AlertID)) == 2, fmt.Sprintf("%v; %d requests", one["status"], len(rcv.requests(d.AlertID)))
 	})
@@ -408,7 +349,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	if status, body := l.do(t, "POST", "/v1/deliveries/"+d.AlertID+"/redeliver", l.adminKey, ""); status != http.StatusAccepted {
 		t.Fatalf("redeliver: %d %v", status, body)
 	}
-	histWait(t, "redelivered", func() (bool, string) {
+	testenv.Eventually(t, "redelivered", func() (bool, string) {
 		return len(rcv.requests(d.AlertID)) == 3, fmt.Sprintf("%d requests", len(rcv.requests(d.AlertID)))
 	})
 	reqs := rcv.requests(d.AlertID)
@@ -420,13 +361,13 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	rcv.status.Store(500)
 	var bulk []string
 	for range 2 {
-		b, _ := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
+		b, _ := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC())
 		b.MaxAttempts = 1
 		raw, _ := json.Marshal(b)
 		l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), raw)
 		bulk = append(bulk, b.AlertID)
 	}
-	histWait(t, "two more dead letters", func() (bool, string) {
+	testenv.Eventually(t, "two more dead letters", func() (bool, string) {
 		_, page := l.do(t, "GET", "/v1/dead-letters?replayed=false", l.adminKey, "")
 		n := len(histItems(t, page))
 		return n == 2, fmt.Sprintf("%d not replayed", n)
@@ -441,7 +382,7 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 	if second["replayed"] != float64(1) || second["more"] != false {
 		t.Fatalf("bulk replay 2: %v", second)
 	}
-	histWait(t, "bulk replays delivered", func() (bool, string) {
+	testenv.Eventually(t, "bulk replays delivered", func() (bool, string) {
 		a, b := len(rcv.requests(bulk[0])), len(rcv.requests(bulk[1]))
 		return a == 2 && b == 2, fmt.Sprintf("%d and %d requests", a, b)
 	})
@@ -455,9 +396,9 @@ func TestRedeliverAndReplayThroughDispatcher(t *testing.T) {
 
 	// The endpoint is gone: its rule is disabled by the system.
 	rcv.status.Store(410)
-	g, graw := histDelivery(t, "acme", rule, endpoint, time.Now().UTC())
+	g, graw := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC())
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", endpoint), graw)
-	histWait(t, "rule disabled", func() (bool, string) {
+	testenv.Eventually(t, "rule disabled", func() (bool, string) {
 		_, r := l.do(t, "GET", "/v1/alert-rules/"+rule, l.adminKey, "")
 		return r["is_active"] == false, fmt.Sprint(r)
 	})
@@ -496,7 +437,7 @@ func TestRuleErrorShownOnRule(t *testing.T) {
 	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), v) // read twice: counted once
 	want := map[string]any{"message": "condition exceeded its evaluation budget (memory)", "at": at.Format(time.RFC3339Nano),
 		"event_id": "ev_1", "rule_version": 1.0, "count": 3.0}
-	histWait(t, "last_error on the rule", func() (bool, string) {
+	testenv.Eventually(t, "last_error on the rule", func() (bool, string) {
 		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
 		got, _ := rule["last_error"].(map[string]any)
 		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(rule["last_error"])
@@ -522,7 +463,7 @@ func TestRuleErrorShownOnRule(t *testing.T) {
 	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), late)
 	fresh, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: ruleID, RuleVersion: 2, Error: "new", Errors: 1, At: at.Add(2 * time.Second)})
 	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", ruleID), fresh)
-	histWait(t, "the new condition's error shown, alone", func() (bool, string) {
+	testenv.Eventually(t, "the new condition's error shown, alone", func() (bool, string) {
 		_, rule := l.do(t, "GET", "/v1/alert-rules/"+ruleID, l.adminKey, "")
 		got, _ := rule["last_error"].(map[string]any)
 		return got != nil && got["message"] == "new" && got["count"] == 1.0, fmt.Sprint(rule["last_error"])
@@ -541,11 +482,11 @@ func TestQuarantinedDataErrorReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	d, raw := histDelivery(t, "acme", "rul_1", "whk_1", now)
+	d, raw := testenv.Delivery(t, "acme", "rul_1", "whk_1", now)
 	key := schemas.RecordKey("acme", "rul_1")
 	attempt := func(n int, outcome, errText string) []byte {
 		b, _ := json.Marshal(schemas.ResultRecord{
-			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, histHex(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
+			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, testenv.HexID(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
 			Attempt: n, Outcome: outcome, StatusCode: map[bool]int{true: 200, false: 500}[errText == ""], LatencyMS: 3,
 			AttemptedAt: now.Add(time.Duration(n) * time.Second), ErrorClass: map[bool]string{true: "", false: "http_status"}[errText == ""], Error: errText,
 		})
@@ -565,12 +506,12 @@ func TestQuarantinedDataErrorReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	poison := recs[2]
-	histWait(t, "the batch's good records written", func() (bool, string) {
+	testenv.Eventually(t, "the batch's good records written", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, d.AlertID)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
 		return a == 1 && at == 2, fmt.Sprintf("alerts=%d attempts=%d", a, at)
 	})
-	histWait(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, l.group) })
+	testenv.Eventually(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, l.group) })
 
 	// The operator fixes the cause and replays the record.
 	if _, err := l.pool.Exec(ctx, `ALTER TABLE delivery_attempts DROP CONSTRAINT no_poison`); err != nil {
@@ -585,7 +526,7 @@ func TestQuarantinedDataErrorReplayed(t *testing.T) {
 	if err := recorder.Replay(ctx, store.New(l.pool, ""), l.prod, id); err != nil {
 		t.Fatal(err)
 	}
-	histWait(t, "the replayed record written", func() (bool, string) {
+	testenv.Eventually(t, "the replayed record written", func() (bool, string) {
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
 		return at == 3, fmt.Sprintf("attempts=%d", at)
 	})
@@ -614,21 +555,21 @@ func TestQuarantinedInvalidRecordReplayed(t *testing.T) {
 		l.produceAt(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0"),
 		l.produceAt(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), []byte(`{"tenant_id":"acme"}`)),
 	}
-	good, goodRaw := histDelivery(t, "acme", rule, endpoint, now)
+	good, goodRaw := testenv.Delivery(t, "acme", rule, endpoint, now)
 	l.produce(t, l.topics.Deliveries, key, goodRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), histResult(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, goodRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1")
 	re, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: rule, RuleVersion: 1, Error: "boom", Errors: 1, At: now})
 	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), re)
 
-	histWait(t, "the good records after the invalid ones written", func() (bool, string) {
+	testenv.Eventually(t, "the good records after the invalid ones written", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, good.AlertID)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, good.AlertID)
 		dl := l.count(t, `SELECT count(*) FROM dead_letters WHERE alert_id = $1`, good.AlertID)
 		e := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND last_error = 'boom'`, rule)
 		return a == 1 && at == 1 && dl == 1 && e == 1, fmt.Sprintf("alerts=%d attempts=%d dead_letters=%d rule_error=%d", a, at, dl, e)
 	})
-	histWait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 
 	list, err := store.New(l.pool, "").ListQuarantined(ctx, 10)
 	if err != nil {
@@ -660,7 +601,7 @@ func TestQuarantinedInvalidRecordReplayed(t *testing.T) {
 	if err := recorder.Replay(ctx, store.New(l.pool, ""), l.prod, dlq.ID); err != nil {
 		t.Fatal(err)
 	}
-	histWait(t, "the replayed record read again", func() (bool, string) {
+	testenv.Eventually(t, "the replayed record read again", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM quarantined_records WHERE topic = $1 AND value = $2 AND "offset" > $3`,
 			dlq.Topic, dlq.Value, dlq.Offset)
 		return n == 1, fmt.Sprintf("%d copies at a later offset", n)

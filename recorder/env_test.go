@@ -2,8 +2,6 @@ package recorder_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -39,7 +37,7 @@ type env struct {
 // start runs a recorder; mod adjusts its config.
 func start(t *testing.T, mod func(*recorder.Config)) *env {
 	t.Helper()
-	l := &env{pool: testenv.Pool(t), topics: testenv.Topics(t), brokers: testenv.Brokers(t), group: "recorder-" + hexID(4)}
+	l := &env{pool: testenv.Pool(t), topics: testenv.Topics(t), brokers: testenv.Brokers(t), group: "recorder-" + testenv.HexID(4)}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(l.brokers...), kgo.ProducerLinger(0), kgo.UnknownTopicRetries(60))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +121,7 @@ func (l *env) createRule(t *testing.T, target string) (endpointID, ruleID string
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpointID, ruleID = "whk_"+hexID(8), "rul_"+hexID(8)
+	endpointID, ruleID = "whk_"+testenv.HexID(8), "rul_"+testenv.HexID(8)
 	secret, _ := json.Marshal(ring.Seal("whsec_dGVzdC1zZWNyZXQtYnl0ZXMtMzItbG9uZy4uLi4=", schemas.SecretAAD("acme", endpointID)))
 	ctx := context.Background()
 	for _, q := range []struct {
@@ -168,61 +166,4 @@ func (l *env) caughtUp(t *testing.T, group string) (bool, string) {
 		}
 	})
 	return ok, strings.Join(seen, ", ")
-}
-
-func hexID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// delivery is a valid delivery record, as the processor emits it.
-func delivery(t *testing.T, tenant, rule, endpoint string, at time.Time) (schemas.DeliveryRecord, []byte) {
-	t.Helper()
-	id := "alrt_" + hexID(16)
-	payload, _ := json.Marshal(schemas.WebhookPayload{
-		Type: schemas.TypeRunFailed, Timestamp: at,
-		Data: schemas.PayloadData{
-			AlertID: id, TenantID: tenant, Rule: schemas.RuleRef{ID: rule, Name: "ETL failures"},
-			Event:    schemas.EventRef{ID: "ev_" + hexID(4), Type: schemas.TypeRunFailed, OccurredAt: at},
-			Workflow: schemas.Workflow{ID: "wf_9", Name: "nightly-etl"}, Run: schemas.PayloadRun{ID: "run_" + hexID(4), Status: "failed"},
-			Error: &schemas.PayloadError{Code: "NODE_ERRORED"}, Labels: map[string]string{"env": "prod"},
-		},
-	})
-	d := schemas.DeliveryRecord{AlertID: id, TenantID: tenant, RuleID: rule, EndpointID: endpoint, EventType: schemas.TypeRunFailed,
-		MaxAttempts: 8, Severity: "error", CreatedAt: at, Payload: payload}
-	raw, _ := json.Marshal(d)
-	if err := schemas.Validate(schemas.KindDelivery, raw); err != nil {
-		t.Fatal(err)
-	}
-	return d, raw
-}
-
-// result is a valid attempt report, as the dispatcher emits it.
-func result(d schemas.DeliveryRecord, attempt int, outcome string, status int, at time.Time) []byte {
-	r := schemas.ResultRecord{
-		AlertID: d.AlertID, DeliveryID: "dlv_" + hexID(8), TenantID: d.TenantID, RuleID: d.RuleID, EndpointID: d.EndpointID,
-		Attempt: attempt, Outcome: outcome, StatusCode: status, LatencyMS: 12, AttemptedAt: at,
-	}
-	if outcome != schemas.OutcomeDelivered {
-		r.ErrorClass, r.Error, r.ResponseExcerpt = "http_status", fmt.Sprintf("HTTP %d", status), "upstream says no"
-	}
-	b, _ := json.Marshal(r)
-	return b
-}
-
-// wait polls cond until it holds or 30s pass; cond says what it saw.
-func wait(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 30s; last seen: %s", what, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -33,7 +33,7 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 
 	// Tenant acme: a label with NUL in the payload (the processor put it
 	// there before the schema refused such events), an answer with NUL.
-	d, raw := delivery(t, "acme", "rul_nul", "whk_nul", now)
+	d, raw := testenv.Delivery(t, "acme", "rul_nul", "whk_nul", now)
 	raw = bytes.Replace(raw, []byte(`"env":"prod"`), []byte(`"env":"pr\u0000od"`), 1)
 	if !bytes.Contains(raw, []byte(`\u0000`)) {
 		t.Fatalf("no NUL in the delivery: %s", raw)
@@ -43,7 +43,7 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 	}
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_nul"), raw)
 	res, _ := json.Marshal(schemas.ResultRecord{
-		AlertID: d.AlertID, DeliveryID: "dlv_" + hexID(8), TenantID: "acme", RuleID: "rul_nul", EndpointID: "whk_nul",
+		AlertID: d.AlertID, DeliveryID: "dlv_" + testenv.HexID(8), TenantID: "acme", RuleID: "rul_nul", EndpointID: "whk_nul",
 		Attempt: 1, Outcome: schemas.OutcomeRetry, StatusCode: 500, LatencyMS: 3, AttemptedAt: now,
 		ErrorClass: "http_status", Error: "HTTP 500: \x00boom", ResponseExcerpt: "{\"a\":\"\x00\"}",
 	})
@@ -51,17 +51,17 @@ func TestRecorderStoresNULAsReplacement(t *testing.T) {
 	l.produce(t, l.topics.DeliveriesDLQ, schemas.RecordKey("acme", "whk_nul"), raw, "exo-last-error", "HTTP 500: \x00", "exo-attempts", "8")
 
 	// Tenant globex, after it.
-	g, graw := delivery(t, "globex", "rul_g", "whk_g", now)
+	g, graw := testenv.Delivery(t, "globex", "rul_g", "whk_g", now)
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("globex", "whk_g"), graw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("globex", "rul_g"), result(g, 1, schemas.OutcomeDelivered, 200, now))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("globex", "rul_g"), testenv.Result(g, 1, schemas.OutcomeDelivered, 200, now))
 
-	wait(t, "globex's history recorded after acme's NULs", func() (bool, string) {
+	testenv.Eventually(t, "globex's history recorded after acme's NULs", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE tenant_id = 'globex'`)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE tenant_id = 'globex'`)
 		return a == 1 && at == 1, fmt.Sprintf("alerts=%d attempts=%d; write failures=%v", a, at,
 			testenv.Metric(t, l.reg, "exo_recorder_write_failures_total"))
 	})
-	wait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 
 	var label, errText, excerpt, lastError string
 	if err := l.pool.QueryRow(ctx, `SELECT record->'payload'->'data'->'labels'->>'env' FROM alerts WHERE alert_id = $1`, d.AlertID).Scan(&label); err != nil {
@@ -102,11 +102,11 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	d, raw := delivery(t, "acme", "rul_1", "whk_1", now)
+	d, raw := testenv.Delivery(t, "acme", "rul_1", "whk_1", now)
 	key := schemas.RecordKey("acme", "rul_1")
 	attempt := func(n int, outcome, errText string) []byte {
 		b, _ := json.Marshal(schemas.ResultRecord{
-			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, hexID(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
+			AlertID: d.AlertID, DeliveryID: fmt.Sprintf("dlv_%d_%s", n, testenv.HexID(4)), TenantID: "acme", RuleID: "rul_1", EndpointID: "whk_1",
 			Attempt: n, Outcome: outcome, StatusCode: map[bool]int{true: 200, false: 500}[errText == ""], LatencyMS: 3,
 			AttemptedAt: now.Add(time.Duration(n) * time.Second), ErrorClass: map[bool]string{true: "", false: "http_status"}[errText == ""], Error: errText,
 		})
@@ -127,12 +127,12 @@ func TestRecorderQuarantinesDataError(t *testing.T) {
 	}
 	poison := recs[2]
 
-	wait(t, "the batch's good records written", func() (bool, string) {
+	testenv.Eventually(t, "the batch's good records written", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, d.AlertID)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, d.AlertID)
 		return a == 1 && at == 2, fmt.Sprintf("alerts=%d attempts=%d", a, at)
 	})
-	wait(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "offsets committed past the poison", func() (bool, string) { return l.caughtUp(t, group) })
 	if n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1 AND attempt = 2`, d.AlertID); n != 0 {
 		t.Fatalf("the refused attempt was written (%d)", n)
 	}
@@ -185,21 +185,21 @@ func TestRecorderQuarantinesInvalidRecords(t *testing.T) {
 		l.produceAt(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0"),
 		l.produceAt(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), []byte(`{"tenant_id":"acme"}`)),
 	}
-	good, goodRaw := delivery(t, "acme", rule, endpoint, now)
+	good, goodRaw := testenv.Delivery(t, "acme", rule, endpoint, now)
 	l.produce(t, l.topics.Deliveries, key, goodRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(good, 1, schemas.OutcomeDead, 500, now.Add(time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, goodRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1")
 	re, _ := json.Marshal(schemas.RuleErrorRecord{TenantID: "acme", RuleID: rule, RuleVersion: 1, Error: "boom", Errors: 1, At: now})
 	l.produce(t, l.topics.RuleErrors, schemas.RecordKey("acme", rule), re)
 
-	wait(t, "the good records after the invalid ones written", func() (bool, string) {
+	testenv.Eventually(t, "the good records after the invalid ones written", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts WHERE alert_id = $1`, good.AlertID)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, good.AlertID)
 		dl := l.count(t, `SELECT count(*) FROM dead_letters WHERE alert_id = $1`, good.AlertID)
 		e := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND last_error = 'boom'`, rule)
 		return a == 1 && at == 1 && dl == 1 && e == 1, fmt.Sprintf("alerts=%d attempts=%d dead_letters=%d rule_error=%d", a, at, dl, e)
 	})
-	wait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 
 	list := quarantined(t, l)
 	byTopic := map[string]quarantinedRecord{}
@@ -381,18 +381,18 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 		c.Log = slog.New(&sinkHandler{s: sink, next: testenv.Log(t).Handler()})
 	})
 	now := time.Now().UTC()
-	d, raw := delivery(t, "acme", "rul_1", "whk_1", now)
+	d, raw := testenv.Delivery(t, "acme", "rul_1", "whk_1", now)
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
-	wait(t, "recorded before the outage", func() (bool, string) {
+	testenv.Eventually(t, "recorded before the outage", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM alerts`)
 		return n == 1, fmt.Sprintf("%d alerts", n)
 	})
 
 	gate.Cut()
 	for i := 1; i <= 5; i++ {
-		l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), result(d, i, schemas.OutcomeRetry, 500, now))
+		l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), testenv.Result(d, i, schemas.OutcomeRetry, 500, now))
 	}
-	wait(t, "the recorder retrying", func() (bool, string) {
+	testenv.Eventually(t, "the recorder retrying", func() (bool, string) {
 		n := testenv.Metric(t, l.reg, "exo_recorder_write_failures_total")
 		return n >= 6, fmt.Sprintf("%v write failures", n)
 	})
@@ -410,7 +410,7 @@ func TestRecorderResumesPromptlyAfterPostgresOutage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("recorder caught up %v after Postgres returned", time.Since(restored).Round(time.Millisecond))
-	wait(t, "recovery logged", func() (bool, string) {
+	testenv.Eventually(t, "recovery logged", func() (bool, string) {
 		got := sink.matching("component=recorder", "available again")
 		return len(got) == 1, strings.Join(got, "\n")
 	})

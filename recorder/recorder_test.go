@@ -31,17 +31,17 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	l.produce(t, l.topics.DeliveryResults, key, []byte(`{"alert_id":"alrt_x","outcome":"exploded"}`))
 	l.produce(t, l.topics.DeliveriesDLQ, key, []byte(`[]`), "exo-last-error", "undecodable delivery record", "exo-attempts", "0")
 
-	ok, okRaw := delivery(t, "acme", rule, endpoint, t0)
-	dead, deadRaw := delivery(t, "acme", rule, endpoint, t0.Add(time.Second))
+	ok, okRaw := testenv.Delivery(t, "acme", rule, endpoint, t0)
+	dead, deadRaw := testenv.Delivery(t, "acme", rule, endpoint, t0.Add(time.Second))
 	l.produce(t, l.topics.Deliveries, key, okRaw)
 	l.produce(t, l.topics.Deliveries, key, deadRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(ok, 1, schemas.OutcomeRetry, 503, t0.Add(2*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(ok, 2, schemas.OutcomeDelivered, 200, t0.Add(7*time.Second)))
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(dead, 1, schemas.OutcomeDead, 500, t0.Add(3*time.Second)))
 	l.produce(t, l.topics.DeliveriesDLQ, key, deadRaw, "exo-last-error", "http_status: HTTP 500", "exo-attempts", "1",
 		"exo-original-topic", l.topics.Deliveries)
 
-	wait(t, "history recorded", func() (bool, string) {
+	testenv.Eventually(t, "history recorded", func() (bool, string) {
 		a := l.count(t, `SELECT count(*) FROM alerts`)
 		at := l.count(t, `SELECT count(*) FROM delivery_attempts`)
 		dl := l.count(t, `SELECT count(*) FROM dead_letters`)
@@ -74,10 +74,10 @@ func TestRecorderRecordsHistory(t *testing.T) {
 
 	// The endpoint answers 410: the rule is disabled by the system, in one
 	// transaction with an audit row and a new snapshot for the processor.
-	gone, goneRaw := delivery(t, "acme", rule, endpoint, time.Now().UTC())
+	gone, goneRaw := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC())
 	l.produce(t, l.topics.Deliveries, key, goneRaw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(gone, 1, schemas.OutcomeEndpointGone, 410, time.Now().UTC()))
-	wait(t, "rule disabled", func() (bool, string) {
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(gone, 1, schemas.OutcomeEndpointGone, 410, time.Now().UTC()))
+	testenv.Eventually(t, "rule disabled", func() (bool, string) {
 		var active bool
 		var reason *string
 		_ = l.pool.QueryRow(ctx, `SELECT is_active, disabled_reason FROM alert_rules WHERE id = $1`, rule).Scan(&active, &reason)
@@ -112,8 +112,8 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `UPDATE alert_rules SET is_active = true, disabled_reason = NULL, version = version + 1, updated_at = now() WHERE id = $1`, rule); err != nil {
 		t.Fatal(err)
 	}
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), result(gone, 2, schemas.OutcomeEndpointGone, 404, time.Now().UTC().Add(-time.Hour)))
-	wait(t, "late attempt recorded", func() (bool, string) {
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), testenv.Result(gone, 2, schemas.OutcomeEndpointGone, 404, time.Now().UTC().Add(-time.Hour)))
+	testenv.Eventually(t, "late attempt recorded", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, gone.AlertID)
 		return n == 2, fmt.Sprintf("%d attempts", n)
 	})
@@ -128,9 +128,9 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `UPDATE dead_letters SET replayed_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	group := "replay-" + hexID(4)
+	group := "replay-" + testenv.HexID(4)
 	reg2 := l.run(t, group, nil)
-	wait(t, "second recorder caught up", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "second recorder caught up", func() (bool, string) { return l.caughtUp(t, group) })
 	if n := l.count(t, tables); n != snapshot {
 		t.Errorf("replaying the topics changed the history: %d -> %d", snapshot, n)
 	}
@@ -147,7 +147,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	// The same alert dies again later (after a replay): the row is updated
 	// and can be replayed again.
 	l.produce(t, l.topics.DeliveriesDLQ, key, deadRaw, "exo-last-error", "timeout: no answer", "exo-attempts", "8")
-	wait(t, "second death recorded", func() (bool, string) {
+	testenv.Eventually(t, "second death recorded", func() (bool, string) {
 		var lastErr string
 		var replayed *time.Time
 		_ = l.pool.QueryRow(ctx, `SELECT last_error, replayed_at FROM dead_letters WHERE alert_id = $1`, dead.AlertID).Scan(&lastErr, &replayed)
@@ -164,13 +164,13 @@ func TestRecorderRecordsHistory(t *testing.T) {
 	}
 	versioned := func(attempt int, v int64) []byte {
 		var r schemas.ResultRecord
-		_ = json.Unmarshal(result(gone, attempt, schemas.OutcomeEndpointGone, 410, time.Now().UTC().Add(time.Hour)), &r)
+		_ = json.Unmarshal(testenv.Result(gone, attempt, schemas.OutcomeEndpointGone, 410, time.Now().UTC().Add(time.Hour)), &r)
 		r.RuleVersion = v
 		b, _ := json.Marshal(r)
 		return b
 	}
 	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), versioned(3, version-1))
-	wait(t, "versioned late attempt recorded", func() (bool, string) {
+	testenv.Eventually(t, "versioned late attempt recorded", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM delivery_attempts WHERE alert_id = $1`, gone.AlertID)
 		return n == 3, fmt.Sprintf("%d attempts", n)
 	})
@@ -178,7 +178,7 @@ func TestRecorderRecordsHistory(t *testing.T) {
 		t.Error("a 404 for an older rule version disabled the rule (clock skew must not matter)")
 	}
 	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", rule), versioned(4, version))
-	wait(t, "a 404 for the current version disables the rule", func() (bool, string) {
+	testenv.Eventually(t, "a 404 for the current version disables the rule", func() (bool, string) {
 		n := l.count(t, `SELECT count(*) FROM alert_rules WHERE id = $1 AND NOT is_active AND version = $2`, rule, version+1)
 		return n == 1, fmt.Sprintf("%d disabled at version %d", n, version+1)
 	})
@@ -194,10 +194,10 @@ func TestRecorderWaitsOutPostgresFailure(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `ALTER TABLE alerts RENAME TO alerts_away`); err != nil {
 		t.Fatal(err)
 	}
-	d, raw := delivery(t, "acme", "rul_1", "whk_1", time.Now().UTC())
+	d, raw := testenv.Delivery(t, "acme", "rul_1", "whk_1", time.Now().UTC())
 	l.produce(t, l.topics.Deliveries, schemas.RecordKey("acme", "whk_1"), raw)
-	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), result(d, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
-	wait(t, "write failures retried", func() (bool, string) {
+	l.produce(t, l.topics.DeliveryResults, schemas.RecordKey("acme", "rul_1"), testenv.Result(d, 1, schemas.OutcomeDelivered, 200, time.Now().UTC()))
+	testenv.Eventually(t, "write failures retried", func() (bool, string) {
 		n := testenv.Metric(t, l.reg, "exo_recorder_write_failures_total")
 		return n >= 2, fmt.Sprintf("%v failures", n)
 	})
@@ -207,9 +207,9 @@ func TestRecorderWaitsOutPostgresFailure(t *testing.T) {
 	if _, err := l.pool.Exec(ctx, `ALTER TABLE alerts_away RENAME TO alerts`); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, "history recorded after the failure", func() (bool, string) {
+	testenv.Eventually(t, "history recorded after the failure", func() (bool, string) {
 		a, at := l.count(t, `SELECT count(*) FROM alerts`), l.count(t, `SELECT count(*) FROM delivery_attempts`)
 		return a == 1 && at == 1, fmt.Sprintf("alerts=%d attempts=%d", a, at)
 	})
-	wait(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
+	testenv.Eventually(t, "offsets committed", func() (bool, string) { return l.caughtUp(t, group) })
 }

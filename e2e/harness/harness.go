@@ -107,7 +107,7 @@ func Start(t testing.TB, o Options) *System {
 		wg.Go(func() {
 			err := run()
 			if ctx.Err() == nil {
-				exited <- fmt.Errorf("%s: Run returned while the test runs: %v", name, err)
+				exited <- fmt.Errorf("%s: Run returned while the test runs: %w", name, err)
 			}
 		})
 	}

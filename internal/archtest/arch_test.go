@@ -107,7 +107,7 @@ func TestCheckRules(t *testing.T) {
 				got = append(got, v.Edge.String())
 			}
 			for _, e := range stale {
-				gotStale = append(gotStale, e.Edge.String())
+				gotStale = append(gotStale, e.String())
 			}
 			if !equal(got, tc.want) {
 				t.Errorf("violations = %q, want %q", got, tc.want)

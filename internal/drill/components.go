@@ -49,7 +49,7 @@ func (c *component) start(ctx context.Context) error {
 }
 
 func (c *component) startLocked(ctx context.Context) error {
-	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("drill: %s log: %w", c.name, err)
 	}
@@ -236,7 +236,7 @@ func logPath(dir, name string) string { return filepath.Join(dir, name+".log") }
 // lastError returns the last line the binary printed on its way out
 // ("exo-alerts: ..."), or "" if there is none.
 func lastError(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // a log file the drill itself wrote
 	if err != nil {
 		return ""
 	}

@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return errors.New("drill: rate and tenants must be at least 1")
 	}
 	logs := filepath.Join(cfg.StateDir, "logs")
-	if err := os.MkdirAll(logs, 0o755); err != nil {
+	if err := os.MkdirAll(logs, 0o750); err != nil {
 		return fmt.Errorf("drill: %w", err)
 	}
 	d := &drill{cfg: cfg, log: cfg.Log, check: NewChecker(), svc: &services{

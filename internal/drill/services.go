@@ -32,12 +32,12 @@ func (s *services) env() []string {
 // run runs one of deploy/local's scripts with args, its output appended to
 // the services log.
 func (s *services) run(ctx context.Context, script string, args ...string) error {
-	f, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("drill: services log: %w", err)
 	}
 	defer f.Close()
-	cmd := exec.CommandContext(ctx, filepath.Join(s.root, "deploy", "local", script), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(s.root, "deploy", "local", script), args...) //nolint:gosec // the project's own service scripts
 	cmd.Env = s.env()
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Run(); err != nil {

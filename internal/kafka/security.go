@@ -111,7 +111,7 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 	var errs []error
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName, InsecureSkipVerify: s.InsecureSkipVerify} //nolint:gosec // skip-verify only when the operator sets it, with a warning at start
 	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile) //nolint:gosec // the operator names the file
+		pem, err := os.ReadFile(s.CAFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("kafka: TLS CA file: %w", err))
 		} else {

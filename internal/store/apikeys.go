@@ -26,7 +26,8 @@ type APIKey struct {
 	RolloutState, RolloutDefault string
 }
 
-const apiKeyCols = `id, tenant_id, name, role, key_prefix, created_at, last_used_at, revoked_at`
+const apiKeyCols = //nolint:gosec // column names, not a credential
+`id, tenant_id, name, role, key_prefix, created_at, last_used_at, revoked_at`
 
 func scanAPIKey(row pgx.Row) (*APIKey, error) {
 	return scanAPIKeyWith(row)
