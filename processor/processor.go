@@ -21,6 +21,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/rollout"
+	"github.com/exospherehost/exo-alerts/processor/aggregate"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -154,11 +155,16 @@ type Processor struct {
 	// no alerts (servedRules), its events are counted tenant_off.
 	rollout *rollout.Table
 	eng     *engine.Engine
-	adm     *kadm.Client
-	client  *kgo.Client
-	runs    atomic.Int64
-	base    []kgo.Opt
-	topo    topology
+	// agg is stage 2, the engine of aggregate rules, over the assigned
+	// partitions of processor.aggregate-input; inputs are those
+	// partitions, with when each was assigned.
+	agg    *aggregate.Engine
+	inputs map[int32]time.Time
+	adm    *kadm.Client
+	client *kgo.Client
+	runs   atomic.Int64
+	base   []kgo.Opt
+	topo   topology
 	// marks is the watermark markers' bookkeeping (markers.go).
 	marks marks
 
@@ -202,7 +208,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Log.With("component", "processor")
-	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}}
+	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}, inputs: map[int32]time.Time{}}
 	p.base = append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	// Started while Kafka is unreachable (restarted during an outage), the
 	// processor waits for it, not ready, rather than exiting.
@@ -221,8 +227,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return e, err
 	}, nil, log)
 	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute},
-		servedRules{rules: p.rules, rollout: p.rollout}, endpointSet{p.endpoints})
+	served := servedRules{rules: p.rules, rollout: p.rollout}
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute}, served, endpointSet{p.endpoints})
+	p.agg = aggregate.New(aggregate.Config{Sources: int(topo.events), Delay: cfg.AggregateDelay, MaxGroupsPerPartition: cfg.AggregateMaxGroups},
+		aggregateRules{served}, endpointSet{p.endpoints}, nil)
 	p.m, err = newMetrics(cfg.Registerer, p)
 	if err != nil {
 		return err
@@ -475,9 +483,14 @@ func fatalKafkaErr(err error) bool {
 // ends: the next session restores what it is assigned from the changelog.
 func (p *Processor) dropPartitions() {
 	p.eng.Abort()
+	p.agg.Abort()
 	for part := range p.next {
 		p.eng.Revoke(part)
 	}
+	for part := range p.inputs {
+		p.agg.Revoke(part)
+	}
+	clear(p.inputs)
 	clear(p.next)
 	clear(p.caughtUp)
 	clear(p.counts)
@@ -507,7 +520,7 @@ func closeSession(sess *kgo.GroupTransactSession) {
 func (p *Processor) session(ctx context.Context, o *outage) error {
 	sess, err := kgo.NewGroupTransactSession(append(p.base,
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topics.Events),
+		kgo.ConsumeTopics(p.cfg.Topics.Events, p.cfg.Topics.AggregateInput),
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(20*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -571,11 +584,19 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		p.refreshLag(ctx, fetches)
 
 		p.eng.Begin()
+		p.agg.Begin()
 		first := map[int32]int64{}
 		var out []*kgo.Record
 		var from []eventAt // the event that made each record of out
 		decoded := p.decodeAll(records)
 		for i, r := range records {
+			if r.Topic == p.cfg.Topics.AggregateInput {
+				// Stage 2 (a record of a partition not assigned: as below).
+				if p.agg.Assigned(r.Partition) {
+					out = append(out, p.aggregateInput(r)...)
+				}
+				continue
+			}
 			if !p.eng.Assigned(r.Partition) {
 				// The group calls OnPartitionsAssigned before it fetches a
 				// partition, and applyRebalances ran after this poll: a record
@@ -608,11 +629,14 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			}
 		}
 		out = append(out, p.markers(time.Now())...)
+		out = append(out, p.aggregateEnd()...)
 		p.runs.Store(int64(p.eng.TotalRuns()))
 		p.m.parts.setWatermarks(p.watermarks())
 		if len(records) == 0 && len(out) == 0 {
 			p.eng.Commit() // only the watermark moved: nothing to persist
+			p.agg.Commit()
 			p.flushCounts()
+			p.aggregateGauges()
 			continue
 		}
 		for len(from) < len(out) {
@@ -621,6 +645,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		committed, err := p.transact(ctx, sess, out, from)
 		if err != nil {
 			p.eng.Abort()
+			p.agg.Abort()
 			p.marks.forget()
 			if ctx.Err() != nil {
 				return nil
@@ -629,12 +654,15 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		}
 		if committed {
 			p.eng.Commit()
+			p.agg.Commit()
 			p.flushCounts()
+			p.aggregateGauges()
 			clear(p.suspects)
 			clear(p.poison)
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
 			p.eng.Abort()
+			p.agg.Abort()
 			p.marks.forget() // its markers are sent again
 			clear(p.counts)  // the batch is processed, and counted, again
 			for part, off := range first {

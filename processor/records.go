@@ -16,15 +16,8 @@ import (
 // records turns engine output of partition part into Kafka records.
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors)+len(out.Inputs))
-	for _, d := range out.Deliveries {
-		value := deliveryJSON(&d)
-		recs = append(recs, &kgo.Record{
-			Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
-				{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
-			},
-		})
+	for i := range out.Deliveries {
+		recs = append(recs, p.deliveryRecord(&out.Deliveries[i]))
 	}
 	for _, s := range out.States {
 		rec := &kgo.Record{Topic: p.cfg.Topics.RunState, Key: []byte(s.Key), Partition: part}
@@ -44,6 +37,17 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: schemas.RecordKey(re.TenantID, re.RuleID), Value: value})
 	}
 	return recs
+}
+
+// deliveryRecord is the record of d on the deliveries topic.
+func (p *Processor) deliveryRecord(d *schemas.DeliveryRecord) *kgo.Record {
+	return &kgo.Record{
+		Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: deliveryJSON(d),
+		Headers: []kgo.RecordHeader{
+			{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
+			{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
+		},
+	}
 }
 
 // deliveryJSON is json.Marshal(d) without its cost of re-compacting the

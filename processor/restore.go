@@ -190,9 +190,3 @@ func decodeRunState(r *kgo.Record) (schemas.RunState, error) {
 	err := json.Unmarshal(r.Value, &st)
 	return st, err
 }
-
-// rebalanceAggregate assigns or revokes a partition of
-// processor.aggregate-input (stage 2).
-func (p *Processor) rebalanceAggregate(ctx context.Context, assign bool, at tp) error {
-	return nil // stage 2 lands with processor/aggregate
-}

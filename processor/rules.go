@@ -1,10 +1,7 @@
 package processor
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -12,6 +9,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/rollout"
+	"github.com/exospherehost/exo-alerts/processor/aggregate"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -53,7 +51,7 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 		} else {
 			next = &engine.Rule{RuleRecord: *c.Value, Cond: cond}
 			if next.IsAggregate() {
-				next.Spec = aggregateSpec(&next.RuleRecord)
+				next.Spec = aggregate.SpecOf(next.RuleRecord)
 			} else if next.EventType == schemas.TypeRunFinished {
 				// The control plane refuses it: a filter of aggregate rules.
 				x.log.Error("per-event rule watching workflow.run.finished; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID)
@@ -137,14 +135,6 @@ func (x *ruleIndex) Get(tenant, id string) *engine.Rule {
 
 // Version implements engine.Rules.
 func (x *ruleIndex) Version() uint64 { return x.version.Load() }
-
-// aggregateSpec is a placeholder for aggregate.SpecOf until stage 2 lands.
-func aggregateSpec(r *schemas.RuleRecord) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%q\x00%d", r.RuleKind(), r.EventType, r.Condition, r.WindowMS, r.Threshold,
-		r.SuccessRatioBelowBP, r.MinRuns, r.GroupBy, r.DurationThresholdMS)
-	return hex.EncodeToString(h.Sum(nil)[:8])
-}
 
 // len is the number of active rules.
 func (x *ruleIndex) len() int {
