@@ -1,16 +1,22 @@
 package processor_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
+	"github.com/exospherehost/exo-alerts/processor"
+	"github.com/exospherehost/exo-alerts/processor/aggregate"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -171,4 +177,184 @@ func TestAggregateInputsExactlyOnce(t *testing.T) {
 		t.Fatalf("%d deliveries, want none: aggregate rules do not alert per event, the large alert was refused", len(deliveries.recs))
 	}
 	t.Logf("%d inputs, each once; %d markers; %d input records in all, aborted included", len(ins), markers, len(uncommitted.recs))
+}
+
+// offsetClock is the wall clock moved by an offset the test sets.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// waitInputsRead waits until group has committed every record on
+// processor.aggregate-input as of now: stage 2 has applied every input
+// stage 1 committed before the call (markers keep coming after it).
+func (e *kenv) waitInputsRead(group string, timeout time.Duration) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ends, err := e.adm.ListEndOffsets(ctx, e.topics.AggregateInput)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		e.t.Fatalf("end offsets of %s: %v", e.topics.AggregateInput, err)
+	}
+	var last string
+	eventually(e.t, timeout, "stage 2 to commit every aggregate input", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		committed, err := e.adm.FetchOffsets(ctx, group)
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		ok := true
+		var b strings.Builder
+		ends.Each(func(o kadm.ListedOffset) {
+			c := int64(0)
+			if r, found := committed.Lookup(o.Topic, o.Partition); found {
+				c = r.At
+			}
+			fmt.Fprintf(&b, " p%d committed=%d end=%d", o.Partition, c, o.Offset)
+			ok = ok && c >= o.Offset
+		})
+		last = b.String()
+		return ok
+	}, func() string { return "offsets:" + last })
+}
+
+// episode is what the deliveries of aggregate rules say, decoded.
+type episode struct {
+	schemas.DeliveryRecord
+	P schemas.WebhookPayload
+}
+
+// episodes decodes the aggregate deliveries read so far, checking each
+// against the payload schema.
+func (c *collector) episodes() []episode {
+	c.t.Helper()
+	var out []episode
+	for _, d := range c.deliveries() {
+		if d.EventType != schemas.TypeAlertFiring && d.EventType != schemas.TypeAlertResolved {
+			continue
+		}
+		if err := schemas.Validate(schemas.KindWebhookPayload, d.Payload); err != nil {
+			c.t.Fatalf("payload of %s is not valid: %v\n%s", d.AlertID, err, d.Payload)
+		}
+		ep := episode{DeliveryRecord: d}
+		if err := json.Unmarshal(d.Payload, &ep.P); err != nil {
+			c.t.Fatal(err)
+		}
+		if ep.P.Data.Aggregate == nil || ep.P.Data.AlertID != d.AlertID {
+			c.t.Fatalf("delivery %s: payload %s", d.AlertID, d.Payload)
+		}
+		out = append(out, ep)
+	}
+	return out
+}
+
+func describeEpisodes(eps []episode) string {
+	var b strings.Builder
+	for _, ep := range eps {
+		a := ep.P.Data.Aggregate
+		fmt.Fprintf(&b, " [%s %s %s group=%v matched=%v]", ep.EventType, ep.RuleID, a.IncidentID, a.Group, a.Value.Matched)
+	}
+	return fmt.Sprintf("%d aggregate deliveries:%s", len(eps), b.String())
+}
+
+func ofType(eps []episode, typ string) []episode {
+	var out []episode
+	for _, ep := range eps {
+		if ep.EventType == typ {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// A count rule (3 failures in 1m) fires once, at the third failure and not
+// again at the fourth, with the crossing event in its payload; once the
+// window has passed under the rules' clock (the wall clock moved: the
+// partitions are caught up) it resolves once, under the same incident id.
+func TestAggregateCountFiresOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const tn = "tc"
+	e.putEndpoint(tn, "ep", true)
+	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "three-failures", Kind: schemas.RuleKindCount, EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep",
+		IsActive: true, WindowMS: 60_000, Threshold: 3, GroupBy: []string{"workflow.name"}, MaxGroups: 10, Severity: "critical"})
+	clock := &offsetClock{}
+	p := e.startProcessor("count", func(c *processor.Config) { c.Clock, c.AggregateDelay = clock, processor.NoAggregateDelay })
+	deliveries := e.collect(e.topics.Deliveries)
+
+	var ids []string
+	fail := func() {
+		ev := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl", ErrorCode: "NODE_ERRORED"})
+		ids = append(ids, ev.ID)
+		e.produce(e.record(ev))
+		e.waitCaughtUp(30 * time.Second)
+		e.waitInputsRead(e.group(), 30*time.Second)
+	}
+	fail()
+	fail()
+	deliveries.drain()
+	if eps := deliveries.episodes(); len(eps) != 0 {
+		t.Fatalf("after two failures: %s, want none", describeEpisodes(eps))
+	}
+	fail()
+	deliveries.waitFor(30*time.Second, "the firing", func() bool { return len(deliveries.episodes()) > 0 }, func() string { return describeEpisodes(deliveries.episodes()) })
+	fail()
+	deliveries.drain()
+	eps := deliveries.episodes()
+	if len(eps) != 1 || eps[0].EventType != schemas.TypeAlertFiring {
+		t.Fatalf("after four failures: %s, want one firing", describeEpisodes(eps))
+	}
+	fired := eps[0]
+	a := fired.P.Data.Aggregate
+	if a.State != schemas.AggregateStateFiring || a.Group["workflow.name"] != "etl" || a.Value.Matched == nil || *a.Value.Matched != 3 ||
+		fired.P.Data.Event.ID != ids[2] || fired.AlertID != aggregate.FiringAlertID(a.IncidentID) || fired.Severity != "critical" || fired.EndpointID != "ep" {
+		t.Fatalf("firing %+v aggregate %+v event %+v: want matched 3, group etl, the third failure", fired.DeliveryRecord, a, fired.P.Data.Event)
+	}
+
+	clock.advance(3 * time.Minute) // the window passes under the rules' clock
+	deliveries.waitFor(60*time.Second, "the resolve", func() bool { return len(ofType(deliveries.episodes(), schemas.TypeAlertResolved)) > 0 },
+		func() string { return describeEpisodes(deliveries.episodes()) })
+	e.waitInputsRead(e.group(), 30*time.Second)
+	deliveries.drain()
+	eps = deliveries.episodes()
+	if len(eps) != 2 {
+		t.Fatalf("%s, want one firing and one resolve", describeEpisodes(eps))
+	}
+	res := ofType(eps, schemas.TypeAlertResolved)[0]
+	if ra := res.P.Data.Aggregate; ra.IncidentID != a.IncidentID || res.AlertID != aggregate.ResolvedAlertID(a.IncidentID) || ra.ResolvedAt == nil || res.EndpointID != "ep" {
+		t.Fatalf("resolve %+v aggregate %+v: want incident %s", res.DeliveryRecord, ra, a.IncidentID)
+	}
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"exo_processor_aggregate_inputs_total", "outcome", "counted", 4},
+		{"exo_processor_aggregate_inputs_total", "outcome", "late", 0},
+		{"exo_processor_aggregate_transitions_total", "to", "firing", 1},
+		{"exo_processor_aggregate_transitions_total", "to", "resolved", 1},
+	} {
+		if got := testenv.Metric(t, p.reg, c.name, c.label, c.value); got != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
+		}
+	}
 }
