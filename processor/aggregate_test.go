@@ -356,3 +356,211 @@ func TestAggregateCountFiresOnce(t *testing.T) {
 		}
 	}
 }
+
+// A backlog produced while the processor was down holds, in one window, a
+// rate rule's failures on partition 0 and its successes on partition 1
+// (produced first): the success ratio of the window is high, so the rule
+// must not fire, whichever partition's inputs stage 2 reads first — it
+// decides only at boundaries every events partition has passed. A second
+// workflow whose window really is mostly failures fires, once: the rule
+// works, and the backlog was read.
+func TestAggregateReplayBacklogNoFalseFiring(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const tn = "tr"
+	e.putEndpoint(tn, "ep", true)
+	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "rate", Kind: schemas.RuleKindRate, EventType: schemas.TypeRunFinished, WebhookEndpointID: "ep",
+		IsActive: true, WindowMS: 60_000, SuccessRatioBelowBP: 5000, MinRuns: 10, GroupBy: []string{"workflow.name"}, MaxGroups: 10})
+	base := time.Now().Add(-20 * time.Second).UTC().Truncate(time.Second)
+	backlog := func(part int32, typ, wf string, n int) []*kgo.Record {
+		var recs []*kgo.Record
+		for i := range n {
+			ev := workload.Event(workload.Spec{Tenant: tn, Type: typ, WorkflowName: wf, Time: base.Add(time.Duration(i) * 50 * time.Millisecond)})
+			recs = append(recs, e.onPartition(ev, part))
+		}
+		return recs
+	}
+	// Partition 1 first: 30 successes of "healthy", 2 of "failing".
+	e.produceOn(append(backlog(1, schemas.TypeRunSucceeded, "healthy", 30), backlog(1, schemas.TypeRunSucceeded, "failing", 2)...)...)
+	// Then partition 0: 10 failures of each.
+	e.produceOn(append(backlog(0, schemas.TypeRunFailed, "healthy", 10), backlog(0, schemas.TypeRunFailed, "failing", 10)...)...)
+
+	clock := &offsetClock{}
+	p := e.startProcessor("backlog", func(c *processor.Config) { c.Clock, c.AggregateDelay = clock, processor.NoAggregateDelay })
+	deliveries := e.collect(e.topics.Deliveries)
+	inputs := e.collect(e.topics.AggregateInput)
+	e.waitCaughtUp(30 * time.Second)
+	e.waitInputsRead(inputs, 30*time.Second)
+	// Every boundary of the window is passed under the rules' clock.
+	clock.advance(2 * time.Minute)
+	deliveries.waitFor(60*time.Second, "the failing workflow's firing and resolve", func() bool {
+		return len(ofType(deliveries.episodes(), schemas.TypeAlertResolved)) > 0
+	}, func() string { return describeEpisodes(deliveries.episodes()) })
+	e.waitInputsRead(inputs, 30*time.Second)
+	deliveries.drain()
+	eps := deliveries.episodes()
+	if len(eps) != 2 {
+		t.Fatalf("%s; want the failing workflow's firing and resolve only", describeEpisodes(eps))
+	}
+	for _, ep := range eps {
+		if g := ep.P.Data.Aggregate.Group["workflow.name"]; g != "failing" {
+			t.Fatalf("%s; the healthy workflow (ratio 0.75) must not fire", describeEpisodes(eps))
+		}
+	}
+	fired := ofType(eps, schemas.TypeAlertFiring)
+	if len(fired) != 1 {
+		t.Fatalf("%s; want one firing", describeEpisodes(eps))
+	}
+	if v := fired[0].P.Data.Aggregate.Value; v.Failed == nil || *v.Failed != 10 || v.Succeeded == nil || *v.Succeeded != 2 {
+		t.Fatalf("firing value %+v, want 10 failed and 2 succeeded: decided on the whole window", v)
+	}
+	if n := testenv.Metric(t, p.reg, "exo_processor_aggregate_inputs_total", "outcome", "counted"); n != 52 {
+		t.Fatalf("inputs counted %v, want 52", n)
+	}
+}
+
+// stepStream is the rebalance test's stream: groups whose failures are
+// spread over the phases of the test, in one window of event time.
+type stepStream struct {
+	e      *kenv
+	tenant string
+	fire   map[groupRef]bool
+	phases [][]*kgo.Record
+}
+
+// group adds a workflow with failures[i] failures in phase i (at event time
+// at[i] and a few ms after) and successes successes in phase 0.
+func (s *stepStream) group(wf string, at []time.Time, successes int, failures ...int) {
+	total := 0
+	for i, n := range failures {
+		for j := range n {
+			ev := workload.Event(workload.Spec{Tenant: s.tenant, Type: schemas.TypeRunFailed, WorkflowName: wf, Time: at[i].Add(time.Duration(j) * time.Millisecond)})
+			s.phases[i] = append(s.phases[i], s.e.record(ev))
+		}
+		total += n
+	}
+	for j := range successes {
+		ev := workload.Event(workload.Spec{Tenant: s.tenant, Type: schemas.TypeRunSucceeded, WorkflowName: wf, Time: at[0].Add(time.Duration(j) * time.Millisecond)})
+		s.phases[0] = append(s.phases[0], s.e.record(ev))
+	}
+	if total >= 3 {
+		s.fire[groupRef{s.tenant, "count3", wf}] = true
+	}
+	if runs := total + successes; runs >= 4 && successes*2 < runs {
+		s.fire[groupRef{s.tenant, "rate", wf}] = true
+	}
+}
+
+// TestAggregateRebalanceTwoProcessors runs two in-process processors in one
+// group: B joins while groups are mid-window, A leaves later. Each group's
+// failures are spread over the three phases (A alone, A and B, B alone), so
+// its inputs are counted by whichever instance owns its rule's partition,
+// restored from the changelog across both rebalances: every group meant to
+// fire fires once and resolves once, under one incident; none other does.
+func TestAggregateRebalanceTwoProcessors(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	tenants := []string{"ra", "rb", "rc"}
+	e.putAggregateRules(tenants)
+	// Event times ahead of the wall clock: only the events move time.
+	t0 := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+	at := []time.Time{t0, t0.Add(10 * time.Second), t0.Add(20 * time.Second)}
+	s := &stepStream{e: e, fire: map[groupRef]bool{}, phases: make([][]*kgo.Record, 3)}
+	for _, tn := range tenants {
+		s.tenant = tn
+		for g := range 12 {
+			wf := fmt.Sprintf("wf%02d", g)
+			switch g % 4 {
+			case 0:
+				s.group(wf, at, 0, 1, 1, 1) // the third failure after B joined... and A left
+			case 1:
+				s.group(wf, at, 0, 1, 0, 1) // two: nothing
+			case 2:
+				s.group(wf, at, 1, 2, 2, 1) // count and rate
+			case 3:
+				s.group(wf, at, 3, 0, 2, 0) // two failures of five runs: nothing
+			}
+		}
+	}
+	// tick moves every partition's watermark to at.
+	tick := func(at time.Time) {
+		var recs []*kgo.Record
+		for p := range int32(partitions) {
+			recs = append(recs, e.onPartition(workload.Event(workload.Spec{Tenant: "tick", Type: schemas.TypeRunStarted, WorkflowName: "tick", Time: at}), p))
+		}
+		e.produceOn(recs...)
+	}
+	members := func() (state string, owners int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gs, err := e.adm.DescribeGroups(ctx, e.group())
+		if err != nil {
+			return err.Error(), 0
+		}
+		g := gs[e.group()]
+		var b strings.Builder
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok {
+				owned := 0
+				for _, tp := range a.Topics {
+					owned += len(tp.Partitions)
+				}
+				if owned > 0 {
+					owners++
+				}
+				fmt.Fprintf(&b, " %s:%+v", m.ClientID, a.Topics)
+			}
+		}
+		return g.State + b.String(), owners
+	}
+	waitOwners := func(n int) {
+		t.Helper()
+		var state string
+		eventually(t, 60*time.Second, fmt.Sprintf("%d group members owning partitions", n), func() bool {
+			var owners int
+			state, owners = members()
+			return owners == n && strings.HasPrefix(state, "Stable")
+		}, func() string { return "group: " + state })
+	}
+	deliveries := e.collect(e.topics.Deliveries)
+	inputs := e.collect(e.topics.AggregateInput)
+
+	a := e.startProcessor("a", func(c *processor.Config) { c.AggregateDelay = processor.NoAggregateDelay })
+	waitOwners(1)
+	e.produce(s.phases[0]...)
+	tick(at[0].Add(5 * time.Second))
+	e.waitCaughtUp(30 * time.Second)
+	e.waitInputsRead(inputs, 30*time.Second)
+
+	b := e.startProcessor("b", func(c *processor.Config) { c.AggregateDelay = processor.NoAggregateDelay })
+	waitOwners(2)
+	e.produce(s.phases[1]...)
+	tick(at[1].Add(5 * time.Second))
+	e.waitCaughtUp(30 * time.Second)
+	e.waitInputsRead(inputs, 30*time.Second)
+
+	a.stop(t)
+	waitOwners(1)
+	e.produce(s.phases[2]...)
+	tick(at[2].Add(5 * time.Second))
+	e.waitCaughtUp(30 * time.Second)
+	e.waitInputsRead(inputs, 30*time.Second)
+
+	// Event time passes every window: every group that fired resolves.
+	tick(t0.Add(2 * time.Minute))
+	deliveries.waitFor(90*time.Second, "one firing and one resolve per expected group", func() bool {
+		return checkEpisodes(deliveries.episodes(), s.fire, true) == ""
+	}, func() string { return checkEpisodes(deliveries.episodes(), s.fire, true) })
+	e.waitCaughtUp(30 * time.Second)
+	e.waitInputsRead(inputs, 30*time.Second)
+	deliveries.drain()
+	if problems := checkEpisodes(deliveries.episodes(), s.fire, true); problems != "" {
+		t.Fatal(problems)
+	}
+	if n := len(deliveries.recs); n != 2*len(s.fire) {
+		t.Fatalf("%d delivery records, want %d", n, 2*len(s.fire))
+	}
+	t.Logf("%d groups fired and resolved once each across a join and a leave (transitions to firing: A %.0f, B %.0f)", len(s.fire),
+		testenv.Metric(t, a.reg, "exo_processor_aggregate_transitions_total", "to", "firing"),
+		testenv.Metric(t, b.reg, "exo_processor_aggregate_transitions_total", "to", "firing"))
+}
