@@ -47,6 +47,9 @@ func render(kind string, d *schemas.DeliveryRecord, secret string, links LinkTem
 	if err := json.Unmarshal(d.Payload, &p); err != nil {
 		return message{}, fmt.Errorf("payload: %w", err)
 	}
+	if m, ok := renderAggregate(kind, &p, d.Severity, secret, links.link(&p.Data)); ok {
+		return m, nil
+	}
 	if kind == schemas.EndpointKindSlack {
 		return message{body: slackBody(&p, links.link(&p.Data))}, nil
 	}
@@ -58,6 +61,9 @@ func headline(p *schemas.WebhookPayload) string {
 	d := &p.Data
 	if p.Type == schemas.TypeWebhookTest {
 		return fmt.Sprintf("[%s] Test delivery from Exosphere Alerts: this endpoint is set up", d.TenantID)
+	}
+	if isAggregate(p) {
+		return aggregateHeadline(p)
 	}
 	wf := d.Workflow.Name
 	if wf == "" {

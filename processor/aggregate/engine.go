@@ -116,6 +116,7 @@ type Engine struct {
 
 	parts map[int32]*partition
 	specs map[string]ruleSpec // tenant/rule → the last rule record seen and its spec
+	paths map[string][]string // spec → its group_by paths (fixed by the spec)
 	batch *batch              // nil outside Begin … Commit/Abort
 	now   counters            // outside a batch: added to Stats at once
 }
@@ -130,7 +131,7 @@ type ruleSpec struct {
 // New returns an engine. It has no clock: time comes from inputs and markers.
 func New(cfg Config, rules Rules, eps Endpoints, q Admitter) *Engine {
 	return &Engine{cfg: cfg, rules: rules, eps: eps, quota: q, Stats: &Stats{},
-		parts: map[int32]*partition{}, specs: map[string]ruleSpec{}}
+		parts: map[int32]*partition{}, specs: map[string]ruleSpec{}, paths: map[string][]string{}}
 }
 
 // partition is the state of one aggregate-input partition.
@@ -240,6 +241,7 @@ func (e *Engine) rule(tenant, id string) (ruleSpec, bool) {
 	if !seen || rs.rec.Version != r.Version || rs.rec.UpdatedAt != r.UpdatedAt {
 		rs = ruleSpec{rec: r, spec: SpecOf(r)}
 		e.specs[key] = rs
+		e.paths[rs.spec] = r.GroupBy
 	}
 	return rs, true
 }
@@ -327,6 +329,7 @@ func (e *Engine) marker(pt *partition, in *schemas.AggregateInput, out *Output) 
 		}
 		en = e.touch(pt, en.key)
 		before := en.g.state
+		pt.dirty[en.key] = struct{}{} // evaluated moves
 		e.apply(pt, en, before, en.g.Advance(ne), nil, out)
 		e.settle(pt, en)
 	}
@@ -356,6 +359,7 @@ func (e *Engine) drop(pt *partition, en *entry) {
 	pt.byState[en.g.state]--
 	if rs := e.touchRule(pt, en.ruleKey()); rs != nil {
 		rs.groups--
+		pt.dirtyRules[en.ruleKey()] = struct{}{}
 	}
 	pt.dirty[en.key] = struct{}{}
 	pt.dirtyStatus[en.key] = struct{}{}

@@ -166,12 +166,12 @@ func (e *Engine) restoreGroup(key string, s *schemas.AggregateGroupState) *entry
 	return &entry{key: key, g: *g, spec: s.Spec, values: s.Group, last: s.Last, notify: s.Notify, due: noDue}
 }
 
-// groupBy returns the group_by paths of a group's rule, from the last
-// record of the rule seen with the group's spec; "group_by.<n>" when it is
-// unknown (a rule gone before this process saw it).
+// groupBy returns the group_by paths of a group's rule, which its spec
+// fixes; "group_by.<n>" when no rule of that spec was seen by this process
+// (a rule deleted while its partition had no owner).
 func (e *Engine) groupBy(en *entry) []string {
-	if rs, ok := e.specs[en.ruleKey()]; ok && rs.spec == en.spec && len(rs.rec.GroupBy) == len(en.values) {
-		return rs.rec.GroupBy
+	if p, ok := e.paths[en.spec]; ok && len(p) == len(en.values) {
+		return p
 	}
 	paths := make([]string, len(en.values))
 	for i := range paths {
@@ -222,7 +222,7 @@ func (e *Engine) statusGroup(pt *partition, en *entry) []byte {
 	group, _ := e.groupMap(en)
 	info := &schemas.AggregateGroupInfo{TenantID: g.Tenant, RuleID: g.Rule, RuleVersion: 1, GroupKey: g.Key, Group: group,
 		State: g.state.String(), IncidentID: g.incident, Value: valueOf(g.Spec.Kind, pt.current(en))}
-	if rs, ok := e.specs[en.ruleKey()]; ok && rs.rec.Version > 0 {
+	if rs, ok := e.rule(g.Tenant, g.Rule); ok && rs.rec.Version > 0 {
 		info.RuleVersion = rs.rec.Version
 	} else if en.notify != nil && en.notify.RuleVersion > 0 {
 		info.RuleVersion = en.notify.RuleVersion
