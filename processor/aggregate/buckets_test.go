@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -35,8 +37,9 @@ func TestWindowIndexAndEnd(t *testing.T) {
 
 func TestWindowAddLateAndExpire(t *testing.T) {
 	t.Parallel()
-	w := newWindow(60_000) // 1 s buckets
-	add := func(i int64, o Outcome) bool { ok, _, _ := w.add(i, o); return ok }
+	w := newWindow(60_000)     // 1 s buckets
+	const none = math.MaxInt64 // keep nothing older than the ring
+	add := func(i int64, o Outcome) bool { ok, _, _ := w.add(i, o, none); return ok }
 	if !add(100, Matched) || !add(100, Failed) || !add(101, Succeeded) {
 		t.Fatal("inputs inside the ring refused")
 	}
@@ -55,23 +58,43 @@ func TestWindowAddLateAndExpire(t *testing.T) {
 		t.Fatalf("sums at 159 = %+v", got)
 	}
 	if add(159-ringSize, Matched) {
-		t.Fatal("an input older than the ring was counted")
+		t.Fatal("an input older than the ring and than keep was counted")
 	}
 	if !add(160, Matched) || w.sums != (Sums{N: 2, S: 1}) || w.sumsAt(159) != (Sums{N: 2, S: 1, F: 1}) {
 		t.Fatalf("sums at 160 = %+v, at 159 = %+v", w.sums, w.sumsAt(159))
 	}
 	// An input older than the window at the head but inside the ring counts
 	// for the boundaries that still see it, not for the window at the head.
-	if !add(99, Matched) || w.sums != (Sums{N: 2, S: 1}) || w.sumsAt(100) != (Sums{N: 2, F: 1}) {
+	if !add(99, Matched) || w.sums != (Sums{N: 2, S: 1}) || w.sumsAt(100) != (Sums{N: 2, F: 1}) || w.at(99) != (bucket{n: 1}) {
 		t.Fatalf("sums %+v, at 100 %+v", w.sums, w.sumsAt(100))
 	}
-	// Moving the head evicts bucket 99, 100, 101: the newest evicted is
-	// reported, so the group can skip the boundaries that needed them.
-	if ok, lost, lostOK := w.add(101+ringSize, Matched); !ok || !lostOK || lost != 101 {
-		t.Fatalf("add far ahead: ok %v lost %d %v", ok, lost, lostOK)
+	// Kept from 98 on, buckets 99, 100 and 101 go to the tail when the head
+	// moves past them; the others are forgotten.
+	if ok, _, lostOK := w.add(101+ringSize, Matched, 98); !ok || lostOK || len(w.tail) != 3 || w.at(100) != (bucket{n: 1, f: 1}) ||
+		w.at(99) != (bucket{n: 1}) || w.sumsAt(101) != (Sums{N: 2, S: 1, F: 1}) || w.at(87) != (bucket{}) {
+		t.Fatalf("tail %+v", w.tail)
 	}
-	if ok, lost, lostOK := w.add(1000, Matched); !ok || !lostOK || lost != 101+ringSize {
-		t.Fatalf("jump: ok %v lost %d %v", ok, lost, lostOK)
+	// An input older than the ring but kept joins the tail, in order.
+	if ok, _, _ := w.add(98, Failed, 98); !ok || len(w.tail) != 4 || w.tail[0].i != 98 || w.sumsAt(101).F != 2 {
+		t.Fatalf("tail %+v", w.tail)
+	}
+	if ok, _, _ := w.add(100, Failed, 98); !ok || w.tail[2].b != (bucket{n: 1, f: 2}) {
+		t.Fatalf("tail %+v", w.tail)
+	}
+	if ok, _, _ := w.add(97, Failed, 98); ok {
+		t.Fatal("an input older than keep joined the tail")
+	}
+	w.prune(100)
+	if len(w.tail) != 2 || w.tail[0].i != 100 {
+		t.Fatalf("pruned tail %+v", w.tail)
+	}
+	if next, ok := w.nextChange(0); !ok || next != 100 {
+		t.Fatalf("next change %d %v", next, ok)
+	}
+	// A jump with nothing kept forgets the ring; only a full tail reports a
+	// loss.
+	if ok, _, lostOK := w.add(1000, Matched, none); !ok || lostOK || w.at(101+ringSize) != (bucket{}) || w.sums != (Sums{N: 1}) {
+		t.Fatalf("jump: ok %v lost %v", ok, lostOK)
 	}
 	if got := w.sumsAt(10); got != (Sums{}) {
 		t.Fatalf("sums before the ring = %+v", got)
@@ -82,12 +105,35 @@ func TestWindowAddLateAndExpire(t *testing.T) {
 	}
 }
 
-// TestWindowMatchesModel compares the ring with a plain list of inputs over
-// random streams: every count at every boundary, every change point, and
-// the sparse buckets restore the same window.
+// TestWindowTailIsBounded: a full tail drops its oldest bucket and says so;
+// an input older than a full tail is refused and reported.
+func TestWindowTailIsBounded(t *testing.T) {
+	t.Parallel()
+	w := newWindow(60_000)
+	for k := range int64(maxTail) {
+		w.add(2*k, Matched, 0)
+	}
+	w.add(10_000, Matched, 0) // every bucket of the ring to the tail
+	if len(w.tail) != maxTail {
+		t.Fatalf("tail %d", len(w.tail))
+	}
+	first := w.tail[0].i
+	if ok, lost, lostOK := w.add(first+1, Matched, 0); !ok || !lostOK || lost != first || len(w.tail) != maxTail {
+		t.Fatalf("insert in a full tail: ok %v lost %d (%v), want %d", ok, lost, lostOK, first)
+	}
+	if ok, lost, lostOK := w.add(first-5, Matched, -100); ok || !lostOK || lost != first-5 {
+		t.Fatalf("older than a full tail: ok %v lost %d %v", ok, lost, lostOK)
+	}
+}
+
+// TestWindowMatchesModel compares the window with a plain list of inputs
+// over random streams: every boundary still to evaluate (after keep and
+// after anything reported lost) sees exactly the inputs in its window, the
+// change points are right, and the sparse buckets restore the same window.
 func TestWindowMatchesModel(t *testing.T) {
 	t.Parallel()
-	for seed := range uint64(20) {
+	var tails, losses int
+	for seed := range uint64(12) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		w := newWindow(60_000)
 		type in struct {
@@ -95,43 +141,52 @@ func TestWindowMatchesModel(t *testing.T) {
 			o Outcome
 		}
 		var kept []in
-		head := int64(-1 << 62)
-		floor := int64(r.IntN(50))
-		for range 200 {
-			floor += int64(r.IntN(4))
-			i := floor - 80 + int64(r.IntN(160))
+		evaluated := int64(r.IntN(50))
+		from := evaluated + 1             // the first boundary the window must get right
+		stall, spread := seed%2 == 0, 200 // half the streams: a stalled watermark, inputs far ahead
+		if stall {
+			spread = 600
+		}
+		for step := range 300 {
+			if !stall || step > 200 {
+				evaluated += int64(r.IntN(3))
+			}
+			from = max(from, evaluated+1)
+			keep := evaluated - Buckets + 1
+			i := evaluated - 70 + int64(r.IntN(60+r.IntN(spread)))
 			o := Outcome(1 + r.IntN(3))
-			h := max(head, i)
-			wantOK := i > h-ringSize
-			if got, _, _ := w.add(i, o); got != wantOK {
-				t.Fatalf("seed %d: add(%d) head %d = %v, want %v", seed, i, h, got, wantOK)
+			ok, lost, lostOK := w.add(i, o, keep)
+			if lostOK {
+				from = max(from, lost+Buckets)
+				losses++
 			}
-			head = h
-			if wantOK {
+			w.prune(keep)
+			if len(w.tail) > 0 {
+				tails++
+			}
+			if ok {
 				kept = append(kept, in{i, o})
+			} else if i >= keep && !lostOK {
+				t.Fatalf("seed %d: input %d refused without a loss (keep %d)", seed, i, keep)
 			}
-			for c := head - 80; c <= head+70; c++ {
+			for c := from; c <= w.head+70; c++ {
+				if c > from+130 && c < w.head-70 {
+					c = w.head - 70 // the middle of a long span adds nothing
+				}
 				var want Sums
 				for _, k := range kept {
-					if k.i <= c && k.i > c-Buckets && k.i > head-ringSize {
-						switch k.o {
-						case Matched:
-							want.N++
-						case Succeeded:
-							want.S++
-						case Failed:
-							want.F++
-						}
+					if k.i <= c && k.i > c-Buckets {
+						want.add(bucket{n: b2u(k.o == Matched), s: b2u(k.o == Succeeded), f: b2u(k.o == Failed)})
 					}
 				}
 				if got := w.sumsAt(c); got != want {
-					t.Fatalf("seed %d: sumsAt(%d) head %d = %+v, want %+v", seed, c, head, got, want)
+					t.Fatalf("seed %d: sumsAt(%d) head %d from %d = %+v, want %+v", seed, c, w.head, from, got, want)
 				}
-				if c < head-Buckets || c%3 != 0 {
+				if c%3 != 0 {
 					continue
 				}
 				next, ok := w.nextChange(c)
-				end := head + 2*Buckets
+				end := w.head + 2*Buckets
 				if ok {
 					end = next
 				}
@@ -143,9 +198,19 @@ func TestWindowMatchesModel(t *testing.T) {
 			}
 			back := window{bucketMS: w.bucketMS}
 			back.restore(w.buckets())
-			if back != w {
-				t.Fatalf("seed %d: restore(buckets) differs", seed)
+			if !reflect.DeepEqual(back, w) {
+				t.Fatalf("seed %d: restore(buckets) differs\n%+v\n%+v", seed, back.tail, w.tail)
 			}
 		}
 	}
+	if tails == 0 || losses == 0 {
+		t.Fatalf("the streams never used the tail (%d) or overflowed it (%d)", tails, losses)
+	}
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }

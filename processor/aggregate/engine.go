@@ -1,8 +1,10 @@
 package aggregate
 
 import (
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -118,7 +120,6 @@ type Engine struct {
 	specs map[string]ruleSpec // tenant/rule → the last rule record seen and its spec
 	paths map[string][]string // spec → its group_by paths (fixed by the spec)
 	batch *batch              // nil outside Begin … Commit/Abort
-	now   counters            // outside a batch: added to Stats at once
 }
 
 // ruleSpec caches SpecOf of a rule version, and keeps the last record of a
@@ -175,6 +176,9 @@ type ruleStat struct {
 	tenant, rule, spec string
 	groups             int
 	dropped, late      int64
+	// holdMS and repeatMS are the rule's when its groups last took them
+	// (-1: unknown), so sync visits the groups only when they moved.
+	holdMS, repeatMS int64
 }
 
 func newPartition(id int32) *partition {
@@ -217,7 +221,7 @@ func (e *Engine) effective(pt *partition) time.Time {
 		return time.Time{}
 	}
 	var low time.Time
-	for s := range int32(e.cfg.Sources) {
+	for s := range int32(min(e.cfg.Sources, math.MaxInt32)) {
 		t, ok := pt.sources[s]
 		if !ok {
 			return time.Time{}
@@ -306,7 +310,7 @@ func (e *Engine) Tick(p int32) Output {
 }
 
 func (e *Engine) marker(pt *partition, in *schemas.AggregateInput, out *Output) {
-	if in.SourcePartition == nil || *in.SourcePartition < 0 || int(*in.SourcePartition) >= e.cfg.Sources {
+	if in.SourcePartition == nil || *in.SourcePartition < 0 || int(*in.SourcePartition) >= e.cfg.Sources || in.Watermark.IsZero() {
 		return
 	}
 	src := *in.SourcePartition
@@ -383,11 +387,11 @@ func (e *Engine) input(pt *partition, in *schemas.AggregateInput, out *Output) {
 	if st != nil && st.spec != rs.spec {
 		e.endRule(pt, rk, ReasonRuleChanged, out)
 		st = e.touchRule(pt, rk)
-		st.spec = rs.spec
+		st.spec, st.holdMS, st.repeatMS = rs.spec, -1, -1
 		pt.dirtyRules[rk] = struct{}{}
 	}
 	if st == nil {
-		st = &ruleStat{tenant: in.TenantID, rule: in.RuleID, spec: rs.spec}
+		st = &ruleStat{tenant: in.TenantID, rule: in.RuleID, spec: rs.spec, holdMS: sp.HoldMS, repeatMS: sp.RepeatIntervalMS}
 		pt.rules[rk] = st
 		pt.dirtyRules[rk] = struct{}{}
 	}
@@ -444,7 +448,9 @@ func (e *Engine) input(pt *partition, in *schemas.AggregateInput, out *Output) {
 	e.settle(pt, en)
 }
 
-// sync applies rule changes once Rules.Version moved.
+// sync applies rule changes once Rules.Version moved: the groups of rules
+// gone or of another spec resolve and are dropped, in key order; a new hold
+// or repeat interval reaches every group of its rule.
 func (e *Engine) sync(pt *partition, out *Output) {
 	v := e.rules.Version()
 	if pt.synced && v == pt.rulesVersion {
@@ -457,49 +463,60 @@ func (e *Engine) sync(pt *partition, out *Output) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	changed := map[string]Spec{} // rules whose hold or repeat may have moved
+	ends := map[string]string{}  // rule key → resolve reason
+	specs := map[string]string{} // rule key → its new spec (rule_changed)
+	timing := map[string]Spec{}  // rule key → its new hold and repeat
 	for _, rk := range keys {
 		st := pt.rules[rk]
 		rs, ok := e.rule(st.tenant, st.rule)
 		switch {
 		case !ok:
-			e.endRule(pt, rk, ReasonRuleRemoved, out)
+			ends[rk] = ReasonRuleRemoved
+		case rs.spec != st.spec:
+			ends[rk], specs[rk] = ReasonRuleChanged, rs.spec
+		default:
+			if sp := specFor(&rs.rec); sp.HoldMS != st.holdMS || sp.RepeatIntervalMS != st.repeatMS {
+				timing[rk] = sp
+				st = e.touchRule(pt, rk)
+				st.holdMS, st.repeatMS = sp.HoldMS, sp.RepeatIntervalMS
+			}
+		}
+	}
+	if len(ends) == 0 && len(timing) == 0 {
+		return
+	}
+	var ended, moved []string
+	for k, en := range pt.groups {
+		rk := en.ruleKey()
+		if _, ok := ends[rk]; ok {
+			ended = append(ended, k)
+		} else if sp, ok := timing[rk]; ok && (sp.HoldMS != en.g.Spec.HoldMS || sp.RepeatIntervalMS != en.g.Spec.RepeatIntervalMS) {
+			moved = append(moved, k)
+		}
+	}
+	slices.Sort(ended)
+	slices.Sort(moved)
+	for _, k := range ended {
+		e.end(pt, k, ends[pt.groups[k].ruleKey()], out)
+	}
+	for _, rk := range keys {
+		switch ends[rk] {
+		case ReasonRuleRemoved:
 			e.touchRule(pt, rk)
 			delete(pt.rules, rk)
 			pt.dirtyRules[rk] = struct{}{}
-		case rs.spec != st.spec:
-			e.endRule(pt, rk, ReasonRuleChanged, out)
-			st = e.touchRule(pt, rk)
-			st.spec = rs.spec
+		case ReasonRuleChanged:
+			st := e.touchRule(pt, rk)
+			st.spec, st.holdMS, st.repeatMS = specs[rk], -1, -1
 			pt.dirtyRules[rk] = struct{}{}
-		default:
-			changed[rk] = specFor(&rs.rec)
 		}
 	}
-	var moved []*entry
-	for _, en := range pt.groups {
-		sp, ok := changed[en.ruleKey()]
-		if ok && (sp.HoldMS != en.g.Spec.HoldMS || sp.RepeatIntervalMS != en.g.Spec.RepeatIntervalMS) {
-			moved = append(moved, en)
-		}
-	}
-	slices.SortFunc(moved, func(a, b *entry) int { return compareStrings(a.key, b.key) })
-	for _, en := range moved {
-		sp := changed[en.ruleKey()]
-		en = e.touch(pt, en.key)
+	for _, k := range moved {
+		sp := timing[pt.groups[k].ruleKey()]
+		en := e.touch(pt, k)
 		en.g.Spec.HoldMS, en.g.Spec.RepeatIntervalMS = sp.HoldMS, sp.RepeatIntervalMS
 		pt.schedule(en)
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // endRule resolves every firing or resolving group of rule key rk at once
@@ -508,21 +525,27 @@ func (e *Engine) endRule(pt *partition, rk, reason string, out *Output) {
 	prefix := rk + "/"
 	var keys []string
 	for k := range pt.groups {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
+		if strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		en := e.touch(pt, k)
-		at := pt.e
-		if at.IsZero() {
-			at = en.g.firingSince
-		}
-		before := en.g.state
-		e.apply(pt, en, before, en.g.End(at, reason), nil, out)
-		e.drop(pt, en)
+		e.end(pt, k, reason, out)
 	}
+}
+
+// end resolves the group of key at once if it is firing or resolving, at E
+// (its firing time while no E is known), and drops it.
+func (e *Engine) end(pt *partition, key, reason string, out *Output) {
+	en := e.touch(pt, key)
+	at := pt.e
+	if at.IsZero() {
+		at = en.g.firingSince
+	}
+	before := en.g.state
+	e.apply(pt, en, before, en.g.End(at, reason), nil, out)
+	e.drop(pt, en)
 }
 
 // apply turns a group's transitions into deliveries, counts and status.

@@ -228,6 +228,13 @@ func TestEngineLifecycle(t *testing.T) {
 			want:  []string{"firing@1m2s(3)"},
 		},
 		{
+			name:  "markers: before every source reported, count fires on arrival and nothing else happens",
+			cfg:   Config{Sources: 2},
+			rules: []schemas.RuleRecord{count},
+			acts:  steps(inputs("rul_c", time.Minute, 3, matched), mark(0, time.Hour), mark(1, 30*time.Second), mark(1, time.Hour)),
+			want:  []string{"firing@1m2s(3)", "resolved@16m15s(0)"},
+		},
+		{
 			name:  "markers: the minimum over sources, less the delay, decides",
 			cfg:   Config{Sources: 2, Delay: 5 * time.Second},
 			rules: []schemas.RuleRecord{count},
@@ -271,6 +278,17 @@ func TestEngineLifecycle(t *testing.T) {
 			rules: []schemas.RuleRecord{count},
 			acts:  steps(refuse(time.Minute+2*time.Second), mark(0, 0), inputs("rul_c", time.Minute, 3, matched), mark(0, time.Hour)),
 			want:  nil,
+		},
+		{
+			name:  "a backlog replayed by partitions far apart in event time loses nothing",
+			cfg:   Config{Sources: 2},
+			rules: []schemas.RuleRecord{count},
+			// Partition 1 replays 30 minutes ahead of partition 0: its input
+			// moves the head; partition 0's three inputs, behind it, count
+			// and fire in their own window.
+			acts: steps(mark(0, 0), mark(1, 0), input("rul_c", 30*time.Minute, matched), inputs("rul_c", time.Minute, 3, matched),
+				mark(0, time.Hour), mark(1, time.Hour)),
+			want: []string{"firing@1m2s(3)", "resolved@16m15s(0)"},
 		},
 		{
 			name:  "an input far ahead of E does not resolve early",

@@ -148,22 +148,20 @@ func (g *Group) Add(in Input, e time.Time) (counted bool, out []Transition) {
 	if i <= ei-Buckets {
 		return false, out
 	}
-	ok, lost, lostOK := g.win.add(i, in.Outcome)
+	ok, lost, lostOK := g.win.add(i, in.Outcome, g.keep())
 	if lostOK {
+		// A bucket boundaries still to evaluate would count did not fit:
+		// those boundaries are not decided.
 		g.skipTo(lost)
 	}
 	if !ok {
-		// Older than the ring but inside the window at e: the boundaries
-		// that would count it are not decided.
-		g.skipTo(i)
 		return false, out
 	}
-	if g.Spec.Kind != Count || !g.Spec.holds(g.win.sums) {
+	if g.Spec.Kind != Count || g.state == Firing {
 		return true, out
 	}
-	c := max(g.win.head, ei)
-	x := g.win.sumsAt(c)
-	if !g.Spec.holds(x) {
+	c, x, ok := g.crossing(i, ei)
+	if !ok {
 		return true, out
 	}
 	switch g.state {
@@ -175,6 +173,7 @@ func (g *Group) Add(in Input, e time.Time) (counted bool, out []Transition) {
 		// (the input may be ahead of e) must not count as the condition
 		// going false.
 		g.evaluated = max(g.evaluated, c-1)
+		g.win.prune(g.keep())
 	case Resolving:
 		g.state, g.falseSinceMS = Firing, 0
 		tr := g.transition(Refired, in.At)
@@ -184,13 +183,48 @@ func (g *Group) Add(in Input, e time.Time) (counted bool, out []Transition) {
 	return true, out
 }
 
+// crossing looks for the first window not decided yet (ending at or after
+// bucket ei of E) that holds bucket i and the rule's threshold: counts only
+// grow, so such a window holds for good and the input that made it cross
+// fires now. It is the window at max(head, ei) for an input at the head;
+// an input behind the head (partitions replaying at different paces) is
+// checked in the windows that hold it.
+func (g *Group) crossing(i, ei int64) (int64, Sums, bool) {
+	w := &g.win
+	c0 := max(i, ei)
+	c1 := max(c0, min(i+Buckets-1, w.head))
+	var x Sums
+	if c0 == w.head {
+		x = w.sums
+	} else {
+		x = w.sumsAt(c0)
+	}
+	for c := c0; ; c++ {
+		if c > c0 {
+			x.add(w.at(c))
+			x.sub(w.at(c - Buckets))
+		}
+		if g.Spec.holds(x) {
+			return c, x, true
+		}
+		if c >= c1 {
+			return 0, Sums{}, false
+		}
+	}
+}
+
 // skipTo marks the boundaries whose window holds bucket lost, which the
 // ring no longer has, as evaluated: they are not decided on a partial
 // window (no early resolve, no rate decision on part of the runs). A
 // lagging watermark thus holds decisions back instead of faking them.
 func (g *Group) skipTo(lost int64) {
 	g.evaluated = max(g.evaluated, lost+Buckets-1)
+	g.win.prune(g.keep())
 }
+
+// keep is the oldest bucket a boundary still to evaluate counts (one that
+// leaves the window at the next boundary included).
+func (g *Group) keep() int64 { return g.evaluated - Buckets + 1 }
 
 // Advance evaluates every closed boundary under e not evaluated yet where
 // the window changes or a hold or repeat deadline falls: rate rules fire,
@@ -204,6 +238,7 @@ func (g *Group) Advance(e time.Time) []Transition {
 		// Nothing happens to an inactive count group at a boundary: it
 		// fires on arrival only.
 		g.evaluated = max(g.evaluated, last)
+		g.win.prune(g.keep())
 		return nil
 	}
 	var out []Transition
@@ -221,6 +256,7 @@ func (g *Group) Advance(e time.Time) []Transition {
 	if last > g.evaluated {
 		g.evaluated = last
 	}
+	g.win.prune(g.keep())
 	return out
 }
 
@@ -363,11 +399,30 @@ func (g *Group) End(e time.Time, reason string) []Transition {
 	return []Transition{tr}
 }
 
-// Idle says whether the group can be dropped under e: inactive, and nothing
-// in its window at or after e's bucket can still count.
+// Idle says whether the group can be dropped under e: inactive, and no
+// bucket it holds can count for a boundary still to be evaluated (at or
+// after e's bucket, after the last evaluated one) — including the buckets
+// of inputs ahead of e that the window at the head no longer shows.
 func (g *Group) Idle(e time.Time) bool {
 	if g.state != Inactive {
 		return false
 	}
-	return g.win.sumsAt(max(g.win.head, g.win.index(e.UnixMilli()))) == Sums{}
+	if !g.win.started {
+		return true
+	}
+	next := g.win.index(e.UnixMilli())
+	if g.seen {
+		next = max(next, g.evaluated+1)
+	}
+	for _, t := range g.win.tail {
+		if t.i >= next-Buckets+1 {
+			return false
+		}
+	}
+	for i := max(next-Buckets+1, g.win.head-ringSize+1); i <= g.win.head; i++ {
+		if !g.win.ring[slot(i)].empty() {
+			return false
+		}
+	}
+	return true
 }

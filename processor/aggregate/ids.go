@@ -12,13 +12,21 @@ import (
 // "grp_" + 16 bytes of SHA-256 over the parts. Each part is length-prefixed,
 // so no two lists of values share a key ("a\x00", "b" vs "a", "\x00b").
 func GroupKey(tenant, rule string, values []string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, p := range append([]string{tenant, rule}, values...) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
-		h.Write([]byte(p))
+	buf := make([]byte, 0, 256)
+	put := func(p string) {
+		buf = binary.AppendUvarint(buf, uint64(len(p)))
+		buf = append(buf, p...)
 	}
-	return "grp_" + hex.EncodeToString(h.Sum(nil)[:16])
+	put(tenant)
+	put(rule)
+	for _, v := range values {
+		put(v)
+	}
+	sum := sha256.Sum256(buf)
+	var out [4 + 32]byte
+	copy(out[:], "grp_")
+	hex.Encode(out[4:], sum[:16])
+	return string(out[:])
 }
 
 // IncidentID is the identity of one episode of a group, from its crossing to

@@ -28,27 +28,6 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func encodeGroup(en *entry) []byte {
-	g := &en.g
-	st := &schemas.AggregateGroupState{
-		TenantID: g.Tenant, RuleID: g.Rule, Spec: en.spec, GroupKey: g.Key, Group: en.values,
-		BucketMS: g.win.bucketMS, Buckets: g.win.buckets(), Evaluated: g.evaluated, State: g.state.String(),
-		IncidentID: g.incident, Repeats: g.repeats, Last: en.last, Notify: en.notify,
-	}
-	if g.state != Inactive {
-		st.FiringSince = timePtr(g.firingSince)
-		st.NotifiedAt = msTime(g.notifiedAtMS)
-	}
-	if g.state == Resolving {
-		st.FalseSince = msTime(g.falseSinceMS)
-	}
-	if g.lastResolvedMS != 0 {
-		st.LastResolvedAt = msTime(g.lastResolvedMS)
-	}
-	b, _ := json.Marshal(schemas.AggregateStateRecord{Group: st}) // plain structs: cannot fail
-	return b
-}
-
 func encodeRule(st *ruleStat) []byte {
 	b, _ := json.Marshal(schemas.AggregateStateRecord{Rule: &schemas.AggregateRuleState{
 		TenantID: st.tenant, RuleID: st.rule, Spec: st.spec, Dropped: st.dropped, Late: st.late}})
@@ -98,7 +77,11 @@ func (e *Engine) Assign(p int32, recs []StateChange) {
 			}
 		case rec.Rule != nil:
 			r := rec.Rule
-			pt.rules[k] = &ruleStat{tenant: r.TenantID, rule: r.RuleID, spec: r.Spec, dropped: r.Dropped, late: r.Late}
+			st := &ruleStat{tenant: r.TenantID, rule: r.RuleID, spec: r.Spec, dropped: r.Dropped, late: r.Late, holdMS: -1, repeatMS: -1}
+			if rs, ok := e.rule(r.TenantID, r.RuleID); ok && rs.spec == r.Spec {
+				st.holdMS, st.repeatMS = rs.rec.HoldMS, rs.rec.RepeatIntervalMS
+			}
+			pt.rules[k] = st
 		case rec.Group != nil:
 			if en := e.restoreGroup(k, rec.Group); en != nil {
 				pt.groups[k] = en
@@ -114,7 +97,7 @@ func (e *Engine) Assign(p int32, recs []StateChange) {
 		rk := en.ruleKey()
 		st := pt.rules[rk]
 		if st == nil {
-			st = &ruleStat{tenant: en.g.Tenant, rule: en.g.Rule, spec: en.spec}
+			st = &ruleStat{tenant: en.g.Tenant, rule: en.g.Rule, spec: en.spec, holdMS: -1, repeatMS: -1}
 			pt.rules[rk] = st
 		}
 		st.groups++
@@ -196,7 +179,7 @@ func (e *Engine) groupMap(en *entry) (group, labels map[string]string) {
 // valueOf is a window's content as the API and the payload show it.
 func valueOf(kind Kind, x Sums) schemas.AggregateValue {
 	if kind == Rate {
-		s, f := int64(x.S), int64(x.F)
+		s, f := int64(min(x.S, math.MaxInt64)), int64(min(x.F, math.MaxInt64))
 		v := schemas.AggregateValue{Succeeded: &s, Failed: &f}
 		if runs := x.S + x.F; runs > 0 {
 			r := math.Round(float64(x.S)*10_000/float64(runs)) / 10_000
@@ -204,7 +187,7 @@ func valueOf(kind Kind, x Sums) schemas.AggregateValue {
 		}
 		return v
 	}
-	n := int64(x.N)
+	n := int64(min(x.N, math.MaxInt64))
 	return schemas.AggregateValue{Matched: &n}
 }
 
@@ -240,7 +223,9 @@ func (e *Engine) statusGroup(pt *partition, en *entry) []byte {
 		info.LastEventAt = timePtr(en.last.At)
 	}
 	if !pt.e.IsZero() {
-		info.EvaluatedAt = msTime(g.win.end(g.evaluated))
+		// Every boundary before E's bucket is decided, even those a group
+		// had no reason to visit.
+		info.EvaluatedAt = msTime(g.win.end(max(g.evaluated, g.win.index(pt.e.UnixMilli())-1)))
 	}
 	b, _ := json.Marshal(schemas.AggregateGroupStatus{Group: info})
 	return b

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -118,6 +119,7 @@ func (e *Engine) touch(pt *partition, key string) *entry {
 		return nil
 	}
 	c := *en
+	c.g.win.tail = slices.Clone(en.g.win.tail) // changed in place
 	pt.groups[key] = &c
 	return &c
 }
