@@ -167,10 +167,6 @@ type Processor struct {
 	topo   topology
 	// marks is the watermark markers' bookkeeping (markers.go).
 	marks marks
-	// paused are the events partitions align paused; aligning is whether
-	// it applies (aggregate rules exist) to the session's client.
-	paused   map[int32]bool
-	aligning bool
 
 	// rebalance events from the group callbacks, applied by the loop.
 	rbMu    sync.Mutex
@@ -499,7 +495,6 @@ func (p *Processor) dropPartitions() {
 	clear(p.caughtUp)
 	clear(p.counts)
 	p.marks.forget()
-	p.paused, p.aligning = nil, false // the next session has a new client
 	p.lagAt = time.Time{}
 	p.rbMu.Lock()
 	p.rbQueue = nil
@@ -523,14 +518,7 @@ func closeSession(sess *kgo.GroupTransactSession) {
 // are undone too. It returns nil when ctx ends, else the error that ended
 // it.
 func (p *Processor) session(ctx context.Context, o *outage) error {
-	// The first fetches go out as soon as partitions are assigned, before
-	// the loop's first align: their size is set here.
-	partBytes := int32(defaultPartBytes)
-	if p.aligning = p.rules.AggregateCount() > 0; p.aligning {
-		partBytes = alignPartBytes
-	}
 	sess, err := kgo.NewGroupTransactSession(append(p.base,
-		kgo.FetchMaxPartitionBytes(partBytes),
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.Topics.Events, p.cfg.Topics.AggregateInput),
 		kgo.TransactionalID(p.cfg.TransactionalID),
@@ -570,7 +558,6 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 	}
 
 	for {
-		p.align(p.client)
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Tick)
 		fetches := sess.PollRecords(pctx, maxBatch)
 		cancel()
@@ -602,9 +589,6 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		var out []*kgo.Record
 		var from []eventAt // the event that made each record of out
 		decoded := p.decodeAll(records)
-		if p.aligning {
-			records, decoded = p.byEventTime(records, decoded)
-		}
 		for i, r := range records {
 			if r.Topic == p.cfg.Topics.AggregateInput {
 				// Stage 2 (a record of a partition not assigned: as below).
