@@ -475,6 +475,11 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_processor_alerts_suppressed_total": labelSets("reason", "rate_limit", "cooldown"),
 		"exo_processor_rule_errors_total":       labelSets("reason", "budget", "runtime"),
 		"exo_processor_quota_suppressed_total":  labelSets("scope", "tenant", "global"),
+
+		// Stage 2 of the processor (count and rate rules).
+		"exo_processor_aggregate_inputs_total":      labelSets("outcome", "counted", "late", "dropped", "stale_spec"),
+		"exo_processor_aggregate_transitions_total": labelSets("to", "firing", "resolving", "resolved", "repeat"),
+
 		"exo_dispatcher_attempts_total": labelSets("outcome",
 			schemas.OutcomeDelivered, schemas.OutcomeRetry, schemas.OutcomeEndpointGone, schemas.OutcomeDead),
 		"exo_dispatcher_deferred_total": labelSets("class", "circuit_open", "endpoint_backlog"),

@@ -147,15 +147,21 @@ type decodedEvent struct {
 	err error
 }
 
-// decodeAll decodes and validates records on every core: decoding is
+// decodeAll decodes and validates the event records (those of the events
+// topic; the others are left zero) on every core: decoding is
 // independent per record and is most of the processor's CPU; the engine
 // then consumes the results in order on one goroutine.
 func (p *Processor) decodeAll(records []*kgo.Record) []decodedEvent {
 	out := make([]decodedEvent, len(records))
+	decode := func(i int) {
+		if r := records[i]; r.Topic == p.cfg.Topics.Events {
+			out[i].ev, out[i].err = decodeEvent(r, p.cfg.MaxEventBytes)
+		}
+	}
 	workers := min(runtime.GOMAXPROCS(0), (len(records)+63)/64)
 	if workers <= 1 {
-		for i, r := range records {
-			out[i].ev, out[i].err = decodeEvent(r, p.cfg.MaxEventBytes)
+		for i := range records {
+			decode(i)
 		}
 		return out
 	}
@@ -168,7 +174,7 @@ func (p *Processor) decodeAll(records []*kgo.Record) []decodedEvent {
 				if i >= len(records) {
 					return
 				}
-				out[i].ev, out[i].err = decodeEvent(records[i], p.cfg.MaxEventBytes)
+				decode(i)
 			}
 		})
 	}

@@ -7,6 +7,14 @@
 // Kafka transaction (exactly once). Records that are not valid workflow
 // events go to workflow-events.invalid with the reason.
 //
+// Count and rate rules (docs/design/aggregate-alerts.md) take two stages
+// in the same transaction session: stage 1 (the event loop) turns each
+// matching event into an aggregate input on processor.aggregate-input,
+// keyed by rule, and sends watermark markers; stage 2 consumes that topic
+// beside the events, keeps the groups of each rule in processor/aggregate,
+// changelogged to processor.aggregate-state, and emits their firing and
+// resolved deliveries.
+//
 // It never touches Postgres and never performs HTTP: delivery is the
 // dispatcher's job.
 package processor

@@ -15,6 +15,9 @@ import (
 // lag: only those let the wall clock advance their watermark.
 func (p *Processor) refreshLag(ctx context.Context, fetches kgo.Fetches) {
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Topic != p.cfg.Topics.Events {
+			return
+		}
 		if n := len(fp.Records); n > 0 {
 			p.caughtUp[fp.Partition] = fp.Records[n-1].Offset+1 >= fp.LastStableOffset
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // eventOutcomes are the outcome labels of exo_processor_events_total (the
@@ -24,6 +25,8 @@ type metrics struct {
 	// failure; kafkaDown is 1 from such a failure until Kafka answers again.
 	restarts  prometheus.Counter
 	kafkaDown prometheus.Gauge
+	// agg is what stage 2's loop last saw, for scrapes.
+	agg *aggregateGauges
 }
 
 func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
@@ -73,8 +76,29 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		"Rules skipped for an event because their condition could not be evaluated, by reason (budget: over its evaluation budget; runtime: failed on the event). Each is reported on the rule (last_error).",
 		[]string{"reason"}, nil)
 	suppressed := prometheus.NewDesc("exo_processor_alerts_suppressed_total", "Alerts a rule's noise control suppressed, by reason (rate_limit, cooldown).", []string{"reason"}, nil)
+	m.agg = &aggregateGauges{
+		clock: p.cfg.Clock, active: func() bool { return p.rules.AggregateCount() > 0 },
+		groups: prometheus.NewDesc("exo_processor_aggregate_groups",
+			"Groups of count and rate rules held for the assigned aggregate-input partitions, by state (inactive, firing, resolving).", []string{"state"}, nil),
+		lag: prometheus.NewDesc("exo_processor_aggregate_watermark_lag_seconds",
+			"How far the clock of count and rate rules (the minimum of every events partition's watermark, less EXO_PROCESSOR_AGGREGATE_DELAY) is behind the wall clock, per assigned aggregate-input partition, while aggregate rules exist; since the partition's assignment while some events partition has not reported yet. Resolves and rate decisions wait for it.",
+			[]string{"partition"}, nil),
+	}
+	ast := p.agg.Stats
+	aggInputs := prometheus.NewDesc("exo_processor_aggregate_inputs_total",
+		"Inputs of count and rate rules read by stage 2, by outcome: counted; late (older than the window at the rules' clock, or than the group's window); dropped (a new group beyond max_groups or EXO_PROCESSOR_AGGREGATE_MAX_GROUPS); stale_spec (made under a rule version whose window, condition, threshold or grouping has changed since).",
+		[]string{"outcome"}, nil)
+	aggTransitions := prometheus.NewDesc("exo_processor_aggregate_transitions_total",
+		"State changes of groups of count and rate rules, by the state or delivery they lead to: firing (a new episode, or back from resolving), resolving (the condition stopped holding; the hold runs), resolved, repeat (a repeat delivery while firing).",
+		[]string{"to"}, nil)
 	cs := []prometheus.Collector{
-		m.events, m.txns, m.parts, m.miskeyed, m.restarts, m.kafkaDown,
+		m.events, m.txns, m.parts, m.miskeyed, m.restarts, m.kafkaDown, m.agg,
+		constCounters{desc: aggInputs, values: map[string]func() uint64{
+			"counted": ast.InputsCounted.Load, "late": ast.InputsLate.Load, "dropped": ast.InputsDropped.Load, "stale_spec": ast.InputsStaleSpec.Load,
+		}},
+		constCounters{desc: aggTransitions, values: map[string]func() uint64{
+			"firing": ast.ToFiring.Load, "resolving": ast.ToResolving.Load, "resolved": ast.ToResolved.Load, "repeat": ast.ToRepeat.Load,
+		}},
 		counter("exo_processor_deliveries_total", "Delivery records emitted.", func() float64 { return float64(st.Deliveries.Load()) }),
 		counter("exo_processor_duplicate_events_total", "Events the engine sent again for a run, suppressed.", func() float64 { return float64(st.Duplicates.Load()) }),
 		counter("exo_processor_condition_errors_total", "Conditions that could not be evaluated (the rule is skipped for the event): the sum of exo_processor_rule_errors_total over its reasons.", func() float64 { return float64(st.ConditionErrors.Load()) }),
@@ -172,5 +196,73 @@ func (g *partitionGauges) Collect(ch chan<- prometheus.Metric) {
 		if !wm.IsZero() {
 			ch <- prometheus.MustNewConstMetric(g.watermark, prometheus.GaugeValue, max(now.Sub(wm).Seconds(), 0), strconv.Itoa(int(part)))
 		}
+	}
+}
+
+// constCounters exports counters kept elsewhere (atomics of an engine's
+// Stats), one series per label value, all present from the start.
+type constCounters struct {
+	desc   *prometheus.Desc
+	values map[string]func() uint64 // label value -> current count
+}
+
+func (c constCounters) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c constCounters) Collect(ch chan<- prometheus.Metric) {
+	for label, v := range c.values {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v()), label)
+	}
+}
+
+// aggregateWatermark is an assigned aggregate-input partition's effective
+// watermark (zero until every events partition reported) and when it was
+// assigned (time.Now, not the injected clock: the clock is read first
+// by the loop, after its first lag check).
+type aggregateWatermark struct {
+	e, since time.Time
+}
+
+// aggregateGauges holds what stage 2 last saw, for scrapes to read from
+// another goroutine: the aggregate engine is the loop's alone.
+type aggregateGauges struct {
+	clock       interface{ Now() time.Time }
+	active      func() bool // whether any aggregate rule is active
+	groups, lag *prometheus.Desc
+
+	mu         sync.Mutex
+	byState    map[string]int
+	watermarks map[int32]aggregateWatermark
+}
+
+func (g *aggregateGauges) set(byState map[string]int, wms map[int32]aggregateWatermark) {
+	g.mu.Lock()
+	g.byState, g.watermarks = byState, wms
+	g.mu.Unlock()
+}
+
+// aggregateStates are the states of exo_processor_aggregate_groups.
+var aggregateStates = []string{schemas.AggregateStateInactive, schemas.AggregateStateFiring, schemas.AggregateStateResolving}
+
+func (g *aggregateGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- g.groups
+	ch <- g.lag
+}
+
+func (g *aggregateGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, st := range aggregateStates {
+		ch <- prometheus.MustNewConstMetric(g.groups, prometheus.GaugeValue, float64(g.byState[st]), st)
+	}
+	if !g.active() {
+		return // no aggregate rule: no markers, and nothing waits
+	}
+	now := g.clock.Now()
+	for part, wm := range g.watermarks {
+		lag := now.Sub(wm.e)
+		if wm.e.IsZero() {
+			lag = time.Since(wm.since) // wm.since is the real wall clock's
+		}
+		ch <- prometheus.MustNewConstMetric(g.lag, prometheus.GaugeValue, max(lag.Seconds(), 0), strconv.Itoa(int(part)))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/rollout"
+	"github.com/exospherehost/exo-alerts/processor/aggregate"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/processor/quota"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -43,6 +44,15 @@ type Config struct {
 	Tick time.Duration
 	// Grace keeps a finished run's state (for duplicates and late starts).
 	Grace time.Duration
+	// AggregateDelay is how far behind the slowest events partition's
+	// watermark stage 2 decides (EXO_PROCESSOR_AGGREGATE_DELAY): events of
+	// a partition up to this much out of order are not late. 0:
+	// DefaultAggregateDelay; NoAggregateDelay: none.
+	AggregateDelay time.Duration
+	// AggregateMaxGroups bounds the groups of aggregate rules per
+	// aggregate-input partition (EXO_PROCESSOR_AGGREGATE_MAX_GROUPS). 0:
+	// DefaultAggregateMaxGroups.
+	AggregateMaxGroups int
 	// Clock is the wall clock (tests inject one).
 	Clock      engine.Clock
 	Log        *slog.Logger
@@ -76,11 +86,27 @@ func (c *Config) validate() error {
 	if c.TenantQuota < 0 || c.GlobalQuota < 0 {
 		problems = append(problems, "delivery quotas must be >= 0")
 	}
+	if c.AggregateDelay < 0 || c.AggregateDelay > MaxAggregateDelay {
+		problems = append(problems, fmt.Sprintf("aggregate delay must be within 0s and %s (EXO_PROCESSOR_AGGREGATE_DELAY)", MaxAggregateDelay))
+	}
+	if c.AggregateMaxGroups < 1 {
+		problems = append(problems, "aggregate max groups must be >= 1 (EXO_PROCESSOR_AGGREGATE_MAX_GROUPS)")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("processor: invalid config: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
+
+// Stage 2's defaults and limits (docs/design/aggregate-alerts.md §2.4, §2.5).
+const (
+	DefaultAggregateDelay     = 5 * time.Second
+	MaxAggregateDelay         = 5 * time.Minute
+	DefaultAggregateMaxGroups = 200_000
+	// NoAggregateDelay is Config.AggregateDelay for no delay at all (0
+	// means the default).
+	NoAggregateDelay time.Duration = -1
+)
 
 type wallClock struct{}
 
@@ -105,6 +131,15 @@ func (c *Config) defaults() {
 	}
 	if c.Tick == 0 {
 		c.Tick = 200 * time.Millisecond
+	}
+	switch c.AggregateDelay {
+	case 0:
+		c.AggregateDelay = DefaultAggregateDelay
+	case NoAggregateDelay:
+		c.AggregateDelay = 0
+	}
+	if c.AggregateMaxGroups == 0 {
+		c.AggregateMaxGroups = DefaultAggregateMaxGroups
 	}
 	if c.Clock == nil {
 		c.Clock = wallClock{}
@@ -131,10 +166,18 @@ type Processor struct {
 	limits  limitsTable
 	quota   *quota.Quota
 	eng     *engine.Engine
-	adm     *kadm.Client
-	client  *kgo.Client
-	runs    atomic.Int64
-	base    []kgo.Opt
+	// agg is stage 2, the engine of aggregate rules, over the assigned
+	// partitions of processor.aggregate-input; inputs are those
+	// partitions, with when each was assigned.
+	agg    *aggregate.Engine
+	inputs map[int32]time.Time
+	adm    *kadm.Client
+	client *kgo.Client
+	runs   atomic.Int64
+	base   []kgo.Opt
+	topo   topology
+	// marks is the watermark markers' bookkeeping (markers.go).
+	marks marks
 
 	// rebalance events from the group callbacks, applied by the loop.
 	rbMu    sync.Mutex
@@ -176,16 +219,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Log.With("component", "processor")
-	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}}
+	p := &Processor{cfg: cfg, log: log, rules: newRuleIndex(log), next: map[int32]int64{}, caughtUp: map[int32]bool{}, inputs: map[int32]time.Time{}}
 	p.base = append(kafka.ClientOpts(cfg.Brokers, log), cfg.KafkaOpts...)
 	// Started while Kafka is unreachable (restarted during an outage), the
 	// processor waits for it, not ready, rather than exiting.
-	if err := ensureTopics(ctx, p.base, cfg, log); err != nil {
+	topo, err := ensureTopics(ctx, p.base, cfg, log)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	p.topo = topo
 	p.rulesTable = ktable.New(cfg.Topics.Rules, decodeRule, p.rules.apply, log)
 	p.endpoints = ktable.New(cfg.Topics.Endpoints, func(b []byte) (schemas.EndpointRecord, error) {
 		var e schemas.EndpointRecord
@@ -194,13 +239,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}, nil, log)
 	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
 	p.limits, p.quota = newQuota(ctx, p)
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute, Quota: p.quota},
-		servedRules{rules: p.rules, rollout: p.rollout}, endpointSet{p.endpoints})
-	m, err := newMetrics(cfg.Registerer, p)
+	served := servedRules{rules: p.rules, rollout: p.rollout}
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute, Quota: p.quota}, served, endpointSet{p.endpoints})
+	p.agg = aggregate.New(aggregate.Config{Sources: int(topo.events), Delay: cfg.AggregateDelay, MaxGroupsPerPartition: cfg.AggregateMaxGroups},
+		aggregateRules{served}, endpointSet{p.endpoints}, p.quota)
+	p.m, err = newMetrics(cfg.Registerer, p)
 	if err != nil {
 		return err
 	}
-	p.m = m
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -245,62 +291,109 @@ func firstErr(errs chan error) error {
 	}
 }
 
-// ensureTopics creates the topics and checks that events and run state are
-// co-partitioned, waiting while Kafka is unreachable (kafka.Wait). Only a
-// permanent error ends it: a client configuration refused, a missing
-// authorisation, or topics that are not co-partitioned.
-func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config, log *slog.Logger) error {
+// topology is the partition counts the processor found at start.
+type topology struct {
+	// events is the partition count of workflow-events (and of the
+	// run-state changelog): the sources of stage 2's watermark.
+	events int32
+	// inputs is the partition count of processor.aggregate-input (and of
+	// the aggregate-state changelog): aggregate inputs are placed by
+	// aggregatePartition over it.
+	inputs int32
+}
+
+// ensureTopics creates the topics and checks that each changelog is
+// co-partitioned with the topic it is the state of (run state with the
+// events, aggregate state with the aggregate inputs), waiting while Kafka
+// is unreachable (kafka.Wait). Only a permanent error ends it: a client
+// configuration refused, a missing authorisation, or topics that are not
+// co-partitioned.
+func ensureTopics(ctx context.Context, base []kgo.Opt, cfg Config, log *slog.Logger) (topology, error) {
 	cl, err := kgo.NewClient(base...)
 	if err != nil {
-		return fmt.Errorf("processor: kafka client: %w", err)
+		return topology{}, fmt.Errorf("processor: kafka client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	return kafka.Wait(ctx, log, "processor: create topics", func(ctx context.Context) error {
-		return checkTopics(ctx, adm, cfg)
+	var topo topology
+	err = kafka.Wait(ctx, log, "processor: create topics", func(ctx context.Context) error {
+		var err error
+		topo, err = checkTopics(ctx, adm, cfg)
+		return err
 	})
+	return topo, err
 }
 
 // checkTopics is one try of ensureTopics.
-func checkTopics(ctx context.Context, adm *kadm.Client, cfg Config) error {
+func checkTopics(ctx context.Context, adm *kadm.Client, cfg Config) (topology, error) {
 	if err := kafka.EnsureTopics(ctx, adm, cfg.Topics.Specs(cfg.Partitions)); err != nil {
-		return err
+		return topology{}, err
 	}
-	// A run's state lives on the partition of its events: topics made by
-	// hand with other partition counts would split runs. (Topics created a
-	// moment ago may show no partitions yet: metadata catches up.)
+	// A run's state lives on the partition of its events, a rule's groups
+	// on the partition of its inputs: topics made by hand with other
+	// partition counts would split them. (Topics created a moment ago may
+	// show no partitions yet: metadata catches up.)
+	pairs := []struct{ topic, changelog, what string }{
+		{cfg.Topics.Events, cfg.Topics.RunState, "the run-state changelog must have as many partitions as the events topic"},
+		{cfg.Topics.AggregateInput, cfg.Topics.AggregateState, "the aggregate-state changelog must have as many partitions as the aggregate-input topic"},
+	}
 	for wait := 50 * time.Millisecond; ; wait *= 2 {
-		td, err := adm.ListTopics(ctx, cfg.Topics.Events, cfg.Topics.RunState)
+		td, err := adm.ListTopics(ctx, cfg.Topics.Events, cfg.Topics.RunState, cfg.Topics.AggregateInput, cfg.Topics.AggregateState)
 		if err != nil {
-			return fmt.Errorf("processor: describe topics: %w", err)
+			return topology{}, fmt.Errorf("processor: describe topics: %w", err)
 		}
-		ev, rs := len(td[cfg.Topics.Events].Partitions), len(td[cfg.Topics.RunState].Partitions)
-		switch {
-		case ev > 0 && rs > 0 && ev != rs:
-			return kafka.Permanent(fmt.Errorf("processor: %s has %d partitions and %s has %d; the run-state changelog must have as many partitions as the events topic",
-				cfg.Topics.Events, ev, cfg.Topics.RunState, rs))
-		case ev > 0 && rs > 0:
-			return nil
-		case wait > 5*time.Second:
-			return fmt.Errorf("processor: no partitions listed for %s (%d) or %s (%d)", cfg.Topics.Events, ev, cfg.Topics.RunState, rs)
+		listed := true
+		for _, pair := range pairs {
+			n, c := len(td[pair.topic].Partitions), len(td[pair.changelog].Partitions)
+			if n > 0 && c > 0 && n != c {
+				return topology{}, kafka.Permanent(fmt.Errorf("processor: %s has %d partitions and %s has %d; %s",
+					pair.topic, n, pair.changelog, c, pair.what))
+			}
+			if n == 0 || c == 0 {
+				listed = false
+				if wait > 5*time.Second {
+					return topology{}, fmt.Errorf("processor: no partitions listed for %s (%d) or %s (%d)", pair.topic, n, pair.changelog, c)
+				}
+			}
+		}
+		if listed {
+			return topology{
+				events: int32(len(td[cfg.Topics.Events].Partitions)),         //nolint:gosec // Kafka's partition count is an int32
+				inputs: int32(len(td[cfg.Topics.AggregateInput].Partitions)), //nolint:gosec // Kafka's partition count is an int32
+			}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return topology{}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
 }
 
-// partitioner keeps run-state records on the partition of their run's
-// events (co-partitioning) and hashes every other record by key.
-type partitioner struct{ runState string }
+// partitioner places the records of the topics whose partition the
+// processor sets itself (manually): run state on the partition of its
+// run's events, aggregate inputs by aggregatePartition, aggregate state on
+// the partition of its inputs, markers on every input partition. It hashes
+// every other record by key.
+type partitioner struct{ manual map[string]bool }
 
 func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if topic == p.runState {
+	if p.manual[topic] {
 		return kgo.ManualPartitioner().ForTopic(topic)
 	}
 	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// keyHash is kgo's default key partitioner (murmur2, as Kafka's Java
+// client), used only through Partition for records with a key.
+var keyHash = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// aggregatePartition is the partition of processor.aggregate-input (of n)
+// that takes the inputs keyed key (tenant/rule): murmur2(key) % n, what the
+// default partitioner would choose. Set by the processor rather than left
+// to the producer, so that stage 2 (and its changelog) can rely on it.
+func aggregatePartition(key []byte, n int32) int32 {
+	return int32(keyHash.Partition(&kgo.Record{Key: key}, int(n))) //nolint:gosec // a partition number below n, an int32
 }
 
 // consume runs the exactly-once loop in transaction sessions until ctx ends
@@ -406,12 +499,18 @@ func fatalKafkaErr(err error) bool {
 func (p *Processor) dropPartitions() {
 	p.eng.Abort()
 	p.quota.Abort()
+	p.agg.Abort()
 	for part := range p.next {
 		p.eng.Revoke(part)
 	}
+	for part := range p.inputs {
+		p.agg.Revoke(part)
+	}
+	clear(p.inputs)
 	clear(p.next)
 	clear(p.caughtUp)
 	clear(p.counts)
+	p.marks.forget()
 	p.lagAt = time.Time{}
 	p.rbMu.Lock()
 	p.rbQueue = nil
@@ -437,22 +536,24 @@ func closeSession(sess *kgo.GroupTransactSession) {
 func (p *Processor) session(ctx context.Context, o *outage) error {
 	sess, err := kgo.NewGroupTransactSession(append(p.base,
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topics.Events),
+		kgo.ConsumeTopics(p.cfg.Topics.Events, p.cfg.Topics.AggregateInput),
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(20*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.SessionTimeout(10*time.Second),
-		kgo.RecordPartitioner(partitioner{runState: p.cfg.Topics.RunState}),
+		kgo.RecordPartitioner(partitioner{manual: map[string]bool{
+			p.cfg.Topics.RunState: true, p.cfg.Topics.AggregateInput: true, p.cfg.Topics.AggregateState: true,
+		}}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(true, m[p.cfg.Topics.Events])
+			p.queueRebalance(true, m)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(false, m[p.cfg.Topics.Events])
+			p.queueRebalance(false, m)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.queueRebalance(false, m[p.cfg.Topics.Events])
+			p.queueRebalance(false, m)
 		}),
 	)...)
 	if err != nil {
@@ -500,11 +601,19 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 
 		p.eng.Begin()
 		p.quota.Begin()
+		p.agg.Begin()
 		first := map[int32]int64{}
 		var out []*kgo.Record
 		var from []eventAt // the event that made each record of out
 		decoded := p.decodeAll(records)
 		for i, r := range records {
+			if r.Topic == p.cfg.Topics.AggregateInput {
+				// Stage 2 (a record of a partition not assigned: as below).
+				if p.agg.Assigned(r.Partition) {
+					out = append(out, p.aggregateInput(r)...)
+				}
+				continue
+			}
 			if !p.eng.Assigned(r.Partition) {
 				// The group calls OnPartitionsAssigned before it fetches a
 				// partition, and applyRebalances ran after this poll: a record
@@ -536,13 +645,18 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 				out = append(out, p.records(part, p.eng.Tick(part, p.caughtUp[part]))...)
 			}
 		}
+		out = append(out, p.markers(time.Now())...)
+		out = append(out, p.aggregateEnd()...)
+		// Last: both stages' suppressions of the batch.
 		out = append(out, p.quotaRecords()...)
 		p.runs.Store(int64(p.eng.TotalRuns()))
 		p.m.parts.setWatermarks(p.watermarks())
 		if len(records) == 0 && len(out) == 0 {
 			p.eng.Commit() // only the watermark moved: nothing to persist
 			p.quota.Commit()
+			p.agg.Commit()
 			p.flushCounts()
+			p.aggregateGauges()
 			continue
 		}
 		for len(from) < len(out) {
@@ -552,6 +666,8 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		if err != nil {
 			p.eng.Abort()
 			p.quota.Abort()
+			p.agg.Abort()
+			p.marks.forget()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -560,14 +676,18 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		if committed {
 			p.eng.Commit()
 			p.quota.Commit()
+			p.agg.Commit()
 			p.flushCounts()
+			p.aggregateGauges()
 			clear(p.suspects)
 			clear(p.poison)
 			p.m.txns.WithLabelValues("committed").Inc()
 		} else {
 			p.eng.Abort()
 			p.quota.Abort()
-			clear(p.counts) // the batch is processed, and counted, again
+			p.agg.Abort()
+			p.marks.forget() // its markers are sent again
+			clear(p.counts)  // the batch is processed, and counted, again
 			for part, off := range first {
 				p.next[part] = off
 				// Behind again: the wall clock must not move the watermark
@@ -739,7 +859,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 		p.count(outcomeTenantOff)
 	case out.Duplicate:
 		p.count("duplicate")
-	case out.Matched > 0:
+	case out.Matched > 0 || len(out.Inputs) > 0:
 		p.count("matched")
 	default:
 		p.count("unmatched")

@@ -1184,23 +1184,37 @@ func TestLagAndWatermarkMetrics(t *testing.T) {
 	})
 }
 
-// A run-state changelog with another partition count than the events (made
-// by hand) would split runs across partitions: the processor refuses to
-// start and says why.
+// A changelog with another partition count than the topic it is the state
+// of (made by hand) would split runs, or a rule's groups, across
+// partitions: the processor refuses to start and says why.
 func TestRefusesChangelogNotCoPartitioned(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	topics := testenv.Topics(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	compact := "compact" // a changelog right but for its partitions
-	if err := kafka.EnsureTopics(ctx, e.adm, []kafka.Spec{{Name: topics.Events, Partitions: 3},
-		{Name: topics.RunState, Partitions: 2, Configs: map[string]*string{"cleanup.policy": &compact}}}); err != nil {
-		t.Fatal(err)
-	}
-	err := processor.Run(ctx, processor.Config{Brokers: e.brokers, Topics: topics, Partitions: 3, Log: testenv.Log(t)})
-	if err == nil || !strings.Contains(err.Error(), "must have as many partitions") {
-		t.Fatalf("Run = %v, want a refusal naming the partition counts", err)
+	for _, c := range []struct {
+		name             string
+		topic, changelog func(kafka.Topics) string
+		want             string
+	}{
+		{"run state", func(t kafka.Topics) string { return t.Events }, func(t kafka.Topics) string { return t.RunState },
+			"the run-state changelog must have as many partitions"},
+		{"aggregate state", func(t kafka.Topics) string { return t.AggregateInput }, func(t kafka.Topics) string { return t.AggregateState },
+			"the aggregate-state changelog must have as many partitions"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			topics := testenv.Topics(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			compact := "compact" // a changelog right but for its partitions
+			if err := kafka.EnsureTopics(ctx, e.adm, []kafka.Spec{{Name: c.topic(topics), Partitions: 3},
+				{Name: c.changelog(topics), Partitions: 2, Configs: map[string]*string{"cleanup.policy": &compact}}}); err != nil {
+				t.Fatal(err)
+			}
+			err := processor.Run(ctx, processor.Config{Brokers: e.brokers, Topics: topics, Partitions: 3, Log: testenv.Log(t)})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Run = %v, want a refusal saying %q", err, c.want)
+			}
+		})
 	}
 }
 
@@ -1212,35 +1226,8 @@ func TestRefusesChangelogNotCoPartitioned(t *testing.T) {
 func TestEventWithRefusedAlertSetAside(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	const maxBytes = 6 << 10
-	res, err := e.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(strconv.Itoa(maxBytes))}},
-		e.topics.Deliveries)
-	if err == nil {
-		_, err = res.On(e.topics.Deliveries, nil)
-	}
-	if err != nil {
-		t.Fatalf("limit the deliveries topic: %v", err)
-	}
-	// The broker applies a config change from its metadata log a moment
-	// after it answers: wait until it describes the limit, so the large
-	// alert is produced under it.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		rcs, err := e.adm.DescribeTopicConfigs(ctx, e.topics.Deliveries)
-		if err == nil {
-			if rc, err := rcs.On(e.topics.Deliveries, nil); err == nil {
-				if slices.ContainsFunc(rc.Configs, func(c kadm.Config) bool {
-					return c.Key == "max.message.bytes" && c.Value != nil && *c.Value == strconv.Itoa(maxBytes)
-				}) {
-					break
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the broker does not describe max.message.bytes=%d on the deliveries topic", maxBytes)
-		}
-	}
+	e.limitMessageBytes(e.topics.Deliveries, maxBytes)
 	const tn = "tl"
 	e.putEndpoint(tn, "ep", true)
 	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "fail-all", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep", IsActive: true})
@@ -1252,17 +1239,7 @@ func TestEventWithRefusedAlertSetAside(t *testing.T) {
 		want[engine.AlertID(tn, "fail-all", ev.ID)] = true
 		return e.record(ev)
 	}
-	// Labels within the event schema's limits (random: compression must not
-	// shrink them), making an alert larger than the deliveries topic takes.
-	labels := map[string]string{}
-	for i := range 2 * maxBytes / 256 {
-		var v strings.Builder
-		for v.Len() < 240 {
-			fmt.Fprintf(&v, "%016x", rand.Uint64())
-		}
-		labels[fmt.Sprintf("label%03d", i)] = v.String()
-	}
-	largeEv := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl", Labels: labels})
+	largeEv := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl", Labels: largeLabels(maxBytes)})
 	large := e.record(largeEv)
 	recs := []*kgo.Record{good(), good(), large, good(), good()}
 	for _, r := range recs {
@@ -1292,4 +1269,51 @@ func TestEventWithRefusedAlertSetAside(t *testing.T) {
 	if n := testenv.Metric(t, p.reg, "exo_processor_events_total", "outcome", "invalid"); n != 1 {
 		t.Errorf("events_total{outcome=invalid} = %v, want 1", n)
 	}
+}
+
+// limitMessageBytes sets topic's max.message.bytes and waits until the
+// broker describes it, so that what is produced next is under the limit
+// (the broker applies a config change from its metadata log a moment after
+// it answers).
+func (e *kenv) limitMessageBytes(topic string, maxBytes int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(strconv.Itoa(maxBytes))}}, topic)
+	if err == nil {
+		_, err = res.On(topic, nil)
+	}
+	if err != nil {
+		e.t.Fatalf("limit %s: %v", topic, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rcs, err := e.adm.DescribeTopicConfigs(ctx, topic)
+		if err == nil {
+			if rc, err := rcs.On(topic, nil); err == nil {
+				if slices.ContainsFunc(rc.Configs, func(c kadm.Config) bool {
+					return c.Key == "max.message.bytes" && c.Value != nil && *c.Value == strconv.Itoa(maxBytes)
+				}) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the broker does not describe max.message.bytes=%d on %s", maxBytes, topic)
+		}
+	}
+}
+
+// largeLabels are labels within the event schema's limits (random:
+// compression must not shrink them) that make an alert carrying them
+// larger than maxBytes.
+func largeLabels(maxBytes int) map[string]string {
+	labels := map[string]string{}
+	for i := range 2 * maxBytes / 256 {
+		var v strings.Builder
+		for v.Len() < 240 {
+			fmt.Fprintf(&v, "%016x", rand.Uint64())
+		}
+		labels[fmt.Sprintf("label%03d", i)] = v.String()
+	}
+	return labels
 }

@@ -1,5 +1,5 @@
-// Output record encoding: engine output turned into delivery, run-state
-// and rule-error records, and the copies of invalid events.
+// Output record encoding: engine output turned into delivery, run-state,
+// aggregate-input and rule-error records, and the copies of invalid events.
 
 package processor
 
@@ -15,16 +15,9 @@ import (
 
 // records turns engine output of partition part into Kafka records.
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
-	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors))
-	for _, d := range out.Deliveries {
-		value := deliveryJSON(&d)
-		recs = append(recs, &kgo.Record{
-			Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
-				{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
-			},
-		})
+	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors)+len(out.Inputs))
+	for i := range out.Deliveries {
+		recs = append(recs, p.deliveryRecord(&out.Deliveries[i]))
 	}
 	for _, s := range out.States {
 		rec := &kgo.Record{Topic: p.cfg.Topics.RunState, Key: []byte(s.Key), Partition: part}
@@ -33,11 +26,28 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 		}
 		recs = append(recs, rec)
 	}
+	for i := range out.Inputs {
+		in := &out.Inputs[i]
+		value, _ := json.Marshal(in) // plain struct: cannot fail
+		key := schemas.RecordKey(in.TenantID, in.RuleID)
+		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.AggregateInput, Key: key, Value: value, Partition: aggregatePartition(key, p.topo.inputs)})
+	}
 	for _, re := range out.RuleErrors {
 		value, _ := json.Marshal(re) // plain struct: cannot fail
 		recs = append(recs, &kgo.Record{Topic: p.cfg.Topics.RuleErrors, Key: schemas.RecordKey(re.TenantID, re.RuleID), Value: value})
 	}
 	return recs
+}
+
+// deliveryRecord is the record of d on the deliveries topic.
+func (p *Processor) deliveryRecord(d *schemas.DeliveryRecord) *kgo.Record {
+	return &kgo.Record{
+		Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: deliveryJSON(d),
+		Headers: []kgo.RecordHeader{
+			{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
+			{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
+		},
+	}
 }
 
 // deliveryJSON is json.Marshal(d) without its cost of re-compacting the

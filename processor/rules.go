@@ -9,6 +9,7 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
 	"github.com/exospherehost/exo-alerts/internal/rollout"
+	"github.com/exospherehost/exo-alerts/processor/aggregate"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -23,6 +24,9 @@ type ruleIndex struct {
 	mu      sync.RWMutex
 	byKey   map[string]*engine.Rule                       // tenant/rule id -> rule
 	index   map[string]map[string]map[string]*engine.Rule // tenant -> type -> rule id -> rule
+	// aggregates counts the active aggregate (count, rate) rules: while
+	// there is one, stage 1 sends watermark markers to stage 2.
+	aggregates int
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
@@ -46,28 +50,65 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 			x.log.Error("rule condition does not compile; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID, "err", err)
 		} else {
 			next = &engine.Rule{RuleRecord: *c.Value, Cond: cond}
+			if next.IsAggregate() {
+				next.Spec = aggregate.SpecOf(next.RuleRecord)
+			} else if next.EventType == schemas.TypeRunFinished {
+				// The control plane refuses it: a filter of aggregate rules.
+				x.log.Error("per-event rule watching workflow.run.finished; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID)
+				next = nil
+			}
 		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.version.Add(1)
 	if old := x.byKey[c.Key]; old != nil {
-		delete(x.index[old.TenantID][old.EventType], old.ID)
+		for _, t := range indexTypes(old.EventType) {
+			delete(x.index[old.TenantID][t], old.ID)
+		}
 		delete(x.byKey, c.Key)
+		if old.IsAggregate() {
+			x.aggregates--
+		}
 	}
 	if next == nil {
 		return
 	}
 	x.byKey[c.Key] = next
+	if next.IsAggregate() {
+		x.aggregates++
+	}
 	byType := x.index[next.TenantID]
 	if byType == nil {
 		byType = map[string]map[string]*engine.Rule{}
 		x.index[next.TenantID] = byType
 	}
-	if byType[next.EventType] == nil {
-		byType[next.EventType] = map[string]*engine.Rule{}
+	for _, t := range indexTypes(next.EventType) {
+		if byType[t] == nil {
+			byType[t] = map[string]*engine.Rule{}
+		}
+		byType[t][next.ID] = next
 	}
-	byType[next.EventType][next.ID] = next
+}
+
+// terminalTypes are the event types workflow.run.finished stands for.
+var terminalTypes = []string{schemas.TypeRunSucceeded, schemas.TypeRunFailed}
+
+// indexTypes are the event types a rule watching eventType is indexed
+// under: workflow.run.finished, a filter, under both terminal types.
+func indexTypes(eventType string) []string {
+	if eventType == schemas.TypeRunFinished {
+		return terminalTypes
+	}
+	return []string{eventType}
+}
+
+// AggregateCount returns the number of active aggregate (count, rate)
+// rules.
+func (x *ruleIndex) AggregateCount() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.aggregates
 }
 
 // Candidates implements engine.Rules.

@@ -289,7 +289,12 @@ func cmdProcessor(ctx context.Context, args []string) error {
 	pc := processor.Config{
 		Brokers: c.Brokers, Topics: c.Topics, Partitions: c.Partitions, Log: c.Log, KafkaOpts: c.KafkaOpts,
 		TransactionalID: env.String("EXO_PROCESSOR_TRANSACTIONAL_ID", ""), Group: env.String("EXO_PROCESSOR_GROUP", ""),
-		Grace: env.Duration("EXO_PROCESSOR_GRACE", 0),
+		Grace:              env.Duration("EXO_PROCESSOR_GRACE", 0),
+		AggregateDelay:     env.Duration("EXO_PROCESSOR_AGGREGATE_DELAY", processor.DefaultAggregateDelay),
+		AggregateMaxGroups: env.Int("EXO_PROCESSOR_AGGREGATE_MAX_GROUPS", processor.DefaultAggregateMaxGroups),
+	}
+	if pc.AggregateDelay == 0 {
+		pc.AggregateDelay = processor.NoAggregateDelay
 	}
 	pc.TenantQuota, pc.GlobalQuota = quotaEnv(env)
 	if err := env.Err(); err != nil {

@@ -38,6 +38,9 @@ type Options struct {
 	// Registerer, if set, wraps the shared registry for the processor and
 	// the dispatcher (e.g. to record the type of each metric).
 	Registerer func(*prometheus.Registry) prometheus.Registerer
+	// ProcessorClock, if set, is the processor's wall clock (tests move it
+	// to pass windows and deadlines without waiting for them).
+	ProcessorClock interface{ Now() time.Time }
 }
 
 // System is the running whole.
@@ -93,7 +96,7 @@ func Start(t testing.TB, o Options) *System {
 		},
 		"processor": func() error {
 			return processor.Run(ctx, processor.Config{Brokers: brokers, Topics: topics, Log: log, Registerer: wrapped,
-				Ready: procReady, KafkaOpts: opts})
+				Ready: procReady, KafkaOpts: opts, Clock: o.ProcessorClock})
 		},
 		"dispatcher": func() error {
 			return dispatcher.Run(ctx, dispatcher.Config{Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: allow,

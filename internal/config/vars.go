@@ -170,6 +170,17 @@ var vars = []Var{
 			"be at their cap at once",
 	},
 	{
+		Name: "EXO_PROCESSOR_AGGREGATE_DELAY", Default: "`5s`", Commands: []string{"processor"},
+		Help: "how far behind the slowest events partition count and rate rules decide (0s–5m)",
+		Doc: "how far behind the slowest events partition's watermark count and rate rules decide (0s–5m): events of a partition up to this much " +
+			"out of order are not late; resolves and rate decisions wait this long",
+	},
+	{
+		Name: "EXO_PROCESSOR_AGGREGATE_MAX_GROUPS", Default: "`200000`", Commands: []string{"processor"},
+		Help: "groups of count and rate rules kept per aggregate-input partition",
+		Doc:  "groups of count and rate rules kept per `processor.aggregate-input` partition (about 1 KiB each); an input that would make one more is dropped and counted",
+	},
+	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},
 		Help: "consumer group (retry tiers use <group>.retry.<tier>)",
 		Doc:  "consumer group (retry tiers use `<group>.retry.<tier>`)",

@@ -20,6 +20,10 @@ type Clock interface{ Now() time.Time }
 type Rule struct {
 	schemas.RuleRecord
 	Cond *condition.Program
+	// Spec is, for an aggregate (count or rate) rule, the spec its inputs
+	// carry (aggregate.SpecOf of the rule, computed once per rule change):
+	// stage 2 ignores inputs of another spec.
+	Spec string
 }
 
 // Rules are the active rules, indexed by tenant and alert type.
@@ -73,6 +77,7 @@ type Stats struct {
 	SuppressedRate     atomic.Uint64 // alerts suppressed by a rule's rate limit
 	SuppressedCooldown atomic.Uint64 // alerts suppressed by a rule's cooldown
 	DurationFired      atomic.Uint64 // duration alerts emitted
+	AggregateInputs    atomic.Uint64 // aggregate inputs made (stage 1)
 	Deliveries         atomic.Uint64 // delivery records emitted
 	Tombstones         atomic.Uint64 // run states removed
 }
@@ -96,12 +101,19 @@ type Output struct {
 	// evaluated: at most one record per rule per RuleErrorInterval, counting
 	// the failures since the rule's previous record.
 	RuleErrors []schemas.RuleErrorRecord
+	// Inputs are the aggregate inputs (kind input) of aggregate rules
+	// whose condition holds: one per (event, rule) for an event that is not
+	// a duplicate, and one per (run, duration count rule) whose deadline
+	// passed. Stage 1 produces them to processor.aggregate-input, keyed
+	// tenant/rule, in the batch's transaction.
+	Inputs []schemas.AggregateInput
 }
 
 func (o *Output) append(other Output) {
 	o.Deliveries = append(o.Deliveries, other.Deliveries...)
 	o.States = append(o.States, other.States...)
 	o.RuleErrors = append(o.RuleErrors, other.RuleErrors...)
+	o.Inputs = append(o.Inputs, other.Inputs...)
 }
 
 // Engine holds the state of the partitions assigned to this processor.
@@ -319,6 +331,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	// Rules watching this event type.
 	env := condition.NewEnv(ev)
 	for _, r := range e.rules.Candidates(ev.TenantID, ev.Type) {
+		if r.IsAggregate() {
+			// Counted whatever its endpoint: a group's state moves even when
+			// its endpoint cannot receive (stage 2 decides what to deliver).
+			if in, ok := e.eventInput(&out, r, &env, ev); ok {
+				out.Inputs = append(out.Inputs, in)
+			}
+			continue
+		}
 		if !e.eps.Active(ev.TenantID, r.WebhookEndpointID) {
 			continue
 		}
@@ -429,7 +449,8 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		cp.Fired = append(cp.Fired, r.ID)
 		pt.runs[t.key] = &cp
 		out.States = append(out.States, StateChange{Key: t.key, Value: &cp})
-		if !e.eps.Active(cp.TenantID, r.WebhookEndpointID) {
+		aggregate := r.IsAggregate()
+		if !aggregate && !e.eps.Active(cp.TenantID, r.WebhookEndpointID) {
 			continue
 		}
 		elapsed := pt.watermark.Sub(*cp.StartedAt)
@@ -437,6 +458,14 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		match, err := r.Cond.Match(env)
 		if err != nil {
 			e.ruleError(&out, r, cp.StartEventID, err)
+			continue
+		}
+		if aggregate {
+			// A duration count rule counts the run at its deadline.
+			if match && r.RuleKind() == schemas.RuleKindCount {
+				out.Inputs = append(out.Inputs, durationInput(&cp, r, &env, t.at))
+				e.count(&e.Stats.AggregateInputs)
+			}
 			continue
 		}
 		if !match || !e.admit(r, t.at) || !e.quota(p, r.TenantID, t.at) {

@@ -52,6 +52,9 @@ func (f *fakeRules) put(tb testing.TB, rec schemas.RuleRecord) *Rule {
 	}
 	f.remove(rec.TenantID, rec.ID)
 	r := &Rule{RuleRecord: rec, Cond: cond}
+	if rec.IsAggregate() {
+		r.Spec = "5d41402abc4b2a76"
+	}
 	f.byKey[rec.TenantID+"/"+rec.ID] = r
 	byType := f.index[rec.TenantID]
 	if byType == nil {

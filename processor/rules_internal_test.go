@@ -1,0 +1,73 @@
+package processor
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// An aggregate rule watching workflow.run.finished is a candidate for both
+// terminal types, and only those; the index counts active aggregate rules
+// through creates, updates, deactivations and deletes.
+func TestRuleIndexAggregates(t *testing.T) {
+	t.Parallel()
+	x := newRuleIndex(slog.New(slog.DiscardHandler))
+	put := func(r schemas.RuleRecord) {
+		r.TenantID = "acme"
+		key := schemas.TenantKey(r.TenantID, r.ID)
+		x.apply(ktable.Change[schemas.RuleRecord]{Key: key, Value: &r})
+	}
+	del := func(id string) { x.apply(ktable.Change[schemas.RuleRecord]{Key: schemas.TenantKey("acme", id)}) }
+	ids := func(typ string) map[string]bool {
+		m := map[string]bool{}
+		for _, r := range x.Candidates("acme", typ) {
+			m[r.ID] = true
+		}
+		return m
+	}
+	rate := schemas.RuleRecord{ID: "rate", IsActive: true, Kind: schemas.RuleKindRate, EventType: schemas.TypeRunFinished,
+		WindowMS: 3600_000, SuccessRatioBelowBP: 9500, MinRuns: 10}
+	put(rate)
+	put(schemas.RuleRecord{ID: "count", IsActive: true, Kind: schemas.RuleKindCount, EventType: schemas.TypeRunFailed, WindowMS: 60_000, Threshold: 3})
+	put(schemas.RuleRecord{ID: "per-event", IsActive: true, EventType: schemas.TypeRunFailed})
+	put(schemas.RuleRecord{ID: "bad-finished", IsActive: true, EventType: schemas.TypeRunFinished}) // per-event: refused
+
+	if got := ids(schemas.TypeRunSucceeded); len(got) != 1 || !got["rate"] {
+		t.Fatalf("candidates for succeeded %v, want the rate rule", got)
+	}
+	if got := ids(schemas.TypeRunFailed); len(got) != 3 || !got["rate"] || !got["count"] || !got["per-event"] {
+		t.Fatalf("candidates for failed %v, want rate, count, per-event", got)
+	}
+	if got := ids(schemas.TypeRunStarted); len(got) != 0 {
+		t.Fatalf("candidates for started %v, want none", got)
+	}
+	if n := x.AggregateCount(); n != 2 {
+		t.Fatalf("AggregateCount %d, want 2", n)
+	}
+	r := x.Get("acme", "rate")
+	if r == nil || len(r.Spec) != 16 {
+		t.Fatalf("rate rule %+v: want a 16-hex spec", r)
+	}
+	spec := r.Spec
+	rate.Version, rate.Name = 2, "renamed" // not part of the spec
+	put(rate)
+	if r := x.Get("acme", "rate"); r.Spec != spec || x.AggregateCount() != 2 {
+		t.Fatalf("renamed: spec %s (was %s), %d aggregates", r.Spec, spec, x.AggregateCount())
+	}
+	rate.SuccessRatioBelowBP = 9000
+	put(rate)
+	if r := x.Get("acme", "rate"); r.Spec == spec {
+		t.Fatalf("ratio changed: spec %s unchanged", r.Spec)
+	}
+	rate.IsActive = false
+	put(rate)
+	if got := ids(schemas.TypeRunSucceeded); len(got) != 0 || x.AggregateCount() != 1 {
+		t.Fatalf("deactivated: candidates for succeeded %v, %d aggregates; want none and 1", got, x.AggregateCount())
+	}
+	del("count")
+	if got := ids(schemas.TypeRunFailed); len(got) != 1 || x.AggregateCount() != 0 {
+		t.Fatalf("deleted: candidates for failed %v, %d aggregates; want per-event and 0", got, x.AggregateCount())
+	}
+}
