@@ -178,7 +178,7 @@ var vars = []Var{
 	{
 		Name: "EXO_PROCESSOR_AGGREGATE_MAX_GROUPS", Default: "`200000`", Commands: []string{"processor"},
 		Help: "groups of count and rate rules kept per aggregate-input partition",
-		Doc:  "groups of count and rate rules kept per `processor.aggregate-input` partition (about 1 KiB each); an input that would make one more is dropped and counted",
+		Doc:  "groups of count and rate rules kept per `processor.aggregate-input` partition (about 1.6 KB each); an input that would make one more is dropped and counted",
 	},
 	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},
@@ -269,7 +269,7 @@ var vars = []Var{
 	{
 		Name: "EXO_AGGREGATE_GROUPS_PER_TENANT", Default: "`50000`", Commands: []string{"controlplane"},
 		Help: "most groups (the sum of max_groups) of a tenant's active count and rate rules",
-		Doc: "most groups (the sum of `max_groups`) of a tenant's active count and rate rules, about 1 KiB of processor " +
+		Doc: "most groups (the sum of `max_groups`) of a tenant's active count and rate rules, about 1.6 KB of processor " +
 			"memory each; the API refuses a rule that goes beyond (422 on `max_groups`)",
 	},
 	{
