@@ -1,8 +1,6 @@
 package processor
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -18,12 +16,8 @@ import (
 // MaxEventBytes is the default largest record value accepted as an event.
 const MaxEventBytes = 256 << 10
 
-// MaxLabelBytes caps the labels of one event (keys and values, in bytes).
-// Labels are copied into the run state and into every alert, and JSON
-// escaping can make them six times longer ("<" is written \u003c): past
-// this cap a run-state or delivery record could exceed what the broker
-// takes, and a transaction that cannot be written would be retried forever.
-const MaxLabelBytes = 32 << 10
+// MaxLabelBytes caps the labels of one event (schemas.CheckWorkflowEvent).
+const MaxLabelBytes = schemas.MaxLabelBytes
 
 // errInvalid marks an event that is not a valid workflow event.
 var errInvalid = errors.New("invalid workflow event")
@@ -57,46 +51,26 @@ func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
 	} else if ct := header(r, "content-type"); ct != "" && !strings.HasPrefix(ct, "application/cloudevents+json") && !strings.HasPrefix(ct, "application/json") {
 		return nil, invalid("unsupported content-type %q (want application/cloudevents+json, or binary mode with ce_* headers)", ct)
 	}
-	ev, err := schemas.DecodeWorkflowEvent(doc)
-	var verr *schemas.ValidationError
-	switch {
-	case err == nil:
-		n := 0
-		for k, v := range ev.Data.Labels {
-			n += len(k) + len(v)
-		}
-		if n > MaxLabelBytes {
-			return nil, invalid("labels of %d bytes in all, more than the %d-byte limit", n, MaxLabelBytes)
-		}
-		return ev, nil
-	case errors.Is(err, schemas.ErrNotJSON):
-		return nil, invalid("value is not JSON")
-	case errors.As(err, &verr):
-		return nil, invalid("schema: %v", err)
+	ev, err := schemas.CheckWorkflowEvent(doc)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
-	return nil, invalid("%v", err) // "decode: ..."
+	return ev, nil
 }
 
 // binaryToStructured builds the structured JSON document of a binary-mode event.
 func binaryToStructured(r *kgo.Record) ([]byte, error) {
-	if !json.Valid(r.Value) {
-		return nil, invalid("data is not JSON")
-	}
-	doc := map[string]json.RawMessage{}
+	attrs := make(map[string]string, len(r.Headers))
 	for _, h := range r.Headers {
-		name, ok := strings.CutPrefix(h.Key, "ce_")
-		if !ok || name == "data" {
-			continue
+		if name, ok := strings.CutPrefix(h.Key, "ce_"); ok {
+			attrs[name] = string(h.Value)
 		}
-		v, _ := json.Marshal(string(h.Value))
-		doc[name] = v
 	}
-	doc["data"] = bytes.TrimSpace(r.Value)
-	out, err := json.Marshal(doc)
+	doc, err := schemas.StructuredFromBinary(attrs, r.Value)
 	if err != nil {
-		return nil, invalid("binary mode: %v", err)
+		return nil, invalid("%v", err)
 	}
-	return out, nil
+	return doc, nil
 }
 
 // repeatedHeader returns the name of a CloudEvents attribute header (ce_*)
