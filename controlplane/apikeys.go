@@ -11,14 +11,16 @@ import (
 	"github.com/exospherehost/exo-alerts/internal/store"
 )
 
-// Roles of API keys. An admin or viewer key belongs to a tenant; an
-// operator key belongs to none and serves only the operator API (the
+// Roles of API keys. An admin, viewer or ingest key belongs to a tenant;
+// an operator key belongs to none and serves only the operator API (the
 // rollout), which no tenant key may use: tenants must not be able to
-// switch themselves on.
+// switch themselves on. An ingest key serves only POST /v1/events (a
+// workflow engine sending its events); an admin key may send events too.
 const (
 	RoleAdmin    = "admin"
 	RoleViewer   = "viewer"
 	RoleOperator = "operator"
+	RoleIngest   = "ingest"
 )
 
 // ErrKeyTaken is returned when a fixed API key is already registered for
@@ -61,8 +63,8 @@ func CreateAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, k
 
 func createAPIKey(ctx context.Context, pool *pgxpool.Pool, tenant, name, role, key string, audit bool) (string, error) {
 	switch {
-	case role != RoleAdmin && role != RoleViewer && role != RoleOperator:
-		return "", fmt.Errorf("controlplane: role %q: want admin, viewer or operator", role)
+	case role != RoleAdmin && role != RoleViewer && role != RoleOperator && role != RoleIngest:
+		return "", fmt.Errorf("controlplane: role %q: want admin, viewer, ingest or operator", role)
 	case role == RoleOperator && tenant != "":
 		return "", errors.New("controlplane: an operator key belongs to no tenant")
 	case role != RoleOperator && tenant == "":

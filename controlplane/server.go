@@ -91,8 +91,13 @@ type Config struct {
 	// EXO_GLOBAL_DELIVERY_QUOTA as the processors read them, for the
 	// quota API to show (0: no cap).
 	TenantQuota, GlobalQuota int64
-	Log                      *slog.Logger
-	Registry                 *prometheus.Registry
+	// IngestRate is how many events per second one API key may send to
+	// POST /v1/events (EXO_INGEST_RATE; default 1000; negative: no limit),
+	// IngestBurst how many at once (EXO_INGEST_BURST; default 1000, the
+	// largest batch).
+	IngestRate, IngestBurst int
+	Log                     *slog.Logger
+	Registry                *prometheus.Registry
 	// Routes, if set, adds routes (dev mode's demo receiver) to the mux.
 	Routes func(*http.ServeMux)
 	// Ready, if set, is closed once the server listens.
@@ -140,6 +145,12 @@ func (c *Config) defaults() {
 	if c.AggregateGroupsPerTenant == 0 {
 		c.AggregateGroupsPerTenant = DefaultAggregateGroupsPerTenant
 	}
+	if c.IngestRate == 0 {
+		c.IngestRate = DefaultIngestRate
+	}
+	if c.IngestBurst == 0 {
+		c.IngestBurst = DefaultIngestBurst
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -174,6 +185,9 @@ func (c *Config) validate() error {
 		problems = append(problems, fmt.Sprintf("negative aggregate rule caps (EXO_AGGREGATE_RULES_PER_TENANT %d, EXO_AGGREGATE_GROUPS_PER_TENANT %d)",
 			c.AggregateRulesPerTenant, c.AggregateGroupsPerTenant))
 	}
+	if c.IngestBurst < 0 {
+		problems = append(problems, fmt.Sprintf("negative ingest burst (EXO_INGEST_BURST %d)", c.IngestBurst))
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("controlplane: invalid config: %s", strings.Join(problems, "; "))
 	}
@@ -198,6 +212,9 @@ type Server struct {
 	// soon, and worth waiting for (every control plane instance runs a
 	// relay; they take turns). While Kafka is away nobody waits.
 	relaying atomic.Bool
+	// ingestLimit and ingestMetrics serve POST /v1/events.
+	ingestLimit   *ingestLimiter
+	ingestMetrics *ingestMetrics
 }
 
 // New builds the server; Run serves it.
@@ -217,6 +234,10 @@ func New(cfg Config) (*Server, error) {
 	if s.pg, err = newOutage(s.log, cfg.Registry, "postgres"); err != nil {
 		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
 	}
+	if s.ingestMetrics, err = newIngestMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("controlplane: register metrics: %w", err)
+	}
+	s.ingestLimit = newIngestLimiter(cfg.IngestRate, cfg.IngestBurst, time.Now)
 	s.api = s.newAPI()
 	return s, nil
 }
@@ -313,6 +334,7 @@ func (s *Server) newAPI() huma.API {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key (role admin or viewer), minted with `exo-alerts apikey create --tenant <id>`."},
 		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout and quota APIs only."},
+		"ingest":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key of role ingest (`exo-alerts apikey create --tenant <id> --role ingest`), which may only send events (POST /v1/events); an admin key may send them too."},
 	}
 	cfg.DocsPath = "/docs"
 	api := humago.New(s.mux, cfg)
@@ -329,6 +351,7 @@ func (s *Server) newAPI() huma.API {
 	s.registerRollout(api)
 	s.registerQuota(api)
 	s.registerNotices(api)
+	s.registerIngest(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -399,7 +422,8 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		s.pg.ok()
 		// The operator API and the tenants' are apart: an operator key has
 		// no tenant, and a tenant's key must not switch its tenant on.
-		switch forOperator, forTenant := hasScheme(op, "operator"), hasScheme(op, "bearer"); {
+		forIngest := hasScheme(op, "ingest")
+		switch forOperator, forTenant := hasScheme(op, "operator"), hasScheme(op, "bearer") || forIngest; {
 		case p.Role == RoleOperator && !forOperator:
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an operator key manages the rollout and the delivery quotas only (/v1/rollout, /v1/quotas); use a tenant's key for this")
 			return
@@ -412,6 +436,19 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 		}
 		if !s.served(p) {
 			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "Exosphere Alerts is not enabled for tenant "+p.TenantID+" (rollout); ask your operator")
+			return
+		}
+		// An ingest key sends events and does nothing else; sending events
+		// takes an ingest or an admin key (a viewer key is read-only).
+		switch {
+		case p.Role == RoleIngest && !forIngest:
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "an ingest key may only send events (POST /v1/events); use an admin or viewer key for this")
+			return
+		case forIngest && p.Role != RoleIngest && p.Role != RoleAdmin:
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "sending events needs a key of role ingest or admin (exo-alerts apikey create --role ingest)")
+			return
+		case forIngest:
+			next(huma.WithValue(ctx, principalKey{}, p))
 			return
 		}
 		if op.Method != http.MethodGet && p.Role != RoleAdmin {

@@ -130,6 +130,9 @@ func cmdControlplane(ctx context.Context, args []string) error {
 		// Caps of aggregate rules per tenant.
 		AggregateRulesPerTenant:  env.Int("EXO_AGGREGATE_RULES_PER_TENANT", 100),
 		AggregateGroupsPerTenant: int64(env.Int("EXO_AGGREGATE_GROUPS_PER_TENANT", 50000)),
+		// HTTP ingest's per-key rate limit.
+		IngestRate:  env.Int("EXO_INGEST_RATE", controlplane.DefaultIngestRate),
+		IngestBurst: env.Int("EXO_INGEST_BURST", controlplane.DefaultIngestBurst),
 	}
 	switch t := env.List("EXO_TENANTS"); {
 	case len(t) == 0 || slices.Equal(t, []string{"*"}):
@@ -167,7 +170,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 				AppRole: cpc.AppRole, OutboxPoll: cpc.OutboxPoll, PublishWait: cpc.PublishWait, Tenants: cpc.Tenants,
 				ReadHeaderTimeout: cpc.ReadHeaderTimeout, ReadTimeout: cpc.ReadTimeout, WriteTimeout: cpc.WriteTimeout, IdleTimeout: cpc.IdleTimeout,
 				AggregateRulesPerTenant: cpc.AggregateRulesPerTenant, AggregateGroupsPerTenant: cpc.AggregateGroupsPerTenant,
-				TenantQuota: cpc.TenantQuota, GlobalQuota: cpc.GlobalQuota,
+				TenantQuota: cpc.TenantQuota, GlobalQuota: cpc.GlobalQuota, IngestRate: cpc.IngestRate, IngestBurst: cpc.IngestBurst,
 			})
 		},
 	}
@@ -486,7 +489,7 @@ func cmdEmit(ctx context.Context, args []string) error {
 	return nil
 }
 
-const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer]
+const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--role admin|viewer|ingest]
        exo-alerts apikey create --role operator [--name N]
        exo-alerts apikey list [--tenant T]
        exo-alerts apikey revoke <id>`
@@ -524,7 +527,7 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
-	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; operator: the rollout and quota APIs only, no tenant")
+	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; ingest: only sends the tenant's events (POST /v1/events); operator: the rollout and quota APIs only, no tenant")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -261,6 +261,18 @@ var vars = []Var{
 		Doc:  "how often old history and published outbox rows are deleted",
 	},
 	{
+		Name: "EXO_INGEST_RATE", Default: "`1000`", Commands: []string{"controlplane"},
+		Help: "events per second one API key may send to POST /v1/events; negative: no limit",
+		Doc: "events per second one API key may send to `POST /v1/events` (429 with `Retry-After` past it; each key " +
+			"has its own bucket, so one tenant flooding does not slow another); negative: no limit " +
+			"([HTTP ingest](docs/producers.md#http-ingest))",
+	},
+	{
+		Name: "EXO_INGEST_BURST", Default: "`1000`", Commands: []string{"controlplane"},
+		Help: "events one API key may send at once to POST /v1/events (the bucket's size)",
+		Doc:  "events one API key may send at once to `POST /v1/events` (the token bucket's size); a batch larger than this gets 413",
+	},
+	{
 		Name: "EXO_AGGREGATE_RULES_PER_TENANT", Default: "`100`", Commands: []string{"controlplane"},
 		Help: "most active count and rate rules a tenant may have",
 		Doc: "most active count and rate rules a tenant may have; the API refuses one more (422 on `kind`) " +
