@@ -491,6 +491,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_recorder_skipped_records_total":         labelSets("topic", recorded...),
 		"exo_recorder_quarantined_records_total":     labelSets("topic", recorded...),
 		"exo_controlplane_dependency_failures_total": labelSets("dependency", "postgres"),
+		"exo_controlplane_ingest_events_total":       labelSets("outcome", "accepted", "invalid", "wrong_tenant", "rate_limited", "too_large", "unavailable"),
 		"exo_recorder_notices_total":                 labelSets("kind", "rule_disabled", "endpoint_unhealthy", "dead_letters", "quota_exceeded"),
 		"exo_dispatcher_unhealthy_notices_total":     labelSets("state", schemas.EndpointUnhealthy, schemas.EndpointHealthy),
 		"exo_controlplane_http_requests_total": func() []string {
