@@ -38,6 +38,9 @@ const (
 	// events; past it the request is answered 503 (retry: the processor
 	// deduplicates events on their id).
 	ingestProduceTimeout = 10 * time.Second
+	// ingestBodyReadTimeout bounds the reading of a request's body (the
+	// server's ReadTimeout, 30s by default, bounds the whole request).
+	ingestBodyReadTimeout = 20 * time.Second
 )
 
 // Media types of the CloudEvents HTTP binding.
@@ -135,6 +138,8 @@ func (s *Server) registerIngest(api huma.API) {
 		// The body is judged here (ingestDocuments, schemas.CheckWorkflowEvent),
 		// not by huma against the documented schemas.
 		SkipValidateBody: true,
+		// A 4 MiB batch over a slow link needs more than huma's default 5s.
+		BodyReadTimeout: ingestBodyReadTimeout,
 		RequestBody: &huma.RequestBody{Content: map[string]*huma.MediaType{
 			ctBatch:            {Schema: &huma.Schema{Type: "array", Items: anyEvent, MaxItems: &maxBatch}},
 			"application/json": {Schema: &huma.Schema{Type: "object", Description: "Binary mode: the event's data object; its attributes in ce-specversion, ce-id, ce-source, ce-type, ce-time, ce-tenantid (and ce-subject, …) headers"}},
