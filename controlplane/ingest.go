@@ -165,10 +165,11 @@ func (s *Server) ingest(ctx context.Context, in *ingestIn) (*ingestOut, error) {
 		return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("a batch of %d events: at most %d per request", n, MaxIngestBatch))
 	}
 	if wait, ok := s.ingestLimit.take(p.KeyID, n); !ok {
-		s.ingestMetrics.add(ingestRateLimited, n)
 		if wait < 0 {
+			s.ingestMetrics.add(ingestTooLarge, n)
 			return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("a batch of %d events is more than this key may send at once (%d, EXO_INGEST_BURST)", n, s.ingestLimit.burst))
 		}
+		s.ingestMetrics.add(ingestRateLimited, n)
 		secs := int((wait + time.Second - 1) / time.Second)
 		return nil, huma.ErrorWithHeaders(
 			huma.Error429TooManyRequests(fmt.Sprintf("this API key sends more than %d events per second (EXO_INGEST_RATE); retry in %ds", s.cfg.IngestRate, secs)),
@@ -278,7 +279,9 @@ func ingestDocuments(in *ingestIn) ([][]byte, error) {
 	if err != nil && in.ContentType != "" {
 		return nil, huma.Error400BadRequest(fmt.Sprintf("Content-Type %q cannot be read", in.ContentType))
 	}
-	if _, binary := in.attrs["specversion"]; binary {
+	// The media type names the structured and batch modes; otherwise a
+	// ce-specversion header makes the request a binary-mode event.
+	if _, binary := in.attrs["specversion"]; binary && mt != ctStructured && mt != ctBatch {
 		// Binary mode: the body is the data, Content-Type its type.
 		attrs := in.attrs
 		if in.ContentType != "" {

@@ -408,6 +408,14 @@ func TestTenantIsolationSweep(t *testing.T) {
 				t.Errorf("%s naming A's endpoint: %d %s, want 422", o, status, raw)
 			}
 		},
+		// B sends an event naming A's tenant: refused, nothing produced.
+		"ingest-events": func(t *testing.T, o openAPIOp, _, _ string) {
+			_, body := event(t, w.a.tenant, "run_b_into_a")
+			status, _, raw := call(t, w.cp.url, o.method, o.path, w.keyB, body, "Content-Type", "application/cloudevents+json")
+			if status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "wrong_tenant") {
+				t.Errorf("%s with an event of A's tenant: %d %s, want 422 wrong_tenant", o, status, raw)
+			}
+		},
 		// B replays every dead letter of all time: only its own.
 		"replay-dead-letters": func(t *testing.T, o openAPIOp, ctype, body string) {
 			var b map[string]any
