@@ -250,8 +250,10 @@ func (s *Server) ingestRecord(tenant string, doc []byte, res *IngestEventResult)
 
 // produceIngested puts recs on Kafka (idempotent producer, acks=all) and
 // returns once every one is written, or a 503 when Kafka does not take
-// them in time. Some may then be written: a retry is safe, the processor
-// deduplicates on the event id.
+// them in time. Some may then be written, or be written later (a record
+// already sent cannot be called back): a retry is safe, the processor
+// deduplicates on the event id. It does not wait on ProduceSync, which
+// waits for every record's outcome however long Kafka is away.
 func (s *Server) produceIngested(ctx context.Context, recs []*kgo.Record) error {
 	retry := huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("Kafka did not take the events in time; retry (an event sent twice alerts once)"),
 		http.Header{"Retry-After": {"5"}})
@@ -260,11 +262,23 @@ func (s *Server) produceIngested(ctx context.Context, recs []*kgo.Record) error 
 	}
 	pctx, cancel := context.WithTimeout(ctx, ingestProduceTimeout)
 	defer cancel()
-	if err := s.kafka.ProduceSync(pctx, recs...).FirstErr(); err != nil {
-		if !canceled(ctx, err) {
-			s.log.Warn("ingest: produce events", "err", err, "events", len(recs))
+	done := make(chan error, len(recs)) // never blocks a late callback
+	for _, r := range recs {
+		s.kafka.Produce(pctx, r, func(_ *kgo.Record, err error) { done <- err })
+	}
+	for range recs {
+		var err error
+		select {
+		case err = <-done:
+		case <-pctx.Done():
+			err = pctx.Err()
 		}
-		return retry
+		if err != nil {
+			if !canceled(ctx, err) {
+				s.log.Warn("ingest: produce events", "err", err, "events", len(recs))
+			}
+			return retry
+		}
 	}
 	return nil
 }

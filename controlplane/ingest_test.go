@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
@@ -297,5 +299,36 @@ func TestIngestFloodDoesNotStarveOthers(t *testing.T) {
 	accepted := testenv.Metric(t, e.cp.reg, "exo_controlplane_ingest_events_total", "outcome", "accepted")
 	if limited := testenv.Metric(t, e.cp.reg, "exo_controlplane_ingest_events_total", "outcome", "rate_limited"); limited == 0 || accepted < 10 {
 		t.Errorf("accepted %v, rate_limited %v", accepted, limited)
+	}
+}
+
+// While Kafka is away the ingest never answers 202: it answers 503 with
+// Retry-After once Kafka has not taken the events in time; the engine's
+// retry once Kafka is back is accepted and lands on the topic.
+func TestIngestKafkaOutage(t *testing.T) {
+	t.Parallel()
+	gate := testenv.NewKafkaGate(t)
+	e := newIngestEnv(t, func(c *controlplane.Config) { c.KafkaOpts = []kgo.Opt{gate.Opt()} })
+	first, body := event(t, "acme", "run_1")
+	if status, _, raw := e.send(t, e.ingestKey, "application/cloudevents+json", body); status != http.StatusAccepted {
+		t.Fatalf("before the outage: %d %s", status, raw)
+	}
+	gate.Cut()
+	second, body2 := event(t, "acme", "run_2")
+	status, h, raw := e.send(t, e.ingestKey, "application/cloudevents+json", body2)
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("during the outage: %d (Retry-After %q) %s; want 503 with Retry-After", status, h.Get("Retry-After"), raw)
+	}
+	if v := testenv.Metric(t, e.cp.reg, "exo_controlplane_ingest_events_total", "outcome", "unavailable"); v != 1 {
+		t.Errorf("unavailable events counted %v; want 1", v)
+	}
+	gate.Restore(t)
+	eventually(t, time.Minute, "the retry accepted", func() (bool, string) {
+		status, _, raw := e.send(t, e.ingestKey, "application/cloudevents+json", body2)
+		return status == http.StatusAccepted, strconv.Itoa(status) + " " + string(raw)
+	})
+	got := e.eventsOnTopic(t)
+	if len(got["acme/run_1"]) != 1 || got["acme/run_1"][0].ID != first.ID || len(got["acme/run_2"]) == 0 || got["acme/run_2"][0].ID != second.ID {
+		t.Errorf("topic holds %+v", got)
 	}
 }
