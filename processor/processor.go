@@ -897,7 +897,7 @@ func (p *Processor) flushCounts() {
 		case outcomeMiskeyed:
 			p.m.miskeyed.Add(float64(n))
 		case outcomeAggregateInvalid:
-			p.aggInvalid.Add(uint64(n))
+			p.aggInvalid.Add(uint64(n)) //nolint:gosec // a count of records, never negative
 		default:
 			p.m.events.WithLabelValues(outcome).Add(float64(n))
 		}
