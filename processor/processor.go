@@ -201,6 +201,10 @@ type Processor struct {
 	// Both are cleared when the batch commits.
 	suspects map[eventAt]bool
 	poison   map[eventAt]error
+
+	// aggInvalid counts the records of processor.aggregate-input set aside
+	// as invalid, in committed batches.
+	aggInvalid atomic.Uint64
 }
 
 // eventAt is an event's partition and offset; noEvent stands for the
@@ -609,8 +613,13 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		for i, r := range records {
 			if r.Topic == p.cfg.Topics.AggregateInput {
 				// Stage 2 (a record of a partition not assigned: as below).
+				// Its outputs are no event's: a refusal of one must not
+				// make the next event a suspect.
 				if p.agg.Assigned(r.Partition) {
 					out = append(out, p.aggregateInput(r)...)
+				}
+				for len(from) < len(out) {
+					from = append(from, noEvent)
 				}
 				continue
 			}
@@ -884,9 +893,12 @@ func (p *Processor) count(outcome string) {
 
 func (p *Processor) flushCounts() {
 	for outcome, n := range p.counts {
-		if outcome == outcomeMiskeyed {
+		switch outcome {
+		case outcomeMiskeyed:
 			p.m.miskeyed.Add(float64(n))
-		} else {
+		case outcomeAggregateInvalid:
+			p.aggInvalid.Add(uint64(n)) //nolint:gosec // a count of records, never negative
+		default:
 			p.m.events.WithLabelValues(outcome).Add(float64(n))
 		}
 	}
