@@ -171,7 +171,8 @@ func (a api) call(t *testing.T, method, path string, body any, want int) map[str
 // Each example receiver, set up as a receiving team would (its endpoint's
 // secret in its environment), verifies a real delivery of a failed run
 // from the running system and handles it exactly once; and each refuses a
-// tampered body and a stale timestamp, and does not handle a replayed
+// tampered body, a stale timestamp and another secret's signature, accepts
+// the two signatures of a secret rotation, and does not handle a replayed
 // webhook-id twice.
 func TestExampleReceivers(t *testing.T) {
 	t.Parallel()
@@ -250,11 +251,11 @@ func TestExampleReceivers(t *testing.T) {
 	}
 	for _, r := range recvs {
 		t.Run(r.name, func(t *testing.T) {
-			send := func(id string, signedAt time.Time, signed, sent []byte) int {
+			sendSignedBy := func(secrets []string, id string, signedAt time.Time, signed, sent []byte) int {
 				t.Helper()
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(sent))
 				req.Header.Set("Content-Type", "application/json")
-				if err := signature.Sign(req.Header, []string{r.secret}, id, signedAt, signed); err != nil {
+				if err := signature.Sign(req.Header, secrets, id, signedAt, signed); err != nil {
 					t.Fatal(err)
 				}
 				resp, err := http.DefaultClient.Do(req)
@@ -264,6 +265,10 @@ func TestExampleReceivers(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				_ = resp.Body.Close()
 				return resp.StatusCode
+			}
+			send := func(id string, signedAt time.Time, signed, sent []byte) int {
+				t.Helper()
+				return sendSignedBy([]string{r.secret}, id, signedAt, signed, sent)
 			}
 			tampered := bytes.Replace(body, []byte(`"nightly-etl"`), []byte(`"nightly-etL"`), 1)
 			if bytes.Equal(tampered, body) {
@@ -283,6 +288,14 @@ func TestExampleReceivers(t *testing.T) {
 			if code := send("alrt_direct_3", now.Add(-6*time.Minute), body, body); !refused(code) {
 				t.Errorf("a timestamp 6 minutes old: %d, want 401 or 400", code)
 			}
+			// During a secret rotation the new secret signs first, the
+			// receiver's (now previous) one second: it still verifies.
+			if code := sendSignedBy([]string{signature.NewSecret(), r.secret}, "alrt_direct_4", now, body, body); code/100 != 2 {
+				t.Errorf("a delivery signed by a new and the receiver's secret (rotation): %d, want 2xx", code)
+			}
+			if code := sendSignedBy([]string{signature.NewSecret()}, "alrt_direct_5", now, body, body); !refused(code) {
+				t.Errorf("a delivery signed by another secret only: %d, want 401 or 400", code)
+			}
 			// The refusal was the signature's, not a dedup: alrt_direct_2 signed
 			// correctly is handled. Handled in order, so once it shows, every
 			// earlier acceptance has shown too.
@@ -290,8 +303,8 @@ func TestExampleReceivers(t *testing.T) {
 				t.Errorf("a correctly signed delivery: %d, want 2xx", code)
 			}
 			got := waitHandled(t, r, "alrt_direct_2")
-			if want := []string{got[0], "alrt_direct_1", "alrt_direct_2"}; strings.Join(got, " ") != strings.Join(want, " ") {
-				t.Errorf("handled %v; want %v (the real alert, then each forged id once; nothing tampered or stale)", got, want)
+			if want := []string{got[0], "alrt_direct_1", "alrt_direct_4", "alrt_direct_2"}; strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("handled %v; want %v (the real alert, then each correctly signed id once; nothing tampered, stale or signed by another secret)", got, want)
 			}
 		})
 	}
