@@ -66,13 +66,18 @@ const server = http.createServer((req, res) => {
   });
   req.on("end", () => {
     const body = Buffer.concat(chunks).toString("utf8"); // the raw bytes: verify them before parsing
-    let payload;
     try {
-      payload = webhook.verify(body, req.headers);
+      webhook.verify(body, req.headers, { jsonParse: false });
     } catch (err) {
-      // bad or missing signature, stale timestamp, not JSON
+      // a missing, malformed or wrong signature, or a stale timestamp
       process.stderr.write(`refused: ${err.message}\n`);
       return answer(res, 401, "bad signature");
+    }
+    let payload;
+    try {
+      payload = JSON.parse(body);
+    } catch {
+      return answer(res, 400, "not a payload v1");
     }
     const id = req.headers["webhook-id"];
     if (!firstTime(id)) return answer(res, 200); // already handled: acknowledge, do nothing

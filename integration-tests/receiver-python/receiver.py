@@ -64,10 +64,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(413, "too large")
         body = self.rfile.read(length)  # the raw bytes: verify them before parsing
         try:
-            payload = webhook.verify(body, dict(self.headers.items()))
-        except Exception as err:  # bad or missing signature, stale timestamp, not JSON
+            webhook.verify(body, dict(self.headers.items()), json_parse=False)
+        except Exception as err:  # a missing, malformed or wrong signature, or a stale timestamp
             print(f"refused: {err}", file=sys.stderr, flush=True)
             return self.answer(401, "bad signature")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return self.answer(400, "not a payload v1")
         webhook_id = self.headers["webhook-id"]
         if not first_time(webhook_id):
             return self.answer(200, "")  # already handled: acknowledge, do nothing

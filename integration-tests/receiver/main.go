@@ -93,6 +93,11 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
+	var p schemas.WebhookPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, "not a payload v1", http.StatusBadRequest)
+		return
+	}
 	id := r.Header.Get("webhook-id")
 	rc.mu.Lock()
 	_, dup := rc.seen[id]
@@ -107,11 +112,6 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Unlock()
 	if dup {
 		w.WriteHeader(http.StatusOK) // already handled: acknowledge, do nothing
-		return
-	}
-	var p schemas.WebhookPayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		http.Error(w, "not a payload v1", http.StatusBadRequest)
 		return
 	}
 	rc.handle(id, p) // must not block: hand the work over and answer

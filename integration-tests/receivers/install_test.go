@@ -1,6 +1,7 @@
 package receivers_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // cacheDir is where installed dependencies are kept between runs: the
@@ -65,9 +67,14 @@ func cached(t *testing.T, dir string, fill func(tmp string) error) string {
 	return dir
 }
 
+// installTimeout bounds one install step (a download from PyPI or npm).
+const installTimeout = 5 * time.Minute
+
 // run runs a command, returning its output in the error if it fails.
 func run(dir, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return errors.New(cmd.String() + ": " + err.Error() + "\n" + string(out))

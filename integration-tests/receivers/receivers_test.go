@@ -288,6 +288,12 @@ func TestExampleReceivers(t *testing.T) {
 			if code := send("alrt_direct_3", now.Add(-6*time.Minute), body, body); !refused(code) {
 				t.Errorf("a timestamp 6 minutes old: %d, want 401 or 400", code)
 			}
+			if code := send("alrt_direct_6", now.Add(6*time.Minute), body, body); !refused(code) {
+				t.Errorf("a timestamp 6 minutes ahead: %d, want 401 or 400", code)
+			}
+			if code := send("alrt_direct_7", now, []byte("{not json"), []byte("{not json")); code != http.StatusBadRequest {
+				t.Errorf("a signed body that is not JSON: %d, want 400", code)
+			}
 			// During a secret rotation the new secret signs first, the
 			// receiver's (now previous) one second: it still verifies.
 			if code := sendSignedBy([]string{signature.NewSecret(), r.secret}, "alrt_direct_4", now, body, body); code/100 != 2 {
@@ -304,7 +310,7 @@ func TestExampleReceivers(t *testing.T) {
 			}
 			got := waitHandled(t, r, "alrt_direct_2")
 			if want := []string{got[0], "alrt_direct_1", "alrt_direct_4", "alrt_direct_2"}; strings.Join(got, " ") != strings.Join(want, " ") {
-				t.Errorf("handled %v; want %v (the real alert, then each correctly signed id once; nothing tampered, stale or signed by another secret)", got, want)
+				t.Errorf("handled %v; want %v (the real alert, then each correctly signed id once; nothing tampered, stale, signed by another secret or not JSON)", got, want)
 			}
 		})
 	}
