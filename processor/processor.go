@@ -612,6 +612,11 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 				if p.agg.Assigned(r.Partition) {
 					out = append(out, p.aggregateInput(r)...)
 				}
+				// No workflow event made these: a record Kafka refuses
+				// must not be blamed on (and set aside) the next event.
+				for len(from) < len(out) {
+					from = append(from, noEvent)
+				}
 				continue
 			}
 			if !p.eng.Assigned(r.Partition) {
