@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -139,8 +140,32 @@ func TestPythonProducer(t *testing.T) {
 		t.Errorf("deliveries for runs %v, want only %v", perRun, runs)
 	}
 
+	// On the wire: binary mode is ce_* headers and the data object as the
+	// value; structured mode is the whole event as the value.
+	for _, r := range readTopic(t, s.Brokers, s.Topics.Events, 5) {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(r.Value, &doc); err != nil {
+			t.Fatalf("record %s: value is not a JSON object: %v", r.Key, err)
+		}
+		ct := kafka.Header(r, "content-type")
+		switch string(r.Key) {
+		case tenant + "/run_py_binary", tenant + "/run_py_broken":
+			if kafka.Header(r, "ce_specversion") != "1.0" || kafka.Header(r, "ce_source") == "" || ct != "application/json" ||
+				doc["workflow"] == nil || doc["specversion"] != nil {
+				t.Errorf("binary record %s: want ce_* headers, content-type application/json and the data object; headers %v, value %s", r.Key, headers(r), r.Value)
+			}
+		case tenant + "/run_py_structured":
+			if kafka.Header(r, "ce_specversion") != "" || ct != "application/cloudevents+json" ||
+				string(doc["specversion"]) != `"1.0"` || string(doc["tenantid"]) != `"acme"` || doc["data"] == nil {
+				t.Errorf("structured record %s: want the whole event as application/cloudevents+json; headers %v, value %s", r.Key, headers(r), r.Value)
+			}
+		default:
+			t.Errorf("record with key %q on the events topic", r.Key)
+		}
+	}
+
 	// The broken event, and only it, is on the invalid topic with its reason.
-	inv := readInvalid(t, s.Brokers, s.Topics.EventsInvalid)
+	inv := readTopic(t, s.Brokers, s.Topics.EventsInvalid, 1)[0]
 	if string(inv.Key) != tenant+"/run_py_broken" || !strings.Contains(kafka.Header(inv, schemas.HeaderInvalidReason), "tenantid") {
 		t.Errorf("invalid record key %q, reason %q; want the broken run's, naming tenantid", inv.Key, kafka.Header(inv, schemas.HeaderInvalidReason))
 	}
@@ -181,10 +206,10 @@ func runScript(t *testing.T, python string, args ...string) []sent {
 	return out
 }
 
-// readInvalid reads the invalid-events topic until it has one record, and
-// fails if it holds more (nothing produced after it could be judged invalid:
-// the processor had judged every event when this is called).
-func readInvalid(t *testing.T, brokers []string, topic string) *kgo.Record {
+// readTopic reads topic from the start until it has n records, and fails
+// if it holds more than the polls that reached n returned (called once
+// nothing more can be written to it).
+func readTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
@@ -195,17 +220,26 @@ func readInvalid(t *testing.T, brokers []string, topic string) *kgo.Record {
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	var recs []*kgo.Record
-	for len(recs) == 0 {
+	for len(recs) < n {
 		f := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("nothing on %s within %s", topic, wait)
+			t.Fatalf("%d of %d records on %s within %s", len(recs), n, topic, wait)
 		}
 		recs = append(recs, f.Records()...)
 	}
-	if len(recs) != 1 {
-		t.Fatalf("%d records on %s, want 1 (the broken event)", len(recs), topic)
+	if len(recs) != n {
+		t.Fatalf("%d records on %s, want %d", len(recs), topic, n)
 	}
-	return recs[0]
+	return recs
+}
+
+// headers lists a record's headers readably.
+func headers(r *kgo.Record) string {
+	var b strings.Builder
+	for _, h := range r.Headers {
+		fmt.Fprintf(&b, "%s=%q ", h.Key, h.Value)
+	}
+	return b.String()
 }
 
 // delivery is one POST the receiver got.
