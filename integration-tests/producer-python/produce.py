@@ -72,7 +72,7 @@ def run_events(args, now):
 
     def event(type_, time, run, **extra):
         attributes = {
-            "id": str(uuid.uuid4()),  # unique per source: the processor drops a repeated id
+            "id": str(uuid.uuid4()),  # unique per source; a redelivery keeps its id
             "source": SOURCE,
             "type": type_,
             "time": time,  # when the run changed state; a datetime, the SDK formats it
