@@ -297,6 +297,13 @@ func cmdProcessor(ctx context.Context, args []string) error {
 		pc.AggregateDelay = processor.NoAggregateDelay
 	}
 	pc.TenantQuota, pc.GlobalQuota = quotaEnv(env)
+	switch v := env.String("EXO_PROCESSOR_STRICT_KEYS", "off"); v {
+	case "on":
+		pc.StrictKeys = true
+	case "off":
+	default:
+		env.Problem("EXO_PROCESSOR_STRICT_KEYS: %q is neither on nor off", v)
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}
