@@ -48,6 +48,8 @@ Commands:
                  404/410, retention
   migrate        up | down | status
   emit           produce test workflow events
+  validate       check events (a file, stdin, a Kafka record dump or a batch) as the
+                 processor judges them; print every problem with its path
   apikey         create | list | revoke API keys (--role operator: an operator's key)
   rollout        list | set <tenant> off|beta|ga | clear <tenant> | default off|beta|ga |
                  history: the live rollout flag (who gets alerts)
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
-		"quarantine": cmdQuarantine, "rollout": cmdRollout, "quota": cmdQuota, "version": cmdVersion, "--version": cmdVersion,
+		"quarantine": cmdQuarantine, "rollout": cmdRollout, "quota": cmdQuota, "validate": cmdValidate, "version": cmdVersion, "--version": cmdVersion,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
