@@ -184,9 +184,9 @@ var vars = []Var{
 		Name: "EXO_PROCESSOR_STRICT_KEYS", Default: "`off`", Commands: []string{"processor"},
 		Help: "on sends an event whose record key does not start with <its tenant>/ to the invalid topic",
 		Doc: "`on` sends an event whose record key does not start with `<its tenantid>/` to `workflow-events.invalid` " +
-			"(reason in `exo-invalid-reason`) instead of processing it, so that write access to the events topic for a key " +
-			"prefix (a Kafka prefixed ACL) is write access to that tenant's alerts only; `off` processes it and counts it " +
-			"(`exo_processor_miskeyed_events_total`) ([Strict keying](docs/producers.md#strict-keying))",
+			"(reason in `exo-invalid-reason`) instead of processing it: the key then names the tenant an event alerts, so a gate " +
+			"that checks keys only (a Kafka proxy allowing each producer one key prefix) is a gate on tenants; `off` processes " +
+			"it and counts it (`exo_processor_miskeyed_events_total`) ([Strict keying](docs/producers.md#strict-keying))",
 	},
 	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},
