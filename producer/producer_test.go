@@ -2,9 +2,11 @@ package producer_test
 
 import (
 	"encoding/json"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/producer"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -86,7 +88,7 @@ func TestEventIDs(t *testing.T) {
 	if a, b := producer.Failed(r1, at, schemas.ErrorInfo{}).ID, producer.Failed(r1, at.Add(time.Second), schemas.ErrorInfo{Code: "x"}).ID; a != b {
 		t.Errorf("the same failure resent has ids %q and %q", a, b)
 	}
-	if _, err := producer.New(producer.Options{}); err != producer.ErrNoBrokers {
+	if _, err := producer.New(producer.Options{}); !errors.Is(err, producer.ErrNoBrokers) {
 		t.Errorf("New without brokers: %v", err)
 	}
 }

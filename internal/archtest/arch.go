@@ -76,7 +76,7 @@ func Check(pkgs []Package, allowed []Exception) (violations []Violation, stale [
 		check := func(imports []string, test bool) {
 			for _, imp := range imports {
 				to, ok := rel(imp)
-				if !ok && !(test && prod[imp]) && public[top(from)] != "" && !stdOrFranz(imp) {
+				if !ok && (!test || !prod[imp]) && public[top(from)] != "" && !stdOrFranz(imp) {
 					e := Edge{From: from, To: imp, Test: test}
 					seen[e] = true
 					if !excepted[e] {
