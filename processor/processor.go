@@ -67,6 +67,13 @@ type Config struct {
 	// none); an operator's override on tenant-limits replaces TenantQuota
 	// for its tenant (processor/quota).
 	TenantQuota, GlobalQuota int64
+	// StrictKeys (EXO_PROCESSOR_STRICT_KEYS=on) sends an event whose
+	// record key does not start with "<its tenantid>/" to the invalid
+	// topic instead of processing it, so that write access to the events
+	// topic under a key prefix is write access to that tenant's alerts
+	// only. Off: such an event is processed and counted
+	// (exo_processor_miskeyed_events_total).
+	StrictKeys bool
 }
 
 func (c *Config) validate() error {
@@ -837,6 +844,9 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 // handle turns one event record into the records to produce.
 func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	ev, err := d.ev, d.err
+	if err == nil && p.cfg.StrictKeys {
+		err = keyProblem(r.Key, ev)
+	}
 	if err != nil {
 		p.count("invalid")
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
