@@ -477,7 +477,7 @@ func knownLabels(t *testing.T, topics kafka.Topics) map[string][]string {
 		"exo_processor_quota_suppressed_total":  labelSets("scope", "tenant", "global"),
 
 		// Stage 2 of the processor (count and rate rules).
-		"exo_processor_aggregate_inputs_total":      labelSets("outcome", "counted", "late", "dropped", "stale_spec"),
+		"exo_processor_aggregate_inputs_total":      labelSets("outcome", "counted", "late", "dropped", "stale_spec", "invalid"),
 		"exo_processor_aggregate_transitions_total": labelSets("to", "firing", "resolving", "resolved", "repeat"),
 
 		"exo_dispatcher_attempts_total": labelSets("outcome",

@@ -115,3 +115,48 @@ func TestBreakerNoticeOnceWhileOpen(t *testing.T) {
 		}
 	}
 }
+
+// A dispatcher that starts while an endpoint is down (a restart, a deploy,
+// another tier's instance) does not know that an earlier instance reported
+// it unhealthy: its own stretch of failures may end before UnhealthyAfter.
+// The breaker closing must still be reported healthy, or the tenant's open
+// endpoint_unhealthy notice ("keeps failing") is never resolved: the
+// recorder resolves an open notice on any healthy report of a later time.
+func TestBreakerClosedBeforeReportStillReportsHealthy(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	var up atomic.Bool
+	rcv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if up.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	ep := h.addEndpoint(endpoint{url: rcv.srv.URL + "/hook"})
+	var failing []*kgo.Record
+	for range 3 {
+		r, _ := h.delivery(ep.id)
+		failing = append(failing, withMaxAttempts(t, r, 2))
+	}
+	h.produce(failing...)
+	h.startWith(local, func(c *dispatcher.Config) {
+		c.BreakerThreshold, c.BreakerCooldown, c.UnhealthyAfter = 2, 200*time.Millisecond, time.Hour
+	})
+	for _, r := range failing {
+		h.dlq(r.Value)
+	}
+	up.Store(true)
+	r, d := h.delivery(ep.id)
+	h.produce(withMaxAttempts(t, r, 8))
+	h.finalResults(d.AlertID)
+	h.waitFor(h.topics.EndpointHealth, "healthy report", func(r *kgo.Record) bool {
+		var rec schemas.EndpointHealthRecord
+		_ = json.Unmarshal(r.Value, &rec)
+		return rec.EndpointID == ep.id && rec.State == schemas.EndpointHealthy
+	})
+	got := h.healthOf(ep.id)
+	if len(got) != 1 || got[0].State != schemas.EndpointHealthy || got[0].Since.IsZero() || got[0].At.Before(got[0].Since) {
+		t.Errorf("health reports %+v; want one healthy report of the stretch (no unhealthy one: it never lasted UnhealthyAfter)", got)
+	}
+}

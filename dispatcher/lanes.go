@@ -138,14 +138,17 @@ func (ls *lanes) allow(l *lane) bool {
 
 // report records an attempt's result: a success closes the breaker; the
 // threshold-th consecutive failure (or a failed probe) opens it. A success
-// that closes a breaker reported unhealthy returns that stretch (healed).
+// that closes a breaker returns its stretch (healed) when it was reported
+// unhealthy or alerts failed in it: the stretch may be the tail of one an
+// earlier instance (before a restart, or of another tier) reported, whose
+// notice only a healthy report resolves.
 func (ls *lanes) report(l *lane, ok bool) (healed *stretch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	probe := l.probing
 	l.probing = false
 	if ok {
-		if l.noticed {
+		if l.noticed || (l.alerts && !l.unhealthySince.IsZero()) {
 			healed = &stretch{since: l.unhealthySince, failures: l.failures}
 		}
 		l.failures, l.unhealthySince, l.noticed, l.alerts, l.lastClass = 0, time.Time{}, false, false, ""

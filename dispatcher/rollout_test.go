@@ -76,10 +76,12 @@ func TestTenantSwitchedOffIsNotSent(t *testing.T) {
 	if res, _ := h.result(del.AlertID); res.Outcome != schemas.OutcomeDelivered {
 		t.Fatalf("the first delivery after the tenant was switched on: %+v, want delivered", res)
 	}
-	sent := len(recv.requests())
-	// Switched off, the table tails the topic: within moments.
+	// Switched off, the table tails the topic: within moments. The
+	// deliveries made before it caught up are sent (each has its result
+	// when sendUntil returns); from then on, none is.
 	h.setRollout(schemas.RolloutDefaultKey, "beta") // acme has no state: not in the beta
 	t.Logf("global beta: a delivery was set aside %v later", sendUntil(schemas.OutcomeDead).Round(time.Millisecond))
+	sent := len(recv.requests())
 	rec, del = h.delivery(ep.id)
 	h.produce(rec)
 	if res, _ := h.result(del.AlertID); res.ErrorClass != "tenant_disabled" {

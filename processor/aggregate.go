@@ -10,6 +10,8 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -64,14 +66,59 @@ func (p *Processor) rebalanceAggregate(ctx context.Context, assign bool, at tp) 
 }
 
 // aggregateInput feeds one record of processor.aggregate-input to stage 2.
+// A record that is not a valid input or marker (only the processor writes
+// the topic: a bug, or a record made by hand) can never succeed: it is
+// counted (exo_processor_aggregate_inputs_total{outcome="invalid"}),
+// logged with its coordinates and set aside on the invalid topic with its
+// reason, in the batch's transaction, like an invalid event.
 func (p *Processor) aggregateInput(r *kgo.Record) []*kgo.Record {
 	var in schemas.AggregateInput
-	if err := json.Unmarshal(r.Value, &in); err != nil {
-		// Only the processor writes the topic: a bug or a hand-made record.
-		p.log.Error("undecodable aggregate input skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
-		return nil
+	err := json.Unmarshal(r.Value, &in)
+	if err == nil {
+		err = checkAggregateInput(&in)
+	}
+	if err != nil {
+		// The schema says what else is wrong; the cheap checks above keep
+		// the hot path free of it.
+		if verr := schemas.Validate(schemas.KindAggregateInput, r.Value); verr != nil {
+			err = fmt.Errorf("%w (%w)", err, verr)
+		}
+		reason := invalid("aggregate input: %v", err)
+		p.count(outcomeAggregateInvalid)
+		p.log.Error("invalid aggregate input sent to the invalid topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason)
+		return []*kgo.Record{p.invalidRecord(r, reason)}
 	}
 	return p.aggregateRecords(r.Partition, p.agg.Input(r.Partition, &in))
+}
+
+// outcomeAggregateInvalid counts the records of processor.aggregate-input
+// set aside (exo_processor_aggregate_inputs_total{outcome="invalid"}).
+const outcomeAggregateInvalid = "aggregate_invalid"
+
+// checkAggregateInput is the cheap check of a decoded input: the members
+// stage 2 needs, present and known. The engine would ignore (or count as
+// stale_spec) what fails it, silently.
+func checkAggregateInput(in *schemas.AggregateInput) error {
+	switch in.Kind {
+	case schemas.AggregateInputKindInput:
+		switch {
+		case in.TenantID == "" || in.RuleID == "":
+			return errors.New("an input without tenant_id or rule_id")
+		case in.At.IsZero():
+			return errors.New("an input without at")
+		}
+		switch in.Outcome {
+		case schemas.AggregateOutcomeMatched, schemas.AggregateOutcomeSucceeded, schemas.AggregateOutcomeFailed:
+			return nil
+		}
+		return fmt.Errorf("unknown outcome %q", in.Outcome)
+	case schemas.AggregateInputKindWatermark:
+		if in.SourcePartition == nil || *in.SourcePartition < 0 || in.Watermark.IsZero() {
+			return errors.New("a watermark marker without source_partition or watermark")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown kind %q", in.Kind)
 }
 
 // inputParts are the assigned partitions of processor.aggregate-input, in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/testenv"
 	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor"
@@ -600,5 +602,86 @@ func TestAggregateBacklogReplayNothingLate(t *testing.T) {
 	late := testenv.Metric(t, p.reg, "exo_processor_aggregate_inputs_total", "outcome", "late")
 	if counted != partitions*perPartition || late != 0 {
 		t.Fatalf("inputs counted %v, late %v; want %d counted, none late", counted, late, partitions*perPartition)
+	}
+}
+
+// A record of processor.aggregate-input that can never succeed (not JSON;
+// JSON of an unknown kind), produced between a count rule's good inputs on
+// their partition, is set aside on the invalid topic with its reason and
+// coordinates, and counted; stage 2 keeps going: the rule (3 failures)
+// still fires exactly once, at the third failure.
+func TestAggregateInvalidInputSetAside(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	const tn = "tp"
+	e.putEndpoint(tn, "ep", true)
+	e.putRule(schemas.RuleRecord{TenantID: tn, ID: "three-failures", Kind: schemas.RuleKindCount, EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep",
+		IsActive: true, WindowMS: 15 * 60_000, Threshold: 3, GroupBy: []string{"workflow.name"}, MaxGroups: 10})
+	p := e.startProcessor("poison", func(c *processor.Config) { c.AggregateDelay = processor.NoAggregateDelay })
+	deliveries := e.collect(e.topics.Deliveries)
+	inputs := e.collect(e.topics.AggregateInput)
+
+	var ids []string
+	fail := func() {
+		ev := workload.Event(workload.Spec{Tenant: tn, Type: schemas.TypeRunFailed, WorkflowName: "etl", ErrorCode: "NODE_ERRORED"})
+		ids = append(ids, ev.ID)
+		e.produce(e.record(ev))
+		e.waitCaughtUp(30 * time.Second)
+		e.waitInputsRead(inputs, 30*time.Second)
+	}
+	// On the partition of the rule's inputs, between them.
+	key := []byte(schemas.TenantKey(tn, "three-failures"))
+	part := int32(kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.AggregateInput).Partition(&kgo.Record{Key: key}, partitions))
+	bad := map[string]*kgo.Record{
+		"garbage": {Topic: e.topics.AggregateInput, Partition: part, Key: key, Value: []byte("\x00\x01 not json {")},
+		"wrong-kind": {Topic: e.topics.AggregateInput, Partition: part, Key: key,
+			Value: []byte(`{"kind":"alert","tenant_id":"tp","rule_id":"three-failures","outcome":"matched","at":"2026-01-01T00:00:00Z"}`)},
+	}
+	fail()
+	e.produceOn(bad["garbage"])
+	fail()
+	e.produceOn(bad["wrong-kind"])
+	fail()
+	deliveries.waitFor(30*time.Second, "the firing", func() bool { return len(deliveries.episodes()) > 0 }, func() string { return describeEpisodes(deliveries.episodes()) })
+	fail() // the processor still runs, and a fourth failure does not fire again
+	deliveries.drain()
+	eps := deliveries.episodes()
+	if len(eps) != 1 || eps[0].EventType != schemas.TypeAlertFiring || eps[0].P.Data.Event.ID != ids[2] {
+		t.Fatalf("%s; want one firing, at the third failure (%s)", describeEpisodes(eps), ids[2])
+	}
+
+	invalid := e.collect(e.topics.EventsInvalid)
+	invalid.waitFor(30*time.Second, "both bad inputs on the invalid topic", func() bool { return len(invalid.recs) >= len(bad) },
+		func() string { return fmt.Sprintf("%d records", len(invalid.recs)) })
+	invalid.drain()
+	if len(invalid.recs) != len(bad) {
+		t.Fatalf("%d records on the invalid topic, want %d", len(invalid.recs), len(bad))
+	}
+	for _, r := range invalid.recs {
+		var name string
+		for n, b := range bad {
+			if string(b.Value) == string(r.Value) {
+				name = n
+			}
+		}
+		orig := bad[name]
+		reason := kafka.Header(r, schemas.HeaderInvalidReason)
+		if orig == nil || reason == "" ||
+			kafka.Header(r, schemas.HeaderOrigTopic) != e.topics.AggregateInput ||
+			kafka.Header(r, schemas.HeaderOrigPartition) != strconv.Itoa(int(orig.Partition)) ||
+			kafka.Header(r, schemas.HeaderOrigOffset) != strconv.FormatInt(orig.Offset, 10) {
+			t.Errorf("invalid record %q (%s): reason %q, origin %s/%s/%s", r.Value, name, reason,
+				kafka.Header(r, schemas.HeaderOrigTopic), kafka.Header(r, schemas.HeaderOrigPartition), kafka.Header(r, schemas.HeaderOrigOffset))
+			continue
+		}
+		t.Logf("%s → invalid: %s", name, reason)
+	}
+	for _, c := range []struct {
+		outcome string
+		want    float64
+	}{{"invalid", 2}, {"counted", 4}} {
+		if got := testenv.Metric(t, p.reg, "exo_processor_aggregate_inputs_total", "outcome", c.outcome); got != c.want {
+			t.Errorf("exo_processor_aggregate_inputs_total{outcome=%q} = %v, want %v", c.outcome, got, c.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -22,8 +23,12 @@ const MaxLabelBytes = schemas.MaxLabelBytes
 // errInvalid marks an event that is not a valid workflow event.
 var errInvalid = errors.New("invalid workflow event")
 
-// invalidError says why a record is not a valid workflow event.
-type invalidError struct{ reason string }
+// invalidError says why a record is not a valid workflow event. problems
+// are the schema's, each led by its JSON Pointer, when the schema is why.
+type invalidError struct {
+	reason   string
+	problems []string
+}
 
 func (e *invalidError) Error() string { return e.reason }
 func (e *invalidError) Unwrap() error { return errInvalid }
@@ -53,9 +58,59 @@ func decodeEvent(r *kgo.Record, maxBytes int) (*schemas.WorkflowEvent, error) {
 	}
 	ev, err := schemas.CheckWorkflowEvent(doc)
 	if err != nil {
+		var verr *schemas.ValidationError
+		if errors.As(err, &verr) {
+			return nil, &invalidError{reason: err.Error(), problems: verr.Problems}
+		}
 		return nil, invalid("%v", err)
 	}
 	return ev, nil
+}
+
+// keyProblem returns why key is not a strict key of ev (one starting with
+// "<tenantid>/"), or nil.
+func keyProblem(key []byte, ev *schemas.WorkflowEvent) error {
+	if bytes.HasPrefix(key, []byte(ev.TenantID+"/")) {
+		return nil
+	}
+	k := key
+	if len(k) > 128 {
+		k = k[:128]
+	}
+	return invalid("record key %q does not start with the event's tenant %q followed by / (strict keys: EXO_PROCESSOR_STRICT_KEYS=on)", k, ev.TenantID)
+}
+
+// CheckOptions are the settings of the processor that decide whether an
+// event is valid.
+type CheckOptions struct {
+	// MaxEventBytes is the largest record value accepted (0: MaxEventBytes).
+	MaxEventBytes int
+	// StrictKeys checks the record key as EXO_PROCESSOR_STRICT_KEYS=on does.
+	StrictKeys bool
+}
+
+// CheckRecord judges r as the processor judges a record of the events
+// topic, with the same decoder. It returns the event, or the problems for
+// which the processor would put r on the invalid topic: for a schema
+// violation each problem is a JSON Pointer (or "(root)") and its reason,
+// otherwise there is one. The exo-invalid-reason header the processor
+// writes is reason. `exo-alerts validate` uses it.
+func CheckRecord(r *kgo.Record, o CheckOptions) (ev *schemas.WorkflowEvent, reason string, problems []string) {
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = MaxEventBytes
+	}
+	ev, err := decodeEvent(r, o.MaxEventBytes)
+	if err == nil && o.StrictKeys {
+		err = keyProblem(r.Key, ev)
+	}
+	if err == nil {
+		return ev, "", nil
+	}
+	var ie *invalidError
+	if errors.As(err, &ie) && len(ie.problems) > 0 {
+		return nil, ie.reason, ie.problems
+	}
+	return nil, err.Error(), []string{err.Error()}
 }
 
 // binaryToStructured builds the structured JSON document of a binary-mode event.

@@ -86,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 	}
 	ast := p.agg.Stats
 	aggInputs := prometheus.NewDesc("exo_processor_aggregate_inputs_total",
-		"Inputs of count and rate rules read by stage 2, by outcome: counted; late (older than the window at the rules' clock, or than the group's window); dropped (a new group beyond max_groups or EXO_PROCESSOR_AGGREGATE_MAX_GROUPS); stale_spec (made under a rule version whose window, condition, threshold or grouping has changed since).",
+		"Inputs of count and rate rules read by stage 2, by outcome: counted; late (older than the window at the rules' clock, or than the group's window); dropped (a new group beyond max_groups or EXO_PROCESSOR_AGGREGATE_MAX_GROUPS); stale_spec (made under a rule version whose window, condition, threshold or grouping has changed since); invalid (not a valid input or marker: set aside on the invalid topic with its reason).",
 		[]string{"outcome"}, nil)
 	aggTransitions := prometheus.NewDesc("exo_processor_aggregate_transitions_total",
 		"State changes of groups of count and rate rules, by the state or delivery they lead to: firing (a new episode, or back from resolving), resolving (the condition stopped holding; the hold runs), resolved, repeat (a repeat delivery while firing).",
@@ -95,6 +95,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor) (*metrics, error) {
 		m.events, m.txns, m.parts, m.miskeyed, m.restarts, m.kafkaDown, m.agg,
 		constCounters{desc: aggInputs, values: map[string]func() uint64{
 			"counted": ast.InputsCounted.Load, "late": ast.InputsLate.Load, "dropped": ast.InputsDropped.Load, "stale_spec": ast.InputsStaleSpec.Load,
+			"invalid": p.aggInvalid.Load,
 		}},
 		constCounters{desc: aggTransitions, values: map[string]func() uint64{
 			"firing": ast.ToFiring.Load, "resolving": ast.ToResolving.Load, "resolved": ast.ToResolved.Load, "repeat": ast.ToRepeat.Load,

@@ -67,6 +67,13 @@ type Config struct {
 	// none); an operator's override on tenant-limits replaces TenantQuota
 	// for its tenant (processor/quota).
 	TenantQuota, GlobalQuota int64
+	// StrictKeys (EXO_PROCESSOR_STRICT_KEYS=on) sends an event whose
+	// record key does not start with "<its tenantid>/" to the invalid
+	// topic instead of processing it, so that write access to the events
+	// topic under a key prefix is write access to that tenant's alerts
+	// only. Off: such an event is processed and counted
+	// (exo_processor_miskeyed_events_total).
+	StrictKeys bool
 }
 
 func (c *Config) validate() error {
@@ -201,6 +208,10 @@ type Processor struct {
 	// Both are cleared when the batch commits.
 	suspects map[eventAt]bool
 	poison   map[eventAt]error
+
+	// aggInvalid counts the records of processor.aggregate-input set aside
+	// as invalid, in committed batches.
+	aggInvalid atomic.Uint64
 }
 
 // eventAt is an event's partition and offset; noEvent stands for the
@@ -609,8 +620,13 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		for i, r := range records {
 			if r.Topic == p.cfg.Topics.AggregateInput {
 				// Stage 2 (a record of a partition not assigned: as below).
+				// Its outputs are no event's: a refusal of one must not
+				// make the next event a suspect.
 				if p.agg.Assigned(r.Partition) {
 					out = append(out, p.aggregateInput(r)...)
+				}
+				for len(from) < len(out) {
+					from = append(from, noEvent)
 				}
 				continue
 			}
@@ -828,6 +844,9 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 // handle turns one event record into the records to produce.
 func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	ev, err := d.ev, d.err
+	if err == nil && p.cfg.StrictKeys {
+		err = keyProblem(r.Key, ev)
+	}
 	if err != nil {
 		p.count("invalid")
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
@@ -884,9 +903,12 @@ func (p *Processor) count(outcome string) {
 
 func (p *Processor) flushCounts() {
 	for outcome, n := range p.counts {
-		if outcome == outcomeMiskeyed {
+		switch outcome {
+		case outcomeMiskeyed:
 			p.m.miskeyed.Add(float64(n))
-		} else {
+		case outcomeAggregateInvalid:
+			p.aggInvalid.Add(uint64(n)) //nolint:gosec // a count of records, never negative
+		default:
 			p.m.events.WithLabelValues(outcome).Add(float64(n))
 		}
 	}

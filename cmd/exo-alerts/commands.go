@@ -48,6 +48,8 @@ Commands:
                  404/410, retention
   migrate        up | down | status
   emit           produce test workflow events
+  validate       check events (a file, stdin, a Kafka record dump or a batch) as the
+                 processor judges them; print every problem with its path
   apikey         create | list | revoke API keys (--role operator: an operator's key)
   rollout        list | set <tenant> off|beta|ga | clear <tenant> | default off|beta|ga |
                  history: the live rollout flag (who gets alerts)
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 	cmds := map[string]func(context.Context, []string) error{
 		"dev": cmdDev, "controlplane": cmdControlplane, "processor": cmdProcessor, "dispatcher": cmdDispatcher,
 		"recorder": cmdRecorder, "migrate": cmdMigrate, "emit": cmdEmit, "apikey": cmdAPIKey, "keyring": cmdKeyring,
-		"quarantine": cmdQuarantine, "rollout": cmdRollout, "quota": cmdQuota, "version": cmdVersion, "--version": cmdVersion,
+		"quarantine": cmdQuarantine, "rollout": cmdRollout, "quota": cmdQuota, "validate": cmdValidate, "version": cmdVersion, "--version": cmdVersion,
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
@@ -300,6 +302,13 @@ func cmdProcessor(ctx context.Context, args []string) error {
 		pc.AggregateDelay = processor.NoAggregateDelay
 	}
 	pc.TenantQuota, pc.GlobalQuota = quotaEnv(env)
+	switch v := env.String("EXO_PROCESSOR_STRICT_KEYS", "off"); v {
+	case "on":
+		pc.StrictKeys = true
+	case "off":
+	default:
+		env.Problem("EXO_PROCESSOR_STRICT_KEYS: %q is neither on nor off", v)
+	}
 	if err := env.Err(); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,7 +16,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
-	if err != nil {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		// A command that chose its exit status (validate: 1 some events
+		// invalid, 2 usage).
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "exo-alerts:", ee.msg)
+		}
+		os.Exit(ee.code)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "exo-alerts:", err)
 		os.Exit(1)
 	}

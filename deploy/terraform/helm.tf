@@ -41,6 +41,10 @@ locals {
       partitions = var.partitions
       retryTiers = var.retry_tiers
     }
+    quota = {
+      tenantPerMinute = var.delivery_quota.tenant_per_minute
+      globalPerMinute = var.delivery_quota.global_per_minute
+    }
     controlplane = { for k, v in { replicas = var.replicas.controlplane } : k => v if v != null }
     processor    = { for k, v in { replicas = var.replicas.processor } : k => v if v != null }
     dispatcher   = { for k, v in { replicas = var.replicas.dispatcher } : k => v if v != null }

@@ -212,6 +212,21 @@ variable "replicas" {
   default = {}
 }
 
+variable "delivery_quota" {
+  description = "Alerts delivered per tenant, and over all tenants, per minute of event time at most (0: no cap): the chart's quota.tenantPerMinute and quota.globalPerMinute, EXO_TENANT_DELIVERY_QUOTA and EXO_GLOBAL_DELIVERY_QUOTA of the processor, which enforces them, and the control plane, which reports them."
+  type = object({
+    tenant_per_minute = optional(number, 0)
+    global_per_minute = optional(number, 0)
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([for n in [var.delivery_quota.tenant_per_minute, var.delivery_quota.global_per_minute] :
+    n >= 0 && floor(n) == n])
+    error_message = "delivery_quota.tenant_per_minute and global_per_minute must be whole numbers, 0 or more (0: no cap)."
+  }
+}
+
 variable "extra_values" {
   description = "Further chart values (resources, probes, NetworkPolicy, ServiceMonitor, HPA…), merged over the module's by Helm."
   type        = any

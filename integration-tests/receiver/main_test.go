@@ -18,7 +18,7 @@ import (
 func TestExampleReceiver(t *testing.T) {
 	secret := signature.NewSecret()
 	var handled []string
-	srv := httptest.NewServer(newReceiver(secret, func(p schemas.WebhookPayload) { handled = append(handled, p.Data.AlertID) }))
+	srv := httptest.NewServer(newReceiver(secret, func(_ string, p schemas.WebhookPayload) { handled = append(handled, p.Data.AlertID) }))
 	defer srv.Close()
 	body, err := os.ReadFile("../../schemas/examples/webhook-payload-v1.json")
 	if err != nil {

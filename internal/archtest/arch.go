@@ -14,6 +14,11 @@ var services = map[string]bool{"controlplane": true, "processor": true, "dispatc
 // leaves are the top-level packages that import nothing of the module.
 var leaves = map[string]bool{"schemas": true, "signature": true}
 
+// public are the top-level packages outside code imports, with the only
+// package of the module each may import: what they pull into an outside
+// program stays small (producer: the event types and franz-go).
+var public = map[string]string{"producer": "schemas"}
+
 // Package is the part of `go list -json` output that Check reads.
 type Package struct {
 	ImportPath   string
@@ -71,6 +76,13 @@ func Check(pkgs []Package, allowed []Exception) (violations []Violation, stale [
 		check := func(imports []string, test bool) {
 			for _, imp := range imports {
 				to, ok := rel(imp)
+				if !ok && (!test || !prod[imp]) && public[top(from)] != "" && !stdOrFranz(imp) {
+					e := Edge{From: from, To: imp, Test: test}
+					seen[e] = true
+					if !excepted[e] {
+						violations = append(violations, Violation{Edge: e, Rule: top(from) + " may import only the standard library and franz-go outside the module"})
+					}
+				}
 				if !ok || (test && prod[imp]) {
 					continue
 				}
@@ -99,12 +111,20 @@ func rule(from, to string) string {
 	switch {
 	case leaves[ft] && tt != ft:
 		return ft + " must import no other package of the module"
+	case public[ft] != "" && tt != ft && tt != public[ft]:
+		return ft + " must import no package of the module but " + public[ft]
 	case services[ft] && services[tt] && ft != tt:
 		return "a service imports another service's package"
 	case ft == "internal" && services[tt]:
 		return "a package under internal/ imports a service"
 	}
 	return ""
+}
+
+// stdOrFranz reports whether the import path outside the module is of the
+// standard library (no dot in its first element) or of franz-go.
+func stdOrFranz(path string) bool {
+	return !strings.Contains(top(path), ".") || strings.HasPrefix(path, "github.com/twmb/franz-go/")
 }
 
 // rel returns path relative to Module, and whether it is in the module.

@@ -78,6 +78,10 @@ func TestCheckRules(t *testing.T) {
 		{name: "test files count", pkg: Package{ImportPath: m("dispatcher"), TestImports: []string{m("processor")}}, want: []string{"dispatcher -> processor (test files)"}},
 		{name: "internal imports a service", pkg: Package{ImportPath: m("internal/keyring"), Imports: []string{m("controlplane")}}, want: []string{"internal/keyring -> controlplane"}},
 		{name: "schemas imports internal", pkg: Package{ImportPath: m("schemas"), Imports: []string{m("internal/kafka")}}, want: []string{"schemas -> internal/kafka"}},
+		{name: "producer uses schemas and franz-go", pkg: Package{ImportPath: m("producer"), Imports: []string{"github.com/twmb/franz-go/pkg/kgo", m("schemas")}, XTestImports: []string{m("producer"), m("schemas")}}},
+		{name: "producer imports internal", pkg: Package{ImportPath: m("producer"), Imports: []string{m("schemas"), m("internal/kafka")}}, want: []string{"producer -> internal/kafka"}},
+		{name: "producer imports another client library", pkg: Package{ImportPath: m("producer"), Imports: []string{"github.com/IBM/sarama", "golang.org/x/sync/errgroup"}}, want: []string{"producer -> github.com/IBM/sarama", "producer -> golang.org/x/sync/errgroup"}},
+		{name: "producer test imports a service", pkg: Package{ImportPath: m("producer"), XTestImports: []string{m("processor")}}, want: []string{"producer -> processor (test files)"}},
 		{name: "signature imports schemas", pkg: Package{ImportPath: m("signature"), XTestImports: []string{m("schemas")}}, want: []string{"signature -> schemas (test files)"}},
 		{
 			name:    "an exception allows only its own edge",

@@ -181,6 +181,14 @@ var vars = []Var{
 		Doc:  "groups of count and rate rules kept per `processor.aggregate-input` partition (about 1.6 KB each); an input that would make one more is dropped and counted",
 	},
 	{
+		Name: "EXO_PROCESSOR_STRICT_KEYS", Default: "`off`", Commands: []string{"processor"},
+		Help: "on sends an event whose record key does not start with <its tenant>/ to the invalid topic",
+		Doc: "`on` sends an event whose record key does not start with `<its tenantid>/` to `workflow-events.invalid` " +
+			"(reason in `exo-invalid-reason`) instead of processing it: the key then names the tenant an event alerts, so a gate " +
+			"that checks keys only (a Kafka proxy allowing each producer one key prefix) is a gate on tenants; `off` processes " +
+			"it and counts it (`exo_processor_miskeyed_events_total`) ([Strict keying](docs/producers.md#strict-keying))",
+	},
+	{
 		Name: "EXO_DISPATCHER_GROUP", Default: "`<prefix>dispatcher`", Commands: []string{"dispatcher"},
 		Help: "consumer group (retry tiers use <group>.retry.<tier>)",
 		Doc:  "consumer group (retry tiers use `<group>.retry.<tier>`)",

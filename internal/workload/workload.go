@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exospherehost/exo-alerts/producer"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -83,34 +83,16 @@ func Event(s Spec) schemas.WorkflowEvent {
 }
 
 // Record returns the Kafka record of ev in structured content mode, keyed
-// tenant/run (schemas.RecordKey), which keeps a run on one partition.
+// tenant/run (schemas.RecordKey), which keeps a run on one partition: the
+// public producer package's record.
 func Record(topic string, ev schemas.WorkflowEvent) (*kgo.Record, error) {
-	v, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("workload: marshal: %w", err)
-	}
-	return &kgo.Record{
-		Topic: topic, Key: schemas.RecordKey(ev.TenantID, ev.Data.Run.ID), Value: v,
-		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/cloudevents+json")}},
-	}, nil
+	return producer.Record(topic, ev, producer.Structured)
 }
 
 // BinaryRecord returns the record of ev in binary content mode: attributes
 // in ce_* headers, data as the value.
 func BinaryRecord(topic string, ev schemas.WorkflowEvent) (*kgo.Record, error) {
-	data, err := json.Marshal(ev.Data)
-	if err != nil {
-		return nil, fmt.Errorf("workload: marshal: %w", err)
-	}
-	h := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
-	return &kgo.Record{
-		Topic: topic, Key: schemas.RecordKey(ev.TenantID, ev.Data.Run.ID), Value: data,
-		Headers: []kgo.RecordHeader{
-			h("ce_specversion", ev.SpecVersion), h("ce_id", ev.ID), h("ce_source", ev.Source), h("ce_type", ev.Type),
-			h("ce_time", ev.Time.Format(time.RFC3339Nano)), h("ce_subject", ev.Subject), h("ce_tenantid", ev.TenantID),
-			h("content-type", "application/json"),
-		},
-	}, nil
+	return producer.Record(topic, ev, producer.Binary)
 }
 
 // Produce produces records synchronously.

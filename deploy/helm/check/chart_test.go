@@ -73,6 +73,13 @@ func TestValuesAreRefused(t *testing.T) {
 		{"client certificate without key", "kafka:\n  tls:\n    enabled: true\n    existingSecret: s\n    certKey: tls.crt\n", "kafka.tls.keyKey"},
 		{"TLS secret without TLS", "kafka:\n  tls:\n    existingSecret: s\n", "kafka.tls.enabled"},
 		{"autoscaling bounds reversed", "dispatcher:\n  autoscaling:\n    enabled: true\n    minReplicas: 5\n    maxReplicas: 2\n", "minReplicas"},
+		{"negative quota", "quota:\n  tenantPerMinute: -1\n", "tenantPerMinute"},
+		{"quota not a number", "quota:\n  globalPerMinute: lots\n", "globalPerMinute"},
+		{"quota in one component's env", "processor:\n  env:\n    EXO_TENANT_DELIVERY_QUOTA: 100\n", "quota.tenantPerMinute"},
+		{"global quota in the control plane's env", "controlplane:\n  env:\n    EXO_GLOBAL_DELIVERY_QUOTA: 100\n", "quota.globalPerMinute"},
+		{"aggregate delay not a duration", "processor:\n  aggregateDelay: 5 seconds\n", "aggregateDelay"},
+		{"negative aggregate groups", "processor:\n  aggregateMaxGroups: -5\n", "aggregateMaxGroups"},
+		{"unhealthy-after not a duration", "dispatcher:\n  unhealthyAfter: soon\n", "unhealthyAfter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -305,6 +312,7 @@ func TestArgsAndEnvAreReadByTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readers := varCommands(t)
 	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 	for _, vs := range valueSets {
 		t.Run(vs.name, func(t *testing.T) {
@@ -346,6 +354,77 @@ func TestArgsAndEnvAreReadByTheBinary(t *testing.T) {
 						seen[e.Name] = true
 						if !names[e.Name] && !referenced[e.Name] {
 							t.Errorf("%s: sets %s, which the binary does not read", where, e.Name)
+						}
+						if cmds, ok := readers[e.Name]; ok && !slices.Contains(cmds, c.Args[0]) {
+							t.Errorf("%s: sets %s, which only exo-alerts %s reads", where, e.Name, strings.Join(cmds, ", "))
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// varCommands reads internal/config/vars.go, the binary's table of
+// variables, for the commands each variable with a literal command list is
+// read by.
+func varCommands(t *testing.T) map[string][]string {
+	t.Helper()
+	raw, err := os.ReadFile(repoRoot + "/internal/config/vars.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := regexp.MustCompile(`Name: "([A-Z0-9_]+)",[^\n]*Commands: \[\]string\{([^}]*)\}`)
+	out := map[string][]string{}
+	for _, m := range entry.FindAllStringSubmatch(string(raw), -1) {
+		for c := range strings.SplitSeq(m[2], ",") {
+			out[m[1]] = append(out[m[1]], strings.Trim(strings.TrimSpace(c), `"`))
+		}
+	}
+	for _, name := range []string{"EXO_TENANT_DELIVERY_QUOTA", "EXO_PROCESSOR_AGGREGATE_DELAY", "EXO_DISPATCHER_UNHEALTHY_AFTER"} {
+		if len(out[name]) == 0 {
+			t.Fatalf("internal/config/vars.go: no commands found for %s: has the table's layout changed?", name)
+		}
+	}
+	return out
+}
+
+// TestTuningValuesReachTheirComponent: the quota goes, the same, to the
+// processor that enforces it and the control plane that reports it, and to
+// nothing else; the stage-2 and breaker settings reach the processor and
+// the dispatcher; with the defaults none is set (the binary's defaults
+// apply). Large numbers are written as integers, not 1e+06.
+func TestTuningValuesReachTheirComponent(t *testing.T) {
+	t.Parallel()
+	set := map[string]string{
+		"EXO_TENANT_DELIVERY_QUOTA":          "600",
+		"EXO_GLOBAL_DELIVERY_QUOTA":          "1000000",
+		"EXO_PROCESSOR_AGGREGATE_DELAY":      "10s",
+		"EXO_PROCESSOR_AGGREGATE_MAX_GROUPS": "500000",
+		"EXO_DISPATCHER_UNHEALTHY_AFTER":     "30m",
+	}
+	where := map[string][]string{
+		"EXO_TENANT_DELIVERY_QUOTA":          {"controlplane", "processor"},
+		"EXO_GLOBAL_DELIVERY_QUOTA":          {"controlplane", "processor"},
+		"EXO_PROCESSOR_AGGREGATE_DELAY":      {"processor"},
+		"EXO_PROCESSOR_AGGREGATE_MAX_GROUPS": {"processor"},
+		"EXO_DISPATCHER_UNHEALTHY_AFTER":     {"dispatcher"},
+	}
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			t.Parallel()
+			for _, w := range workloads(render(t, loadValues(t, vs.file))) {
+				comp := w.pod.Labels["app.kubernetes.io/component"]
+				for _, c := range w.pod.Spec.Containers {
+					for name, want := range set {
+						v, ok := envOf(c, name)
+						switch {
+						case vs.file == "" && ok:
+							t.Errorf("defaults: %s %s sets %s=%q; the binary's default must apply", w.kind, w.name, name, v.Value)
+						case vs.file != "" && slices.Contains(where[name], comp) && v.Value != want:
+							t.Errorf("%s %s: %s=%q, want %q", w.kind, w.name, name, v.Value, want)
+						case vs.file != "" && !slices.Contains(where[name], comp) && ok:
+							t.Errorf("%s %s sets %s, which only %v should get", w.kind, w.name, name, where[name])
 						}
 					}
 				}

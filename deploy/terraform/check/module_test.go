@@ -341,6 +341,9 @@ func TestValidations(t *testing.T) {
 		{"broker without a port", "kafka_brokers", strs("kafka"), false},
 		{"no broker", "kafka_brokers", strs(), false},
 		{"SASL mechanism unknown", "kafka_sasl", cty.ObjectVal(map[string]cty.Value{"mechanism": cty.StringVal("GSSAPI"), "secret": cty.StringVal("s")}), false},
+		{"negative quota", "delivery_quota", cty.ObjectVal(map[string]cty.Value{"tenant_per_minute": cty.NumberIntVal(-1)}), false},
+		{"fractional quota", "delivery_quota", cty.ObjectVal(map[string]cty.Value{"global_per_minute": cty.NumberFloatVal(2.5)}), false},
+		{"quotas", "delivery_quota", cty.ObjectVal(map[string]cty.Value{"tenant_per_minute": cty.NumberIntVal(600), "global_per_minute": cty.NumberIntVal(1000000)}), true},
 		{"SASL SCRAM", "kafka_sasl", cty.ObjectVal(map[string]cty.Value{"mechanism": cty.StringVal("SCRAM-SHA-512"), "secret": cty.StringVal("s")}), true},
 	}
 	for _, tc := range cases {
@@ -456,6 +459,7 @@ func TestReleaseValues(t *testing.T) {
 		"image", cty.ObjectVal(map[string]cty.Value{"repository": cty.StringVal("registry.example/exo-alerts"), "tag": cty.StringVal("1.2.3")}),
 		"kafka_sasl", cty.ObjectVal(map[string]cty.Value{"mechanism": cty.StringVal("SCRAM-SHA-512"), "secret": cty.StringVal("exo-kafka-user")}),
 		"kafka_tls", cty.ObjectVal(map[string]cty.Value{"enabled": cty.True, "secret": cty.StringVal("exo-kafka-ca")}),
+		"delivery_quota", cty.ObjectVal(map[string]cty.Value{"tenant_per_minute": cty.NumberIntVal(600)}),
 	))
 	rel := e.Resources["helm_release.this"][""]
 	var docs []string
@@ -479,6 +483,8 @@ func TestReleaseValues(t *testing.T) {
 		"image.repository":           "registry.example/exo-alerts",
 		"image.tag":                  "1.2.3",
 		"recorder.enabled":           true,
+		"quota.tenantPerMinute":      600,
+		"quota.globalPerMinute":      0,
 	}
 	for path, want := range checks {
 		if got := lookup(vals, path); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -116,6 +116,20 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 {{- end -}}
 
+{{/* env: the delivery quotas (processor, controlplane: from one value, so
+the caps the processor enforces are the ones the control plane reports). */}}
+{{- define "exo.env.quota" -}}
+{{- $q := .Values.quota }}
+{{- if gt (int64 $q.tenantPerMinute) 0 }}
+- name: EXO_TENANT_DELIVERY_QUOTA
+  value: {{ int64 $q.tenantPerMinute | quote }}
+{{- end }}
+{{- if gt (int64 $q.globalPerMinute) 0 }}
+- name: EXO_GLOBAL_DELIVERY_QUOTA
+  value: {{ int64 $q.globalPerMinute | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* env: Kafka brokers, topics, TLS and SASL. */}}
 {{- define "exo.env.kafka" -}}
 {{- $k := .Values.kafka -}}

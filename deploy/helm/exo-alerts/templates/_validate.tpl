@@ -10,6 +10,13 @@
 {{- if and (not $k.tls.enabled) $k.tls.existingSecret -}}
 {{- fail "kafka.tls.existingSecret is set but kafka.tls.enabled is false" -}}
 {{- end -}}
+{{- range $c := list "controlplane" "processor" "dispatcher" "recorder" -}}
+{{- range $v := list "EXO_TENANT_DELIVERY_QUOTA" "EXO_GLOBAL_DELIVERY_QUOTA" -}}
+{{- if hasKey (index $.Values $c).env $v -}}
+{{- fail (printf "%s.env sets %s: set quota.tenantPerMinute and quota.globalPerMinute instead, which the processor and the control plane both get" $c $v) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- range $c := list "controlplane" "dispatcher" -}}
 {{- $a := (index $.Values $c).autoscaling -}}
 {{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) -}}
