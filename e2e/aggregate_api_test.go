@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,24 +86,7 @@ func TestCountRuleThroughTheAPI(t *testing.T) {
 	if pd.len() != 1 || slack.len() != 1 {
 		t.Fatalf("after the fourth failure: PagerDuty %s; Slack %s; want one each", pd.String(), slack.String())
 	}
-	var trigger struct {
-		RoutingKey  string `json:"routing_key"`
-		EventAction string `json:"event_action"`
-		DedupKey    string `json:"dedup_key"`
-		Payload     struct {
-			Summary  string `json:"summary"`
-			Severity string `json:"severity"`
-		} `json:"payload"`
-	}
-	body, _ := pd.get(0)
-	if err := json.Unmarshal(body, &trigger); err != nil || trigger.EventAction != "trigger" || trigger.RoutingKey != pdKey ||
-		!strings.HasPrefix(trigger.DedupKey, "inc_") || !strings.Contains(trigger.Payload.Summary, "nightly-etl") ||
-		trigger.Payload.Severity != "critical" {
-		t.Fatalf("PagerDuty trigger %s (%v)", body, err)
-	}
-	if body, _ := slack.get(0); !strings.Contains(string(body), "FIRING") || !strings.Contains(string(body), "nightly-etl") {
-		t.Fatalf("Slack firing message %s", body)
-	}
+	trigger := expectFiring(t, &pd, &slack, "nightly-etl", "critical")
 
 	// The state of each group, through the recorder and the API.
 	var firing map[string]any
@@ -126,19 +108,7 @@ func TestCountRuleThroughTheAPI(t *testing.T) {
 	}
 
 	s.clock.advance(16 * time.Minute) // the window passes without failures
-	pd.wait(t, 2, "the PagerDuty resolve")
-	slack.wait(t, 2, "the Slack RESOLVED message")
-	body, _ = pd.get(1)
-	var resolve map[string]any
-	if err := json.Unmarshal(body, &resolve); err != nil {
-		t.Fatal(err)
-	}
-	if len(resolve) != 3 || resolve["event_action"] != "resolve" || resolve["dedup_key"] != trigger.DedupKey || resolve["routing_key"] != pdKey {
-		t.Fatalf("PagerDuty resolve %s, want exactly routing_key, event_action resolve and dedup_key %s", body, trigger.DedupKey)
-	}
-	if body, _ := slack.get(1); !strings.Contains(string(body), "RESOLVED") || !strings.Contains(string(body), "nightly-etl") {
-		t.Fatalf("Slack resolved message %s", body)
-	}
+	expectResolve(t, &pd, &slack, "nightly-etl", trigger.DedupKey)
 	waitUntil(t, 30*time.Second, "no firing group in the API", func() bool {
 		out := s.call(t, "acme", http.MethodGet, "/v1/alert-groups?state=firing", "", http.StatusOK)
 		items, _ := out["items"].([]any)

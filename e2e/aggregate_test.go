@@ -124,6 +124,54 @@ func (s *aggSystem) waitRulesClock(t *testing.T, at time.Time) {
 	}, func() string { return seen })
 }
 
+// pdTrigger is a PagerDuty Events API v2 trigger.
+type pdTrigger struct {
+	RoutingKey  string `json:"routing_key"`
+	EventAction string `json:"event_action"`
+	DedupKey    string `json:"dedup_key"`
+	Payload     struct {
+		Summary  string `json:"summary"`
+		Severity string `json:"severity"`
+	} `json:"payload"`
+}
+
+// expectFiring checks the first message of a PagerDuty- and a Slack-shaped
+// receiver: a trigger of an incident naming group with severity, and a
+// FIRING message naming it.
+func expectFiring(t *testing.T, pd, slack *posts, group, severity string) pdTrigger {
+	t.Helper()
+	var trigger pdTrigger
+	body, _ := pd.get(0)
+	if err := json.Unmarshal(body, &trigger); err != nil || trigger.EventAction != "trigger" || trigger.RoutingKey != pdKey ||
+		!strings.HasPrefix(trigger.DedupKey, "inc_") || !strings.Contains(trigger.Payload.Summary, group) || trigger.Payload.Severity != severity {
+		t.Fatalf("PagerDuty trigger %s (%v), want a trigger of %s, severity %s", body, err, group, severity)
+	}
+	if body, _ := slack.get(0); !strings.Contains(string(body), "FIRING") || !strings.Contains(string(body), group) {
+		t.Fatalf("Slack firing message %s", body)
+	}
+	return trigger
+}
+
+// expectResolve waits for the second message of each receiver: PagerDuty's
+// resolve, exactly routing_key, event_action and the trigger's dedup_key
+// (Events API v2 needs no payload), and Slack's RESOLVED message.
+func expectResolve(t *testing.T, pd, slack *posts, group, dedupKey string) {
+	t.Helper()
+	pd.wait(t, 2, "the PagerDuty resolve")
+	slack.wait(t, 2, "the Slack RESOLVED message")
+	body, _ := pd.get(1)
+	var resolve map[string]any
+	if err := json.Unmarshal(body, &resolve); err != nil {
+		t.Fatal(err)
+	}
+	if len(resolve) != 3 || resolve["event_action"] != "resolve" || resolve["dedup_key"] != dedupKey || resolve["routing_key"] != pdKey {
+		t.Fatalf("PagerDuty resolve %s, want exactly routing_key, event_action resolve and dedup_key %s", body, dedupKey)
+	}
+	if body, _ := slack.get(1); !strings.Contains(string(body), "RESOLVED") || !strings.Contains(string(body), group) {
+		t.Fatalf("Slack resolved message %s", body)
+	}
+}
+
 // pdKey is a PagerDuty routing key (32 letters and digits).
 const pdKey = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY12"
 
@@ -203,38 +251,10 @@ func TestCountRuleFiresOnceAndResolves(t *testing.T) {
 	if pd.len() != 1 || slack.len() != 1 {
 		t.Fatalf("after the fourth failure: PagerDuty %s; Slack %s; want one each", pd.String(), slack.String())
 	}
-	var trigger struct {
-		RoutingKey  string `json:"routing_key"`
-		EventAction string `json:"event_action"`
-		DedupKey    string `json:"dedup_key"`
-		Payload     struct {
-			Summary  string `json:"summary"`
-			Severity string `json:"severity"`
-		} `json:"payload"`
-	}
-	body, _ := pd.get(0)
-	if err := json.Unmarshal(body, &trigger); err != nil || trigger.EventAction != "trigger" || trigger.RoutingKey != pdKey ||
-		!strings.HasPrefix(trigger.DedupKey, "inc_") || !strings.Contains(trigger.Payload.Summary, "nightly-etl") {
-		t.Fatalf("PagerDuty trigger %s (%v)", body, err)
-	}
-	if body, _ := slack.get(0); !strings.Contains(string(body), "FIRING") || !strings.Contains(string(body), "nightly-etl") {
-		t.Fatalf("Slack firing message %s", body)
-	}
+	trigger := expectFiring(t, &pd, &slack, "nightly-etl", "critical")
 
 	s.clock.advance(3 * time.Minute) // the window passes under the rules' clock
-	pd.wait(t, 2, "the PagerDuty resolve")
-	slack.wait(t, 2, "the Slack RESOLVED message")
-	body, _ = pd.get(1)
-	var resolve map[string]any
-	if err := json.Unmarshal(body, &resolve); err != nil {
-		t.Fatal(err)
-	}
-	if len(resolve) != 3 || resolve["event_action"] != "resolve" || resolve["dedup_key"] != trigger.DedupKey || resolve["routing_key"] != pdKey {
-		t.Fatalf("PagerDuty resolve %s, want exactly routing_key, event_action resolve and dedup_key %s", body, trigger.DedupKey)
-	}
-	if body, _ := slack.get(1); !strings.Contains(string(body), "RESOLVED") {
-		t.Fatalf("Slack resolved message %s", body)
-	}
+	expectResolve(t, &pd, &slack, "nightly-etl", trigger.DedupKey)
 	s.waitRulesClock(t, s.clock.Now().Add(-10*time.Second))
 	if pd.len() != 2 || slack.len() != 2 {
 		t.Fatalf("PagerDuty %s; Slack %s; want a trigger and a resolve each", pd.String(), slack.String())
