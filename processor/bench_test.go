@@ -205,6 +205,10 @@ type benchResult struct {
 	deliveries, durationAlerts   int
 	committedTxns, abortedTxns   float64
 	wantDeliveries, wantDuration int
+	rawCPU, procCPU, pipeCPU     time.Duration // process CPU in each measured window
+	pipeEvents                   int
+	pipeTime                     time.Duration
+	outDeliveries, outStates     benchOutput // what the processor wrote
 }
 
 // BenchmarkProcessorThroughput compares, on a real broker, how fast the
@@ -238,6 +242,15 @@ func BenchmarkProcessorThroughput(b *testing.B) {
 		sum.deliveries += r.deliveries
 		sum.durationAlerts += r.durationAlerts
 		sum.committedTxns += r.committedTxns
+		sum.rawCPU += r.rawCPU
+		sum.procCPU += r.procCPU
+		sum.pipeCPU += r.pipeCPU
+		sum.pipeEvents += r.pipeEvents
+		sum.pipeTime += r.pipeTime
+		sum.outDeliveries.records += r.outDeliveries.records
+		sum.outDeliveries.bytes += r.outDeliveries.bytes
+		sum.outStates.records += r.outStates.records
+		sum.outStates.bytes += r.outStates.bytes
 	}
 	raw := float64(sum.rawEvents) / sum.rawTime.Seconds()
 	proc := float64(sum.procEvents) / sum.procTime.Seconds()
@@ -245,6 +258,17 @@ func BenchmarkProcessorThroughput(b *testing.B) {
 	b.ReportMetric(raw, "raw_events/s")
 	b.ReportMetric(proc, "processor_events/s")
 	b.ReportMetric(proc/raw, "processor/raw")
+	pipe := float64(sum.pipeEvents) / sum.pipeTime.Seconds()
+	b.ReportMetric(pipe, "pipe_events/s")
+	b.ReportMetric(proc/pipe, "processor/pipe")
+	us := func(cpu time.Duration, events int) float64 { return float64(cpu.Microseconds()) / float64(events) }
+	b.ReportMetric(us(sum.rawCPU, sum.rawEvents), "raw_cpu_us/event")
+	b.ReportMetric(us(sum.procCPU, sum.procEvents), "processor_cpu_us/event")
+	b.ReportMetric(us(sum.pipeCPU, sum.pipeEvents), "pipe_cpu_us/event")
+	b.ReportMetric(float64(sum.outDeliveries.records)/(n*benchEvents), "deliveries/event")
+	b.ReportMetric(float64(sum.outDeliveries.bytes)/float64(max(sum.outDeliveries.records, 1)), "delivery_B")
+	b.ReportMetric(float64(sum.outStates.records)/(n*benchEvents), "run_states/event")
+	b.ReportMetric(float64(sum.outStates.bytes)/float64(max(sum.outStates.records, 1)), "run_state_B")
 	b.ReportMetric(float64(sum.deliveries)/n, "deliveries/op")
 	b.ReportMetric(float64(sum.durationAlerts)/n, "duration_alerts/op")
 	b.ReportMetric(float64(benchEvents)*n/sum.committedTxns, "events/txn")
@@ -294,7 +318,7 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	var res benchResult
 	res.wantDeliveries, res.wantDuration = benchExpected(runs)
 
-	res.rawEvents, res.rawTime = benchRawConsume(ctx, b, brokers, topics.Events)
+	res.rawEvents, res.rawTime, res.rawCPU = benchRawConsume(ctx, b, brokers, topics.Events)
 
 	// The processor on the same topic, with a fresh group.
 	reg := prometheus.NewRegistry()
@@ -304,7 +328,7 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	defer pcancel()
 	done := make(chan error, 1)
 	b.StartTimer()
-	began := time.Now()
+	began, beganCPU := time.Now(), benchCPU(b)
 	go func() {
 		done <- processor.Run(pctx, processor.Config{
 			Brokers: brokers, Topics: topics, Partitions: benchPartitions, Group: group,
@@ -320,21 +344,24 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	}
 	res.startup = time.Since(began)
 	var (
-		firstAt time.Time
-		firstN  float64
+		firstAt  time.Time
+		firstN   float64
+		firstCPU time.Duration
 	)
 	for {
 		n := testenv.Metric(b, reg, "exo_processor_events_total")
 		if n > 0 && firstAt.IsZero() {
-			firstAt, firstN = time.Now(), n
+			firstAt, firstN, firstCPU = time.Now(), n, benchCPU(b)
 			res.join = firstAt.Sub(began) - res.startup
 		}
 		if n >= benchEvents {
 			b.StopTimer()
+			res.procCPU = benchCPU(b) - firstCPU
 			res.procTime = time.Since(firstAt)
 			res.procEvents = benchEvents - int(firstN)
 			if res.procEvents == 0 { // all in the first batch seen: count from the start
 				res.procTime, res.procEvents = time.Since(began)-res.startup, benchEvents
+				res.procCPU = benchCPU(b) - beganCPU
 			}
 			break
 		}
@@ -368,13 +395,20 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 		b.Errorf("deliveries: %d (%d duration alerts), the rule mix predicts %d (%d)",
 			res.deliveries, res.durationAlerts, res.wantDeliveries, res.wantDuration)
 	}
+
+	// The comparator: a raw transactional pipe writing, per event, what the
+	// processor wrote per event in this op.
+	res.outDeliveries = benchCountOutput(ctx, b, brokers, adm, topics.Deliveries)
+	res.outStates = benchCountOutput(ctx, b, brokers, adm, topics.RunState)
+	res.pipeEvents, res.pipeTime, res.pipeCPU = benchPipe(ctx, b, brokers, adm, topics.Prefix, topics.Events, specs,
+		topics.Deliveries, topics.RunState, benchShape(res.outDeliveries, res.outStates))
 	return res
 }
 
 // benchRawConsume reads topic from the start with a plain read_committed
 // consumer until it has every event, returning how many events it read and
 // how long that took after its first fetch (which is not counted).
-func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic string) (int, time.Duration) {
+func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic string) (int, time.Duration, time.Duration) {
 	b.Helper()
 	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil),
 		kgo.ConsumeTopics(topic),
@@ -385,10 +419,11 @@ func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic 
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	began := time.Now()
+	began, beganCPU := time.Now(), benchCPU(b)
 	var (
 		n, firstN int
 		firstAt   time.Time
+		firstCPU  time.Duration
 	)
 	for n < benchEvents {
 		f := cl.PollFetches(ctx)
@@ -397,13 +432,13 @@ func benchRawConsume(ctx context.Context, b *testing.B, brokers []string, topic 
 		}
 		n += f.NumRecords()
 		if firstAt.IsZero() && n > 0 {
-			firstAt, firstN = time.Now(), n
+			firstAt, firstN, firstCPU = time.Now(), n, benchCPU(b)
 		}
 	}
 	if n == firstN {
-		return n, time.Since(began)
+		return n, time.Since(began), benchCPU(b) - beganCPU
 	}
-	return n - firstN, time.Since(firstAt)
+	return n - firstN, time.Since(firstAt), benchCPU(b) - firstCPU
 }
 
 // benchWaitCommitted waits until group has committed topic to its end: then
