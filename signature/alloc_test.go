@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,7 @@ func TestSignMatchesReference(t *testing.T) {
 		{[]string{b, a}, "alrt_4", `{"a":1}`},
 		{[]string{a}, "alrt_1", `{"type":"workflow.run.failed"}`}, // again, from a used state
 		{nil, "alrt_5", `{}`},
+		{[]string{a}, "", `{}`}, // an empty id still signs ".<t>.<body>"
 	} {
 		h := http.Header{"Content-Type": {"application/json"}}
 		if err := Sign(h, tc.secrets, tc.id, ts.Add(time.Duration(i)*time.Second), []byte(tc.body)); err != nil {
@@ -172,5 +174,22 @@ func TestSignAllocations(t *testing.T) {
 		if allocs > budget {
 			t.Errorf("Sign with %d secret(s): %.1f allocations per delivery, budget %.0f", len(tc.secrets), allocs, budget)
 		}
+	}
+}
+
+// An empty delivery id signs ".<t>.<body>" in Standard Webhooks even with
+// fresh buffers (not parallel: two GCs empty the pools, and nothing else
+// runs meanwhile).
+func TestSignEmptyIDFreshBuffers(t *testing.T) {
+	secrets := []string{NewSecret()}
+	ts, body := time.Unix(1_764_324_000, 0), []byte("{}")
+	runtime.GC()
+	runtime.GC()
+	h := http.Header{}
+	if err := Sign(h, secrets, "", ts, body); err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceHeaders(t, secrets, "", ts, body); fmt.Sprint(h) != fmt.Sprint(want) {
+		t.Errorf("got %v\nwant %v", h, want)
 	}
 }

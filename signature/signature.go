@@ -86,12 +86,12 @@ func Sign(h http.Header, secrets []string, msgID string, ts time.Time, body []by
 		}
 		m := sg.pool.Get().(*macState)
 		exo = append(exo, ",v1="...)
-		exo = hex.AppendEncode(exo, m.sum(nil, t, body))
+		exo = hex.AppendEncode(exo, m.sum(false, nil, t, body))
 		if i > 0 {
 			std = append(std, ' ')
 		}
 		std = append(std, "v1,"...)
-		std = base64.StdEncoding.AppendEncode(std, m.sum(id, t, body))
+		std = base64.StdEncoding.AppendEncode(std, m.sum(true, id, t, body))
 		sg.pool.Put(m)
 	}
 	sc.t, sc.id, sc.exo, sc.std = t, id, exo, std
@@ -138,11 +138,11 @@ type macState struct {
 
 var dot = []byte{'.'}
 
-// sum returns HMAC(key, "<id>.<t>.<body>"), or of "<t>.<body>" when id is
-// nil, in m's array (valid until m's next sum).
-func (m *macState) sum(id, t, body []byte) []byte {
+// sum returns HMAC(key, "<id>.<t>.<body>") (Standard Webhooks, withID), or
+// of "<t>.<body>" (Exosphere), in m's array (valid until m's next sum).
+func (m *macState) sum(withID bool, id, t, body []byte) []byte {
 	m.h.Reset()
-	if id != nil {
+	if withID {
 		m.h.Write(id)
 		m.h.Write(dot)
 	}
