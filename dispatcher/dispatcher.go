@@ -551,8 +551,19 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 			schemas.HeaderLastErrorClass, a.errClass, schemas.HeaderLastError, lastError(a), schemas.HeaderDeferrals, "0")
 		out = append(out, &kgo.Record{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)})
 	}
-	d.log.Info("delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
-		"outcome", a.outcome, "status", a.statusCode, "latency_ms", a.latency.Milliseconds())
+	// A delivered attempt is logged at debug only: at info it was a line per
+	// delivery, and exo_dispatcher_attempts_total{outcome="delivered"} (with
+	// exo_dispatcher_attempt_seconds{outcome="delivered"} for the latency)
+	// counts what it told. Failed attempts (retry, endpoint_gone, dead) stay
+	// at info: operators look for them (docs/operations.md).
+	level := slog.LevelInfo
+	if a.outcome == schemas.OutcomeDelivered {
+		level = slog.LevelDebug
+	}
+	if ctx := context.Background(); d.log.Enabled(ctx, level) {
+		d.log.Log(ctx, level, "delivery attempt", "alert_id", del.AlertID, "tenant_id", del.TenantID, "endpoint_id", del.EndpointID,
+			"outcome", a.outcome, "status", a.statusCode, "latency_ms", a.latency.Milliseconds())
+	}
 	return out
 }
 

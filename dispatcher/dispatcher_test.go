@@ -514,8 +514,24 @@ func TestDelivered(t *testing.T) {
 			if n := len(h.resultsOf(del.AlertID)); n != 1 {
 				t.Errorf("%d result records for the alert, want 1", n)
 			}
+			// A delivered attempt is counted, not logged at info (the
+			// harness's log level): no line per successful delivery.
+			if attemptLogged(h.logs.String(), del.AlertID) {
+				t.Errorf("a delivered attempt was logged at info:\n%s", h.logs.String())
+			}
 		})
 	}
+}
+
+// attemptLogged reports whether logs have a "delivery attempt" line of
+// alertID.
+func attemptLogged(logs, alertID string) bool {
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `msg="delivery attempt"`) && strings.Contains(line, "alert_id="+alertID) {
+			return true
+		}
+	}
+	return false
 }
 
 // 410 and 404 mean the endpoint is gone: one attempt, reported as
@@ -545,6 +561,10 @@ func TestEndpointGone(t *testing.T) {
 			}
 			if n := len(h.resultsOf(del.AlertID)); n != 1 {
 				t.Errorf("%d result records for the alert, want 1", n)
+			}
+			// A failed attempt is still logged at info, for operators.
+			if !attemptLogged(h.logs.String(), del.AlertID) {
+				t.Errorf("no info line for the failed attempt:\n%s", h.logs.String())
 			}
 		})
 	}

@@ -8,9 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -65,23 +68,124 @@ func mac(key []byte, parts ...string) []byte {
 
 // Sign sets the signature headers of a delivery with id msgID, sent at ts,
 // signed by every secret (the current one first).
+//
+// Signing allocates little: each secret's decoded key and HMAC state are
+// kept (see signerFor) and reset per delivery, the headers are built in
+// pooled buffers, and their values share one string.
 func Sign(h http.Header, secrets []string, msgID string, ts time.Time, body []byte) error {
-	t := strconv.FormatInt(ts.Unix(), 10)
-	var exo = []string{"t=" + t}
-	var std []string
-	for _, s := range secrets {
-		key, err := Key(s)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	t := strconv.AppendInt(sc.t[:0], ts.Unix(), 10)
+	id := append(sc.id[:0], msgID...)
+	exo := append(append(sc.exo[:0], "t="...), t...)
+	std := sc.std[:0]
+	for i, s := range secrets {
+		sg, err := signerFor(s)
 		if err != nil {
 			return err
 		}
-		exo = append(exo, "v1="+hex.EncodeToString(mac(key, t, string(body))))
-		std = append(std, "v1,"+base64.StdEncoding.EncodeToString(mac(key, msgID, t, string(body))))
+		m := sg.pool.Get().(*macState)
+		exo = append(exo, ",v1="...)
+		exo = hex.AppendEncode(exo, m.sum(false, nil, t, body))
+		if i > 0 {
+			std = append(std, ' ')
+		}
+		std = append(std, "v1,"...)
+		std = base64.StdEncoding.AppendEncode(std, m.sum(true, id, t, body))
+		sg.pool.Put(m)
 	}
-	h.Set(HeaderExosphere, strings.Join(exo, ","))
-	h.Set(HeaderID, msgID)
-	h.Set(HeaderTimestamp, t)
-	h.Set(HeaderSignature, strings.Join(std, " "))
+	sc.t, sc.id, sc.exo, sc.std = t, id, exo, std
+	var all strings.Builder
+	all.Grow(len(exo) + len(t) + len(std))
+	all.Write(exo)
+	all.Write(t)
+	all.Write(std)
+	v := all.String()
+	exoV, tV, stdV := v[:len(exo)], v[len(exo):len(exo)+len(t)], v[len(exo)+len(t):]
+	// As h.Set does (the keys are canonical already), with one backing
+	// array for the four values; each value's capacity is 1, so an Add to
+	// one header cannot overwrite the next.
+	arr := []string{exoV, msgID, tV, stdV}
+	h[canonExosphere] = arr[0:1:1]
+	h[canonID] = arr[1:2:2]
+	h[canonTimestamp] = arr[2:3:3]
+	h[canonSignature] = arr[3:4:4]
 	return nil
+}
+
+// Canonical forms of the header names, as http.Header.Set would use them.
+var (
+	canonExosphere = textproto.CanonicalMIMEHeaderKey(HeaderExosphere)
+	canonID        = textproto.CanonicalMIMEHeaderKey(HeaderID)
+	canonTimestamp = textproto.CanonicalMIMEHeaderKey(HeaderTimestamp)
+	canonSignature = textproto.CanonicalMIMEHeaderKey(HeaderSignature)
+)
+
+// scratch holds Sign's buffers between calls.
+type scratch struct{ t, id, exo, std []byte }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// A signer is one secret's HMAC states, each keyed once and reset for every
+// message; a pool, since deliveries are signed concurrently.
+type signer struct{ pool sync.Pool }
+
+// macState is one HMAC-SHA256 state of a key and the array its sums go to.
+type macState struct {
+	h   hash.Hash
+	out [sha256.Size]byte
+}
+
+var dot = []byte{'.'}
+
+// sum returns HMAC(key, "<id>.<t>.<body>") (Standard Webhooks, withID), or
+// of "<t>.<body>" (Exosphere), in m's array (valid until m's next sum).
+func (m *macState) sum(withID bool, id, t, body []byte) []byte {
+	m.h.Reset()
+	if withID {
+		m.h.Write(id)
+		m.h.Write(dot)
+	}
+	m.h.Write(t)
+	m.h.Write(dot)
+	m.h.Write(body)
+	return m.h.Sum(m.out[:0])
+}
+
+// maxSigners bounds the signers kept; past it the cache starts over (the
+// dispatcher signs with as many secrets as it has active endpoints, plus
+// those in rotation).
+const maxSigners = 4096
+
+var signers struct {
+	sync.RWMutex
+	m map[string]*signer
+}
+
+// signerFor returns secret's signer, decoding secret on first use.
+func signerFor(secret string) (*signer, error) {
+	signers.RLock()
+	sg := signers.m[secret]
+	signers.RUnlock()
+	if sg != nil {
+		return sg, nil
+	}
+	key, err := Key(secret)
+	if err != nil {
+		return nil, err
+	}
+	sg = &signer{}
+	sg.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
+	signers.Lock()
+	defer signers.Unlock()
+	if old := signers.m[secret]; old != nil {
+		return old, nil
+	}
+	if signers.m == nil || len(signers.m) >= maxSigners {
+		signers.m = make(map[string]*signer)
+	}
+	signers.m[secret] = sg
+	return sg, nil
 }
 
 func checkTime(t string, now time.Time, tolerance time.Duration) error {
