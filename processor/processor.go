@@ -852,15 +852,21 @@ const syncTableTimeout = 2 * time.Second
 // take effect before the batch is matched, so a rule created (or a tenant
 // switched off) just before an event applies to it. If the tables cannot
 // catch up in time the batch proceeds (a change is then live within the
-// tables' tailing delay, 200 ms).
+// tables' tailing delay, 200 ms). The four tables are synced at once:
+// each sync asks the broker for its topic's end offsets, and one round
+// trip instead of four in a row is that much less latency per batch.
 func (p *Processor) syncTables(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, syncTableTimeout)
 	defer cancel()
-	for _, catchUp := range []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync, p.rollout.Sync, p.limits.Sync} {
-		if err := catchUp(sctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
-			return
-		}
+	syncs := []func(context.Context) error{p.rulesTable.Sync, p.endpoints.Sync, p.rollout.Sync, p.limits.Sync}
+	errs := make([]error, len(syncs))
+	var wg sync.WaitGroup
+	for i, catchUp := range syncs {
+		wg.Go(func() { errs[i] = catchUp(sctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
+		p.log.Warn("rule tables not caught up; matching with what is loaded", "err", err)
 	}
 }
 
