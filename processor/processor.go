@@ -557,6 +557,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(20*time.Second),
 		kgo.ConcurrentTransactionsBackoff(concurrentTxnBackoff),
+		kgo.MetadataMinAge(metadataMinAge),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),

@@ -21,6 +21,17 @@ const (
 	// healthy broker that takes a few milliseconds; kgo's default backoff
 	// (20 ms) then adds up to 20 ms to every batch that follows a commit.
 	concurrentTxnBackoff = 2 * time.Millisecond
+	// metadataMinAge is the least time between two metadata refreshes of
+	// the processor's client (kgo's default: 5 s). With transactions v2
+	// the first produce of a transaction is what the broker refuses with
+	// CONCURRENT_TRANSACTIONS while it completes the previous one, and kgo
+	// retries a refused produce only after a metadata refresh: with the
+	// default, a transaction that came too soon after a commit waited up
+	// to 5 s (3 s seen in a debug log of BenchmarkLiveLatency, on a busy
+	// broker), holding every alert of its batch back. A refresh is one
+	// small request; failing refreshes back off on their own (kgo's retry
+	// backoff, 250 ms to 5 s), so an outage does not make them frequent.
+	metadataMinAge = 50 * time.Millisecond
 	// maxCarry bounds how long the offsets of batches with nothing to
 	// produce wait for a transaction that produces: past it they are
 	// committed in a transaction of their own. Since such a transaction

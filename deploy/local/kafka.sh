@@ -252,8 +252,9 @@ log.cleaner.backoff.ms=1000
 # so read_committed readers of what it wrote resume sooner. Transactions v2
 # (transaction.version=2, KIP-890) is what 'storage format' enables for
 # Kafka 4.1 by default: the coordinator writes commit markers after
-# answering EndTxn, and the processor's client retries the next
-# transaction's first produce after 2 ms meanwhile.
+# answering EndTxn and refuses the next transaction's first produce until
+# they are written; the processor's client retries it after a metadata
+# refresh (at most every 50 ms).
 group.initial.rebalance.delay.ms=0
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 
