@@ -103,6 +103,7 @@ var rows = []row{
 		Cmp: "the API's own create p50 ms, same run", CmpMetric: "create_p50_ms"},
 	{Figure: "rule propagation p99 ms", Bench: "BenchmarkRulePropagation", Metric: "p99_ms",
 		Cmp: "the API's own create p99 ms, same run", CmpMetric: "create_p99_ms"},
+	{Figure: "rules already in force when the API answered (fraction)", Bench: "BenchmarkRulePropagation", Metric: "in_force_at_answer"},
 
 	// Control plane creates through the HTTP API.
 	{Figure: "control-plane creates/s, 8 clients", Bench: "BenchmarkCreateRule/parallel", Metric: "rules/s",
