@@ -28,7 +28,9 @@ var procsSuffix = regexp.MustCompile(`-\d+$`)
 // parse reads `go test -bench` output and returns its result lines. Any
 // other line (package headers, logs, PASS, ok) is skipped. A benchmark that
 // writes to the output while it runs splits its result line: the name is
-// printed first, the figures after the log lines; parse joins the two.
+// printed first, what it wrote follows on the same line and the next, and
+// the figures come last, on a line of their own; parse joins the name and
+// the figures.
 func parse(r io.Reader) (results, error) {
 	var out results
 	pending := "" // a name printed without figures
@@ -37,23 +39,15 @@ func parse(r io.Reader) (results, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		fields := strings.Fields(line)
-		if len(fields) == 0 {
+		name := pending
+		switch {
+		case len(fields) == 0:
 			continue
-		}
-		name := ""
-		if strings.HasPrefix(line, "Benchmark") {
-			name, fields = fields[0], fields[1:]
-			if len(fields) == 0 {
-				pending = name
-				continue
-			}
-		} else if pending != "" {
-			// Figures of the pending name start with the iteration count.
-			if _, err := strconv.ParseInt(fields[0], 10, 64); err != nil {
-				continue
-			}
-			name = pending
-		} else {
+		case strings.HasPrefix(line, "Benchmark"):
+			// The name alone, or followed by what the benchmark wrote
+			// while it ran, leaves the figures for a later line.
+			name, fields, pending = fields[0], fields[1:], fields[0]
+		case pending == "":
 			continue
 		}
 		if res, ok := parseFigures(name, fields); ok {

@@ -52,10 +52,9 @@ func render(r row, name string, rs results) line {
 	}
 	var ratio float64
 	haveRatio := false
-	switch {
-	case r.CmpMetric == "":
+	if r.CmpMetric == "" {
 		l.CmpValue = "—"
-	default:
+	} else {
 		cmpName := r.CmpBench
 		if cmpName == "" {
 			cmpName = name
@@ -74,7 +73,7 @@ func render(r row, name string, rs results) line {
 		}
 	}
 	if haveRatio {
-		l.Ratio = fmt.Sprintf("%.2f×", ratio)
+		l.Ratio = ratioText(ratio)
 	}
 	if t := r.Target; t != nil {
 		l.Target = t.Text
@@ -100,7 +99,7 @@ func render(r row, name string, rs results) line {
 func number(v float64) string {
 	a := math.Abs(v)
 	switch {
-	case a >= 1000:
+	case math.Round(a) >= 1000:
 		s := strconv.FormatInt(int64(math.Round(a)), 10)
 		var b strings.Builder
 		if v < 0 {
@@ -123,6 +122,19 @@ func number(v float64) string {
 		return strconv.FormatFloat(v, 'e', 2, 64)
 	default:
 		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+}
+
+// ratioText formats a ratio with two significant digits (three from 1 to
+// 10, where 1.05 and 1.1 differ).
+func ratioText(r float64) string {
+	switch a := math.Abs(r); {
+	case a >= 10:
+		return strconv.FormatFloat(r, 'f', 0, 64) + "×"
+	case a >= 1:
+		return strconv.FormatFloat(r, 'f', 2, 64) + "×"
+	default:
+		return strconv.FormatFloat(r, 'g', 2, 64) + "×"
 	}
 }
 
