@@ -54,7 +54,7 @@ services-down: ## stop the local PostgreSQL and Kafka
 	@deploy/local/services.sh down
 
 .PHONY: bench
-bench: ## issue #13's benchmarks as one table: figures, comparators measured in the same run, ratios, targets (~8 min; bin/bench/; ARGS='-only Engine')
+bench: ## issue #13's benchmarks as one table: figures, comparators measured in the same run, ratios, targets (3-6 min; bin/bench/; ARGS='-only Engine')
 	@deploy/local/services.sh up
 	@eval "$$(deploy/local/services.sh env)" && $(GO) run ./tools/benchtable $(ARGS)
 

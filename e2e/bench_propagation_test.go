@@ -38,7 +38,7 @@ const propagationPoll = time.Millisecond
 // fraction of rules the processor already held at the first look after
 // the answer.
 //
-//	go test -run '^$' -bench BenchmarkRulePropagation -benchtime 100x ./e2e/
+//	go test -run '^$' -bench BenchmarkRulePropagation -benchtime 200x ./e2e/
 func BenchmarkRulePropagation(b *testing.B) {
 	if !testenv.RealKafka(b) {
 		b.Skip("needs a real Kafka broker: eval \"$(deploy/local/services.sh env)\"")

@@ -11,7 +11,7 @@
 // run (benchstat reads it) to <dir>/raw.txt.
 //
 //	eval "$(deploy/local/services.sh env)"
-//	go run ./tools/benchtable                         # everything, about 6-8 minutes
+//	go run ./tools/benchtable                            # everything, about 3-6 minutes
 //	go run ./tools/benchtable -only 'Engine|CreateRule'  # some runs only
 //	go run ./tools/benchtable -from bin/bench/raw.txt    # the table of a recorded output
 package main
@@ -142,7 +142,7 @@ func (r benchRun) args() []string {
 // table (commit, time). A run that fails is reported and the others still
 // run; the error then says so.
 func runAll(ctx context.Context, goCmd string, sel []benchRun, progress io.Writer) (raw []byte, header string, err error) {
-	began := time.Now().UTC()
+	began, load := time.Now().UTC(), loadavg()
 	var out bytes.Buffer
 	failed := 0
 	for i, r := range sel {
@@ -162,8 +162,8 @@ func runAll(ctx context.Context, goCmd string, sel []benchRun, progress io.Write
 		}
 		fmt.Fprintf(&out, "# took %s; load average after: %s\n\n", time.Since(t0).Round(time.Second), loadavg())
 	}
-	header = fmt.Sprintf("Run on %s at %s (took %s), %s.\n", revision(ctx), began.Format(time.RFC3339),
-		time.Since(began).Round(time.Second), goVersion(ctx, goCmd))
+	header = fmt.Sprintf("Run on %s at %s (took %s), %s; load average %s at the start, %s at the end.\n", revision(ctx),
+		began.Format(time.RFC3339), time.Since(began).Round(time.Second), goVersion(ctx, goCmd), load, loadavg())
 	if failed > 0 {
 		header += fmt.Sprintf("\n**%d of %d benchmark runs failed**: their figures are missing or partial (see raw.txt).\n", failed, len(sel))
 		return out.Bytes(), header, fmt.Errorf("%w: %d of %d", errRunsFailed, failed, len(sel))
