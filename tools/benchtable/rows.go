@@ -19,6 +19,7 @@ type benchRun struct {
 // "Commands").
 var runs = []benchRun{
 	{Pkg: "./processor/engine/", Bench: "BenchmarkEngineEvent", Benchtime: "1s", Count: 5, Benchmem: true},
+	{Pkg: "./schemas/", Bench: "BenchmarkDecodeWorkflowEvent", Benchtime: "1s", Count: 3, Benchmem: true},
 	{Pkg: "./processor/engine/", Bench: "BenchmarkTrackedRunMemory", Benchtime: "1x", Count: 1},
 	{Pkg: "./processor/", Bench: "BenchmarkProcessorThroughput", Benchtime: "1x", Count: 3},
 	{Pkg: "./dispatcher/", Bench: "BenchmarkDispatcherThroughput", Benchtime: "1x", Count: 3},
@@ -80,6 +81,13 @@ var rows = []row{
 	{Figure: "engine allocs/event", Bench: "BenchmarkEngineEvent", Metric: "allocs/op", Cmp: noComparator,
 		Target: &target{Text: "≤ 5", AtMost: true, Limit: 5}},
 	{Figure: "engine B/event", Bench: "BenchmarkEngineEvent", Metric: "B/op"},
+
+	// Decoding the 700-byte example event, against schema check + encoding/json in the same run.
+	{Figure: "decode ns/event (the 700-byte example)", Bench: "BenchmarkDecodeWorkflowEvent/fast", Metric: "ns/op",
+		Cmp: "JSON Schema check + encoding/json", CmpBench: "BenchmarkDecodeWorkflowEvent/schema+unmarshal", CmpMetric: "ns/op",
+		Target: &target{Text: "≤ 3,000 ns", AtMost: true, Limit: 3000}},
+	{Figure: "decode allocs/event (the 700-byte example)", Bench: "BenchmarkDecodeWorkflowEvent/fast", Metric: "allocs/op",
+		Cmp: "JSON Schema check + encoding/json", CmpBench: "BenchmarkDecodeWorkflowEvent/schema+unmarshal", CmpMetric: "allocs/op"},
 
 	// Dispatcher against a plain net/http loop on the same sink, per sub-benchmark (hosts).
 	{Figure: "dispatcher deliveries/s, {sub}", Bench: "BenchmarkDispatcherThroughput", Metric: "dispatcher_deliveries/s",
