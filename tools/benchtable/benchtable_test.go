@@ -143,9 +143,12 @@ func TestTableRows(t *testing.T) {
 			want:   []line{{Figure: "live produce → POST p99 ms", Value: notMeasured, Cmp: noComparator, CmpValue: "—", Ratio: "—", Target: "< 50 ms at 1,000 events/s"}},
 		},
 		{
-			name:   "a comparator from another sub-benchmark",
+			name:   "comparators from other sub-benchmarks",
 			prefix: "control-plane create p99",
-			want:   []line{{Figure: "control-plane create p99 ms, 8 clients", Value: "548", Cmp: "the same SQL straight on the pool, 8 clients", CmpValue: "49.8", Ratio: "11×", Target: "—"}},
+			want: []line{
+				{Figure: "control-plane create p99 ms, 8 clients", Value: "548", Cmp: "1 client", CmpValue: "78.8", Ratio: "6.95×", Target: "—"},
+				{Figure: "control-plane create p99 ms, 8 clients", Value: "548", Cmp: "the same SQL straight on the pool, 8 clients", CmpValue: "49.8", Ratio: "11×", Target: "—"},
+			},
 		},
 		{
 			name:   "a comparator from the same line",
