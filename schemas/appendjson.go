@@ -410,9 +410,14 @@ func appendTime(b []byte, t time.Time, ok *bool) []byte {
 			return b
 		}
 	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	// Formatted aside: the formatter writes nine digits of nanoseconds
+	// before it trims their zeros, which would grow a buffer that has room
+	// for the result only.
+	var buf [len(time.RFC3339Nano) + len(`""`)]byte
+	tb := append(buf[:0], '"')
+	tb = t.AppendFormat(tb, time.RFC3339Nano)
+	tb = append(tb, '"')
+	return append(b, tb...)
 }
 
 func appendInt64Ptr(b []byte, n *int64) []byte {
