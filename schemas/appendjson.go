@@ -41,18 +41,18 @@ func (p *WebhookPayload) AppendJSON(dst []byte) ([]byte, error) {
 }
 
 func (p *WebhookPayload) appendJSON(b []byte) ([]byte, bool) {
-	ok := true
+	w := timeWriter{ok: true}
 	b = append(b, `{"type":`...)
 	b = appendString(b, p.Type)
 	b = append(b, `,"timestamp":`...)
-	b = appendTime(b, p.Timestamp, &ok)
+	b = w.append(b, p.Timestamp)
 	b = append(b, `,"data":`...)
-	b = p.Data.appendJSON(b, &ok)
+	b = p.Data.appendJSON(b, &w)
 	b = append(b, '}')
-	return b, ok
+	return b, w.ok
 }
 
-func (d *PayloadData) appendJSON(b []byte, ok *bool) []byte {
+func (d *PayloadData) appendJSON(b []byte, w *timeWriter) []byte {
 	b = append(b, `{"alert_id":`...)
 	b = appendString(b, d.AlertID)
 	b = append(b, `,"tenant_id":`...)
@@ -66,11 +66,11 @@ func (d *PayloadData) appendJSON(b []byte, ok *bool) []byte {
 	b = append(b, `,"type":`...)
 	b = appendString(b, d.Event.Type)
 	b = append(b, `,"occurred_at":`...)
-	b = appendTime(b, d.Event.OccurredAt, ok)
+	b = w.append(b, d.Event.OccurredAt)
 	b = append(b, `},"workflow":`...)
 	b = d.Workflow.appendJSON(b)
 	b = append(b, `,"run":`...)
-	b = d.Run.appendJSON(b, ok)
+	b = d.Run.appendJSON(b, w)
 	b = append(b, `,"threshold_ms":`...)
 	b = appendInt64Ptr(b, d.ThresholdMS)
 	b = append(b, `,"error":`...)
@@ -83,11 +83,11 @@ func (d *PayloadData) appendJSON(b []byte, ok *bool) []byte {
 	b = appendStringMap(b, d.Labels)
 	if d.Aggregate != nil {
 		b = append(b, `,"aggregate":`...)
-		b = appendMarshal(b, d.Aggregate, ok)
+		b = appendMarshal(b, d.Aggregate, &w.ok)
 	}
 	if d.Notice != nil {
 		b = append(b, `,"notice":`...)
-		b = appendMarshal(b, d.Notice, ok)
+		b = appendMarshal(b, d.Notice, &w.ok)
 	}
 	return append(b, '}')
 }
@@ -100,7 +100,7 @@ func (w *Workflow) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func (r *PayloadRun) appendJSON(b []byte, ok *bool) []byte {
+func (r *PayloadRun) appendJSON(b []byte, w *timeWriter) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, r.ID)
 	if r.Status != "" {
@@ -109,11 +109,11 @@ func (r *PayloadRun) appendJSON(b []byte, ok *bool) []byte {
 	}
 	if r.StartedAt != nil {
 		b = append(b, `,"started_at":`...)
-		b = appendTime(b, *r.StartedAt, ok)
+		b = w.append(b, *r.StartedAt)
 	}
 	if r.FinishedAt != nil {
 		b = append(b, `,"finished_at":`...)
-		b = appendTime(b, *r.FinishedAt, ok)
+		b = w.append(b, *r.FinishedAt)
 	}
 	if r.DurationMS != nil {
 		b = append(b, `,"duration_ms":`...)
@@ -420,6 +420,29 @@ func appendTime(b []byte, t time.Time, ok *bool) []byte {
 	return append(b, tb...)
 }
 
+// timeWriter appends times as appendTime does, clearing ok where it fails,
+// and copies a time equal to the last one it wrote from where it wrote it:
+// a payload's timestamp, its event's occurred_at and often its run's
+// finished_at are the event's time.
+type timeWriter struct {
+	ok         bool
+	last       time.Time
+	start, end int // where last is written in the buffer
+}
+
+func (w *timeWriter) append(b []byte, t time.Time) []byte {
+	// The same instant in the same location: the same text.
+	if w.end > 0 && t.Equal(w.last) && t.Location() == w.last.Location() {
+		return append(b, b[w.start:w.end]...)
+	}
+	start := len(b)
+	b = appendTime(b, t, &w.ok)
+	if len(b) > start {
+		w.last, w.start, w.end = t, start, len(b)
+	}
+	return b
+}
+
 func appendInt64Ptr(b []byte, n *int64) []byte {
 	if n == nil {
 		return append(b, "null"...)
@@ -490,6 +513,12 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			if j := safeRun(s, i); j > i {
+				i = j
+				continue
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if htmlSafe[c] {
@@ -536,4 +565,31 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// safeRun returns the end of the run of bytes in htmlSafe that starts at i,
+// tested 8 bytes at a time: i itself when fewer than 8 bytes are left or the
+// next 8 hold one that is not safe (a control character, '"', '\\', '<',
+// '>', '&' or not ASCII). Each test is SWAR: the expressions below are
+// nonzero exactly when some byte is below 0x20, or equal to the byte
+// compared. So the identifiers and names that make most of a record are
+// copied 8 bytes per test.
+func safeRun(s string, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		bad := x & highs // not ASCII
+		bad |= (x - ones*0x20) & ^x & highs
+		bad |= hasZero(x ^ (ones * '"'))
+		bad |= hasZero(x ^ (ones * '\\'))
+		bad |= hasZero(x ^ (ones * '<'))
+		bad |= hasZero(x ^ (ones * '>'))
+		bad |= hasZero(x ^ (ones * '&'))
+		if bad != 0 {
+			break
+		}
+	}
+	return i
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -572,11 +573,13 @@ func BenchmarkResultAppend(b *testing.B)    { benchAppend(b, typicalResult()) }
 
 func benchMarshal(b *testing.B, v any) {
 	b.ReportAllocs()
+	cpu := processCPU(b)
 	for b.Loop() {
 		if _, err := json.Marshal(v); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // benchAppend appends into a fresh buffer of the size the call sites
@@ -584,9 +587,28 @@ func benchMarshal(b *testing.B, v any) {
 func benchAppend(b *testing.B, v appender) {
 	b.ReportAllocs()
 	want, _ := json.Marshal(v)
+	cpu := processCPU(b)
 	for b.Loop() {
 		if _, err := v.AppendJSON(make([]byte, 0, len(want))); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
+}
+
+// processCPU returns the CPU time (user + system) of this process so far.
+// On a machine shared with other work, a benchmark's CPU time per op (GC
+// included) varies less than its wall time per op, which counts the time
+// the benchmark waited for a core.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per op since since as cpu-ns/op.
+func reportCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64(processCPU(b)-since)/float64(b.N), "cpu-ns/op")
 }
