@@ -538,7 +538,7 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 		LatencyMS: a.latency.Milliseconds(), ErrorClass: a.errClass, Error: a.err,
 		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
 	}
-	value, _ := json.Marshal(res)
+	value, _ := res.AppendJSON(make([]byte, 0, 384)) // json.Marshal's bytes without reflection
 	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: schemas.RecordKey(del.TenantID, del.RuleID), Value: value}}
 	switch a.outcome {
 	case schemas.OutcomeDead:

@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -567,7 +566,7 @@ func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryR
 	if p.Data.Labels == nil {
 		p.Data.Labels = map[string]string{}
 	}
-	body, _ := json.Marshal(p) // plain structs: cannot fail
+	body, _ := p.AppendJSON(make([]byte, 0, 1024)) // json.Marshal's bytes, without reflection; the engine's times are sane: cannot fail
 	return schemas.DeliveryRecord{
 		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at.UTC(), Payload: body,
