@@ -105,11 +105,16 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 	// has waited stopFlush for them (a Kafka that does not answer).
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer pcancel()
+	// The source's own context: a source that stops on an error (a failed
+	// produce) ends its attempts in flight at once, rather than working
+	// through its queues first.
+	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		// In-flight attempts end with ctx; their records are not committed.
 		// What finished is, once Kafka has its outcome, so a clean stop
 		// repeats nothing.
+		stop()
 		timer := time.AfterFunc(stopFlush, pcancel)
 		defer timer.Stop()
 		wg.Wait()
