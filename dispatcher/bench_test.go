@@ -150,6 +150,11 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 // one_host: every endpoint is a path on one server, like many Slack or
 // PagerDuty endpoints sharing one host. host_per_endpoint: each endpoint
 // has its own server (host:port), like endpoints of different tenants.
+//
+// plain_cpu_us/delivery and dispatcher_cpu_us/delivery are the process's
+// CPU (getrusage) over each timed phase divided by the deliveries: the sink
+// runs in this process, so both include its share, and the dispatcher's
+// includes its startup (topics, tables; see startup_s).
 func BenchmarkDispatcherThroughput(b *testing.B) {
 	brokers := testenv.Brokers(b)
 	if !testenv.RealKafka(b) {
