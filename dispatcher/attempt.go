@@ -51,9 +51,12 @@ type attempt struct {
 	retryAfter time.Duration // from a 429 or 503 answer
 }
 
-// attempt performs one HTTP attempt.
-func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
-	ep, ok := d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
+// attempt performs one HTTP attempt of del, whose endpoint's table key is
+// key. The endpoint is looked up again here, not taken from before the
+// attempt waited for its lane: it may have changed (deactivated, rotated)
+// meanwhile.
+func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, key, deliveryID string) attempt {
+	ep, ok := d.endpoints.Get(key)
 	if !ok {
 		// An endpoint created a moment ago may not have reached this table
 		// yet: catch up with the topic before calling it gone.
@@ -62,7 +65,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			d.log.Warn("endpoint table not caught up", "err", err)
 		}
 		cancel()
-		ep, ok = d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
+		ep, ok = d.endpoints.Get(key)
 	}
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}

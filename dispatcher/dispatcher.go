@@ -435,7 +435,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		return d.tenantDisabled(r, &del, attemptNo)
 	}
 	deliveryID := newDeliveryID()
-	a := d.attempt(ctx, &del, deliveryID)
+	a := d.attempt(ctx, &del, key, deliveryID)
 	if ctx.Err() != nil {
 		return nil
 	}
