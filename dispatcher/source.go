@@ -24,8 +24,9 @@ import (
 // the acknowledgement (the promise) marks the record finished. A produce
 // that fails finishes nothing: nothing past the record is committed, and
 // the source stops with the error, so that the record is attempted again
-// (by this process restarted, or the partition's next owner). In a tier, a partition whose head record is not due yet
-// is rewound to it and paused until it is.
+// (by this process restarted, or the partition's next owner). In a tier, a
+// partition whose head record is not due yet is rewound to it and paused
+// until it is.
 //
 // Isolation: the source holds at most MaxInFlight records. When it stays
 // full for shedAfter, it does not go on waiting — one slow endpoint's
