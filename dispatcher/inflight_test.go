@@ -56,7 +56,7 @@ func TestResultsInFlightAtStopAreNotLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			const nEndpoints, nAlerts = 3, 600
+			const nEndpoints, nAlerts = 3, 900
 			h := setup(t)
 			t.Cleanup(func() { deleteTopics(t, h) })
 			var (
@@ -81,7 +81,7 @@ func TestResultsInFlightAtStopAreNotLost(t *testing.T) {
 				return total
 			}
 			// 50 attempts a second per endpoint after a burst of 50: the
-			// backlog takes ~3 s, so the stop finds attempts going on.
+			// backlog takes ~6 s, so the stop finds attempts going on.
 			var recs []*kgo.Record
 			alerts := map[string]bool{}
 			for range nEndpoints {
