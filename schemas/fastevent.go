@@ -6,7 +6,6 @@ import (
 	"errors"
 	"regexp"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -25,6 +24,9 @@ import (
 // accepts as encoding/json does.
 func DecodeWorkflowEvent(doc []byte) (*WorkflowEvent, error) {
 	ev, err := decode(KindWorkflowEvent, doc, fastWorkflowEvent)
+	if err == nil {
+		return ev, nil
+	}
 	var de *DecodeError
 	if !errors.As(err, &de) {
 		return ev, err
@@ -81,53 +83,6 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // errNotFast: the fast check does not vouch for the document.
 var errNotFast = errors.New("not vouched for")
-
-// fastWorkflowEvent decodes doc and reports true only when doc certainly
-// satisfies workflow-event.schema.json. encoding/json checks the grammar and
-// the Go types; a scan of the raw document checks what decoding into a struct
-// cannot see (member names, null versus absent, unknown members, value
-// kinds); the decoded values are then checked against the schema's lengths,
-// patterns and ranges.
-func fastWorkflowEvent(doc []byte) (*WorkflowEvent, bool) {
-	var ev WorkflowEvent
-	if json.Unmarshal(doc, &ev) != nil {
-		return nil, false
-	}
-	if duplicateMember(doc) != nil {
-		return nil, false
-	}
-	s := scanner{b: doc}
-	if s.event() != nil {
-		return nil, false
-	}
-	if !eventValuesValid(&ev, s.seen) {
-		return nil, false
-	}
-	return &ev, true
-}
-
-// Member bits of the event's scan.
-const (
-	mSpecVersion = 1 << iota
-	mID
-	mSource
-	mType
-	mTime
-	mTenantID
-	mData
-	mWorkflow
-	mRun
-	mWorkflowID
-	mWorkflowName
-	mRunID
-	mSubject
-	mContentType
-	mStatus
-	mAttempt
-)
-
-const requiredEventMembers = mSpecVersion | mID | mSource | mType | mTime | mTenantID | mData |
-	mWorkflow | mRun | mWorkflowID | mWorkflowName | mRunID
 
 // scanner walks a document that encoding/json has already accepted, so it
 // does not re-check the grammar.
@@ -267,146 +222,6 @@ func (s *scanner) wantTime(orNull bool) error {
 	return errNotFast
 }
 
-func (s *scanner) event() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	err := s.members(func(name string) error {
-		switch name {
-		case "specversion":
-			s.seen |= mSpecVersion
-			return s.want(`"`)
-		case "id":
-			s.seen |= mID
-			return s.want(`"`)
-		case "source":
-			s.seen |= mSource
-			return s.want(`"`)
-		case "type":
-			s.seen |= mType
-			return s.want(`"`)
-		case "tenantid":
-			s.seen |= mTenantID
-			return s.want(`"`)
-		case "subject":
-			s.seen |= mSubject
-			return s.want(`"`)
-		case "datacontenttype":
-			s.seen |= mContentType
-			return s.want(`"`)
-		case "time":
-			s.seen |= mTime
-			return s.wantTime(false)
-		case "data":
-			s.seen |= mData
-			return s.data()
-		}
-		if !attributeName(name, false) {
-			return errNotFast
-		}
-		if s.kind() == '"' {
-			// A NUL is refused (the schema's pattern); only an escape can
-			// write one in valid JSON. Over-matching (\\u0000) only
-			// sends the document to the validator.
-			if raw, escaped := s.str(); escaped && bytes.Contains(raw, []byte(`\u0000`)) {
-				return errNotFast
-			}
-			return nil
-		}
-		return s.want(`0tfn`)
-	})
-	if err != nil {
-		return err
-	}
-	if s.seen&requiredEventMembers != requiredEventMembers {
-		return errNotFast
-	}
-	return nil
-}
-
-func (s *scanner) data() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "workflow":
-			s.seen |= mWorkflow
-			return s.workflow()
-		case "run":
-			s.seen |= mRun
-			return s.run()
-		case "error":
-			return s.errorInfo()
-		case "labels":
-			return s.labels()
-		}
-		if !attributeName(name, true) {
-			return errNotFast
-		}
-		s.skip()
-		return nil
-	})
-}
-
-func (s *scanner) workflow() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "id":
-			s.seen |= mWorkflowID
-		case "name":
-			s.seen |= mWorkflowName
-		default:
-			return errNotFast
-		}
-		return s.want(`"`)
-	})
-}
-
-func (s *scanner) run() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "id":
-			s.seen |= mRunID
-			return s.want(`"`)
-		case "status":
-			s.seen |= mStatus
-			return s.want(`"`)
-		case "attempt":
-			s.seen |= mAttempt
-			return s.want(`0`)
-		case "duration_ms":
-			return s.want(`0n`)
-		case "started_at", "finished_at":
-			return s.wantTime(true)
-		}
-		return errNotFast
-	})
-}
-
-func (s *scanner) errorInfo() error {
-	switch s.kind() {
-	case 'n':
-		s.skip()
-		return nil
-	case '{':
-		return s.members(func(name string) error {
-			switch name {
-			case "code", "message", "node":
-				return s.want(`"`)
-			}
-			return errNotFast
-		})
-	}
-	return errNotFast
-}
-
 func (s *scanner) labels() error {
 	switch s.kind() {
 	case 'n':
@@ -457,18 +272,18 @@ func attributeName(name string, underscore bool) bool {
 // (in code points, as JSON Schema counts), patterns and ranges. The scan has
 // already made sure each member had the right JSON kind; seen says which
 // optional members were present (present-but-empty and absent decode alike).
-func eventValuesValid(ev *WorkflowEvent, seen int) bool {
+func eventValuesValid(ev *WorkflowEvent, seen uint64) bool {
 	d := &ev.Data
 	return ev.SpecVersion == "1.0" && noNUL(ev.ID, ev.Source, ev.Type, ev.Subject, ev.DataContentType,
 		d.Workflow.ID, d.Workflow.Name, d.Run.ID, d.Run.Status) &&
 		runes(ev.ID, 1, 256) && runes(ev.Source, 1, 1024) && runes(ev.Type, 1, 256) &&
 		tenantIDValid(ev.TenantID) &&
-		(seen&mSubject == 0 || runes(ev.Subject, 1, 256)) &&
-		(seen&mContentType == 0 || contentTypeRE.MatchString(ev.DataContentType)) &&
+		(seen&eSubject == 0 || runes(ev.Subject, 1, 256)) &&
+		(seen&eContentType == 0 || contentTypeValid(ev.DataContentType)) &&
 		runes(d.Workflow.ID, 1, 256) && runes(d.Workflow.Name, 1, 256) &&
 		runes(d.Run.ID, 1, 256) &&
-		(seen&mStatus == 0 || runes(d.Run.Status, 1, 64)) &&
-		(seen&mAttempt == 0 || d.Run.Attempt >= 1 && d.Run.Attempt <= 1<<31-1) &&
+		(seen&eStatus == 0 || runes(d.Run.Status, 1, 64)) &&
+		(seen&eAttempt == 0 || d.Run.Attempt >= 1 && d.Run.Attempt <= 1<<31-1) &&
 		(d.Run.DurationMS == nil || *d.Run.DurationMS >= 0) &&
 		errorAndLabelsValid(d)
 }
@@ -529,6 +344,16 @@ func tenantIDValid(s string) bool {
 	return true
 }
 
+// contentTypeValid: the schema's datacontenttype pattern, without the
+// regular expression for the usual values.
+func contentTypeValid(s string) bool {
+	switch s {
+	case "application/json", "application/cloudevents+json":
+		return true
+	}
+	return contentTypeRE.MatchString(s)
+}
+
 // contentTypeRE is the schema's datacontenttype pattern (the validator uses
 // Go's regexp too).
 var contentTypeRE = regexp.MustCompile(`^application/([A-Za-z0-9.!#$&^_-]+\+)?json(\s*;[^\x00]*)?$`)
@@ -565,7 +390,7 @@ func timestampValid(b []byte) bool {
 	if b[17] > '5' || num2(b[11:]) > 23 || num2(b[14:]) > 59 {
 		return false
 	}
-	if _, err := time.Parse(time.DateOnly, string(b[:10])); err != nil {
+	if !dateValid(b) {
 		return false
 	}
 	rest := b[fixed:]
@@ -594,3 +419,18 @@ func timestampValid(b []byte) bool {
 }
 
 func num2(b []byte) int { return int(b[0]-'0')*10 + int(b[1]-'0') }
+
+// dateValid: the digits of b's "YYYY-MM-DD" are a real calendar date, as
+// Go's time package reads it (years 0000-9999, the Gregorian leap years).
+func dateValid(b []byte) bool {
+	year := num2(b)*100 + num2(b[2:])
+	month, day := num2(b[5:]), num2(b[8:])
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
+}
