@@ -2,8 +2,8 @@ package schemas
 
 import (
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -142,7 +142,7 @@ func fastEventSeeds() [][]byte {
 		head + `"data":{` + wf + `,"run":{"id":"r"},"x":{"a" 1}}}`,
 		head + `"data":{` + wf + `,"run":{"id":"r"}}`,
 		head + `"data":{` + wf + `,"run":{"id":"r"}}}}`,
-		head + `"data":{` + wf + `,"run":{"id":"r"` ,
+		head + `"data":{` + wf + `,"run":{"id":"r"`,
 		head + `"data":{` + wf + `,"run":{"id":"r"}}}` + "\x00",
 		"\xef\xbb\xbf" + head + `"data":{` + wf + `,"run":{"id":"r"}}}`,
 	} {

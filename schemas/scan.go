@@ -82,6 +82,12 @@ func (p *pass) str() (raw []byte, escaped, ok bool) {
 	i := start
 	b := p.b
 	for i < len(b) {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -117,6 +123,15 @@ func (p *pass) str() (raw []byte, escaped, ok bool) {
 	}
 	return nil, false, false
 }
+
+// plain marks the bytes a string's scan passes over without a look: ASCII
+// that is neither a quote, a backslash nor a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // hex4 returns the value of four hex digits, or -1.
 func hex4(b []byte) rune {
@@ -193,6 +208,10 @@ func unescape(dst, raw []byte) []byte {
 func (p *pass) text(raw []byte, escaped bool) []byte {
 	if !escaped {
 		return raw
+	}
+	if cap(p.buf) < len(raw) {
+		// The text is never longer than its escaped form.
+		p.buf = make([]byte, 0, max(len(raw), 64))
 	}
 	p.buf = unescape(p.buf[:0], raw)
 	return p.buf
