@@ -1,6 +1,5 @@
 package schemas
 
-
 // DecodeResult validates doc against the result schema and decodes it, with
 // the same answers as Validate followed by json.Unmarshal (errors: ErrNotJSON,
 // *ValidationError, *DecodeError). Like DecodeWorkflowEvent it takes a

@@ -427,7 +427,7 @@ func (p *pass) scalar() bool {
 		// A NUL is refused (the schemas' pattern); only an escape can
 		// write one in valid JSON. Over-matching (\\u0000) only sends the
 		// document to the validator.
-		return ok && !(escaped && containsNULEscape(raw))
+		return ok && (!escaped || !containsNULEscape(raw))
 	case '{', '[':
 		return false
 	}
