@@ -14,14 +14,18 @@ import (
 // *ValidationError), or a *DecodeError for a document the schema accepts but
 // the Go type cannot hold.
 //
-// Most events are decoded by a hand-written check of the schema's rules
-// (fastWorkflowEvent), about four times cheaper than the schema validator.
-// That check only ever says "valid": whatever it does not vouch for (any
-// invalid event, and a few valid but unusual ones) goes through the schema
-// validator, so the answers and their messages are exactly Validate's. A
-// differential fuzz test (FuzzDecodeWorkflowEventAgreesWithSchema) checks
-// that the fast check accepts nothing the schema refuses and decodes what it
-// accepts as encoding/json does.
+// Most events are decoded by a hand-written one-pass decoder
+// (fastWorkflowEvent): it reads the bytes once, checking the grammar and the
+// schema's rules as it fills the event, without encoding/json or the schema
+// validator (about ten times cheaper than the check it replaced, which
+// decoded with encoding/json and scanned again). It only ever says "valid":
+// whatever it does not vouch for (any invalid event, and a few valid but
+// unusual ones: escaped member names or timestamps, invalid UTF-8,
+// duplicate or very many member names) goes through the schema validator,
+// so the answers and their messages are exactly Validate's. A differential
+// fuzz test (FuzzDecodeWorkflowEventAgreesWithSchema) checks that the fast
+// decoder accepts nothing the schema refuses and decodes what it accepts as
+// encoding/json does.
 func DecodeWorkflowEvent(doc []byte) (*WorkflowEvent, error) {
 	ev, err := decode(KindWorkflowEvent, doc, fastWorkflowEvent)
 	if err == nil {

@@ -3,7 +3,7 @@ package schemas
 // DecodeResult validates doc against the result schema and decodes it, with
 // the same answers as Validate followed by json.Unmarshal (errors: ErrNotJSON,
 // *ValidationError, *DecodeError). Like DecodeWorkflowEvent it takes a
-// hand-written fast check for ordinary records and the schema validator for
+// one-pass decoder for ordinary records and the schema validator for
 // the rest (FuzzDecodeResultAgreesWithSchema holds the two together).
 func DecodeResult(doc []byte) (*ResultRecord, error) {
 	return decode(KindResult, doc, fastResult)
