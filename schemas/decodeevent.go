@@ -1,6 +1,9 @@
 package schemas
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // Member bits of an event's pass: the required ones are checked at the end,
 // and each is set once (a member met twice is a duplicate, which the schema
@@ -264,6 +267,26 @@ func (p *pass) errorInfo(e *ErrorInfo) bool {
 	})
 }
 
+// labelOK checks a label against the schema on its decoded text, before
+// it is converted: a key of 1-63 code points, a value of at most 256, no
+// NUL (which only an escape can write, so plain text is not searched).
+func labelOK(p *pass, k []byte, ke bool, v []byte, ve bool) bool {
+	if ke {
+		// Decoded one at a time: p.buf holds one text.
+		kt := p.text(k, true)
+		if !runesOf(kt, 1, 63) || bytes.IndexByte(kt, 0) >= 0 {
+			return false
+		}
+	} else if !runesOf(k, 1, 63) {
+		return false
+	}
+	if ve {
+		vt := p.text(v, true)
+		return runesOf(vt, 0, 256) && bytes.IndexByte(vt, 0) < 0
+	}
+	return runesOf(v, 0, 256)
+}
+
 // maxLabelSpans is how many labels are gathered before their map is made
 // (so that it is made at its size); more go into a map that grows.
 const maxLabelSpans = 16
@@ -284,7 +307,7 @@ func (p *pass) labels(m *map[string]string) bool {
 	var out map[string]string
 	ok := p.object(func(k []byte, ke bool) bool {
 		v, ve, ok := p.str()
-		if !ok {
+		if !ok || !labelOK(p, k, ke, v, ve) {
 			return false
 		}
 		pairs++

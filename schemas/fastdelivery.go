@@ -1,9 +1,6 @@
 package schemas
 
-import (
-	"bytes"
-	"unicode/utf8"
-)
+import "bytes"
 
 // DecodeDelivery validates doc against the delivery schema (payload
 // included) and decodes it, with the same answers as Validate followed by
@@ -190,15 +187,7 @@ func (p *pass) textRunes(lo, hi int) bool {
 	if !ok {
 		return false
 	}
-	text := p.text(raw, escaped)
-	if len(text) < lo {
-		return false
-	}
-	if len(text) <= hi && lo <= 1 {
-		return true // bytes ≥ code points, and a non-empty string has one
-	}
-	n := utf8.RuneCount(text)
-	return lo <= n && n <= hi
+	return runesOf(p.text(raw, escaped), lo, hi)
 }
 
 func (p *pass) payloadData() bool {
@@ -305,14 +294,13 @@ func (p *pass) payloadLabels() bool {
 	n := 0
 	return p.members(func(name []byte) bool {
 		// str has checked that the name is UTF-8 without a NUL.
-		if k := utf8.RuneCount(name); k < 1 || k > 63 || !p.fresh(name, keys[:], &n) {
+		if !runesOf(name, 1, 63) || !p.fresh(name, keys[:], &n) {
 			return false
 		}
 		raw, escaped, ok := p.str()
 		if !ok || escaped && containsNULEscape(raw) {
 			return false
 		}
-		text := p.text(raw, escaped)
-		return len(text) <= 256 || utf8.RuneCount(text) <= 256
+		return runesOf(p.text(raw, escaped), 0, 256)
 	})
 }

@@ -118,26 +118,14 @@ func eventValuesValid(ev *WorkflowEvent, seen uint64) bool {
 		(seen&eStatus == 0 || runes(d.Run.Status, 1, 64)) &&
 		(seen&eAttempt == 0 || d.Run.Attempt >= 1 && d.Run.Attempt <= 1<<31-1) &&
 		(d.Run.DurationMS == nil || *d.Run.DurationMS >= 0) &&
-		errorAndLabelsValid(d)
+		errorValid(d)
 }
 
-func errorAndLabelsValid(d *WorkflowEventData) bool {
-	if e := d.Error; e != nil {
-		if ok := noNUL(e.Code, e.Message, e.Node) && runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256); !ok {
-			return false
-		}
-	}
-	return labelsValid(d.Labels)
-}
-
-// labelsValid: keys 1-63 code points, values at most 256.
-func labelsValid(labels map[string]string) bool {
-	for k, v := range labels {
-		if !runes(k, 1, 63) || !runes(v, 0, 256) || !noNUL(k, v) {
-			return false
-		}
-	}
-	return true
+// errorValid checks the error info's lengths; the labels were checked as
+// they were read (labelValid).
+func errorValid(d *WorkflowEventData) bool {
+	e := d.Error
+	return e == nil || noNUL(e.Code, e.Message, e.Node) && runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256)
 }
 
 // noNUL: none of ss contains U+0000 (the schema's "^[^\\x00]*$"): Postgres
@@ -159,6 +147,18 @@ func runes(s string, lo, hi int) bool {
 		return true // bytes ≥ code points, and a non-empty string has one
 	}
 	n := utf8.RuneCountInString(s)
+	return lo <= n && n <= hi
+}
+
+// runesOf is runes for a string's text still in bytes.
+func runesOf(b []byte, lo, hi int) bool {
+	if len(b) < lo {
+		return false
+	}
+	if len(b) <= hi && lo <= 1 {
+		return true
+	}
+	n := utf8.RuneCount(b)
 	return lo <= n && n <= hi
 }
 
