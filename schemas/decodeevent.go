@@ -68,8 +68,7 @@ func fastWorkflowEvent(doc []byte) (*WorkflowEvent, bool) {
 
 func (p *pass) event(blk *eventBlock) bool {
 	ev := &blk.ev
-	var ext [maxSkipNames][]byte
-	n := 0
+	var ext nameSet
 	return p.members(func(name []byte) bool {
 		var ok bool
 		switch string(name) {
@@ -109,27 +108,11 @@ func (p *pass) event(blk *eventBlock) bool {
 			return p.set(eData) && p.eventData(blk)
 		}
 		// Any other CloudEvents attribute: a scalar, named once.
-		if !attributeName(string(name), false) || !p.fresh(name, ext[:], &n) {
+		if !attributeName(string(name), false) || !ext.add(name) {
 			return false
 		}
 		return p.scalar()
 	})
-}
-
-// fresh records name among the other names of an object, names[:*n]; false
-// when it is there already (a duplicate) or there are too many to compare.
-func (p *pass) fresh(name []byte, names [][]byte, n *int) bool {
-	if *n == len(names) {
-		return false
-	}
-	for _, prev := range names[:*n] {
-		if string(prev) == string(name) {
-			return false
-		}
-	}
-	names[*n] = name
-	*n++
-	return true
 }
 
 // The values known returns without allocating.
@@ -158,8 +141,7 @@ func (p *pass) known(common []string) (string, bool) {
 
 func (p *pass) eventData(blk *eventBlock) bool {
 	d := &blk.ev.Data
-	var other [maxSkipNames][]byte
-	n := 0
+	var other nameSet
 	return p.members(func(name []byte) bool {
 		switch string(name) {
 		case "workflow":
@@ -179,7 +161,7 @@ func (p *pass) eventData(blk *eventBlock) bool {
 			return p.set(eLabels) && p.labels(&d.Labels)
 		}
 		// Forward compatibility: other members are tolerated and ignored.
-		return attributeName(string(name), true) && p.fresh(name, other[:], &n) && p.skip(0)
+		return attributeName(string(name), true) && other.add(name) && p.skip(0)
 	})
 }
 

@@ -190,3 +190,97 @@ func (g eventGen) data() string {
 	}
 	return g.object(m)
 }
+
+// TestFastDeliveryAgreesOnGeneratedDeliveries: as
+// TestFastEventAgreesOnGeneratedEvents, for delivery records, whose payload
+// the one-pass decoder checks in place.
+func TestFastDeliveryAgreesOnGeneratedDeliveries(t *testing.T) {
+	t.Parallel()
+	g := eventGen{rng: rand.New(rand.NewSource(13))}
+	const n = 1000
+	valid, fast := 0, 0
+	for range n {
+		doc := []byte(g.delivery())
+		if Validate(KindDelivery, doc) == nil {
+			valid++
+			if _, ok := fastDelivery(doc); ok {
+				fast++
+			}
+		}
+		agreesWithSchema(t, KindDelivery, doc, fastDelivery, DecodeDelivery)
+	}
+	if valid < n/10 || fast < valid*9/10 {
+		t.Fatalf("%d of %d generated deliveries are valid, %d of them took the fast path", valid, n, fast)
+	}
+}
+
+func (g eventGen) delivery() string {
+	const alertID = `"alrt_ca978112ca1bbdcafac231b39a23dc4d"`
+	typ := g.pick(`"workflow.run.failed"`, `"workflow.run.succeeded"`, `"workflow.run.started"`, `"workflow.run.duration_exceeded"`, `"webhook.test"`)
+	threshold := "null"
+	if typ == `"workflow.run.duration_exceeded"` {
+		threshold = g.pick("60000", "1", "9223372036854775807")
+	}
+	if g.rng.Intn(20) == 0 {
+		threshold = g.pick("null", "0", "6e4", "1.5")
+	}
+	run := []string{g.member("id", g.str())}
+	if g.rng.Intn(2) == 0 {
+		run = append(run, g.member("status", g.pick(`"failed"`, g.str())))
+	}
+	for _, name := range []string{"started_at", "finished_at"} {
+		if g.rng.Intn(2) == 0 {
+			run = append(run, g.member(name, g.time()))
+		}
+	}
+	if g.rng.Intn(2) == 0 {
+		run = append(run, g.member("duration_ms", g.num()))
+	}
+	errInfo := "null"
+	if g.rng.Intn(2) == 0 {
+		var e []string
+		for _, name := range []string{"code", "message"} {
+			if g.rng.Intn(2) == 0 {
+				e = append(e, g.member(name, g.str()))
+			}
+		}
+		errInfo = g.object(e)
+	}
+	labels := "null"
+	if g.rng.Intn(3) > 0 {
+		var l []string
+		for i := range g.rng.Intn(18) {
+			l = append(l, g.member(g.pick(fmt.Sprintf("k%d", i), fmt.Sprintf("clé%d", i)), g.str()))
+		}
+		labels = g.object(l)
+	}
+	data := g.object([]string{
+		g.member("alert_id", alertID),
+		g.member("tenant_id", g.pick(`"acme"`, `"t-1.x_y"`, `"-bad"`)),
+		g.member("rule", g.object([]string{g.member("id", g.str()), g.member("name", g.str())})),
+		g.member("event", g.object([]string{g.member("id", g.str()), g.member("type", g.str()), g.member("occurred_at", g.time())})),
+		g.member("workflow", g.object([]string{g.member("id", g.str()), g.member("name", g.str())})),
+		g.member("run", g.object(run)),
+		g.member("threshold_ms", threshold),
+		g.member("error", errInfo),
+		g.member("labels", labels),
+	})
+	payload := g.object([]string{g.member("type", typ), g.member("timestamp", g.time()), g.member("data", data)})
+	m := []string{
+		g.member("alert_id", alertID),
+		g.member("tenant_id", g.pick(`"acme"`, `"t-1.x_y"`, `"acme"`, `"\u0061cme"`)),
+		g.member("rule_id", g.str()),
+		g.member("endpoint_id", g.str()),
+		g.member("event_type", typ),
+		g.member("max_attempts", g.pick("8", "1", "50", "8", "51", "0")),
+		g.member("created_at", g.time()),
+		g.member("payload", payload),
+	}
+	if g.rng.Intn(2) == 0 {
+		m = append(m, g.member("rule_version", g.pick("3", "1", "9223372036854775807", "0")))
+	}
+	if g.rng.Intn(2) == 0 {
+		m = append(m, g.member("severity", g.pick(`"critical"`, `"warning"`, `"info"`, `"error"`, `"fatal"`)))
+	}
+	return g.ws() + g.object(m) + g.ws()
+}

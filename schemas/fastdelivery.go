@@ -283,24 +283,19 @@ func (p *pass) payloadRun() bool {
 }
 
 // payloadLabels consumes the payload's labels (or null): keys 1-63 code
-// points, values strings of at most 256 (and, more strictly than the
-// schema, no NUL), each key once. Escaped keys and more keys than can be
-// compared cheaply are left to the validator.
+// points, values strings of at most 256, each key once. Escaped keys are
+// left to the validator.
 func (p *pass) payloadLabels() bool {
 	if p.null() {
 		return true
 	}
-	var keys [maxSkipNames][]byte
-	n := 0
+	var keys nameSet
 	return p.members(func(name []byte) bool {
 		// str has checked that the name is UTF-8 without a NUL.
-		if !runesOf(name, 1, 63) || !p.fresh(name, keys[:], &n) {
+		if !runesOf(name, 1, 63) || !keys.add(name) {
 			return false
 		}
 		raw, escaped, ok := p.str()
-		if !ok || escaped && containsNULEscape(raw) {
-			return false
-		}
-		return runesOf(p.text(raw, escaped), 0, 256)
+		return ok && runesOf(p.text(raw, escaped), 0, 256)
 	})
 }

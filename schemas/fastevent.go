@@ -21,7 +21,7 @@ import (
 // decoded with encoding/json and scanned again). It only ever says "valid":
 // whatever it does not vouch for (any invalid event, and a few valid but
 // unusual ones: escaped member names or timestamps, invalid UTF-8,
-// duplicate or very many member names) goes through the schema validator,
+// duplicate member names, nesting deeper than 32) goes through the schema validator,
 // so the answers and their messages are exactly Validate's. A differential
 // fuzz test (FuzzDecodeWorkflowEventAgreesWithSchema) checks that the fast
 // decoder accepts nothing the schema refuses and decodes what it accepts as

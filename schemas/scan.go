@@ -31,9 +31,41 @@ type pass struct {
 // (unknown members of an event's data); deeper ones go to the validator.
 const maxSkipDepth = 32
 
-// maxSkipNames bounds the members of one skipped object, whose names are
-// compared pairwise for duplicates; larger objects go to the validator.
-const maxSkipNames = 16
+// nameSet holds the member names of one object met so far, to find a
+// repeated one (which the schema path refuses). The first few are compared
+// pairwise on the stack; an object with more gets a map.
+type nameSet struct {
+	few  [16][]byte
+	n    int
+	many map[string]struct{}
+}
+
+// add records name; false when it was there already.
+func (s *nameSet) add(name []byte) bool {
+	if s.many != nil {
+		if _, ok := s.many[string(name)]; ok {
+			return false
+		}
+		s.many[string(name)] = struct{}{}
+		return true
+	}
+	for _, prev := range s.few[:s.n] {
+		if string(prev) == string(name) {
+			return false
+		}
+	}
+	if s.n < len(s.few) {
+		s.few[s.n] = name
+		s.n++
+		return true
+	}
+	s.many = make(map[string]struct{}, 2*len(s.few))
+	for _, prev := range s.few {
+		s.many[string(prev)] = struct{}{}
+	}
+	s.many[string(name)] = struct{}{}
+	return true
+}
 
 func (p *pass) ws() {
 	for p.i < len(p.b) {
@@ -375,19 +407,11 @@ func (p *pass) skip(depth int) bool {
 		if depth >= maxSkipDepth {
 			return false
 		}
-		var names [maxSkipNames][]byte
-		n := 0
+		var names nameSet
 		return p.members(func(name []byte) bool {
-			if n == len(names) {
+			if !names.add(name) {
 				return false
 			}
-			for _, prev := range names[:n] {
-				if string(prev) == string(name) {
-					return false
-				}
-			}
-			names[n] = name
-			n++
 			return p.skip(depth + 1)
 		})
 	case '[':
