@@ -21,11 +21,11 @@ import (
 // decoded with encoding/json and scanned again). It only ever says "valid":
 // whatever it does not vouch for (any invalid event, and a few valid but
 // unusual ones: escaped member names or timestamps, invalid UTF-8,
-// duplicate member names, nesting deeper than 32) goes through the schema validator,
-// so the answers and their messages are exactly Validate's. A differential
-// fuzz test (FuzzDecodeWorkflowEventAgreesWithSchema) checks that the fast
-// decoder accepts nothing the schema refuses and decodes what it accepts as
-// encoding/json does.
+// duplicate member names, nesting deeper than 32) goes through the schema
+// validator, so the answers and their messages are exactly Validate's. A
+// differential fuzz test (FuzzDecodeWorkflowEventAgreesWithSchema) checks
+// that the fast decoder accepts nothing the schema refuses and decodes what
+// it accepts as encoding/json does.
 func DecodeWorkflowEvent(doc []byte) (*WorkflowEvent, error) {
 	ev, err := decode(KindWorkflowEvent, doc, fastWorkflowEvent)
 	if err == nil {

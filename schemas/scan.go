@@ -10,9 +10,10 @@ import (
 // checks the grammar as it goes (it is the only reader of the bytes on the
 // fast path) and hands out member names and values for the caller to check
 // against a schema and store. Every method reports false for what it does not
-// vouch for — bad grammar, and also valid JSON it chooses not to handle
-// (invalid UTF-8, which encoding/json would replace; duplicate or escaped
-// member names where they would need decoding; deep nesting) — and the
+// vouch for — bad grammar, repeated member names (which the schema path
+// refuses), and also valid JSON it chooses not to handle (invalid UTF-8,
+// which encoding/json would replace; escaped member names, which would need
+// decoding to be compared; nesting deeper than maxSkipDepth) — and the
 // caller then leaves the document to the schema validator, which gives the
 // answer and its message. So a false is never an error by itself.
 type pass struct {
