@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"strings"
 	"time"
 )
 
@@ -314,9 +315,32 @@ func (p *pass) labels(m *map[string]string) bool {
 	}
 	if out == nil {
 		out = make(map[string]string, n)
+		// The labels' text, when none is escaped, is copied into one
+		// string that the keys and values share: the map holds them all
+		// anyway, and one allocation replaces two per label.
+		total, escaped := 0, false
 		for _, s := range spans[:n] {
-			key := string(p.text(s.k, s.ke)) // before p.buf is reused
-			out[key] = string(p.text(s.v, s.ve))
+			total += len(s.k) + len(s.v)
+			escaped = escaped || s.ke || s.ve
+		}
+		if !escaped {
+			var sb strings.Builder
+			sb.Grow(total)
+			for _, s := range spans[:n] {
+				sb.Write(s.k)
+				sb.Write(s.v)
+			}
+			text, at := sb.String(), 0
+			for _, s := range spans[:n] {
+				k, v := at, at+len(s.k)
+				at = v + len(s.v)
+				out[text[k:v]] = text[v:at]
+			}
+		} else {
+			for _, s := range spans[:n] {
+				key := string(p.text(s.k, s.ke)) // before p.buf is reused
+				out[key] = string(p.text(s.v, s.ve))
+			}
 		}
 	}
 	*m = out
