@@ -102,7 +102,7 @@ func attributeName(name string, underscore bool) bool {
 }
 
 // eventValuesValid checks the decoded values against the schema's lengths
-// (in code points, as JSON Schema counts), patterns and ranges. The scan has
+// (in code points, as JSON Schema counts), patterns and ranges. The pass has
 // already made sure each member had the right JSON kind; seen says which
 // optional members were present (present-but-empty and absent decode alike).
 func eventValuesValid(ev *WorkflowEvent, seen uint64) bool {
@@ -122,7 +122,7 @@ func eventValuesValid(ev *WorkflowEvent, seen uint64) bool {
 }
 
 // errorValid checks the error info's lengths; the labels were checked as
-// they were read (labelValid).
+// they were read (labelOK).
 func errorValid(d *WorkflowEventData) bool {
 	e := d.Error
 	return e == nil || noNUL(e.Code, e.Message, e.Node) && runes(e.Code, 0, 256) && runes(e.Message, 0, 65536) && runes(e.Node, 0, 256)
