@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -283,4 +284,41 @@ func (g eventGen) delivery() string {
 		m = append(m, g.member("severity", g.pick(`"critical"`, `"warning"`, `"info"`, `"error"`, `"fatal"`)))
 	}
 	return g.ws() + g.object(m) + g.ws()
+}
+
+// TestFastDecodersLeaveDuplicatesToTheSchema: encoding/json lets the last of
+// a repeated member win, the schema path refuses the document; the one-pass
+// decoders never vouch for one, wherever the repeat is (also when the two
+// names differ only in how they are escaped), so the answer is the
+// schema's refusal.
+func TestFastDecodersLeaveDuplicatesToTheSchema(t *testing.T) {
+	t.Parallel()
+	const head = `{"specversion":"1.0","id":"a","source":"b","type":"workflow.run.failed","tenantid":"t","time":"2026-01-01T00:00:00Z",`
+	const wf = `"workflow":{"id":"w","name":"n"}`
+	events := []string{
+		head + `"id":"b","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"ext":1,"ext":2,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","attempt":1,"attempt":2}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{"env":"a","env":"b"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{"env":"a","\u0065nv":"b"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(20) + `,"k3":"x"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"future":{"a":[{"b":1,"b":2}]}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"future":{` + manyMembers(20, `"x%d":1`) + `,"x19":2}}}`,
+	}
+	for _, doc := range events {
+		if _, ok := fastWorkflowEvent([]byte(doc)); ok {
+			t.Errorf("fast decoder vouched for a repeated member:\n%s", doc)
+		}
+		var ve *ValidationError
+		if _, err := DecodeWorkflowEvent([]byte(doc)); !errors.As(err, &ve) || !strings.Contains(err.Error(), "is duplicated") {
+			t.Errorf("got %v, want the schema's refusal of a duplicate:\n%s", err, doc)
+		}
+	}
+	const res = `{"alert_id":"alrt_0123456789abcdef0123456789abcdef","delivery_id":"d","tenant_id":"t","rule_id":"r","endpoint_id":"e","outcome":"retry","latency_ms":5,"attempted_at":"2026-01-01T00:00:00Z","attempt":1,"attempt":2}`
+	if _, ok := fastResult([]byte(res)); ok {
+		t.Errorf("fast decoder vouched for a repeated member:\n%s", res)
+	}
+	if _, err := DecodeResult([]byte(res)); err == nil || !strings.Contains(err.Error(), "is duplicated") {
+		t.Errorf("got %v, want the schema's refusal of a duplicate", err)
+	}
 }
