@@ -109,7 +109,7 @@ func (p *pass) event(blk *eventBlock) bool {
 			return p.set(eData) && p.eventData(blk)
 		}
 		// Any other CloudEvents attribute: a scalar, named once.
-		if !attributeName(string(name), false) || !ext.add(name) {
+		if !attributeName(name, false) || !ext.add(name) {
 			return false
 		}
 		return p.scalar()
@@ -162,7 +162,7 @@ func (p *pass) eventData(blk *eventBlock) bool {
 			return p.set(eLabels) && p.labels(&d.Labels)
 		}
 		// Forward compatibility: other members are tolerated and ignored.
-		return attributeName(string(name), true) && other.add(name) && p.skip(0)
+		return attributeName(name, true) && other.add(name) && p.skip(0)
 	})
 }
 

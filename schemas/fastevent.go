@@ -87,8 +87,8 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // attributeName: 1-64 lower-case ASCII letters and digits (and underscores
 // for members of data).
-func attributeName(name string, underscore bool) bool {
-	if name == "" || len(name) > 64 {
+func attributeName(name []byte, underscore bool) bool {
+	if len(name) == 0 || len(name) > 64 {
 		return false
 	}
 	for i := range len(name) {
