@@ -61,7 +61,8 @@ func fastWorkflowEvent(doc []byte) (*WorkflowEvent, bool) {
 	if !p.event(blk) || !p.end() || p.seen&requiredEventMembers != requiredEventMembers {
 		return nil, false
 	}
-	if !eventValuesValid(&blk.ev, p.seen) {
+	// p.buf is set once a string with an escape was decoded.
+	if !eventValuesValid(&blk.ev, p.seen) || p.buf != nil && !eventNoNUL(&blk.ev) {
 		return nil, false
 	}
 	return &blk.ev, true

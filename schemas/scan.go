@@ -69,7 +69,8 @@ func (s *nameSet) add(name []byte) bool {
 }
 
 func (p *pass) ws() {
-	for p.i < len(p.b) {
+	// Anything above a space ends white space: one comparison for most bytes.
+	for p.i < len(p.b) && p.b[p.i] <= ' ' {
 		switch p.b[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
