@@ -196,7 +196,7 @@ func (p *pass) run(blk *eventBlock) bool {
 		case "attempt":
 			var n int64
 			n, ok = p.int64()
-			r.Attempt = int(n) // the range is checked with the other values
+			r.Attempt = int(n)
 			return ok && n >= 1 && n <= 1<<31-1 && p.set(eAttempt)
 		case "duration_ms":
 			if !p.set(eDuration) {
