@@ -177,7 +177,7 @@ func TestAppendJSONIsJSONMarshal(t *testing.T) {
 		{"empty error", &WebhookPayload{Data: PayloadData{Error: &PayloadError{}}}},
 		{"error message only", &WebhookPayload{Data: PayloadData{Error: &PayloadError{Message: "m"}}}},
 		{"error code only", &WebhookPayload{Data: PayloadData{Error: &PayloadError{Code: "c"}}}},
-		{"many labels", &WebhookPayload{Data: PayloadData{Labels: manyLabels(40)}}},
+		{"many labels", &WebhookPayload{Data: PayloadData{Labels: labelsMap(40)}}},
 		{"firing", &WebhookPayload{Type: TypeAlertFiring, Data: PayloadData{Aggregate: &PayloadAggregate{
 			IncidentID: "inc", Kind: RuleKindRate, State: AggregateStateFiring, Group: map[string]string{"b": "<", "a": "&"},
 			WindowMS: 300000, SuccessRatioBelow: &ratio, MinRuns: &minRuns, Value: PayloadAggregateValue{Matched: &matched, Ratio: &ratio},
@@ -207,7 +207,7 @@ func TestAppendJSONIsJSONMarshal(t *testing.T) {
 	}
 }
 
-func manyLabels(n int) map[string]string {
+func labelsMap(n int) map[string]string {
 	m := make(map[string]string, n)
 	for i := range n {
 		k := string(rune('a'+i%26)) + strings.Repeat("é", i/26) + string(rune('<'+i%3))
