@@ -1,8 +1,10 @@
 package processor
 
 import (
+	"cmp"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,24 +16,33 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// ruleIndex indexes active rules by tenant, then alert type, so matching an
-// event costs only its own tenant's rules of its type. It implements
-// engine.Rules; the rules table's goroutine writes it, the consume loop reads.
+// ruleIndex indexes active rules by (tenant, alert type), so matching an
+// event costs one map lookup and only its own tenant's rules of its type.
+// It implements engine.Rules; the rules table's goroutine writes it, the
+// consume loop reads.
 type ruleIndex struct {
 	log *slog.Logger
 
 	version atomic.Uint64
 	mu      sync.RWMutex
-	byKey   map[string]*engine.Rule                       // tenant/rule id -> rule
-	index   map[string]map[string]map[string]*engine.Rule // tenant -> type -> rule id -> rule
+	byKey   map[string]*engine.Rule // tenant/rule id -> rule
+	// index holds, per (tenant, type), the candidates sorted by rule id.
+	// A slice is never changed once stored: a change stores a new one, so
+	// Candidates hands it out without copying and a reader holding an old
+	// one keeps a consistent (if stale) list.
+	index map[candidateKey][]*engine.Rule
 	// aggregates counts the active aggregate (count, rate) rules: while
 	// there is one, stage 1 sends watermark markers to stage 2.
 	aggregates int
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
-	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[string]map[string]map[string]*engine.Rule{}}
+	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}}
 }
+
+// candidateKey is a key of the candidate index: a struct of the two
+// strings, so a lookup builds no string.
+type candidateKey struct{ tenant, typ string }
 
 func decodeRule(b []byte) (schemas.RuleRecord, error) {
 	var r schemas.RuleRecord
@@ -64,7 +75,7 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	defer x.version.Add(1)
 	if old := x.byKey[c.Key]; old != nil {
 		for _, t := range indexTypes(old.EventType) {
-			delete(x.index[old.TenantID][t], old.ID)
+			x.unindex(candidateKey{old.TenantID, t}, old)
 		}
 		delete(x.byKey, c.Key)
 		if old.IsAggregate() {
@@ -78,17 +89,37 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	if next.IsAggregate() {
 		x.aggregates++
 	}
-	byType := x.index[next.TenantID]
-	if byType == nil {
-		byType = map[string]map[string]*engine.Rule{}
-		x.index[next.TenantID] = byType
-	}
 	for _, t := range indexTypes(next.EventType) {
-		if byType[t] == nil {
-			byType[t] = map[string]*engine.Rule{}
-		}
-		byType[t][next.ID] = next
+		x.reindex(candidateKey{next.TenantID, t}, next)
 	}
+}
+
+// reindex stores a new candidate list for k with r added, in rule id
+// order (the order rules are evaluated in, the same on every replay).
+// Called with mu held.
+func (x *ruleIndex) reindex(k candidateKey, r *engine.Rule) {
+	old := x.index[k]
+	rs := make([]*engine.Rule, 0, len(old)+1)
+	rs = append(rs, old...)
+	rs = append(rs, r)
+	slices.SortFunc(rs, func(a, b *engine.Rule) int { return cmp.Compare(a.ID, b.ID) })
+	x.index[k] = rs
+}
+
+// unindex stores a new candidate list for k without r. Called with mu held.
+func (x *ruleIndex) unindex(k candidateKey, r *engine.Rule) {
+	old := x.index[k]
+	rs := make([]*engine.Rule, 0, len(old))
+	for _, o := range old {
+		if o != r {
+			rs = append(rs, o)
+		}
+	}
+	if len(rs) == 0 {
+		delete(x.index, k)
+		return
+	}
+	x.index[k] = rs
 }
 
 // terminalTypes are the event types workflow.run.finished stands for.
@@ -111,19 +142,13 @@ func (x *ruleIndex) AggregateCount() int {
 	return x.aggregates
 }
 
-// Candidates implements engine.Rules.
+// Candidates implements engine.Rules: the shared list, not a copy (callers
+// must not change it).
 func (x *ruleIndex) Candidates(tenant, alertType string) []*engine.Rule {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	m := x.index[tenant][alertType]
-	if len(m) == 0 {
-		return nil
-	}
-	out := make([]*engine.Rule, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
-	}
-	return out
+	rs := x.index[candidateKey{tenant, alertType}]
+	x.mu.RUnlock()
+	return rs
 }
 
 // Get implements engine.Rules.

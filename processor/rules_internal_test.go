@@ -2,9 +2,11 @@ package processor
 
 import (
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -69,5 +71,44 @@ func TestRuleIndexAggregates(t *testing.T) {
 	del("count")
 	if got := ids(schemas.TypeRunFailed); len(got) != 1 || x.AggregateCount() != 0 {
 		t.Fatalf("deleted: candidates for failed %v, %d aggregates; want per-event and 0", got, x.AggregateCount())
+	}
+}
+
+// Candidates come in rule id order, and a list handed out is never changed
+// by later rule changes (callers share it without a copy).
+func TestRuleIndexCandidatesSharedAndOrdered(t *testing.T) {
+	t.Parallel()
+	x := newRuleIndex(slog.New(slog.DiscardHandler))
+	put := func(id string, active bool) {
+		r := schemas.RuleRecord{ID: id, TenantID: "acme", IsActive: active, EventType: schemas.TypeRunFailed}
+		x.apply(ktable.Change[schemas.RuleRecord]{Key: schemas.TenantKey("acme", id), Value: &r})
+	}
+	ids := func(rs []*engine.Rule) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, id := range []string{"c", "a", "d", "b"} {
+		put(id, true)
+	}
+	before := x.Candidates("acme", schemas.TypeRunFailed)
+	if got := ids(before); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("candidates %v, want a b c d", got)
+	}
+	put("b", false)
+	put("e", true)
+	if got := ids(x.Candidates("acme", schemas.TypeRunFailed)); !slices.Equal(got, []string{"a", "c", "d", "e"}) {
+		t.Fatalf("after changes: candidates %v, want a c d e", got)
+	}
+	if got := ids(before); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("a list handed out before the changes became %v", got)
+	}
+	if got := x.Candidates("acme", schemas.TypeRunSucceeded); got != nil {
+		t.Fatalf("candidates of another type %v, want none", ids(got))
+	}
+	if got := x.Candidates("other", schemas.TypeRunFailed); got != nil {
+		t.Fatalf("candidates of another tenant %v, want none", ids(got))
 	}
 }

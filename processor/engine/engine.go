@@ -28,7 +28,8 @@ type Rule struct {
 
 // Rules are the active rules, indexed by tenant and alert type.
 type Rules interface {
-	// Candidates returns the active rules of tenant watching alertType.
+	// Candidates returns the active rules of tenant watching alertType. The
+	// slice may be shared with other callers: the engine only reads it.
 	Candidates(tenant, alertType string) []*Rule
 	// Get returns the active rule id of tenant, or nil.
 	Get(tenant, id string) *Rule
