@@ -3,6 +3,7 @@ package processor
 import (
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/exospherehost/exo-alerts/internal/ktable"
@@ -110,5 +111,58 @@ func TestRuleIndexCandidatesSharedAndOrdered(t *testing.T) {
 	}
 	if got := x.Candidates("other", schemas.TypeRunFailed); got != nil {
 		t.Fatalf("candidates of another tenant %v, want none", ids(got))
+	}
+}
+
+// Rules with the same condition source share one compiled program: 7,000
+// rules of 7 sources hold 7 programs, updates keep them, and the last rule
+// of a source to go drops its program.
+func TestRuleIndexSharesPrograms(t *testing.T) {
+	t.Parallel()
+	x := newRuleIndex(slog.New(slog.DiscardHandler))
+	sources := []string{``, `labels.env == "prod"`, `error.code == "TIMEOUT"`, `labels.env == "prod" && run.attempt > 1`,
+		`workflow.name in ["etl", "sync"]`, `run.duration_ms > 600000`, `labels.team == "ml"`}
+	key := func(i int) string { return schemas.TenantKey("tenant_"+strconv.Itoa(i%1000), "rule_"+strconv.Itoa(i)) }
+	put := func(i int, src string, active bool) {
+		r := schemas.RuleRecord{ID: "rule_" + strconv.Itoa(i), TenantID: "tenant_" + strconv.Itoa(i%1000), IsActive: active,
+			EventType: schemas.TypeRunFailed, Condition: src}
+		x.apply(ktable.Change[schemas.RuleRecord]{Key: key(i), Value: &r})
+	}
+	for i := range 7000 {
+		put(i, sources[i%len(sources)], true)
+	}
+	if n := len(x.progs); n != len(sources) {
+		t.Fatalf("%d programs for 7,000 rules of %d sources", n, len(sources))
+	}
+	for i := range 7000 {
+		if a, b := x.byKey[key(i)].Cond, x.byKey[key(i%len(sources))].Cond; a != b {
+			t.Fatalf("rule %d does not share the program of rule %d (same source %q)", i, i%len(sources), sources[i%len(sources)])
+		}
+	}
+	// An update that keeps its source keeps the program; one that changes
+	// it takes the other source's.
+	p := x.byKey[key(1)].Cond
+	put(1, sources[1], true)
+	if x.byKey[key(1)].Cond != p {
+		t.Fatal("an update keeping the source compiled a new program")
+	}
+	put(1, sources[2], true)
+	if x.byKey[key(1)].Cond != x.byKey[key(2)].Cond {
+		t.Fatal("a rule changed to another source does not share its program")
+	}
+	// Rules of a source that do not compile are not cached.
+	put(7000, `labels.env ==`, true)
+	if _, ok := x.byKey[key(7000)]; ok || len(x.progs) != len(sources) {
+		t.Fatalf("a condition that does not compile: indexed %v, %d programs", ok, len(x.progs))
+	}
+	for i := range 7000 {
+		if i%2 == 0 {
+			x.apply(ktable.Change[schemas.RuleRecord]{Key: key(i)})
+		} else {
+			put(i, sources[i%len(sources)], false)
+		}
+	}
+	if len(x.progs) != 0 || x.len() != 0 {
+		t.Fatalf("every rule gone: %d programs and %d rules left", len(x.progs), x.len())
 	}
 }
