@@ -129,6 +129,9 @@ type Engine struct {
 	// ruleErrs: rule key -> failures not reported yet and the last report.
 	ruleErrs map[string]*ruleErrors
 	undo     *undo
+	// eval evaluates conditions, reusing its VM and environment (the
+	// engine runs on one goroutine).
+	eval *condition.Evaluator
 }
 
 // New returns an engine.
@@ -139,7 +142,8 @@ func New(cfg Config, rules Rules, eps Endpoints) *Engine {
 	if cfg.MaxRunAge == 0 {
 		cfg.MaxRunAge = 7 * 24 * time.Hour
 	}
-	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}}
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{},
+		eval: condition.NewEvaluator()}
 }
 
 // Assign adds partition p with its restored run states.
@@ -330,12 +334,12 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	out.States = append(out.States, StateChange{Key: key, Value: st})
 
 	// Rules watching this event type.
-	env := condition.NewEnv(ev)
+	e.eval.ResetEvent(ev)
 	for _, r := range e.rules.Candidates(ev.TenantID, ev.Type) {
 		if r.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
 			// its endpoint cannot receive (stage 2 decides what to deliver).
-			if in, ok := e.eventInput(&out, r, &env, ev); ok {
+			if in, ok := e.eventInput(&out, r, ev); ok {
 				out.Inputs = append(out.Inputs, in)
 			}
 			continue
@@ -343,7 +347,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if !e.eps.Active(ev.TenantID, r.WebhookEndpointID) {
 			continue
 		}
-		ok, err := r.Cond.Match(env)
+		ok, err := e.eval.Match(r.Cond)
 		if err != nil {
 			e.ruleError(&out, r, ev.ID, err)
 			continue
@@ -455,8 +459,8 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 			continue
 		}
 		elapsed := pt.watermark.Sub(*cp.StartedAt)
-		env := durationEnv(&cp, elapsed)
-		match, err := r.Cond.Match(env)
+		e.eval.Reset(durationEnv(&cp, elapsed))
+		match, err := e.eval.Match(r.Cond)
 		if err != nil {
 			e.ruleError(&out, r, cp.StartEventID, err)
 			continue
@@ -464,7 +468,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		if aggregate {
 			// A duration count rule counts the run at its deadline.
 			if match && r.RuleKind() == schemas.RuleKindCount {
-				out.Inputs = append(out.Inputs, durationInput(&cp, r, &env, t.at))
+				out.Inputs = append(out.Inputs, durationInput(&cp, r, e.eval.Env(), t.at))
 				e.count(&e.Stats.AggregateInputs)
 			}
 			continue
@@ -500,16 +504,14 @@ func cloneState(st *schemas.RunState) schemas.RunState {
 	return cp
 }
 
+// durationEnv is the environment of a duration rule's condition for the
+// run of st, elapsed after its start (nil labels read as none).
 func durationEnv(st *schemas.RunState, elapsed time.Duration) condition.Env {
-	labels := st.Labels
-	if labels == nil {
-		labels = map[string]string{}
-	}
 	return condition.Env{
 		Event:    condition.EventEnv{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded},
 		Workflow: condition.WorkflowEnv{ID: st.Workflow.ID, Name: st.Workflow.Name},
 		Run:      condition.RunEnv{ID: st.RunID, Attempt: st.Attempt, Status: "running", DurationMS: elapsed.Milliseconds()},
-		Labels:   labels,
+		Labels:   st.Labels,
 	}
 }
 
