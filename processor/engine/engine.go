@@ -192,13 +192,13 @@ func runKey(tenant, run string) string { return schemas.TenantKey(tenant, run) }
 
 // AlertID is the id of rule's alert for an event.
 func AlertID(tenant, ruleID, eventID string) string {
-	return hashID(tenant, ruleID, eventID)
+	return hashID(tenant, ruleID, eventID, false, 0)
 }
 
 // DurationAlertID is the id of a duration rule's alert for a run (its
 // first attempt).
 func DurationAlertID(tenant, ruleID, runID string) string {
-	return hashID(tenant, ruleID, runID, "duration")
+	return hashID(tenant, ruleID, runID, true, 0)
 }
 
 // DurationAttemptAlertID is the id of a duration rule's alert for attempt
@@ -209,18 +209,36 @@ func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
 	if attempt <= 1 {
 		return DurationAlertID(tenant, ruleID, runID)
 	}
-	return hashID(tenant, ruleID, runID, "duration", strconv.Itoa(attempt))
+	return hashID(tenant, ruleID, runID, true, attempt)
 }
 
-func hashID(parts ...string) string {
-	h := sha256.New()
-	for i, p := range parts {
-		if i > 0 {
-			h.Write([]byte{0})
-		}
-		h.Write([]byte(p))
+// hashID is "alrt_" and the hex of the first 16 bytes of the SHA-256 of
+// tenant, rule and id, then "duration" when duration, then the decimal
+// attempt when attempt > 1, separated by zero bytes. Receivers deduplicate
+// on these ids, so they never change (TestAlertIDsArePinned). The input is
+// built in a stack buffer (ids of usual lengths fit) and the only
+// allocation is the returned string.
+func hashID(tenant, rule, id string, duration bool, attempt int) string {
+	var buf [256]byte
+	b := append(buf[:0], tenant...)
+	b = append(b, 0)
+	b = append(b, rule...)
+	b = append(b, 0)
+	b = append(b, id...)
+	if duration {
+		b = append(b, 0)
+		b = append(b, "duration"...)
 	}
-	return "alrt_" + hex.EncodeToString(h.Sum(nil)[:16])
+	if attempt > 1 {
+		b = append(b, 0)
+		b = strconv.AppendInt(b, int64(attempt), 10)
+	}
+	sum := sha256.Sum256(b)
+	const prefix = "alrt_"
+	var out [len(prefix) + 32]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], sum[:16])
+	return string(out[:])
 }
 
 // isDuplicate says whether ev is an event the run has already seen: an
