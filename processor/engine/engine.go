@@ -158,7 +158,7 @@ func (e *Engine) Assign(p int32, states []schemas.RunState) {
 		st.StartedAt = e.sanePtr(st.StartedAt)
 		st.FinishedAt = e.sanePtr(st.FinishedAt)
 		r := pt.newRun(&st)
-		pt.runs[r.key] = r
+		pt.runs[r.key()] = r
 		if st.LastEventAt.After(pt.watermark) {
 			pt.watermark = st.LastEventAt
 		}
@@ -296,12 +296,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	}
 	e.saveWatermark(p, pt)
 	if r == nil {
-		key := string(e.keyBuf)
-		e.saveRun(p, pt, key, nil)
-		r = pt.emptyRun(key, ev.TenantID)
-		pt.runs[key] = r
+		startID := ""
+		if ev.Type == schemas.TypeRunStarted {
+			startID = ev.ID // set below: built with the key in one string
+		}
+		r = newRunOf(e.keyBuf, ev.TenantID, startID)
+		e.saveRun(p, pt, r.key(), nil)
+		pt.runs[r.key()] = r
 	} else {
-		e.saveRun(p, pt, r.key, r)
+		e.saveRun(p, pt, r.key(), r)
 	}
 	if att := ev.Data.Run.Attempt; att > max(r.attemptN(), 1) {
 		// The run was retried under the same run id: a new attempt starts
@@ -338,7 +341,9 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if ev.Data.Run.StartedAt != nil {
 			started = *ev.Data.Run.StartedAt
 		}
-		r.startEventID = ev.ID
+		if r.startEventID() != ev.ID {
+			r.setStartEventID(ev.ID)
+		}
 		if r.finishedAt == noTime { // a start after its terminal event (out of order) arms no timer
 			if r.startedAt != noTime {
 				pt.staleTimer() // a second start moves the deadlines
@@ -360,7 +365,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	out.States = append(out.States, StateChange{Key: r.key, Value: r.state()})
+	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
 
 	// Rules watching this event type.
 	e.eval.ResetEvent(ev)
@@ -529,9 +534,10 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		if !pt.live(r) || e.expiry(r) > wm {
 			continue // re-armed with a later expiry
 		}
-		e.saveRun(p, pt, r.key, r)
-		delete(pt.runs, r.key)
-		out.States = append(out.States, StateChange{Key: r.key})
+		key := r.key()
+		e.saveRun(p, pt, key, r)
+		delete(pt.runs, key)
+		out.States = append(out.States, StateChange{Key: key})
 		e.count(&e.Stats.Tombstones)
 	}
 	return out
@@ -539,10 +545,10 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 
 // fireRule fires duration rule rule for r, due at at.
 func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Time, out *Output) {
-	e.saveRun(p, pt, r.key, r)
+	e.saveRun(p, pt, r.key(), r)
 	r.addFired(rule.ID)
 	st := r.state()
-	out.States = append(out.States, StateChange{Key: r.key, Value: st})
+	out.States = append(out.States, StateChange{Key: r.key(), Value: st})
 	aggregate := rule.IsAggregate()
 	if !aggregate && !e.eps.Active(st.TenantID, rule.WebhookEndpointID) {
 		return

@@ -20,7 +20,7 @@ func timerLess(a, b timer) bool {
 	if a.at != b.at {
 		return a.at < b.at
 	}
-	return compareKeys(a.r.key, b.r.key) < 0
+	return compareKeys(a.r.key(), b.r.key()) < 0
 }
 
 // expiryEntry is when a run's state may be tombstoned, in Unix
@@ -122,7 +122,7 @@ func newPartition() *partition {
 }
 
 // live says whether r is the partition's run of its key.
-func (pt *partition) live(r *run) bool { return pt.runs[r.key] == r }
+func (pt *partition) live(r *run) bool { return pt.runs[r.key()] == r }
 
 func (pt *partition) pushTimer(t timer) { heapPush(&pt.timers, t, timerLess) }
 

@@ -40,21 +40,25 @@ const (
 // batch, so what a run points to (ctx, ext) is never changed once set: a
 // change sets a new one.
 type run struct {
-	key          string      // tenant/run: the changelog key
-	startEventID string      // id of the run's started event
-	ctx          *runContext // workflow and labels; nil: none
+	// ids is the run's key (tenant/run, the changelog key) followed by
+	// the id of its started event, in one string: ids[:keyLen] and
+	// ids[keyLen:] (unless ext.key is set: then ids is the event id).
+	ids string
+	ctx *runContext // workflow and labels; nil: none
 	// Unix nanoseconds, noTime when absent; when ext.exact holds a time,
 	// the field is that time's nanoseconds saturated to the int64 range.
 	startedAt, finishedAt, lastEventAt int64
 	attempt                            int32 // when ext.attempt is 0
 	seen                               seenSet
-	tenantLen                          uint8 // key[:tenantLen] is the tenant, unless ext.tenant is set
+	tenantLen                          uint8  // key[:tenantLen] is the tenant, unless ext.tenant is set
+	keyLen                             uint16 // unless ext.key is set
 	ext                                *runExtra
 }
 
 // runExtra is what few runs need. Never changed once a run points to it.
 type runExtra struct {
-	tenant  string // a tenant longer than 255 bytes
+	key     string // a key longer than maxKeyLen bytes
+	tenant  string // a tenant longer than maxTenantLen bytes
 	attempt int    // an attempt beyond int32
 	// seenList, when seenExact, is the run's seen list (types other than
 	// the three of seenSet, or more than it holds).
@@ -73,15 +77,43 @@ type runContext struct {
 	labels map[string]string
 }
 
+// key is the run's changelog key, tenant/run.
+func (r *run) key() string {
+	if r.ext != nil && r.ext.key != "" {
+		return r.ext.key
+	}
+	return r.ids[:r.keyLen]
+}
+
+// startEventID is the id of the run's started event ("" before it).
+func (r *run) startEventID() string {
+	if r.ext != nil && r.ext.key != "" {
+		return r.ids
+	}
+	return r.ids[r.keyLen:]
+}
+
+// setStartEventID sets the id of the run's started event.
+func (r *run) setStartEventID(id string) {
+	switch {
+	case r.ext != nil && r.ext.key != "":
+		r.ids = id
+	case id == "":
+		r.ids = r.key()
+	default:
+		r.ids = r.key() + id
+	}
+}
+
 func (r *run) tenant() string {
 	if r.ext != nil && r.ext.tenant != "" {
 		return r.ext.tenant
 	}
-	return r.key[:r.tenantLen]
+	return r.key()[:r.tenantLen]
 }
 
 func (r *run) runID() string {
-	return r.key[len(r.tenant())+1:]
+	return r.key()[len(r.tenant())+1:]
 }
 
 func (r *run) attemptN() int {
@@ -126,7 +158,7 @@ func (r *run) setExt(change func(*runExtra)) {
 		x = *r.ext
 	}
 	change(&x)
-	if x.tenant == "" && x.attempt == 0 && !x.seenExact && len(x.fired) == 0 && x.exact == [3]*time.Time{} {
+	if x.key == "" && x.tenant == "" && x.attempt == 0 && !x.seenExact && len(x.fired) == 0 && x.exact == [3]*time.Time{} {
 		r.ext = nil
 		return
 	}
@@ -206,8 +238,11 @@ func (r *run) running() bool { return r.startedAt != noTime && r.finishedAt == n
 
 // seenSet is the ordered list of the event types seen for a run's current
 // attempt, each of the three types the engine knows in 2 bits (up to
-// eight); a run seeing any other type keeps its list in ext.
-type seenSet uint16
+// four); a run seeing any other type, or more, keeps its list in ext.
+type seenSet uint8
+
+// maxSeen is how many types a seenSet holds.
+const maxSeen = 4
 
 func seenCode(t string) seenSet {
 	switch t {
@@ -254,7 +289,7 @@ func (r *run) addSeen(t string) {
 		r.setExt(func(x *runExtra) { x.seenList = append(slices.Clip(l), t) })
 		return
 	}
-	if c, n := seenCode(t), r.seen.len(); c != 0 && n < 8 {
+	if c, n := seenCode(t), r.seen.len(); c != 0 && n < maxSeen {
 		r.seen |= c << (2 * n)
 		return
 	}
@@ -265,7 +300,7 @@ func (r *run) addSeen(t string) {
 // setSeen sets the run's seen list as restored.
 func (r *run) setSeen(l []string) {
 	r.seen = 0
-	if l != nil && len(l) <= 8 {
+	if l != nil && len(l) <= maxSeen {
 		var s seenSet
 		ok := true
 		for i, t := range l {
@@ -295,7 +330,7 @@ func (r *run) setSeen(l []string) {
 // started and finished.
 func (r *run) resetAttempt() {
 	r.seen = 0
-	r.startEventID = ""
+	r.setStartEventID("")
 	r.startedAt, r.finishedAt = noTime, noTime
 	if r.ext != nil {
 		r.setExt(func(x *runExtra) {
@@ -322,7 +357,7 @@ func (r *run) seenTypes() []string {
 type stateBox struct {
 	st                schemas.RunState
 	started, finished time.Time
-	seen              [3]string
+	seen              [maxSeen]string
 }
 
 // state is the run as a schemas.RunState, for an output record. What it
@@ -332,7 +367,7 @@ func (r *run) state() *schemas.RunState {
 	st := &b.st
 	st.TenantID, st.RunID = r.tenant(), r.runID()
 	st.Attempt = r.attemptN()
-	st.StartEventID = r.startEventID
+	st.StartEventID = r.startEventID()
 	if r.ctx != nil {
 		st.Workflow, st.Labels = r.ctx.wf, r.ctx.labels
 	}
@@ -348,7 +383,7 @@ func (r *run) state() *schemas.RunState {
 	switch {
 	case r.ext != nil && r.ext.seenExact:
 		st.Seen = slices.Clone(r.ext.seenList)
-	case r.seen.len() <= len(b.seen):
+	default:
 		n := 0
 		for s := r.seen; s != 0; s >>= 2 {
 			b.seen[n] = seenTypes[s&3]
@@ -357,8 +392,6 @@ func (r *run) state() *schemas.RunState {
 		if n > 0 {
 			st.Seen = b.seen[:n:n]
 		}
-	default:
-		st.Seen = r.seenTypes()
 	}
 	if f := r.fired(); len(f) > 0 {
 		st.Fired = slices.Clip(f)
@@ -368,8 +401,7 @@ func (r *run) state() *schemas.RunState {
 
 // newRun is the run of a restored state (its times already made sane).
 func (pt *partition) newRun(st *schemas.RunState) *run {
-	r := pt.emptyRun(runKey(st.TenantID, st.RunID), st.TenantID)
-	r.startEventID = st.StartEventID
+	r := newRun(runKey(st.TenantID, st.RunID), st.TenantID, st.StartEventID)
 	r.setAttempt(st.Attempt)
 	r.ctx = pt.context(st.Workflow, st.Labels)
 	r.setTime(tStarted, st.StartedAt)
@@ -386,14 +418,50 @@ func (pt *partition) newRun(st *schemas.RunState) *run {
 	return r
 }
 
-// emptyRun is a run with nothing seen, keyed key (runKey of tenant).
-func (pt *partition) emptyRun(key, tenant string) *run {
-	r := &run{key: key, startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
+// maxKeyLen is the longest key a run's keyLen holds.
+const maxKeyLen = math.MaxUint16
+
+// newRun is a run with nothing seen but its started event's id, keyed key
+// (runKey of tenant). ids, when not "", is key followed by startEventID
+// in one string (the caller built them together).
+func newRun(key, tenant, startEventID string) *run {
+	r := &run{startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
+	var x runExtra
 	if n := len(tenant); n <= maxTenantLen {
 		r.tenantLen = uint8(n)
 	} else {
-		r.ext = &runExtra{tenant: key[:len(tenant)]}
+		x.tenant = key[:n]
 	}
+	if n := len(key); n <= maxKeyLen {
+		r.keyLen = uint16(n)
+		r.ids = key
+		if startEventID != "" {
+			r.ids = key + startEventID
+		}
+	} else {
+		x.key, r.ids = key, startEventID
+	}
+	if x.tenant != "" || x.key != "" {
+		r.ext = &x
+	}
+	return r
+}
+
+// newRunOf is newRun from a lookup key in kb: one string holds the key
+// and the started event's id.
+func newRunOf(kb []byte, tenant, startEventID string) *run {
+	if len(kb) > maxKeyLen || startEventID == "" {
+		return newRun(string(kb), tenant, startEventID)
+	}
+	n := len(kb)
+	ids := string(append(kb, startEventID...))
+	return newRun(ids[:n], tenant, "").withIDs(ids)
+}
+
+// withIDs sets ids (key then started event id) of a run made by newRun
+// with ids[:keyLen] as its key.
+func (r *run) withIDs(ids string) *run {
+	r.ids = ids
 	return r
 }
 
