@@ -125,7 +125,7 @@ type Engine struct {
 	Stats *Stats
 
 	parts map[int32]*partition
-	noise map[string]*noise // rule key -> rate/cooldown state
+	noise map[noiseKey]*noise // rate/cooldown state by rule
 	// ruleErrs: rule key -> failures not reported yet and the last report.
 	ruleErrs map[string]*ruleErrors
 	undo     *undo
@@ -144,7 +144,7 @@ func New(cfg Config, rules Rules, eps Endpoints) *Engine {
 	if cfg.MaxRunAge == 0 {
 		cfg.MaxRunAge = 7 * 24 * time.Hour
 	}
-	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{},
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[noiseKey]*noise{}, ruleErrs: map[string]*ruleErrors{},
 		eval: condition.NewEvaluator()}
 }
 
@@ -291,7 +291,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	if wm := e.notTooFarAhead(ev.Time); wm.After(pt.watermark) {
 		e.saveWatermark(p, pt)
 		pt.watermark = wm
-		out.append(e.fire(p, pt))
+		e.fire(p, pt, &out)
 		r = pt.runs[string(e.keyBuf)] // fire may have tombstoned it
 	}
 	e.saveWatermark(p, pt)
@@ -394,7 +394,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
-	out.append(e.fire(p, pt))
+	e.fire(p, pt, &out)
 	return out
 }
 
@@ -411,7 +411,8 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 			pt.watermark = now
 		}
 	}
-	out := e.fire(p, pt)
+	var out Output
+	e.fire(p, pt, &out)
 	e.flushRuleErrors(&out)
 	return out
 }
@@ -490,9 +491,8 @@ func (e *Engine) rearm(pt *partition) {
 	heapInit(pt.timers, timerLess)
 }
 
-// fire emits what is due at the watermark.
-func (e *Engine) fire(p int32, pt *partition) Output {
-	var out Output
+// fire adds to out what is due at the watermark.
+func (e *Engine) fire(p int32, pt *partition, out *Output) {
 	e.rearm(pt)
 	wm, _ := nanos(pt.watermark)
 	for {
@@ -518,7 +518,7 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 				continue
 			}
 			fired = true
-			e.fireRule(p, pt, r, rule, at, &out)
+			e.fireRule(p, pt, r, rule, at, out)
 		}
 		if fired {
 			if at, ok := e.nextDeadline(r, t.at); ok {
@@ -540,7 +540,6 @@ func (e *Engine) fire(p int32, pt *partition) Output {
 		out.States = append(out.States, StateChange{Key: key})
 		e.count(&e.Stats.Tombstones)
 	}
-	return out
 }
 
 // fireRule fires duration rule rule for r, due at at.

@@ -426,11 +426,11 @@ const maxKeyLen = math.MaxUint16
 // in one string (the caller built them together).
 func newRun(key, tenant, startEventID string) *run {
 	r := &run{startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
-	var x runExtra
+	var longTenant, longKey string
 	if n := len(tenant); n <= maxTenantLen {
 		r.tenantLen = uint8(n)
 	} else {
-		x.tenant = key[:n]
+		longTenant = key[:n]
 	}
 	if n := len(key); n <= maxKeyLen {
 		r.keyLen = uint16(n)
@@ -439,10 +439,10 @@ func newRun(key, tenant, startEventID string) *run {
 			r.ids = key + startEventID
 		}
 	} else {
-		x.key, r.ids = key, startEventID
+		longKey, r.ids = key, startEventID
 	}
-	if x.tenant != "" || x.key != "" {
-		r.ext = &x
+	if longTenant != "" || longKey != "" {
+		r.ext = &runExtra{tenant: longTenant, key: longKey}
 	}
 	return r
 }

@@ -35,16 +35,16 @@ func TestRunStateRoundTrip(t *testing.T) {
 		"seen many": func(s *schemas.RunState) {
 			s.Seen = []string{schemas.TypeRunStarted, schemas.TypeRunFailed, schemas.TypeRunSucceeded, schemas.TypeRunFailed, schemas.TypeRunStarted}
 		},
-		"seen empty":        func(s *schemas.RunState) { s.Seen = []string{} },
-		"seen nil":          func(s *schemas.RunState) { s.Seen = nil },
-		"another zone":      func(s *schemas.RunState) { s.StartedAt, s.LastEventAt = &inParis, inParis },
+		"seen empty":         func(s *schemas.RunState) { s.Seen = []string{} },
+		"seen nil":           func(s *schemas.RunState) { s.Seen = nil },
+		"another zone":       func(s *schemas.RunState) { s.StartedAt, s.LastEventAt = &inParis, inParis },
 		"beyond nanoseconds": func(s *schemas.RunState) { s.FinishedAt, s.LastEventAt = &far, far },
-		"nanoseconds":       func(s *schemas.RunState) { s.StartedAt = at(time.Nanosecond) },
-		"no attempt":        func(s *schemas.RunState) { s.Attempt = 0 },
-		"large attempt":     func(s *schemas.RunState) { s.Attempt = math.MaxInt32 + 1 },
-		"long tenant":       func(s *schemas.RunState) { s.TenantID = strings.Repeat("t", 300) },
-		"long key":          func(s *schemas.RunState) { s.RunID = strings.Repeat("r", 70_000) },
-		"tenant with slash": func(s *schemas.RunState) { s.TenantID = "a/b" },
+		"nanoseconds":        func(s *schemas.RunState) { s.StartedAt = at(time.Nanosecond) },
+		"no attempt":         func(s *schemas.RunState) { s.Attempt = 0 },
+		"large attempt":      func(s *schemas.RunState) { s.Attempt = math.MaxInt32 + 1 },
+		"long tenant":        func(s *schemas.RunState) { s.TenantID = strings.Repeat("t", 300) },
+		"long key":           func(s *schemas.RunState) { s.RunID = strings.Repeat("r", 70_000) },
+		"tenant with slash":  func(s *schemas.RunState) { s.TenantID = "a/b" },
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 type undo struct {
 	runs       map[int32]map[string]savedRun
 	watermarks map[int32]time.Time
-	noise      map[string]*noise
+	noise      map[noiseKey]savedNoise
 	ruleErrs   map[string]*ruleErrors    // nil value: the key was absent
 	counts     map[*atomic.Uint64]uint64 // counted in the batch, added to Stats on Commit
 }
@@ -22,9 +22,16 @@ type savedRun struct {
 	val run
 }
 
+// savedNoise is a rule's noise state before the batch changed it: n (nil:
+// none) with value val. Noise states are changed in place.
+type savedNoise struct {
+	n   *noise
+	val noise
+}
+
 // Begin starts a batch: every change until Commit or Abort can be undone.
 func (e *Engine) Begin() {
-	e.undo = &undo{runs: map[int32]map[string]savedRun{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
+	e.undo = &undo{runs: map[int32]map[string]savedRun{}, watermarks: map[int32]time.Time{}, noise: map[noiseKey]savedNoise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
 }
 
 // Commit keeps the batch's changes and adds its counts to Stats.
@@ -82,11 +89,12 @@ func (e *Engine) Abort() {
 			e.ruleErrs[key] = re
 		}
 	}
-	for key, n := range u.noise {
-		if n == nil {
+	for key, s := range u.noise {
+		if s.n == nil {
 			delete(e.noise, key)
 		} else {
-			e.noise[key] = n
+			*s.n = s.val
+			e.noise[key] = s.n
 		}
 	}
 }
@@ -120,11 +128,17 @@ func (e *Engine) saveWatermark(p int32, pt *partition) {
 	}
 }
 
-func (e *Engine) saveNoise(key string, n *noise) {
+// saveNoise saves n, the rule's noise state (nil: none), before the
+// batch's first change to it.
+func (e *Engine) saveNoise(key noiseKey, n *noise) {
 	if e.undo == nil {
 		return
 	}
 	if _, done := e.undo.noise[key]; !done {
-		e.undo.noise[key] = n
+		s := savedNoise{n: n}
+		if n != nil {
+			s.val = *n
+		}
+		e.undo.noise[key] = s
 	}
 }
