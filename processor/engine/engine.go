@@ -300,7 +300,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if ev.Type == schemas.TypeRunStarted {
 			startID = ev.ID // set below: built with the key in one string
 		}
-		r = newRunOf(e.keyBuf, ev.TenantID, startID)
+		r = newRunOf(&e.keyBuf, ev.TenantID, startID)
 		e.saveRun(p, pt, r.key(), nil)
 		pt.runs[r.key()] = r
 	} else {

@@ -447,20 +447,18 @@ func newRun(key, tenant, startEventID string) *run {
 	return r
 }
 
-// newRunOf is newRun from a lookup key in kb: one string holds the key
-// and the started event's id.
-func newRunOf(kb []byte, tenant, startEventID string) *run {
-	if len(kb) > maxKeyLen || startEventID == "" {
-		return newRun(string(kb), tenant, startEventID)
+// newRunOf is newRun from a lookup key in *kb: one string holds the key
+// and the started event's id. *kb may grow (it is a scratch buffer) and
+// keeps the key.
+func newRunOf(kb *[]byte, tenant, startEventID string) *run {
+	n := len(*kb)
+	if n > maxKeyLen || startEventID == "" {
+		return newRun(string(*kb), tenant, startEventID)
 	}
-	n := len(kb)
-	ids := string(append(kb, startEventID...))
-	return newRun(ids[:n], tenant, "").withIDs(ids)
-}
-
-// withIDs sets ids (key then started event id) of a run made by newRun
-// with ids[:keyLen] as its key.
-func (r *run) withIDs(ids string) *run {
+	*kb = append(*kb, startEventID...)
+	ids := string(*kb)
+	*kb = (*kb)[:n]
+	r := newRun(ids[:n], tenant, "")
 	r.ids = ids
 	return r
 }
