@@ -28,7 +28,9 @@ type Rule struct {
 
 // Rules are the active rules, indexed by tenant and alert type.
 type Rules interface {
-	// Candidates returns the active rules of tenant watching alertType. The
+	// Candidates returns the active rules of tenant watching alertType, in
+	// rule id order (the order the engine evaluates them in, and fires a
+	// run's duration rules due together in: the same on every replay). The
 	// slice may be shared with other callers: the engine only reads it.
 	Candidates(tenant, alertType string) []*Rule
 	// Get returns the active rule id of tenant, or nil.

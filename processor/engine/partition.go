@@ -30,7 +30,15 @@ type expiryEntry struct {
 	r  *run
 }
 
-func expiryLess(a, b expiryEntry) bool { return a.at < b.at }
+// expiryLess orders expiries by time, then run key, so that runs expiring
+// together are tombstoned in the same order on every replay (the heap is
+// rebuilt from a map, whose order is random).
+func expiryLess(a, b expiryEntry) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return compareKeys(a.r.key(), b.r.key()) < 0
+}
 
 // heapPush and heapPop are container/heap's algorithms on a typed slice,
 // so a push boxes nothing.
