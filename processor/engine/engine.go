@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -271,6 +272,10 @@ func isTerminal(t string) bool {
 	return t == schemas.TypeRunSucceeded || t == schemas.TypeRunFailed
 }
 
+// statesCap is the capacity an event's Output.States starts with: its own
+// state, and room for what its time makes due.
+const statesCap = 4
+
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	ev = e.saneTimes(ev)
@@ -367,11 +372,17 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
+	if out.States == nil {
+		// Room for the duration rules and tombstones this event's time
+		// may also bring, in one allocation.
+		out.States = make([]StateChange, 0, statesCap)
+	}
 	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
 
 	// Rules watching this event type.
 	e.eval.ResetEvent(ev)
-	for _, rule := range e.rules.Candidates(ev.TenantID, ev.Type) {
+	cands := e.rules.Candidates(ev.TenantID, ev.Type)
+	for i, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
 			// its endpoint cannot receive (stage 2 decides what to deliver).
@@ -390,6 +401,10 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 		if !ok || !e.admit(rule, ev.Time) || !e.quota(p, rule.TenantID, ev.Time) {
 			continue
+		}
+		if len(out.Deliveries) == cap(out.Deliveries) {
+			// Room for every candidate left: one allocation per event.
+			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
 		}
 		out.Deliveries = append(out.Deliveries, eventDelivery(ev, rule))
 		out.Matched++
