@@ -160,7 +160,7 @@ func (e *Engine) Assign(p int32, states []schemas.RunState) {
 		st.LastEventAt = e.sane(st.LastEventAt)
 		st.StartedAt = e.sanePtr(st.StartedAt)
 		st.FinishedAt = e.sanePtr(st.FinishedAt)
-		r := pt.newRun(&st)
+		r := pt.restoredRun(&st)
 		pt.runs[r.key()] = r
 		if st.LastEventAt.After(pt.watermark) {
 			pt.watermark = st.LastEventAt

@@ -7,7 +7,7 @@
 // event types other than the three the engine knows, times that are not
 // plain UTC instants, attempts beyond int32 — lives in an extra record,
 // nil for most runs. A schemas.RunState is built only for an output record
-// (state) and read back only on restore (newRun).
+// (state) and read back only on restore (restoredRun).
 
 package engine
 
@@ -399,8 +399,8 @@ func (r *run) state() *schemas.RunState {
 	return st
 }
 
-// newRun is the run of a restored state (its times already made sane).
-func (pt *partition) newRun(st *schemas.RunState) *run {
+// restoredRun is the run of a restored state (its times already made sane).
+func (pt *partition) restoredRun(st *schemas.RunState) *run {
 	r := newRun(runKey(st.TenantID, st.RunID), st.TenantID, st.StartEventID)
 	r.setAttempt(st.Attempt)
 	r.ctx = pt.context(st.Workflow, st.Labels)

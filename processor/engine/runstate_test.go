@@ -53,7 +53,7 @@ func TestRunStateRoundTrip(t *testing.T) {
 			want.Labels = map[string]string{"env": "prod"}
 			change(&want)
 			pt := newPartition()
-			r := pt.newRun(&want)
+			r := pt.restoredRun(&want)
 			if k := r.key(); k != runKey(want.TenantID, want.RunID) {
 				t.Fatalf("key %q, want %q", k, runKey(want.TenantID, want.RunID))
 			}
