@@ -54,7 +54,12 @@ services-down: ## stop the local PostgreSQL and Kafka
 	@deploy/local/services.sh down
 
 .PHONY: bench
-bench: ## run the benchmarks (against the local services)
+bench: ## issue #13's benchmarks as one table: figures, comparators measured in the same run, ratios, targets (3-6 min; bin/bench/; ARGS='-only Engine')
+	@deploy/local/services.sh up
+	@eval "$$(deploy/local/services.sh env)" && $(GO) run ./tools/benchtable $(ARGS)
+
+.PHONY: bench-all
+bench-all: ## run every benchmark of every package with the default -benchtime (against the local services)
 	@deploy/local/services.sh up
 	@eval "$$(deploy/local/services.sh env)" && $(GO) test -run '^$$' -bench . -benchmem ./...
 

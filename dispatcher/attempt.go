@@ -51,9 +51,12 @@ type attempt struct {
 	retryAfter time.Duration // from a 429 or 503 answer
 }
 
-// attempt performs one HTTP attempt.
-func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, deliveryID string) attempt {
-	ep, ok := d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
+// attempt performs one HTTP attempt of del, whose endpoint's table key is
+// key. The endpoint is looked up again here, not taken from before the
+// attempt waited for its lane: it may have changed (deactivated, rotated)
+// meanwhile.
+func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, key, deliveryID string) attempt {
+	ep, ok := d.endpoints.Get(key)
 	if !ok {
 		// An endpoint created a moment ago may not have reached this table
 		// yet: catch up with the topic before calling it gone.
@@ -62,7 +65,7 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			d.log.Warn("endpoint table not caught up", "err", err)
 		}
 		cancel()
-		ep, ok = d.endpoints.Get(schemas.TenantKey(del.TenantID, del.EndpointID))
+		ep, ok = d.endpoints.Get(key)
 	}
 	if !ok || !ep.IsActive {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "endpoint_inactive", err: "endpoint deleted or inactive"}
@@ -95,20 +98,28 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}
 	}
-	// What a receiver might echo back that must not reach the result (and
-	// from there Postgres and the history API).
-	confidential := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
+	var headerValues []string
 	for name, sealed := range ep.Headers {
 		v, err := d.cfg.Keyring.Open(sealed, schemas.HeaderAAD(ep.TenantID, ep.ID, name))
 		if err != nil {
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "header " + name + ": " + err.Error()}
 		}
 		req.Header.Set(name, v)
-		confidential = append(confidential, v)
+		headerValues = append(headerValues, v)
+	}
+	// What a receiver might echo back that must not reach the result (and
+	// from there Postgres and the history API). Listed only for an answer
+	// that has a body: most have none (204), and the list costs a dozen
+	// allocations per attempt.
+	confidential := func() []string {
+		out := append(slices.Clone(secrets), urlSecrets(req.URL, ep.TargetURLSealed != nil)...)
+		return append(out, headerValues...)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "exosphere-alerts/"+Version)
@@ -119,10 +130,8 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: err.Error()}
 		}
 	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
-	defer cancel()
 	start := time.Now()
-	resp, err := d.client.Do(req.WithContext(actx))
+	resp, err := d.client.Do(req)
 	lat := time.Since(start)
 	if err != nil {
 		class, outcome := classify(err), schemas.OutcomeRetry
@@ -150,16 +159,23 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, d
 }
 
 // readExcerpt reads the start of an answer and redacts the confidential
-// values from it. It reads past the excerpt by the longest value: a value
-// that starts within the excerpt is then read whole and redacted, not cut
-// by the limit and left in part.
-func readExcerpt(body io.Reader, confidential []string) string {
+// values (listed by confidential, called only if the answer has a body)
+// from it. It reads past the excerpt by the longest value: a value that
+// starts within the excerpt is then read whole and redacted, not cut by the
+// limit and left in part.
+func readExcerpt(body io.Reader, confidential func() []string) string {
+	var first [1]byte
+	if n, _ := io.ReadFull(body, first[:]); n == 0 {
+		return "" // no body: nothing to keep, nothing to redact
+	}
+	values := confidential()
 	longest := 0
-	for _, v := range confidential {
+	for _, v := range values {
 		longest = max(longest, len(v))
 	}
-	b, _ := io.ReadAll(io.LimitReader(body, int64(MaxResponseExcerpt+longest)))
-	return excerptOf(redactSecrets(b, confidential))
+	rest, _ := io.ReadAll(io.LimitReader(body, int64(MaxResponseExcerpt+longest-1)))
+	b := append(first[:], rest...)
+	return excerptOf(redactSecrets(b, values))
 }
 
 // minAnywhere is the length from which a confidential value is redacted

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,6 +114,19 @@ type throughputResult struct {
 	steadyDeliveries      int
 	plainConns, dispConns int64 // connections the sink accepted in each phase
 	logBytes              int64 // the dispatcher's log
+	// plainCPU, dispCPU: the process's CPU (user + system) in each timed
+	// phase. The sink runs in this process, so both include its share.
+	plainCPU, dispCPU time.Duration
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // byteCounter is a log destination that keeps only the count of bytes.
@@ -136,6 +150,11 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 // one_host: every endpoint is a path on one server, like many Slack or
 // PagerDuty endpoints sharing one host. host_per_endpoint: each endpoint
 // has its own server (host:port), like endpoints of different tenants.
+//
+// plain_cpu_us/delivery and dispatcher_cpu_us/delivery are the process's
+// CPU (getrusage) over each timed phase divided by the deliveries: the sink
+// runs in this process, so both include its share, and the dispatcher's
+// includes its startup (topics, tables; see startup_s).
 func BenchmarkDispatcherThroughput(b *testing.B) {
 	brokers := testenv.Brokers(b)
 	if !testenv.RealKafka(b) {
@@ -159,6 +178,8 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 				sum.plainConns += r.plainConns
 				sum.dispConns += r.dispConns
 				sum.logBytes += r.logBytes
+				sum.plainCPU += r.plainCPU
+				sum.dispCPU += r.dispCPU
 			}
 			n := float64(b.N)
 			plain := n * throughputDeliveries / sum.plain.Seconds()
@@ -171,6 +192,9 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 			b.ReportMetric(float64(sum.plainConns)/n, "plain_conns/op")
 			b.ReportMetric(float64(sum.dispConns)/n, "dispatcher_conns/op")
 			b.ReportMetric(float64(sum.logBytes)/(n*throughputDeliveries), "log_bytes/delivery")
+			perDelivery := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / (n * throughputDeliveries) }
+			b.ReportMetric(perDelivery(sum.plainCPU), "plain_cpu_us/delivery")
+			b.ReportMetric(perDelivery(sum.dispCPU), "dispatcher_cpu_us/delivery")
 		})
 	}
 }
@@ -259,7 +283,9 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	}
 
 	var res throughputResult
+	cpu := processCPU(b)
 	res.plain = throughputPlain(ctx, b, sink, urls, bodies)
+	res.plainCPU = processCPU(b) - cpu
 	res.plainConns = sink.conns.Load()
 
 	// The dispatcher, from Run until the sink has answered every delivery.
@@ -271,7 +297,7 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	done := make(chan error, 1)
 	sink.reset(throughputDeliveries)
 	b.StartTimer()
-	began := time.Now()
+	began, cpu := time.Now(), processCPU(b)
 	go func() {
 		done <- dispatcher.Run(dctx, dispatcher.Config{
 			Brokers: brokers, Topics: topics, Partitions: throughputPartitions, Keyring: ring, Allowlist: local,
@@ -291,7 +317,7 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	select {
 	case <-sink.done():
 		b.StopTimer()
-		res.disp = time.Since(began)
+		res.disp, res.dispCPU = time.Since(began), processCPU(b)-cpu
 		first := sink.firstAt()
 		res.steady, res.steadyDeliveries = time.Since(first), throughputDeliveries-1
 	case err := <-done:

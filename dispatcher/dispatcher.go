@@ -435,7 +435,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		return d.tenantDisabled(r, &del, attemptNo)
 	}
 	deliveryID := newDeliveryID()
-	a := d.attempt(ctx, &del, deliveryID)
+	a := d.attempt(ctx, &del, key, deliveryID)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -505,8 +505,10 @@ func (d *Dispatcher) deferBacklog(r *kgo.Record, del *schemas.DeliveryRecord, at
 	if n%WarnDeferrals == 0 {
 		level = slog.LevelWarn // its endpoint's rate stays below its traffic
 	}
-	d.log.Log(context.Background(), level, "delivery deferred: its endpoint's queue is full", "alert_id", del.AlertID, "tenant_id", del.TenantID,
-		"endpoint_id", del.EndpointID, "deferrals", n, "due_in_ms", time.Until(due).Milliseconds())
+	if ctx := context.Background(); d.log.Enabled(ctx, level) { // a shed backlog defers thousands at once
+		d.log.Log(ctx, level, "delivery deferred: its endpoint's queue is full", "alert_id", del.AlertID, "tenant_id", del.TenantID,
+			"endpoint_id", del.EndpointID, "deferrals", n, "due_in_ms", time.Until(due).Milliseconds())
+	}
 	return []*kgo.Record{{Topic: TierTopic(d.cfg.Topics, d.cfg.Tiers[tierIdx]), Key: r.Key, Value: r.Value, Headers: withHeaders(r, kv...)}}
 }
 
@@ -538,7 +540,7 @@ func (d *Dispatcher) outcome(r *kgo.Record, del *schemas.DeliveryRecord, attempt
 		LatencyMS: a.latency.Milliseconds(), ErrorClass: a.errClass, Error: a.err,
 		ResponseExcerpt: a.excerpt, AttemptedAt: time.Now().UTC(),
 	}
-	value, _ := json.Marshal(res)
+	value, _ := res.AppendJSON(make([]byte, 0, 384)) // json.Marshal's bytes without reflection
 	out := []*kgo.Record{{Topic: d.cfg.Topics.DeliveryResults, Key: schemas.RecordKey(del.TenantID, del.RuleID), Value: value}}
 	switch a.outcome {
 	case schemas.OutcomeDead:

@@ -47,11 +47,25 @@ func TestExcerptDoesNotCutASecret(t *testing.T) {
 	t.Parallel()
 	secret := "Zq8sEcReT-ValuE-0123456789"
 	answer := strings.Repeat(".", MaxResponseExcerpt-10) + " " + secret + " tail"
-	ex := readExcerpt(strings.NewReader(answer), []string{secret})
+	ex := readExcerpt(strings.NewReader(answer), func() []string { return []string{secret} })
 	if len(ex) > MaxResponseExcerpt {
 		t.Errorf("excerpt of %d bytes, want at most %d", len(ex), MaxResponseExcerpt)
 	}
 	if strings.Contains(ex, secret[:9]) {
 		t.Errorf("excerpt ends with part of the secret: %q", ex[len(ex)-20:])
+	}
+}
+
+// An answer without a body (a 204) costs no list of confidential values:
+// there is nothing to redact. One with a body has them redacted.
+func TestExcerptListsSecretsOnlyForABody(t *testing.T) {
+	t.Parallel()
+	listed := 0
+	confidential := func() []string { listed++; return []string{"Zq8sEcReT-ValuE"} }
+	if ex := readExcerpt(strings.NewReader(""), confidential); ex != "" || listed != 0 {
+		t.Errorf("empty answer: excerpt %q, confidential values listed %d times; want \"\" and 0", ex, listed)
+	}
+	if ex := readExcerpt(strings.NewReader("got Zq8sEcReT-ValuE"), confidential); ex != "got [redacted]" || listed != 1 {
+		t.Errorf("answer with a body: excerpt %q, listed %d times; want %q and 1", ex, listed, "got [redacted]")
 	}
 }

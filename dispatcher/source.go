@@ -19,8 +19,14 @@ import (
 // per-endpoint lanes and finish in any order; an offset is committed once
 // every record before it has its outcome records acknowledged by Kafka
 // (at-least-once: a crash repeats at most the records in flight, with the
-// same webhook-id). In a tier, a partition whose head record is not due yet
-// is rewound to it and paused until it is.
+// same webhook-id). Outcome records are produced without waiting for their
+// acknowledgement: the worker goes on to its endpoint's next record, and
+// the acknowledgement (the promise) marks the record finished. A produce
+// that fails finishes nothing: nothing past the record is committed, and
+// the source stops with the error, so that the record is attempted again
+// (by this process restarted, or the partition's next owner). In a tier, a
+// partition whose head record is not due yet is rewound to it and paused
+// until it is.
 //
 // Isolation: the source holds at most MaxInFlight records. When it stays
 // full for shedAfter, it does not go on waiting — one slow endpoint's
@@ -63,7 +69,13 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		// tier's rewinds set): a revoke between the two would track, and
 		// later commit, a partition no longer ours.
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(func(rctx context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			// Outcomes already produced are waited for (a little), so that
+			// their records are committed rather than attempted again by
+			// the next owner.
+			fctx, cancel := context.WithTimeout(rctx, flushOnRevoke)
+			_ = cl.Flush(fctx)
+			cancel()
 			commit(rctx) // what is finished; the rest is attempted again by the next owner
 			tr.drop(m[topic])
 		}),
@@ -88,36 +100,73 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		defer cl.Close()
 	}
 
+	// Outcomes are produced under pctx, not ctx: the outcome of an attempt
+	// that was made is still written when the source stops, so that its
+	// record is committed and not attempted again. pctx ends when the stop
+	// has waited stopFlush for them (a Kafka that does not answer).
+	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pcancel()
+	// The source's own context: a source that stops on an error (a failed
+	// produce) ends its attempts in flight at once, rather than working
+	// through its queues first.
+	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		// In-flight attempts end with ctx; their records are not committed.
-		// What finished is, so a clean stop repeats nothing.
+		// What finished is, once Kafka has its outcome, so a clean stop
+		// repeats nothing.
+		stop()
+		timer := time.AfterFunc(stopFlush, pcancel)
+		defer timer.Stop()
 		wg.Wait()
+		fctx, fcancel := context.WithTimeout(pctx, stopFlush)
+		_ = cl.Flush(fctx)
+		fcancel()
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		commit(cctx)
 	}()
-	// Twice the lane's slots: a worker keeps its record until Kafka has
-	// acknowledged the outcome, and meanwhile another uses the slot.
-	queues := &keyQueues{n: 2 * d.cfg.EndpointConcurrency, m: map[string]*keyQueue{}}
+	// As many workers per key as its lane has slots: a worker does not
+	// wait for Kafka to acknowledge an outcome, so it is busy only while
+	// it holds (or waits for) a slot.
+	queues := &keyQueues{n: d.cfg.EndpointConcurrency, m: map[string]*keyQueue{}}
 	fatal := make(chan error, 1)
 	var shedding atomic.Int64 // shed records whose deferral is not done yet
-	finishWith := func(r *kgo.Record, outcome func() []*kgo.Record) {
-		defer d.inFlight.Dec()
+	// finishWith produces the outcome records of k's record and returns
+	// without waiting for them; the record is finished once Kafka has
+	// acknowledged every one of them.
+	finishWith := func(k ticket, outcome func() []*kgo.Record) {
 		out := outcome()
-		if ctx.Err() != nil {
-			return
-		}
-		if err := cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		if len(out) == 0 {
+			// Nothing to write: not attempted (ctx ended, or the partition
+			// is no longer ours: finish ignores it then).
 			if ctx.Err() == nil {
-				select {
-				case fatal <- fmt.Errorf("dispatcher: produce outcomes: %w", err):
-				default:
-				}
+				k.finish()
 			}
+			d.inFlight.Dec()
 			return
 		}
-		tr.finish(r.Partition, r.Offset)
+		acks := &outcomeAcks{}
+		acks.pending.Store(int32(len(out))) //nolint:gosec // G115: at most a few records
+		for _, rec := range out {
+			cl.Produce(pctx, rec, func(_ *kgo.Record, err error) {
+				if err != nil {
+					acks.failed.Store(true)
+					if pctx.Err() == nil {
+						select {
+						case fatal <- fmt.Errorf("dispatcher: produce outcomes: %w", err):
+						default:
+						}
+					}
+				}
+				if acks.done() {
+					if !acks.failed.Load() {
+						k.finish()
+					}
+					d.inFlight.Dec()
+				}
+			})
+		}
 	}
 	ticker := time.NewTicker(200 * time.Millisecond)
 	defer ticker.Stop()
@@ -132,7 +181,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 					shedding.Add(1)
 					wg.Go(func() {
 						defer shedding.Add(-1)
-						finishWith(q.rec, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.ahead, q.alive) })
+						finishWith(q.k, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.ahead, q.k.alive) })
 					})
 				}
 			}
@@ -177,13 +226,13 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 			recs = fetches.Records()
 		}
 		for _, r := range recs {
-			alive := tr.add(r.Partition, r.Offset, r.LeaderEpoch)
+			k := tr.add(r.Partition, r.Offset, r.LeaderEpoch)
 			d.inFlight.Inc()
 			if hops[r] {
 				// Due later than this tier holds a record: back to its tail.
 				wg.Go(func() {
-					finishWith(r, func() []*kgo.Record {
-						if !alive() {
+					finishWith(k, func() []*kgo.Record {
+						if !k.alive() {
 							return nil // the partition's next owner hops it
 						}
 						return []*kgo.Record{{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}}
@@ -191,8 +240,8 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 				})
 				continue
 			}
-			queues.add(r, alive, wg.Go, func(r *kgo.Record, alive func() bool) {
-				finishWith(r, func() []*kgo.Record { return d.handle(ctx, r, "", 0, alive) })
+			queues.add(r, k, wg.Go, func(r *kgo.Record, k ticket) {
+				finishWith(k, func() []*kgo.Record { return d.handle(ctx, r, "", 0, k.alive) })
 			})
 		}
 		cl.AllowRebalance()
@@ -242,6 +291,24 @@ func (d *Dispatcher) leaveStatic(base []kgo.Opt, cl *kgo.Client, group string) {
 // shedAfter is how long a source stays full before it sheds.
 const shedAfter = time.Second
 
+// stopFlush bounds how long a stopping source waits for Kafka to
+// acknowledge the outcomes it produced; flushOnRevoke, how long a revoke
+// waits for them before it commits (the rebalance waits meanwhile).
+const (
+	stopFlush     = 5 * time.Second
+	flushOnRevoke = 5 * time.Second
+)
+
+// outcomeAcks counts the acknowledgements one record's outcome records
+// are waiting for.
+type outcomeAcks struct {
+	pending atomic.Int32
+	failed  atomic.Bool
+}
+
+// done counts one acknowledgement and reports whether it was the last.
+func (a *outcomeAcks) done() bool { return a.pending.Add(-1) == 0 }
+
 // keyQueues hands the records of one key (tenant/endpoint, the key of its
 // lane) to at most n workers, in fetch order, so one endpoint's attempts
 // start in the order its deliveries were queued. A goroutine per record
@@ -262,13 +329,13 @@ type keyQueue struct {
 
 type queued struct {
 	rec   *kgo.Record
-	alive func() bool
+	k     ticket
 	ahead int // set by shed: the records of its key queued or running before it
 }
 
 // add queues r behind the earlier records of its key, and starts a worker
 // (with start) running them through run if the key has fewer than n.
-func (ks *keyQueues) add(r *kgo.Record, alive func() bool, start func(func()), run func(*kgo.Record, func() bool)) {
+func (ks *keyQueues) add(r *kgo.Record, k ticket, start func(func()), run func(*kgo.Record, ticket)) {
 	key := string(r.Key)
 	ks.mu.Lock()
 	q := ks.m[key]
@@ -276,7 +343,7 @@ func (ks *keyQueues) add(r *kgo.Record, alive func() bool, start func(func()), r
 		q = &keyQueue{}
 		ks.m[key] = q
 	}
-	q.recs = append(q.recs, queued{rec: r, alive: alive})
+	q.recs = append(q.recs, queued{rec: r, k: k})
 	if q.workers >= ks.n {
 		ks.mu.Unlock()
 		return
@@ -298,7 +365,7 @@ func (ks *keyQueues) add(r *kgo.Record, alive func() bool, start func(func()), r
 			q.recs[0] = queued{}
 			q.recs = q.recs[1:]
 			ks.mu.Unlock()
-			run(next.rec, next.alive)
+			run(next.rec, next.k)
 		}
 	})
 }

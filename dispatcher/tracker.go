@@ -31,9 +31,10 @@ func newTracker() *tracker {
 	return &tracker{parts: map[int32]*partTrack{}, wake: make(chan struct{}, 1)}
 }
 
-// add tracks a fetched record and returns whether its partition is still
-// owned (false once the partition is revoked, even if it comes back).
-func (t *tracker) add(part int32, offset int64, epoch int32) (alive func() bool) {
+// add tracks a fetched record and returns its ticket: whether its
+// partition is still owned (false once the partition is revoked, even if it
+// comes back), and how to mark it finished.
+func (t *tracker) add(part int32, offset int64, epoch int32) ticket {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt := t.parts[part]
@@ -44,15 +45,30 @@ func (t *tracker) add(part int32, offset int64, epoch int32) (alive func() bool)
 	pt.offsets = append(pt.offsets, offset)
 	pt.epoch = epoch
 	t.n++
-	return func() bool { return !pt.dropped.Load() }
+	return ticket{t: t, pt: pt, offset: offset}
 }
 
-func (t *tracker) finish(part int32, offset int64) {
+// ticket is one tracked record.
+type ticket struct {
+	t      *tracker
+	pt     *partTrack
+	offset int64
+}
+
+// alive reports whether the record's partition is still owned.
+func (k ticket) alive() bool { return !k.pt.dropped.Load() }
+
+// finish marks the record finished: its outcome records are durable (or it
+// needs none). A record of a partition dropped since is ignored, even if
+// the partition came back and the same offset was fetched again: that
+// fetch is another record, finished by its own ticket.
+func (k ticket) finish() {
+	t := k.t
 	t.mu.Lock()
-	if pt := t.parts[part]; pt != nil {
-		i := sort.Search(len(pt.offsets), func(i int) bool { return pt.offsets[i] >= offset })
-		if i < len(pt.offsets) && pt.offsets[i] == offset && !pt.done[offset] {
-			pt.done[offset] = true
+	if pt := k.pt; !pt.dropped.Load() {
+		i := sort.Search(len(pt.offsets), func(i int) bool { return pt.offsets[i] >= k.offset })
+		if i < len(pt.offsets) && pt.offsets[i] == k.offset && !pt.done[k.offset] {
+			pt.done[k.offset] = true
 			t.n--
 		}
 	}

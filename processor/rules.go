@@ -1,8 +1,10 @@
 package processor
 
 import (
+	"cmp"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,24 +16,45 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// ruleIndex indexes active rules by tenant, then alert type, so matching an
-// event costs only its own tenant's rules of its type. It implements
-// engine.Rules; the rules table's goroutine writes it, the consume loop reads.
+// ruleIndex indexes active rules by (tenant, alert type), so matching an
+// event costs one map lookup and only its own tenant's rules of its type.
+// It implements engine.Rules; the rules table's goroutine writes it, the
+// consume loop reads.
 type ruleIndex struct {
 	log *slog.Logger
 
 	version atomic.Uint64
 	mu      sync.RWMutex
-	byKey   map[string]*engine.Rule                       // tenant/rule id -> rule
-	index   map[string]map[string]map[string]*engine.Rule // tenant -> type -> rule id -> rule
+	byKey   map[string]*engine.Rule // tenant/rule id -> rule
+	// index holds, per (tenant, type), the candidates sorted by rule id.
+	// A slice is never changed once stored: a change stores a new one, so
+	// Candidates hands it out without copying and a reader holding an old
+	// one keeps a consistent (if stale) list.
+	index map[candidateKey][]*engine.Rule
 	// aggregates counts the active aggregate (count, rate) rules: while
 	// there is one, stage 1 sends watermark markers to stage 2.
 	aggregates int
+
+	// progs shares one compiled program between the rules with the same
+	// condition source (compile options are the same for every rule):
+	// 10,000 rules of a handful of sources hold a handful of programs.
+	pmu   sync.Mutex
+	progs map[string]*sharedProgram
+}
+
+// sharedProgram is a compiled condition and how many indexed rules use it.
+type sharedProgram struct {
+	prog *condition.Program
+	refs int
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
-	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[string]map[string]map[string]*engine.Rule{}}
+	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}, progs: map[string]*sharedProgram{}}
 }
+
+// candidateKey is a key of the candidate index: a struct of the two
+// strings, so a lookup builds no string.
+type candidateKey struct{ tenant, typ string }
 
 func decodeRule(b []byte) (schemas.RuleRecord, error) {
 	var r schemas.RuleRecord
@@ -43,7 +66,7 @@ func decodeRule(b []byte) (schemas.RuleRecord, error) {
 func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	var next *engine.Rule
 	if c.Value != nil && c.Value.IsActive {
-		cond, err := condition.Compile(c.Value.Condition)
+		cond, err := x.compile(c.Value.Condition)
 		if err != nil {
 			// The control plane refuses such rules; one that still gets here
 			// is skipped loudly rather than matching everything.
@@ -55,6 +78,7 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 			} else if next.EventType == schemas.TypeRunFinished {
 				// The control plane refuses it: a filter of aggregate rules.
 				x.log.Error("per-event rule watching workflow.run.finished; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID)
+				x.release(c.Value.Condition)
 				next = nil
 			}
 		}
@@ -63,8 +87,9 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	defer x.mu.Unlock()
 	defer x.version.Add(1)
 	if old := x.byKey[c.Key]; old != nil {
+		x.release(old.Condition)
 		for _, t := range indexTypes(old.EventType) {
-			delete(x.index[old.TenantID][t], old.ID)
+			x.unindex(candidateKey{old.TenantID, t}, old)
 		}
 		delete(x.byKey, c.Key)
 		if old.IsAggregate() {
@@ -78,16 +103,67 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	if next.IsAggregate() {
 		x.aggregates++
 	}
-	byType := x.index[next.TenantID]
-	if byType == nil {
-		byType = map[string]map[string]*engine.Rule{}
-		x.index[next.TenantID] = byType
-	}
 	for _, t := range indexTypes(next.EventType) {
-		if byType[t] == nil {
-			byType[t] = map[string]*engine.Rule{}
+		x.reindex(candidateKey{next.TenantID, t}, next)
+	}
+}
+
+// reindex stores a new candidate list for k with r added, in rule id
+// order (the order rules are evaluated in, the same on every replay).
+// Called with mu held.
+func (x *ruleIndex) reindex(k candidateKey, r *engine.Rule) {
+	old := x.index[k]
+	rs := make([]*engine.Rule, 0, len(old)+1)
+	rs = append(rs, old...)
+	rs = append(rs, r)
+	slices.SortFunc(rs, func(a, b *engine.Rule) int { return cmp.Compare(a.ID, b.ID) })
+	x.index[k] = rs
+}
+
+// unindex stores a new candidate list for k without r. Called with mu held.
+func (x *ruleIndex) unindex(k candidateKey, r *engine.Rule) {
+	old := x.index[k]
+	rs := make([]*engine.Rule, 0, len(old))
+	for _, o := range old {
+		if o != r {
+			rs = append(rs, o)
 		}
-		byType[t][next.ID] = next
+	}
+	if len(rs) == 0 {
+		delete(x.index, k)
+		return
+	}
+	x.index[k] = rs
+}
+
+// compile returns the program of src, compiled once for every rule with
+// that source; each call takes a reference that release gives back.
+func (x *ruleIndex) compile(src string) (*condition.Program, error) {
+	x.pmu.Lock()
+	defer x.pmu.Unlock()
+	if sp := x.progs[src]; sp != nil {
+		sp.refs++
+		return sp.prog, nil
+	}
+	p, err := condition.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	x.progs[src] = &sharedProgram{prog: p, refs: 1}
+	return p, nil
+}
+
+// release gives back a reference compile took for src, dropping the
+// program when no rule uses it any more.
+func (x *ruleIndex) release(src string) {
+	x.pmu.Lock()
+	defer x.pmu.Unlock()
+	sp := x.progs[src]
+	if sp == nil {
+		return
+	}
+	if sp.refs--; sp.refs <= 0 {
+		delete(x.progs, src)
 	}
 }
 
@@ -111,19 +187,13 @@ func (x *ruleIndex) AggregateCount() int {
 	return x.aggregates
 }
 
-// Candidates implements engine.Rules.
+// Candidates implements engine.Rules: the shared list, not a copy (callers
+// must not change it).
 func (x *ruleIndex) Candidates(tenant, alertType string) []*engine.Rule {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	m := x.index[tenant][alertType]
-	if len(m) == 0 {
-		return nil
-	}
-	out := make([]*engine.Rule, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
-	}
-	return out
+	rs := x.index[candidateKey{tenant, alertType}]
+	x.mu.RUnlock()
+	return rs
 }
 
 // Get implements engine.Rules.

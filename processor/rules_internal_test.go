@@ -2,9 +2,12 @@ package processor
 
 import (
 	"log/slog"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
@@ -69,5 +72,97 @@ func TestRuleIndexAggregates(t *testing.T) {
 	del("count")
 	if got := ids(schemas.TypeRunFailed); len(got) != 1 || x.AggregateCount() != 0 {
 		t.Fatalf("deleted: candidates for failed %v, %d aggregates; want per-event and 0", got, x.AggregateCount())
+	}
+}
+
+// Candidates come in rule id order, and a list handed out is never changed
+// by later rule changes (callers share it without a copy).
+func TestRuleIndexCandidatesSharedAndOrdered(t *testing.T) {
+	t.Parallel()
+	x := newRuleIndex(slog.New(slog.DiscardHandler))
+	put := func(id string, active bool) {
+		r := schemas.RuleRecord{ID: id, TenantID: "acme", IsActive: active, EventType: schemas.TypeRunFailed}
+		x.apply(ktable.Change[schemas.RuleRecord]{Key: schemas.TenantKey("acme", id), Value: &r})
+	}
+	ids := func(rs []*engine.Rule) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, id := range []string{"c", "a", "d", "b"} {
+		put(id, true)
+	}
+	before := x.Candidates("acme", schemas.TypeRunFailed)
+	if got := ids(before); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("candidates %v, want a b c d", got)
+	}
+	put("b", false)
+	put("e", true)
+	if got := ids(x.Candidates("acme", schemas.TypeRunFailed)); !slices.Equal(got, []string{"a", "c", "d", "e"}) {
+		t.Fatalf("after changes: candidates %v, want a c d e", got)
+	}
+	if got := ids(before); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("a list handed out before the changes became %v", got)
+	}
+	if got := x.Candidates("acme", schemas.TypeRunSucceeded); got != nil {
+		t.Fatalf("candidates of another type %v, want none", ids(got))
+	}
+	if got := x.Candidates("other", schemas.TypeRunFailed); got != nil {
+		t.Fatalf("candidates of another tenant %v, want none", ids(got))
+	}
+}
+
+// Rules with the same condition source share one compiled program: 7,000
+// rules of 7 sources hold 7 programs, updates keep them, and the last rule
+// of a source to go drops its program.
+func TestRuleIndexSharesPrograms(t *testing.T) {
+	t.Parallel()
+	x := newRuleIndex(slog.New(slog.DiscardHandler))
+	sources := []string{``, `labels.env == "prod"`, `error.code == "TIMEOUT"`, `labels.env == "prod" && run.attempt > 1`,
+		`workflow.name in ["etl", "sync"]`, `run.duration_ms > 600000`, `labels.team == "ml"`}
+	key := func(i int) string { return schemas.TenantKey("tenant_"+strconv.Itoa(i%1000), "rule_"+strconv.Itoa(i)) }
+	put := func(i int, src string, active bool) {
+		r := schemas.RuleRecord{ID: "rule_" + strconv.Itoa(i), TenantID: "tenant_" + strconv.Itoa(i%1000), IsActive: active,
+			EventType: schemas.TypeRunFailed, Condition: src}
+		x.apply(ktable.Change[schemas.RuleRecord]{Key: key(i), Value: &r})
+	}
+	for i := range 7000 {
+		put(i, sources[i%len(sources)], true)
+	}
+	if n := len(x.progs); n != len(sources) {
+		t.Fatalf("%d programs for 7,000 rules of %d sources", n, len(sources))
+	}
+	for i := range 7000 {
+		if a, b := x.byKey[key(i)].Cond, x.byKey[key(i%len(sources))].Cond; a != b {
+			t.Fatalf("rule %d does not share the program of rule %d (same source %q)", i, i%len(sources), sources[i%len(sources)])
+		}
+	}
+	// An update that keeps its source keeps the program; one that changes
+	// it takes the other source's.
+	p := x.byKey[key(1)].Cond
+	put(1, sources[1], true)
+	if x.byKey[key(1)].Cond != p {
+		t.Fatal("an update keeping the source compiled a new program")
+	}
+	put(1, sources[2], true)
+	if x.byKey[key(1)].Cond != x.byKey[key(2)].Cond {
+		t.Fatal("a rule changed to another source does not share its program")
+	}
+	// Rules of a source that do not compile are not cached.
+	put(7000, `labels.env ==`, true)
+	if _, ok := x.byKey[key(7000)]; ok || len(x.progs) != len(sources) {
+		t.Fatalf("a condition that does not compile: indexed %v, %d programs", ok, len(x.progs))
+	}
+	for i := range 7000 {
+		if i%2 == 0 {
+			x.apply(ktable.Change[schemas.RuleRecord]{Key: key(i)})
+		} else {
+			put(i, sources[i%len(sources)], false)
+		}
+	}
+	if len(x.progs) != 0 || x.len() != 0 {
+		t.Fatalf("every rule gone: %d programs and %d rules left", len(x.progs), x.len())
 	}
 }

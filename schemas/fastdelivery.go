@@ -1,20 +1,20 @@
 package schemas
 
-import "encoding/json"
+import "bytes"
 
 // DecodeDelivery validates doc against the delivery schema (payload
 // included) and decodes it, with the same answers as Validate followed by
 // json.Unmarshal (errors: ErrNotJSON, *ValidationError, *DecodeError). Like
-// DecodeWorkflowEvent it takes a hand-written fast check for ordinary
-// records and the schema validator for the rest
-// (FuzzDecodeDeliveryAgreesWithSchema holds the two together).
+// DecodeWorkflowEvent it takes a one-pass decoder for ordinary records and
+// the schema validator for the rest (FuzzDecodeDeliveryAgreesWithSchema
+// holds the two together).
 func DecodeDelivery(doc []byte) (*DeliveryRecord, error) {
 	return decode(KindDelivery, doc, fastDelivery)
 }
 
-// Member bits of a delivery's scan.
+// Member bits of a delivery's pass.
 const (
-	dAlertID = 1 << iota
+	dAlertID uint64 = 1 << iota
 	dTenantID
 	dRuleID
 	dEndpointID
@@ -46,7 +46,13 @@ const (
 	pWorkflowName
 	pRunID
 	pRunStatus
+	pRunStarted
+	pRunFinished
+	pRunDuration
+	pErrCode
+	pErrMessage
 	pThresholdNull
+	pDurationType
 )
 
 const requiredDeliveryMembers = dAlertID | dTenantID | dRuleID | dEndpointID | dEventType | dMaxAttempts |
@@ -54,198 +60,242 @@ const requiredDeliveryMembers = dAlertID | dTenantID | dRuleID | dEndpointID | d
 	pWorkflow | pRun | pThreshold | pError | pLabels | pRuleID | pRuleName | pEventID | pEventType |
 	pOccurredAt | pWorkflowID | pWorkflowName | pRunID
 
-// fastDelivery reports true only when doc certainly satisfies
-// delivery.schema.json; see fastWorkflowEvent.
+// fastDelivery decodes doc in one pass and reports true only when doc
+// certainly satisfies delivery.schema.json and the record is what
+// encoding/json decodes from it; see fastWorkflowEvent. The payload is
+// checked in place, member by member, and kept as its bytes.
 func fastDelivery(doc []byte) (*DeliveryRecord, bool) {
-	var d DeliveryRecord
-	if json.Unmarshal(doc, &d) != nil || duplicateMember(doc) != nil {
+	d := new(DeliveryRecord)
+	p := pass{b: doc}
+	if !p.delivery(d) || !p.end() || p.seen&requiredDeliveryMembers != requiredDeliveryMembers {
 		return nil, false
-	}
-	var p WebhookPayload
-	if json.Unmarshal(d.Payload, &p) != nil {
-		return nil, false
-	}
-	s := scanner{b: doc}
-	if s.delivery() != nil || s.seen&requiredDeliveryMembers != requiredDeliveryMembers {
-		return nil, false
-	}
-	return &d, deliveryValuesValid(&d, &p, s.seen)
-}
-
-func (s *scanner) delivery() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		bit, kind := 0, `"`
-		switch name {
-		case "alert_id":
-			bit = dAlertID
-		case "tenant_id":
-			bit = dTenantID
-		case "rule_id":
-			bit = dRuleID
-		case "endpoint_id":
-			bit = dEndpointID
-		case "event_type":
-			bit = dEventType
-		case "severity":
-			bit = dSeverity
-		case "max_attempts":
-			bit, kind = dMaxAttempts, `0`
-		case "rule_version":
-			bit, kind = dRuleVersion, `0`
-		case "created_at":
-			s.seen |= dCreatedAt
-			return s.wantTime(false)
-		case "payload":
-			s.seen |= dPayload
-			return s.payload()
-		default:
-			return errNotFast
-		}
-		s.seen |= bit
-		return s.want(kind)
-	})
-}
-
-func (s *scanner) payload() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "type":
-			s.seen |= pType
-			return s.want(`"`)
-		case "timestamp":
-			s.seen |= pTimestamp
-			return s.wantTime(false)
-		case "data":
-			s.seen |= pData
-			return s.payloadData()
-		}
-		return errNotFast
-	})
-}
-
-func (s *scanner) payloadData() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "alert_id":
-			s.seen |= pAlertID
-			return s.want(`"`)
-		case "tenant_id":
-			s.seen |= pTenantID
-			return s.want(`"`)
-		case "rule":
-			s.seen |= pRule
-			return s.object(map[string]int{"id": pRuleID, "name": pRuleName}, nil)
-		case "event":
-			s.seen |= pEvent
-			return s.object(map[string]int{"id": pEventID, "type": pEventType}, map[string]int{"occurred_at": pOccurredAt})
-		case "workflow":
-			s.seen |= pWorkflow
-			return s.object(map[string]int{"id": pWorkflowID, "name": pWorkflowName}, nil)
-		case "run":
-			s.seen |= pRun
-			return s.payloadRun()
-		case "threshold_ms":
-			s.seen |= pThreshold
-			if s.kind() == 'n' {
-				s.seen |= pThresholdNull
-			}
-			return s.want(`0n`)
-		case "error":
-			s.seen |= pError
-			if s.kind() == 'n' {
-				s.skip()
-				return nil
-			}
-			return s.object(map[string]int{"code": 0, "message": 0}, nil)
-		case "labels":
-			s.seen |= pLabels
-			return s.labels()
-		}
-		return errNotFast
-	})
-}
-
-// object consumes an object whose members are the strings and timestamps
-// named (with the bits to record), and nothing else.
-func (s *scanner) object(strs, times map[string]int) error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		if bit, ok := strs[name]; ok {
-			s.seen |= bit
-			return s.want(`"`)
-		}
-		if bit, ok := times[name]; ok {
-			s.seen |= bit
-			return s.wantTime(false)
-		}
-		return errNotFast
-	})
-}
-
-func (s *scanner) payloadRun() error {
-	if s.kind() != '{' {
-		return errNotFast
-	}
-	return s.members(func(name string) error {
-		switch name {
-		case "id":
-			s.seen |= pRunID
-			return s.want(`"`)
-		case "status":
-			s.seen |= pRunStatus
-			return s.want(`"`)
-		case "started_at", "finished_at":
-			return s.wantTime(false)
-		case "duration_ms":
-			return s.want(`0`)
-		}
-		return errNotFast
-	})
-}
-
-func deliveryValuesValid(d *DeliveryRecord, p *WebhookPayload, seen int) bool {
-	if !alertType(d.EventType) || !alertType(p.Type) {
-		return false
-	}
-	switch {
-	case seen&dSeverity == 0:
-	case d.Severity == "critical", d.Severity == "error", d.Severity == "warning", d.Severity == "info":
-	default:
-		return false
 	}
 	// The payload's if/then/else: a threshold exactly for duration alerts.
-	if (p.Type == TypeRunDurationExceeded) == (seen&pThresholdNull != 0) {
-		return false
+	if (p.seen&pDurationType != 0) == (p.seen&pThresholdNull != 0) {
+		return nil, false
 	}
-	pd := &p.Data
-	return alertIDValid(d.AlertID) && tenantIDValid(d.TenantID) &&
-		runes(d.RuleID, 1, 256) && runes(d.EndpointID, 1, 256) &&
-		d.MaxAttempts >= 1 && d.MaxAttempts <= 50 &&
-		(seen&dRuleVersion == 0 || d.RuleVersion >= 1) &&
-		alertIDValid(pd.AlertID) && tenantIDValid(pd.TenantID) &&
-		runes(pd.Rule.ID, 1, 256) && runes(pd.Rule.Name, 1, 256) &&
-		runes(pd.Event.ID, 1, 256) && runes(pd.Event.Type, 1, 256) &&
-		runes(pd.Workflow.ID, 1, 256) && runes(pd.Workflow.Name, 1, 256) &&
-		runes(pd.Run.ID, 1, 256) &&
-		(seen&pRunStatus == 0 || runes(pd.Run.Status, 1, 64)) &&
-		(pd.Run.DurationMS == nil || *pd.Run.DurationMS >= 0) &&
-		(pd.ThresholdMS == nil || *pd.ThresholdMS >= 1) &&
-		(pd.Error == nil || runes(pd.Error.Code, 0, 256) && runes(pd.Error.Message, 0, 65536)) &&
-		labelsValid(pd.Labels)
+	if !alertIDValid(d.AlertID) || !tenantIDValid(d.TenantID) ||
+		!runes(d.RuleID, 1, 256) || !runes(d.EndpointID, 1, 256) ||
+		d.MaxAttempts < 1 || d.MaxAttempts > 50 || p.seen&dRuleVersion != 0 && d.RuleVersion < 1 {
+		return nil, false
+	}
+	return d, true
 }
 
-// alertType: the enum of the delivery's event_type and the payload's type.
-func alertType(t string) bool {
-	return t == TypeWebhookTest || IsAlertType(t)
+// The enums of a delivery, returned without allocating.
+var (
+	alertTypes = [...]string{TypeRunFailed, TypeRunSucceeded, TypeRunStarted, TypeRunDurationExceeded,
+		TypeAlertFiring, TypeAlertResolved, TypeTenantNotice, TypeWebhookTest}
+	severities = [...]string{"critical", "error", "warning", "info"}
+)
+
+// enum consumes an unescaped string that is one of values and returns it.
+// An escaped one is left to the validator.
+func (p *pass) enum(values []string) (string, bool) {
+	raw, escaped, ok := p.str()
+	if !ok || escaped {
+		return "", false
+	}
+	for _, s := range values {
+		if string(raw) == s {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func (p *pass) delivery(d *DeliveryRecord) bool {
+	return p.members(func(name []byte) bool {
+		var ok bool
+		switch string(name) {
+		case "alert_id":
+			d.AlertID, ok = p.string()
+			return ok && p.set(dAlertID)
+		case "tenant_id":
+			d.TenantID, ok = p.string()
+			return ok && p.set(dTenantID)
+		case "rule_id":
+			d.RuleID, ok = p.string()
+			return ok && p.set(dRuleID)
+		case "endpoint_id":
+			d.EndpointID, ok = p.string()
+			return ok && p.set(dEndpointID)
+		case "event_type":
+			d.EventType, ok = p.enum(alertTypes[:])
+			return ok && p.set(dEventType)
+		case "severity":
+			d.Severity, ok = p.enum(severities[:])
+			return ok && p.set(dSeverity)
+		case "max_attempts":
+			var n int64
+			n, ok = p.int64()
+			d.MaxAttempts = int(n)
+			return ok && n >= 1 && n <= 50 && p.set(dMaxAttempts)
+		case "rule_version":
+			d.RuleVersion, ok = p.int64()
+			return ok && p.set(dRuleVersion)
+		case "created_at":
+			d.CreatedAt, ok = p.time()
+			return ok && p.set(dCreatedAt)
+		case "payload":
+			if !p.set(dPayload) || p.peek() != '{' {
+				return false
+			}
+			start := p.i
+			if !p.payload() {
+				return false
+			}
+			// encoding/json keeps a copy of the value's bytes.
+			d.Payload = bytes.Clone(p.b[start:p.i])
+			return true
+		}
+		return false
+	})
+}
+
+func (p *pass) payload() bool {
+	return p.members(func(name []byte) bool {
+		switch string(name) {
+		case "type":
+			t, ok := p.enum(alertTypes[:])
+			if t == TypeRunDurationExceeded {
+				p.seen |= pDurationType
+			}
+			// Aggregate episodes and notices are left to the validator
+			// (they carry members the pass does not read).
+			return ok && t != TypeAlertFiring && t != TypeAlertResolved && t != TypeTenantNotice && p.set(pType)
+		case "timestamp":
+			return p.set(pTimestamp) && p.timestamp()
+		case "data":
+			return p.set(pData) && p.payloadData()
+		}
+		return false
+	})
+}
+
+// timestamp consumes a string that is a timestamp of the schemas, without
+// decoding it.
+func (p *pass) timestamp() bool {
+	raw, escaped, ok := p.str()
+	return ok && !escaped && timestampValid(raw)
+}
+
+// textRunes consumes a string whose decoded text is lo to hi code points
+// long.
+func (p *pass) textRunes(lo, hi int) bool {
+	raw, escaped, ok := p.str()
+	if !ok {
+		return false
+	}
+	return runesOf(p.text(raw, escaped), lo, hi)
+}
+
+func (p *pass) payloadData() bool {
+	return p.members(func(name []byte) bool {
+		switch string(name) {
+		case "alert_id":
+			raw, escaped, ok := p.str()
+			return ok && !escaped && alertIDValid(raw) && p.set(pAlertID)
+		case "tenant_id":
+			raw, escaped, ok := p.str()
+			return ok && !escaped && tenantIDValid(raw) && p.set(pTenantID)
+		case "rule":
+			return p.set(pRule) && p.members(func(name []byte) bool {
+				switch string(name) {
+				case "id":
+					return p.set(pRuleID) && p.textRunes(1, 256)
+				case "name":
+					return p.set(pRuleName) && p.textRunes(1, 256)
+				}
+				return false
+			})
+		case "event":
+			return p.set(pEvent) && p.members(func(name []byte) bool {
+				switch string(name) {
+				case "id":
+					return p.set(pEventID) && p.textRunes(1, 256)
+				case "type":
+					return p.set(pEventType) && p.textRunes(1, 256)
+				case "occurred_at":
+					return p.set(pOccurredAt) && p.timestamp()
+				}
+				return false
+			})
+		case "workflow":
+			return p.set(pWorkflow) && p.members(func(name []byte) bool {
+				switch string(name) {
+				case "id":
+					return p.set(pWorkflowID) && p.textRunes(1, 256)
+				case "name":
+					return p.set(pWorkflowName) && p.textRunes(1, 256)
+				}
+				return false
+			})
+		case "run":
+			return p.set(pRun) && p.payloadRun()
+		case "threshold_ms":
+			if !p.set(pThreshold) {
+				return false
+			}
+			if p.null() {
+				p.seen |= pThresholdNull
+				return true
+			}
+			n, ok := p.int64()
+			return ok && n >= 1
+		case "error":
+			if !p.set(pError) {
+				return false
+			}
+			return p.null() || p.members(func(name []byte) bool {
+				switch string(name) {
+				case "code":
+					return p.set(pErrCode) && p.textRunes(0, 256)
+				case "message":
+					return p.set(pErrMessage) && p.textRunes(0, 65536)
+				}
+				return false
+			})
+		case "labels":
+			return p.set(pLabels) && p.payloadLabels()
+		}
+		return false
+	})
+}
+
+func (p *pass) payloadRun() bool {
+	return p.members(func(name []byte) bool {
+		switch string(name) {
+		case "id":
+			return p.set(pRunID) && p.textRunes(1, 256)
+		case "status":
+			return p.set(pRunStatus) && p.textRunes(1, 64)
+		case "started_at":
+			return p.set(pRunStarted) && p.timestamp()
+		case "finished_at":
+			return p.set(pRunFinished) && p.timestamp()
+		case "duration_ms":
+			n, ok := p.int64()
+			return ok && n >= 0 && p.set(pRunDuration)
+		}
+		return false
+	})
+}
+
+// payloadLabels consumes the payload's labels (or null): keys 1-63 code
+// points, values strings of at most 256, each key once. Escaped keys are
+// left to the validator.
+func (p *pass) payloadLabels() bool {
+	if p.null() {
+		return true
+	}
+	var keys nameSet
+	return p.members(func(name []byte) bool {
+		// str has checked that the name is UTF-8 without a NUL.
+		if !runesOf(name, 1, 63) || !keys.add(name) {
+			return false
+		}
+		raw, escaped, ok := p.str()
+		return ok && runesOf(p.text(raw, escaped), 0, 256)
+	})
 }

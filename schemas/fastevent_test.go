@@ -1,8 +1,10 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -63,10 +65,105 @@ func fastEventSeeds() [][]byte {
 		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","data":{` + wf + `,"run":{"id":"r"}}}`,
 		" \n" + head + "\t\"data\" : {\r\n" + wf + ` , "run" : { "id" : "r" , "attempt" : 3 } } } ` + "\n",
 		head + `"data":{` + wf + `,"run":{"id":"r"}}} {}`,
+		// The one-pass decoder reads strings, numbers and times itself:
+		// escapes, Unicode, surrogates, offsets and fractions, as
+		// encoding/json reads them.
+		head + `"subject":"a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC\ud83d\ude00","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"\ud83d","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"\ude00\ud83d","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"\ud83d\u0041","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"\ud83dx","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"é€😀","data":{"workflow":{"id":"w\u0000","name":"n"},"run":{"id":"r"}}}`,
+		head + `"subject":"a\x","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"a\u12","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"a` + "\t\x01" + `","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"a` + "\xff\xfe" + `","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"a` + "\xed\xa0\x80" + `","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"` + strings.Repeat("é", 256) + `","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"subject":"` + strings.Repeat("\u00e9", 257) + `","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"type":"workflow.run.failed","data":{` + wf + `,"run":{"id":"r","status":"failed"}}}`,
+		head + `"type":"workflow.run.\u0066ailed","data":{` + wf + `,"run":{"id":"r","status":"f\u0061iled"}}}`,
+		head + `"datacontenttype":"application/json","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"datacontenttype":"application/json; charset=\"utf-8\"","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00.5+01:00","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00-00:00","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00+00:00","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-07-01T00:00:00.000000001-04:30","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2024-02-29T23:59:59.999999999Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2100-02-29T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2000-02-29T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-04-31T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-13-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-00-00T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"0000-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00\u002B01:00","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00.Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"\u0031.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"}}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r","attempt":1,"status":"running","duration_ms":null,"started_at":null,"finished_at":null},"error":null,"labels":null}}`,
+		`{"specversion":"1.0","id":"a","source":"b","type":"c","tenantid":"t","time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"},"error":{},"labels":{}}}`,
+		// Numbers.
+		head + `"data":{` + wf + `,"run":{"id":"r","attempt":01}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","attempt":1.}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","attempt":-}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","attempt":+1}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","duration_ms":9223372036854775808}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","duration_ms":18446744073709551616}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","duration_ms":00}}}`,
+		head + `"seq":-0.5e+3,"big":1E400,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"seq":1e,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"seq":tru,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"seq":nul,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		// Duplicates, which the schema path refuses, wherever they are.
+		head + `"id":"a","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"trace":"x","trace":"y","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","id":"s"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r","started_at":null,"started_at":"2026-01-01T00:00:00Z"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{"a":"1","a":"2"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{"a":"1","\u0061":"2"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":1,"x":2}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":{"y":1,"y":2}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":[{"y":1},{"y":2}]}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":{"\u0079":1,"y":2}}}`,
+		head + `"data":{` + wf + `,"workflow":{"id":"w","name":"n"},"run":{"id":"r"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"error":null,"error":{}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"error":{"code":"a","code":"b"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(40) + `}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(40) + `,"k7":"v"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(16) + `}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(17) + `}}}`,
+		head + manyMembers(20, `"x%d":1`) + `,"data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},` + manyMembers(20, `"x%d":1`) + `}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}}`,
+		// Grammar.
+		head + `"data":{` + wf + `,"run":{"id":"r"},}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"}},}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":[1,]}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":[1 2]}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"},"x":{"a" 1}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"}}}}`,
+		head + `"data":{` + wf + `,"run":{"id":"r"`,
+		head + `"data":{` + wf + `,"run":{"id":"r"}}}` + "\x00",
+		"\xef\xbb\xbf" + head + `"data":{` + wf + `,"run":{"id":"r"}}}`,
 	} {
 		docs = append(docs, []byte(s))
 	}
 	return docs
+}
+
+// manyLabels returns n labels "k0":"v0", ...
+func manyLabels(n int) string {
+	return manyMembers(n, `"k%d":"v"`)
+}
+
+// manyMembers returns n members written by format (with their index).
+func manyMembers(n int, format string) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(format, i)
+	}
+	return strings.Join(parts, ",")
 }
 
 // agreesWithSchema checks one document against the fast checks' contract:
@@ -211,6 +308,21 @@ func BenchmarkDecodeWorkflowEvent(b *testing.B) {
 			}
 		}
 	})
+	// The same event as producers send it, without the example's
+	// indentation (564 bytes instead of 699).
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, doc); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("fast-compact", func(b *testing.B) {
+		b.SetBytes(int64(compact.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeWorkflowEvent(compact.Bytes()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("schema+unmarshal", func(b *testing.B) {
 		b.SetBytes(int64(len(doc)))
 		b.ReportAllocs()
@@ -246,3 +358,62 @@ func TestDecodeWorkflowEventWithEscapedTimestamps(t *testing.T) {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}
 }
+
+// TestFastEventTakesOrdinaryVariety: events as other encoders write them —
+// escapes (Python's json escapes every non-ASCII character, Go's escapes
+// <, > and &), offsets and fractions, null and absent optional members,
+// many labels — are decoded by the one-pass decoder, not left to the slow
+// validator, and decoded as encoding/json decodes them.
+func TestFastEventTakesOrdinaryVariety(t *testing.T) {
+	t.Parallel()
+	const head = `{"specversion":"1.0","id":"a","source":"b","type":"workflow.run.failed","tenantid":"t",`
+	const wf = `"workflow":{"id":"w","name":"n"}`
+	for _, doc := range []string{
+		head + `"time":"2026-01-01T00:00:00Z","subject":"caf\u00e9 \ud83d\ude00 \u003cb\u003e \"q\" \\ \/ \n\t","data":{` + wf + `,"run":{"id":"r"}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","subject":"café 😀","data":{` + wf + `,"run":{"id":"r"},"labels":{"caf\u00e9":"\u00e9t\u00e9","env":"prod"}}}`,
+		head + `"time":"2026-07-01T12:30:00.5+05:30","data":{` + wf + `,"run":{"id":"r","started_at":"2026-07-01T12:00:00-04:00","finished_at":"2026-07-01T12:30:00.123456789Z"}}}`,
+		head + `"time":"2026-01-01T00:00:00+00:00","data":{` + wf + `,"run":{"id":"r","attempt":2,"status":"running","started_at":null,"finished_at":null,"duration_ms":null},"error":null,"labels":null}}`,
+		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"},"error":{},"labels":{}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","data":{` + wf + `,"run":{"id":"r"},"labels":{` + manyLabels(40) + `}}}`,
+		head + `"time":"2026-01-01T00:00:00Z","traceparent":"00-x","sequence":-1.5e3,"sampled":false,"none":null,"data":{` + wf + `,"run":{"id":"r"},"graph":{"nodes":[{"id":1},{"id":2}],"x":[[]]}}}`,
+	} {
+		got, ok := fastWorkflowEvent([]byte(doc))
+		if !ok {
+			t.Errorf("not vouched for by the fast decoder:\n%s", doc)
+			continue
+		}
+		var want WorkflowEvent
+		if err := json.Unmarshal([]byte(doc), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("fast decoded\n%+v\nencoding/json decoded\n%+v\nfrom %s", *got, want, doc)
+		}
+	}
+}
+
+// TestDecodeWorkflowEventAllocs holds the fast decoding of the benchmark's
+// 700-byte example to its allocation budget: one block for the event and
+// what its pointers point to, one per string that is not one of the
+// usual constants (10 here), one for the text of all the labels, and the
+// labels map, made once at its size.
+func TestDecodeWorkflowEventAllocs(t *testing.T) {
+	doc := readFile(t, filepath.Join(examplesDir, "workflow-event.json"))
+	mapAllocs := testing.AllocsPerRun(100, func() {
+		m := make(map[string]string, 2)
+		m["env"], m["team"] = "prod", "data"
+		sinkMap = m
+	})
+	budget := 1 + 10 + 1 + mapAllocs
+	got := testing.AllocsPerRun(100, func() {
+		if _, err := DecodeWorkflowEvent(doc); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got > budget {
+		t.Fatalf("DecodeWorkflowEvent of the 700-byte example: %v allocations, budget %v", got, budget)
+	}
+}
+
+// sinkMap keeps the measured map from being optimized away.
+var sinkMap map[string]string

@@ -115,8 +115,19 @@ func typeName(t reflect.Type) string {
 	}
 }
 
-// NewEnv builds the environment of an event.
+// NewEnv builds the environment of an event. Its Labels is a map the
+// caller may change (a fresh one when the event has none).
 func NewEnv(ev *schemas.WorkflowEvent) Env {
+	env := newEnv(ev)
+	if ev.Data.Labels == nil {
+		env.Labels = map[string]string{}
+	}
+	return env
+}
+
+// newEnv is the environment of ev; when ev has no labels, its Labels is
+// noLabels.
+func newEnv(ev *schemas.WorkflowEvent) Env {
 	env := Env{
 		Event:    EventEnv{ID: ev.ID, Type: ev.Type, Source: ev.Source},
 		Workflow: WorkflowEnv{ID: ev.Data.Workflow.ID, Name: ev.Data.Workflow.Name},
@@ -130,10 +141,16 @@ func NewEnv(ev *schemas.WorkflowEvent) Env {
 		env.Error = ErrorEnv{Code: ev.Data.Error.Code, Message: ev.Data.Error.Message, Node: ev.Data.Error.Node}
 	}
 	if env.Labels == nil {
-		env.Labels = map[string]string{}
+		env.Labels = noLabels
 	}
 	return env
 }
+
+// noLabels is the labels of an evaluator's environment whose run has none:
+// one shared empty map, so resetting an evaluator allocates nothing.
+// Nothing writes to it: a condition cannot assign, and Evaluator.Env is
+// read-only to its callers.
+var noLabels = map[string]string{}
 
 // Error is a condition that does not compile, with its position (1-based
 // line and column, 0 when unknown).
@@ -204,6 +221,65 @@ func (p *Program) match(env Env, m *meter) (bool, error) {
 	}
 	env.meter = m
 	machine := vm.VM{MemoryBudget: MaxListElements}
+	return p.run(&machine, env)
+}
+
+// Evaluator evaluates conditions on one event at a time, reusing its VM,
+// its budget meter and the event's environment from one Match to the next:
+// an event's environment is boxed (as the VM takes it) once, at its first
+// Match, and the VM keeps its stack. Each Match has the whole budget, as
+// with Program.Match. An Evaluator is not safe for concurrent use: the
+// engine, which runs on one goroutine, keeps one.
+type Evaluator struct {
+	machine vm.VM
+	m       meter
+	env     Env
+	boxed   any // env with its meter set; nil until the event's first Match
+}
+
+// NewEvaluator returns an evaluator; Reset gives it its first environment.
+func NewEvaluator() *Evaluator {
+	return &Evaluator{machine: vm.VM{MemoryBudget: MaxListElements}, env: Env{Labels: noLabels}}
+}
+
+// Reset makes env the environment of the next Match calls; nil labels
+// read as none.
+func (e *Evaluator) Reset(env Env) {
+	if env.Labels == nil {
+		env.Labels = noLabels
+	}
+	e.env = env
+	e.boxed = nil
+}
+
+// ResetEvent makes the environment of ev (as NewEnv builds it) the
+// environment of the next Match calls.
+func (e *Evaluator) ResetEvent(ev *schemas.WorkflowEvent) {
+	e.env = newEnv(ev)
+	e.boxed = nil
+}
+
+// Env is the current environment. The caller may read it until the next
+// Reset, not change it.
+func (e *Evaluator) Env() *Env { return &e.env }
+
+// Match is p.Match on the current environment.
+func (e *Evaluator) Match(p *Program) (bool, error) {
+	if p == nil || p.prog == nil {
+		return true, nil
+	}
+	if e.boxed == nil {
+		env := e.env
+		env.meter = &e.m
+		e.boxed = env
+	}
+	e.m = meter{}
+	return p.run(&e.machine, e.boxed)
+}
+
+// run evaluates the condition on env (an Env with its meter set) with
+// machine.
+func (p *Program) run(machine *vm.VM, env any) (bool, error) {
 	out, err := machine.Run(p.prog, env)
 	if err != nil {
 		ee := &EvalError{Reason: ReasonRuntime, Err: err}

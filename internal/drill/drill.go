@@ -107,6 +107,20 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Rate < 1 || cfg.Tenants < 1 {
 		return errors.New("drill: rate and tenants must be at least 1")
 	}
+	// The state directory must be traversable by others: run as root, the
+	// scripts start PostgreSQL as its own OS user, whose data directory
+	// lies below it (postgres.sh refuses a parent it cannot traverse).
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil { //nolint:gosec // see above: PostgreSQL's OS user traverses it
+		return fmt.Errorf("drill: %w", err)
+	}
+	// One made by an earlier version (0750) gets the search bits only.
+	if fi, err := os.Stat(cfg.StateDir); err != nil {
+		return fmt.Errorf("drill: %w", err)
+	} else if fi.Mode().Perm()&0o011 != 0o011 {
+		if err := os.Chmod(cfg.StateDir, fi.Mode().Perm()|0o011); err != nil {
+			return fmt.Errorf("drill: %w", err)
+		}
+	}
 	logs := filepath.Join(cfg.StateDir, "logs")
 	if err := os.MkdirAll(logs, 0o750); err != nil {
 		return fmt.Errorf("drill: %w", err)

@@ -13,13 +13,13 @@ import (
 )
 
 // eventInput is the input of aggregate rule r for ev, when r's condition
-// holds on it (env is ev's).
-func (e *Engine) eventInput(out *Output, r *Rule, env *condition.Env, ev *schemas.WorkflowEvent) (schemas.AggregateInput, bool) {
+// holds on it (the evaluator's environment is ev's).
+func (e *Engine) eventInput(out *Output, r *Rule, ev *schemas.WorkflowEvent) (schemas.AggregateInput, bool) {
 	outcome := inputOutcome(r, ev.Type)
 	if outcome == "" {
 		return schemas.AggregateInput{}, false
 	}
-	ok, err := r.Cond.Match(*env)
+	ok, err := e.eval.Match(r.Cond)
 	if err != nil {
 		e.ruleError(out, r, ev.ID, err)
 		return schemas.AggregateInput{}, false
@@ -28,7 +28,7 @@ func (e *Engine) eventInput(out *Output, r *Rule, env *condition.Env, ev *schema
 		return schemas.AggregateInput{}, false
 	}
 	e.count(&e.Stats.AggregateInputs)
-	in := newInput(r, env, outcome)
+	in := newInput(r, e.eval.Env(), outcome)
 	in.At = ev.Time.UTC()
 	in.Event = &schemas.AggregateEvent{ID: ev.ID, Type: ev.Type, RunID: ev.Data.Run.ID, Workflow: ev.Data.Workflow}
 	if ev.Data.Error != nil {

@@ -102,7 +102,7 @@ func BenchmarkEngineEvent(b *testing.B) {
 // its map entry and expiry entry, and (second case) the timers of the
 // tenant's three duration rules.
 func BenchmarkTrackedRunMemory(b *testing.B) {
-	const n = 100_000
+	const n = 1_000_000
 	cases := []struct {
 		name  string
 		rules func(testing.TB) (*fakeRules, fakeEndpoints)

@@ -17,6 +17,12 @@
 //   - Begin/Commit/Abort: every change of a batch is undone when its Kafka
 //     transaction aborts.
 //
+// A partition may hold a million running runs, so a run's state is kept in
+// a compact form (runstate.go: under 200 bytes per running run with its map
+// entry, expiry and timer); a schemas.RunState is built only for the
+// run-state record an Output carries, and read only by Assign on restore.
+// Conditions are evaluated by one condition.Evaluator, reusing its VM.
+//
 // The processor package feeds it from Kafka and turns its outputs into
 // records of one transaction.
 package engine

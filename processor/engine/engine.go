@@ -3,7 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -28,7 +28,10 @@ type Rule struct {
 
 // Rules are the active rules, indexed by tenant and alert type.
 type Rules interface {
-	// Candidates returns the active rules of tenant watching alertType.
+	// Candidates returns the active rules of tenant watching alertType, in
+	// rule id order (the order the engine evaluates them in, and fires a
+	// run's duration rules due together in: the same on every replay). The
+	// slice may be shared with other callers: the engine only reads it.
 	Candidates(tenant, alertType string) []*Rule
 	// Get returns the active rule id of tenant, or nil.
 	Get(tenant, id string) *Rule
@@ -124,10 +127,15 @@ type Engine struct {
 	Stats *Stats
 
 	parts map[int32]*partition
-	noise map[string]*noise // rule key -> rate/cooldown state
+	noise map[noiseKey]*noise // rate/cooldown state by rule
 	// ruleErrs: rule key -> failures not reported yet and the last report.
 	ruleErrs map[string]*ruleErrors
 	undo     *undo
+	// eval evaluates conditions, reusing its VM and environment (the
+	// engine runs on one goroutine).
+	eval *condition.Evaluator
+	// keyBuf builds run keys for lookups.
+	keyBuf []byte
 }
 
 // New returns an engine.
@@ -138,7 +146,8 @@ func New(cfg Config, rules Rules, eps Endpoints) *Engine {
 	if cfg.MaxRunAge == 0 {
 		cfg.MaxRunAge = 7 * 24 * time.Hour
 	}
-	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}}
+	return &Engine{cfg: cfg, rules: rules, eps: eps, Stats: &Stats{}, parts: map[int32]*partition{}, noise: map[noiseKey]*noise{}, ruleErrs: map[string]*ruleErrors{},
+		eval: condition.NewEvaluator()}
 }
 
 // Assign adds partition p with its restored run states.
@@ -150,13 +159,14 @@ func (e *Engine) Assign(p int32, states []schemas.RunState) {
 		st.LastEventAt = e.sane(st.LastEventAt)
 		st.StartedAt = e.sanePtr(st.StartedAt)
 		st.FinishedAt = e.sanePtr(st.FinishedAt)
-		pt.runs[runKey(st.TenantID, st.RunID)] = &st
+		r := pt.restoredRun(&st)
+		pt.runs[r.key()] = r
 		if st.LastEventAt.After(pt.watermark) {
 			pt.watermark = st.LastEventAt
 		}
 	}
-	for k, st := range pt.runs {
-		e.pushExpiry(pt, k, st)
+	for _, r := range pt.runs {
+		e.pushExpiry(pt, r)
 	}
 	e.parts[p] = pt
 }
@@ -187,13 +197,13 @@ func runKey(tenant, run string) string { return schemas.TenantKey(tenant, run) }
 
 // AlertID is the id of rule's alert for an event.
 func AlertID(tenant, ruleID, eventID string) string {
-	return hashID(tenant, ruleID, eventID)
+	return hashID(tenant, ruleID, eventID, false, 0)
 }
 
 // DurationAlertID is the id of a duration rule's alert for a run (its
 // first attempt).
 func DurationAlertID(tenant, ruleID, runID string) string {
-	return hashID(tenant, ruleID, runID, "duration")
+	return hashID(tenant, ruleID, runID, true, 0)
 }
 
 // DurationAttemptAlertID is the id of a duration rule's alert for attempt
@@ -204,18 +214,36 @@ func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
 	if attempt <= 1 {
 		return DurationAlertID(tenant, ruleID, runID)
 	}
-	return hashID(tenant, ruleID, runID, "duration", strconv.Itoa(attempt))
+	return hashID(tenant, ruleID, runID, true, attempt)
 }
 
-func hashID(parts ...string) string {
-	h := sha256.New()
-	for i, p := range parts {
-		if i > 0 {
-			h.Write([]byte{0})
-		}
-		h.Write([]byte(p))
+// hashID is "alrt_" and the hex of the first 16 bytes of the SHA-256 of
+// tenant, rule and id, then "duration" when duration, then the decimal
+// attempt when attempt > 1, separated by zero bytes. Receivers deduplicate
+// on these ids, so they never change (TestAlertIDsArePinned). The input is
+// built in a stack buffer (ids of usual lengths fit) and the only
+// allocation is the returned string.
+func hashID(tenant, rule, id string, duration bool, attempt int) string {
+	var buf [256]byte
+	b := append(buf[:0], tenant...)
+	b = append(b, 0)
+	b = append(b, rule...)
+	b = append(b, 0)
+	b = append(b, id...)
+	if duration {
+		b = append(b, 0)
+		b = append(b, "duration"...)
 	}
-	return "alrt_" + hex.EncodeToString(h.Sum(nil)[:16])
+	if attempt > 1 {
+		b = append(b, 0)
+		b = strconv.AppendInt(b, int64(attempt), 10)
+	}
+	sum := sha256.Sum256(b)
+	const prefix = "alrt_"
+	var out [len(prefix) + 32]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], sum[:16])
+	return string(out[:])
 }
 
 // isDuplicate says whether ev is an event the run has already seen: an
@@ -224,8 +252,8 @@ func hashID(parts ...string) string {
 // run's current one (superseded by the retry). An event of a later
 // attempt is never a duplicate: a run retried under the same run id that
 // fails again alerts again.
-func isDuplicate(st *schemas.RunState, ev *schemas.WorkflowEvent) bool {
-	cur := max(st.Attempt, 1)
+func isDuplicate(r *run, ev *schemas.WorkflowEvent) bool {
+	cur := max(r.attemptN(), 1)
 	att := ev.Data.Run.Attempt
 	if att <= 0 {
 		att = cur // no attempt: the current one
@@ -236,12 +264,16 @@ func isDuplicate(st *schemas.RunState, ev *schemas.WorkflowEvent) bool {
 	case att > cur:
 		return false
 	}
-	return slices.Contains(st.Seen, ev.Type)
+	return r.hasSeen(ev.Type)
 }
 
 func isTerminal(t string) bool {
 	return t == schemas.TypeRunSucceeded || t == schemas.TypeRunFailed
 }
+
+// statesCap is the capacity an event's Output.States starts with: its own
+// state, and room for what its time makes due.
+const statesCap = 4
 
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
@@ -252,9 +284,9 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		e.parts[p] = pt
 	}
 	var out Output
-	key := runKey(ev.TenantID, ev.Data.Run.ID)
-	st := pt.runs[key]
-	if st != nil && isDuplicate(st, ev) {
+	e.keyBuf = keyOf(e.keyBuf, ev.TenantID, ev.Data.Run.ID)
+	r := pt.runs[string(e.keyBuf)]
+	if r != nil && isDuplicate(r, ev) {
 		e.count(&e.Stats.Duplicates)
 		out.Duplicate = true
 		return out
@@ -265,40 +297,49 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	if wm := e.notTooFarAhead(ev.Time); wm.After(pt.watermark) {
 		e.saveWatermark(p, pt)
 		pt.watermark = wm
-		out.append(e.fire(p, pt))
-		st = pt.runs[key] // fire may have replaced it
+		e.fire(p, pt, &out)
+		r = pt.runs[string(e.keyBuf)] // fire may have tombstoned it
 	}
-	e.saveRun(p, pt, key)
 	e.saveWatermark(p, pt)
-	if st == nil {
-		st = &schemas.RunState{TenantID: ev.TenantID, RunID: ev.Data.Run.ID}
-		pt.runs[key] = st
+	if r == nil {
+		startID := ""
+		if ev.Type == schemas.TypeRunStarted {
+			startID = ev.ID // set below: built with the key in one string
+		}
+		r = newRunOf(&e.keyBuf, ev.TenantID, startID)
+		e.saveRun(p, pt, r.key(), nil)
+		pt.runs[r.key()] = r
 	} else {
-		cp := cloneState(st)
-		st = &cp
-		pt.runs[key] = st
+		e.saveRun(p, pt, r.key(), r)
 	}
-	if att := ev.Data.Run.Attempt; att > max(st.Attempt, 1) {
+	if att := ev.Data.Run.Attempt; att > max(r.attemptN(), 1) {
 		// The run was retried under the same run id: a new attempt starts
 		// with nothing seen, no duration rule fired and no finish, so its
 		// failure alerts again and its start arms new timers.
-		if st.StartedAt != nil && st.FinishedAt == nil {
-			pt.staleTimer(len(e.rules.Candidates(ev.TenantID, schemas.TypeRunDurationExceeded)))
+		if r.running() {
+			pt.staleTimer()
 		}
-		st.Seen, st.Fired, st.FinishedAt, st.StartedAt, st.StartEventID = nil, nil, nil, nil, ""
+		r.resetAttempt()
 	}
-	st.Seen = append(st.Seen, ev.Type)
+	r.addSeen(ev.Type)
+	wf, labels := schemas.Workflow{}, map[string]string(nil)
+	if r.ctx != nil {
+		wf, labels = r.ctx.wf, r.ctx.labels
+	}
 	if ev.Data.Workflow.ID != "" || ev.Data.Workflow.Name != "" {
-		st.Workflow = ev.Data.Workflow
-	}
-	if ev.Data.Run.Attempt > 0 {
-		st.Attempt = ev.Data.Run.Attempt
+		wf = ev.Data.Workflow
 	}
 	if len(ev.Data.Labels) > 0 {
-		st.Labels = ev.Data.Labels
+		labels = ev.Data.Labels
 	}
-	if ev.Time.After(st.LastEventAt) {
-		st.LastEventAt = ev.Time
+	if !sameContext(r.ctx, wf, labels) {
+		r.ctx = pt.context(wf, labels)
+	}
+	if ev.Data.Run.Attempt > 0 {
+		r.setAttempt(ev.Data.Run.Attempt)
+	}
+	if ev.Time.After(r.lastEvent()) {
+		r.setTime(tLast, &ev.Time)
 	}
 	switch {
 	case ev.Type == schemas.TypeRunStarted:
@@ -306,56 +347,70 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if ev.Data.Run.StartedAt != nil {
 			started = *ev.Data.Run.StartedAt
 		}
-		st.StartEventID = ev.ID
-		if st.FinishedAt == nil { // a start after its terminal event (out of order) arms no timer
-			st.StartedAt = &started
-			e.armRun(pt, key, st)
+		if r.startEventID() != ev.ID {
+			r.setStartEventID(ev.ID)
+		}
+		if r.finishedAt == noTime { // a start after its terminal event (out of order) arms no timer
+			if r.startedAt != noTime {
+				pt.staleTimer() // a second start moves the deadlines
+			}
+			r.setTime(tStarted, &started)
+			e.armRun(pt, r)
 		}
 	case isTerminal(ev.Type):
 		fin := ev.Time
 		if ev.Data.Run.FinishedAt != nil {
 			fin = *ev.Data.Run.FinishedAt
 		}
-		if st.StartedAt != nil && st.FinishedAt == nil {
-			pt.staleTimer(len(e.rules.Candidates(ev.TenantID, schemas.TypeRunDurationExceeded)))
+		if r.running() {
+			pt.staleTimer()
 		}
-		st.FinishedAt = &fin
-		if st.StartedAt == nil && ev.Data.Run.StartedAt != nil {
-			s := *ev.Data.Run.StartedAt
-			st.StartedAt = &s
+		r.setTime(tFinished, &fin)
+		if r.startedAt == noTime && ev.Data.Run.StartedAt != nil {
+			r.setTime(tStarted, ev.Data.Run.StartedAt)
 		}
 	}
-	e.pushExpiry(pt, key, st)
-	out.States = append(out.States, StateChange{Key: key, Value: st})
+	e.pushExpiry(pt, r)
+	if out.States == nil {
+		// Room for the duration rules and tombstones this event's time
+		// may also bring, in one allocation.
+		out.States = make([]StateChange, 0, statesCap)
+	}
+	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
 
 	// Rules watching this event type.
-	env := condition.NewEnv(ev)
-	for _, r := range e.rules.Candidates(ev.TenantID, ev.Type) {
-		if r.IsAggregate() {
+	e.eval.ResetEvent(ev)
+	cands := e.rules.Candidates(ev.TenantID, ev.Type)
+	for i, rule := range cands {
+		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
 			// its endpoint cannot receive (stage 2 decides what to deliver).
-			if in, ok := e.eventInput(&out, r, &env, ev); ok {
+			if in, ok := e.eventInput(&out, rule, ev); ok {
 				out.Inputs = append(out.Inputs, in)
 			}
 			continue
 		}
-		if !e.eps.Active(ev.TenantID, r.WebhookEndpointID) {
+		if !e.eps.Active(ev.TenantID, rule.WebhookEndpointID) {
 			continue
 		}
-		ok, err := r.Cond.Match(env)
+		ok, err := e.eval.Match(rule.Cond)
 		if err != nil {
-			e.ruleError(&out, r, ev.ID, err)
+			e.ruleError(&out, rule, ev.ID, err)
 			continue
 		}
-		if !ok || !e.admit(r, ev.Time) || !e.quota(p, r.TenantID, ev.Time) {
+		if !ok || !e.admit(rule, ev.Time) || !e.quota(p, rule.TenantID, ev.Time) {
 			continue
 		}
-		out.Deliveries = append(out.Deliveries, eventDelivery(ev, r))
+		if len(out.Deliveries) == cap(out.Deliveries) {
+			// Room for every candidate left: one allocation per event.
+			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
+		}
+		out.Deliveries = append(out.Deliveries, eventDelivery(ev, rule))
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
-	out.append(e.fire(p, pt))
+	e.fire(p, pt, &out)
 	return out
 }
 
@@ -372,43 +427,65 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 			pt.watermark = now
 		}
 	}
-	out := e.fire(p, pt)
+	var out Output
+	e.fire(p, pt, &out)
 	e.flushRuleErrors(&out)
 	return out
 }
 
-// expiry is when st may be tombstoned, in event time.
-func (e *Engine) expiry(st *schemas.RunState) time.Time {
-	if st.FinishedAt != nil {
-		last := *st.FinishedAt
-		if st.LastEventAt.After(last) {
-			last = st.LastEventAt
+// expiry is when r may be tombstoned, in event time (Unix nanoseconds).
+func (e *Engine) expiry(r *run) int64 {
+	if fin, ok := r.finished(); ok {
+		if last := r.lastEvent(); last.After(fin) {
+			fin = last
 		}
-		return last.Add(e.cfg.Grace)
+		ns, _ := nanos(fin.Add(e.cfg.Grace))
+		return ns
 	}
-	if st.StartedAt != nil {
-		return st.StartedAt.Add(e.cfg.MaxRunAge)
+	from, ok := r.started()
+	if !ok {
+		from = r.lastEvent()
 	}
-	return st.LastEventAt.Add(e.cfg.MaxRunAge)
+	ns, _ := nanos(from.Add(e.cfg.MaxRunAge))
+	return ns
 }
 
-// pushExpiry records st's current expiry, dropping stale entries when they
+// pushExpiry records r's current expiry, dropping stale entries when they
 // pile up.
-func (e *Engine) pushExpiry(pt *partition, key string, st *schemas.RunState) {
-	pt.pushExpiry(key, e.expiry(st))
+func (e *Engine) pushExpiry(pt *partition, r *run) {
+	pt.pushExpiry(r, e.expiry(r))
 	pt.compactExpiries(e.expiry)
 }
 
-// armRun pushes the deadlines of every duration rule of the run's tenant.
-func (e *Engine) armRun(pt *partition, key string, st *schemas.RunState) {
-	if st.StartedAt == nil || st.FinishedAt != nil {
-		return
+// deadline is when duration rule rule is due for r, started at started.
+func deadline(started time.Time, rule *Rule) time.Time {
+	return started.Add(time.Duration(rule.DurationThresholdMS) * time.Millisecond)
+}
+
+// nextDeadline is r's earliest deadline of a duration rule of its tenant
+// that has not fired, after after (nanoseconds; math.MinInt64: any).
+func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
+	started, ok := r.started()
+	if !ok || r.finishedAt != noTime {
+		return 0, false
 	}
-	for _, r := range e.rules.Candidates(st.TenantID, schemas.TypeRunDurationExceeded) {
-		if r.DurationThresholdMS <= 0 || slices.Contains(st.Fired, r.ID) {
+	next, found := int64(0), false
+	for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+		if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 			continue
 		}
-		pt.pushTimer(timer{at: st.StartedAt.Add(time.Duration(r.DurationThresholdMS) * time.Millisecond), key: key, rule: r.ID})
+		at, _ := nanos(deadline(started, rule))
+		if at > after && (!found || at < next) {
+			next, found = at, true
+		}
+	}
+	return next, found
+}
+
+// armRun pushes the run's next duration deadline.
+func (e *Engine) armRun(pt *partition, r *run) {
+	if at, ok := e.nextDeadline(r, math.MinInt64); ok {
+		pt.pushTimer(timer{at: at, r: r})
 	}
 }
 
@@ -419,96 +496,109 @@ func (e *Engine) rearm(pt *partition) {
 		return
 	}
 	pt.rulesVersion = v
+	clear(pt.timers)
 	pt.timers = pt.timers[:0]
 	pt.staleTimers = 0
-	for key, st := range pt.runs {
-		e.armRun(pt, key, st)
+	for _, r := range pt.runs {
+		if at, ok := e.nextDeadline(r, math.MinInt64); ok {
+			pt.timers = append(pt.timers, timer{at: at, r: r})
+		}
 	}
+	heapInit(pt.timers, timerLess)
 }
 
-// fire emits what is due at the watermark.
-func (e *Engine) fire(p int32, pt *partition) Output {
-	var out Output
+// fire adds to out what is due at the watermark.
+func (e *Engine) fire(p int32, pt *partition, out *Output) {
 	e.rearm(pt)
+	wm, _ := nanos(pt.watermark)
 	for {
-		t, ok := pt.popTimer(pt.watermark)
+		t, ok := pt.popTimer(wm)
 		if !ok {
 			break
 		}
-		st := pt.runs[t.key]
-		if st == nil || st.StartedAt == nil || st.FinishedAt != nil || slices.Contains(st.Fired, t.rule) {
+		r := t.r
+		if !pt.live(r) || !r.running() {
 			continue
 		}
-		r := e.rules.Get(st.TenantID, t.rule)
-		if r == nil || r.EventType != schemas.TypeRunDurationExceeded ||
-			!st.StartedAt.Add(time.Duration(r.DurationThresholdMS)*time.Millisecond).Equal(t.at) {
-			continue // rule gone or changed: its current deadline is armed separately
-		}
-		e.saveRun(p, pt, t.key)
-		cp := cloneState(st)
-		cp.Fired = append(cp.Fired, r.ID)
-		pt.runs[t.key] = &cp
-		out.States = append(out.States, StateChange{Key: t.key, Value: &cp})
-		aggregate := r.IsAggregate()
-		if !aggregate && !e.eps.Active(cp.TenantID, r.WebhookEndpointID) {
-			continue
-		}
-		elapsed := pt.watermark.Sub(*cp.StartedAt)
-		env := durationEnv(&cp, elapsed)
-		match, err := r.Cond.Match(env)
-		if err != nil {
-			e.ruleError(&out, r, cp.StartEventID, err)
-			continue
-		}
-		if aggregate {
-			// A duration count rule counts the run at its deadline.
-			if match && r.RuleKind() == schemas.RuleKindCount {
-				out.Inputs = append(out.Inputs, durationInput(&cp, r, &env, t.at))
-				e.count(&e.Stats.AggregateInputs)
+		// The run's rules due at the timer, in rule id order. (A timer
+		// whose rules all fired, or moved, fires nothing: the run's
+		// current deadline has its own timer.)
+		fired := false
+		for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+			if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
+				continue
 			}
-			continue
+			started, _ := r.started()
+			at := deadline(started, rule)
+			if ns, _ := nanos(at); ns > t.at {
+				continue
+			}
+			fired = true
+			e.fireRule(p, pt, r, rule, at, out)
 		}
-		if !match || !e.admit(r, t.at) || !e.quota(p, r.TenantID, t.at) {
-			continue
+		if fired {
+			if at, ok := e.nextDeadline(r, t.at); ok {
+				pt.pushTimer(timer{at: at, r: r})
+			}
 		}
-		out.Deliveries = append(out.Deliveries, durationDelivery(&cp, r, t.at, elapsed))
-		e.count(&e.Stats.DurationFired)
-		e.count(&e.Stats.Deliveries)
 	}
 	for {
-		key, ok := pt.popExpiry(pt.watermark)
+		r, ok := pt.popExpiry(wm)
 		if !ok {
 			break
 		}
-		st := pt.runs[key]
-		if st == nil || e.expiry(st).After(pt.watermark) {
+		if !pt.live(r) || e.expiry(r) > wm {
 			continue // re-armed with a later expiry
 		}
-		e.saveRun(p, pt, key)
+		key := r.key()
+		e.saveRun(p, pt, key, r)
 		delete(pt.runs, key)
 		out.States = append(out.States, StateChange{Key: key})
 		e.count(&e.Stats.Tombstones)
 	}
-	return out
 }
 
-func cloneState(st *schemas.RunState) schemas.RunState {
-	cp := *st
-	cp.Seen = slices.Clone(st.Seen)
-	cp.Fired = slices.Clone(st.Fired)
-	return cp
-}
-
-func durationEnv(st *schemas.RunState, elapsed time.Duration) condition.Env {
-	labels := st.Labels
-	if labels == nil {
-		labels = map[string]string{}
+// fireRule fires duration rule rule for r, due at at.
+func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Time, out *Output) {
+	e.saveRun(p, pt, r.key(), r)
+	r.addFired(rule.ID)
+	st := r.state()
+	out.States = append(out.States, StateChange{Key: r.key(), Value: st})
+	aggregate := rule.IsAggregate()
+	if !aggregate && !e.eps.Active(st.TenantID, rule.WebhookEndpointID) {
+		return
 	}
+	elapsed := pt.watermark.Sub(*st.StartedAt)
+	e.eval.Reset(durationEnv(st, elapsed))
+	match, err := e.eval.Match(rule.Cond)
+	if err != nil {
+		e.ruleError(out, rule, st.StartEventID, err)
+		return
+	}
+	if aggregate {
+		// A duration count rule counts the run at its deadline.
+		if match && rule.RuleKind() == schemas.RuleKindCount {
+			out.Inputs = append(out.Inputs, durationInput(st, rule, e.eval.Env(), at))
+			e.count(&e.Stats.AggregateInputs)
+		}
+		return
+	}
+	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
+		return
+	}
+	out.Deliveries = append(out.Deliveries, durationDelivery(st, rule, at, elapsed))
+	e.count(&e.Stats.DurationFired)
+	e.count(&e.Stats.Deliveries)
+}
+
+// durationEnv is the environment of a duration rule's condition for the
+// run of st, elapsed after its start (nil labels read as none).
+func durationEnv(st *schemas.RunState, elapsed time.Duration) condition.Env {
 	return condition.Env{
 		Event:    condition.EventEnv{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded},
 		Workflow: condition.WorkflowEnv{ID: st.Workflow.ID, Name: st.Workflow.Name},
 		Run:      condition.RunEnv{ID: st.RunID, Attempt: st.Attempt, Status: "running", DurationMS: elapsed.Milliseconds()},
-		Labels:   labels,
+		Labels:   st.Labels,
 	}
 }
 
@@ -567,7 +657,7 @@ func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryR
 	if p.Data.Labels == nil {
 		p.Data.Labels = map[string]string{}
 	}
-	body, _ := json.Marshal(p) // plain structs: cannot fail
+	body, _ := p.AppendJSON(make([]byte, 0, 1024)) // json.Marshal's bytes, without reflection; the engine's times are sane: cannot fail
 	return schemas.DeliveryRecord{
 		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at.UTC(), Payload: body,

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"time"
-
-	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // noise is a rule's rate-limit and cooldown state, in event time.
@@ -13,6 +11,10 @@ type noise struct {
 	lastFired time.Time
 }
 
+// noiseKey is a rule's key in Engine.noise: a struct, so a lookup builds
+// no string.
+type noiseKey struct{ tenant, rule string }
+
 // admit decides whether rule r may alert at event time at, counting what it
 // suppresses. Rate limit: at most RateLimitPerMinute alerts per minute of
 // event time. Cooldown: no alert within CooldownMS of the previous one.
@@ -20,16 +22,13 @@ func (e *Engine) admit(r *Rule, at time.Time) bool {
 	if r.RateLimitPerMinute <= 0 && r.CooldownMS <= 0 {
 		return true
 	}
-	key := schemas.TenantKey(r.TenantID, r.ID)
+	key := noiseKey{r.TenantID, r.ID}
 	n := e.noise[key]
 	e.saveNoise(key, n)
 	if n == nil {
 		n = &noise{}
-	} else {
-		cp := *n
-		n = &cp
+		e.noise[key] = n
 	}
-	e.noise[key] = n
 	if r.CooldownMS > 0 && !n.lastFired.IsZero() && at.Sub(n.lastFired) < time.Duration(r.CooldownMS)*time.Millisecond {
 		e.count(&e.Stats.SuppressedCooldown)
 		return false

@@ -1,84 +1,124 @@
 package engine
 
 import (
-	"container/heap"
 	"time"
-
-	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// timer is a duration deadline of one rule for one run.
+// timer is the next duration deadline of a running run (the earliest of
+// its tenant's duration rules that has not fired), in Unix nanoseconds:
+// one per run, however many duration rules its tenant has.
 type timer struct {
-	at   time.Time
-	key  string
-	rule string
+	at int64
+	r  *run
 }
 
-type timerHeap []timer
-
-func (h timerHeap) Len() int { return len(h) }
-
-// Less orders timers by deadline, then run and rule, so that deadlines due
+// timerLess orders timers by deadline, then run key, so that deadlines due
 // together fire in the same order on every replay (the order decides which
-// alerts a rate limit admits).
-func (h timerHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+// alerts a rate limit admits); a run's rules due together fire in rule id
+// order.
+func timerLess(a, b timer) bool {
+	if a.at != b.at {
+		return a.at < b.at
 	}
-	if h[i].key != h[j].key {
-		return h[i].key < h[j].key
-	}
-	return h[i].rule < h[j].rule
-}
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return compareKeys(a.r.key(), b.r.key()) < 0
 }
 
-// expiryEntry is when a run's state may be tombstoned.
+// expiryEntry is when a run's state may be tombstoned, in Unix
+// nanoseconds.
 type expiryEntry struct {
-	at  time.Time
-	key string
+	at int64
+	r  *run
 }
 
-type expiryHeap []expiryEntry
+// expiryLess orders expiries by time, then run key, so that runs expiring
+// together are tombstoned in the same order on every replay (the heap is
+// rebuilt from a map, whose order is random).
+func expiryLess(a, b expiryEntry) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return compareKeys(a.r.key(), b.r.key()) < 0
+}
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+// heapPush and heapPop are container/heap's algorithms on a typed slice,
+// so a push boxes nothing.
+func heapPush[T any](h *[]T, x T, less func(a, b T) bool) {
+	*h = append(*h, x)
+	s := *h
+	for j := len(s) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !less(s[j], s[i]) {
+			break
+		}
+		s[i], s[j] = s[j], s[i]
+		j = i
+	}
+}
+
+func heapPop[T any](h *[]T, less func(a, b T) bool) T {
+	s := *h
+	n := len(s) - 1
+	s[0], s[n] = s[n], s[0]
+	heapDown(s[:n], 0, less)
+	x := s[n]
+	var zero T
+	s[n] = zero // drop the reference to the run
+	*h = s[:n]
 	return x
+}
+
+func heapDown[T any](s []T, i int, less func(a, b T) bool) {
+	for {
+		l := 2*i + 1
+		if l >= len(s) {
+			return
+		}
+		j := l
+		if r := l + 1; r < len(s) && less(s[r], s[l]) {
+			j = r
+		}
+		if !less(s[j], s[i]) {
+			return
+		}
+		s[i], s[j] = s[j], s[i]
+		i = j
+	}
+}
+
+func heapInit[T any](s []T, less func(a, b T) bool) {
+	for i := len(s)/2 - 1; i >= 0; i-- {
+		heapDown(s, i, less)
+	}
 }
 
 // partition is the state of one assigned partition. Heap entries are
-// validated when popped, so stale ones are harmless.
+// validated when popped (their run must still be the partition's run of
+// its key), so stale ones are harmless.
 type partition struct {
-	runs         map[string]*schemas.RunState
+	runs         map[string]*run // by key (tenant/run)
 	watermark    time.Time
-	timers       timerHeap
-	expiries     expiryHeap
+	timers       []timer
+	expiries     []expiryEntry
 	rulesVersion uint64
 	// staleTimers estimates the timers left in the heap by runs that
 	// finished before their deadlines (see staleTimer).
 	staleTimers int
+
+	// contexts shares workflows and labels between runs (see context);
+	// ctxKey and ctxKeys are its scratch buffers.
+	contexts map[string]*runContext
+	ctxKey   []byte
+	ctxKeys  []string
 }
 
-// staleTimer notes that a run with n armed timers finished; once such stale
-// timers are half the heap (and more than compactSlack), the heap is rebuilt
-// from the runs in flight at the next fire. Without this, every finished run
-// left one timer per duration rule until its deadline: hours of deadlines of
-// a busy tenant's finished runs (100,000 timers for 20,000 runs and five
-// rules). Rebuilding costs O(runs) after at least that many stale timers.
-func (pt *partition) staleTimer(n int) {
-	pt.staleTimers += n
+// staleTimer notes that a running run finished (or restarted); once such
+// stale timers are half the heap (and more than compactSlack), the heap is
+// rebuilt from the runs in flight at the next fire. Without this, every
+// finished run left its timer until its deadline: hours of deadlines of a
+// busy tenant's finished runs. Rebuilding costs O(runs) after at least that
+// many stale timers.
+func (pt *partition) staleTimer() {
+	pt.staleTimers++
 	if pt.staleTimers > len(pt.timers)/2 && len(pt.timers) > compactSlack {
 		pt.rulesVersion = ^uint64(0) // rearm rebuilds
 		pt.staleTimers = 0
@@ -86,21 +126,24 @@ func (pt *partition) staleTimer(n int) {
 }
 
 func newPartition() *partition {
-	return &partition{runs: map[string]*schemas.RunState{}, rulesVersion: ^uint64(0)}
+	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}}
 }
 
-func (pt *partition) pushTimer(t timer) { heap.Push(&pt.timers, t) }
+// live says whether r is the partition's run of its key.
+func (pt *partition) live(r *run) bool { return pt.runs[r.key()] == r }
+
+func (pt *partition) pushTimer(t timer) { heapPush(&pt.timers, t, timerLess) }
 
 // popTimer pops the earliest timer due at or before wm.
-func (pt *partition) popTimer(wm time.Time) (timer, bool) {
-	if len(pt.timers) == 0 || pt.timers[0].at.After(wm) {
+func (pt *partition) popTimer(wm int64) (timer, bool) {
+	if len(pt.timers) == 0 || pt.timers[0].at > wm {
 		return timer{}, false
 	}
-	return heap.Pop(&pt.timers).(timer), true
+	return heapPop(&pt.timers, timerLess), true
 }
 
-func (pt *partition) pushExpiry(key string, at time.Time) {
-	heap.Push(&pt.expiries, expiryEntry{at: at, key: key})
+func (pt *partition) pushExpiry(r *run, at int64) {
+	heapPush(&pt.expiries, expiryEntry{at: at, r: r}, expiryLess)
 }
 
 // compactSlack is how many stale expiry entries a partition tolerates
@@ -113,21 +156,22 @@ const compactSlack = 1024
 // (started_at + MaxRunAge, days away) in the heap long after its state was
 // tombstoned. Rebuilding costs O(runs) after at least runs+compactSlack
 // pushes, so it is amortised O(1) per push.
-func (pt *partition) compactExpiries(expiry func(*schemas.RunState) time.Time) {
+func (pt *partition) compactExpiries(expiry func(*run) int64) {
 	if len(pt.expiries) <= 2*len(pt.runs)+compactSlack {
 		return
 	}
-	h := make(expiryHeap, 0, len(pt.runs))
-	for key, st := range pt.runs {
-		h = append(h, expiryEntry{at: expiry(st), key: key})
+	h := make([]expiryEntry, 0, len(pt.runs))
+	for _, r := range pt.runs {
+		h = append(h, expiryEntry{at: expiry(r), r: r})
 	}
-	heap.Init(&h)
+	heapInit(h, expiryLess)
 	pt.expiries = h
 }
 
-func (pt *partition) popExpiry(wm time.Time) (string, bool) {
-	if len(pt.expiries) == 0 || pt.expiries[0].at.After(wm) {
-		return "", false
+// popExpiry pops the earliest expiry due at or before wm.
+func (pt *partition) popExpiry(wm int64) (*run, bool) {
+	if len(pt.expiries) == 0 || pt.expiries[0].at > wm {
+		return nil, false
 	}
-	return heap.Pop(&pt.expiries).(expiryEntry).key, true
+	return heapPop(&pt.expiries, expiryLess).r, true
 }

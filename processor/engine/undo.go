@@ -3,22 +3,35 @@ package engine
 import (
 	"sync/atomic"
 	"time"
-
-	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // undo remembers what a batch changed, so Abort can put it back.
 type undo struct {
-	runs       map[int32]map[string]*schemas.RunState // nil value: the key was absent
+	runs       map[int32]map[string]savedRun
 	watermarks map[int32]time.Time
-	noise      map[string]*noise
+	noise      map[noiseKey]savedNoise
 	ruleErrs   map[string]*ruleErrors    // nil value: the key was absent
 	counts     map[*atomic.Uint64]uint64 // counted in the batch, added to Stats on Commit
 }
 
+// savedRun is a run as it was before the batch changed it: r (nil: the key
+// was absent) with value val. Runs are changed in place; what they point to
+// is not, so the shallow copy is the whole state.
+type savedRun struct {
+	r   *run
+	val run
+}
+
+// savedNoise is a rule's noise state before the batch changed it: n (nil:
+// none) with value val. Noise states are changed in place.
+type savedNoise struct {
+	n   *noise
+	val noise
+}
+
 // Begin starts a batch: every change until Commit or Abort can be undone.
 func (e *Engine) Begin() {
-	e.undo = &undo{runs: map[int32]map[string]*schemas.RunState{}, watermarks: map[int32]time.Time{}, noise: map[string]*noise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
+	e.undo = &undo{runs: map[int32]map[string]savedRun{}, watermarks: map[int32]time.Time{}, noise: map[noiseKey]savedNoise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
 }
 
 // Commit keeps the batch's changes and adds its counts to Stats.
@@ -53,12 +66,13 @@ func (e *Engine) Abort() {
 		if pt == nil {
 			continue
 		}
-		for key, st := range runs {
-			if st == nil {
+		for key, s := range runs {
+			if s.r == nil {
 				delete(pt.runs, key)
 			} else {
-				pt.runs[key] = st
-				e.pushExpiry(pt, key, st)
+				*s.r = s.val
+				pt.runs[key] = s.r
+				e.pushExpiry(pt, s.r)
 			}
 		}
 		pt.rulesVersion = ^uint64(0) // re-arm every timer from the restored runs
@@ -75,26 +89,33 @@ func (e *Engine) Abort() {
 			e.ruleErrs[key] = re
 		}
 	}
-	for key, n := range u.noise {
-		if n == nil {
+	for key, s := range u.noise {
+		if s.n == nil {
 			delete(e.noise, key)
 		} else {
-			e.noise[key] = n
+			*s.n = s.val
+			e.noise[key] = s.n
 		}
 	}
 }
 
-func (e *Engine) saveRun(p int32, pt *partition, key string) {
+// saveRun saves r, partition p's run of key (nil: none), before the
+// batch's first change to it.
+func (e *Engine) saveRun(p int32, pt *partition, key string, r *run) {
 	if e.undo == nil {
 		return
 	}
 	m := e.undo.runs[p]
 	if m == nil {
-		m = map[string]*schemas.RunState{}
+		m = map[string]savedRun{}
 		e.undo.runs[p] = m
 	}
 	if _, done := m[key]; !done {
-		m[key] = pt.runs[key]
+		s := savedRun{r: r}
+		if r != nil {
+			s.val = *r
+		}
+		m[key] = s
 	}
 }
 
@@ -107,11 +128,17 @@ func (e *Engine) saveWatermark(p int32, pt *partition) {
 	}
 }
 
-func (e *Engine) saveNoise(key string, n *noise) {
+// saveNoise saves n, the rule's noise state (nil: none), before the
+// batch's first change to it.
+func (e *Engine) saveNoise(key noiseKey, n *noise) {
 	if e.undo == nil {
 		return
 	}
 	if _, done := e.undo.noise[key]; !done {
-		e.undo.noise[key] = n
+		s := savedNoise{n: n}
+		if n != nil {
+			s.val = *n
+		}
+		e.undo.noise[key] = s
 	}
 }

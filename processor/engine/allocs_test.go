@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// Allocation budgets of Engine.Event, in the steady state (a partition
+// already holding runs; no batch open). What they count, per event:
+//   - a start of a new run: the run (64 B), its key and start event id
+//     (one string), the run-state record's RunState, the Output's States
+//     slice;
+//   - a duplicate: nothing;
+//   - a finish of a running run no rule watches: the RunState and the
+//     States slice;
+//   - a failed run matching one rule with a condition: the above for the
+//     run, the environment boxed for the condition, the label it reads,
+//     the alert id, the Deliveries slice, and the delivery's payload
+//     (one buffer: schemas.WebhookPayload.AppendJSON).
+//
+// The budgets are what the engine does today: lower them when it does
+// better, never raise them without the reason in the commit.
+func TestEventAllocs(t *testing.T) {
+	const warm = 2000 // runs already held
+	setupAllocs := func(t *testing.T) (*bundle, func(typ string, i int) *schemas.WorkflowEvent) {
+		b := setup(t)
+		b.rules.put(t, schemas.RuleRecord{ID: "prod_failures", EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod"`})
+		b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 3_600_000})
+		labels := map[string]string{"env": "prod", "team": "data"}
+		ev := func(typ string, i int) *schemas.WorkflowEvent {
+			run := "run_" + strconv.Itoa(i)
+			e := rawEvent(typ, typ+"_"+run, run, t0.Add(time.Duration(i)*time.Millisecond))
+			e.Data.Labels = labels
+			if typ == schemas.TypeRunFailed {
+				e.Data.Error = &schemas.ErrorInfo{Code: "TIMEOUT"}
+			}
+			return e
+		}
+		for i := range warm {
+			b.eng.Event(0, ev(schemas.TypeRunStarted, i))
+		}
+		return b, ev
+	}
+	cases := []struct {
+		name   string
+		typ    string
+		first  int // run of the first event
+		budget float64
+		raced  float64 // with the race detector (see raceEnabled)
+	}{
+		{"start of a new run", schemas.TypeRunStarted, warm, 4, 4},
+		{"failed run matching a rule", schemas.TypeRunFailed, warm, 10, 11},
+		{"finish of a running run, no rule", schemas.TypeRunSucceeded, 0, 2, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, ev := setupAllocs(t)
+			const n = 500
+			evs := make([]*schemas.WorkflowEvent, n+1)
+			for i := range evs {
+				evs[i] = ev(c.typ, c.first+i) // none is a duplicate
+			}
+			i := 0
+			got := testing.AllocsPerRun(n, func() {
+				out := b.eng.Event(0, evs[i])
+				if out.Duplicate || (c.typ == schemas.TypeRunFailed && len(out.Deliveries) != 1) {
+					t.Fatalf("event %d: duplicate %v, %d deliveries", i, out.Duplicate, len(out.Deliveries))
+				}
+				i++
+			})
+			t.Logf("%s: %v allocations per event", c.name, got)
+			budget := c.budget
+			if raceEnabled {
+				budget = c.raced
+			}
+			if got > budget {
+				t.Errorf("%s: %v allocations per event, budget %v", c.name, got, budget)
+			}
+		})
+	}
+	t.Run("duplicate", func(t *testing.T) {
+		b, ev := setupAllocs(t)
+		dup := ev(schemas.TypeRunStarted, 7) // run_7 started during the warm-up
+		got := testing.AllocsPerRun(500, func() {
+			if out := b.eng.Event(0, dup); !out.Duplicate {
+				t.Fatal("not a duplicate")
+			}
+		})
+		t.Logf("duplicate: %v allocations per event", got)
+		if got > 0 {
+			t.Errorf("duplicate: %v allocations per event, budget 0", got)
+		}
+	})
+}

@@ -1,0 +1,522 @@
+// The compact form of a tracked run's state. A partition holds one run per
+// tracked run (a million running runs on one processor is the sizing
+// target), so the form costs what it must: the changelog key (which holds
+// the tenant and run ids), the start event id, a pointer to the workflow and
+// labels shared by every run with the same ones, times as Unix nanoseconds,
+// the event types seen as a few bits. What is rare — duration rules fired,
+// event types other than the three the engine knows, times that are not
+// plain UTC instants, attempts beyond int32 — lives in an extra record,
+// nil for most runs. A schemas.RunState is built only for an output record
+// (state) and read back only on restore (restoredRun).
+
+package engine
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// maxTenantLen is the longest tenant a run's tenantLen holds.
+const maxTenantLen = math.MaxUint8
+
+// noTime is an absent time (a nil StartedAt or FinishedAt; a zero
+// LastEventAt) in a run's nanosecond fields.
+const noTime = math.MinInt64
+
+// Indexes of a run's times in runExtra.exact.
+const (
+	tStarted = iota
+	tFinished
+	tLast
+)
+
+// run is the compact state of one tracked run. Runs are changed in place;
+// undo saves a run's value (a shallow copy) before its first change in a
+// batch, so what a run points to (ctx, ext) is never changed once set: a
+// change sets a new one.
+type run struct {
+	// ids is the run's key (tenant/run, the changelog key) followed by
+	// the id of its started event, in one string: ids[:keyLen] and
+	// ids[keyLen:] (unless ext.key is set: then ids is the event id).
+	ids string
+	ctx *runContext // workflow and labels; nil: none
+	// Unix nanoseconds, noTime when absent; when ext.exact holds a time,
+	// the field is that time's nanoseconds saturated to the int64 range.
+	startedAt, finishedAt, lastEventAt int64
+	attempt                            int32 // when ext.attempt is 0
+	seen                               seenSet
+	tenantLen                          uint8  // key[:tenantLen] is the tenant, unless ext.tenant is set
+	keyLen                             uint16 // unless ext.key is set
+	ext                                *runExtra
+}
+
+// runExtra is what few runs need. Never changed once a run points to it.
+type runExtra struct {
+	key     string // a key longer than maxKeyLen bytes
+	tenant  string // a tenant longer than maxTenantLen bytes
+	attempt int    // an attempt beyond int32
+	// seenList, when seenExact, is the run's seen list (types other than
+	// the three of seenSet, or more than it holds).
+	seenList  []string
+	seenExact bool
+	fired     []string // duration rules fired for the current attempt
+	// exact holds the times that are not plain UTC instants within the
+	// int64 nanosecond range (another zone, a monotonic reading), as given.
+	exact [3]*time.Time
+}
+
+// runContext is the workflow and labels of runs, shared by content within
+// a partition.
+type runContext struct {
+	wf     schemas.Workflow
+	labels map[string]string
+}
+
+// key is the run's changelog key, tenant/run.
+func (r *run) key() string {
+	if r.ext != nil && r.ext.key != "" {
+		return r.ext.key
+	}
+	return r.ids[:r.keyLen]
+}
+
+// startEventID is the id of the run's started event ("" before it).
+func (r *run) startEventID() string {
+	if r.ext != nil && r.ext.key != "" {
+		return r.ids
+	}
+	return r.ids[r.keyLen:]
+}
+
+// setStartEventID sets the id of the run's started event.
+func (r *run) setStartEventID(id string) {
+	switch {
+	case r.ext != nil && r.ext.key != "":
+		r.ids = id
+	case id == "":
+		r.ids = r.key()
+	default:
+		r.ids = r.key() + id
+	}
+}
+
+func (r *run) tenant() string {
+	if r.ext != nil && r.ext.tenant != "" {
+		return r.ext.tenant
+	}
+	return r.key()[:r.tenantLen]
+}
+
+func (r *run) runID() string {
+	return r.key()[len(r.tenant())+1:]
+}
+
+func (r *run) attemptN() int {
+	if r.ext != nil && r.ext.attempt != 0 {
+		return r.ext.attempt
+	}
+	return int(r.attempt)
+}
+
+func (r *run) setAttempt(a int) {
+	if a >= math.MinInt32 && a <= math.MaxInt32 {
+		r.attempt = int32(a)
+		if r.ext != nil && r.ext.attempt != 0 {
+			r.setExt(func(x *runExtra) { x.attempt = 0 })
+		}
+		return
+	}
+	r.attempt = 0
+	r.setExt(func(x *runExtra) { x.attempt = a })
+}
+
+func (r *run) fired() []string {
+	if r.ext == nil {
+		return nil
+	}
+	return r.ext.fired
+}
+
+func (r *run) hasFired(rule string) bool { return slices.Contains(r.fired(), rule) }
+
+// addFired records that duration rule fired for the current attempt.
+func (r *run) addFired(rule string) {
+	f := r.fired()
+	r.setExt(func(x *runExtra) { x.fired = append(slices.Clip(f), rule) })
+}
+
+// setExt sets a changed copy of ext (ext is never changed in place); an
+// extra record left empty is dropped.
+func (r *run) setExt(change func(*runExtra)) {
+	var x runExtra
+	if r.ext != nil {
+		x = *r.ext
+	}
+	change(&x)
+	if x.key == "" && x.tenant == "" && x.attempt == 0 && !x.seenExact && len(x.fired) == 0 && x.exact == [3]*time.Time{} {
+		r.ext = nil
+		return
+	}
+	r.ext = &x
+}
+
+// The range of times a run's nanosecond fields hold exactly.
+var (
+	minNanos = time.Unix(0, math.MinInt64+1).UTC()
+	maxNanos = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// nanos is t in Unix nanoseconds, saturated to the int64 range (without
+// noTime), and whether time.Unix(0, ns).UTC() gives t back exactly.
+func nanos(t time.Time) (ns int64, exact bool) {
+	switch {
+	case t.Before(minNanos):
+		return math.MinInt64 + 1, false
+	case t.After(maxNanos):
+		return math.MaxInt64, false
+	}
+	// A time in UTC has no monotonic reading (only time.Now's, in Local,
+	// have one), so its instant is all of it.
+	return t.UnixNano(), t.Location() == time.UTC
+}
+
+// field returns the field of a run's time i.
+func (r *run) field(i int) *int64 {
+	switch i {
+	case tStarted:
+		return &r.startedAt
+	case tFinished:
+		return &r.finishedAt
+	}
+	return &r.lastEventAt
+}
+
+// setTime sets time i of the run; nil clears it.
+func (r *run) setTime(i int, t *time.Time) {
+	f := r.field(i)
+	had := r.ext != nil && r.ext.exact[i] != nil
+	if t == nil {
+		*f = noTime
+		if had {
+			r.setExt(func(x *runExtra) { x.exact[i] = nil })
+		}
+		return
+	}
+	ns, exact := nanos(*t)
+	*f = ns
+	switch {
+	case !exact:
+		tc := *t
+		r.setExt(func(x *runExtra) { x.exact[i] = &tc })
+	case had:
+		r.setExt(func(x *runExtra) { x.exact[i] = nil })
+	}
+}
+
+// time returns time i of the run, and whether it is set.
+func (r *run) time(i int) (time.Time, bool) {
+	if r.ext != nil && r.ext.exact[i] != nil {
+		return *r.ext.exact[i], true
+	}
+	ns := *r.field(i)
+	if ns == noTime {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns).UTC(), true
+}
+
+func (r *run) started() (time.Time, bool)  { return r.time(tStarted) }
+func (r *run) finished() (time.Time, bool) { return r.time(tFinished) }
+func (r *run) lastEvent() time.Time        { t, _ := r.time(tLast); return t }
+
+func (r *run) running() bool { return r.startedAt != noTime && r.finishedAt == noTime }
+
+// seenSet is the ordered list of the event types seen for a run's current
+// attempt, each of the three types the engine knows in 2 bits (up to
+// four); a run seeing any other type, or more, keeps its list in ext.
+type seenSet uint8
+
+// maxSeen is how many types a seenSet holds.
+const maxSeen = 4
+
+func seenCode(t string) seenSet {
+	switch t {
+	case schemas.TypeRunStarted:
+		return 1
+	case schemas.TypeRunSucceeded:
+		return 2
+	case schemas.TypeRunFailed:
+		return 3
+	}
+	return 0
+}
+
+var seenTypes = [4]string{"", schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed}
+
+func (r *run) hasSeen(t string) bool {
+	if r.ext != nil && r.ext.seenExact {
+		return slices.Contains(r.ext.seenList, t)
+	}
+	c := seenCode(t)
+	if c == 0 {
+		return false
+	}
+	for s := r.seen; s != 0; s >>= 2 {
+		if s&3 == c {
+			return true
+		}
+	}
+	return false
+}
+
+// seenLen is how many types the bits hold.
+func (s seenSet) len() int {
+	n := 0
+	for ; s != 0; s >>= 2 {
+		n++
+	}
+	return n
+}
+
+func (r *run) addSeen(t string) {
+	if r.ext != nil && r.ext.seenExact {
+		l := r.ext.seenList
+		r.setExt(func(x *runExtra) { x.seenList = append(slices.Clip(l), t) })
+		return
+	}
+	if c, n := seenCode(t), r.seen.len(); c != 0 && n < maxSeen {
+		r.seen |= c << (2 * n)
+		return
+	}
+	l := append(r.seenTypes(), t)
+	r.setExt(func(x *runExtra) { x.seenList, x.seenExact = l, true })
+}
+
+// setSeen sets the run's seen list as restored.
+func (r *run) setSeen(l []string) {
+	r.seen = 0
+	if l != nil && len(l) <= maxSeen {
+		var s seenSet
+		ok := true
+		for i, t := range l {
+			c := seenCode(t)
+			if c == 0 {
+				ok = false
+				break
+			}
+			s |= c << (2 * i)
+		}
+		if ok && len(l) > 0 {
+			r.seen = s
+			if r.ext != nil && r.ext.seenExact {
+				r.setExt(func(x *runExtra) { x.seenList, x.seenExact = nil, false })
+			}
+			return
+		}
+	}
+	if l == nil && (r.ext == nil || !r.ext.seenExact) {
+		return
+	}
+	cp := slices.Clone(l) // an empty list stays empty, not nil
+	r.setExt(func(x *runExtra) { x.seenList, x.seenExact = cp, true })
+}
+
+// resetAttempt forgets what the run's previous attempt saw, fired,
+// started and finished.
+func (r *run) resetAttempt() {
+	r.seen = 0
+	r.setStartEventID("")
+	r.startedAt, r.finishedAt = noTime, noTime
+	if r.ext != nil {
+		r.setExt(func(x *runExtra) {
+			x.seenList, x.seenExact, x.fired = nil, false, nil
+			x.exact[tStarted], x.exact[tFinished] = nil, nil
+		})
+	}
+}
+
+// seenTypes is the run's seen list (nil when empty).
+func (r *run) seenTypes() []string {
+	if r.ext != nil && r.ext.seenExact {
+		return slices.Clone(r.ext.seenList)
+	}
+	var out []string
+	for s := r.seen; s != 0; s >>= 2 {
+		out = append(out, seenTypes[s&3])
+	}
+	return out
+}
+
+// stateBox holds a materialized state and what it points to, allocated
+// together.
+type stateBox struct {
+	st                schemas.RunState
+	started, finished time.Time
+	seen              [maxSeen]string
+}
+
+// state is the run as a schemas.RunState, for an output record. What it
+// shares with the run (labels, fired) is never changed.
+func (r *run) state() *schemas.RunState {
+	b := &stateBox{}
+	st := &b.st
+	st.TenantID, st.RunID = r.tenant(), r.runID()
+	st.Attempt = r.attemptN()
+	st.StartEventID = r.startEventID()
+	if r.ctx != nil {
+		st.Workflow, st.Labels = r.ctx.wf, r.ctx.labels
+	}
+	if t, ok := r.started(); ok {
+		b.started = t
+		st.StartedAt = &b.started
+	}
+	if t, ok := r.finished(); ok {
+		b.finished = t
+		st.FinishedAt = &b.finished
+	}
+	st.LastEventAt = r.lastEvent()
+	switch {
+	case r.ext != nil && r.ext.seenExact:
+		st.Seen = slices.Clone(r.ext.seenList)
+	default:
+		n := 0
+		for s := r.seen; s != 0; s >>= 2 {
+			b.seen[n] = seenTypes[s&3]
+			n++
+		}
+		if n > 0 {
+			st.Seen = b.seen[:n:n]
+		}
+	}
+	if f := r.fired(); len(f) > 0 {
+		st.Fired = slices.Clip(f)
+	}
+	return st
+}
+
+// restoredRun is the run of a restored state (its times already made sane).
+func (pt *partition) restoredRun(st *schemas.RunState) *run {
+	r := newRun(runKey(st.TenantID, st.RunID), st.TenantID, st.StartEventID)
+	r.setAttempt(st.Attempt)
+	r.ctx = pt.context(st.Workflow, st.Labels)
+	r.setTime(tStarted, st.StartedAt)
+	r.setTime(tFinished, st.FinishedAt)
+	if st.LastEventAt != (time.Time{}) {
+		last := st.LastEventAt
+		r.setTime(tLast, &last)
+	}
+	r.setSeen(st.Seen)
+	if len(st.Fired) > 0 {
+		f := slices.Clone(st.Fired)
+		r.setExt(func(x *runExtra) { x.fired = f })
+	}
+	return r
+}
+
+// maxKeyLen is the longest key a run's keyLen holds.
+const maxKeyLen = math.MaxUint16
+
+// newRun is a run with nothing seen but its started event's id, keyed key
+// (runKey of tenant). ids, when not "", is key followed by startEventID
+// in one string (the caller built them together).
+func newRun(key, tenant, startEventID string) *run {
+	r := &run{startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
+	var longTenant, longKey string
+	if n := len(tenant); n <= maxTenantLen {
+		r.tenantLen = uint8(n)
+	} else {
+		longTenant = key[:n]
+	}
+	if n := len(key); n <= maxKeyLen {
+		r.keyLen = uint16(n)
+		r.ids = key
+		if startEventID != "" {
+			r.ids = key + startEventID
+		}
+	} else {
+		longKey, r.ids = key, startEventID
+	}
+	if longTenant != "" || longKey != "" {
+		r.ext = &runExtra{tenant: longTenant, key: longKey}
+	}
+	return r
+}
+
+// newRunOf is newRun from a lookup key in *kb: one string holds the key
+// and the started event's id. *kb may grow (it is a scratch buffer) and
+// keeps the key.
+func newRunOf(kb *[]byte, tenant, startEventID string) *run {
+	n := len(*kb)
+	if n > maxKeyLen || startEventID == "" {
+		return newRun(string(*kb), tenant, startEventID)
+	}
+	*kb = append(*kb, startEventID...)
+	ids := string(*kb)
+	*kb = (*kb)[:n]
+	r := newRun(ids[:n], tenant, "")
+	r.ids = ids
+	return r
+}
+
+// context returns the shared context of wf and labels (nil for neither).
+// The table is cleared when it holds many more contexts than the partition
+// has runs (runs keep theirs; only sharing starts over), so contexts of
+// finished runs do not pile up.
+func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *runContext {
+	if wf == (schemas.Workflow{}) && labels == nil {
+		return nil
+	}
+	b := append(pt.ctxKey[:0], wf.ID...)
+	b = append(b, 0)
+	b = append(b, wf.Name...)
+	b = append(b, 0)
+	if labels != nil {
+		b = append(b, 1) // an empty map is not nil
+		keys := pt.ctxKeys[:0]
+		for k := range labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = append(b, k...)
+			b = append(b, 0)
+			b = append(b, labels[k]...)
+			b = append(b, 0)
+		}
+		clear(keys)
+		pt.ctxKeys = keys[:0]
+	}
+	pt.ctxKey = b
+	if c := pt.contexts[string(b)]; c != nil {
+		return c
+	}
+	if len(pt.contexts) > 2*len(pt.runs)+compactSlack {
+		clear(pt.contexts)
+	}
+	c := &runContext{wf: wf, labels: labels}
+	pt.contexts[string(b)] = c
+	return c
+}
+
+// sameContext says whether c holds wf and labels.
+func sameContext(c *runContext, wf schemas.Workflow, labels map[string]string) bool {
+	if c == nil {
+		return wf == (schemas.Workflow{}) && labels == nil
+	}
+	return c.wf == wf && (c.labels == nil) == (labels == nil) && maps.Equal(c.labels, labels)
+}
+
+// keyOf builds runKey(tenant, run) in buf, so a lookup builds no string.
+func keyOf(buf []byte, tenant, runID string) []byte {
+	buf = append(buf[:0], tenant...)
+	buf = append(buf, '/')
+	return append(buf, runID...)
+}
+
+// compareKeys orders keys as strings (the changelog keys' order).
+func compareKeys(a, b string) int { return strings.Compare(a, b) }

@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// A run keeps every state exactly: restored and written back, a state is
+// the one given (what the compact form keeps inline, and what it keeps in
+// its extra record: other zones, unknown or many seen types, an empty seen
+// list, fired rules, long tenants and keys, large attempts).
+func TestRunStateRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := func(d time.Duration) *time.Time { x := t0.Add(d); return &x }
+	paris := time.FixedZone("CET", 3600)
+	inParis := t0.In(paris)
+	far := time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC) // beyond int64 nanoseconds
+	base := schemas.RunState{TenantID: "acme", RunID: "run_1", Workflow: schemas.Workflow{ID: "wf", Name: "etl"}, Attempt: 1,
+		Labels: map[string]string{"env": "prod"}, StartEventID: "ev_s", StartedAt: at(0), Seen: []string{schemas.TypeRunStarted}, LastEventAt: t0}
+	cases := map[string]func(*schemas.RunState){
+		"running":           func(*schemas.RunState) {},
+		"finished":          func(s *schemas.RunState) { s.FinishedAt, s.LastEventAt = at(time.Minute), t0.Add(time.Minute) },
+		"no start event":    func(s *schemas.RunState) { s.StartEventID, s.StartedAt = "", nil },
+		"no workflow":       func(s *schemas.RunState) { s.Workflow, s.Labels = schemas.Workflow{}, nil },
+		"empty labels":      func(s *schemas.RunState) { s.Labels = map[string]string{} },
+		"fired":             func(s *schemas.RunState) { s.Fired = []string{"slow", "slower"} },
+		"seen out of order": func(s *schemas.RunState) { s.Seen = []string{schemas.TypeRunFailed, schemas.TypeRunStarted} },
+		"seen unknown type": func(s *schemas.RunState) { s.Seen = []string{schemas.TypeRunStarted, "workflow.run.paused"} },
+		"seen many": func(s *schemas.RunState) {
+			s.Seen = []string{schemas.TypeRunStarted, schemas.TypeRunFailed, schemas.TypeRunSucceeded, schemas.TypeRunFailed, schemas.TypeRunStarted}
+		},
+		"seen empty":         func(s *schemas.RunState) { s.Seen = []string{} },
+		"seen nil":           func(s *schemas.RunState) { s.Seen = nil },
+		"another zone":       func(s *schemas.RunState) { s.StartedAt, s.LastEventAt = &inParis, inParis },
+		"beyond nanoseconds": func(s *schemas.RunState) { s.FinishedAt, s.LastEventAt = &far, far },
+		"nanoseconds":        func(s *schemas.RunState) { s.StartedAt = at(time.Nanosecond) },
+		"no attempt":         func(s *schemas.RunState) { s.Attempt = 0 },
+		"large attempt":      func(s *schemas.RunState) { s.Attempt = math.MaxInt32 + 1 },
+		"long tenant":        func(s *schemas.RunState) { s.TenantID = strings.Repeat("t", 300) },
+		"long key":           func(s *schemas.RunState) { s.RunID = strings.Repeat("r", 70_000) },
+		"tenant with slash":  func(s *schemas.RunState) { s.TenantID = "a/b" },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want := base
+			want.Labels = map[string]string{"env": "prod"}
+			change(&want)
+			pt := newPartition()
+			r := pt.restoredRun(&want)
+			if k := r.key(); k != runKey(want.TenantID, want.RunID) {
+				t.Fatalf("key %q, want %q", k, runKey(want.TenantID, want.RunID))
+			}
+			got := r.state()
+			if !reflect.DeepEqual(got, &want) {
+				t.Fatalf("state\n%+v\nwant\n%+v", got, &want)
+			}
+			j1, _ := json.Marshal(got)
+			j2, _ := json.Marshal(&want)
+			if string(j1) != string(j2) {
+				t.Fatalf("state encodes as\n%s\nwant\n%s", j1, j2)
+			}
+		})
+	}
+}
+
+// Runs with the same workflow and labels share them; a run's labels are
+// never changed under a state already written.
+func TestRunContextsShared(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var outs []Output
+	for _, run := range []string{"run_1", "run_2", "run_3"} {
+		outs = append(outs, b.eng.Event(0, started(t, run, t0, withLabels("env", "prod"))))
+	}
+	pt := b.eng.parts[0]
+	if a, c := pt.runs[runKey("acme", "run_1")].ctx, pt.runs[runKey("acme", "run_3")].ctx; a == nil || a != c {
+		t.Fatalf("runs with the same workflow and labels hold contexts %p and %p", a, c)
+	}
+	first, _ := json.Marshal(outs[0].States)
+	b.eng.Event(0, failed(t, "run_1", t0.Add(time.Second), withLabels("env", "dev")))
+	if again, _ := json.Marshal(outs[0].States); string(again) != string(first) {
+		t.Fatalf("a state written before changed:\n%s\nwas\n%s", again, first)
+	}
+	if st := pt.runs[runKey("acme", "run_2")].state(); st.Labels["env"] != "prod" {
+		t.Fatalf("another run's labels became %v", st.Labels)
+	}
+}
