@@ -241,11 +241,22 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
-transaction.abort.timed.out.transaction.cleanup.interval.ms=10000
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
+
+# Latency (docs/operations.md, "Broker settings for latency"). A group's
+# first join is not held back 3 s for more members. A transaction left open
+# by a process that is gone for good (a test's killed processor that is not
+# started again) is aborted within 1 s of its 20 s timeout rather than 10 s,
+# so read_committed readers of what it wrote resume sooner. Transactions v2
+# (transaction.version=2, KIP-890) is what 'storage format' enables for
+# Kafka 4.1 by default: the coordinator writes commit markers after
+# answering EndTxn and refuses the next transaction's first produce until
+# they are written; the processor's client retries it after a metadata
+# refresh (at most every 50 ms).
+group.initial.rebalance.delay.ms=0
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 
 # Small machine: fewer threads than the defaults.
 num.network.threads=2
