@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +49,11 @@ type countingSink struct {
 	conns   atomic.Int64 // connections accepted
 	mu      sync.Mutex
 	first   time.Time
-	reached chan struct{}
+	// firstCPU, firstMachine: the process's and the machine's CPU when
+	// the first request came (the start of the steady phase).
+	firstCPU     time.Duration
+	firstMachine machineStat
+	reached      chan struct{}
 }
 
 func newCountingSink(servers int) *countingSink {
@@ -59,6 +65,7 @@ func newCountingSink(servers int) *countingSink {
 			s.mu.Lock()
 			if n == 1 {
 				s.first = time.Now()
+				s.firstCPU, s.firstMachine = rusageCPU(), readMachineStat()
 			}
 			if n == s.want.Load() {
 				close(s.reached)
@@ -102,10 +109,10 @@ func (s *countingSink) done() <-chan struct{} {
 	return s.reached
 }
 
-func (s *countingSink) firstAt() time.Time {
+func (s *countingSink) firstAt() (time.Time, time.Duration, machineStat) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.first
+	return s.first, s.firstCPU, s.firstMachine
 }
 
 type throughputResult struct {
@@ -117,6 +124,79 @@ type throughputResult struct {
 	// plainCPU, dispCPU: the process's CPU (user + system) in each timed
 	// phase. The sink runs in this process, so both include its share.
 	plainCPU, dispCPU time.Duration
+	// steadyCPU: the process's CPU from the first delivery to the last.
+	steadyCPU time.Duration
+	// plainMachine, steadyMachine: the machine's CPU (every process: the
+	// broker, the sink, anything else running) in the plain loop and in
+	// the dispatcher's steady phase.
+	plainMachine, steadyMachine machineBusy
+}
+
+// machineStat is the machine's CPU time from /proc/stat, in clock ticks
+// summed over its CPUs: busy (all but idle and iowait) and total.
+type machineStat struct {
+	busy, total int64
+	cpus        int
+	ok          bool
+}
+
+// readMachineStat reads /proc/stat; ok is false where there is none.
+func readMachineStat() machineStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineStat{}
+	}
+	var st machineStat
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 5 && f[0] == "cpu":
+			for i, v := range f[1:] {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return machineStat{}
+				}
+				if i < 8 { // user … steal; guest time is already in user
+					st.total += n
+					if i != 3 && i != 4 { // idle, iowait
+						st.busy += n
+					}
+				}
+			}
+			st.ok = true
+		case strings.HasPrefix(f[0], "cpu") && len(f[0]) > 3:
+			st.cpus++
+		}
+	}
+	return st
+}
+
+// machineBusy sums busy and total ticks over phases.
+type machineBusy struct {
+	busy, total int64
+	cpus        int
+	ok          bool
+}
+
+// add counts the phase from a to b.
+func (m *machineBusy) add(a, b machineStat) {
+	if !a.ok || !b.ok || b.total <= a.total {
+		return
+	}
+	m.busy += b.busy - a.busy
+	m.total += b.total - a.total
+	m.cpus, m.ok = b.cpus, true
+}
+
+func (m *machineBusy) sum(o machineBusy) {
+	if o.ok {
+		m.busy, m.total, m.cpus, m.ok = m.busy+o.busy, m.total+o.total, o.cpus, true
+	}
+}
+
+// cores is how many of the machine's CPUs were busy on average.
+func (m machineBusy) cores() float64 {
+	return float64(m.busy) / float64(m.total) * float64(m.cpus)
 }
 
 // processCPU is the CPU time (user + system) this process has used.
@@ -125,6 +205,16 @@ func processCPU(b *testing.B) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rusageCPU is processCPU for the sink's handler, which has no b: 0 if
+// getrusage fails (it does not on Linux).
+func rusageCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
@@ -155,6 +245,18 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 // CPU (getrusage) over each timed phase divided by the deliveries: the sink
 // runs in this process, so both include its share, and the dispatcher's
 // includes its startup (topics, tables; see startup_s).
+//
+// The steady phase, from the sink's first delivery to its last, leaves the
+// startup out: steady/plain is steady_deliveries/s over plain_http/s, and
+// steady_cpu_us/delivery the process's CPU in it per delivery. The
+// process's CPU does not tell whether a phase was held by the CPU: the
+// broker, a separate process on the same machine, serves the dispatcher's
+// fetches, produces and commits. plain_machine_busy_cores and
+// steady_machine_busy_cores are the machine's busy CPUs (/proc/stat: every
+// process, the broker and anything else running included) on average over
+// the plain loop and over the steady phase: at the machine's CPU count, the
+// phase was bound by CPU, not by a limit of the dispatcher. Linux only; the
+// metrics are left out where /proc/stat cannot be read.
 func BenchmarkDispatcherThroughput(b *testing.B) {
 	brokers := testenv.Brokers(b)
 	if !testenv.RealKafka(b) {
@@ -180,6 +282,9 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 				sum.logBytes += r.logBytes
 				sum.plainCPU += r.plainCPU
 				sum.dispCPU += r.dispCPU
+				sum.steadyCPU += r.steadyCPU
+				sum.plainMachine.sum(r.plainMachine)
+				sum.steadyMachine.sum(r.steadyMachine)
 			}
 			n := float64(b.N)
 			plain := n * throughputDeliveries / sum.plain.Seconds()
@@ -195,6 +300,12 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 			perDelivery := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / (n * throughputDeliveries) }
 			b.ReportMetric(perDelivery(sum.plainCPU), "plain_cpu_us/delivery")
 			b.ReportMetric(perDelivery(sum.dispCPU), "dispatcher_cpu_us/delivery")
+			b.ReportMetric(float64(sum.steadyDeliveries)/sum.steady.Seconds()/plain, "steady/plain")
+			b.ReportMetric(float64(sum.steadyCPU.Microseconds())/float64(sum.steadyDeliveries), "steady_cpu_us/delivery")
+			if sum.plainMachine.ok && sum.steadyMachine.ok {
+				b.ReportMetric(sum.plainMachine.cores(), "plain_machine_busy_cores")
+				b.ReportMetric(sum.steadyMachine.cores(), "steady_machine_busy_cores")
+			}
 		})
 	}
 }
@@ -283,9 +394,10 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	}
 
 	var res throughputResult
-	cpu := processCPU(b)
+	cpu, machine := processCPU(b), readMachineStat()
 	res.plain = throughputPlain(ctx, b, sink, urls, bodies)
 	res.plainCPU = processCPU(b) - cpu
+	res.plainMachine.add(machine, readMachineStat())
 	res.plainConns = sink.conns.Load()
 
 	// The dispatcher, from Run until the sink has answered every delivery.
@@ -318,8 +430,10 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	case <-sink.done():
 		b.StopTimer()
 		res.disp, res.dispCPU = time.Since(began), processCPU(b)-cpu
-		first := sink.firstAt()
+		first, firstCPU, firstMachine := sink.firstAt()
 		res.steady, res.steadyDeliveries = time.Since(first), throughputDeliveries-1
+		res.steadyCPU = processCPU(b) - firstCPU
+		res.steadyMachine.add(firstMachine, readMachineStat())
 	case err := <-done:
 		b.Fatalf("dispatcher stopped after %d of %d deliveries: %v", sink.n.Load(), throughputDeliveries, err)
 	case <-ctx.Done():

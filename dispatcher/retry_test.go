@@ -272,3 +272,47 @@ func TestUnconfiguredTierIsNamed(t *testing.T) {
 		t.Fatalf("no warning naming %s in the logs:\n%s", old, logs)
 	}
 }
+
+// The configured retry tier topics are made at start, all at once
+// (createTierTopics), with the partitions and cleanup policy of the others:
+// a start on a new cluster or prefix finds none of them.
+func TestTierTopicsCreatedAtStart(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	tiers := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	h.startWith(local, func(c *dispatcher.Config) { c.Tiers = tiers })
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	adm := kadm.NewClient(h.prod)
+	names := make([]string, len(tiers))
+	for i, tier := range tiers {
+		names[i] = dispatcher.TierTopic(h.topics, tier)
+	}
+	listed, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if got := len(listed[name].Partitions); got != 3 {
+			t.Errorf("%s: %d partitions, want 3 (Config.Partitions' default)", name, got)
+		}
+		rc, err := configs.On(name, nil)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		policy := ""
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" {
+				policy = c.MaybeValue()
+			}
+		}
+		if policy != "delete" {
+			t.Errorf("%s: cleanup.policy %q, want delete", name, policy)
+		}
+	}
+}
