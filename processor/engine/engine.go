@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -136,6 +137,14 @@ type Engine struct {
 	eval *condition.Evaluator
 	// keyBuf builds run keys for lookups.
 	keyBuf []byte
+	// A delivery's payload is built in payload (pointing to payloadErr,
+	// durationMS, thresholdMS and alertID), encoded in payloadBuf, then
+	// copied out in one allocation (delivery).
+	payload                 schemas.WebhookPayload
+	payloadErr              schemas.PayloadError
+	durationMS, thresholdMS int64
+	alertID                 [idLen]byte
+	payloadBuf              []byte
 }
 
 // New returns an engine.
@@ -217,13 +226,24 @@ func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
 	return hashID(tenant, ruleID, runID, true, attempt)
 }
 
+// idLen is the length of an alert id.
+const idLen = len(idPrefix) + 32
+
+const idPrefix = "alrt_"
+
 // hashID is "alrt_" and the hex of the first 16 bytes of the SHA-256 of
 // tenant, rule and id, then "duration" when duration, then the decimal
 // attempt when attempt > 1, separated by zero bytes. Receivers deduplicate
-// on these ids, so they never change (TestAlertIDsArePinned). The input is
-// built in a stack buffer (ids of usual lengths fit) and the only
-// allocation is the returned string.
+// on these ids, so they never change (TestAlertIDsArePinned).
 func hashID(tenant, rule, id string, duration bool, attempt int) string {
+	var out [idLen]byte
+	hashIDTo(&out, tenant, rule, id, duration, attempt)
+	return string(out[:])
+}
+
+// hashIDTo writes hashID's id in out. The input is built in a stack buffer
+// (ids of usual lengths fit): it allocates nothing.
+func hashIDTo(out *[idLen]byte, tenant, rule, id string, duration bool, attempt int) {
 	var buf [256]byte
 	b := append(buf[:0], tenant...)
 	b = append(b, 0)
@@ -239,11 +259,8 @@ func hashID(tenant, rule, id string, duration bool, attempt int) string {
 		b = strconv.AppendInt(b, int64(attempt), 10)
 	}
 	sum := sha256.Sum256(b)
-	const prefix = "alrt_"
-	var out [len(prefix) + 32]byte
-	copy(out[:], prefix)
-	hex.Encode(out[len(prefix):], sum[:16])
-	return string(out[:])
+	copy(out[:], idPrefix)
+	hex.Encode(out[len(idPrefix):], sum[:16])
 }
 
 // isDuplicate says whether ev is an event the run has already seen: an
@@ -405,7 +422,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			// Room for every candidate left: one allocation per event.
 			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
 		}
-		out.Deliveries = append(out.Deliveries, eventDelivery(ev, rule))
+		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule))
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
@@ -586,7 +603,7 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
 	}
-	out.Deliveries = append(out.Deliveries, durationDelivery(st, rule, at, elapsed))
+	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed))
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -609,60 +626,100 @@ func maxAttempts(r *Rule) int {
 	return schemas.DefaultMaxAttempts
 }
 
-func eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
-	alertID := AlertID(ev.TenantID, r.ID, ev.ID)
-	p := schemas.WebhookPayload{
-		Type: ev.Type, Timestamp: ev.Time.UTC(),
+// eventDelivery is rule r's delivery for ev.
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
+	at := ev.Time.UTC()
+	p := &e.payload
+	*p = schemas.WebhookPayload{
+		Type: ev.Type, Timestamp: at,
 		Data: schemas.PayloadData{
-			AlertID: alertID, TenantID: ev.TenantID,
+			TenantID: ev.TenantID,
 			Rule:     schemas.RuleRef{ID: r.ID, Name: r.Name},
-			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: ev.Time.UTC()},
+			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: at},
 			Workflow: ev.Data.Workflow,
 			Run: schemas.PayloadRun{ID: ev.Data.Run.ID, Status: ev.Data.Run.Status, StartedAt: ev.Data.Run.StartedAt,
 				FinishedAt: ev.Data.Run.FinishedAt, DurationMS: ev.Data.Run.DurationMS},
 			Labels: ev.Data.Labels,
 		},
 	}
-	if e := ev.Data.Error; e != nil {
-		p.Data.Error = &schemas.PayloadError{Code: e.Code}
+	if er := ev.Data.Error; er != nil {
+		e.payloadErr = schemas.PayloadError{Code: er.Code}
 		if r.IncludeErrorMessage {
-			p.Data.Error.Message = e.Message
+			e.payloadErr.Message = er.Message
 		}
+		p.Data.Error = &e.payloadErr
 	}
-	return delivery(p, r, ev.Time)
+	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
+	return e.delivery(r, at)
 }
 
-func durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) schemas.DeliveryRecord {
-	threshold := r.DurationThresholdMS
-	ms := elapsed.Milliseconds()
-	p := schemas.WebhookPayload{
-		Type: schemas.TypeRunDurationExceeded, Timestamp: deadline.UTC(),
+// durationDelivery is duration rule r's delivery for the run of st, due at
+// deadline, elapsed after its start.
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) schemas.DeliveryRecord {
+	e.thresholdMS = r.DurationThresholdMS
+	e.durationMS = elapsed.Milliseconds()
+	at := deadline.UTC()
+	p := &e.payload
+	*p = schemas.WebhookPayload{
+		Type: schemas.TypeRunDurationExceeded, Timestamp: at,
 		Data: schemas.PayloadData{
-			AlertID: DurationAttemptAlertID(st.TenantID, r.ID, st.RunID, st.Attempt), TenantID: st.TenantID,
+			TenantID:    st.TenantID,
 			Rule:        schemas.RuleRef{ID: r.ID, Name: r.Name},
-			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: deadline.UTC()},
+			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: at},
 			Workflow:    st.Workflow,
-			Run:         schemas.PayloadRun{ID: st.RunID, Status: "running", StartedAt: st.StartedAt, DurationMS: &ms},
-			ThresholdMS: &threshold,
+			Run:         schemas.PayloadRun{ID: st.RunID, Status: "running", StartedAt: st.StartedAt, DurationMS: &e.durationMS},
+			ThresholdMS: &e.thresholdMS,
 			Labels:      st.Labels,
 		},
 	}
 	if p.Data.Event.ID == "" {
 		p.Data.Event.ID = st.RunID
 	}
-	return delivery(p, r, deadline)
+	attempt := st.Attempt
+	if attempt <= 1 {
+		attempt = 0 // DurationAttemptAlertID: the first attempt's id
+	}
+	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
+	return e.delivery(r, at)
 }
 
-func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryRecord {
+// delivery is the delivery record of the payload in e.payload, whose alert
+// id is in e.alertID, for rule r at at (in UTC). The payload is encoded in
+// a scratch buffer, then the alert id and the payload are copied into one
+// allocation of their exact size: the record's AlertID is its first idLen
+// bytes and its Payload the rest (capacity clipped: an append to the
+// payload copies it). Nothing writes to those bytes after this.
+func (e *Engine) delivery(r *Rule, at time.Time) schemas.DeliveryRecord {
+	p := &e.payload
 	if p.Data.Labels == nil {
-		p.Data.Labels = map[string]string{}
+		p.Data.Labels = noLabels
 	}
-	body, _ := p.AppendJSON(make([]byte, 0, 1024)) // json.Marshal's bytes, without reflection; the engine's times are sane: cannot fail
-	return schemas.DeliveryRecord{
-		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
-		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at.UTC(), Payload: body,
+	// The scratch id is read only while encoding (p is cleared below).
+	p.Data.AlertID = unsafe.String(&e.alertID[0], idLen) //nolint:gosec // G103: read-only view of e.alertID, dropped before it changes
+	d := schemas.DeliveryRecord{
+		TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
+		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
 	}
+	var err error
+	e.payloadBuf, err = p.AppendJSON(e.payloadBuf[:0]) // json.Marshal's bytes, without reflection
+	*p = schemas.WebhookPayload{}
+	if err != nil {
+		// Not reached: the engine's times are sane (json.Marshal would
+		// have failed the same way).
+		d.AlertID = string(e.alertID[:])
+		return d
+	}
+	buf := make([]byte, idLen+len(e.payloadBuf))
+	copy(buf, e.alertID[:])
+	copy(buf[idLen:], e.payloadBuf)
+	d.AlertID = unsafe.String(&buf[0], idLen) //nolint:gosec // G103: buf[:idLen] is never written after this
+	d.Payload = buf[idLen:len(buf):len(buf)]
+	return d
 }
+
+// noLabels is the labels of a payload whose run has none ({} in JSON, as
+// an empty map writes). Shared; nothing writes to it.
+var noLabels = map[string]string{}
 
 // TotalRuns returns the number of run states held over all partitions.
 func (e *Engine) TotalRuns() int {

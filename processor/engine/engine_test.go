@@ -221,6 +221,10 @@ func check(tb testing.TB, out Output) []alert {
 			a.P.Data.Rule.ID != d.RuleID || a.P.Type != d.EventType {
 			tb.Fatalf("delivery %+v disagrees with its payload %+v", d, a.P)
 		}
+		// The payload is exactly json.Marshal's bytes of what it holds.
+		if again, err := json.Marshal(a.P); err != nil || string(again) != string(d.Payload) {
+			tb.Fatalf("payload of %s is not json.Marshal's (%v):\n%s\n%s", d.AlertID, err, d.Payload, again)
+		}
 		alerts = append(alerts, a)
 	}
 	for _, s := range out.States {
