@@ -137,6 +137,9 @@ type Engine struct {
 	eval *condition.Evaluator
 	// keyBuf builds run keys for lookups.
 	keyBuf []byte
+	// deliveryRoom is how many deliveries an Output's first duration alert
+	// makes room for: those its event may still bring (Event).
+	deliveryRoom int
 	// A delivery's payload is built in payload (pointing to payloadErr,
 	// durationMS, thresholdMS and alertID), encoded in payloadBuf, then
 	// copied out in one allocation (delivery).
@@ -308,6 +311,13 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		out.Duplicate = true
 		return out
 	}
+	// The event's own state, and room for the duration rules and
+	// tombstones its time may also bring, in one allocation.
+	out.States = make([]StateChange, 0, statesCap)
+	// Room for a delivery of every rule watching the event and one more
+	// (a duration alert) when the first delivery is made.
+	cands := e.rules.Candidates(ev.TenantID, ev.Type)
+	e.deliveryRoom = len(cands) + 1
 	// Time moves first: deadlines at or before this event's time fire before
 	// the event is applied, so a run that finishes after its deadline still
 	// alerts, whether or not its partition lags.
@@ -388,16 +398,10 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	if out.States == nil {
-		// Room for the duration rules and tombstones this event's time
-		// may also bring, in one allocation.
-		out.States = make([]StateChange, 0, statesCap)
-	}
 	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
 
 	// Rules watching this event type.
 	e.eval.ResetEvent(ev)
-	cands := e.rules.Candidates(ev.TenantID, ev.Type)
 	for i, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
@@ -427,6 +431,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
+	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
 	return out
 }
@@ -445,6 +450,7 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 		}
 	}
 	var out Output
+	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
 	e.flushRuleErrors(&out)
 	return out
@@ -602,6 +608,9 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	}
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
+	}
+	if len(out.Deliveries) == cap(out.Deliveries) {
+		out.Deliveries = slices.Grow(out.Deliveries, max(e.deliveryRoom, 1))
 	}
 	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed))
 	e.count(&e.Stats.DurationFired)

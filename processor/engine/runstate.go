@@ -144,10 +144,29 @@ func (r *run) fired() []string {
 
 func (r *run) hasFired(rule string) bool { return slices.Contains(r.fired(), rule) }
 
-// addFired records that duration rule fired for the current attempt.
+// addFired records that duration rule fired for the current attempt. The
+// first few rules' list is allocated with the run's new extra record.
 func (r *run) addFired(rule string) {
 	f := r.fired()
+	if len(f) < len(extFired{}.fired) {
+		b := &extFired{}
+		if r.ext != nil {
+			b.x = *r.ext
+		}
+		n := copy(b.fired[:], f)
+		b.fired[n] = rule
+		b.x.fired = b.fired[: n+1 : n+1]
+		r.ext = &b.x
+		return
+	}
 	r.setExt(func(x *runExtra) { x.fired = append(slices.Clip(f), rule) })
+}
+
+// extFired is a run's extra record with room for its fired list, in one
+// allocation (the list is never changed once set, like the record).
+type extFired struct {
+	x     runExtra
+	fired [3]string
 }
 
 // setExt sets a changed copy of ext (ext is never changed in place); an
