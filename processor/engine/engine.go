@@ -295,6 +295,13 @@ func isTerminal(t string) bool {
 // state, and room for what its time makes due.
 const statesCap = 4
 
+// eventStates is an event's Output.States and its own run state, allocated
+// together (the caller holds both until the batch's transaction is done).
+type eventStates struct {
+	states [statesCap]StateChange
+	state  stateBox
+}
+
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	ev = e.saneTimes(ev)
@@ -312,8 +319,10 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		return out
 	}
 	// The event's own state, and room for the duration rules and
-	// tombstones its time may also bring, in one allocation.
-	out.States = make([]StateChange, 0, statesCap)
+	// tombstones its time may also bring, in one allocation with the
+	// event's RunState.
+	blk := &eventStates{}
+	out.States = blk.states[:0:statesCap]
 	// Room for a delivery of every rule watching the event and one more
 	// (a duration alert) when the first delivery is made.
 	cands := e.rules.Candidates(ev.TenantID, ev.Type)
@@ -398,7 +407,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
+	out.States = append(out.States, StateChange{Key: r.key(), Value: r.stateIn(&blk.state)})
 
 	// Rules watching this event type.
 	e.eval.ResetEvent(ev)

@@ -381,8 +381,10 @@ type stateBox struct {
 
 // state is the run as a schemas.RunState, for an output record. What it
 // shares with the run (labels, fired) is never changed.
-func (r *run) state() *schemas.RunState {
-	b := &stateBox{}
+func (r *run) state() *schemas.RunState { return r.stateIn(&stateBox{}) }
+
+// stateIn is state, built in b.
+func (r *run) stateIn(b *stateBox) *schemas.RunState {
 	st := &b.st
 	st.TenantID, st.RunID = r.tenant(), r.runID()
 	st.Attempt = r.attemptN()
