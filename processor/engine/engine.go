@@ -141,13 +141,15 @@ type Engine struct {
 	// makes room for: those its event may still bring (Event).
 	deliveryRoom int
 	// A delivery's payload is built in payload (pointing to payloadErr,
-	// durationMS, thresholdMS and alertID), encoded in payloadBuf, then
-	// copied out in one allocation (delivery).
+	// durationMS, thresholdMS and alertID), then encoded in arena.
 	payload                 schemas.WebhookPayload
 	payloadErr              schemas.PayloadError
 	durationMS, thresholdMS int64
 	alertID                 [idLen]byte
-	payloadBuf              []byte
+	// arena holds the alert ids and payloads of the current call's
+	// deliveries until seal copies them out (sealing says whose).
+	arena   []byte
+	sealing []sealing
 }
 
 // New returns an engine.
@@ -304,6 +306,7 @@ type eventStates struct {
 
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
+	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
 	ev = e.saneTimes(ev)
 	pt := e.parts[p]
 	if pt == nil {
@@ -435,13 +438,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			// Room for every candidate left: one allocation per event.
 			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
 		}
-		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule))
+		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule, &out))
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
 	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
+	e.seal(&out)
 	return out
 }
 
@@ -459,8 +463,10 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 		}
 	}
 	var out Output
+	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
 	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
+	e.seal(&out)
 	e.flushRuleErrors(&out)
 	return out
 }
@@ -621,7 +627,7 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if len(out.Deliveries) == cap(out.Deliveries) {
 		out.Deliveries = slices.Grow(out.Deliveries, max(e.deliveryRoom, 1))
 	}
-	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed))
+	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed, out))
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -645,7 +651,7 @@ func maxAttempts(r *Rule) int {
 }
 
 // eventDelivery is rule r's delivery for ev.
-func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) schemas.DeliveryRecord {
 	at := ev.Time.UTC()
 	p := &e.payload
 	*p = schemas.WebhookPayload{
@@ -668,12 +674,12 @@ func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.Deliv
 		p.Data.Error = &e.payloadErr
 	}
 	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
-	return e.delivery(r, at)
+	return e.delivery(r, at, out)
 }
 
 // durationDelivery is duration rule r's delivery for the run of st, due at
 // deadline, elapsed after its start.
-func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) schemas.DeliveryRecord {
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, out *Output) schemas.DeliveryRecord {
 	e.thresholdMS = r.DurationThresholdMS
 	e.durationMS = elapsed.Milliseconds()
 	at := deadline.UTC()
@@ -698,16 +704,15 @@ func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.T
 		attempt = 0 // DurationAttemptAlertID: the first attempt's id
 	}
 	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
-	return e.delivery(r, at)
+	return e.delivery(r, at, out)
 }
 
 // delivery is the delivery record of the payload in e.payload, whose alert
-// id is in e.alertID, for rule r at at (in UTC). The payload is encoded in
-// a scratch buffer, then the alert id and the payload are copied into one
-// allocation of their exact size: the record's AlertID is its first idLen
-// bytes and its Payload the rest (capacity clipped: an append to the
-// payload copies it). Nothing writes to those bytes after this.
-func (e *Engine) delivery(r *Rule, at time.Time) schemas.DeliveryRecord {
+// id is in e.alertID, for rule r at at (in UTC), to be appended to
+// out.Deliveries. The id and the encoded payload are appended to e.arena;
+// seal gives the record its AlertID and Payload when the call's deliveries
+// are all made.
+func (e *Engine) delivery(r *Rule, at time.Time, out *Output) schemas.DeliveryRecord {
 	p := &e.payload
 	if p.Data.Labels == nil {
 		p.Data.Labels = noLabels
@@ -718,22 +723,51 @@ func (e *Engine) delivery(r *Rule, at time.Time) schemas.DeliveryRecord {
 		TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
 	}
+	start := len(e.arena)
+	e.arena = append(e.arena, e.alertID[:]...)
 	var err error
-	e.payloadBuf, err = p.AppendJSON(e.payloadBuf[:0]) // json.Marshal's bytes, without reflection
+	e.arena, err = p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
 	*p = schemas.WebhookPayload{}
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
-		// have failed the same way).
+		// have failed the same way, and the record had no payload).
+		e.arena = e.arena[:start]
 		d.AlertID = string(e.alertID[:])
 		return d
 	}
-	buf := make([]byte, idLen+len(e.payloadBuf))
-	copy(buf, e.alertID[:])
-	copy(buf[idLen:], e.payloadBuf)
-	d.AlertID = unsafe.String(&buf[0], idLen) //nolint:gosec // G103: buf[:idLen] is never written after this
-	d.Payload = buf[idLen:len(buf):len(buf)]
+	e.sealing = append(e.sealing, sealing{i: len(out.Deliveries), start: start, end: len(e.arena)})
 	return d
 }
+
+// sealing is a delivery of the current call whose alert id and payload
+// are e.arena[start:start+idLen] and e.arena[start+idLen:end].
+type sealing struct{ i, start, end int }
+
+// seal copies the alert ids and payloads of the call's deliveries into one
+// allocation of their exact size and points the records at it: AlertID
+// is a string of its bytes, Payload a slice of them with its capacity
+// clipped (an append to a payload copies it). Nothing writes to those
+// bytes after this.
+func (e *Engine) seal(out *Output) {
+	if len(e.sealing) == 0 {
+		return
+	}
+	buf := make([]byte, len(e.arena))
+	copy(buf, e.arena)
+	for _, s := range e.sealing {
+		d := &out.Deliveries[s.i]
+		d.AlertID = unsafe.String(&buf[s.start], idLen) //nolint:gosec // G103: buf is never written after this
+		d.Payload = buf[s.start+idLen : s.end : s.end]
+	}
+	e.sealing = e.sealing[:0]
+	e.arena = e.arena[:0]
+	if cap(e.arena) > maxArena {
+		e.arena = nil // a burst's (a lagging partition's Tick): not kept
+	}
+}
+
+// maxArena is the largest arena kept from one call to the next.
+const maxArena = 256 << 10
 
 // noLabels is the labels of a payload whose run has none ({} in JSON, as
 // an empty map writes). Shared; nothing writes to it.
