@@ -412,8 +412,11 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	e.pushExpiry(pt, r)
 	out.States = append(out.States, StateChange{Key: r.key(), Value: r.stateIn(&blk.state)})
 
-	// Rules watching this event type.
+	// Rules watching this event type. A tenant's rules mostly share an
+	// endpoint: whether it is active is asked once per run of rules with
+	// the same one.
 	e.eval.ResetEvent(ev)
+	ep, epActive, epKnown := "", false, false
 	for i, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
@@ -423,7 +426,10 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			}
 			continue
 		}
-		if !e.eps.Active(ev.TenantID, rule.WebhookEndpointID) {
+		if !epKnown || rule.WebhookEndpointID != ep {
+			ep, epActive, epKnown = rule.WebhookEndpointID, e.eps.Active(ev.TenantID, rule.WebhookEndpointID), true
+		}
+		if !epActive {
 			continue
 		}
 		ok, err := e.eval.Match(rule.Cond)

@@ -340,6 +340,19 @@ func TestEventMatching(t *testing.T) {
 			event:    func(tb testing.TB) *schemas.WorkflowEvent { return failed(tb, "run_1", t0) },
 		},
 		{
+			name: "each rule's endpoint decides, whatever the rules before it",
+			rules: []schemas.RuleRecord{
+				{ID: "a", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "b", EventType: schemas.TypeRunFailed},
+				{ID: "c", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "d", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "e", EventType: schemas.TypeRunFailed},
+			},
+			inactive: []string{"acme/ep3"},
+			event:    func(tb testing.TB) *schemas.WorkflowEvent { return failed(tb, "run_1", t0) },
+			want:     []string{"b", "e"},
+		},
+		{
 			name:  "error message only when the rule includes it",
 			rules: []schemas.RuleRecord{{ID: "with", EventType: schemas.TypeRunFailed, IncludeErrorMessage: true}},
 			event: func(tb testing.TB) *schemas.WorkflowEvent {
