@@ -10,9 +10,9 @@ import (
 
 // Allocation budgets of Engine.Event, in the steady state (a partition
 // already holding runs; no batch open). What they count, per event:
-//   - a start of a new run: the run (64 B), its key and start event id
-//     (one string), the Output's States slice with the run-state record's
-//     RunState (one allocation);
+//   - a start of a new run: the run (64 B) with its key and start event
+//     id (one allocation when they fit in 48 bytes), the Output's States
+//     slice with the run-state record's RunState (one allocation);
 //   - a duplicate: nothing;
 //   - a finish of a running run no rule watches: the States slice with
 //     the RunState;
@@ -53,8 +53,8 @@ func TestEventAllocs(t *testing.T) {
 		budget float64
 		raced  float64 // with the race detector (see raceEnabled)
 	}{
-		{"start of a new run", schemas.TypeRunStarted, warm, 3, 3},
-		{"failed run matching a rule", schemas.TypeRunFailed, warm, 6, 7},
+		{"start of a new run", schemas.TypeRunStarted, warm, 2, 2},
+		{"failed run matching a rule", schemas.TypeRunFailed, warm, 5, 6},
 		{"finish of a running run, no rule", schemas.TypeRunSucceeded, 0, 1, 1},
 	}
 	for _, c := range cases {
