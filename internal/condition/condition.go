@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
@@ -226,20 +227,36 @@ func (p *Program) match(env Env, m *meter) (bool, error) {
 
 // Evaluator evaluates conditions on one event at a time, reusing its VM,
 // its budget meter and the event's environment from one Match to the next:
-// an event's environment is boxed (as the VM takes it) once, at its first
-// Match, and the VM keeps its stack. Each Match has the whole budget, as
-// with Program.Match. An Evaluator is not safe for concurrent use: the
-// engine, which runs on one goroutine, keeps one.
+// the VM takes the environment in an interface, and the evaluator boxes an
+// Env once, when it is made, then writes each event's environment into
+// that box at the event's first Match (boxing each event's would allocate
+// ~200 bytes per event). The VM keeps its stack. Each Match has the whole
+// budget, as with Program.Match. An Evaluator is not safe for concurrent
+// use: the engine, which runs on one goroutine, keeps one.
 type Evaluator struct {
 	machine vm.VM
 	m       meter
 	env     Env
-	boxed   any // env with its meter set; nil until the event's first Match
+	boxed   any  // an Env, allocated by NewEvaluator: see boxedEnv
+	synced  bool // boxed holds env with its meter set
 }
 
 // NewEvaluator returns an evaluator; Reset gives it its first environment.
 func NewEvaluator() *Evaluator {
-	return &Evaluator{machine: vm.VM{MemoryBudget: MaxListElements}, env: Env{Labels: noLabels}}
+	e := &Evaluator{machine: vm.VM{MemoryBudget: MaxListElements}, env: Env{Labels: noLabels}}
+	// A box of its own: a non-zero Env (its meter is set) is copied to a
+	// new heap object, never to shared read-only data.
+	e.boxed = Env{meter: &e.m}
+	return e
+}
+
+// boxedEnv is the Env e.boxed holds, to write in place. Nothing else reads
+// the box between two Matches: the VM reads the environment only during
+// Run and keeps nothing of it after (it clears its stack when it starts;
+// a Match returns a bool and an error whose text is copied), and no one
+// else is handed e.boxed.
+func (e *Evaluator) boxedEnv() *Env {
+	return (*Env)((*[2]unsafe.Pointer)(unsafe.Pointer(&e.boxed))[1]) //nolint:gosec // G103: the data word of an interface holding an Env (NewEvaluator) points to that Env
 }
 
 // Reset makes env the environment of the next Match calls; nil labels
@@ -249,14 +266,14 @@ func (e *Evaluator) Reset(env Env) {
 		env.Labels = noLabels
 	}
 	e.env = env
-	e.boxed = nil
+	e.synced = false
 }
 
 // ResetEvent makes the environment of ev (as NewEnv builds it) the
 // environment of the next Match calls.
 func (e *Evaluator) ResetEvent(ev *schemas.WorkflowEvent) {
 	e.env = newEnv(ev)
-	e.boxed = nil
+	e.synced = false
 }
 
 // Env is the current environment. The caller may read it until the next
@@ -268,10 +285,11 @@ func (e *Evaluator) Match(p *Program) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
 	}
-	if e.boxed == nil {
-		env := e.env
-		env.meter = &e.m
-		e.boxed = env
+	if !e.synced {
+		b := e.boxedEnv()
+		*b = e.env
+		b.meter = &e.m
+		e.synced = true
 	}
 	e.m = meter{}
 	return p.run(&e.machine, e.boxed)

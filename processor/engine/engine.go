@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/schemas"
@@ -136,6 +137,19 @@ type Engine struct {
 	eval *condition.Evaluator
 	// keyBuf builds run keys for lookups.
 	keyBuf []byte
+	// deliveryRoom is how many deliveries an Output's first duration alert
+	// makes room for: those its event may still bring (Event).
+	deliveryRoom int
+	// A delivery's payload is built in payload (pointing to payloadErr,
+	// durationMS, thresholdMS and alertID), then encoded in arena.
+	payload                 schemas.WebhookPayload
+	payloadErr              schemas.PayloadError
+	durationMS, thresholdMS int64
+	alertID                 [idLen]byte
+	// arena holds the alert ids and payloads of the current call's
+	// deliveries until seal copies them out (sealing says whose).
+	arena   []byte
+	sealing []sealing
 }
 
 // New returns an engine.
@@ -217,13 +231,24 @@ func DurationAttemptAlertID(tenant, ruleID, runID string, attempt int) string {
 	return hashID(tenant, ruleID, runID, true, attempt)
 }
 
+// idLen is the length of an alert id.
+const idLen = len(idPrefix) + 32
+
+const idPrefix = "alrt_"
+
 // hashID is "alrt_" and the hex of the first 16 bytes of the SHA-256 of
 // tenant, rule and id, then "duration" when duration, then the decimal
 // attempt when attempt > 1, separated by zero bytes. Receivers deduplicate
-// on these ids, so they never change (TestAlertIDsArePinned). The input is
-// built in a stack buffer (ids of usual lengths fit) and the only
-// allocation is the returned string.
+// on these ids, so they never change (TestAlertIDsArePinned).
 func hashID(tenant, rule, id string, duration bool, attempt int) string {
+	var out [idLen]byte
+	hashIDTo(&out, tenant, rule, id, duration, attempt)
+	return string(out[:])
+}
+
+// hashIDTo writes hashID's id in out. The input is built in a stack buffer
+// (ids of usual lengths fit): it allocates nothing.
+func hashIDTo(out *[idLen]byte, tenant, rule, id string, duration bool, attempt int) {
 	var buf [256]byte
 	b := append(buf[:0], tenant...)
 	b = append(b, 0)
@@ -239,11 +264,8 @@ func hashID(tenant, rule, id string, duration bool, attempt int) string {
 		b = strconv.AppendInt(b, int64(attempt), 10)
 	}
 	sum := sha256.Sum256(b)
-	const prefix = "alrt_"
-	var out [len(prefix) + 32]byte
-	copy(out[:], prefix)
-	hex.Encode(out[len(prefix):], sum[:16])
-	return string(out[:])
+	copy(out[:], idPrefix)
+	hex.Encode(out[len(idPrefix):], sum[:16])
 }
 
 // isDuplicate says whether ev is an event the run has already seen: an
@@ -275,8 +297,16 @@ func isTerminal(t string) bool {
 // state, and room for what its time makes due.
 const statesCap = 4
 
+// eventStates is an event's Output.States and its own run state, allocated
+// together (the caller holds both until the batch's transaction is done).
+type eventStates struct {
+	states [statesCap]StateChange
+	state  stateBox
+}
+
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
+	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
 	ev = e.saneTimes(ev)
 	pt := e.parts[p]
 	if pt == nil {
@@ -291,6 +321,15 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		out.Duplicate = true
 		return out
 	}
+	// The event's own state, and room for the duration rules and
+	// tombstones its time may also bring, in one allocation with the
+	// event's RunState.
+	blk := &eventStates{}
+	out.States = blk.states[:0:statesCap]
+	// Room for a delivery of every rule watching the event and one more
+	// (a duration alert) when the first delivery is made.
+	cands := e.rules.Candidates(ev.TenantID, ev.Type)
+	e.deliveryRoom = len(cands) + 1
 	// Time moves first: deadlines at or before this event's time fire before
 	// the event is applied, so a run that finishes after its deadline still
 	// alerts, whether or not its partition lags.
@@ -371,16 +410,13 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	if out.States == nil {
-		// Room for the duration rules and tombstones this event's time
-		// may also bring, in one allocation.
-		out.States = make([]StateChange, 0, statesCap)
-	}
-	out.States = append(out.States, StateChange{Key: r.key(), Value: r.state()})
+	out.States = append(out.States, StateChange{Key: r.key(), Value: r.stateIn(&blk.state)})
 
-	// Rules watching this event type.
+	// Rules watching this event type. A tenant's rules mostly share an
+	// endpoint: whether it is active is asked once per run of rules with
+	// the same one.
 	e.eval.ResetEvent(ev)
-	cands := e.rules.Candidates(ev.TenantID, ev.Type)
+	ep, epActive, epKnown := "", false, false
 	for i, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
@@ -390,7 +426,10 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			}
 			continue
 		}
-		if !e.eps.Active(ev.TenantID, rule.WebhookEndpointID) {
+		if !epKnown || rule.WebhookEndpointID != ep {
+			ep, epActive, epKnown = rule.WebhookEndpointID, e.eps.Active(ev.TenantID, rule.WebhookEndpointID), true
+		}
+		if !epActive {
 			continue
 		}
 		ok, err := e.eval.Match(rule.Cond)
@@ -405,12 +444,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			// Room for every candidate left: one allocation per event.
 			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
 		}
-		out.Deliveries = append(out.Deliveries, eventDelivery(ev, rule))
+		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule, &out))
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
+	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
+	e.seal(&out)
 	return out
 }
 
@@ -428,7 +469,10 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 		}
 	}
 	var out Output
+	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
+	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
+	e.seal(&out)
 	e.flushRuleErrors(&out)
 	return out
 }
@@ -586,7 +630,10 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
 	}
-	out.Deliveries = append(out.Deliveries, durationDelivery(st, rule, at, elapsed))
+	if len(out.Deliveries) == cap(out.Deliveries) {
+		out.Deliveries = slices.Grow(out.Deliveries, max(e.deliveryRoom, 1))
+	}
+	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed, out))
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -609,60 +656,128 @@ func maxAttempts(r *Rule) int {
 	return schemas.DefaultMaxAttempts
 }
 
-func eventDelivery(ev *schemas.WorkflowEvent, r *Rule) schemas.DeliveryRecord {
-	alertID := AlertID(ev.TenantID, r.ID, ev.ID)
-	p := schemas.WebhookPayload{
-		Type: ev.Type, Timestamp: ev.Time.UTC(),
+// eventDelivery is rule r's delivery for ev.
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) schemas.DeliveryRecord {
+	at := ev.Time.UTC()
+	p := &e.payload
+	*p = schemas.WebhookPayload{
+		Type: ev.Type, Timestamp: at,
 		Data: schemas.PayloadData{
-			AlertID: alertID, TenantID: ev.TenantID,
+			TenantID: ev.TenantID,
 			Rule:     schemas.RuleRef{ID: r.ID, Name: r.Name},
-			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: ev.Time.UTC()},
+			Event:    schemas.EventRef{ID: ev.ID, Type: ev.Type, OccurredAt: at},
 			Workflow: ev.Data.Workflow,
 			Run: schemas.PayloadRun{ID: ev.Data.Run.ID, Status: ev.Data.Run.Status, StartedAt: ev.Data.Run.StartedAt,
 				FinishedAt: ev.Data.Run.FinishedAt, DurationMS: ev.Data.Run.DurationMS},
 			Labels: ev.Data.Labels,
 		},
 	}
-	if e := ev.Data.Error; e != nil {
-		p.Data.Error = &schemas.PayloadError{Code: e.Code}
+	if er := ev.Data.Error; er != nil {
+		e.payloadErr = schemas.PayloadError{Code: er.Code}
 		if r.IncludeErrorMessage {
-			p.Data.Error.Message = e.Message
+			e.payloadErr.Message = er.Message
 		}
+		p.Data.Error = &e.payloadErr
 	}
-	return delivery(p, r, ev.Time)
+	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
+	return e.delivery(r, at, out)
 }
 
-func durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) schemas.DeliveryRecord {
-	threshold := r.DurationThresholdMS
-	ms := elapsed.Milliseconds()
-	p := schemas.WebhookPayload{
-		Type: schemas.TypeRunDurationExceeded, Timestamp: deadline.UTC(),
+// durationDelivery is duration rule r's delivery for the run of st, due at
+// deadline, elapsed after its start.
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, out *Output) schemas.DeliveryRecord {
+	e.thresholdMS = r.DurationThresholdMS
+	e.durationMS = elapsed.Milliseconds()
+	at := deadline.UTC()
+	p := &e.payload
+	*p = schemas.WebhookPayload{
+		Type: schemas.TypeRunDurationExceeded, Timestamp: at,
 		Data: schemas.PayloadData{
-			AlertID: DurationAttemptAlertID(st.TenantID, r.ID, st.RunID, st.Attempt), TenantID: st.TenantID,
+			TenantID:    st.TenantID,
 			Rule:        schemas.RuleRef{ID: r.ID, Name: r.Name},
-			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: deadline.UTC()},
+			Event:       schemas.EventRef{ID: st.StartEventID, Type: schemas.TypeRunDurationExceeded, OccurredAt: at},
 			Workflow:    st.Workflow,
-			Run:         schemas.PayloadRun{ID: st.RunID, Status: "running", StartedAt: st.StartedAt, DurationMS: &ms},
-			ThresholdMS: &threshold,
+			Run:         schemas.PayloadRun{ID: st.RunID, Status: "running", StartedAt: st.StartedAt, DurationMS: &e.durationMS},
+			ThresholdMS: &e.thresholdMS,
 			Labels:      st.Labels,
 		},
 	}
 	if p.Data.Event.ID == "" {
 		p.Data.Event.ID = st.RunID
 	}
-	return delivery(p, r, deadline)
+	attempt := st.Attempt
+	if attempt <= 1 {
+		attempt = 0 // DurationAttemptAlertID: the first attempt's id
+	}
+	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
+	return e.delivery(r, at, out)
 }
 
-func delivery(p schemas.WebhookPayload, r *Rule, at time.Time) schemas.DeliveryRecord {
+// delivery is the delivery record of the payload in e.payload, whose alert
+// id is in e.alertID, for rule r at at (in UTC), to be appended to
+// out.Deliveries. The id and the encoded payload are appended to e.arena;
+// seal gives the record its AlertID and Payload when the call's deliveries
+// are all made.
+func (e *Engine) delivery(r *Rule, at time.Time, out *Output) schemas.DeliveryRecord {
+	p := &e.payload
 	if p.Data.Labels == nil {
-		p.Data.Labels = map[string]string{}
+		p.Data.Labels = noLabels
 	}
-	body, _ := p.AppendJSON(make([]byte, 0, 1024)) // json.Marshal's bytes, without reflection; the engine's times are sane: cannot fail
-	return schemas.DeliveryRecord{
-		AlertID: p.Data.AlertID, TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
-		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at.UTC(), Payload: body,
+	// The scratch id is read only while encoding (p is cleared below).
+	p.Data.AlertID = unsafe.String(&e.alertID[0], idLen) //nolint:gosec // G103: read-only view of e.alertID, dropped before it changes
+	d := schemas.DeliveryRecord{
+		TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
+		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
+	}
+	start := len(e.arena)
+	e.arena = append(e.arena, e.alertID[:]...)
+	var err error
+	e.arena, err = p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
+	*p = schemas.WebhookPayload{}
+	if err != nil {
+		// Not reached: the engine's times are sane (json.Marshal would
+		// have failed the same way, and the record had no payload).
+		e.arena = e.arena[:start]
+		d.AlertID = string(e.alertID[:])
+		return d
+	}
+	e.sealing = append(e.sealing, sealing{i: len(out.Deliveries), start: start, end: len(e.arena)})
+	return d
+}
+
+// sealing is a delivery of the current call whose alert id and payload
+// are e.arena[start:start+idLen] and e.arena[start+idLen:end].
+type sealing struct{ i, start, end int }
+
+// seal copies the alert ids and payloads of the call's deliveries into one
+// allocation of their exact size and points the records at it: AlertID
+// is a string of its bytes, Payload a slice of them with its capacity
+// clipped (an append to a payload copies it). Nothing writes to those
+// bytes after this.
+func (e *Engine) seal(out *Output) {
+	if len(e.sealing) == 0 {
+		return
+	}
+	buf := make([]byte, len(e.arena))
+	copy(buf, e.arena)
+	for _, s := range e.sealing {
+		d := &out.Deliveries[s.i]
+		d.AlertID = unsafe.String(&buf[s.start], idLen) //nolint:gosec // G103: buf is never written after this
+		d.Payload = buf[s.start+idLen : s.end : s.end]
+	}
+	e.sealing = e.sealing[:0]
+	e.arena = e.arena[:0]
+	if cap(e.arena) > maxArena {
+		e.arena = nil // a burst's (a lagging partition's Tick): not kept
 	}
 }
+
+// maxArena is the largest arena kept from one call to the next.
+const maxArena = 256 << 10
+
+// noLabels is the labels of a payload whose run has none ({} in JSON, as
+// an empty map writes). Shared; nothing writes to it.
+var noLabels = map[string]string{}
 
 // TotalRuns returns the number of run states held over all partitions.
 func (e *Engine) TotalRuns() int {

@@ -221,6 +221,10 @@ func check(tb testing.TB, out Output) []alert {
 			a.P.Data.Rule.ID != d.RuleID || a.P.Type != d.EventType {
 			tb.Fatalf("delivery %+v disagrees with its payload %+v", d, a.P)
 		}
+		// The payload is exactly json.Marshal's bytes of what it holds.
+		if again, err := json.Marshal(a.P); err != nil || string(again) != string(d.Payload) {
+			tb.Fatalf("payload of %s is not json.Marshal's (%v):\n%s\n%s", d.AlertID, err, d.Payload, again)
+		}
 		alerts = append(alerts, a)
 	}
 	for _, s := range out.States {
@@ -334,6 +338,19 @@ func TestEventMatching(t *testing.T) {
 			rules:    []schemas.RuleRecord{{ID: "r1", EventType: schemas.TypeRunFailed}, {ID: "r2", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep2"}},
 			inactive: []string{"acme/ep1"},
 			event:    func(tb testing.TB) *schemas.WorkflowEvent { return failed(tb, "run_1", t0) },
+		},
+		{
+			name: "each rule's endpoint decides, whatever the rules before it",
+			rules: []schemas.RuleRecord{
+				{ID: "a", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "b", EventType: schemas.TypeRunFailed},
+				{ID: "c", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "d", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep3"},
+				{ID: "e", EventType: schemas.TypeRunFailed},
+			},
+			inactive: []string{"acme/ep3"},
+			event:    func(tb testing.TB) *schemas.WorkflowEvent { return failed(tb, "run_1", t0) },
+			want:     []string{"b", "e"},
 		},
 		{
 			name:  "error message only when the rule includes it",

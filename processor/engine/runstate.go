@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/exospherehost/exo-alerts/schemas"
 )
@@ -144,10 +145,29 @@ func (r *run) fired() []string {
 
 func (r *run) hasFired(rule string) bool { return slices.Contains(r.fired(), rule) }
 
-// addFired records that duration rule fired for the current attempt.
+// addFired records that duration rule fired for the current attempt. The
+// first few rules' list is allocated with the run's new extra record.
 func (r *run) addFired(rule string) {
 	f := r.fired()
+	if len(f) < len(extFired{}.fired) {
+		b := &extFired{}
+		if r.ext != nil {
+			b.x = *r.ext
+		}
+		n := copy(b.fired[:], f)
+		b.fired[n] = rule
+		b.x.fired = b.fired[: n+1 : n+1]
+		r.ext = &b.x
+		return
+	}
 	r.setExt(func(x *runExtra) { x.fired = append(slices.Clip(f), rule) })
+}
+
+// extFired is a run's extra record with room for its fired list, in one
+// allocation (the list is never changed once set, like the record).
+type extFired struct {
+	x     runExtra
+	fired [3]string
 }
 
 // setExt sets a changed copy of ext (ext is never changed in place); an
@@ -362,8 +382,10 @@ type stateBox struct {
 
 // state is the run as a schemas.RunState, for an output record. What it
 // shares with the run (labels, fired) is never changed.
-func (r *run) state() *schemas.RunState {
-	b := &stateBox{}
+func (r *run) state() *schemas.RunState { return r.stateIn(&stateBox{}) }
+
+// stateIn is state, built in b.
+func (r *run) stateIn(b *stateBox) *schemas.RunState {
 	st := &b.st
 	st.TenantID, st.RunID = r.tenant(), r.runID()
 	st.Attempt = r.attemptN()
@@ -425,7 +447,14 @@ const maxKeyLen = math.MaxUint16
 // (runKey of tenant). ids, when not "", is key followed by startEventID
 // in one string (the caller built them together).
 func newRun(key, tenant, startEventID string) *run {
-	r := &run{startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
+	r := &run{}
+	initRun(r, key, tenant, startEventID)
+	return r
+}
+
+// initRun makes *r newRun's run.
+func initRun(r *run, key, tenant, startEventID string) {
+	*r = run{startedAt: noTime, finishedAt: noTime, lastEventAt: noTime}
 	var longTenant, longKey string
 	if n := len(tenant); n <= maxTenantLen {
 		r.tenantLen = uint8(n)
@@ -444,21 +473,54 @@ func newRun(key, tenant, startEventID string) *run {
 	if longTenant != "" || longKey != "" {
 		r.ext = &runExtra{tenant: longTenant, key: longKey}
 	}
-	return r
 }
 
+// runInline32 and runInline48 are a run allocated with the bytes of its
+// ids (key and started event id) when they fit: one allocation of the size
+// class the run and a separate string would take together (64 + 32 or
+// 64 + 48 bytes), instead of two.
+type (
+	runInline32 struct {
+		r   run
+		ids [32]byte
+	}
+	runInline48 struct {
+		r   run
+		ids [48]byte
+	}
+)
+
 // newRunOf is newRun from a lookup key in *kb: one string holds the key
-// and the started event's id. *kb may grow (it is a scratch buffer) and
-// keeps the key.
+// and the started event's id, allocated with the run when they fit in
+// runInline48. *kb may grow (it is a scratch buffer) and keeps the key.
 func newRunOf(kb *[]byte, tenant, startEventID string) *run {
 	n := len(*kb)
+	var r *run
+	var buf []byte
+	switch total := n + len(startEventID); {
+	case total == 0:
+	case total <= 32:
+		b := &runInline32{}
+		r, buf = &b.r, b.ids[:total]
+	case total <= 48:
+		b := &runInline48{}
+		r, buf = &b.r, b.ids[:total]
+	}
+	if r != nil {
+		copy(buf[copy(buf, *kb):], startEventID)
+		// buf is written only here, before the string exists.
+		ids := unsafe.String(&buf[0], len(buf)) //nolint:gosec // G103: buf is never written after this
+		initRun(r, ids[:n], tenant, "")
+		r.ids = ids
+		return r
+	}
 	if n > maxKeyLen || startEventID == "" {
 		return newRun(string(*kb), tenant, startEventID)
 	}
 	*kb = append(*kb, startEventID...)
 	ids := string(*kb)
 	*kb = (*kb)[:n]
-	r := newRun(ids[:n], tenant, "")
+	r = newRun(ids[:n], tenant, "")
 	r.ids = ids
 	return r
 }

@@ -92,3 +92,33 @@ func TestRunContextsShared(t *testing.T) {
 		t.Fatalf("another run's labels became %v", st.Labels)
 	}
 }
+
+// newRunOf keeps the key, tenant, run id and started event id of a run
+// whatever their lengths: ids stored with the run (up to 32 and up to 48
+// bytes) or in a string of their own (longer), with and without a started
+// event, and leaves the lookup key in the scratch buffer.
+func TestNewRunOfIDs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ tenant, run, start string }{
+		{"a", "r", ""}, {"a", "r", "s"},
+		{"acme", "run_0123456789abcdefghijklm", ""},                 // key of 32 bytes
+		{"acme", "run_0123456789abcdefghijklmn", ""},                // 33
+		{"acme", "run_0123456789", "ev_0123456789a"},                // 19 + 14 = 33
+		{"acme", "run_0123456789", "ev_0123456789abcdefghijklmno"},  // 19 + 29 = 48
+		{"acme", "run_0123456789", "ev_0123456789abcdefghijklmnop"}, // 49
+		{"tenant_" + strings.Repeat("t", 300), "run_1", "ev_1"},     // a tenant longer than maxTenantLen
+	} {
+		kb := keyOf(make([]byte, 0, 8), c.tenant, c.run)
+		key := string(kb)
+		r := newRunOf(&kb, c.tenant, c.start)
+		if string(kb) != key || r.key() != key || r.tenant() != c.tenant || r.runID() != c.run || r.startEventID() != c.start {
+			t.Errorf("%q/%q start %q: key %q tenant %q run %q start %q, buffer %q", c.tenant, c.run, c.start,
+				r.key(), r.tenant(), r.runID(), r.startEventID(), kb)
+		}
+		// A later start replaces the started event's id; the key stays.
+		r.setStartEventID("ev_again")
+		if r.key() != key || r.startEventID() != "ev_again" {
+			t.Errorf("%q after a new start: key %q start %q", key, r.key(), r.startEventID())
+		}
+	}
+}
