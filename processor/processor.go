@@ -194,8 +194,10 @@ type Processor struct {
 	next     map[int32]int64
 	caughtUp map[int32]bool
 	lagAt    time.Time
-	// endedAt is when the last transaction ended (awaitSettled).
-	endedAt time.Time
+	// endedAt is when the last transaction ended; settling is set while
+	// awaitSettled's asker runs.
+	endedAt  time.Time
+	settling atomic.Bool
 	// miskeyedLogged is when a mis-keyed event was last logged.
 	miskeyedLogged time.Time
 	// counts are the event outcomes of the batch in progress: they reach

@@ -7,6 +7,7 @@ package processor
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -136,10 +137,10 @@ func (p *Processor) commitCarried(ctx context.Context, sess *kgo.GroupTransactSe
 // awaitSettled starts waiting, in the background, until the transaction
 // ended last (at p.endedAt) is complete on its coordinator, and returns
 // the function to call before the batch's transaction: with produce true
-// it waits for that, with false (the batch is carried, no transaction) it
-// stops the wait. The wait runs while the batch's tables are synced and
-// its events matched, so when the transaction is complete by then it
-// costs the batch nothing.
+// it waits for that (at most settleMax from now), with false (the batch
+// is carried, no transaction) it stops the wait. The wait runs while the
+// batch's tables are synced and its events matched, so when the
+// transaction is complete by then it costs the batch nothing.
 //
 // Why: with transactions v2 the coordinator answers EndTxn before it has
 // written the commit markers, and the first produce of the next
@@ -155,29 +156,42 @@ func (p *Processor) commitCarried(ctx context.Context, sess *kgo.GroupTransactSe
 // that wait into the few milliseconds the markers take.
 //
 // Best effort: an error (an old broker, no DESCRIBE on the transactional
-// id) or settleMax passing ends the wait, and the produce is held by the
-// broker as before. Exactly-once does not depend on it.
+// id), ctx ending or settleMax passing ends the wait, and the produce is
+// held by the broker as before. Exactly-once does not depend on it.
 func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool)) {
-	if p.endedAt.IsZero() || time.Since(p.endedAt) > settleWindow || p.adm == nil {
+	if p.endedAt.IsZero() || time.Since(p.endedAt) > settleWindow || p.adm == nil || !p.settling.CompareAndSwap(false, true) {
+		// Nothing ended lately, or the previous wait's last request is
+		// still out (a slow broker): one asker at a time.
 		return func(bool) {}
 	}
-	ctx, cancel := context.WithTimeout(ctx, settleMax)
+	start := time.Now()
+	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
+		defer p.settling.Store(false)
 		defer close(done)
-		for p.preparing(ctx) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(settlePoll):
-			}
+		// The requests are not cancelled: kgo gives up the connection of a
+		// request cancelled while its answer is awaited, and that is the
+		// connection the transaction's own requests (TxnOffsetCommit,
+		// EndTxn) use. Only the batch's wait is bounded; the asker stops
+		// after its request in flight.
+		rctx := context.WithoutCancel(ctx)
+		for !stop.Load() && p.preparing(rctx) {
+			time.Sleep(settlePoll)
 		}
 	}()
 	return func(produce bool) {
-		if produce {
-			<-done
+		defer stop.Store(true)
+		if !produce {
+			return
 		}
-		cancel()
+		timer := time.NewTimer(settleMax - time.Since(start))
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
 	}
 }
 
@@ -187,9 +201,7 @@ func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool
 func (p *Processor) preparing(ctx context.Context) bool {
 	state, err := p.txnState(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Debug("transaction state not described; producing without waiting for the previous transaction", "err", err)
-		}
+		p.log.Debug("transaction state not described; producing without waiting for the previous transaction", "err", err)
 		return false
 	}
 	switch state {
