@@ -46,10 +46,10 @@ func TestAwaitSettledAfterCommit(t *testing.T) {
 
 	p.awaitSettled(ctx)(true)
 	testenv.Eventually(t, "the committed transaction complete", func() (bool, string) {
-		state, err := p.txnState(ctx)
+		state, err := p.txnState(ctx, p.adm)
 		return err == nil && state == "CompleteCommit", fmt.Sprintf("state %q, err %v", state, err)
 	})
-	if p.preparing(ctx) {
+	if p.preparing(ctx, p.adm) {
 		t.Fatal("a complete transaction is reported preparing")
 	}
 	// Stopped rather than waited for (the batch is carried): no wait

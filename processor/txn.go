@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -165,6 +166,9 @@ func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool
 		return func(bool) {}
 	}
 	start := time.Now()
+	// The session's admin client, taken now: the asker may outlive the
+	// session by a request, and the next session replaces p.adm.
+	adm := p.adm
 	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
@@ -176,7 +180,7 @@ func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool
 		// EndTxn) use. Only the batch's wait is bounded; the asker stops
 		// after its request in flight.
 		rctx := context.WithoutCancel(ctx)
-		for !stop.Load() && p.preparing(rctx) {
+		for !stop.Load() && p.preparing(rctx, adm) {
 			time.Sleep(settlePoll)
 		}
 	}()
@@ -198,8 +202,8 @@ func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool
 // preparing reports whether the coordinator is still completing the
 // processor's last transaction (writing its markers); false when it
 // cannot tell.
-func (p *Processor) preparing(ctx context.Context) bool {
-	state, err := p.txnState(ctx)
+func (p *Processor) preparing(ctx context.Context, adm *kadm.Client) bool {
+	state, err := p.txnState(ctx, adm)
 	if err != nil {
 		p.log.Debug("transaction state not described; producing without waiting for the previous transaction", "err", err)
 		return false
@@ -213,9 +217,9 @@ func (p *Processor) preparing(ctx context.Context) bool {
 }
 
 // txnState is the state of the processor's transactional id on its
-// coordinator (kadm.DescribedTransaction.State).
-func (p *Processor) txnState(ctx context.Context) (string, error) {
-	described, err := p.adm.DescribeTransactions(ctx, p.cfg.TransactionalID)
+// coordinator (kadm.DescribedTransaction.State), asked through adm.
+func (p *Processor) txnState(ctx context.Context, adm *kadm.Client) (string, error) {
+	described, err := adm.DescribeTransactions(ctx, p.cfg.TransactionalID)
 	if err != nil {
 		return "", fmt.Errorf("describe transaction: %w", err)
 	}
