@@ -194,6 +194,10 @@ type Processor struct {
 	next     map[int32]int64
 	caughtUp map[int32]bool
 	lagAt    time.Time
+	// endedAt is when the last transaction ended; settling is set while
+	// awaitSettled's asker runs.
+	endedAt  time.Time
+	settling atomic.Bool
 	// miskeyedLogged is when a mis-keyed event was last logged.
 	miskeyedLogged time.Time
 	// counts are the event outcomes of the batch in progress: they reach
@@ -619,6 +623,9 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		o.over(p.log)
 		p.m.kafkaDown.Set(0)
 		records := fetches.Records()
+		// Started before the tables are synced so that its round trips
+		// overlap theirs (awaitSettled).
+		settled := p.awaitSettled(ctx)
 		if len(records) > 0 {
 			p.syncTables(ctx)
 		}
@@ -693,6 +700,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			p.carry.add(first, now)
 		}
 		if nothing && !p.carry.due(now, len(records) == 0) {
+			settled(false)
 			p.eng.Commit()
 			p.quota.Commit()
 			p.agg.Commit()
@@ -706,7 +714,9 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 			from = append(from, noEvent)
 		}
 		out, from = p.keepLastStates(out, from)
+		settled(true)
 		committed, err := p.transact(ctx, sess, out, from)
+		p.endedAt = time.Now()
 		if err != nil {
 			p.eng.Abort()
 			p.quota.Abort()

@@ -6,8 +6,11 @@ package processor
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -42,6 +45,17 @@ const (
 	// (a poll returned nothing) before they are committed alone, for the
 	// same reason.
 	minCarry = 50 * time.Millisecond
+	// settleWindow, settlePoll and settleMax shape the wait for the
+	// previous transaction to complete before the next one produces
+	// (awaitSettled). A transaction that ended more than settleWindow ago
+	// is taken as complete; while the coordinator still reports it
+	// preparing, it is asked again every settlePoll; past settleMax the
+	// batch produces all the same. settleMax is above the broker's own
+	// retry backoff (add.partitions.to.txn.retry.backoff.ms, 20 ms): by
+	// then the broker's retry would have been no slower.
+	settleWindow = 100 * time.Millisecond
+	settlePoll   = time.Millisecond
+	settleMax    = 25 * time.Millisecond
 )
 
 // carried is the batches processed since the last transaction that had
@@ -119,6 +133,104 @@ func (p *Processor) commitCarried(ctx context.Context, sess *kgo.GroupTransactSe
 	default:
 		p.m.txns.WithLabelValues("aborted").Inc()
 	}
+}
+
+// awaitSettled starts waiting, in the background, until the transaction
+// ended last (at p.endedAt) is complete on its coordinator, and returns
+// the function to call before the batch's transaction: with produce true
+// it waits for that (at most settleMax from now), with false (the batch
+// is carried, no transaction) it stops the wait. The wait runs while the
+// batch's tables are synced and its events matched, so when the
+// transaction is complete by then it costs the batch nothing.
+//
+// Why: with transactions v2 the coordinator answers EndTxn before it has
+// written the commit markers, and the first produce of the next
+// transaction, if it comes before they are written, is held by the
+// partition leader, which retries adding the partition to the
+// transaction after add.partitions.to.txn.retry.backoff.ms (20 ms by
+// default, Kafka 4.1) — no error reaches the client. In
+// BenchmarkLiveLatency about one batch in twenty came that soon (a batch
+// takes a few milliseconds) and its produce took 20–30 ms instead of 1–2,
+// holding back its alerts and, the loop being sequential, every event
+// that arrived meanwhile. Asking the coordinator (DescribeTransactions)
+// every settlePoll until the transaction is no longer preparing turns
+// that wait into the few milliseconds the markers take.
+//
+// Best effort: an error (an old broker, no DESCRIBE on the transactional
+// id), ctx ending or settleMax passing ends the wait, and the produce is
+// held by the broker as before. Exactly-once does not depend on it.
+func (p *Processor) awaitSettled(ctx context.Context) (settled func(produce bool)) {
+	if p.endedAt.IsZero() || time.Since(p.endedAt) > settleWindow || p.adm == nil || !p.settling.CompareAndSwap(false, true) {
+		// Nothing ended lately, or the previous wait's last request is
+		// still out (a slow broker): one asker at a time.
+		return func(bool) {}
+	}
+	start := time.Now()
+	// The session's admin client, taken now: the asker may outlive the
+	// session by a request, and the next session replaces p.adm.
+	adm := p.adm
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer p.settling.Store(false)
+		defer close(done)
+		// The requests are not cancelled: kgo gives up the connection of a
+		// request cancelled while its answer is awaited, and that is the
+		// connection the transaction's own requests (TxnOffsetCommit,
+		// EndTxn) use. Only the batch's wait is bounded; the asker stops
+		// after its request in flight.
+		rctx := context.WithoutCancel(ctx)
+		for !stop.Load() && p.preparing(rctx, adm) {
+			time.Sleep(settlePoll)
+		}
+	}()
+	return func(produce bool) {
+		defer stop.Store(true)
+		if !produce {
+			return
+		}
+		timer := time.NewTimer(settleMax - time.Since(start))
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// preparing reports whether the coordinator is still completing the
+// processor's last transaction (writing its markers); false when it
+// cannot tell.
+func (p *Processor) preparing(ctx context.Context, adm *kadm.Client) bool {
+	state, err := p.txnState(ctx, adm)
+	if err != nil {
+		p.log.Debug("transaction state not described; producing without waiting for the previous transaction", "err", err)
+		return false
+	}
+	switch state {
+	case "PrepareCommit", "PrepareAbort", "PrepareEpochFence":
+		return true
+	default:
+		return false
+	}
+}
+
+// txnState is the state of the processor's transactional id on its
+// coordinator (kadm.DescribedTransaction.State), asked through adm.
+func (p *Processor) txnState(ctx context.Context, adm *kadm.Client) (string, error) {
+	described, err := adm.DescribeTransactions(ctx, p.cfg.TransactionalID)
+	if err != nil {
+		return "", fmt.Errorf("describe transaction: %w", err)
+	}
+	d, ok := described[p.cfg.TransactionalID]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("describe transaction: %s not in the answer", p.cfg.TransactionalID)
+	case d.Err != nil:
+		return "", fmt.Errorf("describe transaction: %w", d.Err)
+	}
+	return d.State, nil
 }
 
 // stateKey is a run-state record's identity in the changelog.
