@@ -21,15 +21,19 @@
 #   EXO_SECURE_PORT_BASE   ports: base+0 Kafka PLAINTEXT, +1 controller, +2
 #                          SASL_SSL, +3 SSL with client certificates (default
 #                          EXO_KAFKA_PORT + 300, i.e. 19392);
-#                          PostgreSQL on EXO_SECURE_PG_PORT (default EXO_PG_PORT
-#                          + 30, i.e. 55462), so a run on private ports does not
-#                          collide with one on the standard ports
+#                          PostgreSQL on EXO_SECURE_PG_PORT (default base + 10,
+#                          i.e. 19402), so a run on private ports does not
+#                          collide with one on the standard ports. Both stay
+#                          below Linux's ephemeral range (32768-60999): this
+#                          script starts in the middle of a test run, whose
+#                          many client connections could hold a port there
+#                          (a PostgreSQL on 55462 once failed to bind)
 set -euo pipefail
 
 PROG="$(basename -- "${BASH_SOURCE[0]}")"
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 base="${EXO_SECURE_PORT_BASE:-$((${EXO_KAFKA_PORT:-19092} + 300))}"
-pg_port="${EXO_SECURE_PG_PORT:-$((${EXO_PG_PORT:-55432} + 30))}"
+pg_port="${EXO_SECURE_PG_PORT:-$((base + 10))}"
 
 export EXO_STATE_DIR="${EXO_SECURE_STATE_DIR:-${EXO_STATE_DIR:-/tmp/exo-alerts}-secure}"
 export EXO_PG_PORT="$pg_port" EXO_PG_TLS=on
