@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/exospherehost/exo-alerts/internal/kafka"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // benchPipeBatch is the processor's batch cap (maxBatch in processor.go):
@@ -36,10 +37,14 @@ func benchCPU(b *testing.B) time.Duration {
 type benchOutput struct {
 	records int
 	bytes   int64
+	// duration is how many of the records are duration alerts (by their
+	// event-type header; deliveries only).
+	duration int
 }
 
 // benchCountOutput reads topic's committed records up to its high
-// watermark, counting them and their bytes.
+// watermark (read_committed waits there for the last markers), counting
+// them, their bytes and the duration alerts among them.
 func benchCountOutput(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Client, topic string) benchOutput {
 	b.Helper()
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -79,6 +84,9 @@ func benchCountOutput(ctx context.Context, b *testing.B, brokers []string, adm *
 				return
 			}
 			out.records++
+			if kafka.Header(r, schemas.HeaderEventType) == schemas.TypeRunDurationExceeded {
+				out.duration++
+			}
 			out.bytes += int64(len(r.Key) + len(r.Value))
 			for _, h := range r.Headers {
 				out.bytes += int64(len(h.Key) + len(h.Value))

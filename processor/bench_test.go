@@ -390,7 +390,8 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	if matched, unmatched := testenv.Metric(b, reg, "exo_processor_events_total", "outcome", "matched"), testenv.Metric(b, reg, "exo_processor_events_total", "outcome", "unmatched"); matched+unmatched != benchEvents {
 		b.Errorf("events: %v matched + %v unmatched, want %d in all", matched, unmatched, benchEvents)
 	}
-	res.deliveries, res.durationAlerts = benchCountDeliveries(ctx, b, brokers, adm, topics.Deliveries)
+	res.outDeliveries = benchCountOutput(ctx, b, brokers, adm, topics.Deliveries)
+	res.deliveries, res.durationAlerts = res.outDeliveries.records, res.outDeliveries.duration
 	if res.deliveries == 0 || res.deliveries != res.wantDeliveries || res.durationAlerts != res.wantDuration {
 		b.Errorf("deliveries: %d (%d duration alerts), the rule mix predicts %d (%d)",
 			res.deliveries, res.durationAlerts, res.wantDeliveries, res.wantDuration)
@@ -398,7 +399,6 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 
 	// The comparator: a raw transactional pipe writing, per event, what the
 	// processor wrote per event in this op.
-	res.outDeliveries = benchCountOutput(ctx, b, brokers, adm, topics.Deliveries)
 	res.outStates = benchCountOutput(ctx, b, brokers, adm, topics.RunState)
 	res.pipeEvents, res.pipeTime, res.pipeCPU = benchPipe(ctx, b, brokers, adm, topics.Prefix, topics.Events, specs,
 		topics.Deliveries, topics.RunState, benchShape(res.outDeliveries, res.outStates))
@@ -479,52 +479,4 @@ func benchWaitCommitted(ctx context.Context, b *testing.B, adm *kadm.Client, gro
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// benchCountDeliveries reads the committed deliveries up to the high
-// watermark (read_committed waits there for the last markers), counting them and the duration alerts among them.
-func benchCountDeliveries(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Client, topic string) (total, duration int) {
-	b.Helper()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	pending := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			pending[o.Partition] = o.Offset
-		}
-	})
-	cl, err := kgo.NewClient(append(kafka.ClientOpts(brokers, nil),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	for len(pending) > 0 {
-		f := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			b.Fatalf("read %d deliveries; partitions not read to their end: %v", total, pending)
-		}
-		f.EachRecord(func(r *kgo.Record) {
-			if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
-				delete(pending, r.Partition)
-			}
-			if r.Offset >= ends[topic][r.Partition].Offset || r.Attrs.IsControl() {
-				return
-			}
-			total++
-			if kafka.Header(r, "exo-event-type") == schemas.TypeRunDurationExceeded {
-				duration++
-			}
-		})
-	}
-	return total, duration
 }
