@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) error {
 	root := fs.String("root", ".", "repository root (for deploy/local's scripts)")
 	bin := fs.String("bin", "bin/exo-alerts", "the exo-alerts binary to drill")
 	state := fs.String("state-dir", "/tmp/exo-drill", "private state dir: PostgreSQL, Kafka, component logs")
-	pgPort := fs.Int("pg-port", 55442, "port of the drill's own PostgreSQL")
+	pgPort := fs.Int("pg-port", 19194, "port of the drill's own PostgreSQL (below the ephemeral port range: the drill starts after the tests, whose client connections may still hold ports there)")
 	kPort := fs.Int("kafka-port", 19192, "port of the drill's own Kafka broker")
 	kcPort := fs.Int("kafka-controller-port", 19193, "controller port of the drill's own Kafka broker")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(drill.ScenarioNames, ",")+")")
