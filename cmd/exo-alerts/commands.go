@@ -65,8 +65,14 @@ EXO_KEYRING, EXO_*). Run "exo-alerts <command> -h" for the flags of a command an
 the variables it reads; docs/operations.md ("Environment variables") lists them all.
 `
 
+// run runs the command line args (without the program's name). A mistake
+// in it is a usage error (exit status 2) found before anything is read or
+// sent; help asked for is printed on stdout and is a success.
 func run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		return usageErr("no command given\n\n%s", strings.TrimSuffix(usage, "\n"))
+	}
+	if isHelpWord(args[0]) {
 		fmt.Print(usage)
 		return nil
 	}
@@ -77,7 +83,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	fn, ok := cmds[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+		return usageErr("unknown command %q (exo-alerts -h lists the commands)", args[0])
 	}
 	if err := fn(ctx, args[1:]); !isHelp(err) {
 		return err
@@ -89,7 +95,12 @@ func cmdDev(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address of the API, dashboard and demo receiver")
 	kafkaPort := fs.Int("kafka-port", 9092, "port of the in-process Kafka broker (when KAFKA_BROKERS is not set)")
+	fs.Usage = commandUsage(fs, "dev [flags]", "Runs the control plane, processor, dispatcher, recorder and a demo receiver in one\n"+
+		"process on embedded defaults: a throwaway Postgres without DATABASE_URL, an in-process\nKafka without KAFKA_BROKERS (make run).")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(noArgs(fs), checkAddr("dev", "addr", *addr, false), checkRange("dev", "kafka-port", *kafkaPort, 1, 65535)); err != nil {
 		return err
 	}
 	env := &config.Env{}
@@ -116,7 +127,11 @@ func cmdDev(ctx context.Context, args []string) error {
 func cmdControlplane(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("controlplane", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	fs.Usage = commandUsage(fs, "controlplane [flags]", "Runs the REST API, the dashboard, the outbox relay and (EXO_CONTROLPLANE_RECORDER=on)\na recorder.")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(noArgs(fs), checkAddr("controlplane", "addr", *addr, false)); err != nil {
 		return err
 	}
 	env := &config.Env{}
@@ -223,7 +238,11 @@ func recorderConfig(env *config.Env, c config.Common) recorder.Config {
 func cmdRecorder(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("recorder", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9103", "listen address of /metrics (empty: off)")
+	fs.Usage = commandUsage(fs, "recorder [flags]", "Runs the recorder: delivery history, rule errors, rules disabled on 404/410, retention.")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(noArgs(fs), checkAddr("recorder", "metrics-addr", *metricsAddr, true)); err != nil {
 		return err
 	}
 	env := &config.Env{}
@@ -286,7 +305,11 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, re
 func cmdProcessor(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("processor", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9101", "listen address of /metrics (empty: off)")
+	fs.Usage = commandUsage(fs, "processor [flags]", "Runs the stream processor: workflow events in, alerts out, exactly once.")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(noArgs(fs), checkAddr("processor", "metrics-addr", *metricsAddr, true)); err != nil {
 		return err
 	}
 	env := &config.Env{}
@@ -323,8 +346,13 @@ func cmdProcessor(ctx context.Context, args []string) error {
 func cmdDispatcher(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9102", "listen address of /metrics (empty: off)")
-	timeout := fs.Duration("attempt-timeout", 10*time.Second, "timeout of one delivery attempt")
+	timeout := fs.Duration("attempt-timeout", 10*time.Second, "timeout of one delivery attempt (100ms–1h)")
+	fs.Usage = commandUsage(fs, "dispatcher [flags]", "Runs the webhook dispatcher: delivers alerts, retries them, dead-letters them.")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(noArgs(fs), checkAddr("dispatcher", "metrics-addr", *metricsAddr, true),
+		checkDuration("dispatcher", "attempt-timeout", *timeout, 100*time.Millisecond, time.Hour)); err != nil {
 		return err
 	}
 	env := &config.Env{}
@@ -369,17 +397,13 @@ func cmdMigrate(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), migrateUsage+"\n\n"+
 			"up applies every pending migration, down rolls back the newest applied one, status lists them.")
 	}
-	var verb string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		verb, args = args[0], args[1:]
-	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || (verb != "up" && verb != "down" && verb != "status") {
-		return errors.New(migrateUsage)
+	if _, err := verb(fs, "migrate", migrateUsage, map[string]int{"up": 0, "down": 0, "status": 0}); err != nil {
+		return err
 	}
-	args = []string{verb}
+	args = fs.Args()
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true})
 	if err := env.Err(); err != nil {
@@ -434,13 +458,16 @@ func (l labelFlag) Set(s string) error {
 	return nil
 }
 
+// emitTypes are the event types emit sends: those the processor acts on.
+var emitTypes = []string{schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed}
+
 func cmdEmit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("emit", flag.ContinueOnError)
 	env := &config.Env{}
 	brokers := fs.String("brokers", env.String("KAFKA_BROKERS", ""), "Kafka brokers (default $KAFKA_BROKERS, else 127.0.0.1:9092)")
 	prefix := fs.String("topic-prefix", env.String("EXO_TOPIC_PREFIX", kafka.DefaultPrefix), "topic prefix")
 	tenant := fs.String("tenant", "demo", "tenant id")
-	typ := fs.String("type", schemas.TypeRunFailed, "event type: workflow.run.started|succeeded|failed")
+	typ := fs.String("type", schemas.TypeRunFailed, "event type: "+strings.Join(emitTypes, ", "))
 	workflow := fs.String("workflow", "nightly-etl", "workflow name")
 	workflowID := fs.String("workflow-id", "", "workflow id (default wf_<name>)")
 	runID := fs.String("run", "", "run id (default: random)")
@@ -448,15 +475,56 @@ func cmdEmit(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 90*time.Second, "run duration (terminal events)")
 	errCode := fs.String("error-code", "NODE_ERRORED", "error code (failed events)")
 	errMsg := fs.String("error-message", "node load failed", "error message (failed events)")
-	count := fs.Int("count", 1, "number of events (each with its own run id unless -run is set)")
+	count := fs.Int("count", 1, "number of events, 1–100000 (each with its own run id unless -run is set)")
 	binary := fs.Bool("binary", false, "use the CloudEvents binary content mode")
 	labels := labelFlag{}
 	fs.Var(labels, "label", "label key=value (repeatable)")
+	fs.Usage = commandUsage(fs, "emit [flags]", "Produces test workflow events to the events topic. Every event is judged as the\n"+
+		"processor judges it (exo-alerts validate) before anything is sent: an invalid one sends nothing.")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !slices.Contains(emitTypes, *typ) {
+		return usageErr("emit: --type %q: want one of %s", *typ, strings.Join(emitTypes, ", "))
+	}
+	if err := errors.Join(noArgs(fs), checkTenant("emit", "--tenant", *tenant), checkRange("emit", "count", *count, 1, 100000),
+		checkDuration("emit", "duration", *duration, 0, 365*24*time.Hour)); err != nil {
 		return err
 	}
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
+	}
+	topic := kafka.NewTopics(*prefix).Events
+	recs := make([]*kgo.Record, 0, *count)
+	lines := make([]string, 0, *count)
+	for range *count {
+		ev := workload.Event(workload.Spec{
+			Tenant: *tenant, Type: *typ, WorkflowName: *workflow, WorkflowID: *workflowID, RunID: *runID, EventID: *eventID,
+			Duration: *duration, ErrorCode: *errCode, ErrorMessage: *errMsg, Labels: labels,
+		})
+		build := workload.Record
+		if *binary {
+			build = workload.BinaryRecord
+		}
+		rec, err := build(topic, ev)
+		if err != nil {
+			return err
+		}
+		// The processor's own judgement, so that emit never sends what it
+		// would put on the invalid topic.
+		checked, reason, problems := processor.CheckRecord(rec, processor.CheckOptions{})
+		if checked == nil {
+			if len(problems) == 0 || len(problems) == 1 && problems[0] == reason {
+				return usageErr("emit: the event would be invalid: %s", printable(reason))
+			}
+			for i, p := range problems {
+				problems[i] = "  " + printable(p)
+			}
+			return usageErr("emit: the event would be invalid (%s):\n%s", printable(reason), strings.Join(problems, "\n"))
+		}
+		recs = append(recs, rec)
+		lines = append(lines, fmt.Sprintf("%s tenant=%s workflow=%s run=%s id=%s",
+			checked.Type, checked.TenantID, checked.Data.Workflow.Name, checked.Data.Run.ID, checked.ID))
 	}
 	security := env.KafkaOpts(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err := env.Err(); err != nil {
@@ -473,27 +541,14 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	topic := kafka.NewTopics(*prefix).Events
-	for i := 0; i < *count; i++ {
-		ev := workload.Event(workload.Spec{
-			Tenant: *tenant, Type: *typ, WorkflowName: *workflow, WorkflowID: *workflowID, RunID: *runID, EventID: *eventID,
-			Duration: *duration, ErrorCode: *errCode, ErrorMessage: *errMsg, Labels: labels,
-		})
-		build := workload.Record
-		if *binary {
-			build = workload.BinaryRecord
-		}
-		rec, err := build(topic, ev)
-		if err != nil {
-			return err
-		}
+	for i, rec := range recs {
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = workload.Produce(pctx, cl, rec)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("%w (is Kafka reachable at %s?)", err, *brokers)
 		}
-		fmt.Printf("emitted %s tenant=%s workflow=%s run=%s id=%s\n", ev.Type, ev.TenantID, ev.Data.Workflow.Name, ev.Data.Run.ID, ev.ID)
+		fmt.Printf("emitted %s\n", lines[i])
 	}
 	return nil
 }
@@ -504,21 +559,9 @@ const keyCmdUsage = `usage: exo-alerts apikey create --tenant T [--name N] [--ro
        exo-alerts apikey revoke <id>`
 
 func cmdAPIKey(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(keyCmdUsage)
-	}
-	if err := groupHelp("apikey", keyCmdUsage, args); err != nil {
-		return err
-	}
-	switch args[0] {
-	case "create":
-		return cmdAPIKeyCreate(ctx, args[1:])
-	case "list":
-		return cmdAPIKeyList(ctx, args[1:])
-	case "revoke":
-		return cmdAPIKeyRevoke(ctx, args[1:])
-	}
-	return errors.New(keyCmdUsage)
+	return subcommand(ctx, "apikey", keyCmdUsage, args, map[string]func(context.Context, []string) error{
+		"create": cmdAPIKeyCreate, "list": cmdAPIKeyList, "revoke": cmdAPIKeyRevoke,
+	})
 }
 
 // connectDB loads the configuration a command that needs only Postgres
@@ -537,14 +580,30 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 	tenant := fs.String("tenant", "", "tenant id (created if new)")
 	name := fs.String("name", "cli", "name of the key")
 	role := fs.String("role", controlplane.RoleAdmin, "admin (read and write) or viewer (read only) of the tenant; ingest: only sends the tenant's events (POST /v1/events); operator: the rollout and quota APIs only, no tenant")
+	fs.Usage = commandUsage(fs, "apikey create --tenant T [--name N] [--role admin|viewer|ingest]\n       exo-alerts apikey create --role operator [--name N]",
+		"Mints an API key (shown once; stored hashed), creating the tenant if it is new.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	roles := []string{controlplane.RoleAdmin, controlplane.RoleViewer, controlplane.RoleIngest, controlplane.RoleOperator}
 	switch {
+	case !slices.Contains(roles, *role):
+		return usageErr("apikey create: --role %q: want one of %s", *role, strings.Join(roles, ", "))
 	case *role == controlplane.RoleOperator && *tenant != "":
-		return errors.New("apikey create: an operator key belongs to no tenant: leave out --tenant")
+		return usageErr("apikey create: an operator key belongs to no tenant: leave out --tenant")
 	case *role != controlplane.RoleOperator && *tenant == "":
-		return errors.New("apikey create: --tenant is required")
+		return usageErr("apikey create: --tenant is required\n%s", keyCmdUsage)
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *tenant != "" {
+		if err := checkTenant("apikey create", "--tenant", *tenant); err != nil {
+			return err
+		}
+	}
+	if err := checkName("apikey create", "name", *name); err != nil {
+		return err
 	}
 	pool, err := connectDB(ctx)
 	if err != nil {
@@ -567,11 +626,17 @@ func cmdAPIKeyCreate(ctx context.Context, args []string) error {
 func cmdAPIKeyList(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey list", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "only the keys of this tenant (default: every tenant)")
+	fs.Usage = commandUsage(fs, "apikey list [--tenant T]", "Lists the API keys (never the keys themselves: their first characters).")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return errors.New("usage: exo-alerts apikey list [--tenant T]")
+	if err := nArgs(fs, 0, "usage: exo-alerts apikey list [--tenant T]"); err != nil {
+		return err
+	}
+	if *tenant != "" {
+		if err := checkTenant("apikey list", "--tenant", *tenant); err != nil {
+			return err
+		}
 	}
 	pool, err := connectDB(ctx)
 	if err != nil {
@@ -602,13 +667,19 @@ func cmdAPIKeyList(ctx context.Context, args []string) error {
 
 func cmdAPIKeyRevoke(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apikey revoke", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: exo-alerts apikey revoke <id>\n\nRevokes the API key <id> (key_…, as apikey list shows it): the API refuses it from then on.")
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: exo-alerts apikey revoke <id>")
+	if err := nArgs(fs, 1, "usage: exo-alerts apikey revoke <id>"); err != nil {
+		return err
 	}
 	id := fs.Arg(0)
+	if !apiKeyIDRE.MatchString(id) {
+		return usageErr("apikey revoke: %q is not an API key id (key_ and 20 characters, as exo-alerts apikey list shows it)", id)
+	}
 	pool, err := connectDB(ctx)
 	if err != nil {
 		return err
@@ -628,28 +699,26 @@ const keyringUsage = `usage: exo-alerts keyring generate [--id ID]
        exo-alerts keyring reencrypt`
 
 func cmdKeyring(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(keyringUsage)
-	}
-	if err := groupHelp("keyring", keyringUsage, args); err != nil {
-		return err
-	}
-	switch args[0] {
-	case "generate":
-		return cmdKeyringGenerate(args[1:])
-	case "reencrypt":
-		return cmdKeyringReencrypt(ctx, args[1:])
-	}
-	return errors.New(keyringUsage)
+	return subcommand(ctx, "keyring", keyringUsage, args, map[string]func(context.Context, []string) error{
+		"generate": cmdKeyringGenerate, "reencrypt": cmdKeyringReencrypt,
+	})
 }
 
-func cmdKeyringGenerate(args []string) error {
+func cmdKeyringGenerate(_ context.Context, args []string) error {
 	fs := flag.NewFlagSet("keyring generate", flag.ContinueOnError)
-	id := fs.String("id", "k"+time.Now().UTC().Format("20060102"), "key id")
+	id := fs.String("id", "k"+time.Now().UTC().Format("20060102"), "key id: 1–32 letters, digits, '_' or '-'")
+	fs.Usage = commandUsage(fs, "keyring generate [--id ID]", "Prints a key ring of one new random key, for EXO_KEYRING (put it first to encrypt with it).")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Println(keyring.Generate(*id))
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	ring := keyring.Generate(*id)
+	if _, err := keyring.Parse(ring); err != nil {
+		return usageErr("keyring generate: --id %q: want 1–32 letters, digits, '_' or '-'", *id)
+	}
+	fmt.Println(ring)
 	return nil
 }
 
@@ -666,8 +735,8 @@ func cmdKeyringReencrypt(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return errors.New("usage: exo-alerts keyring reencrypt")
+	if err := nArgs(fs, 0, "usage: exo-alerts keyring reencrypt"); err != nil {
+		return err
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true, Keyring: true})
@@ -694,24 +763,32 @@ const quarantineUsage = "usage: exo-alerts quarantine list [--limit N] | replay 
 // recorder record is produced again to its topic, an outbox row is handed
 // back to the relay.
 func cmdQuarantine(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(quarantineUsage)
-	}
-	fs, rest := verbFlagSet("quarantine", args)
+	fs := verbFlagSet("quarantine", args)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), quarantineUsage+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	limit := fs.Int("limit", 50, "list: at most this many records of each source, newest first")
-	if err := parse(fs, rest); err != nil {
+	limit := fs.Int("limit", 50, "list: at most this many records of each source, newest first (1–10000)")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.Name() == "quarantine" {
-		return errors.New(quarantineUsage) // flags before the verb
+	v, err := verb(fs, "quarantine", quarantineUsage, map[string]int{"list": 0, "replay": 1})
+	if err != nil {
+		return err
 	}
-	outboxID, isOutbox := strings.CutPrefix(fs.Arg(0), "outbox:")
+	if err := checkRange("quarantine "+v, "limit", *limit, 1, 10000); err != nil {
+		return err
+	}
+	arg := fs.Arg(1)
+	outboxID, isOutbox := strings.CutPrefix(arg, "outbox:")
+	var id int64
+	if v == "replay" {
+		if id, err = strconv.ParseInt(outboxID, 10, 64); err != nil || id < 1 {
+			return usageErr("quarantine replay: %q is not the id of a quarantined record (a number, or outbox:<number>, as quarantine list shows it)", arg)
+		}
+	}
 	env := &config.Env{}
-	c := config.Load(env, config.Needs{Database: true, Kafka: args[0] == "replay" && !isOutbox})
+	c := config.Load(env, config.Needs{Database: true, Kafka: v == "replay" && !isOutbox})
 	if err := env.Err(); err != nil {
 		return err
 	}
@@ -722,7 +799,7 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 	defer pool.Close()
 	db := store.New(pool, "")
 	switch {
-	case args[0] == "list" && fs.NArg() == 0:
+	case v == "list":
 		recs, err := db.ListQuarantined(ctx, *limit)
 		if err != nil {
 			return err
@@ -751,21 +828,13 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 				size, q.QuarantinedAt.UTC().Format(time.RFC3339), q.Reason)
 		}
 		return tw.Flush()
-	case args[0] == "replay" && fs.NArg() == 1 && isOutbox:
-		id, err := strconv.ParseInt(outboxID, 10, 64)
-		if err != nil {
-			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
-		}
+	case isOutbox:
 		if err := db.ReplayQuarantinedOutbox(ctx, id); err != nil {
 			return err
 		}
 		fmt.Printf("released quarantined outbox row %d; the relay publishes it again\n", id)
 		return nil
-	case args[0] == "replay" && fs.NArg() == 1:
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-		if err != nil {
-			return fmt.Errorf("quarantine replay: id %q: %w", fs.Arg(0), err)
-		}
+	default:
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ProducerLinger(0)}, c.KafkaOpts...)...)
 		if err != nil {
 			return err
@@ -782,5 +851,4 @@ func cmdQuarantine(ctx context.Context, args []string) error {
 		fmt.Printf("replayed quarantined record %d\n", id)
 		return nil
 	}
-	return errors.New(quarantineUsage)
 }

@@ -19,10 +19,11 @@ func main() {
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee):
-		// A command that chose its exit status (validate: 1 some events
-		// invalid, 2 usage).
-		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "exo-alerts:", ee.msg)
+		// A command that chose its exit status (2: a usage error;
+		// validate: 1 some events invalid). Its message is printed here
+		// only, once (errors.Join: every problem found).
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "exo-alerts:", msg)
 		}
 		os.Exit(ee.code)
 	case err != nil:

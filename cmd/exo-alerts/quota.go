@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -44,20 +43,36 @@ func quotaEnv(env *config.Env) (tenant, global int64) {
 // cmdQuota shows and changes the tenants' delivery quota overrides in
 // Postgres (as the API's operator keys do, with actor cli).
 func cmdQuota(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(quotaUsage)
-	}
-	fs, rest := verbFlagSet("quota", args)
+	fs := verbFlagSet("quota", args)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), quotaUsage+"\n\n"+quotaHelp+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	wait := fs.Duration("wait", 10*time.Second, "set, clear: how long to wait for a control plane's relay to publish the change")
-	if err := parse(fs, rest); err != nil {
+	wait := fs.Duration("wait", 10*time.Second, "set, clear: how long to wait for a control plane's relay to publish the change (0s–1h)")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.Name() == "quota" {
-		return errors.New(quotaUsage) // flags before the verb
+	v, err := verb(fs, "quota", quotaUsage, map[string]int{"list": 0, "set": 2, "clear": 1})
+	if err != nil {
+		return err
+	}
+	if err := checkDuration("quota "+v, "wait", *wait, 0, time.Hour); err != nil {
+		return err
+	}
+	args = fs.Args()[1:] // the verb's arguments
+	var perMinute *int64
+	switch v {
+	case "set":
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || n < 0 {
+			return usageErr("quota set: %q is not a number of alerts per minute (>= 0; 0: unlimited)\n%s", args[1], quotaUsage)
+		}
+		perMinute = &n
+		fallthrough
+	case "clear":
+		if err := checkTenant("quota "+v, "tenant", args[0]); err != nil {
+			return err
+		}
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true})
@@ -65,34 +80,22 @@ func cmdQuota(ctx context.Context, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	want := map[string]int{"list": 0, "set": 2, "clear": 1}
-	if n, ok := want[args[0]]; !ok || fs.NArg() != n {
-		return errors.New(quotaUsage)
-	}
-	var perMinute *int64
-	if args[0] == "set" {
-		n, err := strconv.ParseInt(fs.Arg(1), 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("quota set: %q is not a number of alerts per minute (>= 0; 0: unlimited)\n%s", fs.Arg(1), quotaUsage)
-		}
-		perMinute = &n
-	}
 	pool, err := postgres.Connect(ctx, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if args[0] == "list" {
+	if v == "list" {
 		return quotaList(ctx, pool, tenantDefault, global)
 	}
-	tenant := fs.Arg(0)
+	tenant := args[0]
 	what := fmt.Sprintf("tenant %s: no override (the default applies)", tenant)
 	if perMinute != nil {
 		what = fmt.Sprintf("tenant %s: %s", tenant, capText(*perMinute, "unlimited"))
 	}
 	changed, xid, err := controlplane.SetTenantQuota(ctx, pool, c.Topics, tenant, perMinute)
 	if err != nil {
-		return fmt.Errorf("quota %s: %w", args[0], err)
+		return fmt.Errorf("quota %s: %w", v, err)
 	}
 	if !changed {
 		fmt.Printf("%s already; nothing changed\n", what)
@@ -101,7 +104,7 @@ func cmdQuota(ctx context.Context, args []string) error {
 	published, err := controlplane.WaitPublished(ctx, pool, xid, *wait)
 	switch {
 	case err != nil:
-		return fmt.Errorf("quota %s: stored (%s), but its publication could not be checked: %w", args[0], what, err)
+		return fmt.Errorf("quota %s: stored (%s), but its publication could not be checked: %w", v, what, err)
 	case published:
 		fmt.Printf("%s (stored, audited and published to %s)\n", what, c.Topics.TenantLimits)
 	default:

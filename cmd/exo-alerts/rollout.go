@@ -32,32 +32,42 @@ by a running control plane's outbox relay.`
 // cmdRollout shows and changes the rollout in Postgres (as the API's
 // operator keys do, with actor cli).
 func cmdRollout(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return errors.New(rolloutUsage)
-	}
-	fs, rest := verbFlagSet("rollout", args)
+	fs := verbFlagSet("rollout", args)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), rolloutUsage+"\n\n"+rolloutHelp+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	limit := fs.Int("limit", 1000, "list: at most this many tenants; history: this many changes, newest first")
+	limit := fs.Int("limit", 1000, "list: at most this many tenants; history: this many changes, newest first (1–100000)")
 	explicit := fs.Bool("explicit", false, "list: only the tenants with an explicit state")
-	wait := fs.Duration("wait", 10*time.Second, "set, clear, default: how long to wait for a control plane's relay to publish the change")
-	if err := parse(fs, rest); err != nil {
+	wait := fs.Duration("wait", 10*time.Second, "set, clear, default: how long to wait for a control plane's relay to publish the change (0s–1h)")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.Name() == "rollout" {
-		return errors.New(rolloutUsage) // flags before the verb
+	v, err := verb(fs, "rollout", rolloutUsage, map[string]int{"list": 0, "history": 0, "set": 2, "clear": 1, "default": 1})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(checkRange("rollout "+v, "limit", *limit, 1, 100000), checkDuration("rollout "+v, "wait", *wait, 0, time.Hour)); err != nil {
+		return err
+	}
+	args = fs.Args()[1:] // the verb's arguments
+	switch v {
+	case "set", "clear":
+		if err := checkTenant("rollout "+v, "tenant", args[0]); err != nil {
+			return err
+		}
+	}
+	switch v {
+	case "set", "default":
+		if _, err := rollout.Parse(args[len(args)-1]); err != nil {
+			return usageErr("rollout %s: state %q: want off, beta or ga", v, args[len(args)-1])
+		}
 	}
 	env := &config.Env{}
 	c := config.Load(env, config.Needs{Database: true})
 	seed := rollout.SeedOf(env.List("EXO_TENANTS"))
 	if err := env.Err(); err != nil {
 		return err
-	}
-	want := map[string]int{"list": 0, "history": 0, "set": 2, "clear": 1, "default": 1}
-	if n, ok := want[args[0]]; !ok || fs.NArg() != n {
-		return errors.New(rolloutUsage)
 	}
 	pool, err := postgres.Connect(ctx, c.DatabaseURL)
 	if err != nil {
@@ -69,23 +79,23 @@ func cmdRollout(ctx context.Context, args []string) error {
 		xid     string
 		what    string
 	)
-	switch args[0] {
+	switch v {
 	case "list":
 		return rolloutList(ctx, store.New(pool, ""), seed, *limit, *explicit)
 	case "history":
 		return rolloutHistory(ctx, store.New(pool, ""), *limit)
 	case "set":
-		changed, xid, err = controlplane.SetTenantRollout(ctx, pool, c.Topics, fs.Arg(0), fs.Arg(1))
-		what = fmt.Sprintf("tenant %s: %s", fs.Arg(0), fs.Arg(1))
+		changed, xid, err = controlplane.SetTenantRollout(ctx, pool, c.Topics, args[0], args[1])
+		what = fmt.Sprintf("tenant %s: %s", args[0], args[1])
 	case "clear":
-		changed, xid, err = controlplane.SetTenantRollout(ctx, pool, c.Topics, fs.Arg(0), "")
-		what = fmt.Sprintf("tenant %s: no explicit state (follows the default)", fs.Arg(0))
+		changed, xid, err = controlplane.SetTenantRollout(ctx, pool, c.Topics, args[0], "")
+		what = fmt.Sprintf("tenant %s: no explicit state (follows the default)", args[0])
 	case "default":
-		changed, xid, err = controlplane.SetRolloutDefault(ctx, pool, c.Topics, fs.Arg(0))
-		what = "default: " + fs.Arg(0)
+		changed, xid, err = controlplane.SetRolloutDefault(ctx, pool, c.Topics, args[0])
+		what = "default: " + args[0]
 	}
 	if err != nil {
-		return fmt.Errorf("rollout %s: %w", args[0], err)
+		return fmt.Errorf("rollout %s: %w", v, err)
 	}
 	if !changed {
 		fmt.Printf("%s already; nothing changed\n", what)
@@ -94,7 +104,7 @@ func cmdRollout(ctx context.Context, args []string) error {
 	published, err := controlplane.WaitPublished(ctx, pool, xid, *wait)
 	switch {
 	case err != nil:
-		return fmt.Errorf("rollout %s: stored (%s), but its publication could not be checked: %w", args[0], what, err)
+		return fmt.Errorf("rollout %s: stored (%s), but its publication could not be checked: %w", v, what, err)
 	case published:
 		fmt.Printf("%s (stored, audited and published to %s)\n", what, c.Topics.Tenants)
 	default:

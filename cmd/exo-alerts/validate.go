@@ -17,19 +17,6 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// exitError ends the binary with code; its message, if any, is printed.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e *exitError) Error() string { return e.msg }
-
-// usageErr is a usage error of validate (exit status 2).
-func usageErr(format string, args ...any) error {
-	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
-}
-
 const validateUsage = `Usage: exo-alerts validate [flags] [file ...]
 
 Judges workflow events exactly as the processor does (the same decoder) and
@@ -49,12 +36,11 @@ Flags:
 
 // cmdValidate is `exo-alerts validate`.
 func cmdValidate(_ context.Context, args []string) error {
-	return validate(args, os.Stdin, os.Stdout, os.Stderr)
+	return validate(args, os.Stdin, os.Stdout)
 }
 
-func validate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func validate(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	format := fs.String("format", "auto", "input format: auto, event, batch or dump")
 	strict := fs.Bool("strict-keys", false, "judge dump records' keys as EXO_PROCESSOR_STRICT_KEYS=on does")
 	maxBytes := fs.Int("max-bytes", processor.MaxEventBytes, "largest event accepted, in bytes (the processor's limit)")
@@ -62,13 +48,9 @@ func validate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), validateUsage)
 		fs.PrintDefaults()
-		printEnv(fs.Output(), fs.Name())
 	}
-	if err := fs.Parse(args); err != nil {
-		if isHelp(err) {
-			return err
-		}
-		return &exitError{code: 2} // the flag package printed why
+	if err := parseTo(fs, args, stdout); err != nil {
+		return err
 	}
 	switch *format {
 	case "auto", "event", "batch", "dump":

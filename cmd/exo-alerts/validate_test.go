@@ -18,16 +18,15 @@ import (
 // status the binary would end with.
 func validateOut(t *testing.T, stdin string, args ...string) (string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	err := validate(args, strings.NewReader(stdin), &out, &errOut)
+	var out bytes.Buffer
+	err := validate(args, strings.NewReader(stdin), &out)
 	code := 0
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code
 		out.WriteString(ee.msg)
-	case isHelp(err):
-		out.Write(errOut.Bytes())
+	case isHelp(err): // the help is on stdout
 	case err != nil:
 		t.Fatalf("validate %q: %v", args, err)
 	}

@@ -67,8 +67,8 @@ func cmdVersion(_ context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("usage: exo-alerts version (no arguments; got %q)", fs.Args())
+	if err := nArgs(fs, 0, "usage: exo-alerts version"); err != nil {
+		return err
 	}
 	fmt.Printf("exo-alerts %s %s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
