@@ -392,7 +392,7 @@ func cmdDispatcher(ctx context.Context, args []string) error {
 const migrateUsage = "usage: exo-alerts migrate up|down|status"
 
 func cmdMigrate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs := verbFlagSet("migrate", args)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), migrateUsage+"\n\n"+
 			"up applies every pending migration, down rolls back the newest applied one, status lists them.")
@@ -514,13 +514,14 @@ func cmdEmit(ctx context.Context, args []string) error {
 		// would put on the invalid topic.
 		checked, reason, problems := processor.CheckRecord(rec, processor.CheckOptions{})
 		if checked == nil {
-			if len(problems) == 0 || len(problems) == 1 && problems[0] == reason {
-				return usageErr("emit: the event would be invalid: %s", printable(reason))
+			// As exo-alerts validate prints it.
+			msg := "emit: the event would be invalid: " + printable(firstLine(reason, problems))
+			if len(problems) > 1 || len(problems) == 1 && problems[0] != reason {
+				for _, p := range problems {
+					msg += "\n  " + printable(p)
+				}
 			}
-			for i, p := range problems {
-				problems[i] = "  " + printable(p)
-			}
-			return usageErr("emit: the event would be invalid (%s):\n%s", printable(reason), strings.Join(problems, "\n"))
+			return usageErr("%s", msg)
 		}
 		recs = append(recs, rec)
 		lines = append(lines, fmt.Sprintf("%s tenant=%s workflow=%s run=%s id=%s",
