@@ -336,7 +336,7 @@ func (s *Server) newAPI() huma.API {
 		"operator": {Type: "http", Scheme: "bearer", Description: "An operator's API key (role operator, no tenant), minted with `exo-alerts apikey create --role operator`: the rollout and quota APIs only."},
 		"ingest":   {Type: "http", Scheme: "bearer", Description: "A tenant's API key of role ingest (`exo-alerts apikey create --tenant <id> --role ingest`), which may only send events (POST /v1/events); an admin key may send them too."},
 	}
-	cfg.DocsPath = "/docs"
+	s.serveDocs(&cfg) // /docs: docs.go
 	api := humago.New(s.mux, cfg)
 	s.http.track(api.OpenAPI())
 	api.UseMiddleware(s.http.middleware, withRequestID, s.authenticate(api))
