@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -494,6 +495,16 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if *brokers == "" {
 		*brokers = "127.0.0.1:9092"
 	}
+	seeds := kafka.SplitBrokers(*brokers)
+	badSeed := len(seeds) == 0
+	for _, b := range seeds {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			badSeed = true
+		}
+	}
+	if badSeed {
+		return usageErr("emit: --brokers (default: KAFKA_BROKERS) %q: want comma-separated host:port", *brokers)
+	}
 	topic := kafka.NewTopics(*prefix).Events
 	recs := make([]*kgo.Record, 0, *count)
 	lines := make([]string, 0, *count)
@@ -531,7 +542,7 @@ func cmdEmit(ctx context.Context, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kafka.SplitBrokers(*brokers)...), kgo.ProducerLinger(0)}, security...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ProducerLinger(0)}, security...)...)
 	if err != nil {
 		return err
 	}

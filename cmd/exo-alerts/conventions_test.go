@@ -320,6 +320,8 @@ func TestBadValuesRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"emit", "--tenant", "a b"}, `emit: --tenant "a b": a tenant id is 1–63 letters`},
 		{[]string{"emit", "--tenant", strings.Repeat("t", 64)}, "a tenant id is 1–63 letters"},
 		{[]string{"emit", "--count", "0"}, "emit: --count 0: want 1–100000"},
+		{[]string{"emit", "--brokers", "kafka"}, `emit: --brokers (default: KAFKA_BROKERS) "kafka": want comma-separated host:port`},
+		{[]string{"emit", "--brokers", " , "}, `emit: --brokers (default: KAFKA_BROKERS) " , ": want comma-separated host:port`},
 		{[]string{"emit", "--duration", "-1s"}, "emit: --duration -1s"},
 		{[]string{"emit", "--label", "nokey"}, `invalid value "nokey" for flag -label: want key=value`},
 		{[]string{"emit", "--label", "env=" + strings.Repeat("x", 300)}, "emit: the event would be invalid: schema (1 problem)\n  /data/labels/env: must be at most 256 characters long"},
