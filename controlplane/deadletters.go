@@ -40,15 +40,18 @@ type deadLetterListIn struct {
 	Until      time.Time `query:"until" doc:"Only dead letters that died before this time (RFC 3339)"`
 	Replayed   string    `query:"replayed" enum:"true,false" doc:"true: only replayed ones; false: only ones not replayed"`
 	Cursor     string    `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit      int       `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit      int       `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
+}
+
+// DeadLetterList is a page of the tenant's dead letters (GET /v1/dead-letters).
+type DeadLetterList struct {
+	Items      []*DeadLetter `json:"items" doc:"Dead letters, latest death first"`
+	NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 }
 
 type deadLetterListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*DeadLetter `json:"items" doc:"Dead letters, latest death first"`
-		NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body DeadLetterList
 }
 
 // ReplayedDeadLetter answers the replay of one dead letter.

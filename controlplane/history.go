@@ -54,19 +54,22 @@ type Delivery struct {
 	Payload      json.RawMessage   `json:"payload,omitempty" doc:"The webhook payload v1 of the alert (only when one alert is fetched)"`
 }
 
+// DeliveryList is a page of the delivery history of a rule or an endpoint.
+type DeliveryList struct {
+	Items      []*Delivery `json:"items" doc:"Alerts, newest first"`
+	NextCursor string      `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
+}
+
 type deliveryListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*Delivery `json:"items" doc:"Alerts, newest first"`
-		NextCursor string      `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body DeliveryList
 }
 
 type deliveryListIn struct {
-	ID      string `path:"id" maxLength:"64"`
+	ID      string `path:"id" maxLength:"64" doc:"The resource's id"`
 	Outcome string `query:"outcome" enum:"pending,delivered,retry,endpoint_gone,dead" doc:"Only alerts whose latest attempt had this outcome (pending: no attempt yet)"`
 	Cursor  string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit   int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit   int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
 }
 
 type alertIDIn struct {
@@ -106,7 +109,9 @@ func (s *Server) registerHistory(api huma.API) {
 	})
 	huma.Register(api, huma.Operation{
 		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/deliveries/{alert_id}", Tags: []string{"Delivery history"},
-		Summary: "Get an alert with its payload and every delivery attempt", Security: sec, Errors: []int{401, 404},
+		Summary:     "Get an alert with its payload and every delivery attempt",
+		Description: "One alert by its id (the webhook-id its deliveries carry): the payload sent, its status and every recorded attempt with the answer's status code, latency and an excerpt of its body.",
+		Security:    sec, Errors: []int{401, 404},
 	}, s.getDelivery)
 	huma.Register(api, huma.Operation{
 		OperationID: "redeliver", Method: http.MethodPost, Path: "/v1/deliveries/{alert_id}/redeliver", Tags: []string{"Delivery history"},

@@ -55,15 +55,18 @@ type noticeListIn struct {
 	State        string `query:"state" enum:"open,resolved" doc:"open: not resolved (dead_letters and quota_exceeded stay open); resolved: ended"`
 	Acknowledged string `query:"acknowledged" enum:"true,false" doc:"true: only acknowledged ones; false: only those nobody acknowledged yet"`
 	Cursor       string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit        int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit        int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
+}
+
+// NoticeList is a page of the tenant's health notices (GET /v1/notices).
+type NoticeList struct {
+	Items      []*Notice `json:"items" doc:"Notices, newest first"`
+	NextCursor string    `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 }
 
 type noticeListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*Notice `json:"items" doc:"Notices, newest first"`
-		NextCursor string    `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body NoticeList
 }
 
 type noticeIDIn struct {
@@ -115,7 +118,9 @@ func (s *Server) registerNotices(api huma.API) {
 	}, s.acknowledgeNotice)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-notice-settings", Method: http.MethodGet, Path: "/v1/notice-settings", Tags: []string{"Health notices"},
-		Summary: "Show where health notices are delivered", Security: sec, Errors: []int{401},
+		Summary:     "Show where health notices are delivered",
+		Description: "The endpoint that receives the tenant's health notices as signed tenant.notice deliveries, and the kinds sent there; no endpoint means notices show in the API and dashboard only.",
+		Security:    sec, Errors: []int{401},
 	}, s.getNoticeSettings)
 	huma.Register(api, huma.Operation{
 		OperationID: "put-notice-settings", Method: http.MethodPut, Path: "/v1/notice-settings", Tags: []string{"Health notices"},
