@@ -204,3 +204,36 @@ func TestRuleEndpointIDAndItsFormerName(t *testing.T) {
 		t.Errorf("list filtering on two different endpoints: %d, want 400", status)
 	}
 }
+
+// The notice settings name their endpoint endpoint_id too, and take and
+// answer webhook_endpoint_id, the former name, as well.
+func TestNoticeSettingsEndpointID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	epA := b.webhookID(t, b.adminKey)
+	epC := b.webhookID(t, b.adminKey)
+	for _, c := range []struct{ body, want string }{
+		{`{"endpoint_id":"` + epA + `"}`, epA},
+		{`{"webhook_endpoint_id":"` + epC + `"}`, epC},
+		{`{"endpoint_id":"` + epA + `","webhook_endpoint_id":"` + epA + `"}`, epA},
+	} {
+		status, _, got := b.do(t, "PUT", "/v1/notice-settings", b.adminKey, c.body)
+		if status != 200 || got["endpoint_id"] != c.want || got["webhook_endpoint_id"] != c.want {
+			t.Errorf("PUT %s: %d %v, want endpoint_id and webhook_endpoint_id %s", c.body, status, got, c.want)
+		}
+	}
+	for _, c := range []struct{ body, location string }{
+		{`{"endpoint_id":"` + epA + `","webhook_endpoint_id":"` + epC + `"}`, "body.webhook_endpoint_id"},
+		{`{"endpoint_id":"whk_nope"}`, "body.endpoint_id"},
+		{`{"webhook_endpoint_id":"whk_nope"}`, "body.webhook_endpoint_id"},
+	} {
+		status, _, got := b.do(t, "PUT", "/v1/notice-settings", b.adminKey, c.body)
+		raw, _ := json.Marshal(got["errors"])
+		if status != 422 || !strings.Contains(string(raw), `"location":"`+c.location+`"`) {
+			t.Errorf("PUT %s: %d %v, want 422 at %s", c.body, status, got, c.location)
+		}
+	}
+	if _, _, got := b.do(t, "GET", "/v1/notice-settings", b.viewKey, ""); got["endpoint_id"] != epA {
+		t.Errorf("GET /v1/notice-settings after refused PUTs: %v, want endpoint_id %s", got, epA)
+	}
+}

@@ -1933,6 +1933,11 @@ type NoticeSettings struct {
 	// Examples: https://example.com/schemas/NoticeSettings.json
 	Schema *string `json:"$schema,omitempty"`
 
+	// EndpointId The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only
+	//
+	// Examples: wh_01JD5N
+	EndpointId nullable.Nullable[string] `json:"endpoint_id"`
+
 	// Kinds The kinds delivered there
 	//
 	// Examples: ["rule_disabled","endpoint_unhealthy","dead_letters","quota_exceeded"]
@@ -1944,9 +1949,10 @@ type NoticeSettings struct {
 	// Version Incremented on every change; 0 if never set
 	Version int64 `json:"version"`
 
-	// WebhookEndpointId The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only
+	// WebhookEndpointId Deprecated: the same value as endpoint_id, under its former name; read endpoint_id.
 	//
 	// Examples: wh_01JD5N
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	WebhookEndpointId nullable.Nullable[string] `json:"webhook_endpoint_id"`
 }
 
@@ -1957,14 +1963,20 @@ type NoticeSettingsPut struct {
 	// Examples: https://example.com/schemas/NoticeSettingsPut.json
 	Schema *string `json:"$schema,omitempty"`
 
+	// EndpointId An active webhook endpoint of yours, or null (or absent) for none
+	//
+	// Examples: wh_01JD5N
+	EndpointId nullable.Nullable[string] `json:"endpoint_id,omitempty"`
+
 	// Kinds The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent: all of them
 	//
 	// Examples: ["rule_disabled","endpoint_unhealthy"]
 	Kinds *[]string `json:"kinds,omitempty"`
 
-	// WebhookEndpointId An active webhook endpoint of yours, or null for none
+	// WebhookEndpointId Deprecated: the former name of endpoint_id, still accepted (it must then equal endpoint_id if both are sent).
 	//
 	// Examples: wh_01JD5N
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	WebhookEndpointId nullable.Nullable[string] `json:"webhook_endpoint_id,omitempty"`
 }
 
