@@ -118,21 +118,30 @@ func run(ctx context.Context, api, key, target string) (*result, error) {
 	// Update the first with If-Match: the ETag of a GET.
 	id := ids[0]
 	got, err := c.GetAlertRuleWithResponse(ctx, id)
-	if err != nil || got.JSON200 == nil {
-		return nil, fmt.Errorf("get rule: %v %s", err, getAnswer(got))
+	if err != nil {
+		return nil, fmt.Errorf("get rule: %w", err)
+	}
+	if got.JSON200 == nil {
+		return nil, fmt.Errorf("get rule: %d %s", got.StatusCode(), got.Body)
 	}
 	etag := got.HTTPResponse.Header.Get("ETag")
 	upd, err := c.UpdateAlertRuleWithApplicationMergePatchPlusJSONBodyWithResponse(ctx, id, &UpdateAlertRuleParams{IfMatch: &etag},
 		UpdateAlertRuleApplicationMergePatchPlusJSONRequestBody{Name: ptr("go client rule, renamed"), Severity: nullable.NewNullableWithValue(AlertRulePatchSeverityCritical)})
-	if err != nil || upd.JSON200 == nil || upd.JSON200.Name != "go client rule, renamed" || upd.JSON200.Severity != AlertRuleSeverityCritical ||
+	if err != nil {
+		return nil, fmt.Errorf("patch with If-Match: %w", err)
+	}
+	if upd.JSON200 == nil || upd.JSON200.Name != "go client rule, renamed" || upd.JSON200.Severity != AlertRuleSeverityCritical ||
 		upd.JSON200.Condition != `labels.env == "prod"` {
-		return nil, fmt.Errorf("patch with If-Match %s: %v %s", etag, err, updateAnswer(upd))
+		return nil, fmt.Errorf("patch with If-Match %s: %d %s", etag, upd.StatusCode(), upd.Body)
 	}
 	// The old ETag no longer matches.
 	stale, err := c.UpdateAlertRuleWithApplicationMergePatchPlusJSONBodyWithResponse(ctx, id, &UpdateAlertRuleParams{IfMatch: &etag},
 		UpdateAlertRuleApplicationMergePatchPlusJSONRequestBody{Name: ptr("lost update")})
-	if err != nil || stale.StatusCode() != http.StatusPreconditionFailed {
-		return nil, fmt.Errorf("patch with the stale If-Match %s: %v %s, want 412", etag, err, updateAnswer(stale))
+	if err != nil {
+		return nil, fmt.Errorf("patch with the stale If-Match: %w", err)
+	}
+	if stale.StatusCode() != http.StatusPreconditionFailed {
+		return nil, fmt.Errorf("patch with the stale If-Match %s: %d %s, want 412", etag, stale.StatusCode(), stale.Body)
 	}
 
 	// Clear the condition and the description with null.
@@ -141,27 +150,14 @@ func run(ctx context.Context, api, key, target string) (*result, error) {
 	reset.Condition.SetNull()
 	reset.Description.SetNull()
 	cleared, err := c.UpdateAlertRuleWithApplicationMergePatchPlusJSONBodyWithResponse(ctx, id, &UpdateAlertRuleParams{IfMatch: &etag}, reset)
-	if err != nil || cleared.JSON200 == nil || cleared.JSON200.Condition != "" || cleared.JSON200.Description != "" ||
+	if err != nil {
+		return nil, fmt.Errorf("patch clearing condition and description: %w", err)
+	}
+	if cleared.JSON200 == nil || cleared.JSON200.Condition != "" || cleared.JSON200.Description != "" ||
 		cleared.JSON200.Name != "go client rule, renamed" || cleared.JSON200.EndpointId != endpoint {
-		return nil, fmt.Errorf("patch clearing condition and description: %v %s", err, updateAnswer(cleared))
+		return nil, fmt.Errorf("patch clearing condition and description: %d %s", cleared.StatusCode(), cleared.Body)
 	}
 	return &result{EndpointID: endpoint, RuleIDs: ids, Patched: id, Version: cleared.JSON200.Version}, nil
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// getAnswer and updateAnswer are an answer's status and body for an error
-// message (nil when the request failed).
-func getAnswer(r *GetAlertRuleResponse) string {
-	if r == nil {
-		return "(no answer)"
-	}
-	return fmt.Sprintf("%d %s", r.StatusCode(), r.Body)
-}
-
-func updateAnswer(r *UpdateAlertRuleResponse) string {
-	if r == nil {
-		return "(no answer)"
-	}
-	return fmt.Sprintf("%d %s", r.StatusCode(), r.Body)
-}

@@ -24,7 +24,9 @@ type problem struct {
 	severity, rule, where, message string
 }
 
-func (p problem) String() string { return fmt.Sprintf("%s %s at %s: %s", p.severity, p.rule, p.where, p.message) }
+func (p problem) String() string {
+	return fmt.Sprintf("%s %s at %s: %s", p.severity, p.rule, p.where, p.message)
+}
 
 // redocly lints doc with Redocly CLI and .redocly.yaml (the recommended
 // ruleset) and returns its errors and warnings.
