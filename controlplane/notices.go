@@ -88,7 +88,7 @@ type NoticeSettings struct {
 type NoticeSettingsPut struct {
 	EndpointID        *string  `json:"endpoint_id" required:"false" maxLength:"64" doc:"An active webhook endpoint of yours, or null (or absent) for none" example:"wh_01JD5N"`
 	WebhookEndpointID *string  `json:"webhook_endpoint_id" required:"false" maxLength:"64" deprecated:"true" doc:"Deprecated: the former name of endpoint_id, still accepted (it must then equal endpoint_id if both are sent)." example:"wh_01JD5N"`
-	Kinds             []string `json:"kinds,omitempty" required:"false" maxItems:"4" uniqueItems:"true" doc:"The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent: all of them" example:"[\"rule_disabled\",\"endpoint_unhealthy\"]"`
+	Kinds             []string `json:"kinds,omitempty" required:"false" nullable:"true" maxItems:"4" uniqueItems:"true" doc:"The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent or null: all of them" example:"[\"rule_disabled\",\"endpoint_unhealthy\"]"`
 }
 
 type noticeSettingsOut struct{ Body *NoticeSettings }

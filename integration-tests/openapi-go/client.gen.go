@@ -1968,10 +1968,10 @@ type NoticeSettingsPut struct {
 	// Examples: wh_01JD5N
 	EndpointId nullable.Nullable[string] `json:"endpoint_id,omitempty"`
 
-	// Kinds The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent: all of them
+	// Kinds The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent or null: all of them
 	//
 	// Examples: ["rule_disabled","endpoint_unhealthy"]
-	Kinds *[]string `json:"kinds,omitempty"`
+	Kinds nullable.Nullable[[]string] `json:"kinds,omitempty"`
 
 	// WebhookEndpointId Deprecated: the former name of endpoint_id, still accepted (it must then equal endpoint_id if both are sent).
 	//
