@@ -51,7 +51,7 @@ func (s *Server) finishDocument(oapi *huma.OpenAPI) {
 	if base == "" {
 		base = DefaultPublicURL
 	}
-	oapi.Servers = []*huma.Server{{URL: base, Description: "The control plane (`exo-alerts dev` or `exo-alerts controlplane`); EXO_PUBLIC_URL names it for a deployment"}}
+	oapi.Servers = []*huma.Server{{URL: base, Description: "The control plane: `exo-alerts dev` (or `exo-alerts controlplane`) listens here by default"}}
 	used := map[string]bool{}
 	for _, item := range oapi.Paths {
 		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Patch} {
