@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -152,7 +153,7 @@ func (s *Server) documentWebhooks(oapi *huma.OpenAPI) {
 			Security:    []map[string][]string{{"webhookSignature": {}}},
 			Parameters:  headers,
 			RequestBody: &huma.RequestBody{Required: true, Description: "The webhook payload v1, type " + d.typ, Content: map[string]*huma.MediaType{
-				"application/json": {Schema: body},
+				"application/json": {Schema: body, Example: webhookExample(d.typ)},
 			}},
 			Responses: answers,
 		}}
@@ -251,4 +252,58 @@ func resolve(js, root map[string]any) map[string]any {
 		out["description"] = d
 	}
 	return out
+}
+
+// webhookExample is an example payload of a delivery of type typ.
+func webhookExample(typ string) schemas.WebhookPayload {
+	at := time.Date(2026, 11, 28, 10, 2, 0, 123e6, time.UTC)
+	started, finished := at.Add(-84*time.Second), at
+	duration := int64(84000)
+	p := schemas.WebhookPayload{Type: typ, Timestamp: at, Data: schemas.PayloadData{
+		AlertID: "alrt_5e0b9c4a1d2f3e4a5b6c7d8e9f0a1b2c", TenantID: "acme",
+		Rule:     schemas.RuleRef{ID: "rul_p2k8d7s1m4n6b3v9c5x0", Name: "ETL failures"},
+		Event:    schemas.EventRef{ID: "01JDQ8M3Z6X4W2V9T7R5P3N1K2", Type: typ, OccurredAt: at},
+		Workflow: schemas.Workflow{ID: "wf_9", Name: "nightly-etl"},
+		Run:      schemas.PayloadRun{ID: "run_125", Status: "failed", StartedAt: &started, FinishedAt: &finished, DurationMS: &duration},
+		Error:    &schemas.PayloadError{Code: "NODE_ERRORED"},
+		Labels:   map[string]string{"env": "prod"},
+	}}
+	d := &p.Data
+	switch typ {
+	case schemas.TypeRunSucceeded:
+		d.Run.Status, d.Error = "succeeded", nil
+	case schemas.TypeRunStarted:
+		d.Run = schemas.PayloadRun{ID: "run_125", Status: "running", StartedAt: &started}
+		d.Error = nil
+	case schemas.TypeRunDurationExceeded:
+		threshold := int64(900000)
+		d.Run = schemas.PayloadRun{ID: "run_125", Status: "running", StartedAt: &started, DurationMS: &threshold}
+		d.Error, d.ThresholdMS = nil, &threshold
+	case schemas.TypeAlertFiring, schemas.TypeAlertResolved:
+		matched, threshold := int64(3), 3
+		d.Rule.Name = "nightly-etl keeps failing"
+		d.Event.Type = schemas.TypeRunFailed
+		d.Aggregate = &schemas.PayloadAggregate{IncidentID: "inc_9f86d081884c7d659a2feaa0c55ad015", Kind: schemas.RuleKindCount,
+			State: schemas.AggregateStateFiring, Group: map[string]string{"workflow.name": "nightly-etl"}, WindowMS: 900000,
+			Threshold: &threshold, Value: schemas.PayloadAggregateValue{Matched: &matched}, FiringSince: at}
+		if typ == schemas.TypeAlertResolved {
+			resolved, reason, zero := at.Add(25*time.Minute), schemas.ResolveReasonConditionFalse, int64(0)
+			d.Aggregate.State, d.Aggregate.ResolvedAt, d.Aggregate.ResolveReason = "resolved", &resolved, &reason
+			d.Aggregate.Value.Matched = &zero
+			p.Timestamp, d.Event.OccurredAt = resolved, resolved
+		}
+	case schemas.TypeTenantNotice:
+		rule, endpoint := "rul_p2k8d7s1m4n6b3v9c5x0", "whk_k3jd8f2m1q9x7c4v5b6n"
+		d.Rule = schemas.RuleRef{ID: schemas.NoticeRuleID, Name: "Health notice"}
+		d.Event = schemas.EventRef{ID: "ntc_3fc9b689459d738f8c88a3a48aa9e335", Type: typ, OccurredAt: at}
+		d.Workflow, d.Run, d.Error, d.Labels = schemas.Workflow{ID: "-", Name: "-"}, schemas.PayloadRun{ID: "-"}, nil, map[string]string{}
+		d.Notice = &schemas.PayloadNotice{ID: "ntc_3fc9b689459d738f8c88a3a48aa9e335", Kind: "rule_disabled",
+			Title: `Rule "ETL failures" was disabled: its endpoint answered 410 Gone`, RuleID: &rule, EndpointID: &endpoint, Count: 1, CreatedAt: at}
+	case schemas.TypeWebhookTest:
+		d.Rule = schemas.RuleRef{ID: schemas.TestRuleID, Name: "Test delivery"}
+		d.Event = schemas.EventRef{ID: "test_9c4a1d2f3e4a5b6c", Type: typ, OccurredAt: at}
+		d.Workflow = schemas.Workflow{ID: "exosphere-test", Name: "Test delivery from Exosphere Alerts"}
+		d.Run, d.Error, d.Labels = schemas.PayloadRun{ID: "test_9c4a1d2f3e4a5b6c", Status: "test"}, nil, map[string]string{}
+	}
+	return p
 }
