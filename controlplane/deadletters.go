@@ -23,7 +23,7 @@ type DeadLetter struct {
 	AlertID    string     `json:"alert_id" doc:"The alert's id (webhook-id)" example:"alrt_ca978112ca1bbdcafac231b39a23dc4d"`
 	RuleID     string     `json:"rule_id" doc:"Rule that fired (\"test\" for a test delivery)"`
 	EndpointID string     `json:"endpoint_id" doc:"Endpoint the alert was for"`
-	EventType  string     `json:"event_type" doc:"Alert type"`
+	EventType  string     `json:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" doc:"The type of delivery"`
 	WorkflowID string     `json:"workflow_id" doc:"Workflow of the run the alert is about"`
 	RunID      string     `json:"run_id" doc:"Run the alert is about"`
 	Attempts   int        `json:"attempts" doc:"Attempts made before it was dead-lettered"`

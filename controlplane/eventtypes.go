@@ -13,7 +13,7 @@ import (
 
 // EventType is an alert type a rule can watch, as GET /v1/event-types shows it.
 type EventType struct {
-	Type                   string           `json:"type" example:"workflow.run.failed"`
+	Type                   string           `json:"type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" example:"workflow.run.failed"`
 	Description            string           `json:"description"`
 	NeedsDurationThreshold bool             `json:"needs_duration_threshold" doc:"Whether a rule of this type needs duration_threshold (and no other type takes one)"`
 	Fields                 []ConditionField `json:"fields" doc:"The fields a condition can use that this type of event fills in"`
@@ -41,7 +41,7 @@ type GroupByPath struct {
 
 // DeliveryType is a type of delivery a receiver can get.
 type DeliveryType struct {
-	Type        string `json:"type" example:"workflow.alert.firing"`
+	Type        string `json:"type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" example:"workflow.alert.firing"`
 	Description string `json:"description"`
 }
 

@@ -42,7 +42,7 @@ type Delivery struct {
 	AlertID      string            `json:"alert_id" doc:"The alert's id: the webhook-id header, the same on every retry, redelivery and replay (deduplicate on it)" example:"alrt_ca978112ca1bbdcafac231b39a23dc4d"`
 	RuleID       string            `json:"rule_id" doc:"Rule that fired (\"test\" for a test delivery)"`
 	EndpointID   string            `json:"endpoint_id" doc:"Endpoint the alert is delivered to"`
-	EventType    string            `json:"event_type" doc:"Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)"`
+	EventType    string            `json:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" doc:"Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)"`
 	WorkflowID   string            `json:"workflow_id" doc:"Workflow of the run the alert is about"`
 	WorkflowName string            `json:"workflow_name" doc:"Name of that workflow"`
 	RunID        string            `json:"run_id" doc:"Run the alert is about"`

@@ -274,6 +274,78 @@ func (e ConditionFieldType) Valid() bool {
 	}
 }
 
+// Defines values for DeadLetterEventType.
+const (
+	DeadLetterEventTypeTenantNotice                DeadLetterEventType = "tenant.notice"
+	DeadLetterEventTypeWebhookTest                 DeadLetterEventType = "webhook.test"
+	DeadLetterEventTypeWorkflowAlertFiring         DeadLetterEventType = "workflow.alert.firing"
+	DeadLetterEventTypeWorkflowAlertResolved       DeadLetterEventType = "workflow.alert.resolved"
+	DeadLetterEventTypeWorkflowRunDurationExceeded DeadLetterEventType = "workflow.run.duration_exceeded"
+	DeadLetterEventTypeWorkflowRunFailed           DeadLetterEventType = "workflow.run.failed"
+	DeadLetterEventTypeWorkflowRunStarted          DeadLetterEventType = "workflow.run.started"
+	DeadLetterEventTypeWorkflowRunSucceeded        DeadLetterEventType = "workflow.run.succeeded"
+)
+
+// Valid indicates whether the value is a known member of the DeadLetterEventType enum.
+func (e DeadLetterEventType) Valid() bool {
+	switch e {
+	case DeadLetterEventTypeTenantNotice:
+		return true
+	case DeadLetterEventTypeWebhookTest:
+		return true
+	case DeadLetterEventTypeWorkflowAlertFiring:
+		return true
+	case DeadLetterEventTypeWorkflowAlertResolved:
+		return true
+	case DeadLetterEventTypeWorkflowRunDurationExceeded:
+		return true
+	case DeadLetterEventTypeWorkflowRunFailed:
+		return true
+	case DeadLetterEventTypeWorkflowRunStarted:
+		return true
+	case DeadLetterEventTypeWorkflowRunSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryEventType.
+const (
+	DeliveryEventTypeTenantNotice                DeliveryEventType = "tenant.notice"
+	DeliveryEventTypeWebhookTest                 DeliveryEventType = "webhook.test"
+	DeliveryEventTypeWorkflowAlertFiring         DeliveryEventType = "workflow.alert.firing"
+	DeliveryEventTypeWorkflowAlertResolved       DeliveryEventType = "workflow.alert.resolved"
+	DeliveryEventTypeWorkflowRunDurationExceeded DeliveryEventType = "workflow.run.duration_exceeded"
+	DeliveryEventTypeWorkflowRunFailed           DeliveryEventType = "workflow.run.failed"
+	DeliveryEventTypeWorkflowRunStarted          DeliveryEventType = "workflow.run.started"
+	DeliveryEventTypeWorkflowRunSucceeded        DeliveryEventType = "workflow.run.succeeded"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryEventType enum.
+func (e DeliveryEventType) Valid() bool {
+	switch e {
+	case DeliveryEventTypeTenantNotice:
+		return true
+	case DeliveryEventTypeWebhookTest:
+		return true
+	case DeliveryEventTypeWorkflowAlertFiring:
+		return true
+	case DeliveryEventTypeWorkflowAlertResolved:
+		return true
+	case DeliveryEventTypeWorkflowRunDurationExceeded:
+		return true
+	case DeliveryEventTypeWorkflowRunFailed:
+		return true
+	case DeliveryEventTypeWorkflowRunStarted:
+		return true
+	case DeliveryEventTypeWorkflowRunSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryStatus.
 const (
 	DeliveryStatusDead         DeliveryStatus = "dead"
@@ -319,6 +391,69 @@ func (e DeliveryAttemptOutcome) Valid() bool {
 	case DeliveryAttemptOutcomeEndpointGone:
 		return true
 	case DeliveryAttemptOutcomeRetry:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryTypeType.
+const (
+	DeliveryTypeTypeTenantNotice                DeliveryTypeType = "tenant.notice"
+	DeliveryTypeTypeWebhookTest                 DeliveryTypeType = "webhook.test"
+	DeliveryTypeTypeWorkflowAlertFiring         DeliveryTypeType = "workflow.alert.firing"
+	DeliveryTypeTypeWorkflowAlertResolved       DeliveryTypeType = "workflow.alert.resolved"
+	DeliveryTypeTypeWorkflowRunDurationExceeded DeliveryTypeType = "workflow.run.duration_exceeded"
+	DeliveryTypeTypeWorkflowRunFailed           DeliveryTypeType = "workflow.run.failed"
+	DeliveryTypeTypeWorkflowRunStarted          DeliveryTypeType = "workflow.run.started"
+	DeliveryTypeTypeWorkflowRunSucceeded        DeliveryTypeType = "workflow.run.succeeded"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryTypeType enum.
+func (e DeliveryTypeType) Valid() bool {
+	switch e {
+	case DeliveryTypeTypeTenantNotice:
+		return true
+	case DeliveryTypeTypeWebhookTest:
+		return true
+	case DeliveryTypeTypeWorkflowAlertFiring:
+		return true
+	case DeliveryTypeTypeWorkflowAlertResolved:
+		return true
+	case DeliveryTypeTypeWorkflowRunDurationExceeded:
+		return true
+	case DeliveryTypeTypeWorkflowRunFailed:
+		return true
+	case DeliveryTypeTypeWorkflowRunStarted:
+		return true
+	case DeliveryTypeTypeWorkflowRunSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventTypeType.
+const (
+	EventTypeTypeWorkflowRunDurationExceeded EventTypeType = "workflow.run.duration_exceeded"
+	EventTypeTypeWorkflowRunFailed           EventTypeType = "workflow.run.failed"
+	EventTypeTypeWorkflowRunFinished         EventTypeType = "workflow.run.finished"
+	EventTypeTypeWorkflowRunStarted          EventTypeType = "workflow.run.started"
+	EventTypeTypeWorkflowRunSucceeded        EventTypeType = "workflow.run.succeeded"
+)
+
+// Valid indicates whether the value is a known member of the EventTypeType enum.
+func (e EventTypeType) Valid() bool {
+	switch e {
+	case EventTypeTypeWorkflowRunDurationExceeded:
+		return true
+	case EventTypeTypeWorkflowRunFailed:
+		return true
+	case EventTypeTypeWorkflowRunFinished:
+		return true
+	case EventTypeTypeWorkflowRunStarted:
+		return true
+	case EventTypeTypeWorkflowRunSucceeded:
 		return true
 	default:
 		return false
@@ -1475,8 +1610,8 @@ type DeadLetter struct {
 	// EndpointId Endpoint the alert was for
 	EndpointId string `json:"endpoint_id"`
 
-	// EventType Alert type
-	EventType string `json:"event_type"`
+	// EventType The type of delivery
+	EventType DeadLetterEventType `json:"event_type"`
 
 	// LastError Class and text of the last failure
 	LastError string `json:"last_error"`
@@ -1493,6 +1628,9 @@ type DeadLetter struct {
 	// WorkflowId Workflow of the run the alert is about
 	WorkflowId string `json:"workflow_id"`
 }
+
+// DeadLetterEventType The type of delivery
+type DeadLetterEventType string
 
 // DeadLetterList defines model for DeadLetterList.
 type DeadLetterList struct {
@@ -1576,7 +1714,7 @@ type Delivery struct {
 	EndpointId string `json:"endpoint_id"`
 
 	// EventType Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)
-	EventType string `json:"event_type"`
+	EventType DeliveryEventType `json:"event_type"`
 
 	// Payload The webhook payload v1 of the alert (only when one alert is fetched)
 	Payload *WebhookPayload `json:"payload,omitempty"`
@@ -1599,6 +1737,9 @@ type Delivery struct {
 	// WorkflowName Name of that workflow
 	WorkflowName string `json:"workflow_name"`
 }
+
+// DeliveryEventType Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)
+type DeliveryEventType string
 
 // DeliveryStatus Outcome of the latest attempt; pending when no attempt is recorded yet
 type DeliveryStatus string
@@ -1655,8 +1796,11 @@ type DeliveryType struct {
 	Description string `json:"description"`
 
 	// Type Examples: workflow.alert.firing
-	Type string `json:"type"`
+	Type DeliveryTypeType `json:"type"`
 }
+
+// DeliveryTypeType Examples: workflow.alert.firing
+type DeliveryTypeType string
 
 // ErrorDetail defines model for ErrorDetail.
 type ErrorDetail struct {
@@ -1730,8 +1874,11 @@ type EventType struct {
 	RuleKinds []string `json:"rule_kinds"`
 
 	// Type Examples: workflow.run.failed
-	Type string `json:"type"`
+	Type EventTypeType `json:"type"`
 }
+
+// EventTypeType Examples: workflow.run.failed
+type EventTypeType string
 
 // EventTypeCatalog defines model for EventTypeCatalog.
 type EventTypeCatalog struct {
