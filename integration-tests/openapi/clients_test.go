@@ -132,7 +132,7 @@ func typeScriptClient(t *testing.T, env []string) []byte {
 	doc, _ := filepath.Abs(document)
 	bin := func(name string) string { return filepath.Join(modules, ".bin", name) }
 	// Members with a default are optional to send: the server fills them in.
-	if out, err := command(dir, time.Minute, bin("openapi-typescript"), doc, "--default-non-nullable=false", "-o", "api.d.ts"); err != nil {
+	if out, err := commandEnv(dir, time.Minute, quiet, bin("openapi-typescript"), doc, "--default-non-nullable=false", "-o", "api.d.ts"); err != nil {
 		t.Fatalf("openapi-typescript: %v\n%s", err, out)
 	}
 	if out, err := command(dir, time.Minute, bin("tsc"), "-p", "."); err != nil {

@@ -16,6 +16,10 @@ import (
 // TestOpenAPIIsCommitted keeps it equal to what the server serves).
 const document = "../../docs/openapi.json"
 
+// quiet keeps the npm tools from reporting usage or looking for updates:
+// a test sends nothing anywhere.
+var quiet = []string{"REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true", "NO_UPDATE_NOTIFIER=1"}
+
 // lintTimeout bounds one linter's run.
 const lintTimeout = 2 * time.Minute
 
@@ -99,6 +103,7 @@ func lint(t *testing.T, bin string, args ...string) (stdout, stderr []byte) {
 	defer cancel()
 	var o, e bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), quiet...)
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Run(); err != nil {
 		if _, ok := err.(*exec.ExitError); !ok || ctx.Err() != nil { //nolint:errorlint // the type of Run's own error, never wrapped
