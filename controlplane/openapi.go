@@ -15,7 +15,8 @@ import (
 
 // The OpenAPI document is linted by Redocly's recommended ruleset and
 // Spectral's spectral:oas in make test (integration-tests/openapi), and
-// clients are generated from it (integration-tests/openapi-go, openapi-ts).
+// clients are generated from it (integration-tests/openapi-go, and the
+// TypeScript client of integration-tests/openapi).
 // What the operations share is filled in here, after they are registered.
 
 // Arrays are never null in an answer (a list is [] when empty): a generated
@@ -118,7 +119,8 @@ func (s *Server) documentWebhooks(oapi *huma.OpenAPI) {
 	if p := reg.SchemaFromRef(payload.Ref); p != nil {
 		p.Description = "The body of every delivery to a webhook endpoint (Standard Webhooks layout; webhook-payload-v1.schema.json). IDs and summary fields only; error.message only when the rule opts in. The layout is closed: any change is a new version."
 	}
-	// Members Go types as raw JSON, whose schema is known: typed.
+	// Members the Go types hold as raw JSON whose schema is known anyway
+	// get that schema rather than "any value".
 	if d := reg.Map()["Delivery"]; d != nil && d.Properties["payload"] != nil {
 		d.Properties["payload"] = &huma.Schema{Ref: payload.Ref, Description: d.Properties["payload"].Description}
 	}
