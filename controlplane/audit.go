@@ -31,7 +31,7 @@ type AuditEvent struct {
 
 type auditListIn struct {
 	Cursor       string    `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit        int       `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit        int       `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
 	ResourceType string    `query:"resource_type" maxLength:"64" doc:"Only events of this resource type, e.g. webhook, alert_rule, api_key"`
 	ResourceID   string    `query:"resource_id" maxLength:"64" doc:"Only events of this resource"`
 	Action       string    `query:"action" maxLength:"64" doc:"Only this action, e.g. webhook.create"`
@@ -40,12 +40,15 @@ type auditListIn struct {
 	Until        time.Time `query:"until" doc:"Only events before this time (RFC 3339)"`
 }
 
+// AuditEventList is a page of the tenant's audit trail (GET /v1/audit-events).
+type AuditEventList struct {
+	Items      []*AuditEvent `json:"items"`
+	NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
+}
+
 type auditListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*AuditEvent `json:"items"`
-		NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body AuditEventList
 }
 
 func (s *Server) registerAudit(api huma.API) {

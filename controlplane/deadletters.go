@@ -23,7 +23,7 @@ type DeadLetter struct {
 	AlertID    string     `json:"alert_id" doc:"The alert's id (webhook-id)" example:"alrt_ca978112ca1bbdcafac231b39a23dc4d"`
 	RuleID     string     `json:"rule_id" doc:"Rule that fired (\"test\" for a test delivery)"`
 	EndpointID string     `json:"endpoint_id" doc:"Endpoint the alert was for"`
-	EventType  string     `json:"event_type" doc:"Alert type"`
+	EventType  string     `json:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" doc:"The type of delivery"`
 	WorkflowID string     `json:"workflow_id" doc:"Workflow of the run the alert is about"`
 	RunID      string     `json:"run_id" doc:"Run the alert is about"`
 	Attempts   int        `json:"attempts" doc:"Attempts made before it was dead-lettered"`
@@ -40,15 +40,18 @@ type deadLetterListIn struct {
 	Until      time.Time `query:"until" doc:"Only dead letters that died before this time (RFC 3339)"`
 	Replayed   string    `query:"replayed" enum:"true,false" doc:"true: only replayed ones; false: only ones not replayed"`
 	Cursor     string    `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit      int       `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit      int       `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
+}
+
+// DeadLetterList is a page of the tenant's dead letters (GET /v1/dead-letters).
+type DeadLetterList struct {
+	Items      []*DeadLetter `json:"items" doc:"Dead letters, latest death first"`
+	NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 }
 
 type deadLetterListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*DeadLetter `json:"items" doc:"Dead letters, latest death first"`
-		NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body DeadLetterList
 }
 
 // ReplayedDeadLetter answers the replay of one dead letter.

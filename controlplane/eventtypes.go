@@ -13,7 +13,7 @@ import (
 
 // EventType is an alert type a rule can watch, as GET /v1/event-types shows it.
 type EventType struct {
-	Type                   string           `json:"type" example:"workflow.run.failed"`
+	Type                   string           `json:"type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" example:"workflow.run.failed"`
 	Description            string           `json:"description"`
 	NeedsDurationThreshold bool             `json:"needs_duration_threshold" doc:"Whether a rule of this type needs duration_threshold (and no other type takes one)"`
 	Fields                 []ConditionField `json:"fields" doc:"The fields a condition can use that this type of event fills in"`
@@ -41,7 +41,7 @@ type GroupByPath struct {
 
 // DeliveryType is a type of delivery a receiver can get.
 type DeliveryType struct {
-	Type        string `json:"type" example:"workflow.alert.firing"`
+	Type        string `json:"type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" example:"workflow.alert.firing"`
 	Description string `json:"description"`
 }
 
@@ -54,10 +54,11 @@ type ConditionField struct {
 }
 
 type eventTypesOut struct {
-	Body eventTypesBody
+	Body EventTypeCatalog
 }
 
-type eventTypesBody struct {
+// EventTypeCatalog is the answer to GET /v1/event-types.
+type EventTypeCatalog struct {
 	Items      []EventType    `json:"items"`
 	Kinds      []RuleKind     `json:"kinds" doc:"The kinds of rule, each with the members it takes and a worked example"`
 	GroupBy    []GroupByPath  `json:"group_by" doc:"The paths count and rate rules may group by"`
@@ -127,23 +128,23 @@ var ruleKinds = []RuleKind{
 	{
 		Kind:        schemas.RuleKindPerEvent,
 		Description: "An alert for every matching event (with optional rate_limit_per_minute and cooldown).",
-		Required:    []string{"name", "event_type", "webhook_endpoint_id"},
+		Required:    []string{"name", "event_type", "endpoint_id"},
 		Optional: []string{"condition", "duration_threshold (workflow.run.duration_exceeded: required)", "rate_limit_per_minute", "cooldown",
 			"include_error_message", "severity", "max_attempts"},
 		Example: map[string]any{"name": "prod failures", "kind": schemas.RuleKindPerEvent, "event_type": schemas.TypeRunFailed,
-			"condition": `labels.env == "prod"`, "webhook_endpoint_id": placeholderEndpoint, "severity": "error"},
+			"condition": `labels.env == "prod"`, "endpoint_id": placeholderEndpoint, "severity": "error"},
 		Explanation: "Every failed run with the label env=prod sends one alert.",
 	},
 	{
 		Kind: schemas.RuleKindCount,
 		Description: "Fires once when at least threshold matching events fall in the sliding window (on the event that crosses it), " +
 			"resolves when the window holds fewer for hold. Each group (group_by) is watched on its own.",
-		Required: []string{"name", "kind", "event_type", "window", "threshold", "webhook_endpoint_id"},
+		Required: []string{"name", "kind", "event_type", "window", "threshold", "endpoint_id"},
 		Optional: []string{"condition", "group_by", "max_groups", "hold", "repeat_interval",
 			"duration_threshold (workflow.run.duration_exceeded: required)", "severity", "max_attempts"},
 		Example: map[string]any{"name": "nightly-etl keeps failing", "kind": schemas.RuleKindCount, "event_type": schemas.TypeRunFailed,
 			"condition": `labels.env == "prod"`, "window": "15m", "threshold": 3, "group_by": []string{"workflow.name"}, "max_groups": 100,
-			"repeat_interval": "4h", "webhook_endpoint_id": placeholderEndpoint, "severity": "critical"},
+			"repeat_interval": "4h", "endpoint_id": placeholderEndpoint, "severity": "critical"},
 		Explanation: "When a prod workflow fails for the 3rd time within 15 minutes, one workflow.alert.firing is sent for that workflow " +
 			"(the 4th failure sends nothing); every 4 hours while it lasts it is sent again; once fewer than 3 of its failures fall " +
 			"in the last 15 minutes, one workflow.alert.resolved follows.",
@@ -152,12 +153,12 @@ var ruleKinds = []RuleKind{
 		Kind: schemas.RuleKindRate,
 		Description: "Fires once when the success ratio succeeded / (succeeded + failed) of the finished runs in the window falls below " +
 			"success_ratio_below, with at least min_runs runs; resolves when it has been back at or above it for hold.",
-		Required: []string{"name", "kind", "window", "success_ratio_below", "webhook_endpoint_id"},
+		Required: []string{"name", "kind", "window", "success_ratio_below", "endpoint_id"},
 		Optional: []string{"event_type (only workflow.run.finished)", "condition", "min_runs", "group_by", "max_groups", "hold",
 			"repeat_interval", "severity", "max_attempts"},
 		Example: map[string]any{"name": "prod success rate", "kind": schemas.RuleKindRate, "window": "1h", "success_ratio_below": 0.95,
 			"min_runs": 10, "group_by": []string{"labels.team"}, "hold": "10m", "condition": `labels.env == "prod"`,
-			"webhook_endpoint_id": placeholderEndpoint},
+			"endpoint_id": placeholderEndpoint},
 		Explanation: "For each team: when fewer than 95% of its prod runs finished in the last hour succeeded (and at least 10 finished), " +
 			"one workflow.alert.firing is sent; 1 failure of 1 run sends nothing. When the ratio has been at or above 95% for 10 " +
 			"minutes, one workflow.alert.resolved follows.",
@@ -209,7 +210,7 @@ func eventTypes() []EventType {
 }
 
 func (s *Server) registerEventTypes(api huma.API) {
-	catalogue := eventTypesBody{Items: eventTypes(), Kinds: ruleKinds, GroupBy: groupByPaths(), Deliveries: deliveryTypes}
+	catalogue := EventTypeCatalog{Items: eventTypes(), Kinds: ruleKinds, GroupBy: groupByPaths(), Deliveries: deliveryTypes}
 	huma.Register(api, huma.Operation{
 		OperationID: "list-event-types", Method: http.MethodGet, Path: "/v1/event-types", Tags: []string{"Event types"},
 		Summary:     "List the alert types a rule can watch",

@@ -152,7 +152,7 @@ func TestEventTypesKindsGroupByDeliveries(t *testing.T) {
 				t.Errorf("kind %+v", k)
 			}
 			doc := maps.Clone(k.Example)
-			doc["webhook_endpoint_id"] = wh["id"]
+			doc["endpoint_id"] = wh["id"]
 			status, _, got := b.do(t, "POST", "/v1/alert-rules", b.adminKey, jsonOf(doc))
 			if status != 201 || got["kind"] != k.Kind {
 				t.Fatalf("the %s example %s: %d %v", k.Kind, jsonOf(doc), status, got)

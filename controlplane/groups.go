@@ -58,34 +58,40 @@ type groupsIn struct {
 }
 
 type ruleGroupsIn struct {
-	ID     string `path:"id" maxLength:"64"`
+	ID     string `path:"id" maxLength:"64" doc:"The resource's id"`
 	Cursor string `query:"cursor" maxLength:"300" doc:"Opaque cursor from next_cursor"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
 	State  string `query:"state" enum:"firing,resolving,inactive" doc:"Only groups in this state"`
 }
 
 type alertGroupsIn struct {
 	Cursor string `query:"cursor" maxLength:"300" doc:"Opaque cursor from next_cursor"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
 	State  string `query:"state" enum:"firing,resolving,inactive" doc:"Only groups in this state"`
 	RuleID string `query:"rule_id" maxLength:"64" doc:"Only the groups of this rule"`
 }
 
+// RuleGroupList is a page of one count or rate rule's groups with their summary (GET /v1/alert-rules/{id}/groups).
+type RuleGroupList struct {
+	Items      []AlertGroup `json:"items"`
+	NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
+	Summary    GroupSummary `json:"summary"`
+}
+
 type ruleGroupsOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []AlertGroup `json:"items"`
-		NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-		Summary    GroupSummary `json:"summary"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body RuleGroupList
+}
+
+// AlertGroupList is a page of the groups of all the tenant's count and rate rules (GET /v1/alert-groups).
+type AlertGroupList struct {
+	Items      []AlertGroup `json:"items"`
+	NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 }
 
 type alertGroupsOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []AlertGroup `json:"items"`
-		NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body AlertGroupList
 }
 
 func (s *Server) registerGroups(api huma.API) {

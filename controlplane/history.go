@@ -42,7 +42,7 @@ type Delivery struct {
 	AlertID      string            `json:"alert_id" doc:"The alert's id: the webhook-id header, the same on every retry, redelivery and replay (deduplicate on it)" example:"alrt_ca978112ca1bbdcafac231b39a23dc4d"`
 	RuleID       string            `json:"rule_id" doc:"Rule that fired (\"test\" for a test delivery)"`
 	EndpointID   string            `json:"endpoint_id" doc:"Endpoint the alert is delivered to"`
-	EventType    string            `json:"event_type" doc:"Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)"`
+	EventType    string            `json:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.alert.firing,workflow.alert.resolved,tenant.notice,webhook.test" doc:"Alert type, e.g. workflow.run.failed (webhook.test for a test delivery)"`
 	WorkflowID   string            `json:"workflow_id" doc:"Workflow of the run the alert is about"`
 	WorkflowName string            `json:"workflow_name" doc:"Name of that workflow"`
 	RunID        string            `json:"run_id" doc:"Run the alert is about"`
@@ -54,19 +54,22 @@ type Delivery struct {
 	Payload      json.RawMessage   `json:"payload,omitempty" doc:"The webhook payload v1 of the alert (only when one alert is fetched)"`
 }
 
+// DeliveryList is a page of the delivery history of a rule or an endpoint.
+type DeliveryList struct {
+	Items      []*Delivery `json:"items" doc:"Alerts, newest first"`
+	NextCursor string      `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
+}
+
 type deliveryListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*Delivery `json:"items" doc:"Alerts, newest first"`
-		NextCursor string      `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body DeliveryList
 }
 
 type deliveryListIn struct {
-	ID      string `path:"id" maxLength:"64"`
+	ID      string `path:"id" maxLength:"64" doc:"The resource's id"`
 	Outcome string `query:"outcome" enum:"pending,delivered,retry,endpoint_gone,dead" doc:"Only alerts whose latest attempt had this outcome (pending: no attempt yet)"`
 	Cursor  string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit   int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit   int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
 }
 
 type alertIDIn struct {
@@ -106,7 +109,9 @@ func (s *Server) registerHistory(api huma.API) {
 	})
 	huma.Register(api, huma.Operation{
 		OperationID: "get-delivery", Method: http.MethodGet, Path: "/v1/deliveries/{alert_id}", Tags: []string{"Delivery history"},
-		Summary: "Get an alert with its payload and every delivery attempt", Security: sec, Errors: []int{401, 404},
+		Summary:     "Get an alert with its payload and every delivery attempt",
+		Description: "One alert by its id (the webhook-id its deliveries carry): the payload sent, its status and every recorded attempt with the answer's status code, latency and an excerpt of its body.",
+		Security:    sec, Errors: []int{401, 404},
 	}, s.getDelivery)
 	huma.Register(api, huma.Operation{
 		OperationID: "redeliver", Method: http.MethodPost, Path: "/v1/deliveries/{alert_id}/redeliver", Tags: []string{"Delivery history"},

@@ -3,16 +3,21 @@ package controlplane
 import "github.com/exospherehost/exo-alerts/internal/model"
 
 // The API's views of a webhook and a rule are model's: the recorder writes
-// them into the audit trail too.
+// them into the audit trail too. Webhook, WebhookCreate and WebhookPatch
+// are the Go names the code used before the OpenAPI schemas were named
+// WebhookEndpoint*.
 type (
-	Webhook       = model.Webhook
-	AlertRule     = model.AlertRule
-	RuleLastError = model.RuleLastError
+	WebhookEndpoint = model.WebhookEndpoint
+	Webhook         = model.WebhookEndpoint
+	AlertRule       = model.AlertRule
+	RuleLastError   = model.RuleLastError
+	WebhookCreate   = WebhookEndpointCreate
+	WebhookPatch    = WebhookEndpointPatch
 )
 
-// WebhookCreate is the body of POST /v1/webhooks.
-type WebhookCreate struct {
-	Name               string            `json:"name" minLength:"1" maxLength:"200"`
+// WebhookEndpointCreate is the body of POST /v1/webhooks.
+type WebhookEndpointCreate struct {
+	Name               string            `json:"name" minLength:"1" maxLength:"200" doc:"A name for people"`
 	TargetURL          string            `json:"target_url" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
 	Kind               string            `json:"kind,omitempty" enum:"webhook,slack,pagerduty" default:"webhook" doc:"webhook: signed payload v1; slack: an incoming-webhook URL as target_url; pagerduty: the Events API v2 URL as target_url and the integration's routing key as secret"`
 	Headers            map[string]string `json:"headers,omitempty" maxProperties:"20" doc:"Extra headers sent with every delivery (stored encrypted)"`
@@ -23,14 +28,15 @@ type WebhookCreate struct {
 
 // AlertRuleCreate is the body of POST /v1/alert-rules.
 type AlertRuleCreate struct {
-	Name                string `json:"name" minLength:"1" maxLength:"200"`
-	Description         string `json:"description,omitempty" maxLength:"2000"`
+	Name                string `json:"name" minLength:"1" maxLength:"200" doc:"A name for people"`
+	Description         string `json:"description,omitempty" maxLength:"2000" doc:"Free text for people"`
 	EventType           string `json:"event_type,omitempty" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" doc:"The alert type watched. Required, except for rate rules, which watch workflow.run.finished (filled in when absent). workflow.run.finished (a run's succeeded or failed event) is for count and rate rules only."`
 	Condition           string `json:"condition,omitempty" maxLength:"2048" doc:"Optional expr-lang condition over the event, e.g. labels.env == \"prod\""`
-	WebhookEndpointID   string `json:"webhook_endpoint_id" minLength:"1" maxLength:"64"`
+	EndpointID          string `json:"endpoint_id,omitempty" maxLength:"64" doc:"Required: the webhook endpoint (of your tenant) the rule delivers to" example:"whk_k3jd8f2m1q9x7c4v5b6n"`
+	WebhookEndpointID   string `json:"webhook_endpoint_id,omitempty" maxLength:"64" deprecated:"true" doc:"Deprecated: the former name of endpoint_id, still accepted (it must then equal endpoint_id if both are sent)."`
 	IsActive            *bool  `json:"is_active,omitempty" doc:"Default true"`
-	MaxAttempts         int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50" default:"8"`
-	Severity            string `json:"severity,omitempty" enum:"critical,error,warning,info" default:"error"`
+	MaxAttempts         int    `json:"max_attempts,omitempty" minimum:"1" maximum:"50" default:"8" doc:"Delivery attempts per alert before it is dead-lettered"`
+	Severity            string `json:"severity,omitempty" enum:"critical,error,warning,info" default:"error" doc:"The severity the alerts carry"`
 	IncludeErrorMessage bool   `json:"include_error_message,omitempty" doc:"Include the run's error message in payloads (off: only the error code)"`
 	DurationThreshold   string `json:"duration_threshold,omitempty" maxLength:"32" doc:"Required for workflow.run.duration_exceeded, refused otherwise: a Go duration between 1s and 168h, e.g. 15m"`
 	RateLimitPerMinute  int    `json:"rate_limit_per_minute,omitempty" minimum:"1" maximum:"100000" doc:"At most this many alerts per minute from this rule; the rest are suppressed and counted"`
@@ -47,17 +53,17 @@ type AggregateMembers struct {
 	Threshold         int      `json:"threshold,omitempty" minimum:"1" maximum:"100000" example:"3" doc:"count (required): fire at this many matching events in the window"`
 	SuccessRatioBelow float64  `json:"success_ratio_below,omitempty" minimum:"0.0001" maximum:"1" example:"0.95" doc:"rate (required): fire when succeeded / (succeeded + failed) in the window is below this (at most 4 decimals)"`
 	MinRuns           int      `json:"min_runs,omitempty" minimum:"1" maximum:"100000" doc:"rate: decide only with at least this many finished runs in the window (default 10), so 1 failure of 1 does not page"`
-	GroupBy           []string `json:"group_by,omitempty" maxItems:"4" doc:"count and rate: watch each combination of these fields' values separately (workflow.id, workflow.name, labels.<name>; error.code and error.node for workflow.run.failed); default none: one group"`
+	GroupBy           []string `json:"group_by,omitempty" nullable:"true" maxItems:"4" doc:"count and rate: watch each combination of these fields' values separately (workflow.id, workflow.name, labels.<name>; error.code and error.node for workflow.run.failed); default none: one group"`
 	MaxGroups         int      `json:"max_groups,omitempty" minimum:"1" maximum:"5000" doc:"count and rate with group_by: the most groups watched (default 500); inputs of further groups are dropped and counted. Without group_by: 1 or absent."`
 	Hold              string   `json:"hold,omitempty" maxLength:"32" example:"10m" doc:"count and rate: how long the condition must stay false before the alert resolves, a Go duration from 0s to 24h (default 0s)"`
 	RepeatInterval    string   `json:"repeat_interval,omitempty" maxLength:"32" example:"4h" doc:"count and rate: re-send the firing this often while it lasts, a Go duration from 1m to 168h; absent: never"`
 }
 
-// WebhookPatch documents the body of PATCH /v1/webhooks/{id}: a JSON merge
-// patch of the create document.
-type WebhookPatch struct {
-	Name               string             `json:"name,omitempty" minLength:"1" maxLength:"200"`
-	TargetURL          string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048"`
+// WebhookEndpointPatch documents the body of PATCH /v1/webhooks/{id}: a
+// JSON merge patch of the create document.
+type WebhookEndpointPatch struct {
+	Name               string             `json:"name,omitempty" minLength:"1" maxLength:"200" doc:"A name for people"`
+	TargetURL          string             `json:"target_url,omitempty" minLength:"1" maxLength:"2048" doc:"http(s) URL that receives the deliveries"`
 	Headers            map[string]*string `json:"headers,omitempty" nullable:"true" doc:"Header name to new value; null removes the header. null for the whole member removes all headers."`
 	IsActive           *bool              `json:"is_active,omitempty" doc:"Reactivating an endpoint clears its disabled_reason"`
 	RateLimitPerSecond *int               `json:"rate_limit_per_second,omitempty" nullable:"true" minimum:"1" maximum:"10000" doc:"null: back to the operator's default"`
@@ -66,11 +72,12 @@ type WebhookPatch struct {
 // AlertRulePatch documents the body of PATCH /v1/alert-rules/{id}: a JSON
 // merge patch of the create document (null resets a member to its default).
 type AlertRulePatch struct {
-	Name                string  `json:"name,omitempty" minLength:"1" maxLength:"200"`
-	Description         *string `json:"description,omitempty" nullable:"true" maxLength:"2000"`
-	EventType           *string `json:"event_type,omitempty" nullable:"true" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished"`
-	Condition           *string `json:"condition,omitempty" nullable:"true" maxLength:"2048"`
-	WebhookEndpointID   string  `json:"webhook_endpoint_id,omitempty" maxLength:"64"`
+	Name                string  `json:"name,omitempty" minLength:"1" maxLength:"200" doc:"A name for people"`
+	Description         *string `json:"description,omitempty" nullable:"true" maxLength:"2000" doc:"null: no description"`
+	EventType           *string `json:"event_type,omitempty" nullable:"true" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" doc:"The alert type watched"`
+	Condition           *string `json:"condition,omitempty" nullable:"true" maxLength:"2048" doc:"null: no condition (every event of the type)"`
+	EndpointID          string  `json:"endpoint_id,omitempty" maxLength:"64" doc:"Move the rule to this webhook endpoint"`
+	WebhookEndpointID   string  `json:"webhook_endpoint_id,omitempty" maxLength:"64" deprecated:"true" doc:"Deprecated: the former name of endpoint_id, still accepted."`
 	IsActive            *bool   `json:"is_active,omitempty" nullable:"true" doc:"Reactivating a rule clears its disabled_reason"`
 	MaxAttempts         *int    `json:"max_attempts,omitempty" nullable:"true" minimum:"1" maximum:"50"`
 	Severity            *string `json:"severity,omitempty" nullable:"true" enum:"critical,error,warning,info"`

@@ -55,15 +55,18 @@ type noticeListIn struct {
 	State        string `query:"state" enum:"open,resolved" doc:"open: not resolved (dead_letters and quota_exceeded stay open); resolved: ended"`
 	Acknowledged string `query:"acknowledged" enum:"true,false" doc:"true: only acknowledged ones; false: only those nobody acknowledged yet"`
 	Cursor       string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit        int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit        int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
+}
+
+// NoticeList is a page of the tenant's health notices (GET /v1/notices).
+type NoticeList struct {
+	Items      []*Notice `json:"items" doc:"Notices, newest first"`
+	NextCursor string    `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
 }
 
 type noticeListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*Notice `json:"items" doc:"Notices, newest first"`
-		NextCursor string    `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body NoticeList
 }
 
 type noticeIDIn struct {
@@ -74,7 +77,8 @@ type noticeOut struct{ Body *Notice }
 
 // NoticeSettings says where the tenant's notices are delivered.
 type NoticeSettings struct {
-	WebhookEndpointID *string    `json:"webhook_endpoint_id" doc:"The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only" example:"wh_01JD5N"`
+	EndpointID        *string    `json:"endpoint_id" doc:"The webhook endpoint notices are delivered to as signed tenant.notice deliveries (any kind: webhook, Slack, PagerDuty); null: none, notices show in the API and dashboard only" example:"wh_01JD5N"`
+	WebhookEndpointID *string    `json:"webhook_endpoint_id" deprecated:"true" doc:"Deprecated: the same value as endpoint_id, under its former name; read endpoint_id." example:"wh_01JD5N"`
 	Kinds             []string   `json:"kinds" doc:"The kinds delivered there" example:"[\"rule_disabled\",\"endpoint_unhealthy\",\"dead_letters\",\"quota_exceeded\"]"`
 	UpdatedAt         *time.Time `json:"updated_at" doc:"When they were last changed; null if never"`
 	Version           int64      `json:"version" doc:"Incremented on every change; 0 if never set"`
@@ -82,8 +86,9 @@ type NoticeSettings struct {
 
 // NoticeSettingsPut is the body of PUT /v1/notice-settings.
 type NoticeSettingsPut struct {
-	WebhookEndpointID *string  `json:"webhook_endpoint_id" required:"false" maxLength:"64" doc:"An active webhook endpoint of yours, or null for none" example:"wh_01JD5N"`
-	Kinds             []string `json:"kinds,omitempty" required:"false" maxItems:"4" uniqueItems:"true" doc:"The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent: all of them" example:"[\"rule_disabled\",\"endpoint_unhealthy\"]"`
+	EndpointID        *string  `json:"endpoint_id" required:"false" maxLength:"64" doc:"An active webhook endpoint of yours, or null (or absent) for none" example:"wh_01JD5N"`
+	WebhookEndpointID *string  `json:"webhook_endpoint_id" required:"false" maxLength:"64" deprecated:"true" doc:"Deprecated: the former name of endpoint_id, still accepted (it must then equal endpoint_id if both are sent)." example:"wh_01JD5N"`
+	Kinds             []string `json:"kinds,omitempty" required:"false" nullable:"true" maxItems:"4" uniqueItems:"true" doc:"The kinds to deliver (rule_disabled, endpoint_unhealthy, dead_letters, quota_exceeded); absent or null: all of them" example:"[\"rule_disabled\",\"endpoint_unhealthy\"]"`
 }
 
 type noticeSettingsOut struct{ Body *NoticeSettings }
@@ -91,7 +96,7 @@ type noticeSettingsOut struct{ Body *NoticeSettings }
 func noticeSettingsOf(s *store.NoticeSettings) *NoticeSettings {
 	out := &NoticeSettings{Kinds: s.Kinds, Version: s.Version}
 	if s.EndpointID != "" {
-		out.WebhookEndpointID = &s.EndpointID
+		out.EndpointID, out.WebhookEndpointID = &s.EndpointID, &s.EndpointID
 	}
 	if !s.UpdatedAt.IsZero() {
 		out.UpdatedAt = &s.UpdatedAt
@@ -115,7 +120,9 @@ func (s *Server) registerNotices(api huma.API) {
 	}, s.acknowledgeNotice)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-notice-settings", Method: http.MethodGet, Path: "/v1/notice-settings", Tags: []string{"Health notices"},
-		Summary: "Show where health notices are delivered", Security: sec, Errors: []int{401},
+		Summary:     "Show where health notices are delivered",
+		Description: "The endpoint that receives the tenant's health notices as signed tenant.notice deliveries, and the kinds sent there; no endpoint means notices show in the API and dashboard only.",
+		Security:    sec, Errors: []int{401},
 	}, s.getNoticeSettings)
 	huma.Register(api, huma.Operation{
 		OperationID: "put-notice-settings", Method: http.MethodPut, Path: "/v1/notice-settings", Tags: []string{"Health notices"},
@@ -222,9 +229,15 @@ func (s *Server) putNoticeSettings(ctx context.Context, in *struct{ Body NoticeS
 	if len(details) > 0 {
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
-	endpoint := ""
-	if b.WebhookEndpointID != nil {
-		endpoint = *b.WebhookEndpointID
+	endpoint, location := "", "body.endpoint_id"
+	switch {
+	case b.EndpointID != nil && b.WebhookEndpointID != nil && *b.EndpointID != *b.WebhookEndpointID:
+		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "body.webhook_endpoint_id",
+			Message: "differs from endpoint_id; it is its former name: send endpoint_id only", Value: *b.WebhookEndpointID})
+	case b.EndpointID != nil:
+		endpoint = *b.EndpointID
+	case b.WebhookEndpointID != nil:
+		endpoint, location = *b.WebhookEndpointID, "body.webhook_endpoint_id"
 	}
 	var out *NoticeSettings
 	err := s.tenantTx(ctx, p.TenantID, func(tx *store.Tx) error {
@@ -239,7 +252,7 @@ func (s *Server) putNoticeSettings(ctx context.Context, in *struct{ Body NoticeS
 					msg = "the webhook endpoint is disabled; enable it first"
 				}
 				return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-					Location: "body.webhook_endpoint_id", Message: msg, Value: endpoint})
+					Location: location, Message: msg, Value: endpoint})
 			}
 		}
 		before, err := tx.GetNoticeSettings(ctx)

@@ -12,6 +12,7 @@ import (
 	"github.com/exospherehost/exo-alerts/controlplane"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
 	"github.com/exospherehost/exo-alerts/internal/keyring"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // The OpenAPI document the server serves is the one committed at
@@ -53,5 +54,50 @@ func TestOpenAPIIsCommitted(t *testing.T) {
 	}
 	if !bytes.Equal(committed, pretty.Bytes()) {
 		t.Fatal("docs/openapi.json differs from the served spec: run `make openapi` and commit it")
+	}
+}
+
+// The document's webhooks are every type of delivery a receiver can get
+// (GET /v1/event-types lists them), each a POST of the webhook payload v1
+// with the Standard Webhooks headers, and each example is a payload of its
+// type that the payload's JSON Schema accepts.
+func TestOpenAPIDocumentsEveryDelivery(t *testing.T) {
+	ring, _ := keyring.Parse(keyring.Generate("k1"))
+	s, err := controlplane.New(controlplane.Config{Pool: unusedPool(t), Brokers: []string{"127.0.0.1:1"}, Topics: kafka.NewTopics("exo."), Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oapi := s.API().OpenAPI()
+	types := []string{schemas.TypeRunFailed, schemas.TypeRunSucceeded, schemas.TypeRunStarted, schemas.TypeRunDurationExceeded,
+		schemas.TypeAlertFiring, schemas.TypeAlertResolved, schemas.TypeWebhookTest, schemas.TypeTenantNotice}
+	if len(oapi.Webhooks) != len(types) {
+		t.Errorf("%d webhooks documented, want %d", len(oapi.Webhooks), len(types))
+	}
+	for _, typ := range types {
+		item := oapi.Webhooks[typ]
+		if item == nil || item.Post == nil || item.Post.RequestBody == nil {
+			t.Errorf("webhook %s: not documented as a POST with a body", typ)
+			continue
+		}
+		headers := map[string]bool{}
+		for _, p := range item.Post.Parameters {
+			headers[p.Name] = p.In == "header" && p.Required && p.Description != ""
+		}
+		for _, h := range []string{"webhook-id", "webhook-timestamp", "webhook-signature"} {
+			if !headers[h] {
+				t.Errorf("webhook %s: header %s not documented as required", typ, h)
+			}
+		}
+		ex, err := json.Marshal(item.Post.RequestBody.Content["application/json"].Example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Type string }
+		if err := json.Unmarshal(ex, &got); err != nil || got.Type != typ {
+			t.Errorf("webhook %s: example of type %q", typ, got.Type)
+		}
+		if err := schemas.Validate(schemas.KindWebhookPayload, ex); err != nil {
+			t.Errorf("webhook %s: example is not a valid payload: %v\n%s", typ, err, ex)
+		}
 	}
 }

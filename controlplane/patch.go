@@ -23,14 +23,14 @@ import (
 
 // patchIn is the input of a PATCH: the raw merge patch and the precondition.
 type patchIn struct {
-	ID      string `path:"id" maxLength:"64"`
+	ID      string `path:"id" maxLength:"64" doc:"The resource's id"`
 	IfMatch string `header:"If-Match" doc:"The resource's ETag as last read; the update is refused with 412 when the resource has changed since."`
 	RawBody []byte `contentType:"application/merge-patch+json"`
 }
 
 // deleteIn is the input of a DELETE.
 type deleteIn struct {
-	ID      string `path:"id" maxLength:"64"`
+	ID      string `path:"id" maxLength:"64" doc:"The resource's id"`
 	IfMatch string `header:"If-Match" doc:"The resource's ETag as last read; the delete is refused with 412 when the resource has changed since."`
 }
 

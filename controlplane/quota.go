@@ -82,16 +82,19 @@ type Quota struct {
 
 type quotaListIn struct {
 	Cursor string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"200"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"200" doc:"The most items on a page"`
+}
+
+// TenantQuotaList is the operator's view of the delivery quotas: the defaults and a page of the tenants with an override (GET /v1/quotas).
+type TenantQuotaList struct {
+	Defaults   QuotaDefaults  `json:"defaults"`
+	Tenants    []*TenantQuota `json:"tenants" doc:"The tenants with an override, by id"`
+	NextCursor string         `json:"next_cursor" doc:"Pass as ?cursor= for the next page; empty on the last page"`
 }
 
 type quotaListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more tenants"`
-	Body struct {
-		Defaults   QuotaDefaults  `json:"defaults"`
-		Tenants    []*TenantQuota `json:"tenants" doc:"The tenants with an override, by id"`
-		NextCursor string         `json:"next_cursor" doc:"Pass as ?cursor= for the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body TenantQuotaList
 }
 
 type quotaSetIn struct {

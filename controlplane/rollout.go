@@ -81,17 +81,20 @@ var tenantIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 
 type rolloutListIn struct {
 	Cursor   string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit    int    `query:"limit" minimum:"1" maximum:"1000" default:"200"`
+	Limit    int    `query:"limit" minimum:"1" maximum:"1000" default:"200" doc:"The most items on a page"`
 	Explicit bool   `query:"explicit" doc:"Only the tenants with an explicit state"`
 }
 
+// TenantRolloutList is the rollout: its default and a page of tenants with their state (GET /v1/rollout).
+type TenantRolloutList struct {
+	Default    RolloutDefault   `json:"default"`
+	Tenants    []*TenantRollout `json:"tenants" doc:"Tenants by id, with their state"`
+	NextCursor string           `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) for the next page; empty on the last page"`
+}
+
 type rolloutListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more tenants"`
-	Body struct {
-		Default    RolloutDefault   `json:"default"`
-		Tenants    []*TenantRollout `json:"tenants" doc:"Tenants by id, with their state"`
-		NextCursor string           `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) for the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body TenantRolloutList
 }
 
 type rolloutDefaultIn struct {
@@ -117,15 +120,18 @@ type tenantRolloutOut struct {
 
 type rolloutAuditIn struct {
 	Cursor string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most items on a page"`
+}
+
+// RolloutAuditEventList is a page of the rollout's audit trail (GET /v1/rollout/audit-events).
+type RolloutAuditEventList struct {
+	Items      []*AuditEvent `json:"items" doc:"Rollout changes, newest first: resource_type rollout_default (resource_id *) or tenant_rollout (the tenant)"`
+	NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= for the next page; empty on the last page"`
 }
 
 type rolloutAuditOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*AuditEvent `json:"items" doc:"Rollout changes, newest first: resource_type rollout_default (resource_id *) or tenant_rollout (the tenant)"`
-		NextCursor string        `json:"next_cursor" doc:"Pass as ?cursor= for the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body RolloutAuditEventList
 }
 
 func (s *Server) registerRollout(api huma.API) {

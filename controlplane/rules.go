@@ -23,28 +23,37 @@ type ruleOut struct {
 	Body *AlertRule
 }
 
+// AlertRuleList is a page of a tenant's alert rules (GET /v1/alert-rules).
+type AlertRuleList struct {
+	Items      []*AlertRule `json:"items" doc:"Alert rules, oldest first"`
+	NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
+}
+
 type ruleListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*AlertRule `json:"items"`
-		NextCursor string       `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body AlertRuleList
 }
 
 func (s *Server) registerRules(api huma.API) {
 	huma.Register(api, huma.Operation{
 		OperationID: "create-alert-rule", Method: http.MethodPost, Path: "/v1/alert-rules", Tags: []string{"Alert rules"},
-		Summary: "Create an alert rule", Security: []map[string][]string{bearer}, DefaultStatus: http.StatusCreated,
+		Summary:     "Create an alert rule",
+		Description: "Creates a rule that turns matching workflow events into alerts delivered to one of your webhook endpoints (`endpoint_id`). Per-event rules send an alert per matching event; count and rate rules (`kind`) fire once when their window crosses the threshold and resolve later. The rule is in force in the processor when the answer comes. `GET /v1/event-types` lists the alert types, the fields a condition can use and a worked example of each kind.",
+		Security:    []map[string][]string{bearer}, DefaultStatus: http.StatusCreated,
 		MaxBodyBytes: 64 << 10,
 		Errors:       []int{400, 401, 403, 422},
 	}, s.createRule)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-alert-rules", Method: http.MethodGet, Path: "/v1/alert-rules", Tags: []string{"Alert rules"},
-		Summary: "List alert rules", Security: []map[string][]string{bearer}, Errors: []int{400, 401},
+		Summary:     "List alert rules",
+		Description: "Your alert rules, oldest first, a page at a time: follow `next_cursor` (or the `Link` header) with the same filters until it is empty.",
+		Security:    []map[string][]string{bearer}, Errors: []int{400, 401},
 	}, s.listRules)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-alert-rule", Method: http.MethodGet, Path: "/v1/alert-rules/{id}", Tags: []string{"Alert rules"},
-		Summary: "Get an alert rule", Security: []map[string][]string{bearer}, Errors: []int{401, 404},
+		Summary:     "Get an alert rule",
+		Description: "One rule with its last evaluation error; the `ETag` header is its version, for `If-Match` on an update or delete.",
+		Security:    []map[string][]string{bearer}, Errors: []int{401, 404},
 	}, s.getRule)
 	huma.Register(api, huma.Operation{
 		OperationID: "update-alert-rule", Method: http.MethodPatch, Path: "/v1/alert-rules/{id}", Tags: []string{"Alert rules"},
@@ -99,11 +108,18 @@ func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 	}
 	agg, aggDetails := buildAggregate(kind, eventType, b)
 	details = append(details, aggDetails...)
+	endpoint, _ := ruleEndpoint(b)
+	switch {
+	case b.EndpointID != "" && b.WebhookEndpointID != "" && b.EndpointID != b.WebhookEndpointID:
+		details = append(details, &huma.ErrorDetail{Location: "body.webhook_endpoint_id", Message: "differs from endpoint_id; it is its former name: send endpoint_id only", Value: b.WebhookEndpointID})
+	case endpoint == "":
+		details = append(details, &huma.ErrorDetail{Location: "body.endpoint_id", Message: "required: the webhook endpoint the rule delivers to"})
+	}
 	if len(details) > 0 {
 		return huma.Error422UnprocessableEntity("validation failed", details...)
 	}
 	r.Name, r.Description, r.EventType, r.Condition = b.Name, b.Description, eventType, b.Condition
-	r.WebhookEndpointID, r.IsActive = b.WebhookEndpointID, b.IsActive == nil || *b.IsActive
+	r.WebhookEndpointID, r.IsActive = endpoint, b.IsActive == nil || *b.IsActive
 	r.MaxAttempts, r.Severity, r.IncludeErrorMessage = b.MaxAttempts, b.Severity, b.IncludeErrorMessage
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = schemas.DefaultMaxAttempts
@@ -128,11 +144,23 @@ func buildRule(b *AlertRuleCreate, r *store.RuleRow) error {
 	return nil
 }
 
+// ruleEndpoint is the endpoint a rule document names and the location of
+// the member that named it: endpoint_id, or webhook_endpoint_id (its
+// deprecated former name, still accepted) when only that one was sent.
+func ruleEndpoint(b *AlertRuleCreate) (id, location string) {
+	if b.EndpointID == "" && b.WebhookEndpointID != "" {
+		return b.WebhookEndpointID, "body.webhook_endpoint_id"
+	}
+	return b.EndpointID, "body.endpoint_id"
+}
+
 var errNoEndpoint = errors.New("controlplane: rule names no endpoint of the tenant")
 
-func noEndpointProblem(id string) error {
+// noEndpointProblem is the 422 of a rule naming an endpoint its tenant does
+// not have, at location (ruleEndpoint's).
+func noEndpointProblem(location, id string) error {
 	return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-		Location: "body.webhook_endpoint_id", Message: "no such webhook endpoint", Value: id,
+		Location: location, Message: "no such webhook endpoint", Value: id,
 	})
 }
 
@@ -157,7 +185,8 @@ func (s *Server) createRule(ctx context.Context, in *struct{ Body AlertRuleCreat
 		return s.recordRule(ctx, tx, p, "alert_rule.create", nil, r)
 	})
 	if errors.Is(err, errNoEndpoint) {
-		return nil, noEndpointProblem(r.WebhookEndpointID)
+		_, loc := ruleEndpoint(&in.Body)
+		return nil, noEndpointProblem(loc, r.WebhookEndpointID)
 	}
 	if err != nil {
 		return nil, s.apiError("create rule", err)
@@ -187,10 +216,11 @@ func (s *Server) recordRule(ctx context.Context, tx *store.Tx, p *principal, act
 
 type listRulesIn struct {
 	Cursor            string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit             int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit             int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most rules on a page"`
 	IsActive          string `query:"is_active" enum:"true,false" doc:"Only active (true) or inactive (false) rules"`
 	EventType         string `query:"event_type" enum:"workflow.run.failed,workflow.run.succeeded,workflow.run.started,workflow.run.duration_exceeded,workflow.run.finished" doc:"Only rules watching this alert type"`
-	WebhookEndpointID string `query:"webhook_endpoint_id" maxLength:"64" doc:"Only rules delivering to this endpoint"`
+	EndpointID        string `query:"endpoint_id" maxLength:"64" doc:"Only rules delivering to this webhook endpoint"`
+	WebhookEndpointID string `query:"webhook_endpoint_id" maxLength:"64" deprecated:"true" doc:"Deprecated: the former name of endpoint_id, still accepted"`
 	Kind              string `query:"kind" enum:"per_event,count,rate" doc:"Only rules of this kind"`
 }
 
@@ -200,8 +230,15 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 	if err != nil {
 		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
 	}
+	endpoint := in.EndpointID
+	if endpoint == "" {
+		endpoint = in.WebhookEndpointID
+	} else if in.WebhookEndpointID != "" && in.WebhookEndpointID != endpoint {
+		return nil, huma.Error400BadRequest("webhook_endpoint_id differs from endpoint_id",
+			&huma.ErrorDetail{Location: "query.webhook_endpoint_id", Message: "the former name of endpoint_id; send endpoint_id only", Value: in.WebhookEndpointID})
+	}
 	q := url.Values{"limit": {fmt.Sprint(in.Limit)}}
-	f := store.RuleFilter{EventType: in.EventType, WebhookEndpointID: in.WebhookEndpointID, Kind: in.Kind}
+	f := store.RuleFilter{EventType: in.EventType, WebhookEndpointID: endpoint, Kind: in.Kind}
 	if in.IsActive != "" {
 		f.IsActive = new(in.IsActive == "true")
 		q.Set("is_active", in.IsActive)
@@ -209,8 +246,8 @@ func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, 
 	if in.EventType != "" {
 		q.Set("event_type", in.EventType)
 	}
-	if in.WebhookEndpointID != "" {
-		q.Set("webhook_endpoint_id", in.WebhookEndpointID)
+	if endpoint != "" {
+		q.Set("endpoint_id", endpoint)
 	}
 	if in.Kind != "" {
 		q.Set("kind", in.Kind)
@@ -293,7 +330,7 @@ func ruleDocument(r *store.RuleRow) map[string]any {
 	active := r.IsActive
 	return toDoc(AlertRuleCreate{
 		Name: r.Name, Description: r.Description, EventType: r.EventType, Condition: r.Condition,
-		WebhookEndpointID: r.WebhookEndpointID, IsActive: &active, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
+		EndpointID: r.WebhookEndpointID, IsActive: &active, MaxAttempts: r.MaxAttempts, Severity: r.Severity,
 		IncludeErrorMessage: r.IncludeErrorMessage, DurationThreshold: a.DurationThreshold, Cooldown: a.Cooldown,
 		RateLimitPerMinute: deref(r.RateLimitPerMinute), AggregateMembers: aggregateDocument(r, a),
 	})
@@ -316,6 +353,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	var r, stored *store.RuleRow
 	var before, answer *AlertRule
 	var wasActive bool
+	endpointLoc := "body.endpoint_id"
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
 		read: func(ctx context.Context, tx *store.Tx) (_ int64, err error) {
 			if r, err = tx.GetRule(ctx, in.ID); err != nil {
@@ -333,6 +371,13 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			if err != nil {
 				return false, huma.Error400BadRequest(err.Error())
 			}
+			// A patch naming the endpoint by its former name moves the rule
+			// as endpoint_id would: the stored endpoint_id gives way.
+			if _, old := patch["webhook_endpoint_id"]; old {
+				if _, current := patch["endpoint_id"]; !current {
+					delete(doc, "endpoint_id")
+				}
+			}
 			var b AlertRuleCreate
 			if err := s.validateDoc(doc, &b); err != nil {
 				return false, err
@@ -340,6 +385,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 			if err := buildRule(&b, r); err != nil {
 				return false, err
 			}
+			_, endpointLoc = ruleEndpoint(&b)
 			if r.IsActive && !wasActive {
 				r.DisabledReason = nil
 			}
@@ -385,7 +431,7 @@ func (s *Server) patchRule(ctx context.Context, in *patchIn) (*ruleOut, error) {
 	case errors.Is(err, ErrNotFound):
 		return nil, errRuleNotFound
 	case errors.Is(err, errNoEndpoint):
-		return nil, noEndpointProblem(r.WebhookEndpointID)
+		return nil, noEndpointProblem(endpointLoc, r.WebhookEndpointID)
 	case err != nil:
 		return nil, s.apiError("update rule", err)
 	}
@@ -399,11 +445,14 @@ func sameRule(a, b *AlertRule) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// AlertRuleDeleted is the answer to DELETE /v1/alert-rules/{id}.
+type AlertRuleDeleted struct {
+	ID      string `json:"id" doc:"The deleted rule"`
+	Deleted bool   `json:"deleted" doc:"Always true"`
+}
+
 type deleteRuleOut struct {
-	Body struct {
-		ID      string `json:"id"`
-		Deleted bool   `json:"deleted"`
-	}
+	Body AlertRuleDeleted
 }
 
 func (s *Server) deleteRule(ctx context.Context, in *deleteIn) (*deleteRuleOut, error) {

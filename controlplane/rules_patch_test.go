@@ -179,8 +179,8 @@ func TestRuleReactivatedDuringItsEndpointsDelete(t *testing.T) {
 	}
 	a := <-done
 	raw, _ := json.Marshal(a.problem["errors"])
-	if a.status != 422 || !strings.Contains(string(raw), "body.webhook_endpoint_id") {
-		t.Errorf("reactivation during the endpoint's delete: %d %v, want 422 naming body.webhook_endpoint_id", a.status, a.problem)
+	if a.status != 422 || !strings.Contains(string(raw), "body.endpoint_id") {
+		t.Errorf("reactivation during the endpoint's delete: %d %v, want 422 naming body.endpoint_id", a.status, a.problem)
 	}
 	if _, _, got := b.do(t, "GET", path, b.adminKey, ""); got["is_active"] != false || got["version"] != 1.0 {
 		t.Errorf("rule after its endpoint's delete: %v, want inactive at version 1", got)

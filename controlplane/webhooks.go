@@ -28,16 +28,20 @@ type webhookOut struct {
 	Body *Webhook
 }
 
+// WebhookEndpointList is a page of a tenant's webhook endpoints (GET
+// /v1/webhooks).
+type WebhookEndpointList struct {
+	Items      []*Webhook `json:"items" doc:"Webhook endpoints, oldest first"`
+	NextCursor string     `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
+}
+
 type webhookListOut struct {
-	Link string `header:"Link" doc:"rel=next link when there are more items"`
-	Body struct {
-		Items      []*Webhook `json:"items"`
-		NextCursor string     `json:"next_cursor" doc:"Pass as ?cursor= to get the next page; empty on the last page"`
-	}
+	Link string `header:"Link" doc:"The next page's URL as <url>; rel=\"next\", when there is one"`
+	Body WebhookEndpointList
 }
 
 type idIn struct {
-	ID string `path:"id" maxLength:"64"`
+	ID string `path:"id" maxLength:"64" doc:"The resource's id"`
 }
 
 // headerNameRE is an RFC 9110 token.
@@ -100,17 +104,23 @@ func checkHeaderValue(v string) string {
 func (s *Server) registerWebhooks(api huma.API) {
 	huma.Register(api, huma.Operation{
 		OperationID: "create-webhook", Method: http.MethodPost, Path: "/v1/webhooks", Tags: []string{"Webhooks"},
-		Summary: "Create a webhook endpoint", Security: []map[string][]string{bearer}, DefaultStatus: http.StatusCreated,
+		Summary:     "Create a webhook endpoint",
+		Description: "Registers a URL that receives signed deliveries (Standard Webhooks; see the document's `webhooks` for every payload), a Slack incoming webhook or a PagerDuty Events API v2 integration. The answer is the only one that shows the signing `secret`. URLs pointing at loopback, private or metadata addresses are refused.",
+		Security:    []map[string][]string{bearer}, DefaultStatus: http.StatusCreated,
 		MaxBodyBytes: 64 << 10,
 		Errors:       []int{400, 401, 403, 422},
 	}, s.createWebhook)
 	huma.Register(api, huma.Operation{
 		OperationID: "list-webhooks", Method: http.MethodGet, Path: "/v1/webhooks", Tags: []string{"Webhooks"},
-		Summary: "List webhook endpoints", Security: []map[string][]string{bearer}, Errors: []int{400, 401},
+		Summary:     "List webhook endpoints",
+		Description: "Your webhook endpoints, oldest first, a page at a time: follow `next_cursor` (or the `Link` header) with the same filters until it is empty.",
+		Security:    []map[string][]string{bearer}, Errors: []int{400, 401},
 	}, s.listWebhooks)
 	huma.Register(api, huma.Operation{
 		OperationID: "get-webhook", Method: http.MethodGet, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
-		Summary: "Get a webhook endpoint", Security: []map[string][]string{bearer}, Errors: []int{401, 404},
+		Summary:     "Get a webhook endpoint",
+		Description: "One endpoint (its secret only as a hint, header values masked); the `ETag` header is its version, for `If-Match` on an update or delete.",
+		Security:    []map[string][]string{bearer}, Errors: []int{401, 404},
 	}, s.getWebhook)
 	huma.Register(api, huma.Operation{
 		OperationID: "update-webhook", Method: http.MethodPatch, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
@@ -337,7 +347,7 @@ func (s *Server) recordEndpoint(ctx context.Context, tx *store.Tx, p *principal,
 
 type listWebhooksIn struct {
 	Cursor   string `query:"cursor" maxLength:"200" doc:"Opaque cursor from next_cursor"`
-	Limit    int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Limit    int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"The most endpoints on a page"`
 	IsActive string `query:"is_active" enum:"true,false" doc:"Only active (true) or inactive (false) endpoints"`
 }
 
@@ -528,12 +538,15 @@ func sameWebhook(a, b *Webhook) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// WebhookEndpointDeleted is the answer to DELETE /v1/webhooks/{id}.
+type WebhookEndpointDeleted struct {
+	ID               string   `json:"id" doc:"The deleted endpoint"`
+	Deleted          bool     `json:"deleted" doc:"Always true"`
+	DeactivatedRules []string `json:"deactivated_rules" doc:"The alert rules that sent to this endpoint: deactivated with it (disabled_reason says why)."`
+}
+
 type deleteWebhookOut struct {
-	Body struct {
-		ID               string   `json:"id"`
-		Deleted          bool     `json:"deleted"`
-		DeactivatedRules []string `json:"deactivated_rules" doc:"The alert rules that sent to this endpoint: deactivated with it (disabled_reason says why)."`
-	}
+	Body WebhookEndpointDeleted
 }
 
 func (s *Server) deleteWebhook(ctx context.Context, in *deleteIn) (*deleteWebhookOut, error) {
@@ -594,7 +607,7 @@ type RotateSecretRequest struct {
 }
 
 type rotateIn struct {
-	ID   string `path:"id" maxLength:"64"`
+	ID   string `path:"id" maxLength:"64" doc:"The endpoint's id"`
 	Body *RotateSecretRequest
 }
 
