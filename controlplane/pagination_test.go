@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// page is one page of a list: its items' ids, next_cursor and its Link
+// listPageOut is one page of a list: its items' ids, next_cursor and its Link
 // rel="next".
-type page struct {
+type listPageOut struct {
 	ids  []string
 	next string
 	link string
@@ -20,7 +20,7 @@ type page struct {
 
 // listPage fetches path (a list with ?limit=) with key; the answer must be
 // 200 with items (never null) and next_cursor.
-func (b *bundle) listPage(t *testing.T, key, path string) page {
+func (b *bundle) listPage(t *testing.T, key, path string) listPageOut {
 	t.Helper()
 	status, h, got := b.do(t, "GET", path, key, "")
 	items, ok := got["items"].([]any)
@@ -34,7 +34,7 @@ func (b *bundle) listPage(t *testing.T, key, path string) page {
 			link = l
 		}
 	}
-	return page{ids: ids(items), next: next, link: link}
+	return listPageOut{ids: ids(items), next: next, link: link}
 }
 
 // walk follows next_cursor from path until the last page and returns every
