@@ -139,6 +139,7 @@ func cmdControlplane(ctx context.Context, args []string) error {
 	c := config.Load(env, config.Needs{Database: true, Kafka: true, Keyring: true})
 	cpc := controlplane.Config{
 		AppRole:           env.String("EXO_DB_APP_ROLE", ""),
+		PublicURL:         env.URL("EXO_PUBLIC_URL", "http://"+*addr),
 		OutboxPoll:        env.Duration("EXO_OUTBOX_POLL", 0),
 		PublishWait:       env.Duration("EXO_PUBLISH_WAIT", 0),
 		ReadHeaderTimeout: env.Duration("EXO_HTTP_READ_HEADER_TIMEOUT", 0),

@@ -128,7 +128,7 @@ func runDev(ctx context.Context, cfg devConfig) error {
 		return controlplane.Run(ctx, controlplane.Config{
 			Addr: cfg.Addr, Pool: pool, Brokers: brokers, Topics: topics, Keyring: ring, Allowlist: loopback,
 			Log: log, Registry: reg, Routes: recv.Routes, Ready: addrCh, KafkaOpts: cfg.KafkaOpts,
-			TenantQuota: cfg.TenantQuota, GlobalQuota: cfg.GlobalQuota,
+			TenantQuota: cfg.TenantQuota, GlobalQuota: cfg.GlobalQuota, PublicURL: "http://" + cfg.Addr,
 		})
 	})
 	run("processor", func() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -51,6 +52,19 @@ func (e *Env) String(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// URL returns key or def; a value that is not an absolute http or https
+// URL with a host is a problem, so a typo fails at start, not in clients.
+func (e *Env) URL(key, def string) string {
+	v, ok := e.get(key)
+	if !ok {
+		return def
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.problems = append(e.problems, fmt.Sprintf("%s=%q is not an absolute http(s) URL", key, v))
+	}
+	return v
 }
 
 // Int returns key or def.

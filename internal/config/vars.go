@@ -248,6 +248,12 @@ var vars = []Var{
 			"a rule applies to every event produced after the answer); negative: no wait",
 	},
 	{
+		Name: "EXO_PUBLIC_URL", Default: "`http://<--addr>`", Commands: []string{"controlplane"},
+		Help: "base URL clients reach the API at: the server the OpenAPI document names",
+		Doc: "absolute `http(s)://` base URL clients reach the API at (e.g. behind an ingress): the `servers` entry " +
+			"of `/openapi.json`, which generated clients and `/docs` use",
+	},
+	{
 		Name: "EXO_CONTROLPLANE_RECORDER", Default: "`on`", Commands: []string{"controlplane"},
 		Help: "on runs a recorder in the control plane's process; off for a separate one",
 		Doc: "`on` runs a recorder in the control plane's process; `off` runs none, for deployments that run " +
