@@ -110,11 +110,11 @@ func TestDeliveryStatsBuckets(t *testing.T) {
 	want := map[key]store.Counts{
 		// Delivered latencies of bucket 0: 100, 1, 2, 3, 4, 60 → sorted
 		// 1 2 3 4 60 100: p50 the third (3), p95 and p99 the sixth (100).
-		{store.SeriesAll, "", "10:00"}:  {Delivered: 6, Retrying: 1, Gone: 1, P50: i64(3), P95: i64(100), P99: i64(100)},
-		{store.SeriesAll, "", "10:15"}:  {Delivered: 2, Retrying: 2, P50: i64(33), P95: i64(50), P99: i64(50)},
-		{store.SeriesAll, "", "10:30"}:  {},
-		{store.SeriesAll, "", "10:45"}:  {Dead: 1},
-		{store.SeriesAll, "", "window"}: {Delivered: 8, Retrying: 3, Dead: 1, Gone: 1, P50: i64(4), P95: i64(100), P99: i64(100)},
+		{store.SeriesAll, "", "10:00"}:            {Delivered: 6, Retrying: 1, Gone: 1, P50: i64(3), P95: i64(100), P99: i64(100)},
+		{store.SeriesAll, "", "10:15"}:            {Delivered: 2, Retrying: 2, P50: i64(33), P95: i64(50), P99: i64(50)},
+		{store.SeriesAll, "", "10:30"}:            {},
+		{store.SeriesAll, "", "10:45"}:            {Dead: 1},
+		{store.SeriesAll, "", "window"}:           {Delivered: 8, Retrying: 3, Dead: 1, Gone: 1, P50: i64(4), P95: i64(100), P99: i64(100)},
 		{store.SeriesGroup, "rul_acme", "10:00"}:  {Delivered: 6, Retrying: 1, Gone: 1, P50: i64(3), P95: i64(100), P99: i64(100)},
 		{store.SeriesGroup, "rul_acme", "10:15"}:  {Delivered: 1, P50: i64(50), P95: i64(50), P99: i64(50)},
 		{store.SeriesGroup, "rul_acme", "10:30"}:  {},
