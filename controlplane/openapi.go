@@ -35,6 +35,7 @@ var tagDescriptions = []*huma.Tag{
 	{Name: "Alert rules", Description: "Alert rules turn workflow events into alerts delivered to an endpoint: per event, or when a count or a success rate crosses a threshold (with their groups)."},
 	{Name: "Event types", Description: "The catalogue of what a rule can watch, the fields its condition can use, and every type of delivery."},
 	{Name: "Delivery history", Description: "Every alert with its attempts, per rule, per endpoint or by id; redelivery."},
+	{Name: "Statistics", Description: "Delivery attempts over time by outcome, with latency percentiles, and each endpoint's health: what the dashboard's overview draws."},
 	{Name: "Dead letters", Description: "Alerts that ran out of attempts, and their replay."},
 	{Name: "Health notices", Description: "Notices about the tenant's health (rules disabled, endpoints failing, dead letters, the quota) and where they are delivered."},
 	{Name: "Audit", Description: "The tenant's audit trail: every change, who made it, before and after."},

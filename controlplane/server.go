@@ -373,6 +373,8 @@ func (s *Server) newAPI() huma.API {
 	s.registerQuota(api)
 	s.registerNotices(api)
 	s.registerIngest(api)
+	s.registerOverview(api)
+	s.registerDeliverySearch(api)
 	s.finishDocument(api.OpenAPI())
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

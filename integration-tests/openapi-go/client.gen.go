@@ -397,6 +397,48 @@ func (e DeliveryAttemptOutcome) Valid() bool {
 	}
 }
 
+// Defines values for DeliveryStatsGroupBy.
+const (
+	DeliveryStatsGroupByEndpoint DeliveryStatsGroupBy = "endpoint"
+	DeliveryStatsGroupByNone     DeliveryStatsGroupBy = "none"
+	DeliveryStatsGroupByRule     DeliveryStatsGroupBy = "rule"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatsGroupBy enum.
+func (e DeliveryStatsGroupBy) Valid() bool {
+	switch e {
+	case DeliveryStatsGroupByEndpoint:
+		return true
+	case DeliveryStatsGroupByNone:
+		return true
+	case DeliveryStatsGroupByRule:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryStatsWindow.
+const (
+	DeliveryStatsWindowN1h  DeliveryStatsWindow = "1h"
+	DeliveryStatsWindowN24h DeliveryStatsWindow = "24h"
+	DeliveryStatsWindowN7d  DeliveryStatsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatsWindow enum.
+func (e DeliveryStatsWindow) Valid() bool {
+	switch e {
+	case DeliveryStatsWindowN1h:
+		return true
+	case DeliveryStatsWindowN24h:
+		return true
+	case DeliveryStatsWindowN7d:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryTypeType.
 const (
 	DeliveryTypeTypeTenantNotice                DeliveryTypeType = "tenant.notice"
@@ -427,6 +469,87 @@ func (e DeliveryTypeType) Valid() bool {
 	case DeliveryTypeTypeWorkflowRunStarted:
 		return true
 	case DeliveryTypeTypeWorkflowRunSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EndpointBreakerState.
+const (
+	EndpointBreakerStateClosed EndpointBreakerState = "closed"
+	EndpointBreakerStateOpen   EndpointBreakerState = "open"
+)
+
+// Valid indicates whether the value is a known member of the EndpointBreakerState enum.
+func (e EndpointBreakerState) Valid() bool {
+	switch e {
+	case EndpointBreakerStateClosed:
+		return true
+	case EndpointBreakerStateOpen:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EndpointErrorOutcome.
+const (
+	EndpointErrorOutcomeDead         EndpointErrorOutcome = "dead"
+	EndpointErrorOutcomeEndpointGone EndpointErrorOutcome = "endpoint_gone"
+	EndpointErrorOutcomeRetry        EndpointErrorOutcome = "retry"
+)
+
+// Valid indicates whether the value is a known member of the EndpointErrorOutcome enum.
+func (e EndpointErrorOutcome) Valid() bool {
+	switch e {
+	case EndpointErrorOutcomeDead:
+		return true
+	case EndpointErrorOutcomeEndpointGone:
+		return true
+	case EndpointErrorOutcomeRetry:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EndpointHealthKind.
+const (
+	EndpointHealthKindPagerduty EndpointHealthKind = "pagerduty"
+	EndpointHealthKindSlack     EndpointHealthKind = "slack"
+	EndpointHealthKindWebhook   EndpointHealthKind = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the EndpointHealthKind enum.
+func (e EndpointHealthKind) Valid() bool {
+	switch e {
+	case EndpointHealthKindPagerduty:
+		return true
+	case EndpointHealthKindSlack:
+		return true
+	case EndpointHealthKindWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EndpointHealthListWindow.
+const (
+	EndpointHealthListWindowN1h  EndpointHealthListWindow = "1h"
+	EndpointHealthListWindowN24h EndpointHealthListWindow = "24h"
+	EndpointHealthListWindowN7d  EndpointHealthListWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the EndpointHealthListWindow enum.
+func (e EndpointHealthListWindow) Valid() bool {
+	switch e {
+	case EndpointHealthListWindowN1h:
+		return true
+	case EndpointHealthListWindowN24h:
+		return true
+	case EndpointHealthListWindowN7d:
 		return true
 	default:
 		return false
@@ -946,6 +1069,33 @@ func (e ListDeadLettersParamsReplayed) Valid() bool {
 	}
 }
 
+// Defines values for SearchDeliveriesParamsStatus.
+const (
+	SearchDeliveriesParamsStatusDead         SearchDeliveriesParamsStatus = "dead"
+	SearchDeliveriesParamsStatusDelivered    SearchDeliveriesParamsStatus = "delivered"
+	SearchDeliveriesParamsStatusEndpointGone SearchDeliveriesParamsStatus = "endpoint_gone"
+	SearchDeliveriesParamsStatusPending      SearchDeliveriesParamsStatus = "pending"
+	SearchDeliveriesParamsStatusRetry        SearchDeliveriesParamsStatus = "retry"
+)
+
+// Valid indicates whether the value is a known member of the SearchDeliveriesParamsStatus enum.
+func (e SearchDeliveriesParamsStatus) Valid() bool {
+	switch e {
+	case SearchDeliveriesParamsStatusDead:
+		return true
+	case SearchDeliveriesParamsStatusDelivered:
+		return true
+	case SearchDeliveriesParamsStatusEndpointGone:
+		return true
+	case SearchDeliveriesParamsStatusPending:
+		return true
+	case SearchDeliveriesParamsStatusRetry:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListNoticesParamsKind.
 const (
 	ListNoticesParamsKindDeadLetters       ListNoticesParamsKind = "dead_letters"
@@ -1000,6 +1150,69 @@ func (e ListNoticesParamsAcknowledged) Valid() bool {
 	case ListNoticesParamsAcknowledgedFalse:
 		return true
 	case ListNoticesParamsAcknowledgedTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetDeliveryStatsParamsWindow.
+const (
+	GetDeliveryStatsParamsWindowN1h  GetDeliveryStatsParamsWindow = "1h"
+	GetDeliveryStatsParamsWindowN24h GetDeliveryStatsParamsWindow = "24h"
+	GetDeliveryStatsParamsWindowN7d  GetDeliveryStatsParamsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the GetDeliveryStatsParamsWindow enum.
+func (e GetDeliveryStatsParamsWindow) Valid() bool {
+	switch e {
+	case GetDeliveryStatsParamsWindowN1h:
+		return true
+	case GetDeliveryStatsParamsWindowN24h:
+		return true
+	case GetDeliveryStatsParamsWindowN7d:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetDeliveryStatsParamsGroupBy.
+const (
+	GetDeliveryStatsParamsGroupByEndpoint GetDeliveryStatsParamsGroupBy = "endpoint"
+	GetDeliveryStatsParamsGroupByNone     GetDeliveryStatsParamsGroupBy = "none"
+	GetDeliveryStatsParamsGroupByRule     GetDeliveryStatsParamsGroupBy = "rule"
+)
+
+// Valid indicates whether the value is a known member of the GetDeliveryStatsParamsGroupBy enum.
+func (e GetDeliveryStatsParamsGroupBy) Valid() bool {
+	switch e {
+	case GetDeliveryStatsParamsGroupByEndpoint:
+		return true
+	case GetDeliveryStatsParamsGroupByNone:
+		return true
+	case GetDeliveryStatsParamsGroupByRule:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEndpointHealthParamsWindow.
+const (
+	ListEndpointHealthParamsWindowN1h  ListEndpointHealthParamsWindow = "1h"
+	ListEndpointHealthParamsWindowN24h ListEndpointHealthParamsWindow = "24h"
+	ListEndpointHealthParamsWindowN7d  ListEndpointHealthParamsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the ListEndpointHealthParamsWindow enum.
+func (e ListEndpointHealthParamsWindow) Valid() bool {
+	switch e {
+	case ListEndpointHealthParamsWindowN1h:
+		return true
+	case ListEndpointHealthParamsWindowN24h:
+		return true
+	case ListEndpointHealthParamsWindowN7d:
 		return true
 	default:
 		return false
@@ -1777,6 +1990,21 @@ type DeliveryAttempt struct {
 // DeliveryAttemptOutcome delivered: 2xx; retry: failed, another attempt is scheduled; endpoint_gone: 404/410, the rule was disabled; dead: failed and out of attempts, dead-lettered
 type DeliveryAttemptOutcome string
 
+// DeliveryCounts defines model for DeliveryCounts.
+type DeliveryCounts struct {
+	// Dead Attempts that failed for good: the alert was dead-lettered (out of attempts, or a permanent failure)
+	Dead int64 `json:"dead"`
+
+	// Delivered Attempts that delivered the alert (2xx)
+	Delivered int64 `json:"delivered"`
+
+	// Gone Attempts answered 404 or 410: the endpoint is gone and the alert's rule was disabled
+	Gone int64 `json:"gone"`
+
+	// Retrying Attempts that failed with another attempt scheduled
+	Retrying int64 `json:"retrying"`
+}
+
 // DeliveryList defines model for DeliveryList.
 type DeliveryList struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -1791,6 +2019,90 @@ type DeliveryList struct {
 	NextCursor string `json:"next_cursor"`
 }
 
+// DeliveryPage defines model for DeliveryPage.
+type DeliveryPage struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/DeliveryPage.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// Items Alerts with their attempts, newest first
+	Items []Delivery `json:"items"`
+
+	// NextCursor Pass as ?cursor= (with the same filters) to get the next page; empty on the last page
+	NextCursor string `json:"next_cursor"`
+}
+
+// DeliverySeries defines model for DeliverySeries.
+type DeliverySeries struct {
+	// Buckets Every bucket of the window, oldest first, empty ones with zeros
+	Buckets []StatsBucket `json:"buckets"`
+
+	// EndpointId The endpoint of the series (group_by=endpoint; absent for "other")
+	EndpointId *string `json:"endpoint_id,omitempty"`
+
+	// Key The rule id or endpoint id of the series; "other" for the series of every rule or endpoint past the cap
+	Key string `json:"key"`
+
+	// LatencyMs Latency percentiles of the series' delivered attempts over the window
+	LatencyMs LatencyPercentiles `json:"latency_ms"`
+
+	// Name Name of the rule or endpoint (deleted ones keep theirs); a description for "other", test deliveries and health notices
+	Name string `json:"name"`
+
+	// Other Whether this is the series of the rules or endpoints past the cap
+	Other bool `json:"other"`
+
+	// RuleId The rule of the series (group_by=rule; absent for "other"); "test" are test deliveries, "notice" health notices
+	RuleId *string `json:"rule_id,omitempty"`
+
+	// Totals The series' attempts over the whole window
+	Totals DeliveryCounts `json:"totals"`
+}
+
+// DeliveryStats defines model for DeliveryStats.
+type DeliveryStats struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/DeliveryStats.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// BucketSeconds Length of each bucket in seconds: 60 for 1h (60 buckets), 900 for 24h (96), 7200 for 7d (84)
+	//
+	// Examples: 900
+	BucketSeconds int64 `json:"bucket_seconds"`
+
+	// Buckets Every bucket of the window, oldest first, empty ones with zeros (all series together)
+	Buckets []StatsBucket `json:"buckets"`
+
+	// From Start of the first bucket (inclusive); a multiple of the bucket length since the Unix epoch
+	From time.Time `json:"from"`
+
+	// GroupBy How the series are grouped
+	GroupBy DeliveryStatsGroupBy `json:"group_by"`
+
+	// LatencyMs Latency percentiles of the window's delivered attempts
+	LatencyMs LatencyPercentiles `json:"latency_ms"`
+
+	// Series Per rule or endpoint (group_by), most attempts first, at most 10 and then "other"; empty when group_by=none
+	Series []DeliverySeries `json:"series"`
+
+	// To End of the last bucket (exclusive); the last bucket holds the current time and is still filling
+	To time.Time `json:"to"`
+
+	// Totals Every attempt of the window
+	Totals DeliveryCounts `json:"totals"`
+
+	// Window The window shown
+	Window DeliveryStatsWindow `json:"window"`
+}
+
+// DeliveryStatsGroupBy How the series are grouped
+type DeliveryStatsGroupBy string
+
+// DeliveryStatsWindow The window shown
+type DeliveryStatsWindow string
+
 // DeliveryType defines model for DeliveryType.
 type DeliveryType struct {
 	Description string `json:"description"`
@@ -1801,6 +2113,113 @@ type DeliveryType struct {
 
 // DeliveryTypeType Examples: workflow.alert.firing
 type DeliveryTypeType string
+
+// EndpointBreaker defines model for EndpointBreaker.
+type EndpointBreaker struct {
+	// ConsecutiveFailures Failures in a row the report counted; null when it was never reported open
+	ConsecutiveFailures nullable.Nullable[int64] `json:"consecutive_failures"`
+
+	// Since When the breaker opened (open) or last closed after being reported open (closed); null when it was never reported open
+	Since nullable.Nullable[time.Time] `json:"since"`
+
+	// State open: a dispatcher reported the endpoint's breaker open for longer than EXO_DISPATCHER_UNHEALTHY_AFTER and not closed since (alerts to it wait in the retry tiers); closed otherwise
+	State EndpointBreakerState `json:"state"`
+}
+
+// EndpointBreakerState open: a dispatcher reported the endpoint's breaker open for longer than EXO_DISPATCHER_UNHEALTHY_AFTER and not closed since (alerts to it wait in the retry tiers); closed otherwise
+type EndpointBreakerState string
+
+// EndpointError defines model for EndpointError.
+type EndpointError struct {
+	// AlertId The alert of the attempt (GET /v1/deliveries/{alert_id} shows it)
+	AlertId string `json:"alert_id"`
+
+	// AttemptedAt When the attempt was made
+	AttemptedAt time.Time `json:"attempted_at"`
+
+	// Error Short description of the failure, URLs redacted
+	Error nullable.Nullable[string] `json:"error"`
+
+	// ErrorClass Machine-readable class of the failure, e.g. http_500, timeout, connection
+	ErrorClass nullable.Nullable[string] `json:"error_class"`
+
+	// Outcome What became of the alert after the attempt
+	Outcome EndpointErrorOutcome `json:"outcome"`
+
+	// StatusCode HTTP status of the answer; null when none came (timeout, connection error)
+	StatusCode nullable.Nullable[int64] `json:"status_code"`
+}
+
+// EndpointErrorOutcome What became of the alert after the attempt
+type EndpointErrorOutcome string
+
+// EndpointHealth defines model for EndpointHealth.
+type EndpointHealth struct {
+	// Attempts Every attempt of the window (the sum of totals)
+	Attempts int64 `json:"attempts"`
+
+	// Breaker Its circuit breaker, as the dispatchers reported it
+	Breaker EndpointBreaker `json:"breaker"`
+
+	// DisabledReason Why it was disabled; null when active or disabled by a user without a reason
+	DisabledReason nullable.Nullable[string] `json:"disabled_reason"`
+
+	// EndpointId The endpoint
+	EndpointId string `json:"endpoint_id"`
+
+	// IsActive Whether alerts are delivered to it
+	IsActive bool `json:"is_active"`
+
+	// Kind Its kind
+	Kind EndpointHealthKind `json:"kind"`
+
+	// LastDeliveredAt When an attempt to it last succeeded (at any time); null when none did
+	LastDeliveredAt nullable.Nullable[time.Time] `json:"last_delivered_at"`
+
+	// LastError Its latest failed attempt (at any time); absent when none failed
+	LastError *EndpointError `json:"last_error,omitempty"`
+
+	// LatencyMs Latency percentiles of its delivered attempts over the window
+	LatencyMs LatencyPercentiles `json:"latency_ms"`
+
+	// Name Its name
+	Name string `json:"name"`
+
+	// SuccessRate Delivered attempts over all attempts of the window, from 0 to 1; null when there were none
+	SuccessRate nullable.Nullable[float64] `json:"success_rate"`
+
+	// Totals Its attempts over the window
+	Totals DeliveryCounts `json:"totals"`
+}
+
+// EndpointHealthKind Its kind
+type EndpointHealthKind string
+
+// EndpointHealthList defines model for EndpointHealthList.
+type EndpointHealthList struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Examples: https://example.com/schemas/EndpointHealthList.json
+	Schema *string `json:"$schema,omitempty"`
+
+	// From Start of the window (inclusive)
+	From time.Time `json:"from"`
+
+	// Items The endpoints (not deleted), in the order of GET /v1/webhooks (oldest first)
+	Items []EndpointHealth `json:"items"`
+
+	// NextCursor Pass as ?cursor= (with the same window) to get the next page; empty on the last page
+	NextCursor string `json:"next_cursor"`
+
+	// To End of the window (exclusive)
+	To time.Time `json:"to"`
+
+	// Window The window of the counts
+	Window EndpointHealthListWindow `json:"window"`
+}
+
+// EndpointHealthListWindow The window of the counts
+type EndpointHealthListWindow string
 
 // ErrorDetail defines model for ErrorDetail.
 type ErrorDetail struct {
@@ -1977,6 +2396,18 @@ type IngestResult struct {
 
 	// Rejected Events refused; each has its reason in events
 	Rejected int64 `json:"rejected"`
+}
+
+// LatencyPercentiles defines model for LatencyPercentiles.
+type LatencyPercentiles struct {
+	// P50 Median latency (ms) of the delivered attempts; null when none
+	P50 nullable.Nullable[int64] `json:"p50"`
+
+	// P95 95th percentile latency (ms); null when none
+	P95 nullable.Nullable[int64] `json:"p95"`
+
+	// P99 99th percentile latency (ms); null when none
+	P99 nullable.Nullable[int64] `json:"p99"`
 }
 
 // Me defines model for Me.
@@ -2435,6 +2866,27 @@ type RuleRef struct {
 	Name string `json:"name"`
 }
 
+// StatsBucket defines model for StatsBucket.
+type StatsBucket struct {
+	// Dead Attempts after which the alert was dead-lettered
+	Dead int64 `json:"dead"`
+
+	// Delivered Attempts that delivered the alert
+	Delivered int64 `json:"delivered"`
+
+	// Gone Attempts answered 404 or 410 (endpoint gone, rule disabled)
+	Gone int64 `json:"gone"`
+
+	// LatencyMs Latency percentiles of the bucket's delivered attempts
+	LatencyMs LatencyPercentiles `json:"latency_ms"`
+
+	// Retrying Attempts that failed with another attempt scheduled
+	Retrying int64 `json:"retrying"`
+
+	// Start Start of the bucket (inclusive); it lasts bucket_seconds
+	Start time.Time `json:"start"`
+}
+
 // TenantQuota defines model for TenantQuota.
 type TenantQuota struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -2801,6 +3253,42 @@ type ListDeadLettersParams struct {
 // ListDeadLettersParamsReplayed defines parameters for ListDeadLetters.
 type ListDeadLettersParamsReplayed string
 
+// SearchDeliveriesParams defines parameters for SearchDeliveries.
+type SearchDeliveriesParams struct {
+	// AlertId Only this alert (its id, alrt_...)
+	AlertId *string `form:"alert_id,omitempty" json:"alert_id,omitempty"`
+
+	// RunId Only alerts about this workflow run (exact run id)
+	RunId *string `form:"run_id,omitempty" json:"run_id,omitempty"`
+
+	// Workflow Only alerts about runs of the workflow of this name (exact)
+	Workflow *string `form:"workflow,omitempty" json:"workflow,omitempty"`
+
+	// Status Only alerts whose latest attempt had this outcome: pending (no attempt yet), delivered, retry (failed, another attempt scheduled), endpoint_gone (404/410), dead (dead-lettered)
+	Status *SearchDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// EndpointId Only alerts to this endpoint (test deliveries included)
+	EndpointId *string `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+
+	// RuleId Only alerts of this rule ("test": test deliveries, "notice": health notices)
+	RuleId *string `form:"rule_id,omitempty" json:"rule_id,omitempty"`
+
+	// Since Only alerts raised at or after this time (RFC 3339)
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only alerts raised before this time (RFC 3339)
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
+
+	// Cursor Opaque cursor from next_cursor
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit At most this many alerts
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// SearchDeliveriesParamsStatus defines parameters for SearchDeliveries.
+type SearchDeliveriesParamsStatus string
+
 // IngestEventsApplicationCloudeventsPlusJSONBody defines parameters for IngestEvents.
 type IngestEventsApplicationCloudeventsPlusJSONBody = openapi_types.File
 
@@ -2872,6 +3360,36 @@ type ListRolloutAuditEventsParams struct {
 	// Limit The most items on a page
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// GetDeliveryStatsParams defines parameters for GetDeliveryStats.
+type GetDeliveryStatsParams struct {
+	// Window The window: the last hour (1-minute buckets), day (15-minute buckets) or week (2-hour buckets)
+	Window *GetDeliveryStatsParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// GroupBy Also count per rule or per endpoint (the 10 with the most attempts, then the rest as "other")
+	GroupBy *GetDeliveryStatsParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
+}
+
+// GetDeliveryStatsParamsWindow defines parameters for GetDeliveryStats.
+type GetDeliveryStatsParamsWindow string
+
+// GetDeliveryStatsParamsGroupBy defines parameters for GetDeliveryStats.
+type GetDeliveryStatsParamsGroupBy string
+
+// ListEndpointHealthParams defines parameters for ListEndpointHealth.
+type ListEndpointHealthParams struct {
+	// Window The window of the counts and the success rate
+	Window *ListEndpointHealthParamsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// Cursor Opaque cursor from next_cursor
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit At most this many endpoints
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEndpointHealthParamsWindow defines parameters for ListEndpointHealth.
+type ListEndpointHealthParamsWindow string
 
 // ListWebhooksParams defines parameters for ListWebhooks.
 type ListWebhooksParams struct {
@@ -3488,6 +4006,13 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/dead-letters/{alert_id}/replay (the `ReplayDeadLetter` operationId).
 	ReplayDeadLetter(ctx context.Context, alertId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SearchDeliveries Search every delivery
+	//
+	// The tenant's alerts across rules and endpoints, with their attempts, newest first: each filter narrows the search (alert id, run id, workflow name, status, endpoint, rule, time range). Page with limit and the opaque cursor (next_cursor, or the Link rel=next header). A viewer key may read it.
+	//
+	// Corresponds with GET /v1/deliveries (the `SearchDeliveries` operationId).
+	SearchDeliveries(ctx context.Context, params *SearchDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetDelivery Get an alert with its payload and every delivery attempt
 	//
 	// One alert by its id (the webhook-id its deliveries carry): the payload sent, its status and every recorded attempt with the answer's status code, latency and an excerpt of its body.
@@ -3686,6 +4211,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/rollout/tenants/{tenant_id} (the `SetTenantRollout` operationId).
 	SetTenantRollout(ctx context.Context, tenantId string, body SetTenantRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDeliveryStats Count delivery attempts over time
+	//
+	// Delivery attempts of the last hour, day or week by outcome (delivered, retrying, dead, gone) in fixed time buckets (empty ones with zeros, for a continuous chart), with latency percentiles p50/p95/p99 of the delivered ones over the window and per bucket; optionally per rule or per endpoint (the 10 with the most attempts, then "other"). Test deliveries and health notices count too (rule ids "test" and "notice"). A viewer key may read it.
+	//
+	// Corresponds with GET /v1/stats/deliveries (the `GetDeliveryStats` operationId).
+	GetDeliveryStats(ctx context.Context, params *GetDeliveryStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEndpointHealth Show each endpoint's health
+	//
+	// Per webhook endpoint (not deleted), in the order of the endpoint list: its attempts and success rate over the window, latency percentiles, its latest failure and latest success, whether it is disabled and why, and its circuit breaker as the dispatchers reported it. A viewer key may read it.
+	//
+	// Corresponds with GET /v1/stats/endpoints (the `ListEndpointHealth` operationId).
+	ListEndpointHealth(ctx context.Context, params *ListEndpointHealthParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooks List webhook endpoints
 	//
@@ -4062,6 +4601,23 @@ func (c *Client) ReplayDeadLetters(ctx context.Context, body ReplayDeadLettersJS
 // Corresponds with POST /v1/dead-letters/{alert_id}/replay (the `ReplayDeadLetter` operationId).
 func (c *Client) ReplayDeadLetter(ctx context.Context, alertId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReplayDeadLetterRequest(c.Server, alertId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SearchDeliveries Search every delivery
+//
+// The tenant's alerts across rules and endpoints, with their attempts, newest first: each filter narrows the search (alert id, run id, workflow name, status, endpoint, rule, time range). Page with limit and the opaque cursor (next_cursor, or the Link rel=next header). A viewer key may read it.
+//
+// Corresponds with GET /v1/deliveries (the `SearchDeliveries` operationId).
+func (c *Client) SearchDeliveries(ctx context.Context, params *SearchDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSearchDeliveriesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4511,6 +5067,40 @@ func (c *Client) SetTenantRolloutWithBody(ctx context.Context, tenantId string, 
 // Corresponds with PUT /v1/rollout/tenants/{tenant_id} (the `SetTenantRollout` operationId).
 func (c *Client) SetTenantRollout(ctx context.Context, tenantId string, body SetTenantRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSetTenantRolloutRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDeliveryStats Count delivery attempts over time
+//
+// Delivery attempts of the last hour, day or week by outcome (delivered, retrying, dead, gone) in fixed time buckets (empty ones with zeros, for a continuous chart), with latency percentiles p50/p95/p99 of the delivered ones over the window and per bucket; optionally per rule or per endpoint (the 10 with the most attempts, then "other"). Test deliveries and health notices count too (rule ids "test" and "notice"). A viewer key may read it.
+//
+// Corresponds with GET /v1/stats/deliveries (the `GetDeliveryStats` operationId).
+func (c *Client) GetDeliveryStats(ctx context.Context, params *GetDeliveryStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDeliveryStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEndpointHealth Show each endpoint's health
+//
+// Per webhook endpoint (not deleted), in the order of the endpoint list: its attempts and success rate over the window, latency percentiles, its latest failure and latest success, whether it is disabled and why, and its circuit breaker as the dispatchers reported it. A viewer key may read it.
+//
+// Corresponds with GET /v1/stats/endpoints (the `ListEndpointHealth` operationId).
+func (c *Client) ListEndpointHealth(ctx context.Context, params *ListEndpointHealthParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEndpointHealthRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5659,6 +6249,168 @@ func NewReplayDeadLetterRequest(server string, alertId string) (*http.Request, e
 	return req, nil
 }
 
+// NewSearchDeliveriesRequest constructs an http.Request for the SearchDeliveries method
+func NewSearchDeliveriesRequest(server string, params *SearchDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/deliveries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AlertId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "alert_id", *params.AlertId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RunId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "run_id", *params.RunId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Workflow != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "workflow", *params.Workflow, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RuleId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "rule_id", *params.RuleId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetDeliveryRequest constructs an http.Request for the GetDelivery method
 func NewGetDeliveryRequest(server string, alertId string) (*http.Request, error) {
 	var err error
@@ -6500,6 +7252,150 @@ func NewSetTenantRolloutRequestWithBody(server string, tenantId string, contentT
 	return req, nil
 }
 
+// NewGetDeliveryStatsRequest constructs an http.Request for the GetDeliveryStats method
+func NewGetDeliveryStatsRequest(server string, params *GetDeliveryStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/stats/deliveries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.GroupBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "group_by", *params.GroupBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEndpointHealthRequest constructs an http.Request for the ListEndpointHealth method
+func NewListEndpointHealthRequest(server string, params *ListEndpointHealthParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/stats/endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListWebhooksRequest constructs an http.Request for the ListWebhooks method
 func NewListWebhooksRequest(server string, params *ListWebhooksParams) (*http.Request, error) {
 	var err error
@@ -7128,6 +8024,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/dead-letters/{alert_id}/replay (the `ReplayDeadLetter` operationId).
 	ReplayDeadLetterWithResponse(ctx context.Context, alertId string, reqEditors ...RequestEditorFn) (*ReplayDeadLetterResponse, error)
 
+	// SearchDeliveriesWithResponse Search every delivery
+	//
+	// The tenant's alerts across rules and endpoints, with their attempts, newest first: each filter narrows the search (alert id, run id, workflow name, status, endpoint, rule, time range). Page with limit and the opaque cursor (next_cursor, or the Link rel=next header). A viewer key may read it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/deliveries (the `SearchDeliveries` operationId).
+	SearchDeliveriesWithResponse(ctx context.Context, params *SearchDeliveriesParams, reqEditors ...RequestEditorFn) (*SearchDeliveriesResponse, error)
+
 	// GetDeliveryWithResponse Get an alert with its payload and every delivery attempt
 	//
 	// One alert by its id (the webhook-id its deliveries carry): the payload sent, its status and every recorded attempt with the answer's status code, latency and an excerpt of its body.
@@ -7352,6 +8257,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/rollout/tenants/{tenant_id} (the `SetTenantRollout` operationId).
 	SetTenantRolloutWithResponse(ctx context.Context, tenantId string, body SetTenantRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTenantRolloutResponse, error)
+
+	// GetDeliveryStatsWithResponse Count delivery attempts over time
+	//
+	// Delivery attempts of the last hour, day or week by outcome (delivered, retrying, dead, gone) in fixed time buckets (empty ones with zeros, for a continuous chart), with latency percentiles p50/p95/p99 of the delivered ones over the window and per bucket; optionally per rule or per endpoint (the 10 with the most attempts, then "other"). Test deliveries and health notices count too (rule ids "test" and "notice"). A viewer key may read it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/stats/deliveries (the `GetDeliveryStats` operationId).
+	GetDeliveryStatsWithResponse(ctx context.Context, params *GetDeliveryStatsParams, reqEditors ...RequestEditorFn) (*GetDeliveryStatsResponse, error)
+
+	// ListEndpointHealthWithResponse Show each endpoint's health
+	//
+	// Per webhook endpoint (not deleted), in the order of the endpoint list: its attempts and success rate over the window, latency percentiles, its latest failure and latest success, whether it is disabled and why, and its circuit breaker as the dispatchers reported it. A viewer key may read it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/stats/endpoints (the `ListEndpointHealth` operationId).
+	ListEndpointHealthWithResponse(ctx context.Context, params *ListEndpointHealthParams, reqEditors ...RequestEditorFn) (*ListEndpointHealthResponse, error)
 
 	// ListWebhooksWithResponse List webhook endpoints
 	//
@@ -8424,6 +9347,82 @@ func (r ReplayDeadLetterResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReplayDeadLetterResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SearchDeliveriesResponse200Headers the declared response headers of an HTTP 200 response for SearchDeliveries
+type SearchDeliveriesResponse200Headers struct {
+	Link *string
+}
+
+type SearchDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SearchDeliveriesResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SearchDeliveriesResponse) GetJSON200() *DeliveryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SearchDeliveriesResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SearchDeliveriesResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SearchDeliveriesResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SearchDeliveriesResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SearchDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SearchDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SearchDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SearchDeliveriesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9770,6 +10769,151 @@ func (r SetTenantRolloutResponse) ContentType() string {
 	return ""
 }
 
+type GetDeliveryStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryStats
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDeliveryStatsResponse) GetJSON200() *DeliveryStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetDeliveryStatsResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDeliveryStatsResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetDeliveryStatsResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetDeliveryStatsResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDeliveryStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDeliveryStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDeliveryStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDeliveryStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEndpointHealthResponse200Headers the declared response headers of an HTTP 200 response for ListEndpointHealth
+type ListEndpointHealthResponse200Headers struct {
+	Link *string
+}
+
+type ListEndpointHealthResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointHealthList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListEndpointHealthResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEndpointHealthResponse) GetJSON200() *EndpointHealthList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListEndpointHealthResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListEndpointHealthResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListEndpointHealthResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListEndpointHealthResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEndpointHealthResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEndpointHealthResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEndpointHealthResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEndpointHealthResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListWebhooksResponse200Headers the declared response headers of an HTTP 200 response for ListWebhooks
 type ListWebhooksResponse200Headers struct {
 	Link *string
@@ -10688,6 +11832,21 @@ func (c *ClientWithResponses) ReplayDeadLetterWithResponse(ctx context.Context, 
 	return ParseReplayDeadLetterResponse(rsp)
 }
 
+// SearchDeliveriesWithResponse Search every delivery
+//
+// The tenant's alerts across rules and endpoints, with their attempts, newest first: each filter narrows the search (alert id, run id, workflow name, status, endpoint, rule, time range). Page with limit and the opaque cursor (next_cursor, or the Link rel=next header). A viewer key may read it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/deliveries (the `SearchDeliveries` operationId).
+func (c *ClientWithResponses) SearchDeliveriesWithResponse(ctx context.Context, params *SearchDeliveriesParams, reqEditors ...RequestEditorFn) (*SearchDeliveriesResponse, error) {
+	rsp, err := c.SearchDeliveries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSearchDeliveriesResponse(rsp)
+}
+
 // GetDeliveryWithResponse Get an alert with its payload and every delivery attempt
 //
 // One alert by its id (the webhook-id its deliveries carry): the payload sent, its status and every recorded attempt with the answer's status code, latency and an excerpt of its body.
@@ -11061,6 +12220,36 @@ func (c *ClientWithResponses) SetTenantRolloutWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseSetTenantRolloutResponse(rsp)
+}
+
+// GetDeliveryStatsWithResponse Count delivery attempts over time
+//
+// Delivery attempts of the last hour, day or week by outcome (delivered, retrying, dead, gone) in fixed time buckets (empty ones with zeros, for a continuous chart), with latency percentiles p50/p95/p99 of the delivered ones over the window and per bucket; optionally per rule or per endpoint (the 10 with the most attempts, then "other"). Test deliveries and health notices count too (rule ids "test" and "notice"). A viewer key may read it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/stats/deliveries (the `GetDeliveryStats` operationId).
+func (c *ClientWithResponses) GetDeliveryStatsWithResponse(ctx context.Context, params *GetDeliveryStatsParams, reqEditors ...RequestEditorFn) (*GetDeliveryStatsResponse, error) {
+	rsp, err := c.GetDeliveryStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDeliveryStatsResponse(rsp)
+}
+
+// ListEndpointHealthWithResponse Show each endpoint's health
+//
+// Per webhook endpoint (not deleted), in the order of the endpoint list: its attempts and success rate over the window, latency percentiles, its latest failure and latest success, whether it is disabled and why, and its circuit breaker as the dispatchers reported it. A viewer key may read it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/stats/endpoints (the `ListEndpointHealth` operationId).
+func (c *ClientWithResponses) ListEndpointHealthWithResponse(ctx context.Context, params *ListEndpointHealthParams, reqEditors ...RequestEditorFn) (*ListEndpointHealthResponse, error) {
+	rsp, err := c.ListEndpointHealth(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEndpointHealthResponse(rsp)
 }
 
 // ListWebhooksWithResponse List webhook endpoints
@@ -12080,6 +13269,73 @@ func ParseReplayDeadLetterResponse(rsp *http.Response) (*ReplayDeadLetterRespons
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseSearchDeliveriesResponse parses an HTTP response from a SearchDeliveriesWithResponse call
+func ParseSearchDeliveriesResponse(rsp *http.Response) (*SearchDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SearchDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SearchDeliveriesResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -13174,6 +14430,127 @@ func ParseSetTenantRolloutResponse(rsp *http.Response) (*SetTenantRolloutRespons
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetDeliveryStatsResponse parses an HTTP response from a GetDeliveryStatsWithResponse call
+func ParseGetDeliveryStatsResponse(rsp *http.Response) (*GetDeliveryStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDeliveryStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListEndpointHealthResponse parses an HTTP response from a ListEndpointHealthWithResponse call
+func ParseListEndpointHealthResponse(rsp *http.Response) (*ListEndpointHealthResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEndpointHealthResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointHealthList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListEndpointHealthResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
