@@ -62,7 +62,7 @@ Quickstart — paste into another shell:
 export EXO_API_KEY=%[2]s
 export EXO_API=%[1]s
 WEBHOOK_ID=$(curl -sS -X POST "$EXO_API/v1/webhooks" -H "Authorization: Bearer $EXO_API_KEY" -H 'Content-Type: application/json' -d '{"name":"demo receiver","target_url":"%[1]s/demo/receiver/hook"}' | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4); echo "webhook: $WEBHOOK_ID"
-curl -sS -X POST "$EXO_API/v1/alert-rules" -H "Authorization: Bearer $EXO_API_KEY" -H 'Content-Type: application/json' -d '{"name":"ETL failures","event_type":"workflow.run.failed","webhook_endpoint_id":"'"$WEBHOOK_ID"'"}'; echo
+curl -sS -X POST "$EXO_API/v1/alert-rules" -H "Authorization: Bearer $EXO_API_KEY" -H 'Content-Type: application/json' -d '{"name":"ETL failures","event_type":"workflow.run.failed","endpoint_id":"'"$WEBHOOK_ID"'"}'; echo
 %[3]s emit --brokers %[4]s --topic-prefix %[5]s --tenant demo --type workflow.run.failed --workflow nightly-etl --duration 84s --label env=prod
 curl -sS "$EXO_API/demo/receiver.json"; echo
 

@@ -340,7 +340,7 @@ func (d *drill) configureTenant(ctx context.Context, tenant, target string) erro
 		return err
 	}
 	return d.post(ctx, key, "/v1/alert-rules", map[string]any{
-		"name": "every failed run", "event_type": schemas.TypeRunFailed, "webhook_endpoint_id": wh.ID,
+		"name": "every failed run", "event_type": schemas.TypeRunFailed, "endpoint_id": wh.ID,
 	}, nil)
 }
 
