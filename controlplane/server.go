@@ -352,6 +352,8 @@ func (s *Server) newAPI() huma.API {
 	s.registerQuota(api)
 	s.registerNotices(api)
 	s.registerIngest(api)
+	s.registerOverview(api)
+	s.registerDeliverySearch(api)
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

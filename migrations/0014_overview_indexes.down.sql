@@ -1,0 +1,9 @@
+SET lock_timeout = '5s';
+
+DROP INDEX IF EXISTS alerts_workflow_idx;
+DROP INDEX IF EXISTS alerts_run_idx;
+CREATE INDEX IF NOT EXISTS alerts_tenant_idx ON alerts (tenant_id, created_at DESC);
+DROP INDEX IF EXISTS alerts_tenant_created_idx;
+DROP INDEX IF EXISTS notices_endpoint_unhealthy_idx;
+DROP INDEX IF EXISTS delivery_attempts_endpoint_failed_idx;
+DROP INDEX IF EXISTS delivery_attempts_tenant_time_idx;
