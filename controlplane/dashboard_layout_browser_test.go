@@ -102,6 +102,7 @@ func (d *dash) screenshot(name string) {
 	if dir == "" {
 		return
 	}
+	eval[bool](d, `(window.scrollTo(0, 0), true)`)
 	ctx, cancel := context.WithTimeout(d.ctx, dashWait)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -8,9 +8,11 @@
   const TERMINAL = new Set(["delivered", "dead", "endpoint_gone"]);
   const state = {
     webhooks: [], rules: [], eventTypes: [], kinds: [], groupBy: [], readOnly: false,
+    ready: false, // the key was accepted and the lists loaded
     groups: null, // {rule, cursor}: the rule whose groups are shown
     history: null, // {kind: "rule"|"webhook", id, name, cursor}
     dlCursor: "", auditCursor: "", testPoll: null,
+    pageSize: 50, webhooksPage: 0, rulesPage: 0,
   };
 
   // h builds an element; string and number children become text nodes.
@@ -43,6 +45,50 @@
     return h("button", { type: "button", class: "write " + cls, disabled: state.readOnly, onclick }, label);
   }
   function plainButton(label, cls, onclick) { return h("button", { type: "button", class: cls, onclick }, label); }
+
+  // copyText puts text on the clipboard; where the browser refuses, it
+  // selects el's text so Ctrl+C copies it. It reports what happened.
+  async function copyText(text, el) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return "copied";
+    } catch (e) {
+      if (el) {
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        const sel = window.getSelection();
+        sel.removeAllRanges(); sel.addRange(r);
+      }
+      return "selected: press Ctrl+C";
+    }
+  }
+  // copyButton copies text (an id, an alert id) and says so on itself.
+  function copyButton(text, what, el) {
+    const b = h("button", { type: "button", class: "copy", title: "Copy " + (what || "") + " " + text, "aria-label": "Copy " + (what || text),
+      dataset: { copy: text } }, "Copy");
+    b.addEventListener("click", async () => {
+      const said = await copyText(text, el);
+      b.textContent = said === "copied" ? "Copied" : "Select";
+      b.title = said;
+      b.classList.add("copied");
+      setTimeout(() => { b.textContent = "Copy"; b.classList.remove("copied"); }, 1500);
+    });
+    return b;
+  }
+  // idCode is an id in code with its copy button.
+  function idCode(id, what) {
+    const c = h("code", { class: "id" }, id);
+    return h("span", { class: "id-line" }, c, copyButton(id, what, c));
+  }
+  // actionsCell holds a row's buttons; they wrap inside the cell.
+  function actionsCell(...buttons) { return h("td", { class: "actions" }, h("div", { class: "buttons-row" }, ...buttons)); }
+  // emptyRow is the row of an empty list: what it means and what to do.
+  function emptyRow(colspan, text, next) {
+    return h("tr", { class: "empty-row" }, h("td", { colspan, class: "empty" }, text, next ? h("span", { class: "next" }, next) : null));
+  }
+  // ruleEndpoint is the endpoint of a rule: endpoint_id, or the older
+  // name webhook_endpoint_id of servers before the rename.
+  const ruleEndpoint = (r) => r.endpoint_id || r.webhook_endpoint_id || "";
 
   // --- API ---------------------------------------------------------------
 
@@ -176,11 +222,17 @@
       await Promise.all([loadWebhooks(), loadRules(), loadFiring()]);
       $("key-status").textContent = "tenant " + me.tenant_id + " (" + me.role + " key " + me.key_name + "): " +
         state.webhooks.length + " endpoints, " + state.rules.length + " rules";
+      $("key-howto").hidden = true;
+      state.ready = true;
     } catch (e) {
       $("key-status").textContent = "";
       showProblem($("key-problem"), e);
+      $("key-howto").hidden = false;
       return;
     }
+    loadOverview();
+    deliveriesPager.first();
+    startRefresh();
     loadDeadLetters(false);
     loadAudit(false);
     loadQuota();
@@ -223,9 +275,9 @@
         td(x.resolved_at ? h("span", null, "resolved ", timeEl(x.resolved_at)) : badge("open", "retry")),
         td(x.acknowledged_at ? h("span", null, timeEl(x.acknowledged_at), h("div", { class: "muted" }, x.acknowledged_by || "")) :
           h("span", { class: "muted" }, "no")),
-        h("td", { class: "actions" }, x.acknowledged_at ? null : writeButton("Acknowledge", "ack-notice", () => acknowledgeNotice(x)))));
+        actionsCell(x.acknowledged_at ? null : writeButton("Acknowledge", "ack-notice", () => acknowledgeNotice(x)))));
       if (more) $("notices").append(...rows);
-      else $("notices").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 7, class: "muted" }, "No notices."))]));
+      else $("notices").replaceChildren(...(rows.length ? rows : [emptyRow(7, "No notices.", "Nothing needs your attention. Notices appear here when an endpoint keeps failing, a rule is disabled or alerts are dead-lettered.")]));
       noticeCursor = data.next_cursor || "";
       $("nt-more").hidden = !noticeCursor;
       const { data: st } = await api("GET", "/v1/notice-settings");
@@ -366,11 +418,29 @@
 
   // --- endpoints ---------------------------------------------------------
 
+  // listPage shows page (from 0) of items in a table of pageSize rows
+  // with its Previous/Next pager (ids prefix-prev, prefix-next,
+  // prefix-page); it returns the page shown (the last one when the list
+  // shrank).
+  function listPage(prefix, items, page) {
+    const size = state.pageSize;
+    const pages = Math.max(1, Math.ceil(items.length / size));
+    page = Math.min(Math.max(0, page), pages - 1);
+    $(prefix + "-pager").hidden = pages <= 1;
+    $(prefix + "-prev").disabled = page === 0;
+    $(prefix + "-next").disabled = page >= pages - 1;
+    $(prefix + "-page").textContent = "Page " + (page + 1) + " of " + pages + " · " + (page * size + 1) + "–" +
+      Math.min(items.length, (page + 1) * size) + " of " + items.length;
+    return page;
+  }
+
   function renderWebhooks() {
-    const rows = state.webhooks.map((w) => {
+    state.webhooksPage = listPage("webhooks", state.webhooks, state.webhooksPage);
+    const size = state.pageSize;
+    const rows = state.webhooks.slice(state.webhooksPage * size, (state.webhooksPage + 1) * size).map((w) => {
       const headers = Object.keys(w.headers || {});
       return h("tr", { dataset: { id: w.id } },
-        td(h("span", { class: "name" }, w.name)),
+        td(h("span", { class: "name" }, w.name), idCode(w.id, "endpoint id")),
         td(w.kind),
         td(h("span", { class: "target" }, w.target_url),
           headers.length ? h("div", { class: "muted" }, "headers: " + headers.join(", ")) : null,
@@ -378,8 +448,7 @@
         td(badge(w.is_active ? "yes" : "no", w.is_active ? "yes" : "no"),
           w.disabled_reason ? h("div", { class: "disabled-reason muted" }, w.disabled_reason) : null),
         td(h("code", { class: "secret-hint" }, w.secret_hint || "—")),
-        td(h("code", null, w.id)),
-        h("td", { class: "actions" },
+        actionsCell(
           writeButton("Edit", "edit", () => editWebhook(w.id)),
           writeButton(w.is_active ? "Deactivate" : "Activate", "toggle", () => toggleWebhook(w)),
           writeButton(w.kind === "pagerduty" ? "New routing key" : "Rotate secret", "rotate", () => rotatePanel(w)),
@@ -387,7 +456,8 @@
           plainButton("History", "history", () => openHistory("webhook", w.id, w.name)),
           writeButton("Delete", "delete", () => deleteWebhookPanel(w))));
     });
-    $("webhooks").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 7, class: "muted" }, "No endpoints yet."))]));
+    $("webhooks").replaceChildren(...(rows.length ? rows : [emptyRow(6, "No endpoints yet.",
+      "Add one below: a name and the URL that should receive your alerts (a webhook, a Slack incoming webhook or PagerDuty). Then add a rule that sends to it.")]));
   }
 
   function renderEndpointSelects() {
@@ -399,6 +469,10 @@
     const keepRp = rp.value;
     rp.replaceChildren(h("option", { value: "" }, "any endpoint"), ...state.webhooks.map((w) => h("option", { value: w.id }, w.name)));
     rp.value = keepRp;
+    const ds = $("ds-endpoint");
+    const keepDs = ds.value;
+    ds.replaceChildren(h("option", { value: "" }, "any endpoint"), ...state.webhooks.map((w) => h("option", { value: w.id }, w.name)));
+    ds.value = keepDs;
   }
 
   function kindChanged() {
@@ -602,7 +676,8 @@
     const attempts = h("ul", { class: "attempts", id: "test-attempts" });
     const problem = h("div", { class: "problem", role: "alert", id: "test-problem" });
     const alertEl = h("code", { id: "test-alert-id" });
-    panel.replaceChildren(h("div", null, h("strong", null, "Test delivery to “" + w.name + "”: "), "alert ", alertEl, " — status: ", status,
+    const alertCopy = h("span");
+    panel.replaceChildren(h("div", null, h("strong", null, "Test delivery to “" + w.name + "”: "), "alert ", alertEl, alertCopy, " — status: ", status,
       " ", h("button", { type: "button", onclick: () => { if (state.testPoll) clearTimeout(state.testPoll); panel.replaceChildren(); } }, "Close")),
     attempts, problem);
     let id;
@@ -614,6 +689,7 @@
       return;
     }
     alertEl.textContent = id;
+    alertCopy.replaceChildren(" ", copyButton(id, "alert id", alertEl));
     status.textContent = "queued";
     loadAudit(false);
     let polls = 0;
@@ -638,7 +714,7 @@
 
   function deleteWebhookPanel(w) {
     const panel = $("webhook-panel");
-    const affected = state.rules.filter((r) => r.webhook_endpoint_id === w.id && r.is_active);
+    const affected = state.rules.filter((r) => ruleEndpoint(r) === w.id && r.is_active);
     const problem = h("div", { class: "problem", role: "alert" });
     panel.replaceChildren(
       h("div", null, h("strong", null, "Delete endpoint “" + w.name + "”?"), " It stops receiving at once; its history and audit trail stay."),
@@ -665,12 +741,14 @@
   // --- rules -------------------------------------------------------------
 
   function renderRules() {
-    const rows = state.rules.map((r) => h("tr", { dataset: { id: r.id } },
-      td(h("span", { class: "name" }, r.name), r.description ? h("div", { class: "muted" }, r.description) : null),
+    state.rulesPage = listPage("rules", state.rules, state.rulesPage);
+    const size = state.pageSize;
+    const rows = state.rules.slice(state.rulesPage * size, (state.rulesPage + 1) * size).map((r) => h("tr", { dataset: { id: r.id } },
+      td(h("span", { class: "name" }, r.name), r.description ? h("div", { class: "muted" }, r.description) : null, idCode(r.id, "rule id")),
       td(r.event_type, r.duration_threshold ? h("div", { class: "muted" }, "after " + r.duration_threshold) : null,
         r.kind && r.kind !== "per_event" ? h("div", { class: "kind-summary muted" }, kindSummary(r)) : null),
       td(r.condition ? h("code", { class: "condition" }, r.condition) : h("span", { class: "muted" }, "every event")),
-      td(webhookName(r.webhook_endpoint_id)),
+      td(webhookName(ruleEndpoint(r))),
       td(r.severity, h("div", { class: "muted" }, [
         r.rate_limit_per_minute ? r.rate_limit_per_minute + "/min" : "",
         r.cooldown ? "cooldown " + r.cooldown : "",
@@ -678,14 +756,15 @@
       ].filter(Boolean).join(" · "))),
       td(badge(r.is_active ? "yes" : "no", r.is_active ? "yes" : "no"),
         r.disabled_reason ? h("div", { class: "disabled-reason muted" }, r.disabled_reason) : null),
-      td(h("code", null, r.id)),
-      h("td", { class: "actions" },
+      actionsCell(
         writeButton("Edit", "edit", () => editRule(r.id)),
         writeButton(r.is_active ? "Deactivate" : "Activate", "toggle", () => toggleRule(r)),
         plainButton("History", "history", () => openHistory("rule", r.id, r.name)),
         r.kind && r.kind !== "per_event" ? plainButton("Groups", "groups", () => openGroups(r)) : null,
         writeButton("Delete", "delete", () => deleteRulePanel(r)))));
-    $("rules").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 8, class: "muted" }, "No rules yet."))]));
+    $("rules").replaceChildren(...(rows.length ? rows : [emptyRow(7, "No rules yet.", state.webhooks.length
+      ? "Add one below: the event to watch (e.g. workflow.run.failed), an optional condition, and the endpoint to alert."
+      : "Add an endpoint first (above), then a rule below that sends to it.")]));
   }
 
   function renderRuleSelect() {
@@ -693,6 +772,11 @@
     const keep = rp.value;
     rp.replaceChildren(h("option", { value: "" }, "any rule"), ...state.rules.map((r) => h("option", { value: r.id }, r.name)));
     rp.value = keep;
+    const ds = $("ds-rule");
+    const keepDs = ds.value;
+    ds.replaceChildren(h("option", { value: "" }, "any rule"), h("option", { value: "test" }, "test deliveries"),
+      h("option", { value: "notice" }, "health notices"), ...state.rules.map((r) => h("option", { value: r.id }, r.name)));
+    ds.value = keepDs;
   }
 
   function eventTypeChanged() {
@@ -766,7 +850,7 @@
   function loadedDoc(r) {
     return {
       name: r.name, description: r.description || null, event_type: r.event_type, condition: r.condition || null,
-      duration_threshold: r.duration_threshold || null, webhook_endpoint_id: r.webhook_endpoint_id, severity: r.severity,
+      duration_threshold: r.duration_threshold || null, webhook_endpoint_id: ruleEndpoint(r), severity: r.severity,
       rate_limit_per_minute: r.rate_limit_per_minute || null, cooldown: r.cooldown || null, max_attempts: r.max_attempts,
       include_error_message: !!r.include_error_message,
       kind: r.kind || "per_event", window: r.window || null, threshold: r.threshold || null,
@@ -934,9 +1018,9 @@
       $("groups-summary").textContent = s.groups + " groups of at most " + s.max_groups + "; " + s.dropped + " events dropped (over max_groups), " +
         s.late + " too late for the window.";
       const rows = (data.items || []).map((x) => h("tr", { dataset: { groupKey: x.group_key } },
-        td(groupText(x)), td(stateCell(x)), td(valueText(x)), td(timeEl(x.last_event_at)), td(x.incident_id ? h("code", null, x.incident_id) : "—")));
+        td(groupText(x)), td(stateCell(x)), td(valueText(x)), td(timeEl(x.last_event_at)), td(x.incident_id ? idCode(x.incident_id, "incident id") : "—")));
       if (more) $("groups").append(...rows);
-      else $("groups").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 5, class: "muted" }, "No groups (yet): nothing matched in the window."))]));
+      else $("groups").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No groups (yet): nothing matched in the window.")]));
       $("groups-more").hidden = !g.cursor;
     } catch (e) {
       showProblem(box, e);
@@ -947,8 +1031,8 @@
     try {
       const { data } = await api("GET", "/v1/alert-groups" + qs({ state: "firing", limit: 200 }));
       const rows = (data.items || []).map((x) => h("tr", { dataset: { ruleId: x.rule_id, groupKey: x.group_key } },
-        td(x.rule_name || ruleName(x.rule_id)), td(groupText(x)), td(stateCell(x)), td(valueText(x)), td(x.incident_id ? h("code", null, x.incident_id) : "—")));
-      $("firing").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 5, class: "muted" }, "Nothing fires now."))]));
+        td(x.rule_name || ruleName(x.rule_id)), td(groupText(x)), td(stateCell(x)), td(valueText(x)), td(x.incident_id ? idCode(x.incident_id, "incident id") : "—")));
+      $("firing").replaceChildren(...(rows.length ? rows : [emptyRow(5, "Nothing fires now.", "Count and rate rules appear here while one of their groups fires.")]));
     } catch (e) {
       $("firing").replaceChildren(h("tr", null, h("td", { colspan: 5, class: "problem" }, "Could not load: " + e.message)));
     }
@@ -987,7 +1071,7 @@
       const { data } = await api("GET", base + qs({ outcome: $("history-outcome").value, cursor: more ? hs.cursor : "", limit: 50 }));
       const rows = (data.items || []).map(deliveryRow);
       if (more) $("history").append(...rows);
-      else $("history").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 7, class: "muted" }, "No alerts yet."))]));
+      else $("history").replaceChildren(...(rows.length ? rows : [emptyRow(7, "No alerts yet.", "Alerts appear here once the rule matches an event; “Send test” on an endpoint makes one at once.")]));
       hs.cursor = data.next_cursor || "";
       $("history-more").hidden = !hs.cursor;
     } catch (e) {
@@ -997,14 +1081,14 @@
 
   function deliveryRow(d) {
     return h("tr", { dataset: { alertId: d.alert_id } },
-      td(h("code", null, d.alert_id), d.rule_id === "test" ? h("div", { class: "muted" }, "test delivery") : null),
+      td(idCode(d.alert_id, "alert id"), d.rule_id === "test" ? h("div", { class: "muted" }, "test delivery") : null),
       td(timeEl(d.created_at)),
       td(d.event_type),
       td(d.workflow_name || d.workflow_id, h("div", { class: "muted" }, d.run_id)),
       td(badge(d.status, d.status), d.dead_lettered ? [" ", badge("dead letter", "dead")] : null,
         d.replayed_at ? h("div", { class: "muted" }, "replayed ", timeEl(d.replayed_at)) : null),
       td((d.attempts || []).length ? h("ul", { class: "attempts" }, d.attempts.map(attemptItem)) : h("span", { class: "muted" }, "none yet")),
-      h("td", { class: "actions" }, writeButton("Redeliver", "redeliver", () => redeliver(d))));
+      actionsCell(writeButton("Redeliver", "redeliver", () => redeliver(d))));
   }
 
   async function redeliver(d) {
@@ -1027,7 +1111,7 @@
     try {
       const { data } = await api("GET", "/v1/dead-letters" + qs({ replayed: $("dl-replayed").value, cursor: more ? state.dlCursor : "", limit: 50 }));
       const rows = (data.items || []).map((d) => h("tr", { dataset: { alertId: d.alert_id } },
-        td(h("code", null, d.alert_id)),
+        td(idCode(d.alert_id, "alert id")),
         td(ruleName(d.rule_id)),
         td(webhookName(d.endpoint_id)),
         td(d.event_type, h("div", { class: "muted" }, d.workflow_id + " / " + d.run_id)),
@@ -1035,9 +1119,9 @@
         td(h("span", { class: "last-error" }, d.last_error)),
         td(timeEl(d.dead_at)),
         td(d.replayed_at ? timeEl(d.replayed_at) : h("span", { class: "muted" }, "no")),
-        h("td", { class: "actions" }, writeButton("Replay", "replay", () => replayOne(d)))));
+        actionsCell(writeButton("Replay", "replay", () => replayOne(d)))));
       if (more) $("deadletters").append(...rows);
-      else $("deadletters").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 9, class: "muted" }, "No dead letters."))]));
+      else $("deadletters").replaceChildren(...(rows.length ? rows : [emptyRow(9, "No dead letters.", "Alerts that ran out of attempts land here; once the endpoint works again, replay them one by one or by time range.")]));
       state.dlCursor = data.next_cursor || "";
       $("dl-more").hidden = !state.dlCursor;
     } catch (e) {
@@ -1114,7 +1198,7 @@
           h("details", null, h("summary", null, "before / after"),
             h("pre", null, "before: " + JSON.stringify(ev.before, null, 1) + "\nafter: " + JSON.stringify(ev.after, null, 1))))));
       if (more) $("audit").append(...rows);
-      else $("audit").replaceChildren(...(rows.length ? rows : [h("tr", null, h("td", { colspan: 6, class: "muted" }, "No changes yet."))]));
+      else $("audit").replaceChildren(...(rows.length ? rows : [emptyRow(6, "No changes yet.", "Every change to endpoints, rules and settings, by whom and from which request, is listed here.")]));
       state.auditCursor = data.next_cursor || "";
       $("audit-more").hidden = !state.auditCursor;
     } catch (e) {
@@ -1122,12 +1206,282 @@
     }
   }
 
+  // --- overview: charts and endpoint health (GET /v1/stats/...) -------------
+
+  // The colours of the series; the same in the charts and their totals.
+  const SERIES = [
+    { key: "delivered", label: "delivered", color: "#2f8a4c" },
+    { key: "retrying", label: "retrying", color: "#d08a00" },
+    { key: "dead", label: "dead", color: "#c0253f" },
+    { key: "gone", label: "endpoint gone", color: "#7a4bb5" },
+  ];
+  const LATENCY = [
+    { key: "p50", label: "p50", color: "#3467c2" },
+    { key: "p95", label: "p95", color: "#d08a00" },
+    { key: "p99", label: "p99", color: "#c0253f" },
+  ];
+  const charts = {}; // element id → uPlot
+  const chartSizer = typeof ResizeObserver === "function" ? new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const c = charts[e.target.id];
+      const w = Math.floor(e.contentRect.width);
+      if (c && w > 0 && Math.abs(c.width - w) > 1) c.setSize({ width: w, height: chartHeight() });
+    }
+  }) : null;
+  const chartHeight = () => (window.innerWidth < 720 ? 180 : 220);
+  const fmtMs = (v) => (v === null || v === undefined ? "—" : v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + " s" : v + " ms");
+  const fmtCount = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString());
+
+  // drawChart draws (or redraws) a line chart of xs and the series in el.
+  function drawChart(el, xs, defs, columns, valueFmt) {
+    const width = Math.max(200, Math.floor(el.clientWidth));
+    const opts = {
+      width, height: chartHeight(),
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      axes: [{ stroke: "#4a5366", grid: { stroke: "#eef0f3" } },
+        { stroke: "#4a5366", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map((v) => valueFmt(v)) }],
+      series: [{}].concat(defs.map((d) => d.bars
+        ? { label: d.label, stroke: d.color, fill: d.color, width: 0, paths: uPlot.paths.bars({ size: [0.85, 24], align: 1 }), points: { show: false } }
+        : { label: d.label, stroke: d.color, width: 2, points: { show: true, size: 5, fill: d.color }, spanGaps: false })),
+    };
+    if (charts[el.id]) charts[el.id].destroy();
+    el.replaceChildren();
+    charts[el.id] = new uPlot(opts, [xs].concat(columns), el);
+    if (chartSizer) chartSizer.observe(el);
+  }
+
+  // totalsList shows each series' total beside its colour: the legend.
+  function totalsList(ul, defs, values, fmt) {
+    ul.replaceChildren(...defs.map((d) => h("li", { dataset: { series: d.key } },
+      h("span", { class: "swatch", style: "background:" + d.color }), h("span", { class: "label" }, d.label),
+      h("span", { class: "value" }, fmt(values[d.key])))));
+  }
+
+  // The overview's state: the last answer, and which series is shown.
+  const overview = { stats: null, shown: "", health: null };
+
+  async function loadOverview() {
+    const box = $("overview-problem");
+    try {
+      const { data } = await api("GET", "/v1/stats/deliveries" + qs({ window: $("ov-window").value, group_by: $("ov-group").value }));
+      overview.stats = data;
+      clearProblem(box);
+      renderOverview();
+    } catch (e) {
+      showProblem(box, e);
+    }
+    loadHealth();
+  }
+
+  function renderOverview() {
+    const data = overview.stats;
+    if (!data) return;
+    const series = data.series || [];
+    const grouped = data.group_by !== "none" && series.length > 0;
+    const sel = $("ov-series");
+    if (!series.some((x) => x.key === overview.shown)) overview.shown = "";
+    sel.replaceChildren(h("option", { value: "" }, "all together"), ...series.map((x) => h("option", { value: x.key }, x.name || x.key)));
+    sel.value = overview.shown;
+    sel.hidden = !grouped;
+    $("ov-series-label").hidden = !grouped;
+    const one = series.find((x) => x.key === overview.shown);
+    const src = one || data;
+    const buckets = src.buckets || [];
+    const xs = buckets.map((b) => Date.parse(b.start) / 1000);
+    const what = one ? " — " + (one.name || one.key) : "";
+    $("chart-deliveries-title").textContent = "Delivery attempts" + what;
+    $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
+    $("ov-range").textContent = fmtTime(data.from) + " – " + fmtTime(data.to) + " · " + (data.bucket_seconds / 60) + "-minute buckets";
+    // Stacked bars, delivered at the bottom: each series is drawn as the
+    // sum of itself and those below it, the tallest first.
+    const stacked = SERIES.map((d, i) => buckets.map((b) => SERIES.slice(0, i + 1).reduce((n, x) => n + (b[x.key] || 0), 0)));
+    drawChart($("chart-deliveries"), xs, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(),
+      (v) => (Number.isInteger(v) ? String(v) : ""));
+    totalsList($("totals-deliveries"), SERIES, src.totals || {}, fmtCount);
+    drawChart($("chart-latency"), xs, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs);
+    totalsList($("totals-latency"), LATENCY, src.latency_ms || {}, fmtMs);
+
+    $("ov-breakdown").hidden = data.group_by === "none";
+    const noun = data.group_by === "rule" ? "rule" : "endpoint";
+    $("ov-breakdown-title").textContent = "Per " + noun;
+    $("ov-breakdown-name").textContent = noun === "rule" ? "Rule" : "Endpoint";
+    const rows = series.map((x) => h("tr", { dataset: { series: x.key }, class: x.key === overview.shown ? "chosen" : null },
+      td(h("span", { class: "name" }, x.name || x.key), x.other ? null : idCode(x.key, noun + " id")),
+      td(fmtCount(x.totals.delivered)), td(fmtCount(x.totals.retrying)), td(fmtCount(x.totals.dead)), td(fmtCount(x.totals.gone)),
+      td(fmtMs(x.latency_ms && x.latency_ms.p95)),
+      actionsCell(plainButton("Chart", "show-series", () => { overview.shown = x.key; renderOverview(); }),
+        x.other ? null : plainButton("Deliveries", "search-series", () => searchFor(noun === "rule" ? { rule_id: x.key } : { endpoint_id: x.key })))));
+    $("ov-series-table").replaceChildren(...(rows.length ? rows : [emptyRow(7, "No delivery attempts in this window.",
+      "Attempts appear here once your rules match events; “Send test” on an endpoint makes one at once.")]));
+  }
+
+  // The endpoint health list pages with the server's cursors.
+  const healthPager = cursorPager("health", async (cursor) => {
+    const { data } = await api("GET", "/v1/stats/endpoints" + qs({ window: $("ov-window").value, cursor, limit: 25 }));
+    const rows = (data.items || []).map(healthRow);
+    $("health").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No endpoints yet.",
+      "Add an endpoint under Webhook endpoints below; its success rate, last error and circuit breaker show here.")]));
+    return { next: data.next_cursor || "", count: rows.length };
+  }, $("overview-problem"));
+  async function loadHealth() { await healthPager.reload(); }
+
+  function healthRow(x) {
+    const rate = x.success_rate;
+    const t = x.totals || {};
+    const e = x.last_error;
+    return h("tr", { dataset: { id: x.endpoint_id } },
+      td(h("span", { class: "name" }, x.name), " ", h("span", { class: "muted" }, x.kind), idCode(x.endpoint_id, "endpoint id")),
+      td(rate === null || rate === undefined ? h("span", { class: "muted success-rate" }, "no attempts") :
+        [h("span", { class: "success-rate" }, (rate * 100).toFixed(rate === 1 || rate === 0 ? 0 : 1) + "%"),
+          h("span", { class: "rate-bar", title: t.delivered + " of " + x.attempts + " attempts delivered" }, h("span", { style: "width:" + Math.round(rate * 100) + "%" })),
+          h("div", { class: "muted" }, fmtCount(t.delivered) + " of " + fmtCount(x.attempts) + " attempts · p95 " + fmtMs(x.latency_ms && x.latency_ms.p95))]),
+      td(e ? [h("div", { class: "last-error" }, badge(e.outcome), " ", e.status_code ? "HTTP " + e.status_code : "no answer",
+        e.error_class ? " · " + e.error_class : "", " · ", timeEl(e.attempted_at)),
+      e.error ? h("div", { class: "muted" }, e.error) : null, idCode(e.alert_id, "alert id")] : h("span", { class: "muted" }, "none"),
+      x.last_delivered_at ? h("div", { class: "muted" }, "last delivered ", timeEl(x.last_delivered_at)) : null),
+      td(badge(x.breaker.state, x.breaker.state), x.breaker.since ? h("div", { class: "muted" }, (x.breaker.state === "open" ? "open since " : "closed since "),
+        timeEl(x.breaker.since)) : null,
+      x.breaker.consecutive_failures ? h("div", { class: "muted" }, x.breaker.consecutive_failures + " failures in a row") : null),
+      td(badge(x.is_active ? "active" : "disabled", x.is_active ? "yes" : "no"),
+        x.disabled_reason ? h("div", { class: "disabled-reason muted" }, x.disabled_reason) : null));
+  }
+
+  // cursorPager pages a list with the server's opaque cursors: Next
+  // follows next_cursor, Previous goes back to the cursor the page before
+  // was fetched with. fetchPage(cursor) shows a page and returns
+  // {next, count}.
+  function cursorPager(prefix, fetchPage, box) {
+    const p = { cursors: [""], page: 0, busy: false };
+    const show = (next, count) => {
+      $(prefix + "-prev").disabled = p.page === 0;
+      $(prefix + "-next").disabled = !next;
+      const pager = $(prefix + "-pager");
+      if (pager) pager.hidden = p.page === 0 && !next;
+      $(prefix + "-page").textContent = count ? "Page " + (p.page + 1) : p.page ? "Page " + (p.page + 1) + " (empty)" : "";
+    };
+    p.go = async (page) => {
+      if (page < 0 || page >= p.cursors.length) return;
+      try {
+        const { next, count } = await fetchPage(p.cursors[page]);
+        p.page = page;
+        p.cursors.length = page + 1;
+        if (next) p.cursors.push(next);
+        if (box) clearProblem(box);
+        show(next, count);
+      } catch (e) {
+        if (box) showProblem(box, e);
+      }
+    };
+    p.reload = () => p.go(p.page);
+    p.first = () => { p.cursors = [""]; return p.go(0); };
+    $(prefix + "-prev").addEventListener("click", () => p.go(p.page - 1));
+    $(prefix + "-next").addEventListener("click", () => p.go(p.page + 1));
+    return p;
+  }
+
+  // --- deliveries: search every alert (GET /v1/deliveries) -----------------
+
+  const DELIVERIES_PAGE = 25;
+  const isoOf = (v) => { if (!v) return ""; const d = new Date(v); return isNaN(d) ? v : d.toISOString(); };
+  function deliverySearch() {
+    const f = $("deliveries-search").elements;
+    return { alert_id: f.alert_id.value.trim(), run_id: f.run_id.value.trim(), workflow: f.workflow.value.trim(), status: f.status.value,
+      rule_id: f.rule_id.value, endpoint_id: f.endpoint_id.value, since: isoOf(f.since.value), until: isoOf(f.until.value) };
+  }
+  const deliveriesPager = cursorPager("ds", async (cursor) => {
+    const q = Object.assign(deliverySearch(), { cursor, limit: DELIVERIES_PAGE });
+    const { data } = await api("GET", "/v1/deliveries" + qs(q));
+    const rows = (data.items || []).map(searchRow);
+    const filtered = Object.entries(deliverySearch()).some(([, v]) => v);
+    $("deliveries").replaceChildren(...(rows.length ? rows : [filtered
+      ? emptyRow(7, "No delivery matches this search.", "Widen it: clear a field, or choose a longer time range.")
+      : emptyRow(7, "No deliveries yet.", "Alerts appear here once a rule matches an event; “Send test” on an endpoint makes one at once.")]));
+    return { next: data.next_cursor || "", count: rows.length };
+  }, $("deliveries-problem"));
+
+  function searchRow(d) {
+    const last = (d.attempts || [])[d.attempts.length - 1];
+    const earlier = (d.attempts || []).slice(0, -1);
+    return h("tr", { dataset: { alertId: d.alert_id } },
+      td(idCode(d.alert_id, "alert id"), h("div", { class: "muted" }, d.event_type)),
+      td(timeEl(d.created_at)),
+      td(h("div", { class: "rule" }, ruleName(d.rule_id)), h("div", { class: "muted endpoint" }, "→ " + webhookName(d.endpoint_id))),
+      td(h("div", { class: "workflow" }, d.workflow_name || d.workflow_id), d.run_id ? idCode(d.run_id, "run id") : null),
+      td(badge(d.status, d.status), d.dead_lettered ? [" ", badge("dead letter", "dead")] : null,
+        d.replayed_at ? h("div", { class: "muted" }, "replayed ", timeEl(d.replayed_at)) : null),
+      td(last ? h("ul", { class: "attempts" }, attemptItem(last)) : h("span", { class: "muted" }, "none yet"),
+        earlier.length ? h("details", null, h("summary", null, earlier.length + " earlier"), h("ul", { class: "attempts" }, earlier.map(attemptItem))) : null),
+      actionsCell(writeButton("Redeliver", "redeliver", async () => {
+        clearProblem($("deliveries-problem"));
+        try {
+          await api("POST", "/v1/deliveries/" + encodeURIComponent(d.alert_id) + "/redeliver");
+          note($("deliveries-note"), "Redelivery of ", h("code", null, d.alert_id), " queued (same webhook-id; receivers deduplicate on it).");
+          loadAudit(false);
+        } catch (e) {
+          showProblem($("deliveries-problem"), e);
+        }
+      })));
+  }
+
+  // searchFor shows the deliveries of a search (e.g. one rule's) from the
+  // overview.
+  function searchFor(fields) {
+    const f = $("deliveries-search");
+    f.reset();
+    for (const [k, v] of Object.entries(fields)) f.elements[k].value = v;
+    deliveriesPager.first();
+    $("deliveries-section").scrollIntoView();
+  }
+
+  // --- auto-refresh --------------------------------------------------------
+
+  // Every 15 s (or ?refresh=<seconds>) the overview, what fires now, the
+  // quota and the first page of deliveries are loaded again: not while a
+  // form has the focus or holds an edit not saved, not in a hidden tab,
+  // not without a key, and not when the box is unticked.
+  const REFRESH_MS = (() => {
+    const n = Number(new URLSearchParams(location.search).get("refresh"));
+    return Number.isFinite(n) && n >= 1 && n <= 3600 ? n * 1000 : 15000;
+  })();
+  const dirtyForms = new Set();
+  for (const id of ["webhook-form", "rule-form", "notice-settings-form", "replay-form"]) {
+    $(id).addEventListener("input", () => dirtyForms.add(id));
+    $(id).addEventListener("change", () => dirtyForms.add(id));
+  }
+  // formsQuiet says whether no form is being edited now.
+  function formsQuiet() {
+    const a = document.activeElement;
+    if (a && a.closest && a.closest("form") && a.matches("input, select, textarea")) return false;
+    for (const id of ["webhook-form", "rule-form"]) if ($(id).dataset.mode === "edit") return false;
+    return dirtyForms.size === 0;
+  }
+  let refreshTimer = null;
+  let refreshing = false;
+  async function refreshTick() {
+    refreshTimer = setTimeout(refreshTick, REFRESH_MS);
+    const status = $("refresh-status");
+    if (!$("auto-refresh").checked || document.hidden || !state.ready || refreshing) return;
+    if (!formsQuiet()) { status.textContent = "(paused while you edit)"; return; }
+    refreshing = true;
+    try {
+      const tasks = [loadOverview(), loadFiring(), loadQuota()];
+      if (deliveriesPager.page === 0) tasks.push(deliveriesPager.reload());
+      await Promise.all(tasks);
+      status.textContent = "· " + new Date().toLocaleTimeString();
+    } finally {
+      refreshing = false;
+    }
+  }
+  function startRefresh() { if (!refreshTimer) refreshTimer = setTimeout(refreshTick, REFRESH_MS); }
+
   // --- wiring ------------------------------------------------------------
 
   function useKey(ev) {
     if (ev) ev.preventDefault();
     const key = $("key").value.trim();
-    if (!key) { $("key-status").textContent = "Paste an API key first."; return; }
+    if (!key) { $("key-status").textContent = "Paste an API key first (see below how to get one)."; return; }
     sessionStorage.setItem(KEY_STORE, key);
     state.eventTypes = [];
     resetReadOnly();
@@ -1137,7 +1491,12 @@
   function forgetKey() {
     sessionStorage.removeItem(KEY_STORE);
     $("key").value = "";
-    for (const id of ["webhooks", "rules", "history", "deadletters", "audit", "firing"]) $(id).replaceChildren();
+    for (const id of ["webhooks", "rules", "history", "deadletters", "audit", "firing", "health", "deliveries", "ov-series-table",
+      "totals-deliveries", "totals-latency"]) $(id).replaceChildren();
+    for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; }
+    overview.stats = null;
+    state.ready = false;
+    $("key-howto").hidden = false;
     closeGroups();
     state.webhooks = []; state.rules = []; state.history = null;
     dismissSecret();
@@ -1177,6 +1536,55 @@
   $("replay-form").addEventListener("submit", replayRange);
   $("audit-refresh").addEventListener("click", () => loadAudit(false));
   $("audit-more").addEventListener("click", () => loadAudit(true));
+
+  $("webhooks-prev").addEventListener("click", () => { state.webhooksPage--; renderWebhooks(); });
+  $("webhooks-next").addEventListener("click", () => { state.webhooksPage++; renderWebhooks(); });
+  $("rules-prev").addEventListener("click", () => { state.rulesPage--; renderRules(); });
+  $("rules-next").addEventListener("click", () => { state.rulesPage++; renderRules(); });
+  $("ov-window").addEventListener("change", () => { healthPager.cursors = [""]; healthPager.page = 0; loadOverview(); });
+  $("ov-group").addEventListener("change", () => { overview.shown = ""; loadOverview(); });
+  $("ov-series").addEventListener("change", () => { overview.shown = $("ov-series").value; renderOverview(); });
+  $("deliveries-search").addEventListener("submit", (ev) => { ev.preventDefault(); deliveriesPager.first(); });
+  $("ds-clear").addEventListener("click", () => { $("deliveries-search").reset(); deliveriesPager.first(); });
+  $("copy-howto").addEventListener("click", async (ev) => {
+    ev.target.textContent = (await copyText($("howto-command").textContent, $("howto-command"))) === "copied" ? "Copied" : "Select";
+  });
+  $("auto-refresh").addEventListener("change", () => { $("refresh-status").textContent = $("auto-refresh").checked ? "" : "(paused)"; });
+  // An edit ends when its form is reset (after a save, or cancelled) or,
+  // for the forms that stay filled, submitted.
+  for (const id of ["webhook-form", "rule-form"]) $(id).addEventListener("reset", () => dirtyForms.delete(id));
+  for (const id of ["notice-settings-form", "replay-form"]) $(id).addEventListener("submit", () => dirtyForms.delete(id));
+  $("webhook-cancel").addEventListener("click", () => dirtyForms.delete("webhook-form"));
+  $("rule-cancel").addEventListener("click", () => dirtyForms.delete("rule-form"));
+
+  // The menu: on a phone the navigation folds behind a button.
+  const header = $("top");
+  $("menu-toggle").addEventListener("click", () => {
+    const open = header.classList.toggle("nav-open");
+    $("menu-toggle").setAttribute("aria-expanded", String(open));
+  });
+  $("nav").addEventListener("click", (ev) => {
+    if (ev.target.closest("a")) { header.classList.remove("nav-open"); $("menu-toggle").setAttribute("aria-expanded", "false"); }
+  });
+
+  // Each cell carries its column's name (data-label), shown on a phone,
+  // where a table's rows become stacked cards.
+  function labelCells(tbody) {
+    const table = tbody.closest("table");
+    const heads = table && table.tHead ? [...table.tHead.rows[0].cells].map((c) => c.textContent.trim()) : [];
+    for (const tr of tbody.rows) {
+      let i = 0;
+      for (const cell of tr.cells) {
+        if (cell.colSpan === 1 && heads[i] !== undefined && cell.dataset.label !== heads[i]) cell.dataset.label = heads[i];
+        i += cell.colSpan;
+      }
+    }
+  }
+  const labeller = new MutationObserver((records) => {
+    const seen = new Set();
+    for (const r of records) { const tb = r.target.closest && r.target.closest("tbody"); if (tb && !seen.has(tb)) { seen.add(tb); labelCells(tb); } }
+  });
+  for (const tb of document.querySelectorAll("main tbody")) labeller.observe(tb, { childList: true });
 
   kindChanged();
   fillRangeDefaults();
