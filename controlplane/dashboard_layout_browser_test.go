@@ -44,11 +44,11 @@ func (d *dash) setViewport(v viewport) {
 	d.waitFor(fmt.Sprintf(`document.documentElement.clientWidth === %d`, v.w), fmt.Sprintf("a window %d px wide", v.w))
 }
 
-// openDashboardAt opens the dashboard in a window of size v.
-func openDashboardAt(t *testing.T, v viewport, base, key string) *dash {
+// openDashboardAt opens the dashboard (base + path) in a window of size v.
+func openDashboardAt(t *testing.T, v viewport, base, path, key string) *dash {
 	t.Helper()
 	d := &dash{t: t, ctx: newTab(t), base: base}
-	d.do(chromedp.Navigate(base + "/"))
+	d.do(chromedp.Navigate(base + path))
 	d.setViewport(v)
 	d.setValue("#key", key)
 	d.click("#use-key")
@@ -119,16 +119,31 @@ func (d *dash) screenshot(name string) {
 	d.t.Logf("screenshot: %s", file)
 }
 
+// busy is what busyTenant made.
+type busy struct {
+	endpoint, slack, rule string
+	// alerts of rule to endpoint, oldest first: attempts delivered (1),
+	// retry (2), dead (1), delivered, retry, dead.
+	alerts []schemas.DeliveryRecord
+	// test is a test delivery to slack, delivered at its first attempt.
+	test schemas.DeliveryRecord
+}
+
+// The attempts busyTenant recorded, by outcome.
+const busyDelivered, busyRetrying, busyDead = 3, 4, 2
+
 // busyTenant gives acme what makes a page crowded: long names, URLs,
 // headers and conditions, aggregate rules, deliveries with several
 // attempts, dead letters, audit events with long changes.
-func busyTenant(t *testing.T, l *histEnv) (endpoint, rule string, alerts []schemas.DeliveryRecord) {
+func busyTenant(t *testing.T, l *histEnv) busy {
 	t.Helper()
-	endpoint = l.mustDo(t, "POST", "/v1/webhooks", `{"name":"on-call pager for the data platform team (primary)","kind":"webhook",
+	var b busy
+	endpoint := l.mustDo(t, "POST", "/v1/webhooks", `{"name":"on-call pager for the data platform team (primary)","kind":"webhook",
 		"target_url":"https://hooks.example.com/services/T00000000/B00000000/a-rather-long-path-segment-that-does-not-break?token=abcdefghijklmnopqrstuvwxyz",
 		"headers":{"X-Team":"data","X-Environment-Name":"production-eu-west-1"},"rate_limit_per_second":50}`, 201)["id"].(string)
-	l.mustDo(t, "POST", "/v1/webhooks", `{"name":"slack #alerts","kind":"slack","target_url":"https://hooks.slack.example.com/services/T1/B2/xyz"}`, 201)
-	rule = l.mustDo(t, "POST", "/v1/alert-rules", fmt.Sprintf(`{"name":"Nightly ETL failures in production (all regions)","description":"Pages the on-call engineer of the data platform when the nightly ETL fails",
+	b.endpoint = endpoint
+	b.slack = l.mustDo(t, "POST", "/v1/webhooks", `{"name":"slack #alerts","kind":"slack","target_url":"https://hooks.slack.example.com/services/T1/B2/xyz"}`, 201)["id"].(string)
+	rule := l.mustDo(t, "POST", "/v1/alert-rules", fmt.Sprintf(`{"name":"Nightly ETL failures in production (all regions)","description":"Pages the on-call engineer of the data platform when the nightly ETL fails",
 		"event_type":"workflow.run.failed","condition":"labels.env == \"prod\" && workflow.name in [\"nightly-etl\", \"hourly-rollup\", \"customer-export\"]",
 		"webhook_endpoint_id":%q,"rate_limit_per_minute":10,"cooldown":"10m"}`, endpoint), 201)["id"].(string)
 	l.mustDo(t, "POST", "/v1/alert-rules", fmt.Sprintf(`{"name":"team success rate","kind":"rate","event_type":"workflow.run.finished","window":"1h",
@@ -137,7 +152,7 @@ func busyTenant(t *testing.T, l *histEnv) (endpoint, rule string, alerts []schem
 	t0 := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Millisecond)
 	for i := range 6 {
 		a, raw := testenv.Delivery(t, "acme", rule, endpoint, t0.Add(time.Duration(i)*time.Minute))
-		alerts = append(alerts, a)
+		b.alerts = append(b.alerts, a)
 		l.record(t, func(ctx context.Context, tx *store.Tx) error {
 			if err := tx.InsertAlerts(ctx, []store.Alert{{Record: a, Raw: raw}}); err != nil {
 				return err
@@ -160,7 +175,17 @@ func busyTenant(t *testing.T, l *histEnv) (endpoint, rule string, alerts []schem
 			}
 		})
 	}
-	return endpoint, rule, alerts
+	b.rule = rule
+	test, raw := testenv.Delivery(t, "acme", schemas.TestRuleID, b.slack, t0.Add(7*time.Minute))
+	b.test = test
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: test, Raw: raw}}); err != nil {
+			return err
+		}
+		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{testenv.Attempt(test, 1, schemas.OutcomeDelivered, 200, test.CreatedAt.Add(time.Second))})
+		return err
+	})
+	return b
 }
 
 // Every part of the page fits a 1280 px window and a 390 px phone, with a
@@ -169,10 +194,11 @@ func TestDashboardLayoutFits(t *testing.T) {
 	t.Parallel()
 	requireBrowser(t)
 	l := startHistEnv(t, nil)
-	_, rule, alerts := busyTenant(t, l)
+	b := busyTenant(t, l)
+	rule, alerts := b.rule, b.alerts
 	for _, v := range viewports {
 		t.Run(v.name, func(t *testing.T) {
-			d := openDashboardAt(t, v, l.url, l.adminKey)
+			d := openDashboardAt(t, v, l.url, "/", l.adminKey)
 			d.waitText("#key-status", "2 endpoints, 2 rules")
 			d.waitText(rowSel("rules", rule), "Nightly ETL failures")
 			d.waitText(rowSel("deadletters", alerts[2].AlertID), "HTTP 500")

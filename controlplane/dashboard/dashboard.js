@@ -1293,7 +1293,8 @@
     const what = one ? " — " + (one.name || one.key) : "";
     $("chart-deliveries-title").textContent = "Delivery attempts" + what;
     $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
-    $("ov-range").textContent = fmtTime(data.from) + " – " + fmtTime(data.to) + " · " + (data.bucket_seconds / 60) + "-minute buckets";
+    $("ov-range").textContent = fmtTime(data.from) + " – " + fmtTime(data.to) + " · " + (data.bucket_seconds % 3600 === 0
+      ? data.bucket_seconds / 3600 + "-hour buckets" : data.bucket_seconds / 60 + "-minute buckets");
     // Stacked bars, delivered at the bottom: each series is drawn as the
     // sum of itself and those below it, the tallest first.
     const stacked = SERIES.map((d, i) => buckets.map((b) => SERIES.slice(0, i + 1).reduce((n, x) => n + (b[x.key] || 0), 0)));
