@@ -1232,18 +1232,20 @@
   const fmtMs = (v) => (v === null || v === undefined ? "—" : v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + " s" : v + " ms");
   const fmtCount = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString());
 
-  // drawChart draws (or redraws) a line chart of xs and the series in el.
-  function drawChart(el, xs, defs, columns, valueFmt) {
+  // drawChart draws (or redraws) in el a chart of the series over the
+  // buckets' middles xs (seconds), from `from` to `to` (seconds): bars
+  // (defs[i].bars) or lines with points.
+  function drawChart(el, xs, from, to, defs, columns, valueFmt) {
     const width = Math.max(200, Math.floor(el.clientWidth));
     const opts = {
       width, height: chartHeight(),
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: { x: { time: true, range: () => [from, to] }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
       axes: [{ stroke: "#4a5366", grid: { stroke: "#eef0f3" } },
         { stroke: "#4a5366", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map((v) => valueFmt(v)) }],
       series: [{}].concat(defs.map((d) => d.bars
-        ? { label: d.label, stroke: d.color, fill: d.color, width: 0, paths: uPlot.paths.bars({ size: [0.85, 24], align: 1 }), points: { show: false } }
+        ? { label: d.label, stroke: d.color, fill: d.color, width: 0, paths: uPlot.paths.bars({ size: [0.85, 24] }), points: { show: false } }
         : { label: d.label, stroke: d.color, width: 2, points: { show: true, size: 5, fill: d.color }, spanGaps: false })),
     };
     if (charts[el.id]) charts[el.id].destroy();
@@ -1260,12 +1262,14 @@
   }
 
   // The overview's state: the last answer, and which series is shown.
-  const overview = { stats: null, shown: "", health: null };
+  const overview = { stats: null, shown: "", seq: 0 };
 
   async function loadOverview() {
     const box = $("overview-problem");
+    const mine = ++overview.seq; // an answer to an older choice that arrives late is dropped
     try {
       const { data } = await api("GET", "/v1/stats/deliveries" + qs({ window: $("ov-window").value, group_by: $("ov-group").value }));
+      if (mine !== overview.seq) return;
       overview.stats = data;
       clearProblem(box);
       renderOverview();
@@ -1289,7 +1293,9 @@
     const one = series.find((x) => x.key === overview.shown);
     const src = one || data;
     const buckets = src.buckets || [];
-    const xs = buckets.map((b) => Date.parse(b.start) / 1000);
+    const half = data.bucket_seconds / 2;
+    const xs = buckets.map((b) => Date.parse(b.start) / 1000 + half);
+    const from = Date.parse(data.from) / 1000, to = Date.parse(data.to) / 1000;
     const what = one ? " — " + (one.name || one.key) : "";
     $("chart-deliveries-title").textContent = "Delivery attempts" + what;
     $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
@@ -1298,10 +1304,10 @@
     // Stacked bars, delivered at the bottom: each series is drawn as the
     // sum of itself and those below it, the tallest first.
     const stacked = SERIES.map((d, i) => buckets.map((b) => SERIES.slice(0, i + 1).reduce((n, x) => n + (b[x.key] || 0), 0)));
-    drawChart($("chart-deliveries"), xs, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(),
+    drawChart($("chart-deliveries"), xs, from, to, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(),
       (v) => (Number.isInteger(v) ? String(v) : ""));
     totalsList($("totals-deliveries"), SERIES, src.totals || {}, fmtCount);
-    drawChart($("chart-latency"), xs, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs);
+    drawChart($("chart-latency"), xs, from, to, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs);
     totalsList($("totals-latency"), LATENCY, src.latency_ms || {}, fmtMs);
 
     $("ov-breakdown").hidden = data.group_by === "none";
@@ -1322,9 +1328,8 @@
   const healthPager = cursorPager("health", async (cursor) => {
     const { data } = await api("GET", "/v1/stats/endpoints" + qs({ window: $("ov-window").value, cursor, limit: 25 }));
     const rows = (data.items || []).map(healthRow);
-    $("health").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No endpoints yet.",
-      "Add an endpoint under Webhook endpoints below; its success rate, last error and circuit breaker show here.")]));
-    return { next: data.next_cursor || "", count: rows.length };
+    return { next: data.next_cursor || "", count: rows.length, show: () => $("health").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No endpoints yet.",
+      "Add an endpoint under Webhook endpoints below; its success rate, last error and circuit breaker show here.")])) };
   }, $("overview-problem"));
   async function loadHealth() { await healthPager.reload(); }
 
@@ -1351,10 +1356,12 @@
 
   // cursorPager pages a list with the server's opaque cursors: Next
   // follows next_cursor, Previous goes back to the cursor the page before
-  // was fetched with. fetchPage(cursor) shows a page and returns
-  // {next, count}.
+  // was fetched with. fetchPage(cursor) fetches a page and returns
+  // {next, count, show}; show() puts it on the page. Only the answer to
+  // the latest request is shown: an earlier one that arrives late (a
+  // search submitted while the cleared list loads) is dropped.
   function cursorPager(prefix, fetchPage, box) {
-    const p = { cursors: [""], page: 0, busy: false };
+    const p = { cursors: [""], page: 0, seq: 0 };
     const show = (next, count) => {
       $(prefix + "-prev").disabled = p.page === 0;
       $(prefix + "-next").disabled = !next;
@@ -1364,15 +1371,18 @@
     };
     p.go = async (page) => {
       if (page < 0 || page >= p.cursors.length) return;
+      const mine = ++p.seq;
       try {
-        const { next, count } = await fetchPage(p.cursors[page]);
+        const { next, count, show: showRows } = await fetchPage(p.cursors[page]);
+        if (mine !== p.seq) return;
+        showRows();
         p.page = page;
         p.cursors.length = page + 1;
         if (next) p.cursors.push(next);
         if (box) clearProblem(box);
         show(next, count);
       } catch (e) {
-        if (box) showProblem(box, e);
+        if (box && mine === p.seq) showProblem(box, e);
       }
     };
     p.reload = () => p.go(p.page);
@@ -1395,11 +1405,10 @@
     const q = Object.assign(deliverySearch(), { cursor, limit: DELIVERIES_PAGE });
     const { data } = await api("GET", "/v1/deliveries" + qs(q));
     const rows = (data.items || []).map(searchRow);
-    const filtered = Object.entries(deliverySearch()).some(([, v]) => v);
-    $("deliveries").replaceChildren(...(rows.length ? rows : [filtered
+    const filtered = Object.entries(q).some(([k, v]) => v && k !== "limit" && k !== "cursor");
+    return { next: data.next_cursor || "", count: rows.length, show: () => $("deliveries").replaceChildren(...(rows.length ? rows : [filtered
       ? emptyRow(7, "No delivery matches this search.", "Widen it: clear a field, or choose a longer time range.")
-      : emptyRow(7, "No deliveries yet.", "Alerts appear here once a rule matches an event; “Send test” on an endpoint makes one at once.")]));
-    return { next: data.next_cursor || "", count: rows.length };
+      : emptyRow(7, "No deliveries yet.", "Alerts appear here once a rule matches an event; “Send test” on an endpoint makes one at once.")])) };
   }, $("deliveries-problem"));
 
   function searchRow(d) {
