@@ -1,11 +1,17 @@
 package controlplane_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/exospherehost/exo-alerts/internal/store"
+	"github.com/exospherehost/exo-alerts/internal/testenv"
+	"github.com/exospherehost/exo-alerts/schemas"
 )
 
 // The overview, the first part of the page: charts of the delivery
@@ -164,5 +170,40 @@ func TestDashboardEmptyStatesSayWhatToDo(t *testing.T) {
 				t.Error("no word on how to get an API key after a refused one")
 			}
 		})
+	}
+}
+
+// The overview and the first page of deliveries reload by themselves
+// (every second here: ?refresh=1), and not while a form is being edited.
+func TestDashboardAutoRefresh(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	l := startHistEnv(t, nil)
+	b := busyTenant(t, l)
+	d := openDashboardAt(t, viewports[0], l.url, "/?refresh=1", l.adminKey)
+	d.waitTotals("totals-deliveries", map[string]string{"dead": strconv.Itoa(busyDead)})
+
+	// The recorder stores one more dead attempt: the page shows it
+	// without a click.
+	a, raw := testenv.Delivery(t, "acme", b.rule, b.endpoint, time.Now().UTC())
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: a, Raw: raw}}); err != nil {
+			return err
+		}
+		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{testenv.Attempt(a, 1, schemas.OutcomeDead, 500, time.Now().UTC())})
+		return err
+	})
+	d.waitTotals("totals-deliveries", map[string]string{"dead": strconv.Itoa(busyDead + 1)})
+	d.waitText(rowSel("deliveries", a.AlertID), "dead")
+	d.waitText(`#deliveries tr:first-child`, a.AlertID)
+
+	// Typing in a form pauses it; unticking the box stops it.
+	d.do(chromedp.Focus("#wf-name"))
+	d.waitText("#refresh-status", "paused while you edit")
+	eval[bool](d, `(document.activeElement.blur(), true)`)
+	d.click("#auto-refresh")
+	d.waitText("#refresh-status", "(paused)")
+	if eval[bool](d, `document.getElementById("auto-refresh").checked`) {
+		t.Error("auto-refresh still ticked after a click")
 	}
 }

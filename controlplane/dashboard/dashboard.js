@@ -1479,7 +1479,8 @@
       const tasks = [loadOverview(), loadFiring(), loadQuota()];
       if (deliveriesPager.page === 0) tasks.push(deliveriesPager.reload());
       await Promise.all(tasks);
-      status.textContent = "· " + new Date().toLocaleTimeString();
+      // Unticked while it loaded: say paused, not the time.
+      status.textContent = $("auto-refresh").checked ? "· " + new Date().toLocaleTimeString() : "(paused)";
     } finally {
       refreshing = false;
     }
