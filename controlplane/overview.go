@@ -137,7 +137,7 @@ type EndpointHealth struct {
 	Attempts        int64              `json:"attempts" doc:"Every attempt of the window (the sum of totals)"`
 	SuccessRate     *float64           `json:"success_rate" minimum:"0" maximum:"1" doc:"Delivered attempts over all attempts of the window, from 0 to 1; null when there were none"`
 	LatencyMS       LatencyPercentiles `json:"latency_ms" doc:"Latency percentiles of its delivered attempts over the window"`
-	LastError       *EndpointError     `json:"last_error" doc:"Its latest failed attempt (at any time); null when none failed"`
+	LastError       *EndpointError     `json:"last_error,omitempty" doc:"Its latest failed attempt (at any time); absent when none failed"`
 	LastDeliveredAt *time.Time         `json:"last_delivered_at" doc:"When an attempt to it last succeeded (at any time); null when none did"`
 	Breaker         EndpointBreaker    `json:"breaker" doc:"Its circuit breaker, as the dispatchers reported it"`
 }

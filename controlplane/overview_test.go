@@ -48,6 +48,12 @@ type try struct {
 func seedAlert(t *testing.T, b *bundle, tenant, rule, endpoint string, at time.Time, tries ...try) schemas.DeliveryRecord {
 	t.Helper()
 	d, raw := testenv.Delivery(t, tenant, rule, endpoint, at)
+	return storeAlert(t, b, d, raw, tries...)
+}
+
+// storeAlert stores alert d (encoded raw) with its attempts, as seedAlert.
+func storeAlert(t *testing.T, b *bundle, d schemas.DeliveryRecord, raw []byte, tries ...try) schemas.DeliveryRecord {
+	t.Helper()
 	err := store.New(b.pool, "").System(context.Background(), func(tx *store.Tx) error {
 		if err := tx.InsertAlerts(context.Background(), []store.Alert{{Record: d, Raw: raw}}); err != nil {
 			return err
@@ -126,7 +132,7 @@ func TestDeliveryStats(t *testing.T) {
 	b := setup(t)
 	endpoint := createEndpoint(t, b, "ops")
 	rule := createRule(t, b, "etl", endpoint)
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	// Two buckets of 15 minutes an hour apart, well inside the day's window
 	// whatever the time: t1 holds nine deliveries of latencies 10..90 ms
 	// and a retry followed by a dead letter; t2 one retry then a delivery
@@ -221,8 +227,9 @@ func TestDeliveryStats(t *testing.T) {
 func TestDeliveryStatsGrouped(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	now := time.Now().UTC()
-	at := now.Add(-2 * time.Hour)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	// A minute into a bucket: the twelve seconds of attempts stay in it.
+	at := now.Add(-2 * time.Hour).Truncate(15 * time.Minute).Add(time.Minute)
 	e1, e2 := createEndpoint(t, b, "primary"), createEndpoint(t, b, "secondary")
 	// Twelve rules: rule i has i+1 delivered attempts (rule 11 the busiest);
 	// rules 0 and 1 (1 and 2 attempts) fall past the cap into "other".
@@ -312,5 +319,136 @@ func TestOverviewBadInput(t *testing.T) {
 	}
 	if status, _, _ := getJSON(t, b, "/v1/stats/deliveries", "", nil); status != 401 {
 		t.Errorf("without a key: %d", status)
+	}
+}
+
+// unhealthy stores what the recorder stores when a dispatcher reports
+// endpoint's breaker open since since, and, when healthyAt is set, closed
+// again then.
+func unhealthy(t *testing.T, b *bundle, tenant, endpoint string, since time.Time, failures int, healthyAt *time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	err := store.New(b.pool, "").System(ctx, func(tx *store.Tx) error {
+		n := &store.Notice{TenantID: tenant, Kind: store.NoticeEndpointUnhealthy, EndpointID: endpoint,
+			DedupKey: "endpoint_unhealthy/" + endpoint + "/" + since.Format(time.RFC3339Nano), Title: "unhealthy",
+			Detail: map[string]any{"since": since, "consecutive_failures": failures, "instance": "d1"}}
+		if _, err := tx.InsertNotice(ctx, n, since.Add(time.Minute)); err != nil {
+			return err
+		}
+		if healthyAt != nil {
+			_, err := tx.ResolveUnhealthy(ctx, tenant, endpoint, *healthyAt)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Endpoint health shows, per endpoint in the endpoint list's order, the
+// window's attempts and success rate, the latest failure and success,
+// whether it is disabled and why, and its breaker as reported; it pages;
+// another tenant sees none of it.
+func TestEndpointHealth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	flaky, quiet, off, healed := createEndpoint(t, b, "flaky"), createEndpoint(t, b, "quiet"), createEndpoint(t, b, "off"), createEndpoint(t, b, "healed")
+	rule := createRule(t, b, "etl", flaky)
+	t1 := now.Add(-2 * time.Hour)
+	// flaky: three delivered (20, 30, 40 ms) and one alert that failed
+	// twice, then died; a failure two days ago is outside the window but
+	// not the latest.
+	for i, ms := range []int64{20, 30, 40} {
+		seedAlert(t, b, "acme", rule, flaky, t1, try{schemas.OutcomeDelivered, ms, t1.Add(time.Duration(i) * time.Second)})
+	}
+	seedAlert(t, b, "acme", rule, flaky, now.Add(-48*time.Hour), try{schemas.OutcomeRetry, 5, now.Add(-48 * time.Hour)})
+	dead := seedAlert(t, b, "acme", rule, flaky, t1, try{schemas.OutcomeRetry, 3000, t1.Add(time.Minute)},
+		try{schemas.OutcomeDead, 3000, t1.Add(2 * time.Minute)})
+	since := t1.Add(-10 * time.Minute).Truncate(time.Millisecond)
+	unhealthy(t, b, "acme", flaky, since, 12, nil)
+	// healed: its breaker was reported open, then closed; its only
+	// attempts are older than the window.
+	old := now.Add(-30 * time.Hour)
+	seedAlert(t, b, "acme", rule, healed, old, try{schemas.OutcomeDelivered, 9, old})
+	closedAt := now.Add(-26 * time.Hour).Truncate(time.Millisecond)
+	unhealthy(t, b, "acme", healed, closedAt.Add(-time.Hour), 4, &closedAt)
+	// off: disabled with a reason.
+	if _, err := b.pool.Exec(context.Background(), `UPDATE webhook_endpoints SET is_active = false, disabled_reason = 'answered 410' WHERE id = $1`, off); err != nil {
+		t.Fatal(err)
+	}
+	// globex's endpoint and attempts.
+	status, _, theirs := b.do(t, "POST", "/v1/webhooks", b.otherKey, `{"name":"theirs","target_url":"https://hooks.example.com/theirs"}`)
+	if status != 201 {
+		t.Fatalf("globex endpoint: %d", status)
+	}
+	seedAlert(t, b, "globex", "rul_theirs", theirs["id"].(string), t1, try{schemas.OutcomeDead, 1, t1})
+
+	var page controlplane.EndpointHealthList
+	status, hdr, raw := getJSON(t, b, "/v1/stats/endpoints?limit=3", b.viewKey, &page)
+	if status != 200 {
+		t.Fatalf("endpoint health: %d %s", status, raw)
+	}
+	if page.Window != "24h" || page.To.Sub(page.From) != 24*time.Hour || len(page.Items) != 3 || page.NextCursor == "" ||
+		!strings.Contains(hdr.Get("Link"), `rel="next"`) || !strings.Contains(hdr.Get("Link"), "window=24h") {
+		t.Fatalf("first page: window %s, %d items, next %q, Link %q", page.Window, len(page.Items), page.NextCursor, hdr.Get("Link"))
+	}
+	if page.Items[0].EndpointID != flaky || page.Items[1].EndpointID != quiet || page.Items[2].EndpointID != off {
+		t.Errorf("order: %s %s %s; want flaky, quiet, off", page.Items[0].EndpointID, page.Items[1].EndpointID, page.Items[2].EndpointID)
+	}
+	f := page.Items[0]
+	if f.Name != "flaky" || f.Kind != "webhook" || !f.IsActive || f.DisabledReason != nil ||
+		(f.Totals != controlplane.DeliveryCounts{Delivered: 3, Retrying: 1, Dead: 1}) || f.Attempts != 5 ||
+		f.SuccessRate == nil || *f.SuccessRate != 0.6 || !eqPtr(f.LatencyMS.P50, ptr[int64](30)) || !eqPtr(f.LatencyMS.P99, ptr[int64](40)) {
+		t.Errorf("flaky: %+v rate %v p %s", f, f.SuccessRate, showPct(f.LatencyMS))
+	}
+	if e := f.LastError; e == nil || e.AlertID != dead.AlertID || e.Outcome != "dead" || e.StatusCode == nil || *e.StatusCode != 503 ||
+		!e.AttemptedAt.Equal(t1.Add(2*time.Minute)) || e.Error == nil || *e.Error != "HTTP 503" {
+		t.Errorf("flaky last error: %+v", e)
+	}
+	if f.LastDeliveredAt == nil || !f.LastDeliveredAt.Equal(t1.Add(2*time.Second)) {
+		t.Errorf("flaky last delivered: %v", f.LastDeliveredAt)
+	}
+	if f.Breaker.State != "open" || f.Breaker.Since == nil || !f.Breaker.Since.Equal(since) || f.Breaker.ConsecutiveFailures == nil ||
+		*f.Breaker.ConsecutiveFailures != 12 {
+		t.Errorf("flaky breaker: %+v", f.Breaker)
+	}
+	q := page.Items[1]
+	if q.Attempts != 0 || q.SuccessRate != nil || q.LatencyMS.P50 != nil || q.LastError != nil || q.LastDeliveredAt != nil ||
+		q.Breaker.State != "closed" || q.Breaker.Since != nil || q.Breaker.ConsecutiveFailures != nil {
+		t.Errorf("quiet: %+v", q)
+	}
+	if o := page.Items[2]; o.IsActive || o.DisabledReason == nil || *o.DisabledReason != "answered 410" {
+		t.Errorf("off: active %v reason %v", o.IsActive, o.DisabledReason)
+	}
+
+	var rest controlplane.EndpointHealthList
+	if status, _, raw := getJSON(t, b, "/v1/stats/endpoints?limit=3&cursor="+page.NextCursor, b.viewKey, &rest); status != 200 {
+		t.Fatalf("second page: %d %s", status, raw)
+	}
+	if len(rest.Items) != 1 || rest.NextCursor != "" || rest.Items[0].EndpointID != healed {
+		t.Fatalf("second page: %+v", rest)
+	}
+	h := rest.Items[0]
+	if h.Attempts != 0 || h.SuccessRate != nil || h.LastDeliveredAt == nil || !h.LastDeliveredAt.Equal(old) ||
+		h.Breaker.State != "closed" || h.Breaker.Since == nil || !h.Breaker.Since.Equal(closedAt) {
+		t.Errorf("healed: attempts %d, last delivered %v, breaker %+v", h.Attempts, h.LastDeliveredAt, h.Breaker)
+	}
+	// The week counts healed's attempt of 30 hours ago.
+	var week controlplane.EndpointHealthList
+	if status, _, raw := getJSON(t, b, "/v1/stats/endpoints?window=7d&cursor="+page.NextCursor+"&limit=3", b.viewKey, &week); status != 200 {
+		t.Fatalf("week: %d %s", status, raw)
+	}
+	if len(week.Items) != 1 || week.Items[0].Attempts != 1 || week.Items[0].SuccessRate == nil || *week.Items[0].SuccessRate != 1 {
+		t.Errorf("healed over the week: %+v", week.Items)
+	}
+
+	var other controlplane.EndpointHealthList
+	if status, _, raw := getJSON(t, b, "/v1/stats/endpoints", b.otherKey, &other); status != 200 {
+		t.Fatalf("globex: %d %s", status, raw)
+	}
+	if len(other.Items) != 1 || other.Items[0].EndpointID != theirs["id"] || other.Items[0].Totals.Dead != 1 {
+		t.Errorf("globex sees: %+v", other.Items)
 	}
 }
