@@ -86,8 +86,9 @@
   function emptyRow(colspan, text, next) {
     return h("tr", { class: "empty-row" }, h("td", { colspan, class: "empty" }, text, next ? h("span", { class: "next" }, next) : null));
   }
-  // ruleEndpoint is the endpoint of a rule: endpoint_id, or the older
-  // name webhook_endpoint_id of servers before the rename.
+  // ruleEndpoint is the endpoint of a rule (or of the notice settings):
+  // endpoint_id, or its former name webhook_endpoint_id of servers before
+  // the rename. Requests still send the former name, which both accept.
   const ruleEndpoint = (r) => r.endpoint_id || r.webhook_endpoint_id || "";
 
   // --- API ---------------------------------------------------------------
@@ -282,7 +283,7 @@
       $("nt-more").hidden = !noticeCursor;
       const { data: st } = await api("GET", "/v1/notice-settings");
       const sel = $("ns-endpoint");
-      const chosen = noticeFormEdited ? sel.value : st.webhook_endpoint_id || "";
+      const chosen = noticeFormEdited ? sel.value : ruleEndpoint(st);
       const kinds = noticeFormEdited ? [...document.querySelectorAll("#ns-kinds input[name=kinds]:checked")].map((el) => el.value) : st.kinds || [];
       sel.replaceChildren(h("option", { value: "" }, "none (API and dashboard only)"),
         ...state.webhooks.filter((w) => w.is_active).map((w) => h("option", { value: w.id }, w.name + " (" + w.kind + ")")));
@@ -316,7 +317,7 @@
     try {
       const { data } = await api("PUT", "/v1/notice-settings", { body: { webhook_endpoint_id: f.elements.webhook_endpoint_id.value || null, kinds } });
       noticeFormEdited = false;
-      note($("nt-note"), data.webhook_endpoint_id ? "Notices (" + (data.kinds.join(", ") || "no kind") + ") go to " + webhookName(data.webhook_endpoint_id) + "." :
+      note($("nt-note"), ruleEndpoint(data) ? "Notices (" + (data.kinds.join(", ") || "no kind") + ") go to " + webhookName(ruleEndpoint(data)) + "." :
         "Notices are no longer delivered to an endpoint.");
       loadAudit(false);
     } catch (e) {
