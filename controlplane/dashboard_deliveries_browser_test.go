@@ -24,10 +24,13 @@ func (d *dash) shownAlerts() []string {
 	return eval[[]string](d, `[...document.querySelectorAll("#deliveries tr[data-alert-id]")].map(r => r.dataset.alertId)`)
 }
 
-// waitShown waits until the deliveries list shows exactly n alerts.
+// waitShown waits until the deliveries list has loaded (its table is not
+// aria-busy: the answer to the latest request is shown) and shows exactly
+// n alerts.
 func (d *dash) waitShown(n int, what string) []string {
 	d.t.Helper()
-	d.waitFor(fmt.Sprintf(`document.querySelectorAll("#deliveries tr[data-alert-id]").length === %d`, n), fmt.Sprintf("%d deliveries (%s)", n, what))
+	d.waitFor(fmt.Sprintf(`document.getElementById("deliveries").closest("table").getAttribute("aria-busy") === "false" &&
+		document.querySelectorAll("#deliveries tr[data-alert-id]").length === %d`, n), fmt.Sprintf("%d deliveries (%s)", n, what))
 	return d.shownAlerts()
 }
 

@@ -1326,7 +1326,7 @@
   }
 
   // The endpoint health list pages with the server's cursors.
-  const healthPager = cursorPager("health", async (cursor) => {
+  const healthPager = cursorPager("health", "health", async (cursor) => {
     const { data } = await api("GET", "/v1/stats/endpoints" + qs({ window: $("ov-window").value, cursor, limit: 25 }));
     const rows = (data.items || []).map(healthRow);
     return { next: data.next_cursor || "", count: rows.length, show: () => $("health").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No endpoints yet.",
@@ -1360,9 +1360,11 @@
   // was fetched with. fetchPage(cursor) fetches a page and returns
   // {next, count, show}; show() puts it on the page. Only the answer to
   // the latest request is shown: an earlier one that arrives late (a
-  // search submitted while the cleared list loads) is dropped.
-  function cursorPager(prefix, fetchPage, box) {
+  // search submitted while the cleared list loads) is dropped. The list's
+  // table is aria-busy while its latest request is under way.
+  function cursorPager(prefix, tbodyId, fetchPage, box) {
     const p = { cursors: [""], page: 0, seq: 0 };
+    const table = $(tbodyId).closest("table");
     const show = (next, count) => {
       $(prefix + "-prev").disabled = p.page === 0;
       $(prefix + "-next").disabled = !next;
@@ -1373,6 +1375,7 @@
     p.go = async (page) => {
       if (page < 0 || page >= p.cursors.length) return;
       const mine = ++p.seq;
+      table.setAttribute("aria-busy", "true");
       try {
         const { next, count, show: showRows } = await fetchPage(p.cursors[page]);
         if (mine !== p.seq) return;
@@ -1384,6 +1387,8 @@
         show(next, count);
       } catch (e) {
         if (box && mine === p.seq) showProblem(box, e);
+      } finally {
+        if (mine === p.seq) table.setAttribute("aria-busy", "false");
       }
     };
     p.reload = () => p.go(p.page);
@@ -1402,7 +1407,7 @@
     return { alert_id: f.alert_id.value.trim(), run_id: f.run_id.value.trim(), workflow: f.workflow.value.trim(), status: f.status.value,
       rule_id: f.rule_id.value, endpoint_id: f.endpoint_id.value, since: isoOf(f.since.value), until: isoOf(f.until.value) };
   }
-  const deliveriesPager = cursorPager("ds", async (cursor) => {
+  const deliveriesPager = cursorPager("ds", "deliveries", async (cursor) => {
     const q = Object.assign(deliverySearch(), { cursor, limit: DELIVERIES_PAGE });
     const { data } = await api("GET", "/v1/deliveries" + qs(q));
     const rows = (data.items || []).map(searchRow);
@@ -1444,6 +1449,19 @@
     for (const [k, v] of Object.entries(fields)) f.elements[k].value = v;
     deliveriesPager.first();
     $("deliveries-section").scrollIntoView();
+  }
+
+  // noKeyYet fills the overview and the deliveries, before a key is
+  // pasted or after it is forgotten, with what to do first.
+  function noKeyYet() {
+    for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; }
+    for (const id of ["chart-deliveries", "chart-latency"]) {
+      $(id).replaceChildren(h("p", { class: "chart-empty muted" }, "Paste an API key above to see how your deliveries are going."));
+    }
+    for (const id of ["totals-deliveries", "totals-latency", "ov-series-table"]) $(id).replaceChildren();
+    $("health").replaceChildren(emptyRow(5, "No API key yet.", "Paste one above to see each endpoint's success rate, last error and circuit breaker."));
+    $("deliveries").replaceChildren(emptyRow(7, "No API key yet.", "Paste one above to search your deliveries."));
+    $("ov-range").textContent = "";
   }
 
   // --- auto-refresh --------------------------------------------------------
@@ -1503,9 +1521,8 @@
   function forgetKey() {
     sessionStorage.removeItem(KEY_STORE);
     $("key").value = "";
-    for (const id of ["webhooks", "rules", "history", "deadletters", "audit", "firing", "health", "deliveries", "ov-series-table",
-      "totals-deliveries", "totals-latency"]) $(id).replaceChildren();
-    for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; }
+    for (const id of ["webhooks", "rules", "history", "deadletters", "audit", "firing"]) $(id).replaceChildren();
+    noKeyYet();
     overview.stats = null;
     state.ready = false;
     $("key-howto").hidden = false;
@@ -1600,6 +1617,7 @@
 
   kindChanged();
   fillRangeDefaults();
+  noKeyYet();
   const saved = sessionStorage.getItem(KEY_STORE);
   if (saved) { $("key").value = saved; loadAll(); }
 })();
