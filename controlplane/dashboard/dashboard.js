@@ -1496,7 +1496,9 @@
     refreshing = true;
     try {
       const tasks = [loadOverview(), loadFiring(), loadQuota()];
-      if (deliveriesPager.page === 0) tasks.push(deliveriesPager.reload());
+      // The first page of deliveries, unless the user opened a row's
+      // earlier attempts (a reload would fold them).
+      if (deliveriesPager.page === 0 && !document.querySelector("#deliveries details[open]")) tasks.push(deliveriesPager.reload());
       await Promise.all(tasks);
       // Unticked while it loaded: say paused, not the time.
       status.textContent = $("auto-refresh").checked ? "· " + new Date().toLocaleTimeString() : "(paused)";
