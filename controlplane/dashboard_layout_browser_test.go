@@ -209,6 +209,40 @@ func TestDashboardLayoutFits(t *testing.T) {
 			d.waitText("#rule-form-title", "Edit rule")
 			d.screenshot(v.name)
 			d.requireFits(v, "the whole page")
+
+			// An alert id's copy button copies it: onto the clipboard, or,
+			// where the browser refuses, selected for Ctrl+C.
+			copyBtn := rowSel("deliveries", alerts[1].AlertID) + " .id-line button.copy"
+			d.click(copyBtn)
+			d.waitFor(`["Copied", "Select"].includes(document.querySelector(`+jsString(copyBtn)+`).textContent)`, "the copy button's answer")
+			if eval[string](d, `document.querySelector(`+jsString(copyBtn)+`).textContent`) == "Select" {
+				if got := eval[string](d, `String(window.getSelection())`); got != alerts[1].AlertID {
+					t.Errorf("the browser refused the clipboard and the selection is %q, want the alert id %s", got, alerts[1].AlertID)
+				}
+			}
+
+			// On a phone the navigation folds behind the menu button and
+			// folds again once a link is followed; wide, it is always shown.
+			if !v.mobile {
+				if !d.visible("#nav a[href='#deliveries-section']") || d.visible("#menu-toggle") {
+					t.Error("at 1280 px the navigation is hidden or a menu button shown")
+				}
+				return
+			}
+			if d.visible("#nav a[href='#deliveries-section']") {
+				t.Error("on a phone the navigation is unfolded before the menu is opened")
+			}
+			d.click("#menu-toggle")
+			d.waitFor(`document.querySelector("#nav a[href='#deliveries-section']").offsetParent !== null`, "the navigation unfolded")
+			if got := eval[string](d, `document.getElementById("menu-toggle").getAttribute("aria-expanded")`); got != "true" {
+				t.Errorf("menu button aria-expanded=%s once open", got)
+			}
+			d.requireFits(v, "the page with the menu open")
+			d.click("#nav a[href='#deliveries-section']")
+			d.waitFor(`document.querySelector("#nav a[href='#deliveries-section']").offsetParent === null`, "the navigation folded after a link")
+			if got := eval[float64](d, `document.getElementById("deliveries-section").getBoundingClientRect().top`); got < -1 || got > 5 {
+				t.Errorf("after the Deliveries link the section starts %v px from the window's top", got)
+			}
 		})
 	}
 }
