@@ -88,9 +88,16 @@ func TestDashboardOverviewCharts(t *testing.T) {
 			d.screenshot("overview-all")
 			d.requireFits(v, "the overview")
 
-			// Per rule: a row per rule with its own counts; choosing one
-			// charts it alone.
+			// Per rule: each rule's attempts in its colour (the legend has
+			// each rule's total), a row per rule with its own counts;
+			// choosing one charts it alone, by outcome.
 			d.choose("#ov-group", "rule")
+			d.waitText("#chart-deliveries-title", "Delivery attempts per rule")
+			d.waitTotals("totals-deliveries", map[string]string{b.rule: "8", "test": "1"})
+			d.waitText(fmt.Sprintf(`#totals-deliveries li[data-series=%q]`, b.rule), "Nightly ETL failures")
+			d.chartDrawn("chart-deliveries")
+			d.screenshot("overview-per-rule")
+			d.requireFits(v, "the overview per rule")
 			ruleRow := fmt.Sprintf(`#ov-series-table tr[data-series=%q]`, b.rule)
 			d.waitText(ruleRow, "Nightly ETL failures")
 			cells := eval[[]string](d, `[...document.querySelectorAll(`+jsString(ruleRow+" td")+`)].slice(1, 5).map(td => td.textContent)`)
@@ -109,7 +116,8 @@ func TestDashboardOverviewCharts(t *testing.T) {
 			// Per endpoint.
 			d.choose("#ov-group", "endpoint")
 			d.waitText(fmt.Sprintf(`#ov-series-table tr[data-series=%q]`, b.slack), "slack #alerts")
-			d.waitTotals("totals-deliveries", all)
+			d.waitTotals("totals-deliveries", map[string]string{b.endpoint: "8", b.slack: "1"})
+			d.waitTotals("totals-latency", map[string]string{b.endpoint: "12 ms", b.slack: "12 ms"})
 			d.choose("#ov-series", b.slack)
 			d.waitTotals("totals-deliveries", map[string]string{"delivered": "1", "retrying": "0", "dead": "0"})
 			d.screenshot("overview-per-endpoint")

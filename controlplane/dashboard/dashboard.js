@@ -1221,6 +1221,8 @@
     { key: "p95", label: "p95", color: "#d08a00" },
     { key: "p99", label: "p99", color: "#c0253f" },
   ];
+  // The colours of the rules or endpoints of a split chart ("other" grey).
+  const PALETTE = ["#3467c2", "#2f8a4c", "#d08a00", "#c0253f", "#7a4bb5", "#1f9aa8", "#b5651d", "#d0459a", "#5c7a1f", "#4a5366"];
   const charts = {}; // element id → uPlot
   const chartSizer = typeof ResizeObserver === "function" ? new ResizeObserver((entries) => {
     for (const e of entries) {
@@ -1287,7 +1289,8 @@
     const grouped = data.group_by !== "none" && series.length > 0;
     const sel = $("ov-series");
     if (!series.some((x) => x.key === overview.shown)) overview.shown = "";
-    sel.replaceChildren(h("option", { value: "" }, "all together"), ...series.map((x) => h("option", { value: x.key }, x.name || x.key)));
+    const noun = data.group_by === "rule" ? "rule" : "endpoint";
+    sel.replaceChildren(h("option", { value: "" }, "each " + noun), ...series.map((x) => h("option", { value: x.key }, x.name || x.key)));
     sel.value = overview.shown;
     sel.hidden = !grouped;
     $("ov-series-label").hidden = !grouped;
@@ -1297,26 +1300,51 @@
     const half = data.bucket_seconds / 2;
     const xs = buckets.map((b) => Date.parse(b.start) / 1000 + half);
     const from = Date.parse(data.from) / 1000, to = Date.parse(data.to) / 1000;
-    const what = one ? " — " + (one.name || one.key) : "";
-    $("chart-deliveries-title").textContent = "Delivery attempts" + what;
-    $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
     $("ov-range").textContent = fmtTime(data.from) + " – " + fmtTime(data.to) + " · " + (data.bucket_seconds % 3600 === 0
       ? data.bucket_seconds / 3600 + "-hour buckets" : data.bucket_seconds / 60 + "-minute buckets");
+    const countAxis = (v) => (Number.isInteger(v) ? String(v) : "");
+    if (grouped && !one) {
+      // Each rule or endpoint in its colour: its attempts (all outcomes)
+      // stacked, the first (most attempts) at the bottom, and its p95.
+      const defs = series.map((x, i) => ({ key: x.key, label: x.name || x.key, color: x.other ? "#9aa3b5" : PALETTE[i % PALETTE.length] }));
+      const vol = (b) => (b.delivered || 0) + (b.retrying || 0) + (b.dead || 0) + (b.gone || 0);
+      const per = series.map((x) => (x.buckets || []).map(vol));
+      const stackedSeries = per.map((_, i) => xs.map((_, j) => per.slice(0, i + 1).reduce((n, col) => n + (col[j] || 0), 0)));
+      $("chart-deliveries-title").textContent = "Delivery attempts per " + noun;
+      $("chart-latency-title").textContent = "p95 latency of delivered attempts per " + noun;
+      drawChart($("chart-deliveries"), xs, from, to, defs.map((d) => Object.assign({ bars: true }, d)).reverse(), stackedSeries.reverse(), countAxis);
+      totalsList($("totals-deliveries"), defs, Object.fromEntries(series.map((x) => [x.key, vol(x.totals || {})])), fmtCount);
+      drawChart($("chart-latency"), xs, from, to, defs, series.map((x) => (x.buckets || []).map((b) => (b.latency_ms ? b.latency_ms.p95 : null))), fmtMs);
+      totalsList($("totals-latency"), defs, Object.fromEntries(series.map((x) => [x.key, x.latency_ms && x.latency_ms.p95])), fmtMs);
+    } else {
+      const what = one ? " — " + (one.name || one.key) : "";
+      $("chart-deliveries-title").textContent = "Delivery attempts" + what;
+      $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
+      drawOutcomes(xs, from, to, buckets, src, countAxis);
+    }
+    renderBreakdown(data, series, noun);
+  }
+
+  // drawOutcomes charts one series' (or all) attempts by outcome and its
+  // latency percentiles.
+  function drawOutcomes(xs, from, to, buckets, src, countAxis) {
     // Stacked bars, delivered at the bottom: each series is drawn as the
     // sum of itself and those below it, the tallest first.
     const stacked = SERIES.map((d, i) => buckets.map((b) => SERIES.slice(0, i + 1).reduce((n, x) => n + (b[x.key] || 0), 0)));
-    drawChart($("chart-deliveries"), xs, from, to, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(),
-      (v) => (Number.isInteger(v) ? String(v) : ""));
+    drawChart($("chart-deliveries"), xs, from, to, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(), countAxis);
     totalsList($("totals-deliveries"), SERIES, src.totals || {}, fmtCount);
     drawChart($("chart-latency"), xs, from, to, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs);
     totalsList($("totals-latency"), LATENCY, src.latency_ms || {}, fmtMs);
+  }
 
+  // renderBreakdown lists each rule's or endpoint's totals, with buttons to
+  // chart it alone and to search its deliveries.
+  function renderBreakdown(data, series, noun) {
     $("ov-breakdown").hidden = data.group_by === "none";
-    const noun = data.group_by === "rule" ? "rule" : "endpoint";
     $("ov-breakdown-title").textContent = "Per " + noun;
     $("ov-breakdown-name").textContent = noun === "rule" ? "Rule" : "Endpoint";
     const rows = series.map((x) => h("tr", { dataset: { series: x.key }, class: x.key === overview.shown ? "chosen" : null },
-      td(h("span", { class: "name" }, x.name || x.key), x.other ? null : idCode(x.key, noun + " id")),
+      td(h("span", { class: "name" }, x.name || x.key), x.other || x.key === "test" || x.key === "notice" ? null : idCode(x.key, noun + " id")),
       td(fmtCount(x.totals.delivered)), td(fmtCount(x.totals.retrying)), td(fmtCount(x.totals.dead)), td(fmtCount(x.totals.gone)),
       td(fmtMs(x.latency_ms && x.latency_ms.p95)),
       actionsCell(plainButton("Chart", "show-series", () => { overview.shown = x.key; renderOverview(); }),
