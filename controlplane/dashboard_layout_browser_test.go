@@ -68,6 +68,9 @@ const overflowJS = `((width) => {
   const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\s+/).join(".") : "");
   for (const e of document.querySelectorAll("header, nav, main, section, div, form, table, thead, tbody, tr, td, th, ul, ol, li, pre, details, p, h2, h3, label")) {
     if (e.offsetParent === null && e.tagName !== "MAIN") continue;
+    // uPlot's own layers (cursor, selection) move inside the chart, which
+    // clips them; the chart's box itself is checked.
+    if (e.closest(".uplot") && !e.classList.contains("uplot")) continue;
     if (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible") {
       let path = name(e);
       for (let p = e.parentElement; p && p !== document.body && path.length < 160; p = p.parentElement) if (p.id) { path = name(p) + " › " + path; break; }

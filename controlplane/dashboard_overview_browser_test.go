@@ -3,7 +3,9 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +49,34 @@ func (d *dash) waitTotals(el string, want map[string]string) {
 	d.waitFor(cond, fmt.Sprintf("legend %s = %v (it shows %v)", el, want, d.totals(el)))
 }
 
+// hoverSums moves the mouse along the chart el, 2 px at a time, reads
+// what the page writes under it for each bucket pointed at, and adds up
+// the delivered, retrying and dead attempts of the distinct buckets.
+func (d *dash) hoverSums(el string) []int {
+	d.t.Helper()
+	over := "#" + el + " .u-over"
+	box := eval[[]float64](d, `(() => { const o = document.querySelector(`+jsString(over)+`); o.scrollIntoView({block: "center"});
+		const r = o.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`)
+	seen := map[string]string{}
+	for x := 1.0; x < box[2]; x += 2 {
+		d.do(chromedp.MouseEvent("mouseMoved", box[0]+x, box[1]+box[3]/2)) // a real pointer move (Input.dispatchMouseEvent)
+		text := d.text("#" + el + "-hover")
+		if at, _, ok := strings.Cut(text, ": "); ok && strings.Contains(text, "delivered ") {
+			seen[at] = text
+		}
+	}
+	sums := make([]int, 3)
+	for _, text := range seen {
+		for i, name := range []string{"delivered", "retrying", "dead"} {
+			if m := regexp.MustCompile(`\b` + name + ` (\d+)`).FindStringSubmatch(text); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				sums[i] += n
+			}
+		}
+	}
+	return sums
+}
+
 func TestDashboardOverviewCharts(t *testing.T) {
 	t.Parallel()
 	requireBrowser(t)
@@ -72,6 +102,12 @@ func TestDashboardOverviewCharts(t *testing.T) {
 			// attempts are in the data it drew.
 			if n := eval[int](d, `(() => { let n = 0; for (const b of document.querySelectorAll("#chart-deliveries canvas")) n++; return n; })()`); n != 1 {
 				t.Errorf("%d canvases in the deliveries chart", n)
+			}
+
+			// Pointing along the chart, bucket by bucket, reads each
+			// bucket's numbers under it; they add up to the totals.
+			if got := d.hoverSums("chart-deliveries"); fmt.Sprint(got) != fmt.Sprintf("[%d %d %d]", busyDelivered, busyRetrying, busyDead) {
+				t.Errorf("delivered, retrying, dead read bucket by bucket under the chart add up to %v, want [%d %d %d]", got, busyDelivered, busyRetrying, busyDead)
 			}
 
 			// Endpoint health: the primary endpoint failed 6 of 8 attempts,

@@ -1237,10 +1237,15 @@
 
   // drawChart draws (or redraws) in el a chart of the series over the
   // buckets' middles xs (seconds), from `from` to `to` (seconds): bars
-  // (defs[i].bars) or lines with points.
-  function drawChart(el, xs, from, to, defs, columns, valueFmt) {
+  // (defs[i].bars) or lines with points. Pointing at bucket i writes
+  // hover(i) under the chart (el.id + "-hover").
+  function drawChart(el, xs, from, to, defs, columns, valueFmt, hover) {
     const width = Math.max(200, Math.floor(el.clientWidth));
+    const said = $(el.id + "-hover");
+    const idle = "Point at the chart for a bucket's numbers.";
+    said.textContent = idle;
     const opts = {
+      hooks: { setCursor: [(u) => { const i = u.cursor.idx; said.textContent = i === null || i === undefined ? idle : hover(i); }] },
       width, height: chartHeight(),
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
@@ -1312,28 +1317,34 @@
       const stackedSeries = per.map((_, i) => xs.map((_, j) => per.slice(0, i + 1).reduce((n, col) => n + (col[j] || 0), 0)));
       $("chart-deliveries-title").textContent = "Delivery attempts per " + noun;
       $("chart-latency-title").textContent = "p95 latency of delivered attempts per " + noun;
-      drawChart($("chart-deliveries"), xs, from, to, defs.map((d) => Object.assign({ bars: true }, d)).reverse(), stackedSeries.reverse(), countAxis);
+      const at = (i) => fmtTime(new Date((xs[i] - half) * 1000).toISOString()) + ": ";
+      drawChart($("chart-deliveries"), xs, from, to, defs.map((d) => Object.assign({ bars: true }, d)).reverse(), stackedSeries.reverse(), countAxis,
+        (i) => at(i) + defs.map((d, k) => d.label + " " + fmtCount(per[k][i] || 0)).join(" · "));
       totalsList($("totals-deliveries"), defs, Object.fromEntries(series.map((x) => [x.key, vol(x.totals || {})])), fmtCount);
-      drawChart($("chart-latency"), xs, from, to, defs, series.map((x) => (x.buckets || []).map((b) => (b.latency_ms ? b.latency_ms.p95 : null))), fmtMs);
+      const p95s = series.map((x) => (x.buckets || []).map((b) => (b.latency_ms ? b.latency_ms.p95 : null)));
+      drawChart($("chart-latency"), xs, from, to, defs, p95s, fmtMs, (i) => at(i) + "p95 " + defs.map((d, k) => d.label + " " + fmtMs(p95s[k][i])).join(" · "));
       totalsList($("totals-latency"), defs, Object.fromEntries(series.map((x) => [x.key, x.latency_ms && x.latency_ms.p95])), fmtMs);
     } else {
       const what = one ? " — " + (one.name || one.key) : "";
       $("chart-deliveries-title").textContent = "Delivery attempts" + what;
       $("chart-latency-title").textContent = "Latency of delivered attempts" + what;
-      drawOutcomes(xs, from, to, buckets, src, countAxis);
+      drawOutcomes(xs, from, to, half, buckets, src, countAxis);
     }
     renderBreakdown(data, series, noun);
   }
 
   // drawOutcomes charts one series' (or all) attempts by outcome and its
   // latency percentiles.
-  function drawOutcomes(xs, from, to, buckets, src, countAxis) {
+  function drawOutcomes(xs, from, to, half, buckets, src, countAxis) {
+    const at = (i) => fmtTime(new Date((xs[i] - half) * 1000).toISOString()) + ": ";
     // Stacked bars, delivered at the bottom: each series is drawn as the
     // sum of itself and those below it, the tallest first.
     const stacked = SERIES.map((d, i) => buckets.map((b) => SERIES.slice(0, i + 1).reduce((n, x) => n + (b[x.key] || 0), 0)));
-    drawChart($("chart-deliveries"), xs, from, to, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(), countAxis);
+    drawChart($("chart-deliveries"), xs, from, to, SERIES.map((d) => Object.assign({ bars: true }, d)).reverse(), stacked.reverse(), countAxis,
+      (i) => at(i) + SERIES.map((d) => d.label + " " + fmtCount(buckets[i][d.key] || 0)).join(" · "));
     totalsList($("totals-deliveries"), SERIES, src.totals || {}, fmtCount);
-    drawChart($("chart-latency"), xs, from, to, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs);
+    drawChart($("chart-latency"), xs, from, to, LATENCY, LATENCY.map((d) => buckets.map((b) => (b.latency_ms ? b.latency_ms[d.key] : null))), fmtMs,
+      (i) => at(i) + LATENCY.map((d) => d.label + " " + fmtMs(buckets[i].latency_ms ? buckets[i].latency_ms[d.key] : null)).join(" · "));
     totalsList($("totals-latency"), LATENCY, src.latency_ms || {}, fmtMs);
   }
 
@@ -1485,6 +1496,7 @@
     for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; }
     for (const id of ["chart-deliveries", "chart-latency"]) {
       $(id).replaceChildren(h("p", { class: "chart-empty muted" }, "Paste an API key above to see how your deliveries are going."));
+      $(id + "-hover").textContent = "";
     }
     for (const id of ["totals-deliveries", "totals-latency", "ov-series-table"]) $(id).replaceChildren();
     $("health").replaceChildren(emptyRow(5, "No API key yet.", "Paste one above to see each endpoint's success rate, last error and circuit breaker."));
