@@ -1242,7 +1242,7 @@
   function drawChart(el, xs, from, to, defs, columns, valueFmt, hover) {
     const width = Math.max(200, Math.floor(el.clientWidth));
     const said = $(el.id + "-hover");
-    const idle = "Point at the chart for a bucket's numbers.";
+    const idle = "Point at (or tap) the chart for a bucket's numbers.";
     said.textContent = idle;
     const opts = {
       hooks: { setCursor: [(u) => { const i = u.cursor.idx; said.textContent = i === null || i === undefined ? idle : hover(i); }] },
