@@ -211,6 +211,36 @@ func TestDashboardListsPage(t *testing.T) {
 					t.Errorf("%s: Previous shows %v, want the first page again", c.table, got)
 				}
 			}
+
+			// The endpoint health list pages with the server's cursors, 25
+			// a page, in the order of the endpoint list.
+			healthRows := `[...document.querySelectorAll("#health tr[data-id]")].map(r => r.dataset.id)`
+			healthLoaded := func(n int) string {
+				return fmt.Sprintf(`document.getElementById("health").closest("table").getAttribute("aria-busy") === "false" &&
+					document.querySelectorAll("#health tr[data-id]").length === %d`, n)
+			}
+			var health []string
+			for page, n := range []int{25, 25, 5} {
+				if page > 0 {
+					d.click("#health-next")
+					d.waitText("#health-page", fmt.Sprintf("Page %d", page+1))
+				}
+				d.waitFor(healthLoaded(n), fmt.Sprintf("endpoint health page %d", page+1))
+				health = append(health, eval[[]string](d, healthRows)...)
+			}
+			if !slices.Equal(health, endpoints) {
+				t.Errorf("the endpoint health pages show %v, want each endpoint once in order %v", health, endpoints)
+			}
+			if !eval[bool](d, `document.getElementById("health-next").disabled`) {
+				t.Error("endpoint health: Next offered on the last page")
+			}
+			d.click("#health-prev")
+			d.waitText("#health-page", "Page 2")
+			d.waitFor(healthLoaded(25), "endpoint health page 2 again")
+			if got := eval[[]string](d, healthRows); !slices.Equal(got, endpoints[25:50]) {
+				t.Errorf("endpoint health: Previous shows %v, want page 2 again", got)
+			}
+			d.requireFits(v, "the endpoint health pages")
 		})
 	}
 }
