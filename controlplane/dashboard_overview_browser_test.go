@@ -251,3 +251,37 @@ func TestDashboardAutoRefresh(t *testing.T) {
 		t.Error("auto-refresh still ticked after a click")
 	}
 }
+
+// Names full of markup are text in the overview's legend, breakdown and
+// endpoint health and in the deliveries list, as everywhere else.
+func TestDashboardOverviewShowsNamesAsText(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	l := startHistEnv(t, nil)
+	hostile := `<img src=x onerror="window.__pwned=1">`
+	endpoint := l.mustDo(t, "POST", "/v1/webhooks", fmt.Sprintf(`{"name":%s,"target_url":"https://hooks.example.com/x"}`, jsString(hostile)), 201)["id"].(string)
+	rule := l.mustDo(t, "POST", "/v1/alert-rules", fmt.Sprintf(`{"name":%s,"event_type":"workflow.run.failed","webhook_endpoint_id":%q}`,
+		jsString(hostile+" rule"), endpoint), 201)["id"].(string)
+	a, raw := testenv.Delivery(t, "acme", rule, endpoint, time.Now().UTC().Add(-time.Minute))
+	l.record(t, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.InsertAlerts(ctx, []store.Alert{{Record: a, Raw: raw}}); err != nil {
+			return err
+		}
+		_, err := tx.InsertAttempts(ctx, []schemas.ResultRecord{testenv.Attempt(a, 1, schemas.OutcomeDelivered, 200, time.Now().UTC())})
+		return err
+	})
+	d := openDashboardAt(t, viewports[0], l.url, "/", l.adminKey)
+	d.waitText(fmt.Sprintf(`#health tr[data-id=%q] .name`, endpoint), hostile)
+	d.waitText(rowSel("deliveries", a.AlertID)+" .rule", hostile+" rule")
+	d.choose("#ov-group", "rule")
+	d.waitText(fmt.Sprintf(`#totals-deliveries li[data-series=%q] .label`, rule), hostile+" rule")
+	d.waitText(fmt.Sprintf(`#ov-series-table tr[data-series=%q] .name`, rule), hostile+" rule")
+	d.choose("#ov-series", rule)
+	d.waitText("#chart-deliveries-title", hostile+" rule")
+	if n := eval[int](d, `document.querySelectorAll("body img, main script, [onerror]").length`); n != 0 {
+		t.Errorf("%d elements made from API data", n)
+	}
+	if got := eval[string](d, `String(window.__pwned)`); got != "undefined" {
+		t.Errorf("a script from API data ran: window.__pwned = %s", got)
+	}
+}
