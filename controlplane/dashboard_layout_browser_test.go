@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +200,9 @@ func TestDashboardLayoutFits(t *testing.T) {
 	l := startHistEnv(t, nil)
 	b := busyTenant(t, l)
 	rule, alerts := b.rule, b.alerts
-	for _, v := range viewports {
+	// And a tablet's width, between the phone's cards and the laptop's
+	// tables: the widest tables must still fit.
+	for _, v := range append(slices.Clone(viewports), viewport{"tablet", 768, 1024, false}) {
 		t.Run(v.name, func(t *testing.T) {
 			d := openDashboardAt(t, v, l.url, "/", l.adminKey)
 			d.waitText("#key-status", "2 endpoints, 2 rules")
