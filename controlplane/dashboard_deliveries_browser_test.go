@@ -153,6 +153,17 @@ func TestDashboardDeliveriesSearchAndPages(t *testing.T) {
 			d.screenshot("deliveries-search")
 			d.requireFits(v, "a search of deliveries")
 
+			// "In the last hour" from the list: busyTenant's 7, not the 60
+			// from two hours ago.
+			d.click("#ds-clear")
+			d.choose("#ds-range", "3600")
+			if got := d.waitShown(7, "the last hour"); !slices.Equal(got, want[:7]) {
+				t.Errorf("the last hour shows %v, want %v", got, want[:7])
+			}
+			if eval[string](d, `document.getElementById("ds-since").value`) == "" {
+				t.Error("choosing the last hour left the from time empty")
+			}
+
 			// A search that finds nothing says how to widen it.
 			d.search(map[string]string{"workflow": "no-such-workflow"})
 			d.waitText("#deliveries .empty", "No delivery matches this search")

@@ -1616,6 +1616,17 @@
   $("ov-group").addEventListener("change", () => { overview.shown = ""; loadOverview(); });
   $("ov-series").addEventListener("change", () => { overview.shown = $("ov-series").value; renderOverview(); });
   $("deliveries-search").addEventListener("submit", (ev) => { ev.preventDefault(); deliveriesPager.first(); });
+  // A range picked from the list fills the two times (until: empty, now)
+  // and searches; typing a time makes it a custom range.
+  $("ds-range").addEventListener("change", () => {
+    const v = $("ds-range").value;
+    if (v === "custom") return;
+    const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+    $("ds-since").value = v ? local(new Date(Date.now() - Number(v) * 1000)) : "";
+    $("ds-until").value = "";
+    deliveriesPager.first();
+  });
+  for (const id of ["ds-since", "ds-until"]) $(id).addEventListener("input", () => { $("ds-range").value = "custom"; });
   $("ds-clear").addEventListener("click", () => { $("deliveries-search").reset(); deliveriesPager.first(); });
   $("copy-howto").addEventListener("click", async (ev) => {
     ev.target.textContent = (await copyText($("howto-command").textContent, $("howto-command"))) === "copied" ? "Copied" : "Select";
