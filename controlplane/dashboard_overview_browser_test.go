@@ -167,6 +167,11 @@ func TestDashboardOverviewCharts(t *testing.T) {
 				d.waitText("#ov-range", map[string]string{"1h": "1-minute buckets", "7d": "2-hour buckets"}[win])
 				d.waitTotals("totals-deliveries", all)
 				d.chartDrawn("chart-deliveries")
+				// The chart kept its canvas (same series) and took the new
+				// window's buckets.
+				if got := d.hoverSums("chart-deliveries"); fmt.Sprint(got) != fmt.Sprintf("[%d %d %d]", busyDelivered, busyRetrying, busyDead) {
+					t.Errorf("%s: the buckets under the chart add up to %v, want [%d %d %d]", win, got, busyDelivered, busyRetrying, busyDead)
+				}
 			}
 		})
 	}

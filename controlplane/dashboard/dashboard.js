@@ -1224,6 +1224,7 @@
   // The colours of the rules or endpoints of a split chart ("other" grey).
   const PALETTE = ["#3467c2", "#2f8a4c", "#d08a00", "#c0253f", "#7a4bb5", "#1f9aa8", "#b5651d", "#d0459a", "#5c7a1f", "#4a5366"];
   const charts = {}; // element id → uPlot
+  const chartLive = {}; // element id → {shape, from, to, hover, n} of its chart
   const chartSizer = typeof ResizeObserver === "function" ? new ResizeObserver((entries) => {
     for (const e of entries) {
       const c = charts[e.target.id];
@@ -1239,17 +1240,31 @@
   // buckets' middles xs (seconds), from `from` to `to` (seconds): bars
   // (defs[i].bars) or lines with points. Pointing at bucket i writes
   // hover(i) under the chart (el.id + "-hover").
+  //
+  // A chart with the same series as before (an auto-refresh) keeps its
+  // canvas and where the pointer is: only its data, time range and hover
+  // text change.
   function drawChart(el, xs, from, to, defs, columns, valueFmt, hover) {
-    const width = Math.max(200, Math.floor(el.clientWidth));
     const said = $(el.id + "-hover");
     const idle = "Point at (or tap) the chart for a bucket's numbers.";
+    const say = (u) => { const i = u.cursor.idx; said.textContent = i === null || i === undefined || i >= live.n ? idle : live.hover(i); };
+    const shape = JSON.stringify(defs.map((d) => [d.key, d.label, d.color, !!d.bars]));
+    let live = chartLive[el.id];
+    if (charts[el.id] && live && live.shape === shape) {
+      Object.assign(live, { from, to, hover, n: xs.length });
+      charts[el.id].setData([xs].concat(columns));
+      say(charts[el.id]);
+      return;
+    }
+    live = chartLive[el.id] = { shape, from, to, hover, n: xs.length };
+    const width = Math.max(200, Math.floor(el.clientWidth));
     said.textContent = idle;
     const opts = {
-      hooks: { setCursor: [(u) => { const i = u.cursor.idx; said.textContent = i === null || i === undefined ? idle : hover(i); }] },
+      hooks: { setCursor: [say] },
       width, height: chartHeight(),
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true, range: () => [from, to] }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
+      scales: { x: { time: true, range: () => [live.from, live.to] }, y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
       axes: [{ stroke: "#4a5366", grid: { stroke: "#eef0f3" } },
         { stroke: "#4a5366", grid: { stroke: "#eef0f3" }, size: 56, values: (u, vals) => vals.map((v) => valueFmt(v)) }],
       series: [{}].concat(defs.map((d) => d.bars
@@ -1493,7 +1508,7 @@
   // noKeyYet fills the overview and the deliveries, before a key is
   // pasted or after it is forgotten, with what to do first.
   function noKeyYet() {
-    for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; }
+    for (const id of Object.keys(charts)) { charts[id].destroy(); delete charts[id]; delete chartLive[id]; }
     for (const id of ["chart-deliveries", "chart-latency"]) {
       $(id).replaceChildren(h("p", { class: "chart-empty muted" }, "Paste an API key above to see how your deliveries are going."));
       $(id + "-hover").textContent = "";
