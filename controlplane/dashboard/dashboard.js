@@ -87,8 +87,8 @@
     return h("tr", { class: "empty-row" }, h("td", { colspan, class: "empty" }, text, next ? h("span", { class: "next" }, next) : null));
   }
   // ruleEndpoint is the endpoint of a rule (or of the notice settings):
-  // endpoint_id, or its former name webhook_endpoint_id of servers before
-  // the rename. Requests still send the former name, which both accept.
+  // endpoint_id, or its deprecated alias webhook_endpoint_id (the page sends
+  // endpoint_id and reads it first; the server answers both).
   const ruleEndpoint = (r) => r.endpoint_id || r.webhook_endpoint_id || "";
 
   // --- API ---------------------------------------------------------------
@@ -315,7 +315,7 @@
     clearProblem(box, f);
     const kinds = [...f.querySelectorAll("input[name=kinds]:checked")].map((el) => el.value);
     try {
-      const { data } = await api("PUT", "/v1/notice-settings", { body: { webhook_endpoint_id: f.elements.webhook_endpoint_id.value || null, kinds } });
+      const { data } = await api("PUT", "/v1/notice-settings", { body: { endpoint_id: f.elements.endpoint_id.value || null, kinds } });
       noticeFormEdited = false;
       note($("nt-note"), ruleEndpoint(data) ? "Notices (" + (data.kinds.join(", ") || "no kind") + ") go to " + webhookName(ruleEndpoint(data)) + "." :
         "Notices are no longer delivered to an endpoint.");
@@ -839,7 +839,7 @@
       event_type: f.elements.event_type.value,
       condition: str(f.elements.condition.value),
       duration_threshold: $("rf-threshold-row").hidden ? null : str(f.elements.duration_threshold.value),
-      webhook_endpoint_id: f.elements.webhook_endpoint_id.value,
+      endpoint_id: f.elements.endpoint_id.value,
       severity: f.elements.severity.value,
       rate_limit_per_minute: agg("rate_limit_per_minute", num(f.elements.rate_limit_per_minute.value)),
       cooldown: agg("cooldown", str(f.elements.cooldown.value)),
@@ -851,7 +851,7 @@
   function loadedDoc(r) {
     return {
       name: r.name, description: r.description || null, event_type: r.event_type, condition: r.condition || null,
-      duration_threshold: r.duration_threshold || null, webhook_endpoint_id: ruleEndpoint(r), severity: r.severity,
+      duration_threshold: r.duration_threshold || null, endpoint_id: ruleEndpoint(r), severity: r.severity,
       rate_limit_per_minute: r.rate_limit_per_minute || null, cooldown: r.cooldown || null, max_attempts: r.max_attempts,
       include_error_message: !!r.include_error_message,
       kind: r.kind || "per_event", window: r.window || null, threshold: r.threshold || null,
@@ -882,7 +882,7 @@
       f.elements.description.value = d.description || "";
       f.elements.condition.value = d.condition || "";
       f.elements.duration_threshold.value = d.duration_threshold || "";
-      f.elements.webhook_endpoint_id.value = d.webhook_endpoint_id;
+      f.elements.endpoint_id.value = ruleEndpoint(d);
       f.elements.severity.value = d.severity;
       f.elements.rate_limit_per_minute.value = d.rate_limit_per_minute || "";
       f.elements.cooldown.value = d.cooldown || "";
