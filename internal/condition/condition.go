@@ -174,6 +174,8 @@ var nondeterministic = []string{"now", "date", "duration", "timezone"}
 // Program is a compiled condition; the zero value (empty source) matches everything.
 type Program struct {
 	prog *vm.Program
+	// native, when not nil, decides as prog does, in Go (native.go).
+	native *native
 }
 
 // Compile compiles src. The empty condition always matches.
@@ -184,7 +186,8 @@ func Compile(src string) (*Program, error) {
 	if len(src) > MaxSourceLen {
 		return nil, &Error{Message: fmt.Sprintf("longer than %d characters", MaxSourceLen)}
 	}
-	if tree, err := parser.Parse(src); err == nil {
+	tree, perr := parser.Parse(src)
+	if perr == nil {
 		// (A parse error is reported below, by Compile, with its position.)
 		if e := allowed(tree.Node, src); e != nil {
 			return nil, e
@@ -203,7 +206,11 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &Error{Message: err.Error()}
 	}
-	return &Program{prog: prog}, nil
+	p := &Program{prog: prog}
+	if perr == nil {
+		p.native = compileNative(tree.Node)
+	}
+	return p, nil
 }
 
 // Match evaluates the condition within its budget (MaxSteps, MaxBytes). A
@@ -219,6 +226,9 @@ func (p *Program) Match(env Env) (bool, error) {
 func (p *Program) match(env Env, m *meter) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
+	}
+	if p.native != nil && p.native.withinScan(&env) {
+		return p.native.eval(&env), nil
 	}
 	env.meter = m
 	machine := vm.VM{MemoryBudget: MaxListElements}
@@ -284,6 +294,9 @@ func (e *Evaluator) Env() *Env { return &e.env }
 func (e *Evaluator) Match(p *Program) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
+	}
+	if p.native != nil && p.native.withinScan(&e.env) {
+		return p.native.eval(&e.env), nil
 	}
 	if !e.synced {
 		b := e.boxedEnv()
