@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -137,9 +136,11 @@ type Engine struct {
 	eval *condition.Evaluator
 	// keyBuf builds run keys for lookups.
 	keyBuf []byte
-	// deliveryRoom is how many deliveries an Output's first duration alert
-	// makes room for: those its event may still bring (Event).
-	deliveryRoom int
+	// The current call's output is built in scratch slices the engine
+	// keeps (see out.go): its state changes, the run states they write
+	// (in boxes), and its deliveries; finish copies them into allocations
+	// of their exact size.
+	scratch scratch
 	// A delivery's payload is built in payload (pointing to payloadErr,
 	// durationMS, thresholdMS and alertID), then encoded in arena.
 	payload                 schemas.WebhookPayload
@@ -147,9 +148,9 @@ type Engine struct {
 	durationMS, thresholdMS int64
 	alertID                 [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
-	// deliveries until seal copies them out (sealing says whose).
-	arena   []byte
-	sealing []sealing
+	// deliveries until finish copies them out (scratch.deliveries says
+	// whose).
+	arena []byte
 }
 
 // New returns an engine.
@@ -293,20 +294,9 @@ func isTerminal(t string) bool {
 	return t == schemas.TypeRunSucceeded || t == schemas.TypeRunFailed
 }
 
-// statesCap is the capacity an event's Output.States starts with: its own
-// state, and room for what its time makes due.
-const statesCap = 4
-
-// eventStates is an event's Output.States and its own run state, allocated
-// together (the caller holds both until the batch's transaction is done).
-type eventStates struct {
-	states [statesCap]StateChange
-	state  stateBox
-}
-
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
-	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
+	e.begin()
 	ev = e.saneTimes(ev)
 	pt := e.parts[p]
 	if pt == nil {
@@ -321,15 +311,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		out.Duplicate = true
 		return out
 	}
-	// The event's own state, and room for the duration rules and
-	// tombstones its time may also bring, in one allocation with the
-	// event's RunState.
-	blk := &eventStates{}
-	out.States = blk.states[:0:statesCap]
-	// Room for a delivery of every rule watching the event and one more
-	// (a duration alert) when the first delivery is made.
 	cands := e.rules.Candidates(ev.TenantID, ev.Type)
-	e.deliveryRoom = len(cands) + 1
 	// Time moves first: deadlines at or before this event's time fire before
 	// the event is applied, so a run that finishes after its deadline still
 	// alerts, whether or not its partition lags.
@@ -410,14 +392,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	out.States = append(out.States, StateChange{Key: r.key(), Value: r.stateIn(&blk.state)})
+	e.addState(r)
 
 	// Rules watching this event type. A tenant's rules mostly share an
 	// endpoint: whether it is active is asked once per run of rules with
 	// the same one.
 	e.eval.ResetEvent(ev)
 	ep, epActive, epKnown := "", false, false
-	for i, rule := range cands {
+	for _, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
 			// its endpoint cannot receive (stage 2 decides what to deliver).
@@ -440,18 +422,13 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if !ok || !e.admit(rule, ev.Time) || !e.quota(p, rule.TenantID, ev.Time) {
 			continue
 		}
-		if len(out.Deliveries) == cap(out.Deliveries) {
-			// Room for every candidate left: one allocation per event.
-			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
-		}
-		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule, &out))
+		e.eventDelivery(ev, rule)
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
-	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
-	e.seal(&out)
+	e.finish(&out)
 	return out
 }
 
@@ -469,10 +446,9 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 		}
 	}
 	var out Output
-	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
-	e.deliveryRoom = 1
+	e.begin()
 	e.fire(p, pt, &out)
-	e.seal(&out)
+	e.finish(&out)
 	e.flushRuleErrors(&out)
 	return out
 }
@@ -597,7 +573,7 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		key := r.key()
 		e.saveRun(p, pt, key, r)
 		delete(pt.runs, key)
-		out.States = append(out.States, StateChange{Key: key})
+		e.scratch.states = append(e.scratch.states, scratchState{key: key, box: -1})
 		e.count(&e.Stats.Tombstones)
 	}
 }
@@ -605,9 +581,10 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 // fireRule fires duration rule rule for r, due at at.
 func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Time, out *Output) {
 	e.saveRun(p, pt, r.key(), r)
-	r.addFired(rule.ID)
-	st := r.state()
-	out.States = append(out.States, StateChange{Key: r.key(), Value: st})
+	pt.addFired(r, rule.ID)
+	// st is the scratch copy of the state record: read below, before the
+	// next one is made.
+	st := e.addState(r)
 	aggregate := rule.IsAggregate()
 	if !aggregate && !e.eps.Active(st.TenantID, rule.WebhookEndpointID) {
 		return
@@ -630,10 +607,7 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
 	}
-	if len(out.Deliveries) == cap(out.Deliveries) {
-		out.Deliveries = slices.Grow(out.Deliveries, max(e.deliveryRoom, 1))
-	}
-	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed, out))
+	e.durationDelivery(st, rule, at, elapsed)
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -656,8 +630,8 @@ func maxAttempts(r *Rule) int {
 	return schemas.DefaultMaxAttempts
 }
 
-// eventDelivery is rule r's delivery for ev.
-func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) schemas.DeliveryRecord {
+// eventDelivery adds rule r's delivery for ev.
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) {
 	at := ev.Time.UTC()
 	p := &e.payload
 	*p = schemas.WebhookPayload{
@@ -680,12 +654,12 @@ func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) 
 		p.Data.Error = &e.payloadErr
 	}
 	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
-	return e.delivery(r, at, out)
+	e.delivery(r, at)
 }
 
-// durationDelivery is duration rule r's delivery for the run of st, due at
-// deadline, elapsed after its start.
-func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, out *Output) schemas.DeliveryRecord {
+// durationDelivery adds duration rule r's delivery for the run of st, due
+// at deadline, elapsed after its start.
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) {
 	e.thresholdMS = r.DurationThresholdMS
 	e.durationMS = elapsed.Milliseconds()
 	at := deadline.UTC()
@@ -710,26 +684,27 @@ func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.T
 		attempt = 0 // DurationAttemptAlertID: the first attempt's id
 	}
 	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
-	return e.delivery(r, at, out)
+	e.delivery(r, at)
 }
 
-// delivery is the delivery record of the payload in e.payload, whose alert
-// id is in e.alertID, for rule r at at (in UTC), to be appended to
-// out.Deliveries. The id and the encoded payload are appended to e.arena;
-// seal gives the record its AlertID and Payload when the call's deliveries
-// are all made.
-func (e *Engine) delivery(r *Rule, at time.Time, out *Output) schemas.DeliveryRecord {
+// delivery adds the delivery record of the payload in e.payload, whose
+// alert id is in e.alertID, for rule r at at (in UTC), to the call's
+// scratch deliveries. The id and the encoded payload are appended to
+// e.arena; finish gives the record its AlertID and Payload when the call's
+// deliveries are all made.
+func (e *Engine) delivery(r *Rule, at time.Time) {
 	p := &e.payload
 	if p.Data.Labels == nil {
 		p.Data.Labels = noLabels
 	}
 	// The scratch id is read only while encoding (p is cleared below).
 	p.Data.AlertID = unsafe.String(&e.alertID[0], idLen) //nolint:gosec // G103: read-only view of e.alertID, dropped before it changes
-	d := schemas.DeliveryRecord{
+	e.scratch.deliveries = append(e.scratch.deliveries, scratchDelivery{d: schemas.DeliveryRecord{
 		TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
-	}
-	start := len(e.arena)
+	}})
+	sd := &e.scratch.deliveries[len(e.scratch.deliveries)-1]
+	sd.start = len(e.arena)
 	e.arena = append(e.arena, e.alertID[:]...)
 	var err error
 	e.arena, err = p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
@@ -737,39 +712,12 @@ func (e *Engine) delivery(r *Rule, at time.Time, out *Output) schemas.DeliveryRe
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
 		// have failed the same way, and the record had no payload).
-		e.arena = e.arena[:start]
-		d.AlertID = string(e.alertID[:])
-		return d
-	}
-	e.sealing = append(e.sealing, sealing{i: len(out.Deliveries), start: start, end: len(e.arena)})
-	return d
-}
-
-// sealing is a delivery of the current call whose alert id and payload
-// are e.arena[start:start+idLen] and e.arena[start+idLen:end].
-type sealing struct{ i, start, end int }
-
-// seal copies the alert ids and payloads of the call's deliveries into one
-// allocation of their exact size and points the records at it: AlertID
-// is a string of its bytes, Payload a slice of them with its capacity
-// clipped (an append to a payload copies it). Nothing writes to those
-// bytes after this.
-func (e *Engine) seal(out *Output) {
-	if len(e.sealing) == 0 {
+		e.arena = e.arena[:sd.start]
+		sd.d.AlertID = string(e.alertID[:])
+		sd.start = -1
 		return
 	}
-	buf := make([]byte, len(e.arena))
-	copy(buf, e.arena)
-	for _, s := range e.sealing {
-		d := &out.Deliveries[s.i]
-		d.AlertID = unsafe.String(&buf[s.start], idLen) //nolint:gosec // G103: buf is never written after this
-		d.Payload = buf[s.start+idLen : s.end : s.end]
-	}
-	e.sealing = e.sealing[:0]
-	e.arena = e.arena[:0]
-	if cap(e.arena) > maxArena {
-		e.arena = nil // a burst's (a lagging partition's Tick): not kept
-	}
+	sd.end = len(e.arena)
 }
 
 // maxArena is the largest arena kept from one call to the next.

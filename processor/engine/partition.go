@@ -109,6 +109,9 @@ type partition struct {
 	contexts map[string]*runContext
 	ctxKey   []byte
 	ctxKeys  []string
+	// fired shares the extra records of runs that hold only a fired list
+	// (see addFired).
+	fired map[firedKey]*runExtra
 }
 
 // staleTimer notes that a running run finished (or restarted); once such
@@ -126,7 +129,7 @@ func (pt *partition) staleTimer() {
 }
 
 func newPartition() *partition {
-	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}}
+	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}, fired: map[firedKey]*runExtra{}}
 }
 
 // live says whether r is the partition's run of its key.

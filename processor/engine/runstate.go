@@ -145,29 +145,41 @@ func (r *run) fired() []string {
 
 func (r *run) hasFired(rule string) bool { return slices.Contains(r.fired(), rule) }
 
-// addFired records that duration rule fired for the current attempt. The
-// first few rules' list is allocated with the run's new extra record.
-func (r *run) addFired(rule string) {
-	f := r.fired()
-	if len(f) < len(extFired{}.fired) {
-		b := &extFired{}
-		if r.ext != nil {
-			b.x = *r.ext
+// addFired records that duration rule fired for the current attempt. A
+// run whose extra record holds nothing but its fired list (most runs that
+// have one) gets a record shared through pt.fired: runs of a tenant fire
+// its duration rules in the same order, so their records are few, and
+// firing allocates nothing once they exist. Another run's record is
+// copied with the rule added.
+func (pt *partition) addFired(r *run, rule string) {
+	if r.ext == nil || r.ext.firedOnly() {
+		k := firedKey{prev: r.ext, rule: rule}
+		x := pt.fired[k]
+		if x == nil {
+			if len(pt.fired) > 2*len(pt.runs)+compactSlack {
+				clear(pt.fired) // runs keep theirs; only sharing starts over
+			}
+			x = &runExtra{fired: append(slices.Clip(r.fired()), rule)}
+			pt.fired[k] = x
 		}
-		n := copy(b.fired[:], f)
-		b.fired[n] = rule
-		b.x.fired = b.fired[: n+1 : n+1]
-		r.ext = &b.x
+		r.ext = x
 		return
 	}
+	f := r.fired()
 	r.setExt(func(x *runExtra) { x.fired = append(slices.Clip(f), rule) })
 }
 
-// extFired is a run's extra record with room for its fired list, in one
-// allocation (the list is never changed once set, like the record).
-type extFired struct {
-	x     runExtra
-	fired [3]string
+// firedKey is a shared extra record's key in partition.fired: the run's
+// record before (nil: none) and the rule it adds. Records never change, so
+// the key's record always has the same fired list.
+type firedKey struct {
+	prev *runExtra
+	rule string
+}
+
+// firedOnly says whether x holds nothing but a fired list.
+func (x *runExtra) firedOnly() bool {
+	return x.key == "" && x.tenant == "" && x.attempt == 0 && !x.seenExact && x.exact == [3]*time.Time{}
 }
 
 // setExt sets a changed copy of ext (ext is never changed in place); an
@@ -378,6 +390,7 @@ type stateBox struct {
 	st                schemas.RunState
 	started, finished time.Time
 	seen              [maxSeen]string
+	seenInline        bool // st.Seen is seen[:len(st.Seen)]
 }
 
 // state is the run as a schemas.RunState, for an output record. What it
@@ -413,6 +426,7 @@ func (r *run) stateIn(b *stateBox) *schemas.RunState {
 		}
 		if n > 0 {
 			st.Seen = b.seen[:n:n]
+			b.seenInline = true
 		}
 	}
 	if f := r.fired(); len(f) > 0 {

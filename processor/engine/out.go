@@ -1,0 +1,152 @@
+// Assembling a call's Output. The caller owns an Output until its batch's
+// transaction is done, so each call's output lives in memory of its own;
+// the engine builds it in scratch slices it keeps from call to call, then
+// copies it into allocations of the exact size: the state changes and the
+// run states they write in one (outBlock, for the usual counts), the
+// deliveries in one, their alert ids and payloads in one. Growing an
+// Output's slices as alerts are made cost an allocation each and held
+// room for every candidate rule.
+
+package engine
+
+import (
+	"unsafe"
+
+	"github.com/exospherehost/exo-alerts/schemas"
+)
+
+// scratch is the current call's output as it is built.
+type scratch struct {
+	states     []scratchState
+	boxes      []stateBox // the run states of states, by index
+	deliveries []scratchDelivery
+}
+
+// scratchState is a state change: box indexes scratch.boxes; -1 is a
+// tombstone.
+type scratchState struct {
+	key string
+	box int
+}
+
+// scratchDelivery is a delivery whose alert id and payload are
+// e.arena[start:start+idLen] and e.arena[start+idLen:end] (start -1: it
+// has its AlertID and no payload).
+type scratchDelivery struct {
+	d          schemas.DeliveryRecord
+	start, end int
+}
+
+// maxScratch is the most state changes or deliveries whose scratch room
+// is kept from one call to the next (a lagging partition's Tick can make
+// many more).
+const maxScratch = 1024
+
+// begin starts a call's output (a panicking call may have left some).
+func (e *Engine) begin() {
+	e.scratch.reset()
+	e.arena = e.arena[:0]
+}
+
+func (s *scratch) reset() {
+	clear(s.states)
+	clear(s.boxes)
+	clear(s.deliveries)
+	s.states, s.boxes, s.deliveries = s.states[:0], s.boxes[:0], s.deliveries[:0]
+	if cap(s.states) > maxScratch || cap(s.boxes) > maxScratch || cap(s.deliveries) > maxScratch {
+		*s = scratch{}
+	}
+}
+
+// addState adds r's state record to the call's state changes and returns
+// its scratch copy, valid until the next addState.
+func (e *Engine) addState(r *run) *schemas.RunState {
+	s := &e.scratch
+	s.boxes = append(s.boxes, stateBox{})
+	s.states = append(s.states, scratchState{key: r.key(), box: len(s.boxes) - 1})
+	return r.stateIn(&s.boxes[len(s.boxes)-1])
+}
+
+// outBlock holds the state changes and run states of a call with few,
+// in one allocation: the usual event brings its own state and, now and
+// then, a duration rule's or a tombstone.
+type outBlock struct {
+	states [outBlockStates]StateChange
+	boxes  [outBlockBoxes]stateBox
+}
+
+const (
+	outBlockStates = 3
+	outBlockBoxes  = 2
+)
+
+// finish copies the call's scratch output into out.
+func (e *Engine) finish(out *Output) {
+	s := &e.scratch
+	if n, m := len(s.states), len(s.boxes); n > 0 {
+		var states []StateChange
+		var boxes []stateBox
+		if n <= outBlockStates && m <= outBlockBoxes {
+			b := &outBlock{}
+			states, boxes = b.states[:n:n], b.boxes[:m:m]
+		} else {
+			states, boxes = make([]StateChange, n), make([]stateBox, m)
+		}
+		for i := range boxes {
+			boxes[i].moveFrom(&s.boxes[i])
+		}
+		for i, st := range s.states {
+			states[i].Key = st.key
+			if st.box >= 0 {
+				states[i].Value = &boxes[st.box].st
+			}
+		}
+		out.States = states
+	}
+	if len(s.deliveries) > 0 {
+		e.seal(out)
+	}
+	e.scratch.reset()
+}
+
+// moveFrom sets b to from, pointing b's state at b's own times and seen
+// list: stateIn points a box's state at the box's (when it has them), and
+// a copy of a box — from, or the box from was copied from when the scratch
+// slice grew — holds the same values.
+func (b *stateBox) moveFrom(from *stateBox) {
+	*b = *from
+	st := &b.st
+	if st.StartedAt != nil {
+		st.StartedAt = &b.started
+	}
+	if st.FinishedAt != nil {
+		st.FinishedAt = &b.finished
+	}
+	if b.seenInline {
+		st.Seen = b.seen[:len(st.Seen):len(st.Seen)]
+	}
+}
+
+// seal copies the call's deliveries into out.Deliveries, and their alert
+// ids and payloads into one allocation of their exact size: AlertID is a
+// string of its bytes, Payload a slice of them with its capacity clipped
+// (an append to a payload copies it). Nothing writes to those bytes after
+// this.
+func (e *Engine) seal(out *Output) {
+	ds := make([]schemas.DeliveryRecord, len(e.scratch.deliveries))
+	buf := make([]byte, len(e.arena))
+	copy(buf, e.arena)
+	for i := range e.scratch.deliveries {
+		sd := &e.scratch.deliveries[i]
+		ds[i] = sd.d
+		if sd.start >= 0 {
+			ds[i].AlertID = unsafe.String(&buf[sd.start], idLen) //nolint:gosec // G103: buf is never written after this
+			ds[i].Payload = buf[sd.start+idLen : sd.end : sd.end]
+		}
+	}
+	out.Deliveries = ds
+	e.arena = e.arena[:0]
+	if cap(e.arena) > maxArena {
+		e.arena = nil // a burst's (a lagging partition's Tick): not kept
+	}
+}
