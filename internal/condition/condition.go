@@ -174,8 +174,10 @@ var nondeterministic = []string{"now", "date", "duration", "timezone"}
 // Program is a compiled condition; the zero value (empty source) matches everything.
 type Program struct {
 	prog *vm.Program
-	// native, when not nil, decides as prog does, in Go (native.go).
-	native *native
+	// native, when its eval is set, decides as prog does, in Go
+	// (native.go). Held in the Program, not behind a pointer: rules'
+	// programs are many and scattered, and Match reads one per rule.
+	native native
 }
 
 // Compile compiles src. The empty condition always matches.
@@ -227,7 +229,7 @@ func (p *Program) match(env Env, m *meter) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
 	}
-	if p.native != nil && p.native.withinScan(&env) {
+	if p.native.eval != nil && p.native.withinScan(&env) {
 		return p.native.eval(&env), nil
 	}
 	env.meter = m
@@ -295,7 +297,7 @@ func (e *Evaluator) Match(p *Program) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
 	}
-	if p.native != nil && p.native.withinScan(&e.env) {
+	if p.native.eval != nil && p.native.withinScan(&e.env) {
 		return p.native.eval(&e.env), nil
 	}
 	if !e.synced {

@@ -141,14 +141,14 @@ func fieldOf(n ast.Node) (field, bool) {
 	return field{kind: k}, ok
 }
 
-// compileNative compiles the parsed condition root to Go, or returns nil
-// when it is not of the native shape. Only called on a condition expr
+// compileNative compiles the parsed condition root to Go; its eval is nil
+// when root is not of the native shape. Only called on a condition expr
 // compiled.
-func compileNative(root ast.Node) *native {
-	n := &native{}
+func compileNative(root ast.Node) native {
+	var n native
 	eval, ok := n.cond(root)
 	if !ok {
-		return nil
+		return native{}
 	}
 	n.eval = eval
 	return n
@@ -346,6 +346,9 @@ func (n *native) strOp(op string, f field, c ast.Node, constFirst bool) (func(*E
 // withinScan says whether an evaluation on env cannot go over MaxScan: the
 // bytes of every charged field, plus one each, fit.
 func (n *native) withinScan(env *Env) bool {
+	if len(n.scanned) == 0 {
+		return true
+	}
 	total := 0
 	for _, f := range n.scanned {
 		total += len(f.str(env)) + 1

@@ -106,7 +106,7 @@ func TestNativeMatchesVM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Compile(%q): %v", src, err)
 		}
-		if p.native == nil {
+		if p.native.eval == nil {
 			t.Errorf("%q: not compiled to Go", src)
 			continue
 		}
@@ -128,7 +128,7 @@ func TestNativeMatchesVM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Compile(%q): %v", src, err)
 		}
-		if p.native != nil {
+		if p.native.eval != nil {
 			t.Errorf("%q: compiled to Go, outside the native shape", src)
 		}
 	}
@@ -140,8 +140,8 @@ func TestNativeOverScanBudgetFails(t *testing.T) {
 	t.Parallel()
 	// 20 reads of a 64 KiB label: 1.3 M scan units, over MaxScan.
 	p, err := Compile(strings.Repeat(`labels.long contains "x" || `, 19) + `labels.long in ["y"]`)
-	if err != nil || p.native == nil {
-		t.Fatalf("Compile: %v (native %v)", err, p.native != nil)
+	if err != nil || p.native.eval == nil {
+		t.Fatalf("Compile: %v (native %v)", err, p.native.eval != nil)
 	}
 	_, err = p.Match(NewEnv(longEvent()))
 	var ee *EvalError
@@ -153,8 +153,8 @@ func TestNativeOverScanBudgetFails(t *testing.T) {
 // A native condition allocates nothing, a label read included.
 func TestNativeAllocs(t *testing.T) {
 	p, err := Compile(`labels.env == "prod" && run.attempt >= 1 && error.code in ["TIMEOUT", "NODE_ERRORED"]`)
-	if err != nil || p.native == nil {
-		t.Fatalf("Compile: %v (native %v)", err, p.native != nil)
+	if err != nil || p.native.eval == nil {
+		t.Fatalf("Compile: %v (native %v)", err, p.native.eval != nil)
 	}
 	ev := NewEvaluator()
 	ev.ResetEvent(event())
@@ -182,7 +182,7 @@ func FuzzNativeMatchesVM(f *testing.F) {
 			return
 		}
 		p, err := Compile(src)
-		if err != nil || p.native == nil {
+		if err != nil || p.native.eval == nil {
 			return
 		}
 		ev := event()
