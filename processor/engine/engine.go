@@ -141,6 +141,12 @@ type Engine struct {
 	// (in boxes), and its deliveries; finish copies them into allocations
 	// of their exact size.
 	scratch scratch
+	// durTenant's duration rules are durRules, within one call (a fired
+	// run's rules are read again for its next deadline); durKnown says
+	// whether durTenant is set. Cleared when a call begins and ends.
+	durTenant string
+	durRules  []*Rule
+	durKnown  bool
 	// A delivery's payload is built in payload (pointing to payloadErr,
 	// durationMS, thresholdMS and alertID), then encoded in arena.
 	payload                 schemas.WebhookPayload
@@ -318,8 +324,11 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	if wm := e.notTooFarAhead(ev.Time); wm.After(pt.watermark) {
 		e.saveWatermark(p, pt)
 		pt.watermark = wm
+		gone := pt.tombstones
 		e.fire(p, pt, &out)
-		r = pt.runs[string(e.keyBuf)] // fire may have tombstoned it
+		if r != nil && pt.tombstones != gone {
+			r = pt.runs[string(e.keyBuf)] // fire tombstoned runs, maybe r
+		}
 	}
 	e.saveWatermark(p, pt)
 	if r == nil {
@@ -490,7 +499,7 @@ func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
 		return 0, false
 	}
 	next, found := int64(0), false
-	for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+	for _, rule := range e.durationRules(r.tenant()) {
 		if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 			continue
 		}
@@ -500,6 +509,15 @@ func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
 		}
 	}
 	return next, found
+}
+
+// durationRules is Candidates of tenant's duration rules, asked once per
+// call for the same tenant in a row.
+func (e *Engine) durationRules(tenant string) []*Rule {
+	if !e.durKnown || e.durTenant != tenant {
+		e.durTenant, e.durRules, e.durKnown = tenant, e.rules.Candidates(tenant, schemas.TypeRunDurationExceeded), true
+	}
+	return e.durRules
 }
 
 // armRun pushes the run's next duration deadline.
@@ -544,7 +562,7 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		// whose rules all fired, or moved, fires nothing: the run's
 		// current deadline has its own timer.)
 		fired := false
-		for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+		for _, rule := range e.durationRules(r.tenant()) {
 			if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 				continue
 			}
@@ -573,6 +591,7 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		key := r.key()
 		e.saveRun(p, pt, key, r)
 		delete(pt.runs, key)
+		pt.tombstones++
 		e.scratch.states = append(e.scratch.states, scratchState{key: key, box: -1})
 		e.count(&e.Stats.Tombstones)
 	}

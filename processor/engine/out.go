@@ -46,6 +46,7 @@ const maxScratch = 1024
 func (e *Engine) begin() {
 	e.scratch.reset()
 	e.arena = e.arena[:0]
+	e.durTenant, e.durRules, e.durKnown = "", nil, false
 }
 
 func (s *scratch) reset() {
@@ -67,17 +68,18 @@ func (e *Engine) addState(r *run) *schemas.RunState {
 	return r.stateIn(&s.boxes[len(s.boxes)-1])
 }
 
-// outBlock holds the state changes and run states of a call with few,
-// in one allocation: the usual event brings its own state and, now and
-// then, a duration rule's or a tombstone.
-type outBlock struct {
-	states [outBlockStates]StateChange
-	boxes  [outBlockBoxes]stateBox
-}
-
-const (
-	outBlockStates = 3
-	outBlockBoxes  = 2
+// outBlock1 and outBlock2 hold the state changes and run states of a
+// call with few, in one allocation: the usual event brings its own state
+// and, now and then, a duration rule's or a tombstone.
+type (
+	outBlock1 struct {
+		states [2]StateChange
+		boxes  [1]stateBox
+	}
+	outBlock2 struct {
+		states [4]StateChange
+		boxes  [2]stateBox
+	}
 )
 
 // finish copies the call's scratch output into out.
@@ -86,10 +88,14 @@ func (e *Engine) finish(out *Output) {
 	if n, m := len(s.states), len(s.boxes); n > 0 {
 		var states []StateChange
 		var boxes []stateBox
-		if n <= outBlockStates && m <= outBlockBoxes {
-			b := &outBlock{}
+		switch {
+		case n <= len(outBlock1{}.states) && m <= len(outBlock1{}.boxes):
+			b := &outBlock1{}
 			states, boxes = b.states[:n:n], b.boxes[:m:m]
-		} else {
+		case n <= len(outBlock2{}.states) && m <= len(outBlock2{}.boxes):
+			b := &outBlock2{}
+			states, boxes = b.states[:n:n], b.boxes[:m:m]
+		default:
 			states, boxes = make([]StateChange, n), make([]stateBox, m)
 		}
 		for i := range boxes {
@@ -107,12 +113,13 @@ func (e *Engine) finish(out *Output) {
 		e.seal(out)
 	}
 	e.scratch.reset()
+	e.durTenant, e.durRules, e.durKnown = "", nil, false
 }
 
-// moveFrom sets b to from, pointing b's state at b's own times and seen
-// list: stateIn points a box's state at the box's (when it has them), and
-// a copy of a box — from, or the box from was copied from when the scratch
-// slice grew — holds the same values.
+// moveFrom sets b to from, pointing b's state at b's own times: stateIn
+// points a box's state at the box's (when it has them), and a copy of a
+// box — from, or the box from was copied from when the scratch slice
+// grew — holds the same values.
 func (b *stateBox) moveFrom(from *stateBox) {
 	*b = *from
 	st := &b.st
@@ -121,9 +128,6 @@ func (b *stateBox) moveFrom(from *stateBox) {
 	}
 	if st.FinishedAt != nil {
 		st.FinishedAt = &b.finished
-	}
-	if b.seenInline {
-		st.Seen = b.seen[:len(st.Seen):len(st.Seen)]
 	}
 }
 

@@ -100,6 +100,9 @@ type partition struct {
 	timers       []timer
 	expiries     []expiryEntry
 	rulesVersion uint64
+	// tombstones counts the runs fire has removed (Event looks its run up
+	// again only when the count moved).
+	tombstones uint64
 	// staleTimers estimates the timers left in the heap by runs that
 	// finished before their deadlines (see staleTimer).
 	staleTimers int

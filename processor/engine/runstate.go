@@ -290,6 +290,20 @@ func seenCode(t string) seenSet {
 
 var seenTypes = [4]string{"", schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed}
 
+// seenLists is the seen list of every seenSet (nil when empty), made once:
+// a state record's Seen is one of them, shared and never written (each is
+// clipped, so an append copies it).
+var seenLists = func() (lists [1 << 8][]string) {
+	for s := range lists {
+		var l []string
+		for b := seenSet(s); b != 0; b >>= 2 {
+			l = append(l, seenTypes[b&3])
+		}
+		lists[s] = slices.Clip(l)
+	}
+	return lists
+}()
+
 func (r *run) hasSeen(t string) bool {
 	if r.ext != nil && r.ext.seenExact {
 		return slices.Contains(r.ext.seenList, t)
@@ -384,13 +398,11 @@ func (r *run) seenTypes() []string {
 	return out
 }
 
-// stateBox holds a materialized state and what it points to, allocated
-// together.
+// stateBox holds a materialized state and the times it points to,
+// allocated together.
 type stateBox struct {
 	st                schemas.RunState
 	started, finished time.Time
-	seen              [maxSeen]string
-	seenInline        bool // st.Seen is seen[:len(st.Seen)]
 }
 
 // state is the run as a schemas.RunState, for an output record. What it
@@ -419,15 +431,7 @@ func (r *run) stateIn(b *stateBox) *schemas.RunState {
 	case r.ext != nil && r.ext.seenExact:
 		st.Seen = slices.Clone(r.ext.seenList)
 	default:
-		n := 0
-		for s := r.seen; s != 0; s >>= 2 {
-			b.seen[n] = seenTypes[s&3]
-			n++
-		}
-		if n > 0 {
-			st.Seen = b.seen[:n:n]
-			b.seenInline = true
-		}
+		st.Seen = seenLists[r.seen]
 	}
 	if f := r.fired(); len(f) > 0 {
 		st.Fired = slices.Clip(f)
