@@ -154,9 +154,12 @@ type Engine struct {
 	durationMS, thresholdMS int64
 	alertID                 [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
-	// deliveries until finish copies them out (scratch.deliveries says
-	// whose).
-	arena []byte
+	// deliveries (scratch.deliveries says whose), in the free part of
+	// chunk (see out.go) unless they outgrew it (arenaCap: its capacity
+	// when the call took it).
+	arena    []byte
+	arenaCap int
+	chunk    []byte
 }
 
 // New returns an engine.
@@ -723,10 +726,12 @@ func (e *Engine) delivery(r *Rule, at time.Time) {
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
 	}})
 	sd := &e.scratch.deliveries[len(e.scratch.deliveries)-1]
+	if e.arena == nil {
+		e.takeArena()
+	}
 	sd.start = len(e.arena)
 	e.arena = append(e.arena, e.alertID[:]...)
-	var err error
-	e.arena, err = p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
+	b, err := p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
 	*p = schemas.WebhookPayload{}
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
@@ -736,11 +741,9 @@ func (e *Engine) delivery(r *Rule, at time.Time) {
 		sd.start = -1
 		return
 	}
+	e.arena = b
 	sd.end = len(e.arena)
 }
-
-// maxArena is the largest arena kept from one call to the next.
-const maxArena = 256 << 10
 
 // noLabels is the labels of a payload whose run has none ({} in JSON, as
 // an empty map writes). Shared; nothing writes to it.

@@ -2,10 +2,16 @@
 // transaction is done, so each call's output lives in memory of its own;
 // the engine builds it in scratch slices it keeps from call to call, then
 // copies it into allocations of the exact size: the state changes and the
-// run states they write in one (outBlock, for the usual counts), the
-// deliveries in one, their alert ids and payloads in one. Growing an
-// Output's slices as alerts are made cost an allocation each and held
-// room for every candidate rule.
+// run states they write in one (outBlock1, outBlock2, for the usual
+// counts), the deliveries in one. Growing an Output's slices as alerts were
+// made cost an allocation each and held room for every candidate rule.
+//
+// Alert ids and payloads (bytes, no pointers) are encoded straight into a
+// chunk of memory shared by the outputs of successive calls, each call's
+// bytes after the last one's: a call's Payloads are slices of it, never
+// written again. A chunk is freed when no output points into it any more.
+// The processor turns an output into records (copying the payloads) as
+// soon as it has it, so chunks live about as long as a batch.
 
 package engine
 
@@ -45,7 +51,7 @@ const maxScratch = 1024
 // begin starts a call's output (a panicking call may have left some).
 func (e *Engine) begin() {
 	e.scratch.reset()
-	e.arena = e.arena[:0]
+	e.arena = nil
 	e.durTenant, e.durRules, e.durKnown = "", nil, false
 }
 
@@ -131,15 +137,46 @@ func (b *stateBox) moveFrom(from *stateBox) {
 	}
 }
 
-// seal copies the call's deliveries into out.Deliveries, and their alert
-// ids and payloads into one allocation of their exact size: AlertID is a
-// string of its bytes, Payload a slice of them with its capacity clipped
-// (an append to a payload copies it). Nothing writes to those bytes after
-// this.
+// Chunks of alert ids and payloads.
+const (
+	// chunkSize is the capacity of a new chunk: about twenty events'
+	// payloads.
+	chunkSize = 32 << 10
+	// minChunkFree is the free room a call's payloads start in: with
+	// less, a new chunk is taken.
+	minChunkFree = 4 << 10
+	// maxArena is the largest arena kept as the chunk when a call's
+	// payloads outgrew theirs (a lagging partition's Tick).
+	maxArena = 256 << 10
+)
+
+// takeArena starts the call's arena in the free part of the chunk.
+func (e *Engine) takeArena() {
+	if cap(e.chunk)-len(e.chunk) < minChunkFree {
+		e.chunk = make([]byte, 0, chunkSize)
+	}
+	e.arena = e.chunk[len(e.chunk):len(e.chunk)]
+	e.arenaCap = cap(e.arena)
+}
+
+// seal copies the call's deliveries into out.Deliveries, giving them their
+// alert ids and payloads in the arena: AlertID is a string of its bytes,
+// Payload a slice of them with its capacity clipped (an append to a payload
+// copies it). The chunk's free part starts after them: nothing writes to
+// those bytes after this.
 func (e *Engine) seal(out *Output) {
 	ds := make([]schemas.DeliveryRecord, len(e.scratch.deliveries))
-	buf := make([]byte, len(e.arena))
-	copy(buf, e.arena)
+	buf := e.arena
+	switch {
+	case buf == nil: // no payload (not reached: see delivery)
+	case cap(buf) == e.arenaCap: // still in the chunk
+		e.chunk = e.chunk[:len(e.chunk)+len(buf)]
+	case cap(buf) <= maxArena: // outgrew it: the new array is the chunk
+		e.chunk = buf
+	default:
+		e.chunk = nil
+	}
+	e.arena = nil
 	for i := range e.scratch.deliveries {
 		sd := &e.scratch.deliveries[i]
 		ds[i] = sd.d
@@ -149,8 +186,4 @@ func (e *Engine) seal(out *Output) {
 		}
 	}
 	out.Deliveries = ds
-	e.arena = e.arena[:0]
-	if cap(e.arena) > maxArena {
-		e.arena = nil // a burst's (a lagging partition's Tick): not kept
-	}
 }
