@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -473,20 +474,22 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
-	var buf [16]string // labels are few: sorted on the stack
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
+	var buf [16][2]string // labels are few: sorted on the stack, with their values
+	kvs := buf[:0]
+	for k, v := range m {
+		kvs = append(kvs, [2]string{k, v})
 	}
-	slices.Sort(keys)
+	if len(kvs) > 1 {
+		slices.SortFunc(kvs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	}
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, kv := range kvs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = appendString(b, kv[0])
 		b = append(b, ':')
-		b = appendString(b, m[k])
+		b = appendString(b, kv[1])
 	}
 	return append(b, '}')
 }

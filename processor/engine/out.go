@@ -55,10 +55,10 @@ func (e *Engine) begin() {
 	e.durTenant, e.durRules, e.durKnown = "", nil, false
 }
 
+// reset empties s. What the last call left in the slices' room is kept
+// until overwritten (clearing it costs write barriers while the GC runs):
+// references to that call's strings, labels and rules, no more.
 func (s *scratch) reset() {
-	clear(s.states)
-	clear(s.boxes)
-	clear(s.deliveries)
 	s.states, s.boxes, s.deliveries = s.states[:0], s.boxes[:0], s.deliveries[:0]
 	if cap(s.states) > maxScratch || cap(s.boxes) > maxScratch || cap(s.deliveries) > maxScratch {
 		*s = scratch{}
