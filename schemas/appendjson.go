@@ -403,15 +403,17 @@ func appendTime(b []byte, t time.Time, ok *bool) []byte {
 		*ok = false
 		return b
 	}
-	if _, off := t.Zone(); off != 0 {
-		zone := off / 60 // minutes, truncated as the formatter does
-		if zone < 0 {
-			zone = -zone
-		}
-		if zone/60 >= 24 {
-			*ok = false
-			return b
-		}
+	_, off := t.Zone()
+	if off == 0 {
+		return appendZuluTime(b, t)
+	}
+	zone := off / 60 // minutes, truncated as the formatter does
+	if zone < 0 {
+		zone = -zone
+	}
+	if zone/60 >= 24 {
+		*ok = false
+		return b
 	}
 	// Formatted aside: the formatter writes nine digits of nanoseconds
 	// before it trims their zeros, which would grow a buffer that has room
@@ -421,6 +423,52 @@ func appendTime(b []byte, t time.Time, ok *bool) []byte {
 	tb = t.AppendFormat(tb, time.RFC3339Nano)
 	tb = append(tb, '"')
 	return append(b, tb...)
+}
+
+// appendZuluTime appends t, whose zone's offset is 0 and year in [0,9999],
+// as appendTime does: "YYYY-MM-DDThh:mm:ss[.fraction]Z", the fraction's
+// trailing zeros dropped, quoted. Written digit pair by digit pair, it is a
+// fifth of the general formatter's work; the times of the engine's records
+// are all in UTC. TestAppendTimeIsJSONMarshal and FuzzAppendTimeIsJSONMarshal
+// hold it to time.Time.MarshalJSON.
+func appendZuluTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	var buf [len(`"2006-01-02T15:04:05.999999999Z"`)]byte
+	buf[0] = '"'
+	putPair(buf[1:], year/100)
+	putPair(buf[3:], year%100)
+	buf[5] = '-'
+	putPair(buf[6:], int(month))
+	buf[8] = '-'
+	putPair(buf[9:], day)
+	buf[11] = 'T'
+	putPair(buf[12:], hour)
+	buf[14] = ':'
+	putPair(buf[15:], minute)
+	buf[17] = ':'
+	putPair(buf[18:], sec)
+	n := 20
+	if ns := t.Nanosecond(); ns != 0 {
+		buf[20] = '.'
+		for i := 29; i > 20; i-- {
+			buf[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n = 30
+		for buf[n-1] == '0' {
+			n--
+		}
+	}
+	buf[n] = 'Z'
+	buf[n+1] = '"'
+	return append(b, buf[:n+2]...)
+}
+
+// putPair writes v, in [0,99], as two decimal digits.
+func putPair(b []byte, v int) {
+	const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+	b[0], b[1] = pairs[2*v], pairs[2*v+1]
 }
 
 // timeWriter appends times as appendTime does, clearing ok where it fails,
@@ -587,11 +635,11 @@ func safeRun(s string, i int) int {
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 		bad := x & highs // not ASCII
 		bad |= (x - ones*0x20) & ^x & highs
-		bad |= hasZero(x ^ (ones * '"'))
+		// '"' (0x22) and '&' (0x26) are the bytes that bit 2 set makes
+		// 0x26; '<' (0x3C) and '>' (0x3E) those that bit 1 set makes 0x3E.
+		bad |= hasZero((x | ones*0x04) ^ (ones * '&'))
+		bad |= hasZero((x | ones*0x02) ^ (ones * '>'))
 		bad |= hasZero(x ^ (ones * '\\'))
-		bad |= hasZero(x ^ (ones * '<'))
-		bad |= hasZero(x ^ (ones * '>'))
-		bad |= hasZero(x ^ (ones * '&'))
 		if bad != 0 {
 			break
 		}

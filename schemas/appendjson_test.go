@@ -644,3 +644,41 @@ func processCPU(b *testing.B) time.Duration {
 func reportCPU(b *testing.B, since time.Duration) {
 	b.ReportMetric(float64(processCPU(b)-since)/float64(b.N), "cpu-ns/op")
 }
+
+// Times in a zone of offset 0 (written digit pair by digit pair) encode as
+// time.Time.MarshalJSON encodes them, over the years a record can hold and
+// fractions of every length.
+func TestAppendZuluTimeIsMarshalJSON(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 7))
+	zones := []*time.Location{time.UTC, time.FixedZone("", 0), time.FixedZone("GMT", 0)}
+	minSec := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	maxSec := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	for i := range 20000 {
+		ns := rnd.Int64N(1e9)
+		ns -= ns % [...]int64{1, 10, 1000, 1e6, 1e8, 1e9}[i%6] // trailing zeros, or none at all
+		ts := time.Unix(minSec+rnd.Int64N(maxSec-minSec+1), ns).In(zones[i%len(zones)])
+		want, err := ts.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		if got := appendTime(nil, ts, &ok); !ok || string(got) != string(want) {
+			t.Fatalf("%v: appendTime %s (ok %v), MarshalJSON %s", ts, got, ok, want)
+		}
+	}
+}
+
+// safeRun passes a block of 8 bytes exactly when each is one encoding/json
+// writes as it is: every byte value, at every position of the block.
+func TestSafeRunEveryByte(t *testing.T) {
+	for c := range 256 {
+		want := c < utf8.RuneSelf && htmlSafe[c]
+		for p := range 8 {
+			b := []byte("abcdefgh")
+			b[p] = byte(c)
+			if got := safeRun(string(b), 0) == 8; got != want {
+				t.Fatalf("byte %#x at %d: passed %v, want %v", c, p, got, want)
+			}
+		}
+	}
+}
