@@ -563,6 +563,11 @@ var htmlSafe = func() (set [utf8.RuneSelf]bool) {
 // < > & as \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and each byte of
 // invalid UTF-8 as \ufffd.
 func appendString(b []byte, s string) []byte {
+	if plainString(s) { // most strings: ids, names, types
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -618,6 +623,29 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// plainString says whether every byte of s is in htmlSafe (encoding/json writes
+// s as it is, quoted): 8 bytes per test (safeRun), the last test over the
+// last 8 bytes (overlapping ones already tested) when s is not a multiple
+// of 8 long.
+func plainString(s string) bool {
+	if len(s) < 8 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c >= utf8.RuneSelf || !htmlSafe[c] {
+				return false
+			}
+		}
+		return true
+	}
+	i := safeRun(s, 0)
+	switch {
+	case i == len(s):
+		return true
+	case len(s)-i < 8: // the tail, tested with bytes before it
+		return safeRun(s, len(s)-8) == len(s)
+	}
+	return false
 }
 
 // safeRun returns the end of the run of bytes in htmlSafe that starts at i,

@@ -682,3 +682,23 @@ func TestSafeRunEveryByte(t *testing.T) {
 		}
 	}
 }
+
+// plainString says a string is written as it is exactly when each of its bytes
+// is: one unsafe byte at every position of strings of every length to 40.
+func TestPlainEveryPosition(t *testing.T) {
+	for n := range 41 {
+		s := []byte(strings.Repeat("abcdefgh", 6)[:n])
+		if !plainString(string(s)) {
+			t.Fatalf("%q: not plain", s)
+		}
+		for p := range n {
+			for _, c := range []byte{0, 0x1f, '"', '\\', '<', '>', '&', 0x80, 0xff} {
+				b := append([]byte(nil), s...)
+				b[p] = c
+				if plainString(string(b)) {
+					t.Fatalf("%q (byte %#x at %d of %d): plain", b, c, p, n)
+				}
+			}
+		}
+	}
+}
