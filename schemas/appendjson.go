@@ -399,13 +399,21 @@ func appendMarshal(b []byte, v any, ok *bool) []byte {
 // MarshalJSON fails: a year outside [0,9999], or a zone offset of 24 hours
 // or more.
 func appendTime(b []byte, t time.Time, ok *bool) []byte {
+	if t.Location() == time.UTC { // the engine's times: no zone to look up
+		sec := t.Unix()
+		if sec < minZuluSec || sec >= maxZuluSec {
+			*ok = false
+			return b
+		}
+		return appendZuluTime(b, sec, t.Nanosecond())
+	}
 	if y := t.Year(); y < 0 || y > 9999 {
 		*ok = false
 		return b
 	}
 	_, off := t.Zone()
 	if off == 0 {
-		return appendZuluTime(b, t)
+		return appendZuluTime(b, t.Unix(), t.Nanosecond())
 	}
 	zone := off / 60 // minutes, truncated as the formatter does
 	if zone < 0 {
@@ -425,35 +433,65 @@ func appendTime(b []byte, t time.Time, ok *bool) []byte {
 	return append(b, tb...)
 }
 
-// appendZuluTime appends t, whose zone's offset is 0 and year in [0,9999],
-// as appendTime does: "YYYY-MM-DDThh:mm:ss[.fraction]Z", the fraction's
-// trailing zeros dropped, quoted. Written digit pair by digit pair, it is a
-// fifth of the general formatter's work; the times of the engine's records
-// are all in UTC. TestAppendTimeIsJSONMarshal and FuzzAppendTimeIsJSONMarshal
-// hold it to time.Time.MarshalJSON.
-func appendZuluTime(b []byte, t time.Time) []byte {
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
+// The Unix seconds of the years a time in JSON may have, [0,9999] in UTC.
+const (
+	minZuluSec = -62167219200 // 0000-01-01T00:00:00Z
+	maxZuluSec = 253402300800 // 10000-01-01T00:00:00Z
+)
+
+// appendZuluTime appends the time sec Unix seconds and nsec nanoseconds,
+// in [minZuluSec, maxZuluSec), as appendTime writes it in a zone of offset
+// 0: "YYYY-MM-DDThh:mm:ss[.fraction]Z", the fraction's trailing zeros
+// dropped, quoted. The date is computed from the day number (the civil
+// calendar algorithm of H. Hinnant's "chrono-compatible low-level date
+// algorithms") and written digit pair by digit pair: a fifth of the general
+// formatter's work; the times of the engine's records are all in UTC.
+// TestAppendZuluTimeIsMarshalJSON and FuzzAppendTimeIsJSONMarshal hold it
+// to time.Time.MarshalJSON.
+func appendZuluTime(b []byte, sec int64, nsec int) []byte {
+	days := sec / 86400
+	if sec%86400 < 0 {
+		days--
+	}
+	sod := int(sec - days*86400)
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365], from March 1
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day := int(doy - (153*mp+2)/5 + 1)
+	month := int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year := int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
 	var buf [len(`"2006-01-02T15:04:05.999999999Z"`)]byte
 	buf[0] = '"'
 	putPair(buf[1:], year/100)
 	putPair(buf[3:], year%100)
 	buf[5] = '-'
-	putPair(buf[6:], int(month))
+	putPair(buf[6:], month)
 	buf[8] = '-'
 	putPair(buf[9:], day)
 	buf[11] = 'T'
-	putPair(buf[12:], hour)
+	putPair(buf[12:], sod/3600)
 	buf[14] = ':'
-	putPair(buf[15:], minute)
+	putPair(buf[15:], sod/60%60)
 	buf[17] = ':'
-	putPair(buf[18:], sec)
+	putPair(buf[18:], sod%60)
 	n := 20
-	if ns := t.Nanosecond(); ns != 0 {
+	if nsec != 0 {
 		buf[20] = '.'
 		for i := 29; i > 20; i-- {
-			buf[i] = byte('0' + ns%10)
-			ns /= 10
+			buf[i] = byte('0' + nsec%10)
+			nsec /= 10
 		}
 		n = 30
 		for buf[n-1] == '0' {
@@ -659,8 +697,9 @@ func safeRun(s string, i int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		t := s[i : i+8] // of known length: one load, no bounds checks
+		x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
 		bad := x & highs // not ASCII
 		bad |= (x - ones*0x20) & ^x & highs
 		// '"' (0x22) and '&' (0x26) are the bytes that bit 2 set makes

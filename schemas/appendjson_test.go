@@ -653,6 +653,20 @@ func TestAppendZuluTimeIsMarshalJSON(t *testing.T) {
 	zones := []*time.Location{time.UTC, time.FixedZone("", 0), time.FixedZone("GMT", 0)}
 	minSec := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 	maxSec := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	var edges []time.Time
+	for _, y := range []int{0, 1, 4, 99, 100, 400, 1600, 1899, 1900, 1969, 1970, 2000, 2024, 2100, 9999} {
+		for _, md := range [][2]int{{1, 1}, {2, 28}, {2, 29}, {3, 1}, {12, 31}} {
+			d := time.Date(y, time.Month(md[0]), md[1], 0, 0, 0, 0, time.UTC)
+			edges = append(edges, d, d.Add(-time.Nanosecond), d.Add(time.Second), d.Add(86399*time.Second+999_999_999))
+		}
+	}
+	for _, ts := range edges {
+		want, err := ts.MarshalJSON()
+		ok := true
+		if got := appendTime(nil, ts, &ok); (err == nil) != ok || (ok && string(got) != string(want)) {
+			t.Fatalf("%v: appendTime %s (ok %v), MarshalJSON %s (%v)", ts, got, ok, want, err)
+		}
+	}
 	for i := range 20000 {
 		ns := rnd.Int64N(1e9)
 		ns -= ns % [...]int64{1, 10, 1000, 1e6, 1e8, 1e9}[i%6] // trailing zeros, or none at all
