@@ -36,26 +36,46 @@ import (
 // writes. On error (a time json.Marshal cannot write) it returns nil and
 // json.Marshal's error, like encoding.TextAppender.
 func (p *WebhookPayload) AppendJSON(dst []byte) ([]byte, error) {
-	b, ok := p.appendJSON(dst)
+	b, ok := p.appendJSON(dst, nil)
 	if !ok {
 		return fallback(dst, *p)
 	}
 	return b, nil
 }
 
-func (p *WebhookPayload) appendJSON(b []byte) ([]byte, bool) {
+// AppendJSONLabels is AppendJSON, writing labels — AppendLabelsJSON's
+// bytes for p.Data.Labels, which the caller keeps with them — as the
+// labels. A sender of many payloads with the same labels (the engine: the
+// labels of a run, shared by its alerts and by runs alike) encodes them
+// once.
+func (p *WebhookPayload) AppendJSONLabels(dst, labels []byte) ([]byte, error) {
+	b, ok := p.appendJSON(dst, labels)
+	if !ok {
+		return fallback(dst, *p)
+	}
+	return b, nil
+}
+
+// AppendLabelsJSON appends labels as a payload's labels are written: an
+// object with its keys in byte order; null when labels is nil.
+func AppendLabelsJSON(dst []byte, labels map[string]string) []byte {
+	return appendStringMap(dst, labels)
+}
+
+// appendJSON appends p; labels, when not nil, are its labels encoded.
+func (p *WebhookPayload) appendJSON(b, labels []byte) ([]byte, bool) {
 	w := timeWriter{ok: true}
 	b = append(b, `{"type":`...)
 	b = appendString(b, p.Type)
 	b = append(b, `,"timestamp":`...)
 	b = w.append(b, p.Timestamp)
 	b = append(b, `,"data":`...)
-	b = p.Data.appendJSON(b, &w)
+	b = p.Data.appendJSON(b, &w, labels)
 	b = append(b, '}')
 	return b, w.ok
 }
 
-func (d *PayloadData) appendJSON(b []byte, w *timeWriter) []byte {
+func (d *PayloadData) appendJSON(b []byte, w *timeWriter, labels []byte) []byte {
 	b = append(b, `{"alert_id":`...)
 	b = appendString(b, d.AlertID)
 	b = append(b, `,"tenant_id":`...)
@@ -83,7 +103,11 @@ func (d *PayloadData) appendJSON(b []byte, w *timeWriter) []byte {
 		b = d.Error.appendJSON(b)
 	}
 	b = append(b, `,"labels":`...)
-	b = appendStringMap(b, d.Labels)
+	if labels != nil {
+		b = append(b, labels...)
+	} else {
+		b = appendStringMap(b, d.Labels)
+	}
 	if d.Aggregate != nil {
 		b = append(b, `,"aggregate":`...)
 		b = appendMarshal(b, d.Aggregate, &w.ok)

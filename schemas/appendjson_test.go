@@ -36,6 +36,12 @@ func sameAsMarshal(t testing.TB, name string, v appender) {
 	case string(got) != "prefix "+string(want):
 		t.Fatalf("%s:\nAppendJSON:   %q\njson.Marshal: %q", name, got, "prefix "+string(want))
 	}
+	if p, ok := v.(*WebhookPayload); ok { // and with its labels encoded aside
+		got, err := p.AppendJSONLabels([]byte("prefix "), AppendLabelsJSON(nil, p.Data.Labels))
+		if (err == nil) != (wantErr == nil) || (err == nil && string(got) != "prefix "+string(want)) {
+			t.Fatalf("%s:\nAppendJSONLabels: %q, %v\njson.Marshal:     %q, %v", name, got, err, "prefix "+string(want), wantErr)
+		}
+	}
 }
 
 // trickyStrings are the strings encoding/json escapes in its own ways.

@@ -152,6 +152,9 @@ type Engine struct {
 	payload                 schemas.WebhookPayload
 	payloadErr              schemas.PayloadError
 	durationMS, thresholdMS int64
+	// payloadLabels, when not nil, is payload's labels encoded
+	// (runContext.payloadLabels).
+	payloadLabels []byte
 	alertID                 [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
 	// deliveries (scratch.deliveries says whose), in the free part of
@@ -367,6 +370,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	}
 	if !sameContext(r.ctx, wf, labels) {
 		r.ctx = pt.context(wf, labels)
+		if !sameContext(r.ctx, wf, labels) {
+			// Not reached with valid events: contexts are shared by a key
+			// that NULs (refused in labels and workflows) could make
+			// ambiguous. The run's context holds exactly its workflow and
+			// labels: its state records and payloads (payloadLabels) read
+			// them there.
+			r.ctx = &runContext{wf: wf, labels: labels}
+		}
 	}
 	if ev.Data.Run.Attempt > 0 {
 		r.setAttempt(ev.Data.Run.Attempt)
@@ -434,7 +445,12 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if !ok || !e.admit(rule, ev.Time) || !e.quota(p, rule.TenantID, ev.Time) {
 			continue
 		}
-		e.eventDelivery(ev, rule)
+		// The run's context holds the event's labels when it has any.
+		var labels []byte
+		if len(ev.Data.Labels) > 0 {
+			labels = r.ctx.payloadLabels()
+		}
+		e.eventDelivery(ev, rule, labels)
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
@@ -629,7 +645,7 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
 	}
-	e.durationDelivery(st, rule, at, elapsed)
+	e.durationDelivery(st, rule, at, elapsed, r.ctx.payloadLabels())
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -652,8 +668,9 @@ func maxAttempts(r *Rule) int {
 	return schemas.DefaultMaxAttempts
 }
 
-// eventDelivery adds rule r's delivery for ev.
-func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) {
+// eventDelivery adds rule r's delivery for ev, whose labels are labels
+// encoded (nil: encoded with the payload).
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, labels []byte) {
 	at := ev.Time.UTC()
 	p := &e.payload
 	*p = schemas.WebhookPayload{
@@ -676,12 +693,14 @@ func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule) {
 		p.Data.Error = &e.payloadErr
 	}
 	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
+	e.payloadLabels = labels
 	e.delivery(r, at)
 }
 
 // durationDelivery adds duration rule r's delivery for the run of st, due
-// at deadline, elapsed after its start.
-func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration) {
+// at deadline, elapsed after its start; labels are st.Labels encoded (nil:
+// encoded with the payload).
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, labels []byte) {
 	e.thresholdMS = r.DurationThresholdMS
 	e.durationMS = elapsed.Milliseconds()
 	at := deadline.UTC()
@@ -706,6 +725,7 @@ func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.T
 		attempt = 0 // DurationAttemptAlertID: the first attempt's id
 	}
 	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
+	e.payloadLabels = labels
 	e.delivery(r, at)
 }
 
@@ -731,8 +751,9 @@ func (e *Engine) delivery(r *Rule, at time.Time) {
 	}
 	sd.start = len(e.arena)
 	e.arena = append(e.arena, e.alertID[:]...)
-	b, err := p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
+	b, err := p.AppendJSONLabels(e.arena, e.payloadLabels) // json.Marshal's bytes, without reflection
 	*p = schemas.WebhookPayload{}
+	e.payloadLabels = nil
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
 		// have failed the same way, and the record had no payload).

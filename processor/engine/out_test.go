@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"encoding/json"
+	"maps"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +102,43 @@ func TestOutputsStayIntact(t *testing.T) {
 	}
 	if want := runs/2*2 + runs/2 + 50; n != want {
 		t.Fatalf("%d deliveries held, want %d", n, want)
+	}
+}
+
+// A run's state and payloads carry its own labels, even where the shared
+// contexts' key could not tell two label sets apart (NULs, which valid
+// events never hold).
+func TestContextsKeepEachRunsLabels(t *testing.T) {
+	b := setup(t)
+	b.rules.put(t, schemas.RuleRecord{ID: "failures", EventType: schemas.TypeRunFailed})
+	b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 1000})
+	sets := []map[string]string{{"a\x00b": "c"}, {"a": "b\x00c"}}
+	for i, labels := range sets {
+		run := "run_" + strconv.Itoa(i)
+		out := b.eng.Event(part, rawEvent(schemas.TypeRunStarted, "s_"+run, run, t0, func(e *schemas.WorkflowEvent) { e.Data.Labels = labels }))
+		if st, ok := lastState(out, "acme/"+run); !ok || !maps.Equal(st.Value.Labels, labels) {
+			t.Fatalf("%s: state labels %q, want %q", run, st.Value.Labels, labels)
+		}
+	}
+	for i, labels := range sets {
+		run := "run_" + strconv.Itoa(i)
+		out := b.eng.Event(part, rawEvent(schemas.TypeRunFailed, "f_"+run, run, t0.Add(time.Duration(i+2)*time.Second), func(e *schemas.WorkflowEvent) { e.Data.Labels = labels }))
+		want, _ := json.Marshal(labels)
+		n := 0
+		for _, d := range out.Deliveries {
+			var p struct{ Data struct{ Labels json.RawMessage } }
+			if err := json.Unmarshal(d.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			if d.RuleID == "failures" || strings.Contains(string(d.Payload), `"id":"`+run+`"`) {
+				if string(p.Data.Labels) != string(want) {
+					t.Fatalf("%s: %s alert's labels %s, want %s", run, d.RuleID, p.Data.Labels, want)
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%s: no alert checked", run)
+		}
 	}
 }

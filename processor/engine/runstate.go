@@ -76,6 +76,23 @@ type runExtra struct {
 type runContext struct {
 	wf     schemas.Workflow
 	labels map[string]string
+	// labelsJSON is labels as a payload writes them, made when a payload
+	// first needs them (the only change to a context once made: derived
+	// from what never changes).
+	labelsJSON []byte
+}
+
+// payloadLabels is c's labels as schemas.AppendLabelsJSON writes them, for
+// WebhookPayload.AppendJSONLabels; nil when c has none (a payload writes
+// {} for them, not null).
+func (c *runContext) payloadLabels() []byte {
+	if c == nil || c.labels == nil {
+		return nil
+	}
+	if c.labelsJSON == nil {
+		c.labelsJSON = schemas.AppendLabelsJSON(nil, c.labels)
+	}
+	return c.labelsJSON
 }
 
 // key is the run's changelog key, tenant/run.
