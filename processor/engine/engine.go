@@ -155,7 +155,7 @@ type Engine struct {
 	// payloadLabels, when not nil, is payload's labels encoded
 	// (runContext.payloadLabels).
 	payloadLabels []byte
-	alertID                 [idLen]byte
+	alertID       [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
 	// deliveries (scratch.deliveries says whose), in the free part of
 	// chunk (see out.go) unless they outgrew it (arenaCap: its capacity

@@ -126,7 +126,9 @@ func TestContextsKeepEachRunsLabels(t *testing.T) {
 		want, _ := json.Marshal(labels)
 		n := 0
 		for _, d := range out.Deliveries {
-			var p struct{ Data struct{ Labels json.RawMessage } }
+			var p struct {
+				Data struct{ Labels json.RawMessage }
+			}
 			if err := json.Unmarshal(d.Payload, &p); err != nil {
 				t.Fatal(err)
 			}
