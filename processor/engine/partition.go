@@ -112,6 +112,7 @@ type partition struct {
 	contexts map[string]*runContext
 	ctxKey   []byte
 	ctxKeys  []string
+	lastCtx  *runContext // the context context returned last
 	// fired shares the extra records of runs that hold only a fired list
 	// (see addFired).
 	fired map[firedKey]*runExtra

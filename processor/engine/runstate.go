@@ -568,6 +568,11 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	if wf == (schemas.Workflow{}) && labels == nil {
 		return nil
 	}
+	// Runs in a row often share one (a workflow's runs): compared by
+	// content before a key is built.
+	if c := pt.lastCtx; c != nil && sameContext(c, wf, labels) {
+		return c
+	}
 	b := append(pt.ctxKey[:0], wf.ID...)
 	b = append(b, 0)
 	b = append(b, wf.Name...)
@@ -590,6 +595,7 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	}
 	pt.ctxKey = b
 	if c := pt.contexts[string(b)]; c != nil {
+		pt.lastCtx = c
 		return c
 	}
 	if len(pt.contexts) > 2*len(pt.runs)+compactSlack {
@@ -597,6 +603,7 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	}
 	c := &runContext{wf: wf, labels: labels}
 	pt.contexts[string(b)] = c
+	pt.lastCtx = c
 	return c
 }
 
