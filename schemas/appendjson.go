@@ -512,14 +512,22 @@ func appendZuluTime(b []byte, sec int64, nsec int) []byte {
 	putPair(buf[18:], sod%60)
 	n := 20
 	if nsec != 0 {
-		buf[20] = '.'
-		for i := 29; i > 20; i-- {
-			buf[i] = byte('0' + nsec%10)
-			nsec /= 10
+		// The fraction without its trailing zeros: digits digits of v.
+		v, digits := nsec, 9
+		switch {
+		case v%1_000_000 == 0: // milliseconds, as most clocks stamp
+			v, digits = v/1_000_000, 3
+		case v%1000 == 0:
+			v, digits = v/1000, 6
 		}
-		n = 30
-		for buf[n-1] == '0' {
-			n--
+		for v%10 == 0 {
+			v, digits = v/10, digits-1
+		}
+		buf[20] = '.'
+		n = 21 + digits
+		for i := n - 1; i > 20; i-- {
+			buf[i] = byte('0' + v%10)
+			v /= 10
 		}
 	}
 	buf[n] = 'Z'
