@@ -695,53 +695,73 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// plainString says whether every byte of s is in htmlSafe (encoding/json writes
-// s as it is, quoted): 8 bytes per test (safeRun), the last test over the
-// last 8 bytes (overlapping ones already tested) when s is not a multiple
-// of 8 long.
+// plainString says whether every byte of s is in htmlSafe (encoding/json
+// writes s as it is, quoted), 8 bytes per test (plain8): a string of 4 to
+// 7 bytes is tested as its first 4 and last 4 bytes (overlapping), one of
+// 2 or 3 as its first 2 and last 2, padded with safe bytes; a longer one 8
+// bytes at a time, the last test over its last 8 bytes (overlapping ones
+// already tested) when it is not a multiple of 8 long.
 func plainString(s string) bool {
-	if len(s) < 8 {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c >= utf8.RuneSelf || !htmlSafe[c] {
+	const pad = 0x6161616161616161 // "aaaaaaaa"
+	n := len(s)
+	switch {
+	case n >= 8:
+		for i := 0; i+8 <= n; i += 8 {
+			if !plain8(load8(s[i : i+8])) {
 				return false
 			}
 		}
-		return true
+		return n%8 == 0 || plain8(load8(s[n-8:]))
+	case n >= 4:
+		return plain8(load4(s[:4]) | load4(s[n-4:])<<32)
+	case n >= 2:
+		return plain8(load2(s[:2]) | load2(s[n-2:])<<16 | pad&^0xffffffff)
+	case n == 1:
+		return plain8(uint64(s[0]) | pad&^0xff)
 	}
-	i := safeRun(s, 0)
-	switch {
-	case i == len(s):
-		return true
-	case len(s)-i < 8: // the tail, tested with bytes before it
-		return safeRun(s, len(s)-8) == len(s)
-	}
-	return false
+	return true
+}
+
+func load8(t string) uint64 {
+	_ = t[7]
+	return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+		uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+}
+
+func load4(t string) uint64 {
+	_ = t[3]
+	return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24
+}
+
+func load2(t string) uint64 {
+	_ = t[1]
+	return uint64(t[0]) | uint64(t[1])<<8
+}
+
+// plain8 says whether each of the 8 bytes of x is in htmlSafe. SWAR: each
+// term below is nonzero exactly when some byte is not ASCII, below 0x20,
+// or one of '"' and '&' (the bytes that bit 2 set makes '&'), '<' and '>'
+// (those that bit 1 set makes '>'), '\\'.
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	bad := x & highs
+	bad |= (x - ones*0x20) & ^x & highs
+	y := (x | ones*0x04) ^ (ones * '&')
+	bad |= (y - ones) & ^y & highs
+	y = (x | ones*0x02) ^ (ones * '>')
+	bad |= (y - ones) & ^y & highs
+	y = x ^ (ones * '\\')
+	bad |= (y - ones) & ^y & highs
+	return bad == 0
 }
 
 // safeRun returns the end of the run of bytes in htmlSafe that starts at i,
-// tested 8 bytes at a time: i itself when fewer than 8 bytes are left or the
-// next 8 hold one that is not safe (a control character, '"', '\\', '<',
-// '>', '&' or not ASCII). Each test is SWAR: the expressions below are
-// nonzero exactly when some byte is below 0x20, or equal to the byte
-// compared. So the identifiers and names that make most of a record are
-// copied 8 bytes per test.
+// tested 8 bytes at a time (plain8): i itself when fewer than 8 bytes are
+// left or the next 8 hold one that is not safe (a control character, '"',
+// '\\', '<', '>', '&' or not ASCII). So the identifiers and names that make
+// most of a record are copied 8 bytes per test.
 func safeRun(s string, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	for ; i+8 <= len(s); i += 8 {
-		t := s[i : i+8] // of known length: one load, no bounds checks
-		x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-		bad := x & highs // not ASCII
-		bad |= (x - ones*0x20) & ^x & highs
-		// '"' (0x22) and '&' (0x26) are the bytes that bit 2 set makes
-		// 0x26; '<' (0x3C) and '>' (0x3E) those that bit 1 set makes 0x3E.
-		bad |= hasZero((x | ones*0x04) ^ (ones * '&'))
-		bad |= hasZero((x | ones*0x02) ^ (ones * '>'))
-		bad |= hasZero(x ^ (ones * '\\'))
-		if bad != 0 {
-			break
-		}
+	for ; i+8 <= len(s) && plain8(load8(s[i:i+8])); i += 8 {
 	}
 	return i
 }

@@ -703,8 +703,9 @@ func TestSafeRunEveryByte(t *testing.T) {
 	}
 }
 
-// plainString says a string is written as it is exactly when each of its bytes
-// is: one unsafe byte at every position of strings of every length to 40.
+// plainString says a string is written as it is exactly when each of its
+// bytes is: every byte value at every position of strings of every length
+// to 40.
 func TestPlainEveryPosition(t *testing.T) {
 	for n := range 41 {
 		s := []byte(strings.Repeat("abcdefgh", 6)[:n])
@@ -712,11 +713,11 @@ func TestPlainEveryPosition(t *testing.T) {
 			t.Fatalf("%q: not plain", s)
 		}
 		for p := range n {
-			for _, c := range []byte{0, 0x1f, '"', '\\', '<', '>', '&', 0x80, 0xff} {
+			for c := range 256 {
 				b := append([]byte(nil), s...)
-				b[p] = c
-				if plainString(string(b)) {
-					t.Fatalf("%q (byte %#x at %d of %d): plain", b, c, p, n)
+				b[p] = byte(c)
+				if want := c < utf8.RuneSelf && htmlSafe[c]; plainString(string(b)) != want {
+					t.Fatalf("%q (byte %#x at %d of %d): plain %v, want %v", b, c, p, n, !want, want)
 				}
 			}
 		}
