@@ -510,11 +510,36 @@ func deadline(started time.Time, rule *Rule) time.Time {
 	return started.Add(time.Duration(rule.DurationThresholdMS) * time.Millisecond)
 }
 
+// deadlineNanos is nanos(deadline(started, rule)) of the started run r,
+// in integer arithmetic when its start is a plain UTC instant (its
+// startedAt then is exactly it): timers are checked and re-armed for every
+// duration rule of a run, most of which do not fire.
+// TestDeadlineNanosIsDeadline holds the two equal.
+func (r *run) deadlineNanos(rule *Rule) int64 {
+	if r.ext != nil && r.ext.exact[tStarted] != nil {
+		ns, _ := nanos(deadline(*r.ext.exact[tStarted], rule))
+		return ns
+	}
+	return addNanos(r.startedAt, int64(time.Duration(rule.DurationThresholdMS)*time.Millisecond))
+}
+
+// addNanos is nanos(time.Unix(0, ns).Add(d)) for ns in nanos' range: the
+// sum saturated to [math.MinInt64+1, math.MaxInt64].
+func addNanos(ns, d int64) int64 {
+	sum := ns + d
+	switch {
+	case d > 0 && sum < ns:
+		return math.MaxInt64
+	case d < 0 && sum > ns, sum == math.MinInt64:
+		return math.MinInt64 + 1
+	}
+	return sum
+}
+
 // nextDeadline is r's earliest deadline of a duration rule of its tenant
 // that has not fired, after after (nanoseconds; math.MinInt64: any).
 func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
-	started, ok := r.started()
-	if !ok || r.finishedAt != noTime {
+	if r.startedAt == noTime || r.finishedAt != noTime {
 		return 0, false
 	}
 	next, found := int64(0), false
@@ -522,7 +547,7 @@ func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
 		if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 			continue
 		}
-		at, _ := nanos(deadline(started, rule))
+		at := r.deadlineNanos(rule)
 		if at > after && (!found || at < next) {
 			next, found = at, true
 		}
@@ -585,13 +610,12 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 			if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 				continue
 			}
-			started, _ := r.started()
-			at := deadline(started, rule)
-			if ns, _ := nanos(at); ns > t.at {
+			if r.deadlineNanos(rule) > t.at {
 				continue
 			}
+			started, _ := r.started()
 			fired = true
-			e.fireRule(p, pt, r, rule, at, out)
+			e.fireRule(p, pt, r, rule, deadline(started, rule), out)
 		}
 		if fired {
 			if at, ok := e.nextDeadline(r, t.at); ok {
