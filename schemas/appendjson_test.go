@@ -36,6 +36,12 @@ func sameAsMarshal(t testing.TB, name string, v appender) {
 	case string(got) != "prefix "+string(want):
 		t.Fatalf("%s:\nAppendJSON:   %q\njson.Marshal: %q", name, got, "prefix "+string(want))
 	}
+	if p, ok := v.(*WebhookPayload); ok { // and with its labels encoded aside
+		got, err := p.AppendJSONLabels([]byte("prefix "), AppendLabelsJSON(nil, p.Data.Labels))
+		if (err == nil) != (wantErr == nil) || (err == nil && string(got) != "prefix "+string(want)) {
+			t.Fatalf("%s:\nAppendJSONLabels: %q, %v\njson.Marshal:     %q, %v", name, got, err, "prefix "+string(want), wantErr)
+		}
+	}
 }
 
 // trickyStrings are the strings encoding/json escapes in its own ways.
@@ -643,4 +649,77 @@ func processCPU(b *testing.B) time.Duration {
 // reportCPU reports the process's CPU time per op since since as cpu-ns/op.
 func reportCPU(b *testing.B, since time.Duration) {
 	b.ReportMetric(float64(processCPU(b)-since)/float64(b.N), "cpu-ns/op")
+}
+
+// Times in a zone of offset 0 (written digit pair by digit pair) encode as
+// time.Time.MarshalJSON encodes them, over the years a record can hold and
+// fractions of every length.
+func TestAppendZuluTimeIsMarshalJSON(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 7))
+	zones := []*time.Location{time.UTC, time.FixedZone("", 0), time.FixedZone("GMT", 0)}
+	minSec := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	maxSec := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	var edges []time.Time
+	for _, y := range []int{0, 1, 4, 99, 100, 400, 1600, 1899, 1900, 1969, 1970, 2000, 2024, 2100, 9999} {
+		for _, md := range [][2]int{{1, 1}, {2, 28}, {2, 29}, {3, 1}, {12, 31}} {
+			d := time.Date(y, time.Month(md[0]), md[1], 0, 0, 0, 0, time.UTC)
+			edges = append(edges, d, d.Add(-time.Nanosecond), d.Add(time.Second), d.Add(86399*time.Second+999_999_999))
+		}
+	}
+	for _, ts := range edges {
+		want, err := ts.MarshalJSON()
+		ok := true
+		if got := appendTime(nil, ts, &ok); (err == nil) != ok || (ok && string(got) != string(want)) {
+			t.Fatalf("%v: appendTime %s (ok %v), MarshalJSON %s (%v)", ts, got, ok, want, err)
+		}
+	}
+	for i := range 20000 {
+		ns := rnd.Int64N(1e9)
+		ns -= ns % [...]int64{1, 10, 1000, 1e6, 1e8, 1e9}[i%6] // trailing zeros, or none at all
+		ts := time.Unix(minSec+rnd.Int64N(maxSec-minSec+1), ns).In(zones[i%len(zones)])
+		want, err := ts.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		if got := appendTime(nil, ts, &ok); !ok || string(got) != string(want) {
+			t.Fatalf("%v: appendTime %s (ok %v), MarshalJSON %s", ts, got, ok, want)
+		}
+	}
+}
+
+// safeRun passes a block of 8 bytes exactly when each is one encoding/json
+// writes as it is: every byte value, at every position of the block.
+func TestSafeRunEveryByte(t *testing.T) {
+	for c := range 256 {
+		want := c < utf8.RuneSelf && htmlSafe[c]
+		for p := range 8 {
+			b := []byte("abcdefgh")
+			b[p] = byte(c)
+			if got := safeRun(string(b), 0) == 8; got != want {
+				t.Fatalf("byte %#x at %d: passed %v, want %v", c, p, got, want)
+			}
+		}
+	}
+}
+
+// plainString says a string is written as it is exactly when each of its
+// bytes is: every byte value at every position of strings of every length
+// to 40.
+func TestPlainEveryPosition(t *testing.T) {
+	for n := range 41 {
+		s := []byte(strings.Repeat("abcdefgh", 6)[:n])
+		if !plainString(string(s)) {
+			t.Fatalf("%q: not plain", s)
+		}
+		for p := range n {
+			for c := range 256 {
+				b := append([]byte(nil), s...)
+				b[p] = byte(c)
+				if want := c < utf8.RuneSelf && htmlSafe[c]; plainString(string(b)) != want {
+					t.Fatalf("%q (byte %#x at %d of %d): plain %v, want %v", b, c, p, n, !want, want)
+				}
+			}
+		}
+	}
 }

@@ -174,6 +174,10 @@ var nondeterministic = []string{"now", "date", "duration", "timezone"}
 // Program is a compiled condition; the zero value (empty source) matches everything.
 type Program struct {
 	prog *vm.Program
+	// native, when its eval is set, decides as prog does, in Go
+	// (native.go). Held in the Program, not behind a pointer: rules'
+	// programs are many and scattered, and Match reads one per rule.
+	native native
 }
 
 // Compile compiles src. The empty condition always matches.
@@ -184,7 +188,8 @@ func Compile(src string) (*Program, error) {
 	if len(src) > MaxSourceLen {
 		return nil, &Error{Message: fmt.Sprintf("longer than %d characters", MaxSourceLen)}
 	}
-	if tree, err := parser.Parse(src); err == nil {
+	tree, perr := parser.Parse(src)
+	if perr == nil {
 		// (A parse error is reported below, by Compile, with its position.)
 		if e := allowed(tree.Node, src); e != nil {
 			return nil, e
@@ -203,7 +208,11 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &Error{Message: err.Error()}
 	}
-	return &Program{prog: prog}, nil
+	p := &Program{prog: prog}
+	if perr == nil {
+		p.native = compileNative(tree.Node)
+	}
+	return p, nil
 }
 
 // Match evaluates the condition within its budget (MaxSteps, MaxBytes). A
@@ -219,6 +228,9 @@ func (p *Program) Match(env Env) (bool, error) {
 func (p *Program) match(env Env, m *meter) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
+	}
+	if p.native.eval != nil && p.native.withinScan(&env) {
+		return p.native.eval(&env), nil
 	}
 	env.meter = m
 	machine := vm.VM{MemoryBudget: MaxListElements}
@@ -284,6 +296,9 @@ func (e *Evaluator) Env() *Env { return &e.env }
 func (e *Evaluator) Match(p *Program) (bool, error) {
 	if p == nil || p.prog == nil {
 		return true, nil
+	}
+	if p.native.eval != nil && p.native.withinScan(&e.env) {
+		return p.native.eval(&e.env), nil
 	}
 	if !e.synced {
 		b := e.boxedEnv()

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -137,19 +136,33 @@ type Engine struct {
 	eval *condition.Evaluator
 	// keyBuf builds run keys for lookups.
 	keyBuf []byte
-	// deliveryRoom is how many deliveries an Output's first duration alert
-	// makes room for: those its event may still bring (Event).
-	deliveryRoom int
+	// The current call's output is built in scratch slices the engine
+	// keeps (see out.go): its state changes, the run states they write
+	// (in boxes), and its deliveries; finish copies them into allocations
+	// of their exact size.
+	scratch scratch
+	// durTenant's duration rules are durRules, within one call (a fired
+	// run's rules are read again for its next deadline); durKnown says
+	// whether durTenant is set. Cleared when a call begins and ends.
+	durTenant string
+	durRules  []*Rule
+	durKnown  bool
 	// A delivery's payload is built in payload (pointing to payloadErr,
 	// durationMS, thresholdMS and alertID), then encoded in arena.
 	payload                 schemas.WebhookPayload
 	payloadErr              schemas.PayloadError
 	durationMS, thresholdMS int64
-	alertID                 [idLen]byte
+	// payloadLabels, when not nil, is payload's labels encoded
+	// (runContext.payloadLabels).
+	payloadLabels []byte
+	alertID       [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
-	// deliveries until seal copies them out (sealing says whose).
-	arena   []byte
-	sealing []sealing
+	// deliveries (scratch.deliveries says whose), in the free part of
+	// chunk (see out.go) unless they outgrew it (arenaCap: its capacity
+	// when the call took it).
+	arena    []byte
+	arenaCap int
+	chunk    []byte
 }
 
 // New returns an engine.
@@ -293,20 +306,9 @@ func isTerminal(t string) bool {
 	return t == schemas.TypeRunSucceeded || t == schemas.TypeRunFailed
 }
 
-// statesCap is the capacity an event's Output.States starts with: its own
-// state, and room for what its time makes due.
-const statesCap = 4
-
-// eventStates is an event's Output.States and its own run state, allocated
-// together (the caller holds both until the batch's transaction is done).
-type eventStates struct {
-	states [statesCap]StateChange
-	state  stateBox
-}
-
 // Event processes one decoded event of partition p.
 func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
-	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
+	e.begin()
 	ev = e.saneTimes(ev)
 	pt := e.parts[p]
 	if pt == nil {
@@ -321,23 +323,18 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		out.Duplicate = true
 		return out
 	}
-	// The event's own state, and room for the duration rules and
-	// tombstones its time may also bring, in one allocation with the
-	// event's RunState.
-	blk := &eventStates{}
-	out.States = blk.states[:0:statesCap]
-	// Room for a delivery of every rule watching the event and one more
-	// (a duration alert) when the first delivery is made.
 	cands := e.rules.Candidates(ev.TenantID, ev.Type)
-	e.deliveryRoom = len(cands) + 1
 	// Time moves first: deadlines at or before this event's time fire before
 	// the event is applied, so a run that finishes after its deadline still
 	// alerts, whether or not its partition lags.
 	if wm := e.notTooFarAhead(ev.Time); wm.After(pt.watermark) {
 		e.saveWatermark(p, pt)
 		pt.watermark = wm
+		gone := pt.tombstones
 		e.fire(p, pt, &out)
-		r = pt.runs[string(e.keyBuf)] // fire may have tombstoned it
+		if r != nil && pt.tombstones != gone {
+			r = pt.runs[string(e.keyBuf)] // fire tombstoned runs, maybe r
+		}
 	}
 	e.saveWatermark(p, pt)
 	if r == nil {
@@ -373,6 +370,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	}
 	if !sameContext(r.ctx, wf, labels) {
 		r.ctx = pt.context(wf, labels)
+		if !sameContext(r.ctx, wf, labels) {
+			// Not reached with valid events: contexts are shared by a key
+			// that NULs (refused in labels and workflows) could make
+			// ambiguous. The run's context holds exactly its workflow and
+			// labels: its state records and payloads (payloadLabels) read
+			// them there.
+			r.ctx = &runContext{wf: wf, labels: labels}
+		}
 	}
 	if ev.Data.Run.Attempt > 0 {
 		r.setAttempt(ev.Data.Run.Attempt)
@@ -410,14 +415,14 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		}
 	}
 	e.pushExpiry(pt, r)
-	out.States = append(out.States, StateChange{Key: r.key(), Value: r.stateIn(&blk.state)})
+	e.addState(r)
 
 	// Rules watching this event type. A tenant's rules mostly share an
 	// endpoint: whether it is active is asked once per run of rules with
 	// the same one.
 	e.eval.ResetEvent(ev)
 	ep, epActive, epKnown := "", false, false
-	for i, rule := range cands {
+	for _, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
 			// its endpoint cannot receive (stage 2 decides what to deliver).
@@ -440,18 +445,18 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		if !ok || !e.admit(rule, ev.Time) || !e.quota(p, rule.TenantID, ev.Time) {
 			continue
 		}
-		if len(out.Deliveries) == cap(out.Deliveries) {
-			// Room for every candidate left: one allocation per event.
-			out.Deliveries = slices.Grow(out.Deliveries, len(cands)-i)
+		// The run's context holds the event's labels when it has any.
+		var labels []byte
+		if len(ev.Data.Labels) > 0 {
+			labels = r.ctx.payloadLabels()
 		}
-		out.Deliveries = append(out.Deliveries, e.eventDelivery(ev, rule, &out))
+		e.eventDelivery(ev, rule, labels)
 		out.Matched++
 		e.count(&e.Stats.Deliveries)
 	}
 	// A start replayed late may already be past its deadline.
-	e.deliveryRoom = 1
 	e.fire(p, pt, &out)
-	e.seal(&out)
+	e.finish(&out)
 	return out
 }
 
@@ -469,10 +474,9 @@ func (e *Engine) Tick(p int32, caughtUp bool) Output {
 		}
 	}
 	var out Output
-	e.sealing, e.arena = e.sealing[:0], e.arena[:0] // (a panicking call may have left some)
-	e.deliveryRoom = 1
+	e.begin()
 	e.fire(p, pt, &out)
-	e.seal(&out)
+	e.finish(&out)
 	e.flushRuleErrors(&out)
 	return out
 }
@@ -506,24 +510,58 @@ func deadline(started time.Time, rule *Rule) time.Time {
 	return started.Add(time.Duration(rule.DurationThresholdMS) * time.Millisecond)
 }
 
+// deadlineNanos is nanos(deadline(started, rule)) of the started run r,
+// in integer arithmetic when its start is a plain UTC instant (its
+// startedAt then is exactly it): timers are checked and re-armed for every
+// duration rule of a run, most of which do not fire.
+// TestDeadlineNanosIsDeadline holds the two equal.
+func (r *run) deadlineNanos(rule *Rule) int64 {
+	if r.ext != nil && r.ext.exact[tStarted] != nil {
+		ns, _ := nanos(deadline(*r.ext.exact[tStarted], rule))
+		return ns
+	}
+	return addNanos(r.startedAt, int64(time.Duration(rule.DurationThresholdMS)*time.Millisecond))
+}
+
+// addNanos is nanos(time.Unix(0, ns).Add(d)) for ns in nanos' range: the
+// sum saturated to [math.MinInt64+1, math.MaxInt64].
+func addNanos(ns, d int64) int64 {
+	sum := ns + d
+	switch {
+	case d > 0 && sum < ns:
+		return math.MaxInt64
+	case d < 0 && sum > ns, sum == math.MinInt64:
+		return math.MinInt64 + 1
+	}
+	return sum
+}
+
 // nextDeadline is r's earliest deadline of a duration rule of its tenant
 // that has not fired, after after (nanoseconds; math.MinInt64: any).
 func (e *Engine) nextDeadline(r *run, after int64) (int64, bool) {
-	started, ok := r.started()
-	if !ok || r.finishedAt != noTime {
+	if r.startedAt == noTime || r.finishedAt != noTime {
 		return 0, false
 	}
 	next, found := int64(0), false
-	for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+	for _, rule := range e.durationRules(r.tenant()) {
 		if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 			continue
 		}
-		at, _ := nanos(deadline(started, rule))
+		at := r.deadlineNanos(rule)
 		if at > after && (!found || at < next) {
 			next, found = at, true
 		}
 	}
 	return next, found
+}
+
+// durationRules is Candidates of tenant's duration rules, asked once per
+// call for the same tenant in a row.
+func (e *Engine) durationRules(tenant string) []*Rule {
+	if !e.durKnown || e.durTenant != tenant {
+		e.durTenant, e.durRules, e.durKnown = tenant, e.rules.Candidates(tenant, schemas.TypeRunDurationExceeded), true
+	}
+	return e.durRules
 }
 
 // armRun pushes the run's next duration deadline.
@@ -568,17 +606,16 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		// whose rules all fired, or moved, fires nothing: the run's
 		// current deadline has its own timer.)
 		fired := false
-		for _, rule := range e.rules.Candidates(r.tenant(), schemas.TypeRunDurationExceeded) {
+		for _, rule := range e.durationRules(r.tenant()) {
 			if rule.DurationThresholdMS <= 0 || r.hasFired(rule.ID) {
 				continue
 			}
-			started, _ := r.started()
-			at := deadline(started, rule)
-			if ns, _ := nanos(at); ns > t.at {
+			if r.deadlineNanos(rule) > t.at {
 				continue
 			}
+			started, _ := r.started()
 			fired = true
-			e.fireRule(p, pt, r, rule, at, out)
+			e.fireRule(p, pt, r, rule, deadline(started, rule), out)
 		}
 		if fired {
 			if at, ok := e.nextDeadline(r, t.at); ok {
@@ -597,7 +634,8 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		key := r.key()
 		e.saveRun(p, pt, key, r)
 		delete(pt.runs, key)
-		out.States = append(out.States, StateChange{Key: key})
+		pt.tombstones++
+		e.scratch.states = append(e.scratch.states, scratchState{key: key, box: -1})
 		e.count(&e.Stats.Tombstones)
 	}
 }
@@ -605,9 +643,10 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 // fireRule fires duration rule rule for r, due at at.
 func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Time, out *Output) {
 	e.saveRun(p, pt, r.key(), r)
-	r.addFired(rule.ID)
-	st := r.state()
-	out.States = append(out.States, StateChange{Key: r.key(), Value: st})
+	pt.addFired(r, rule.ID)
+	// st is the scratch copy of the state record: read below, before the
+	// next one is made.
+	st := e.addState(r)
 	aggregate := rule.IsAggregate()
 	if !aggregate && !e.eps.Active(st.TenantID, rule.WebhookEndpointID) {
 		return
@@ -630,10 +669,7 @@ func (e *Engine) fireRule(p int32, pt *partition, r *run, rule *Rule, at time.Ti
 	if !match || !e.admit(rule, at) || !e.quota(p, rule.TenantID, at) {
 		return
 	}
-	if len(out.Deliveries) == cap(out.Deliveries) {
-		out.Deliveries = slices.Grow(out.Deliveries, max(e.deliveryRoom, 1))
-	}
-	out.Deliveries = append(out.Deliveries, e.durationDelivery(st, rule, at, elapsed, out))
+	e.durationDelivery(st, rule, at, elapsed, r.ctx.payloadLabels())
 	e.count(&e.Stats.DurationFired)
 	e.count(&e.Stats.Deliveries)
 }
@@ -656,8 +692,9 @@ func maxAttempts(r *Rule) int {
 	return schemas.DefaultMaxAttempts
 }
 
-// eventDelivery is rule r's delivery for ev.
-func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) schemas.DeliveryRecord {
+// eventDelivery adds rule r's delivery for ev, whose labels are labels
+// encoded (nil: encoded with the payload).
+func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, labels []byte) {
 	at := ev.Time.UTC()
 	p := &e.payload
 	*p = schemas.WebhookPayload{
@@ -680,12 +717,14 @@ func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, out *Output) 
 		p.Data.Error = &e.payloadErr
 	}
 	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
-	return e.delivery(r, at, out)
+	e.payloadLabels = labels
+	e.delivery(r, at)
 }
 
-// durationDelivery is duration rule r's delivery for the run of st, due at
-// deadline, elapsed after its start.
-func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, out *Output) schemas.DeliveryRecord {
+// durationDelivery adds duration rule r's delivery for the run of st, due
+// at deadline, elapsed after its start; labels are st.Labels encoded (nil:
+// encoded with the payload).
+func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.Time, elapsed time.Duration, labels []byte) {
 	e.thresholdMS = r.DurationThresholdMS
 	e.durationMS = elapsed.Milliseconds()
 	at := deadline.UTC()
@@ -710,70 +749,46 @@ func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.T
 		attempt = 0 // DurationAttemptAlertID: the first attempt's id
 	}
 	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
-	return e.delivery(r, at, out)
+	e.payloadLabels = labels
+	e.delivery(r, at)
 }
 
-// delivery is the delivery record of the payload in e.payload, whose alert
-// id is in e.alertID, for rule r at at (in UTC), to be appended to
-// out.Deliveries. The id and the encoded payload are appended to e.arena;
-// seal gives the record its AlertID and Payload when the call's deliveries
-// are all made.
-func (e *Engine) delivery(r *Rule, at time.Time, out *Output) schemas.DeliveryRecord {
+// delivery adds the delivery record of the payload in e.payload, whose
+// alert id is in e.alertID, for rule r at at (in UTC), to the call's
+// scratch deliveries. The id and the encoded payload are appended to
+// e.arena; finish gives the record its AlertID and Payload when the call's
+// deliveries are all made.
+func (e *Engine) delivery(r *Rule, at time.Time) {
 	p := &e.payload
 	if p.Data.Labels == nil {
 		p.Data.Labels = noLabels
 	}
 	// The scratch id is read only while encoding (p is cleared below).
 	p.Data.AlertID = unsafe.String(&e.alertID[0], idLen) //nolint:gosec // G103: read-only view of e.alertID, dropped before it changes
-	d := schemas.DeliveryRecord{
+	e.scratch.deliveries = append(e.scratch.deliveries, scratchDelivery{d: schemas.DeliveryRecord{
 		TenantID: p.Data.TenantID, RuleID: r.ID, EndpointID: r.WebhookEndpointID,
 		EventType: p.Type, MaxAttempts: maxAttempts(r), RuleVersion: r.Version, Severity: r.Severity, CreatedAt: at,
+	}})
+	sd := &e.scratch.deliveries[len(e.scratch.deliveries)-1]
+	if e.arena == nil {
+		e.takeArena()
 	}
-	start := len(e.arena)
+	sd.start = len(e.arena)
 	e.arena = append(e.arena, e.alertID[:]...)
-	var err error
-	e.arena, err = p.AppendJSON(e.arena) // json.Marshal's bytes, without reflection
+	b, err := p.AppendJSONLabels(e.arena, e.payloadLabels) // json.Marshal's bytes, without reflection
 	*p = schemas.WebhookPayload{}
+	e.payloadLabels = nil
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
 		// have failed the same way, and the record had no payload).
-		e.arena = e.arena[:start]
-		d.AlertID = string(e.alertID[:])
-		return d
-	}
-	e.sealing = append(e.sealing, sealing{i: len(out.Deliveries), start: start, end: len(e.arena)})
-	return d
-}
-
-// sealing is a delivery of the current call whose alert id and payload
-// are e.arena[start:start+idLen] and e.arena[start+idLen:end].
-type sealing struct{ i, start, end int }
-
-// seal copies the alert ids and payloads of the call's deliveries into one
-// allocation of their exact size and points the records at it: AlertID
-// is a string of its bytes, Payload a slice of them with its capacity
-// clipped (an append to a payload copies it). Nothing writes to those
-// bytes after this.
-func (e *Engine) seal(out *Output) {
-	if len(e.sealing) == 0 {
+		e.arena = e.arena[:sd.start]
+		sd.d.AlertID = string(e.alertID[:])
+		sd.start = -1
 		return
 	}
-	buf := make([]byte, len(e.arena))
-	copy(buf, e.arena)
-	for _, s := range e.sealing {
-		d := &out.Deliveries[s.i]
-		d.AlertID = unsafe.String(&buf[s.start], idLen) //nolint:gosec // G103: buf is never written after this
-		d.Payload = buf[s.start+idLen : s.end : s.end]
-	}
-	e.sealing = e.sealing[:0]
-	e.arena = e.arena[:0]
-	if cap(e.arena) > maxArena {
-		e.arena = nil // a burst's (a lagging partition's Tick): not kept
-	}
+	e.arena = b
+	sd.end = len(e.arena)
 }
-
-// maxArena is the largest arena kept from one call to the next.
-const maxArena = 256 << 10
 
 // noLabels is the labels of a payload whose run has none ({} in JSON, as
 // an empty map writes). Shared; nothing writes to it.

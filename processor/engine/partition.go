@@ -100,6 +100,9 @@ type partition struct {
 	timers       []timer
 	expiries     []expiryEntry
 	rulesVersion uint64
+	// tombstones counts the runs fire has removed (Event looks its run up
+	// again only when the count moved).
+	tombstones uint64
 	// staleTimers estimates the timers left in the heap by runs that
 	// finished before their deadlines (see staleTimer).
 	staleTimers int
@@ -109,6 +112,10 @@ type partition struct {
 	contexts map[string]*runContext
 	ctxKey   []byte
 	ctxKeys  []string
+	lastCtx  *runContext // the context context returned last
+	// fired shares the extra records of runs that hold only a fired list
+	// (see addFired).
+	fired map[firedKey]*runExtra
 }
 
 // staleTimer notes that a running run finished (or restarted); once such
@@ -126,7 +133,7 @@ func (pt *partition) staleTimer() {
 }
 
 func newPartition() *partition {
-	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}}
+	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}, fired: map[firedKey]*runExtra{}}
 }
 
 // live says whether r is the partition's run of its key.

@@ -76,6 +76,23 @@ type runExtra struct {
 type runContext struct {
 	wf     schemas.Workflow
 	labels map[string]string
+	// labelsJSON is labels as a payload writes them, made when a payload
+	// first needs them (the only change to a context once made: derived
+	// from what never changes).
+	labelsJSON []byte
+}
+
+// payloadLabels is c's labels as schemas.AppendLabelsJSON writes them, for
+// WebhookPayload.AppendJSONLabels; nil when c has none (a payload writes
+// {} for them, not null).
+func (c *runContext) payloadLabels() []byte {
+	if c == nil || c.labels == nil {
+		return nil
+	}
+	if c.labelsJSON == nil {
+		c.labelsJSON = schemas.AppendLabelsJSON(nil, c.labels)
+	}
+	return c.labelsJSON
 }
 
 // key is the run's changelog key, tenant/run.
@@ -145,29 +162,41 @@ func (r *run) fired() []string {
 
 func (r *run) hasFired(rule string) bool { return slices.Contains(r.fired(), rule) }
 
-// addFired records that duration rule fired for the current attempt. The
-// first few rules' list is allocated with the run's new extra record.
-func (r *run) addFired(rule string) {
-	f := r.fired()
-	if len(f) < len(extFired{}.fired) {
-		b := &extFired{}
-		if r.ext != nil {
-			b.x = *r.ext
+// addFired records that duration rule fired for the current attempt. A
+// run whose extra record holds nothing but its fired list (most runs that
+// have one) gets a record shared through pt.fired: runs of a tenant fire
+// its duration rules in the same order, so their records are few, and
+// firing allocates nothing once they exist. Another run's record is
+// copied with the rule added.
+func (pt *partition) addFired(r *run, rule string) {
+	if r.ext == nil || r.ext.firedOnly() {
+		k := firedKey{prev: r.ext, rule: rule}
+		x := pt.fired[k]
+		if x == nil {
+			if len(pt.fired) > 2*len(pt.runs)+compactSlack {
+				clear(pt.fired) // runs keep theirs; only sharing starts over
+			}
+			x = &runExtra{fired: append(slices.Clip(r.fired()), rule)}
+			pt.fired[k] = x
 		}
-		n := copy(b.fired[:], f)
-		b.fired[n] = rule
-		b.x.fired = b.fired[: n+1 : n+1]
-		r.ext = &b.x
+		r.ext = x
 		return
 	}
+	f := r.fired()
 	r.setExt(func(x *runExtra) { x.fired = append(slices.Clip(f), rule) })
 }
 
-// extFired is a run's extra record with room for its fired list, in one
-// allocation (the list is never changed once set, like the record).
-type extFired struct {
-	x     runExtra
-	fired [3]string
+// firedKey is a shared extra record's key in partition.fired: the run's
+// record before (nil: none) and the rule it adds. Records never change, so
+// the key's record always has the same fired list.
+type firedKey struct {
+	prev *runExtra
+	rule string
+}
+
+// firedOnly says whether x holds nothing but a fired list.
+func (x *runExtra) firedOnly() bool {
+	return x.key == "" && x.tenant == "" && x.attempt == 0 && !x.seenExact && x.exact == [3]*time.Time{}
 }
 
 // setExt sets a changed copy of ext (ext is never changed in place); an
@@ -278,6 +307,20 @@ func seenCode(t string) seenSet {
 
 var seenTypes = [4]string{"", schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed}
 
+// seenLists is the seen list of every seenSet (nil when empty), made once:
+// a state record's Seen is one of them, shared and never written (each is
+// clipped, so an append copies it).
+var seenLists = func() (lists [1 << 8][]string) {
+	for s := range lists {
+		var l []string
+		for b := seenSet(s); b != 0; b >>= 2 {
+			l = append(l, seenTypes[b&3])
+		}
+		lists[s] = slices.Clip(l)
+	}
+	return lists
+}()
+
 func (r *run) hasSeen(t string) bool {
 	if r.ext != nil && r.ext.seenExact {
 		return slices.Contains(r.ext.seenList, t)
@@ -372,12 +415,11 @@ func (r *run) seenTypes() []string {
 	return out
 }
 
-// stateBox holds a materialized state and what it points to, allocated
-// together.
+// stateBox holds a materialized state and the times it points to,
+// allocated together.
 type stateBox struct {
 	st                schemas.RunState
 	started, finished time.Time
-	seen              [maxSeen]string
 }
 
 // state is the run as a schemas.RunState, for an output record. What it
@@ -406,14 +448,7 @@ func (r *run) stateIn(b *stateBox) *schemas.RunState {
 	case r.ext != nil && r.ext.seenExact:
 		st.Seen = slices.Clone(r.ext.seenList)
 	default:
-		n := 0
-		for s := r.seen; s != 0; s >>= 2 {
-			b.seen[n] = seenTypes[s&3]
-			n++
-		}
-		if n > 0 {
-			st.Seen = b.seen[:n:n]
-		}
+		st.Seen = seenLists[r.seen]
 	}
 	if f := r.fired(); len(f) > 0 {
 		st.Fired = slices.Clip(f)
@@ -533,6 +568,11 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	if wf == (schemas.Workflow{}) && labels == nil {
 		return nil
 	}
+	// Runs in a row often share one (a workflow's runs): compared by
+	// content before a key is built.
+	if c := pt.lastCtx; c != nil && sameContext(c, wf, labels) {
+		return c
+	}
 	b := append(pt.ctxKey[:0], wf.ID...)
 	b = append(b, 0)
 	b = append(b, wf.Name...)
@@ -555,6 +595,7 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	}
 	pt.ctxKey = b
 	if c := pt.contexts[string(b)]; c != nil {
+		pt.lastCtx = c
 		return c
 	}
 	if len(pt.contexts) > 2*len(pt.runs)+compactSlack {
@@ -562,6 +603,7 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	}
 	c := &runContext{wf: wf, labels: labels}
 	pt.contexts[string(b)] = c
+	pt.lastCtx = c
 	return c
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -119,6 +120,39 @@ func TestNewRunOfIDs(t *testing.T) {
 		r.setStartEventID("ev_again")
 		if r.key() != key || r.startEventID() != "ev_again" {
 			t.Errorf("%q after a new start: key %q start %q", key, r.key(), r.startEventID())
+		}
+	}
+}
+
+// A run's deadline in nanoseconds, computed in integers for a plain UTC
+// start, is the one its times give (nanos(deadline(started, rule))), for
+// thresholds up to the schema's maximum (whose Duration wraps), starts near
+// both ends of the int64 nanosecond range, and starts in other zones.
+func TestDeadlineNanosIsDeadline(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 3))
+	thresholds := []int64{1, 500, 1000, 3_600_000, math.MaxInt64 / 1_000_000, math.MaxInt64/1_000_000 + 1, math.MaxInt64 / 1000, math.MaxInt64 - 1, math.MaxInt64}
+	starts := []time.Time{t0, time.Unix(0, 0).UTC(), time.Unix(0, math.MaxInt64).UTC(), time.Unix(0, math.MaxInt64-1500).UTC(),
+		time.Unix(0, math.MinInt64+1).UTC(), time.Unix(0, -1).UTC(), t0.In(time.FixedZone("X", 3600)), time.Now()}
+	// A wrapped threshold landing exactly on math.MinInt64 nanoseconds.
+	wrapped := int64(9_223_372_036_855)
+	starts = append(starts, time.Unix(0, math.MinInt64-int64(time.Duration(wrapped)*time.Millisecond)).UTC())
+	thresholds = append(thresholds, wrapped)
+	for range 2000 {
+		starts = append(starts, time.Unix(0, int64(rnd.Uint64())).UTC())
+		thresholds = append(thresholds, int64(rnd.Uint64()>>1), rnd.Int64N(1<<40))
+	}
+	for i, started := range starts {
+		r := newRun("acme/run_1", "acme", "")
+		r.setTime(tStarted, &started)
+		for j, ms := range thresholds {
+			if j%7 != i%7 && j > 9 && i > 8 {
+				continue // a sample of the random pairs
+			}
+			rule := &Rule{RuleRecord: schemas.RuleRecord{DurationThresholdMS: ms}}
+			want, _ := nanos(deadline(started, rule))
+			if got := r.deadlineNanos(rule); got != want {
+				t.Fatalf("started %v, threshold %d ms: %d, want %d", started, ms, got, want)
+			}
 		}
 	}
 }
