@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/exospherehost/exo-alerts/dispatcher"
 	"github.com/exospherehost/exo-alerts/internal/kafka"
@@ -53,6 +55,8 @@ type countingSink struct {
 	// the first request came (the start of the steady phase).
 	firstCPU     time.Duration
 	firstMachine machineStat
+	firstBroker  int64 // the broker's CPU ticks (procCPU)
+	brokerPID    int
 	reached      chan struct{}
 }
 
@@ -65,7 +69,7 @@ func newCountingSink(servers int) *countingSink {
 			s.mu.Lock()
 			if n == 1 {
 				s.first = time.Now()
-				s.firstCPU, s.firstMachine = rusageCPU(), readMachineStat()
+				s.firstCPU, s.firstMachine, s.firstBroker = rusageCPU(), readMachineStat(), procCPU(s.brokerPID)
 			}
 			if n == s.want.Load() {
 				close(s.reached)
@@ -109,10 +113,10 @@ func (s *countingSink) done() <-chan struct{} {
 	return s.reached
 }
 
-func (s *countingSink) firstAt() (time.Time, time.Duration, machineStat) {
+func (s *countingSink) firstAt() (time.Time, time.Duration, machineStat, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.first, s.firstCPU, s.firstMachine
+	return s.first, s.firstCPU, s.firstMachine, s.firstBroker
 }
 
 type throughputResult struct {
@@ -130,6 +134,12 @@ type throughputResult struct {
 	// broker, the sink, anything else running) in the plain loop and in
 	// the dispatcher's steady phase.
 	plainMachine, steadyMachine machineBusy
+	// plainBroker, steadyBroker: the local broker's CPU ticks in the plain
+	// loop and in the dispatcher's steady phase (-1: not measured).
+	plainBroker, steadyBroker int64
+	// requests: what the dispatcher's clients sent the broker, by kind
+	// (the whole run, startup included).
+	produceReqs, fetchReqs, commitReqs, otherReqs int64
 }
 
 // machineStat is the machine's CPU time from /proc/stat, in clock ticks
@@ -219,6 +229,77 @@ func rusageCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// requestCounter is a kgo hook counting the requests the dispatcher's
+// clients write to the broker, by kind: the broker's work grows with their
+// number as much as with the records in them.
+type requestCounter struct{ produce, fetch, commit, other atomic.Int64 }
+
+// OnBrokerWrite implements kgo.HookBrokerWrite.
+func (c *requestCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	switch kmsg.Key(key) {
+	case kmsg.Produce:
+		c.produce.Add(1)
+	case kmsg.Fetch:
+		c.fetch.Add(1)
+	case kmsg.OffsetCommit:
+		c.commit.Add(1)
+	default:
+		c.other.Add(1)
+	}
+}
+
+// brokerPID finds the local broker's process (a JVM running kafka.Kafka,
+// deploy/local/kafka.sh): 0 where there is none to be seen (a remote or
+// containerized broker, not Linux).
+func brokerPID() int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmd, []byte("\x00kafka.Kafka\x00")) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procCPU is a process's CPU time (user + system) from /proc/<pid>/stat,
+// in clock ticks (10 ms); -1 if it cannot be read.
+func procCPU(pid int) int64 {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command (field 2) is in parentheses and may hold spaces: the
+	// fields counted from after its closing one.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return u + st
+}
+
 // byteCounter is a log destination that keeps only the count of bytes.
 type byteCounter struct{ n atomic.Int64 }
 
@@ -262,6 +343,7 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 	if !testenv.RealKafka(b) {
 		b.Skip("needs a real Kafka broker: eval \"$(deploy/local/services.sh env)\"")
 	}
+	pid := brokerPID()
 	for _, bc := range []struct {
 		name    string
 		servers int
@@ -271,7 +353,7 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 			b.StopTimer()
 			b.ResetTimer()
 			for range b.N {
-				r := throughputOnce(b, brokers, bc.servers)
+				r := throughputOnce(b, brokers, bc.servers, pid)
 				sum.plain += r.plain
 				sum.disp += r.disp
 				sum.startup += r.startup
@@ -285,6 +367,16 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 				sum.steadyCPU += r.steadyCPU
 				sum.plainMachine.sum(r.plainMachine)
 				sum.steadyMachine.sum(r.steadyMachine)
+				if r.plainBroker < 0 || r.steadyBroker < 0 || sum.plainBroker < 0 {
+					sum.plainBroker, sum.steadyBroker = -1, -1
+				} else {
+					sum.plainBroker += r.plainBroker
+					sum.steadyBroker += r.steadyBroker
+				}
+				sum.produceReqs += r.produceReqs
+				sum.fetchReqs += r.fetchReqs
+				sum.commitReqs += r.commitReqs
+				sum.otherReqs += r.otherReqs
 			}
 			n := float64(b.N)
 			plain := n * throughputDeliveries / sum.plain.Seconds()
@@ -306,11 +398,21 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 				b.ReportMetric(sum.plainMachine.cores(), "plain_machine_busy_cores")
 				b.ReportMetric(sum.steadyMachine.cores(), "steady_machine_busy_cores")
 			}
+			if sum.plainBroker >= 0 {
+				// Clock ticks of 10 ms (USER_HZ, 100 on Linux).
+				b.ReportMetric(float64(sum.plainBroker)*1e4/(n*throughputDeliveries), "plain_broker_cpu_us/delivery")
+				b.ReportMetric(float64(sum.steadyBroker)*1e4/float64(sum.steadyDeliveries), "steady_broker_cpu_us/delivery")
+			}
+			perOp := func(v int64) float64 { return float64(v) / n }
+			b.ReportMetric(perOp(sum.produceReqs), "produce_requests/op")
+			b.ReportMetric(perOp(sum.fetchReqs), "fetch_requests/op")
+			b.ReportMetric(perOp(sum.commitReqs), "commit_requests/op")
+			b.ReportMetric(perOp(sum.otherReqs), "other_requests/op")
 		})
 	}
 }
 
-func throughputOnce(b *testing.B, brokers []string, servers int) throughputResult {
+func throughputOnce(b *testing.B, brokers []string, servers, brokerPID int) throughputResult {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -341,6 +443,7 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	}()
 
 	sink := newCountingSink(servers)
+	sink.brokerPID = brokerPID
 	defer sink.close()
 	ring, err := keyring.Parse(keyring.Generate("k1"))
 	if err != nil {
@@ -394,15 +497,19 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	}
 
 	var res throughputResult
-	cpu, machine := processCPU(b), readMachineStat()
+	cpu, machine, broker := processCPU(b), readMachineStat(), procCPU(brokerPID)
 	res.plain = throughputPlain(ctx, b, sink, urls, bodies)
 	res.plainCPU = processCPU(b) - cpu
 	res.plainMachine.add(machine, readMachineStat())
+	if res.plainBroker = -1; broker >= 0 {
+		res.plainBroker = procCPU(brokerPID) - broker
+	}
 	res.plainConns = sink.conns.Load()
 
 	// The dispatcher, from Run until the sink has answered every delivery.
 	reg := prometheus.NewRegistry()
 	var logBytes byteCounter
+	var reqs requestCounter
 	ready := make(chan struct{})
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
@@ -410,14 +517,18 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	sink.reset(throughputDeliveries)
 	b.StartTimer()
 	began, cpu := time.Now(), processCPU(b)
-	go func() {
+	// Labelled, like the plain loop's goroutines, so that a CPU profile of
+	// the benchmark (-cpuprofile) splits into the two sides with -tagfocus
+	// side=dispatcher or side=plain: the goroutines they start inherit the
+	// label, the sink's (started by its servers) have none.
+	go pprof.Do(dctx, pprof.Labels("side", "dispatcher"), func(dctx context.Context) {
 		done <- dispatcher.Run(dctx, dispatcher.Config{
 			Brokers: brokers, Topics: topics, Partitions: throughputPartitions, Keyring: ring, Allowlist: local,
-			EndpointRate: 10000, Registerer: reg, Ready: ready,
+			EndpointRate: 10000, Registerer: reg, Ready: ready, KafkaOpts: []kgo.Opt{kgo.WithHooks(&reqs)},
 			// Formatted like the binary's log (text, info), then counted and dropped.
 			Log: slog.New(slog.NewTextHandler(&logBytes, nil)),
 		})
-	}()
+	})
 	select {
 	case <-ready:
 		res.startup = time.Since(began)
@@ -430,16 +541,20 @@ func throughputOnce(b *testing.B, brokers []string, servers int) throughputResul
 	case <-sink.done():
 		b.StopTimer()
 		res.disp, res.dispCPU = time.Since(began), processCPU(b)-cpu
-		first, firstCPU, firstMachine := sink.firstAt()
+		first, firstCPU, firstMachine, firstBroker := sink.firstAt()
 		res.steady, res.steadyDeliveries = time.Since(first), throughputDeliveries-1
 		res.steadyCPU = processCPU(b) - firstCPU
 		res.steadyMachine.add(firstMachine, readMachineStat())
+		if res.steadyBroker = -1; firstBroker >= 0 {
+			res.steadyBroker = procCPU(brokerPID) - firstBroker
+		}
 	case err := <-done:
 		b.Fatalf("dispatcher stopped after %d of %d deliveries: %v", sink.n.Load(), throughputDeliveries, err)
 	case <-ctx.Done():
 		b.Fatalf("the sink got %d of %d deliveries before the deadline", sink.n.Load(), throughputDeliveries)
 	}
 	res.dispConns = sink.conns.Load()
+	res.produceReqs, res.fetchReqs, res.commitReqs, res.otherReqs = reqs.produce.Load(), reqs.fetch.Load(), reqs.commit.Load(), reqs.other.Load()
 	res.logBytes = logBytes.n.Load()
 	// The sink counts a request before it answers: let the dispatcher have
 	// the last answers before it stops. Every attempt is one delivery.
@@ -476,6 +591,7 @@ func throughputPlain(ctx context.Context, b *testing.B, sink *countingSink, urls
 	began := time.Now()
 	for range workers {
 		wg.Go(func() {
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "plain")))
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(bodies) {
