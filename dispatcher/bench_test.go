@@ -369,8 +369,11 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 // clients sent it. *_machine_busy_cores are the machine's busy CPUs
 // (/proc/stat: every process, the broker and anything else running
 // included) on average over each steady phase: at the machine's CPU count,
-// the phase was bound by CPU, not by a limit of the dispatcher. Linux
-// only; the metrics are left out where /proc cannot be read.
+// the phase was bound by CPU, not by a limit of the dispatcher.
+// cpu_plain/dispatcher is the CPU per delivery of this process and the
+// broker together, the plain loop's over the dispatcher's: what
+// dispatcher/plain would be on a machine of their own. Linux only; the
+// metrics are left out where /proc cannot be read.
 func BenchmarkDispatcherThroughput(b *testing.B) {
 	brokers := testenv.Brokers(b)
 	if !testenv.RealKafka(b) {
@@ -430,6 +433,18 @@ func BenchmarkDispatcherThroughput(b *testing.B) {
 				if side.sp.machine.ok {
 					b.ReportMetric(side.sp.machine.cores(), side.name+"_machine_busy_cores")
 				}
+			}
+			if sum.disp.broker >= 0 && sum.plain.broker >= 0 {
+				// What each delivery cost this process and the broker
+				// together, the plain loop's over the dispatcher's: the
+				// ratio of their rates on a machine of their own, bound by
+				// its CPU. Far steadier than the ratio of rates on a
+				// machine that others share (their load takes a share of
+				// the cores that differs from one phase to the next).
+				perDelivery := func(sp span) float64 {
+					return float64(sp.cpu.Microseconds())/steadyN + float64(sp.broker)*1e4/steadyN
+				}
+				b.ReportMetric(perDelivery(sum.plain)/perDelivery(sum.disp), "cpu_plain/dispatcher")
 			}
 			perOp := func(v int64) float64 { return float64(v) / n }
 			b.ReportMetric(perOp(sum.produceReqs), "produce_requests/op")
