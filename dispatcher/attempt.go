@@ -47,8 +47,8 @@ func newHTTPClient(guard *ssrf.Guard) *http.Client {
 // allocations each). A value is found only under its key id, ciphertext
 // and AAD together, the three that decide what Open returns: a ciphertext
 // moved to another endpoint (another AAD) is opened, and refused, anew.
-// Failures are not kept. The plain values live as long as the endpoint's
-// signer does in package signature, which keeps them too.
+// Failures are not kept. (Package signature keeps each secret in clear
+// too, as the key of its signer.)
 type opened struct {
 	mu sync.RWMutex
 	m  map[openedKey]string

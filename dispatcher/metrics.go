@@ -77,7 +77,7 @@ type outcomeMetrics struct {
 // countAttempt counts an attempt that ended with outcome after latency.
 func (d *Dispatcher) countAttempt(outcome string, latency time.Duration) {
 	m, ok := d.byOutcome[outcome]
-	if !ok { // not an outcome attempt returns; counted all the same
+	if !ok { // an outcome not listed in newMetrics: counted all the same
 		m = outcomeMetrics{attempts: d.attempts.WithLabelValues(outcome), latency: d.latency.WithLabelValues(outcome)}
 	}
 	m.attempts.Inc()
