@@ -63,7 +63,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxWait(fetchWait(tierDelay)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Outcome records wait up to outcomeLinger to share a produce
 		// request with the records of other deliveries.
@@ -309,6 +309,23 @@ func (d *Dispatcher) leaveStatic(base []kgo.Opt, cl *kgo.Client, group string) {
 // delivery history, 10 ms later at most): the attempt is made and the
 // worker goes on, and a stop or revoke flushes what lingers.
 const outcomeLinger = 10 * time.Millisecond
+
+// fetchWait is how long a source's fetch waits on the broker for records
+// when there are none (kgo.FetchMaxWait): 100 ms for the main topic, a
+// tenth of the tier's delay for a tier, from 100 ms to 1 s. A fetch
+// returns as soon as records come, whatever the wait; the wait only sets
+// how often an idle source asks again, and how long a tier partition
+// resumed when its head came due (holdUntilDue) may wait for the fetch in
+// flight to end before its own starts (kgo does not cut it short). The
+// eight default tiers asked ~80 times a second at 100 ms each, idle — the
+// broker's CPU, on the machine the dispatcher shares with it — and now ~9
+// times; a due record waits at most a tenth of its tier's delay more.
+func fetchWait(tierDelay time.Duration) time.Duration {
+	if tierDelay <= 0 {
+		return 100 * time.Millisecond
+	}
+	return min(max(tierDelay/10, 100*time.Millisecond), time.Second)
+}
 
 // shedAfter is how long a source stays full before it sheds.
 const shedAfter = time.Second
