@@ -181,7 +181,7 @@ func (c *Config) validate() error {
 type Dispatcher struct {
 	cfg       Config
 	log       *slog.Logger
-	client    *http.Client
+	transport *http.Transport // attempts go through send (attempt.go)
 	endpoints *ktable.Table[schemas.EndpointRecord]
 	// rollout says which tenants are served: a delivery of a tenant
 	// switched off is not sent but dead-lettered (tenant_disabled).
@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log.With("component", "dispatcher")
 	d := &Dispatcher{
 		cfg: cfg, log: log, lanes: newLanes(&cfg), workers: make(chan struct{}, cfg.Workers),
-		client: newHTTPClient(guard),
+		transport: newTransport(guard),
 	}
 	if err := d.newMetrics(); err != nil {
 		return err
