@@ -181,7 +181,7 @@ func (c *Config) validate() error {
 type Dispatcher struct {
 	cfg       Config
 	log       *slog.Logger
-	client    *http.Client
+	transport *http.Transport // attempts go through send (attempt.go)
 	endpoints *ktable.Table[schemas.EndpointRecord]
 	// rollout says which tenants are served: a delivery of a tenant
 	// switched off is not sent but dead-lettered (tenant_disabled).
@@ -191,6 +191,7 @@ type Dispatcher struct {
 	rolloutSynced atomic.Int64
 	attempts      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
+	byOutcome     map[string]outcomeMetrics // attempts' and latency's children, read only once built
 	lanes         *lanes
 	workers       chan struct{} // the pool: one slot per HTTP attempt in flight
 	shortCircuits prometheus.Counter
@@ -199,6 +200,7 @@ type Dispatcher struct {
 	deadLetters   *prometheus.CounterVec // by reason
 	inFlight      prometheus.Gauge
 	health        *health
+	opened        opened // attempt.go
 }
 
 // Run runs the dispatcher until ctx ends.
@@ -214,7 +216,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log.With("component", "dispatcher")
 	d := &Dispatcher{
 		cfg: cfg, log: log, lanes: newLanes(&cfg), workers: make(chan struct{}, cfg.Workers),
-		client: newHTTPClient(guard),
+		transport: newTransport(guard),
 	}
 	if err := d.newMetrics(); err != nil {
 		return err
@@ -479,8 +481,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		healed := d.lanes.report(l, a.outcome != schemas.OutcomeRetry)
 		d.noteHealth(key, l, del.RuleID, a.outcome == schemas.OutcomeRetry, a.errClass, healed)
 	}
-	d.attempts.WithLabelValues(a.outcome).Inc()
-	d.latency.WithLabelValues(a.outcome).Observe(a.latency.Seconds())
+	d.countAttempt(a.outcome, a.latency)
 	return d.outcome(r, &del, attemptNo, deliveryID, a)
 }
 
@@ -626,10 +627,17 @@ func lastError(a attempt) string {
 	return s
 }
 
+// newDeliveryID returns "dlv_" and 24 random hex digits, in one allocation.
 func newDeliveryID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return "dlv_" + hex.EncodeToString(b)
+	var raw [12]byte
+	_, _ = rand.Read(raw[:])
+	var b strings.Builder
+	b.Grow(len("dlv_") + hex.EncodedLen(len(raw)))
+	b.WriteString("dlv_")
+	var h [24]byte
+	hex.Encode(h[:], raw[:])
+	b.Write(h[:])
+	return b.String()
 }
 
 func ptr(s string) *string { return &s }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -673,6 +674,41 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 	if res.Outcome != schemas.OutcomeDead || res.StatusCode != http.StatusFound || res.ErrorClass != "http_302" {
 		t.Errorf("result = %+v; want dead, status 302, error class http_302", res)
+	}
+}
+
+// A target URL with user info authenticates with it (HTTP Basic), as
+// net/http's client does, unless the endpoint sets an Authorization header
+// of its own: the dispatcher sends through the transport, not the client.
+func TestURLUserInfoIsBasicAuth(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	recv := newReceiver(t, status(http.StatusNoContent, ""))
+	withUser := h.addEndpoint(endpoint{url: "http://alice:s3cr%40t@" + recv.srv.Listener.Addr().String() + "/hook"})
+	withOwn := h.addEndpoint(endpoint{url: "http://bob:pw@" + recv.srv.Listener.Addr().String() + "/own",
+		headers: map[string]string{"Authorization": "Bearer own-token"}})
+	rec1, del1 := h.delivery(withUser.id)
+	rec2, del2 := h.delivery(withOwn.id)
+	h.produce(rec1, rec2)
+	h.start(local)
+	for _, id := range []string{del1.AlertID, del2.AlertID} {
+		if res, _ := h.result(id); res.Outcome != schemas.OutcomeDelivered {
+			t.Fatalf("result = %+v; want delivered", res)
+		}
+	}
+	want := map[string]string{
+		del1.AlertID: "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cr@t")),
+		del2.AlertID: "Bearer own-token",
+	}
+	got := recv.requests()
+	if len(got) != 2 {
+		t.Fatalf("the receiver got %d requests, want 2", len(got))
+	}
+	for _, r := range got {
+		id := r.header.Get("webhook-id")
+		if a := r.header.Values("Authorization"); len(a) != 1 || a[0] != want[id] {
+			t.Errorf("delivery %s: Authorization %q; want %q", id, a, want[id])
+		}
 	}
 }
 

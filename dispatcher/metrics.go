@@ -5,6 +5,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,8 +42,12 @@ func (d *Dispatcher) newMetrics() error {
 	}
 	// Every known label value exists from the start, at 0, so the
 	// dashboard shows 0 rather than "No data" before the first delivery.
+	// The children of the outcomes are looked up once, here: every
+	// attempt counts in one, and WithLabelValues hashes and looks up its
+	// label values each time.
+	d.byOutcome = make(map[string]outcomeMetrics, 4)
 	for _, o := range []string{schemas.OutcomeDelivered, schemas.OutcomeRetry, schemas.OutcomeEndpointGone, schemas.OutcomeDead} {
-		d.attempts.WithLabelValues(o)
+		d.byOutcome[o] = outcomeMetrics{attempts: d.attempts.WithLabelValues(o), latency: d.latency.WithLabelValues(o)}
 	}
 	// The dead-letter reasons: out of attempts, poison, and the classes of
 	// the permanent failures attempt returns.
@@ -61,4 +66,20 @@ func (d *Dispatcher) newMetrics() error {
 		}
 	}
 	return nil
+}
+
+// outcomeMetrics are the collectors of one attempt outcome.
+type outcomeMetrics struct {
+	attempts prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// countAttempt counts an attempt that ended with outcome after latency.
+func (d *Dispatcher) countAttempt(outcome string, latency time.Duration) {
+	m, ok := d.byOutcome[outcome]
+	if !ok { // an outcome not listed in newMetrics: counted all the same
+		m = outcomeMetrics{attempts: d.attempts.WithLabelValues(outcome), latency: d.latency.WithLabelValues(outcome)}
+	}
+	m.attempts.Inc()
+	m.latency.Observe(latency.Seconds())
 }

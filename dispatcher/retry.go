@@ -127,7 +127,11 @@ func notBefore(r *kgo.Record) time.Time {
 
 // attemptOf reads the attempt number a record is for (1 on the main topic).
 func attemptOf(r *kgo.Record) int {
-	n, err := strconv.Atoi(kafka.Header(r, schemas.HeaderAttempt))
+	v := kafka.Header(r, schemas.HeaderAttempt)
+	if v == "" {
+		return 1 // the main topic's records have none: no error to allocate
+	}
+	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
 		return 1
 	}

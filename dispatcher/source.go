@@ -63,8 +63,11 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxWait(fetchWait(tierDelay)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Outcome records wait up to outcomeLinger to share a produce
+		// request with the records of other deliveries.
+		kgo.ProducerLinger(outcomeLinger),
 		// A rebalance waits until the records of a poll are tracked (and a
 		// tier's rewinds set): a revoke between the two would track, and
 		// later commit, a partition no longer ours.
@@ -245,7 +248,14 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 			})
 		}
 		cl.AllowRebalance()
-		commit(ctx)
+		// What finished is committed every 200 ms, not after every poll: a
+		// busy source polls dozens of times a second, and each commit is a
+		// request the broker pays for and this loop waits for.
+		select {
+		case <-ticker.C:
+			commit(ctx)
+		default:
+		}
 	}
 }
 
@@ -286,6 +296,35 @@ func (d *Dispatcher) leaveStatic(base []kgo.Opt, cl *kgo.Client, group string) {
 		d.log.Warn("leave group as a static member: its partitions wait for the session timeout", "group", group,
 			"instance_id", d.cfg.InstanceID, "err", err)
 	}
+}
+
+// outcomeLinger is how long an outcome record (result, retry, DLQ) may
+// wait for others to go out in the same produce request. Without it
+// (linger 0, kafka.ClientOpts) a busy dispatcher sent a request for every
+// few dozen outcomes, ~450 for 20,000 deliveries, and each request costs
+// the broker far more CPU than its records: 10–30 µs of broker CPU per
+// delivery in BenchmarkDispatcherThroughput, on the cores the dispatcher
+// and the endpoints share. With 10 ms, ~100 requests. Nobody waits for
+// these records but the commit of their delivery's offset (and the
+// delivery history, 10 ms later at most): the attempt is made and the
+// worker goes on, and a stop or revoke flushes what lingers.
+const outcomeLinger = 10 * time.Millisecond
+
+// fetchWait is how long a source's fetch waits on the broker for records
+// when there are none (kgo.FetchMaxWait): 100 ms for the main topic, a
+// tenth of the tier's delay for a tier, from 100 ms to 1 s. A fetch
+// returns as soon as records come, whatever the wait; the wait only sets
+// how often an idle source asks again, and how long a tier partition
+// resumed when its head came due (holdUntilDue) may wait for the fetch in
+// flight to end before its own starts (kgo does not cut it short). The
+// eight default tiers asked ~80 times a second at 100 ms each, idle — the
+// broker's CPU, on the machine the dispatcher shares with it — and now ~9
+// times; a due record waits at most a tenth of its tier's delay more.
+func fetchWait(tierDelay time.Duration) time.Duration {
+	if tierDelay <= 0 {
+		return 100 * time.Millisecond
+	}
+	return min(max(tierDelay/10, 100*time.Millisecond), time.Second)
 }
 
 // shedAfter is how long a source stays full before it sheds.

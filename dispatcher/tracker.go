@@ -20,8 +20,12 @@ type tracker struct {
 
 type partTrack struct {
 	offsets []int64 // fetched, in order, not yet committable
-	done    map[int64]bool
-	epoch   int32
+	// finished[i] tells whether the record at offsets[i] is finished (a
+	// slice beside offsets, not a map: no hashing, nothing to delete);
+	// nfinished counts the true ones.
+	finished  []bool
+	nfinished int
+	epoch     int32
 	// dropped is set when the partition is revoked or lost: its records
 	// still queued are not attempted (the next owner attempts them).
 	dropped atomic.Bool
@@ -39,10 +43,11 @@ func (t *tracker) add(part int32, offset int64, epoch int32) ticket {
 	defer t.mu.Unlock()
 	pt := t.parts[part]
 	if pt == nil {
-		pt = &partTrack{done: map[int64]bool{}}
+		pt = &partTrack{}
 		t.parts[part] = pt
 	}
 	pt.offsets = append(pt.offsets, offset)
+	pt.finished = append(pt.finished, false)
 	pt.epoch = epoch
 	t.n++
 	return ticket{t: t, pt: pt, offset: offset}
@@ -67,8 +72,9 @@ func (k ticket) finish() {
 	t.mu.Lock()
 	if pt := k.pt; !pt.dropped.Load() {
 		i := sort.Search(len(pt.offsets), func(i int) bool { return pt.offsets[i] >= k.offset })
-		if i < len(pt.offsets) && pt.offsets[i] == k.offset && !pt.done[k.offset] {
-			pt.done[k.offset] = true
+		if i < len(pt.offsets) && pt.offsets[i] == k.offset && !pt.finished[i] {
+			pt.finished[i] = true
+			pt.nfinished++
 			t.n--
 		}
 	}
@@ -94,13 +100,13 @@ func (t *tracker) committable() map[int32][2]int64 {
 	out := map[int32][2]int64{}
 	for p, pt := range t.parts {
 		i := 0
-		for i < len(pt.offsets) && pt.done[pt.offsets[i]] {
-			delete(pt.done, pt.offsets[i])
+		for i < len(pt.offsets) && pt.finished[i] {
 			i++
 		}
 		if i > 0 {
 			out[p] = [2]int64{pt.offsets[i-1] + 1, int64(pt.epoch)}
-			pt.offsets = pt.offsets[i:]
+			pt.offsets, pt.finished = pt.offsets[i:], pt.finished[i:]
+			pt.nfinished -= i
 		}
 	}
 	return out
@@ -113,7 +119,7 @@ func (t *tracker) drop(parts []int32) {
 	defer t.mu.Unlock()
 	for _, p := range parts {
 		if pt := t.parts[p]; pt != nil {
-			t.n -= len(pt.offsets) - len(pt.done)
+			t.n -= len(pt.offsets) - pt.nfinished
 			pt.dropped.Store(true)
 			delete(t.parts, p)
 		}
