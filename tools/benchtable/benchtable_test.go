@@ -125,8 +125,11 @@ func TestTableRows(t *testing.T) {
 			name:   "one line per sub-benchmark, comparator from the same sub-benchmark",
 			prefix: "dispatcher deliveries/s",
 			want: []line{
-				{Figure: "dispatcher deliveries/s, one_host", Value: "11,000", Cmp: "plain net/http loop, same sink and bodies", CmpValue: "24,000", Ratio: "0.45×", Target: "≥ 0.7× the loop: missed"},
-				{Figure: "dispatcher deliveries/s, host_per_endpoint", Value: "9,000", Cmp: "plain net/http loop, same sink and bodies", CmpValue: "12,000", Ratio: "0.75×", Target: "≥ 0.7× the loop: met"},
+				{Figure: "dispatcher deliveries/s, one_host", Value: "11,000", Cmp: "plain net/http loop, same sink, bodies and headers", CmpValue: "24,000", Ratio: "0.45×", Target: "≥ 0.7× the loop: missed"},
+				{Figure: "dispatcher deliveries/s, host_per_endpoint", Value: "9,000", Cmp: "plain net/http loop, same sink, bodies and headers", CmpValue: "12,000", Ratio: "0.75×", Target: "≥ 0.7× the loop: met"},
+				// The fixture's run predates the bare loop: its comparator is not measured.
+				{Figure: "dispatcher deliveries/s, one_host", Value: "11,000", Cmp: "the loop with a Content-Type only (the earlier comparator)", CmpValue: notMeasured, Ratio: "—", Target: "—"},
+				{Figure: "dispatcher deliveries/s, host_per_endpoint", Value: "9,000", Cmp: "the loop with a Content-Type only (the earlier comparator)", CmpValue: notMeasured, Ratio: "—", Target: "—"},
 			},
 		},
 		{
