@@ -36,20 +36,13 @@ type ruleIndex struct {
 	aggregates int
 
 	// progs shares one compiled program between the rules with the same
-	// condition source (compile options are the same for every rule):
-	// 10,000 rules of a handful of sources hold a handful of programs.
-	pmu   sync.Mutex
-	progs map[string]*sharedProgram
-}
-
-// sharedProgram is a compiled condition and how many indexed rules use it.
-type sharedProgram struct {
-	prog *condition.Program
-	refs int
+	// condition source: 10,000 rules of a handful of sources hold a handful
+	// of programs.
+	progs *condition.Programs
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
-	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}, progs: map[string]*sharedProgram{}}
+	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}, progs: &condition.Programs{}}
 }
 
 // candidateKey is a key of the candidate index: a struct of the two
@@ -66,7 +59,7 @@ func decodeRule(b []byte) (schemas.RuleRecord, error) {
 func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	var next *engine.Rule
 	if c.Value != nil && c.Value.IsActive {
-		cond, err := x.compile(c.Value.Condition)
+		cond, err := x.progs.Compile(c.Value.Condition)
 		if err != nil {
 			// The control plane refuses such rules; one that still gets here
 			// is skipped loudly rather than matching everything.
@@ -78,7 +71,7 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 			} else if next.EventType == schemas.TypeRunFinished {
 				// The control plane refuses it: a filter of aggregate rules.
 				x.log.Error("per-event rule watching workflow.run.finished; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID)
-				x.release(c.Value.Condition)
+				x.progs.Release(c.Value.Condition)
 				next = nil
 			}
 		}
@@ -87,7 +80,7 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 	defer x.mu.Unlock()
 	defer x.version.Add(1)
 	if old := x.byKey[c.Key]; old != nil {
-		x.release(old.Condition)
+		x.progs.Release(old.Condition)
 		for _, t := range indexTypes(old.EventType) {
 			x.unindex(candidateKey{old.TenantID, t}, old)
 		}
@@ -134,37 +127,6 @@ func (x *ruleIndex) unindex(k candidateKey, r *engine.Rule) {
 		return
 	}
 	x.index[k] = rs
-}
-
-// compile returns the program of src, compiled once for every rule with
-// that source; each call takes a reference that release gives back.
-func (x *ruleIndex) compile(src string) (*condition.Program, error) {
-	x.pmu.Lock()
-	defer x.pmu.Unlock()
-	if sp := x.progs[src]; sp != nil {
-		sp.refs++
-		return sp.prog, nil
-	}
-	p, err := condition.Compile(src)
-	if err != nil {
-		return nil, err
-	}
-	x.progs[src] = &sharedProgram{prog: p, refs: 1}
-	return p, nil
-}
-
-// release gives back a reference compile took for src, dropping the
-// program when no rule uses it any more.
-func (x *ruleIndex) release(src string) {
-	x.pmu.Lock()
-	defer x.pmu.Unlock()
-	sp := x.progs[src]
-	if sp == nil {
-		return
-	}
-	if sp.refs--; sp.refs <= 0 {
-		delete(x.progs, src)
-	}
 }
 
 // terminalTypes are the event types workflow.run.finished stands for.

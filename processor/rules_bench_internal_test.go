@@ -123,7 +123,7 @@ func BenchmarkRuleTableMemory(b *testing.B) {
 					}
 					r.Cond = p
 				}
-				clear(x.progs)
+				x.progs = &condition.Programs{} // the rules hold their own programs now
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)

@@ -131,7 +131,7 @@ func TestRuleIndexSharesPrograms(t *testing.T) {
 	for i := range 7000 {
 		put(i, sources[i%len(sources)], true)
 	}
-	if n := len(x.progs); n != len(sources) {
+	if n := x.progs.Len(); n != len(sources) {
 		t.Fatalf("%d programs for 7,000 rules of %d sources", n, len(sources))
 	}
 	for i := range 7000 {
@@ -152,8 +152,8 @@ func TestRuleIndexSharesPrograms(t *testing.T) {
 	}
 	// Rules of a source that do not compile are not cached.
 	put(7000, `labels.env ==`, true)
-	if _, ok := x.byKey[key(7000)]; ok || len(x.progs) != len(sources) {
-		t.Fatalf("a condition that does not compile: indexed %v, %d programs", ok, len(x.progs))
+	if _, ok := x.byKey[key(7000)]; ok || x.progs.Len() != len(sources) {
+		t.Fatalf("a condition that does not compile: indexed %v, %d programs", ok, x.progs.Len())
 	}
 	for i := range 7000 {
 		if i%2 == 0 {
@@ -162,7 +162,7 @@ func TestRuleIndexSharesPrograms(t *testing.T) {
 			put(i, sources[i%len(sources)], false)
 		}
 	}
-	if len(x.progs) != 0 || x.len() != 0 {
-		t.Fatalf("every rule gone: %d programs and %d rules left", len(x.progs), x.len())
+	if x.progs.Len() != 0 || x.len() != 0 {
+		t.Fatalf("every rule gone: %d programs and %d rules left", x.progs.Len(), x.len())
 	}
 }

@@ -43,17 +43,40 @@ func (p *WebhookPayload) AppendJSON(dst []byte) ([]byte, error) {
 	return b, nil
 }
 
-// AppendJSONLabels is AppendJSON, writing labels — AppendLabelsJSON's
-// bytes for p.Data.Labels, which the caller keeps with them — as the
-// labels. A sender of many payloads with the same labels (the engine: the
-// labels of a run, shared by its alerts and by runs alike) encodes them
-// once.
-func (p *WebhookPayload) AppendJSONLabels(dst, labels []byte) ([]byte, error) {
-	b, ok := p.appendJSON(dst, labels)
+// PayloadParts are members of a payload its sender encoded in advance,
+// because many of its payloads share them; a nil part is encoded from the
+// payload as AppendJSON does.
+type PayloadParts struct {
+	// Labels is AppendLabelsJSON's bytes for Data.Labels (the engine: the
+	// labels of a run, shared by its alerts and by runs alike).
+	Labels []byte
+	// TenantRule is AppendTenantRuleJSON's bytes for Data.TenantID and
+	// Data.Rule (the engine: constant per rule).
+	TenantRule []byte
+}
+
+// AppendJSONParts is AppendJSON, writing the parts that are not nil as
+// their members. The caller keeps each part in step with the payload's
+// fields it stands for.
+func (p *WebhookPayload) AppendJSONParts(dst []byte, parts *PayloadParts) ([]byte, error) {
+	b, ok := p.appendJSON(dst, parts)
 	if !ok {
 		return fallback(dst, *p)
 	}
 	return b, nil
+}
+
+// AppendTenantRuleJSON appends a payload's members "tenant_id" and "rule"
+// for tenantID and rule as AppendJSON writes them, without the commas
+// around them.
+func AppendTenantRuleJSON(dst []byte, tenantID string, rule RuleRef) []byte {
+	b := append(dst, `"tenant_id":`...)
+	b = appendString(b, tenantID)
+	b = append(b, `,"rule":{"id":`...)
+	b = appendString(b, rule.ID)
+	b = append(b, `,"name":`...)
+	b = appendString(b, rule.Name)
+	return append(b, '}')
 }
 
 // AppendLabelsJSON appends labels as a payload's labels are written: an
@@ -62,29 +85,34 @@ func AppendLabelsJSON(dst []byte, labels map[string]string) []byte {
 	return appendStringMap(dst, labels)
 }
 
-// appendJSON appends p; labels, when not nil, are its labels encoded.
-func (p *WebhookPayload) appendJSON(b, labels []byte) ([]byte, bool) {
+// appendJSON appends p; parts, when not nil, holds some of its members
+// encoded.
+func (p *WebhookPayload) appendJSON(b []byte, parts *PayloadParts) ([]byte, bool) {
 	w := timeWriter{ok: true}
 	b = append(b, `{"type":`...)
 	b = appendString(b, p.Type)
 	b = append(b, `,"timestamp":`...)
 	b = w.append(b, p.Timestamp)
 	b = append(b, `,"data":`...)
-	b = p.Data.appendJSON(b, &w, labels)
+	b = p.Data.appendJSON(b, &w, parts)
 	b = append(b, '}')
 	return b, w.ok
 }
 
-func (d *PayloadData) appendJSON(b []byte, w *timeWriter, labels []byte) []byte {
+func (d *PayloadData) appendJSON(b []byte, w *timeWriter, parts *PayloadParts) []byte {
+	var labels, tenantRule []byte
+	if parts != nil {
+		labels, tenantRule = parts.Labels, parts.TenantRule
+	}
 	b = append(b, `{"alert_id":`...)
 	b = appendString(b, d.AlertID)
-	b = append(b, `,"tenant_id":`...)
-	b = appendString(b, d.TenantID)
-	b = append(b, `,"rule":{"id":`...)
-	b = appendString(b, d.Rule.ID)
-	b = append(b, `,"name":`...)
-	b = appendString(b, d.Rule.Name)
-	b = append(b, `},"event":{"id":`...)
+	b = append(b, ',')
+	if tenantRule != nil {
+		b = append(b, tenantRule...)
+	} else {
+		b = AppendTenantRuleJSON(b, d.TenantID, d.Rule)
+	}
+	b = append(b, `,"event":{"id":`...)
 	b = appendString(b, d.Event.ID)
 	b = append(b, `,"type":`...)
 	b = appendString(b, d.Event.Type)

@@ -36,10 +36,14 @@ func sameAsMarshal(t testing.TB, name string, v appender) {
 	case string(got) != "prefix "+string(want):
 		t.Fatalf("%s:\nAppendJSON:   %q\njson.Marshal: %q", name, got, "prefix "+string(want))
 	}
-	if p, ok := v.(*WebhookPayload); ok { // and with its labels encoded aside
-		got, err := p.AppendJSONLabels([]byte("prefix "), AppendLabelsJSON(nil, p.Data.Labels))
-		if (err == nil) != (wantErr == nil) || (err == nil && string(got) != "prefix "+string(want)) {
-			t.Fatalf("%s:\nAppendJSONLabels: %q, %v\njson.Marshal:     %q, %v", name, got, err, "prefix "+string(want), wantErr)
+	if p, ok := v.(*WebhookPayload); ok { // and with its parts encoded aside, each and both
+		labels := AppendLabelsJSON(nil, p.Data.Labels)
+		tenantRule := AppendTenantRuleJSON(nil, p.Data.TenantID, p.Data.Rule)
+		for _, parts := range []PayloadParts{{Labels: labels}, {TenantRule: tenantRule}, {Labels: labels, TenantRule: tenantRule}} {
+			got, err := p.AppendJSONParts([]byte("prefix "), &parts)
+			if (err == nil) != (wantErr == nil) || (err == nil && string(got) != "prefix "+string(want)) {
+				t.Fatalf("%s:\nAppendJSONParts: %q, %v\njson.Marshal:    %q, %v", name, got, err, "prefix "+string(want), wantErr)
+			}
 		}
 	}
 }
@@ -152,7 +156,7 @@ func TestAppendJSONIsJSONMarshal(t *testing.T) {
 			sameAsMarshal(t, "workflow "+s, &RunState{Workflow: Workflow{ID: s, Name: s}, Seen: []string{s}})
 			sameAsMarshal(t, "labels "+s, &RunState{Labels: map[string]string{s: s, s + "x": "", "\x00" + s: s}})
 			sameAsMarshal(t, "result "+s, &ResultRecord{Error: s, ResponseExcerpt: s, ErrorClass: s, Outcome: s})
-			sameAsMarshal(t, "payload "+s, &WebhookPayload{Type: s, Data: PayloadData{Error: &PayloadError{Message: s}}})
+			sameAsMarshal(t, "payload "+s, &WebhookPayload{Type: s, Data: PayloadData{TenantID: s, Rule: RuleRef{ID: s, Name: s + "x"}, Error: &PayloadError{Message: s}}})
 		}
 	})
 	t.Run("times", func(t *testing.T) {

@@ -16,7 +16,9 @@ const (
 
 // benchRules gives each of benchTenants tenants 10 rules (10,000 in all):
 // four on failed runs, two on succeeded, one on started, three duration
-// rules; most with conditions, some with noise control.
+// rules; most with conditions, some with noise control. Rules of one
+// condition source share its program (fakeRules.put compiles through
+// condition.Programs, as the processor's rule index does): 7 programs.
 func benchRules(tb testing.TB) (*fakeRules, fakeEndpoints) {
 	tb.Helper()
 	rules, eps := newFakeRules(), fakeEndpoints{}

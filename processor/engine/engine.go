@@ -24,6 +24,32 @@ type Rule struct {
 	// carry (aggregate.SpecOf of the rule, computed once per rule change):
 	// stage 2 ignores inputs of another spec.
 	Spec string
+	// payload holds the members of the rule's payloads that depend on the
+	// rule alone, encoded once, when the engine first needs them
+	// (payloadJSON). Owned by the engine: whoever makes a Rule leaves it
+	// zero. A rule whose record changes is replaced by a new Rule, never
+	// changed in place, so they stay true for the Rule's life.
+	payload atomic.Pointer[rulePayload]
+}
+
+// rulePayload is the encoded part of a rule's payloads that is the same in
+// all of them.
+type rulePayload struct {
+	// tenantRule is the members "tenant_id" and "rule"
+	// (schemas.AppendTenantRuleJSON), for the payloads of the rule's tenant.
+	tenantRule []byte
+}
+
+// payloadJSON returns r's rulePayload, encoding it the first time. Two
+// engines sharing r may both encode it; they store the same bytes, and
+// either is kept.
+func (r *Rule) payloadJSON() *rulePayload {
+	if rp := r.payload.Load(); rp != nil {
+		return rp
+	}
+	rp := &rulePayload{tenantRule: schemas.AppendTenantRuleJSON(nil, r.TenantID, schemas.RuleRef{ID: r.ID, Name: r.Name})}
+	r.payload.Store(rp)
+	return rp
 }
 
 // Rules are the active rules, indexed by tenant and alert type.
@@ -152,10 +178,11 @@ type Engine struct {
 	payload                 schemas.WebhookPayload
 	payloadErr              schemas.PayloadError
 	durationMS, thresholdMS int64
-	// payloadLabels, when not nil, is payload's labels encoded
-	// (runContext.payloadLabels).
-	payloadLabels []byte
-	alertID       [idLen]byte
+	// payloadParts are members of payload encoded in advance: its labels
+	// (runContext.payloadLabels), when not nil, and its tenant and rule
+	// (Rule.payloadJSON).
+	payloadParts schemas.PayloadParts
+	alertID      [idLen]byte
 	// arena holds the alert ids and payloads of the current call's
 	// deliveries (scratch.deliveries says whose), in the free part of
 	// chunk (see out.go) unless they outgrew it (arenaCap: its capacity
@@ -717,7 +744,7 @@ func (e *Engine) eventDelivery(ev *schemas.WorkflowEvent, r *Rule, labels []byte
 		p.Data.Error = &e.payloadErr
 	}
 	hashIDTo(&e.alertID, ev.TenantID, r.ID, ev.ID, false, 0)
-	e.payloadLabels = labels
+	e.payloadParts.Labels = labels
 	e.delivery(r, at)
 }
 
@@ -749,7 +776,7 @@ func (e *Engine) durationDelivery(st *schemas.RunState, r *Rule, deadline time.T
 		attempt = 0 // DurationAttemptAlertID: the first attempt's id
 	}
 	hashIDTo(&e.alertID, st.TenantID, r.ID, st.RunID, true, attempt)
-	e.payloadLabels = labels
+	e.payloadParts.Labels = labels
 	e.delivery(r, at)
 }
 
@@ -775,9 +802,12 @@ func (e *Engine) delivery(r *Rule, at time.Time) {
 	}
 	sd.start = len(e.arena)
 	e.arena = append(e.arena, e.alertID[:]...)
-	b, err := p.AppendJSONLabels(e.arena, e.payloadLabels) // json.Marshal's bytes, without reflection
+	if r.TenantID == p.Data.TenantID { // always: a tenant's rules are its own
+		e.payloadParts.TenantRule = r.payloadJSON().tenantRule
+	}
+	b, err := p.AppendJSONParts(e.arena, &e.payloadParts) // json.Marshal's bytes, without reflection
 	*p = schemas.WebhookPayload{}
-	e.payloadLabels = nil
+	e.payloadParts = schemas.PayloadParts{}
 	if err != nil {
 		// Not reached: the engine's times are sane (json.Marshal would
 		// have failed the same way, and the record had no payload).

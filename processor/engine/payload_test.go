@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -135,5 +136,32 @@ func TestDeliveriesAreTheReference(t *testing.T) {
 	}
 	if n < 6 || durations < 2 {
 		t.Fatalf("%d deliveries checked (%d duration alerts), want at least 6 (2)", n, durations)
+	}
+}
+
+// A rule's payloads carry the rule as it is when they are made: the engine
+// encodes a rule's own members once per Rule, and a changed rule is a new
+// Rule (fakeRules.put replaces it, as the processor's rule index does), so
+// a renamed rule's next payload has its new name, and another tenant's rule
+// with the same id and name encodes its own tenant.
+func TestPayloadsFollowRuleChanges(t *testing.T) {
+	b := setup(t)
+	names := []string{"first", "second <&> \u2028", "first"}
+	for i, name := range names {
+		r := b.rules.put(t, schemas.RuleRecord{ID: "fails", Name: name, EventType: schemas.TypeRunFailed})
+		g := b.rules.put(t, schemas.RuleRecord{ID: "fails", Name: name, TenantID: "globex", EventType: schemas.TypeRunFailed})
+		for _, rule := range []*Rule{r, g} {
+			ev := rawEvent(schemas.TypeRunFailed, "f"+strconv.Itoa(i)+rule.TenantID, "run_"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Second),
+				withTenant(rule.TenantID), withError("OOM", ""))
+			out := b.eng.Event(0, ev)
+			check(t, out)
+			if len(out.Deliveries) != 1 {
+				t.Fatalf("rule named %q of %s: %d deliveries, want 1", name, rule.TenantID, len(out.Deliveries))
+			}
+			want := refEventDelivery(t, ev, rule)
+			if got := out.Deliveries[0].Payload; string(got) != string(want.Payload) {
+				t.Fatalf("rule named %q of %s:\n got %s\nwant %s", name, rule.TenantID, got, want.Payload)
+			}
+		}
 	}
 }

@@ -83,7 +83,7 @@ type runContext struct {
 }
 
 // payloadLabels is c's labels as schemas.AppendLabelsJSON writes them, for
-// WebhookPayload.AppendJSONLabels; nil when c has none (a payload writes
+// schemas.PayloadParts.Labels; nil when c has none (a payload writes
 // {} for them, not null).
 func (c *runContext) payloadLabels() []byte {
 	if c == nil || c.labels == nil {
