@@ -110,11 +110,17 @@ func (t *Tx) listDeliveries(ctx context.Context, table, col, id string, q Delive
 		args = append(args, q.After.CreatedAt, q.After.ID)
 		where = ` AND (a.created_at, a.alert_id) < ($5, $6)`
 	}
-	rows, err := t.tx.Query(ctx, `SELECT `+deliveryCols+deliveryFrom+`
+	return t.queryDeliveries(ctx, "list deliveries", `SELECT `+deliveryCols+deliveryFrom+`
 		WHERE a.tenant_id = $1 AND a.`+col+` = $2 AND ($4 = '' OR coalesce(last.outcome, 'pending') = $4)`+where+`
 		ORDER BY a.created_at DESC, a.alert_id DESC LIMIT $3`, args...)
+}
+
+// queryDeliveries runs a page query of alerts (deliveryCols, deliveryFrom)
+// and loads each one's attempts; what names it in errors.
+func (t *Tx) queryDeliveries(ctx context.Context, what, sql string, args ...any) ([]*DeliveryRow, error) {
+	rows, err := t.tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list deliveries: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var items []*DeliveryRow
@@ -126,7 +132,7 @@ func (t *Tx) listDeliveries(ctx context.Context, table, col, id string, q Delive
 		items = append(items, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list deliveries: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	rows.Close()
 	if err := t.loadAttempts(ctx, items); err != nil {

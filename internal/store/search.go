@@ -64,27 +64,7 @@ func (t *Tx) SearchDeliveries(ctx context.Context, s DeliverySearch) ([]*Deliver
 		args = append(args, s.After.CreatedAt, s.After.ID)
 		where += fmt.Sprintf(" AND (a.created_at, a.alert_id) < ($%d, $%d)", len(args)-1, len(args))
 	}
-	rows, err := t.tx.Query(ctx, `SELECT `+deliveryCols+deliveryFrom+`
+	return t.queryDeliveries(ctx, "search deliveries", `SELECT `+deliveryCols+deliveryFrom+`
 		WHERE a.tenant_id = $1`+where+`
 		ORDER BY a.created_at DESC, a.alert_id DESC LIMIT $2`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: search deliveries: %w", err)
-	}
-	defer rows.Close()
-	var items []*DeliveryRow
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: search deliveries: %w", err)
-	}
-	rows.Close()
-	if err := t.loadAttempts(ctx, items); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
