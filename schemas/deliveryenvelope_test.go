@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -44,11 +45,8 @@ func readCorpusEntry(path string) ([]byte, error) {
 	if !ok || !strings.HasPrefix(arg, "[]byte(") || !strings.HasSuffix(arg, ")") {
 		return nil, errors.New("not a corpus entry of one []byte")
 	}
-	var s string
-	// The fuzzer quotes with strconv.Quote, which Go's JSON reads except
-	// for \x escapes; those entries are written by hand below.
-	q := strings.TrimSuffix(strings.TrimPrefix(arg, "[]byte("), ")")
-	if err := json.Unmarshal([]byte(q), &s); err != nil {
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(arg, "[]byte("), ")"))
+	if err != nil {
 		return nil, err
 	}
 	return []byte(s), nil
