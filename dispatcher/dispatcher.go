@@ -411,7 +411,10 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 	// delivery.schema.json describes) can never succeed. It is set aside on
 	// the DLQ with the reason, counted and logged with its coordinates, and
 	// the partition moves on; it gets no result, whose ids would be garbage.
-	dp, err := schemas.DecodeDelivery(r.Value)
+	// The payload's contents are not validated again here (its producers
+	// made it valid; see schemas.DecodeDeliveryEnvelope): it is checked to
+	// be a well-formed object and sent as it is, or decoded by render.
+	del, err := schemas.DecodeDeliveryEnvelope(r.Value)
 	if err != nil {
 		reason := err.Error()
 		if len(reason) > 300 {
@@ -422,7 +425,6 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		d.deadLetters.WithLabelValues(deadUndecodable).Inc()
 		return []*kgo.Record{d.dlqRecord(r, "undecodable: not a valid delivery record: "+strings.ToValidUTF8(reason, "?"), attemptOf(r)-1)}
 	}
-	del := *dp
 	attemptNo := attemptOf(r)
 	if !d.servedFor(ctx, r, del.TenantID) {
 		return d.tenantDisabled(r, &del, attemptNo)

@@ -771,6 +771,18 @@ func TestBadRecordsDoNotStall(t *testing.T) {
 	for _, v := range []string{"{not json", "null", `{"tenant_id":"acme"}`, "\xff\xfe", "", invalid} {
 		recs = append(recs, &kgo.Record{Topic: h.topics.Deliveries, Key: key, Value: []byte(v)})
 	}
+	// Valid envelopes around payloads that are not one well-formed object
+	// (the dispatcher does not validate the payload's contents, but it
+	// never sends an ambiguous or non-object body).
+	for _, payload := range []string{`[1]`, `{"type":"workflow.run.failed","type":"webhook.test"}`} {
+		_, bad := h.delivery(ep.id)
+		v, err := json.Marshal(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = bytes.Replace(v, bad.Payload, []byte(payload), 1)
+		recs = append(recs, &kgo.Record{Topic: h.topics.Deliveries, Key: key, Value: v})
+	}
 	good, del := h.delivery(ep.id)
 	h.produce(append(recs, good)...)
 	h.start(local)

@@ -67,7 +67,7 @@ const requiredDeliveryMembers = dAlertID | dTenantID | dRuleID | dEndpointID | d
 func fastDelivery(doc []byte) (*DeliveryRecord, bool) {
 	d := new(DeliveryRecord)
 	p := pass{b: doc}
-	if !p.delivery(d) || !p.end() || p.seen&requiredDeliveryMembers != requiredDeliveryMembers {
+	if !p.delivery(d, true) || !p.end() || p.seen&requiredDeliveryMembers != requiredDeliveryMembers {
 		return nil, false
 	}
 	// The payload's if/then/else: a threshold exactly for duration alerts.
@@ -104,7 +104,11 @@ func (p *pass) enum(values []string) (string, bool) {
 	return "", false
 }
 
-func (p *pass) delivery(d *DeliveryRecord) bool {
+// delivery consumes a delivery record into d. With full, the payload is
+// checked member by member against the webhook payload schema and copied;
+// without, it is only checked to be one well-formed object (see
+// DecodeDeliveryEnvelope) and kept as a slice of p.b.
+func (p *pass) delivery(d *DeliveryRecord, full bool) bool {
 	return p.members(func(name []byte) bool {
 		var ok bool
 		switch string(name) {
@@ -142,6 +146,15 @@ func (p *pass) delivery(d *DeliveryRecord) bool {
 				return false
 			}
 			start := p.i
+			if !full {
+				if !p.skip(0) {
+					return false
+				}
+				// Capacity capped: an append to the payload cannot write
+				// into the rest of the record.
+				d.Payload = p.b[start:p.i:p.i]
+				return true
+			}
 			if !p.payload() {
 				return false
 			}
