@@ -217,6 +217,8 @@ type Processor struct {
 	carry carried
 	// stateSeen is keepLastStates' set, kept between batches.
 	stateSeen map[stateKey]struct{}
+	// arena is the memory of output records (arena.go).
+	arena recordArena
 
 	// aggInvalid counts the records of processor.aggregate-input set aside
 	// as invalid, in committed batches.
@@ -672,7 +674,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 					"offset", r.Offset, "reason", reason)
 				out = append(out, p.invalidRecord(r, reason))
 			} else {
-				out = append(out, p.handle(r, decoded[i])...)
+				out = p.handle(out, r, decoded[i])
 			}
 			for len(from) < len(out) {
 				from = append(from, at)
@@ -681,7 +683,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		}
 		for part := range p.next {
 			if p.eng.Assigned(part) {
-				out = append(out, p.records(part, p.eng.Tick(part, p.caughtUp[part]))...)
+				out = p.appendRecords(out, part, p.eng.Tick(part, p.caughtUp[part]))
 			}
 		}
 		out = append(out, p.markers(time.Now())...)
@@ -897,8 +899,8 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 	return nil
 }
 
-// handle turns one event record into the records to produce.
-func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
+// handle appends the records to produce for one event record to recs.
+func (p *Processor) handle(recs []*kgo.Record, r *kgo.Record, d decodedEvent) []*kgo.Record {
 	ev, err := d.ev, d.err
 	if err == nil && p.cfg.StrictKeys {
 		err = keyProblem(r.Key, ev)
@@ -906,13 +908,13 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	if err != nil {
 		p.count("invalid")
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
-		return []*kgo.Record{p.invalidRecord(r, err)}
+		return append(recs, p.invalidRecord(r, err))
 	}
 	switch ev.Type {
 	case schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed:
 	default:
 		p.count("ignored_type")
-		return nil
+		return recs
 	}
 	if want := schemas.RecordKey(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
 		// Processed all the same; the operator must fix the producer.
@@ -939,7 +941,7 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	default:
 		p.count("unmatched")
 	}
-	return p.records(r.Partition, out)
+	return p.appendRecords(recs, r.Partition, out)
 }
 
 // outcomeTenantOff counts the events of tenants the rollout does not serve
