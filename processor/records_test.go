@@ -245,3 +245,21 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// The check of an event's record key accepts tenantid/run id and nothing
+// else, as comparing with schemas.RecordKey did.
+func TestIsRecordKey(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		key, tenant, id string
+	}{
+		{"acme/run_1", "acme", "run_1"}, {"acme/run_1", "acme", "run_2"}, {"acme/run_1", "acm", "e/run_1"},
+		{"acme-run_1", "acme", "run_1"}, {"acme/run_1x", "acme", "run_1"}, {"acme/", "acme", ""}, {"/x", "", "x"},
+		{"", "", ""}, {"acme", "acme", ""}, {"acme/run_1", "acme/run", "1"}, {"acmf/run_1", "acme", "run_1"},
+	} {
+		want := string(schemas.RecordKey(c.tenant, c.id)) == c.key
+		if got := isRecordKey([]byte(c.key), c.tenant, c.id); got != want {
+			t.Errorf("isRecordKey(%q, %q, %q) = %v, want %v", c.key, c.tenant, c.id, got, want)
+		}
+	}
+}
