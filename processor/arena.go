@@ -7,7 +7,7 @@ package processor
 import "github.com/twmb/franz-go/pkg/kgo"
 
 // recordArena hands out memory for output records. A profile of
-// BenchmarkProcessorThroughput (docs/benchmarks.md) showed the
+// BenchmarkProcessorThroughput (-tagfocus side=processor) showed the
 // processor's own code outside the engine and the decoder spending most
 // of its time allocating: a kgo.Record, a key, a value, a header list
 // and two header values per delivery, a record, a key and a value per
