@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -329,12 +330,15 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	done := make(chan error, 1)
 	b.StartTimer()
 	began, beganCPU := time.Now(), benchCPU(b)
-	go func() {
+	// Labelled for CPU profiles (-tagfocus side=processor): the label is
+	// inherited by every goroutine the processor starts, its Kafka
+	// clients' included.
+	go pprof.Do(pctx, pprof.Labels("side", "processor"), func(pctx context.Context) {
 		done <- processor.Run(pctx, processor.Config{
 			Brokers: brokers, Topics: topics, Partitions: benchPartitions, Group: group,
 			TransactionalID: topics.Prefix + "processor-bench", Log: log, Registerer: reg, Ready: ready,
 		})
-	}()
+	})
 	select {
 	case <-ready:
 	case err := <-done:
@@ -400,8 +404,10 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 	// The comparator: a raw transactional pipe writing, per event, what the
 	// processor wrote per event in this op.
 	res.outStates = benchCountOutput(ctx, b, brokers, adm, topics.RunState)
-	res.pipeEvents, res.pipeTime, res.pipeCPU = benchPipe(ctx, b, brokers, adm, topics.Prefix, topics.Events, specs,
-		topics.Deliveries, topics.RunState, benchShape(res.outDeliveries, res.outStates))
+	pprof.Do(ctx, pprof.Labels("side", "pipe"), func(ctx context.Context) {
+		res.pipeEvents, res.pipeTime, res.pipeCPU = benchPipe(ctx, b, brokers, adm, topics.Prefix, topics.Events, specs,
+			topics.Deliveries, topics.RunState, benchShape(res.outDeliveries, res.outStates))
+	})
 	return res
 }
 

@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -217,6 +216,8 @@ type Processor struct {
 	carry carried
 	// stateSeen is keepLastStates' set, kept between batches.
 	stateSeen map[stateKey]struct{}
+	// arena is the memory of output records (arena.go).
+	arena recordArena
 
 	// aggInvalid counts the records of processor.aggregate-input set aside
 	// as invalid, in committed batches.
@@ -672,7 +673,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 					"offset", r.Offset, "reason", reason)
 				out = append(out, p.invalidRecord(r, reason))
 			} else {
-				out = append(out, p.handle(r, decoded[i])...)
+				out = p.handle(out, r, decoded[i])
 			}
 			for len(from) < len(out) {
 				from = append(from, at)
@@ -681,7 +682,7 @@ func (p *Processor) session(ctx context.Context, o *outage) error {
 		}
 		for part := range p.next {
 			if p.eng.Assigned(part) {
-				out = append(out, p.records(part, p.eng.Tick(part, p.caughtUp[part]))...)
+				out = p.appendRecords(out, part, p.eng.Tick(part, p.caughtUp[part]))
 			}
 		}
 		out = append(out, p.markers(time.Now())...)
@@ -897,8 +898,8 @@ func fatalFetchErr(fetches kgo.Fetches) error {
 	return nil
 }
 
-// handle turns one event record into the records to produce.
-func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
+// handle appends the records to produce for one event record to recs.
+func (p *Processor) handle(recs []*kgo.Record, r *kgo.Record, d decodedEvent) []*kgo.Record {
 	ev, err := d.ev, d.err
 	if err == nil && p.cfg.StrictKeys {
 		err = keyProblem(r.Key, ev)
@@ -906,21 +907,21 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	if err != nil {
 		p.count("invalid")
 		p.log.Warn("invalid workflow event sent to the invalid topic", "partition", r.Partition, "offset", r.Offset, "reason", err)
-		return []*kgo.Record{p.invalidRecord(r, err)}
+		return append(recs, p.invalidRecord(r, err))
 	}
 	switch ev.Type {
 	case schemas.TypeRunStarted, schemas.TypeRunSucceeded, schemas.TypeRunFailed:
 	default:
 		p.count("ignored_type")
-		return nil
+		return recs
 	}
-	if want := schemas.RecordKey(ev.TenantID, ev.Data.Run.ID); !bytes.Equal(r.Key, want) {
+	if !isRecordKey(r.Key, ev.TenantID, ev.Data.Run.ID) {
 		// Processed all the same; the operator must fix the producer.
 		p.count(outcomeMiskeyed)
 		if time.Since(p.miskeyedLogged) > time.Minute {
 			p.miskeyedLogged = time.Now()
 			p.log.Warn("event record key is not tenantid/run id: a run's events may land on different partitions, and its duration alerts go wrong (logged once a minute)",
-				"key", string(r.Key), "want", string(want), "partition", r.Partition, "offset", r.Offset)
+				"key", string(r.Key), "want", string(schemas.RecordKey(ev.TenantID, ev.Data.Run.ID)), "partition", r.Partition, "offset", r.Offset)
 		}
 	}
 	// A tenant not served (the rollout) gets no alerts: the engine sees no
@@ -939,7 +940,14 @@ func (p *Processor) handle(r *kgo.Record, d decodedEvent) []*kgo.Record {
 	default:
 		p.count("unmatched")
 	}
-	return p.records(r.Partition, out)
+	return p.appendRecords(recs, r.Partition, out)
+}
+
+// isRecordKey reports whether key is schemas.RecordKey(tenant, id),
+// tenant/id, without building it: a check made at every event.
+func isRecordKey(key []byte, tenant, id string) bool {
+	return len(key) == len(tenant)+1+len(id) && string(key[:len(tenant)]) == tenant &&
+		key[len(tenant)] == '/' && string(key[len(tenant)+1:]) == id
 }
 
 // outcomeTenantOff counts the events of tenants the rollout does not serve

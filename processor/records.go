@@ -14,14 +14,21 @@ import (
 
 // records turns engine output of partition part into Kafka records.
 func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
-	recs := make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors)+len(out.Inputs))
+	return p.appendRecords(make([]*kgo.Record, 0, len(out.Deliveries)+len(out.States)+len(out.RuleErrors)+len(out.Inputs)), part, out)
+}
+
+// appendRecords appends the Kafka records of engine output of partition
+// part to recs. Their memory comes from the processor's arena.
+func (p *Processor) appendRecords(recs []*kgo.Record, part int32, out engine.Output) []*kgo.Record {
 	for i := range out.Deliveries {
 		recs = append(recs, p.deliveryRecord(&out.Deliveries[i]))
 	}
 	for _, s := range out.States {
-		rec := &kgo.Record{Topic: p.cfg.Topics.RunState, Key: []byte(s.Key), Partition: part}
+		rec := p.arena.record()
+		rec.Topic, rec.Key, rec.Partition = p.cfg.Topics.RunState, p.arena.bytes(s.Key), part
 		if s.Value != nil {
-			rec.Value, _ = s.Value.AppendJSON(make([]byte, 0, runStateBytes)) // json.Marshal's bytes, without reflection
+			value, _ := s.Value.AppendJSON(p.arena.room(runStateBytes)) // json.Marshal's bytes, without reflection
+			rec.Value = p.arena.take(value)
 		}
 		recs = append(recs, rec)
 	}
@@ -38,15 +45,17 @@ func (p *Processor) records(part int32, out engine.Output) []*kgo.Record {
 	return recs
 }
 
-// deliveryRecord is the record of d on the deliveries topic.
+// deliveryRecord is the record of d on the deliveries topic, in the
+// processor's arena: its bytes are deliveryJSON's.
 func (p *Processor) deliveryRecord(d *schemas.DeliveryRecord) *kgo.Record {
-	return &kgo.Record{
-		Topic: p.cfg.Topics.Deliveries, Key: schemas.RecordKey(d.TenantID, d.EndpointID), Value: deliveryJSON(d),
-		Headers: []kgo.RecordHeader{
-			{Key: schemas.HeaderAlertID, Value: []byte(d.AlertID)},
-			{Key: schemas.HeaderEventType, Value: []byte(d.EventType)},
-		},
-	}
+	rec := p.arena.record()
+	rec.Topic, rec.Key = p.cfg.Topics.Deliveries, p.arena.key(d.TenantID, d.EndpointID)
+	value, _ := d.AppendJSON(p.arena.room(deliveryHeadBytes + len(d.Payload)))
+	rec.Value = p.arena.take(value)
+	rec.Headers = p.arena.headers(2)
+	rec.Headers[0] = kgo.RecordHeader{Key: schemas.HeaderAlertID, Value: p.arena.bytes(d.AlertID)}
+	rec.Headers[1] = kgo.RecordHeader{Key: schemas.HeaderEventType, Value: p.arena.bytes(d.EventType)}
+	return rec
 }
 
 // deliveryJSON is json.Marshal(d), written by hand: the engine's payload
