@@ -159,11 +159,20 @@ func benchPipe(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Cl
 		b.Fatal(err)
 	}
 	defer sess.Close()
-	pad := func(n, key int) []byte {
+	// pad makes a value of n bytes less the key's from the event's own
+	// bytes, repeated to the size: real JSON, which compresses as the
+	// processor's JSON records do. Zeros (as before) compressed to almost
+	// nothing and flattered the pipe's produce CPU (~0.35 µs per event
+	// against the processor's ~0.7).
+	pad := func(n, key int, src []byte) []byte {
 		if n -= key; n < 0 {
 			n = 0
 		}
-		return make([]byte, n)
+		v := make([]byte, n)
+		for i := 0; i < n && len(src) > 0; {
+			i += copy(v[i:], src)
+		}
+		return v
 	}
 	var (
 		committed, firstN int
@@ -192,10 +201,10 @@ func benchPipe(ctx context.Context, b *testing.B, brokers []string, adm *kadm.Cl
 		recs = recs[:0]
 		fetches.EachRecord(func(r *kgo.Record) {
 			for dCredit += shape.deliveriesPerEvent; dCredit >= 1; dCredit-- {
-				recs = append(recs, &kgo.Record{Topic: outDeliveries, Key: r.Key, Value: pad(shape.deliveryBytes, len(r.Key))})
+				recs = append(recs, &kgo.Record{Topic: outDeliveries, Key: r.Key, Value: pad(shape.deliveryBytes, len(r.Key), r.Value)})
 			}
 			for sCredit += shape.statesPerEvent; sCredit >= 1; sCredit-- {
-				recs = append(recs, &kgo.Record{Topic: outStates, Key: r.Key, Value: pad(shape.stateBytes, len(r.Key))})
+				recs = append(recs, &kgo.Record{Topic: outStates, Key: r.Key, Value: pad(shape.stateBytes, len(r.Key), r.Value)})
 			}
 		})
 		if err := sess.Begin(); err != nil {
