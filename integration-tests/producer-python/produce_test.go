@@ -9,13 +9,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -295,16 +290,10 @@ func post(t *testing.T, api, key, path string, body any) map[string]any {
 
 // venv returns the python of a virtualenv holding requirements.txt,
 // creating it from PyPI the first time. It lives under the user's cache
-// directory, named by a hash of requirements.txt and of the interpreter, so
-// a changed pin or Python gets a new one; it is built beside its final name
-// and renamed into place, so a concurrent or interrupted build never leaves
-// a half-installed one in use.
+// directory (testenv.Installed), named by a hash of requirements.txt and of
+// the interpreter, so a changed pin or Python gets a new one.
 func venv(t *testing.T) string {
 	t.Helper()
-	reqs, err := os.ReadFile("requirements.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
 	base, err := exec.LookPath("python3")
 	if err != nil {
 		t.Fatalf("the Python example needs python3 (3.11 or later) on PATH: %v", err)
@@ -313,53 +302,27 @@ func venv(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("%s: %v", base, err)
 	}
-	h := sha256.New()
-	h.Write(reqs)
-	h.Write(version)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	parent := filepath.Join(cache, "exo-alerts", "venv")
-	dir := filepath.Join(parent, "producer-python-"+hex.EncodeToString(h.Sum(nil))[:16])
-	python := filepath.Join(dir, "bin", "python")
-	if usable(t, python) {
-		return python
-	}
-	if err := os.RemoveAll(dir); err != nil { // left by an older, broken build
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(parent, ".build-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = os.RemoveAll(tmp) }()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{
-		{base, "-m", "venv", tmp},
-		{filepath.Join(tmp, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-			"--only-binary=:all:", "-r", "requirements.txt"},
-	} {
-		out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	dir := testenv.Installed(t, "venv/producer-python-"+testenv.Hash(t, []string{"requirements.txt"}, version), func(tmp string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+		defer cancel()
+		for _, args := range [][]string{
+			{base, "-m", "venv", tmp},
+			{filepath.Join(tmp, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+				"--only-binary=:all:", "-r", "requirements.txt"},
+		} {
+			if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+			}
 		}
-	}
-	// Another test process may have finished first: then its venv is used.
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
-		t.Fatal(err)
-	}
+		return nil
+	})
+	python := filepath.Join(dir, "bin", "python")
 	if !usable(t, python) {
 		t.Fatalf("virtualenv %s does not import the example's packages", dir)
 	}
 	return python
 }
 
-// usable reports whether python exists and imports the example's packages.
 func usable(t *testing.T, python string) bool {
 	t.Helper()
 	if _, err := os.Stat(python); err != nil {
@@ -367,7 +330,7 @@ func usable(t *testing.T, python string) bool {
 	}
 	err := exec.CommandContext(t.Context(), python, "-c", "import cloudevents.core.bindings.kafka, confluent_kafka").Run()
 	if err != nil {
-		t.Logf("%s: %v: rebuilding", python, err)
+		t.Logf("%s: %v", python, err)
 	}
 	return err == nil
 }

@@ -2,70 +2,15 @@ package receivers_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/exospherehost/exo-alerts/internal/testenv"
 )
-
-// cacheDir is where installed dependencies are kept between runs: the
-// user's cache directory (the system's temp directory without one).
-func cacheDir(t *testing.T) string {
-	t.Helper()
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	dir := filepath.Join(base, "exo-alerts", "integration-tests")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// hashOf is a short hash of a file's content: the key of what it pins.
-func hashOf(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
-}
-
-// cached returns dir, first filling it with fill (given a fresh temporary
-// directory beside it) unless an earlier run did: the finished directory is
-// renamed into place, so a run that is killed half-way leaves nothing that
-// looks installed, and two runs at once both end with a whole one.
-func cached(t *testing.T, dir string, fill func(tmp string) error) string {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
-		return dir
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = os.RemoveAll(tmp) }()
-	if err := fill(tmp); err != nil {
-		t.Fatalf("installing %s: %v", filepath.Base(dir), err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) {
-		if _, statErr := os.Stat(filepath.Join(dir, ".complete")); statErr != nil { // not another run's
-			t.Fatalf("installing %s: %v", filepath.Base(dir), err)
-		}
-	}
-	return dir
-}
 
 // installTimeout bounds one install step (a download from PyPI or npm).
 const installTimeout = 5 * time.Minute
@@ -90,7 +35,7 @@ func pythonVenv(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := cached(t, filepath.Join(cacheDir(t), "receiver-python-venv-"+hashOf(t, req)), func(tmp string) error {
+	dir := testenv.Installed(t, "integration-tests/receiver-python-venv-"+testenv.Hash(t, []string{req}), func(tmp string) error {
 		if err := run(tmp, "python3", "-m", "venv", tmp); err != nil {
 			return err
 		}
@@ -100,10 +45,11 @@ func pythonVenv(t *testing.T) string {
 }
 
 // nodeModules returns a node_modules directory installed by `npm ci` from
-// ../receiver-node's package.json and committed package-lock.json.
+// ../receiver-node's package.json and committed package-lock.json, kept
+// between runs (testenv.Installed).
 func nodeModules(t *testing.T) string {
 	t.Helper()
-	dir := cached(t, filepath.Join(cacheDir(t), "receiver-node-"+hashOf(t, "../receiver-node/package-lock.json")), func(tmp string) error {
+	dir := testenv.Installed(t, "integration-tests/receiver-node-"+testenv.Hash(t, []string{"../receiver-node/package-lock.json"}), func(tmp string) error {
 		for _, f := range []string{"package.json", "package-lock.json"} {
 			b, err := os.ReadFile(filepath.Join("../receiver-node", f))
 			if err != nil {
