@@ -3,16 +3,11 @@ package controlplane
 import "github.com/exospherehost/exo-alerts/internal/model"
 
 // The API's views of a webhook and a rule are model's: the recorder writes
-// them into the audit trail too. Webhook, WebhookCreate and WebhookPatch
-// are the Go names the code used before the OpenAPI schemas were named
-// WebhookEndpoint*.
+// them into the audit trail too.
 type (
 	WebhookEndpoint = model.WebhookEndpoint
-	Webhook         = model.WebhookEndpoint
 	AlertRule       = model.AlertRule
 	RuleLastError   = model.RuleLastError
-	WebhookCreate   = WebhookEndpointCreate
-	WebhookPatch    = WebhookEndpointPatch
 )
 
 // WebhookEndpointCreate is the body of POST /v1/webhooks.

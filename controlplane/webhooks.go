@@ -25,14 +25,14 @@ import (
 
 type webhookOut struct {
 	ETag string `header:"ETag" doc:"The version of the endpoint; send it as If-Match to update or delete only this version"`
-	Body *Webhook
+	Body *WebhookEndpoint
 }
 
 // WebhookEndpointList is a page of a tenant's webhook endpoints (GET
 // /v1/webhooks).
 type WebhookEndpointList struct {
-	Items      []*Webhook `json:"items" doc:"Webhook endpoints, oldest first"`
-	NextCursor string     `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
+	Items      []*WebhookEndpoint `json:"items" doc:"Webhook endpoints, oldest first"`
+	NextCursor string             `json:"next_cursor" doc:"Pass as ?cursor= (with the same filters) to get the next page; empty on the last page"`
 }
 
 type webhookListOut struct {
@@ -128,7 +128,7 @@ func (s *Server) registerWebhooks(api huma.API) {
 		Description: "A JSON merge patch (RFC 7396) of the create document: members present replace, null resets to the default, `headers` members set or (null) remove single headers. The secret changes only through rotate-secret, the kind never. Send the ETag as `If-Match` to avoid overwriting a concurrent change (412).",
 		Security:    []map[string][]string{bearer}, MaxBodyBytes: 64 << 10, Errors: []int{400, 401, 403, 404, 409, 412, 422},
 	}, s.patchWebhook)
-	setPatchSchema(api, "/v1/webhooks/{id}", WebhookPatch{})
+	setPatchSchema(api, "/v1/webhooks/{id}", WebhookEndpointPatch{})
 	huma.Register(api, huma.Operation{
 		OperationID: "delete-webhook", Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Tags: []string{"Webhooks"},
 		Summary:     "Delete a webhook endpoint",
@@ -244,7 +244,7 @@ func (s *Server) setTargetURL(e *store.EndpointRow, raw string) {
 }
 
 // checkWebhook validates what a create and an update have in common.
-func (s *Server) checkWebhook(b *WebhookCreate) []error {
+func (s *Server) checkWebhook(b *WebhookEndpointCreate) []error {
 	var details []error
 	if d := s.checkTargetURL(b.TargetURL); d != nil {
 		details = append(details, d)
@@ -293,7 +293,7 @@ func (s *Server) sealHeader(e *store.EndpointRow, name, value string) {
 	e.Headers[name] = s.cfg.Keyring.Seal(value, schemas.HeaderAAD(e.TenantID, e.ID, name))
 }
 
-func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCreate }) (*webhookOut, error) {
+func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookEndpointCreate }) (*webhookOut, error) {
 	p := principalFrom(ctx)
 	b := in.Body
 	if details := s.checkWebhook(&b); len(details) > 0 {
@@ -333,7 +333,7 @@ func (s *Server) createWebhook(ctx context.Context, in *struct{ Body WebhookCrea
 
 // recordEndpoint writes the audit row and the outbox snapshot of a change
 // to e (before is nil for a create).
-func (s *Server) recordEndpoint(ctx context.Context, tx *store.Tx, p *principal, action string, before *Webhook, e *store.EndpointRow) error {
+func (s *Server) recordEndpoint(ctx context.Context, tx *store.Tx, p *principal, action string, before *WebhookEndpoint, e *store.EndpointRow) error {
 	var b any
 	if before != nil {
 		b = before
@@ -371,7 +371,7 @@ func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhook
 		return nil, s.internalError("list webhooks", err)
 	}
 	out := &webhookListOut{}
-	out.Body.Items = make([]*Webhook, 0, len(rows))
+	out.Body.Items = make([]*WebhookEndpoint, 0, len(rows))
 	for _, r := range rows {
 		out.Body.Items = append(out.Body.Items, model.WebhookOf(r))
 	}
@@ -408,7 +408,7 @@ var errWebhookNotFound = huma.Error404NotFound("webhook endpoint not found")
 // (headers and secret are handled apart: their values are not readable).
 func endpointDocument(e *store.EndpointRow) map[string]any {
 	active := e.IsActive
-	return toDoc(WebhookCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active, RateLimitPerSecond: deref(e.RateLimitPerSecond)})
+	return toDoc(WebhookEndpointCreate{Name: e.Name, TargetURL: e.TargetURL, Kind: e.Kind, IsActive: &active, RateLimitPerSecond: deref(e.RateLimitPerSecond)})
 }
 
 func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, error) {
@@ -435,7 +435,7 @@ func (s *Server) patchWebhook(ctx context.Context, in *patchIn) (*webhookOut, er
 		return nil, huma.Error422UnprocessableEntity("validation failed", details...)
 	}
 	var e *store.EndpointRow
-	var before *Webhook
+	var before *WebhookEndpoint
 	err = s.patchOutsideLock(ctx, p.TenantID, in.IfMatch, patchSteps{
 		read: func(ctx context.Context, tx *store.Tx) (_ int64, err error) {
 			if e, err = tx.GetEndpoint(ctx, in.ID); err != nil {
@@ -480,7 +480,7 @@ func (s *Server) applyWebhookPatch(e *store.EndpointRow, patch map[string]json.R
 	if err != nil {
 		return false, huma.Error400BadRequest(err.Error())
 	}
-	var b WebhookCreate
+	var b WebhookEndpointCreate
 	if err := s.validateDoc(doc, &b); err != nil {
 		return false, err
 	}
@@ -532,7 +532,7 @@ func (s *Server) applyWebhookPatch(e *store.EndpointRow, patch map[string]json.R
 }
 
 // sameWebhook reports whether two views differ in nothing a user set.
-func sameWebhook(a, b *Webhook) bool {
+func sameWebhook(a, b *WebhookEndpoint) bool {
 	x, y := *a, *b
 	x.UpdatedAt, x.Version, y.Version = y.UpdatedAt, 0, 0
 	return reflect.DeepEqual(x, y)
