@@ -261,7 +261,9 @@ func Run(ctx context.Context, cfg Config) error {
 	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
 	p.limits, p.quota = newQuota(ctx, p)
 	served := servedRules{rules: p.rules, rollout: p.rollout}
-	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute, Quota: p.quota}, served, endpointSet{p.endpoints})
+	// ReuseOutput: handle and the loop's Tick encode each engine Output
+	// into records (appendRecords) before the engine's next call.
+	p.eng = engine.New(engine.Config{Clock: cfg.Clock, Grace: cfg.Grace, MaxClockSkew: 5 * time.Minute, Quota: p.quota, ReuseOutput: true}, served, endpointSet{p.endpoints})
 	p.agg = aggregate.New(aggregate.Config{Sources: int(topo.events), Delay: cfg.AggregateDelay, MaxGroupsPerPartition: cfg.AggregateMaxGroups},
 		aggregateRules{served}, endpointSet{p.endpoints}, p.quota)
 	p.m, err = newMetrics(cfg.Registerer, p)

@@ -24,12 +24,16 @@ import (
 //     a chunk shared by successive calls (one allocation per ~20 events,
 //     which AllocsPerRun's whole-number average leaves out).
 //
+// With Config.ReuseOutput (the processor's engine) the Output is the
+// engine's own memory: only the new run is allocated.
+//
 // The budgets are what the engine does today: lower them when it does
 // better, never raise them without the reason in the commit.
 func TestEventAllocs(t *testing.T) {
 	const warm = 2000 // runs already held
-	setupAllocs := func(t *testing.T) (*bundle, func(typ string, i int) *schemas.WorkflowEvent) {
+	setupAllocs := func(t *testing.T, reuse bool) (*bundle, func(typ string, i int) *schemas.WorkflowEvent) {
 		b := setup(t)
+		b.eng.cfg.ReuseOutput = reuse
 		b.rules.put(t, schemas.RuleRecord{ID: "prod_failures", EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod"`})
 		b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 3_600_000})
 		labels := map[string]string{"env": "prod", "team": "data"}
@@ -51,16 +55,20 @@ func TestEventAllocs(t *testing.T) {
 		name   string
 		typ    string
 		first  int // run of the first event
+		reuse  bool
 		budget float64
 		raced  float64 // with the race detector (see raceEnabled)
 	}{
-		{"start of a new run", schemas.TypeRunStarted, warm, 2, 2},
-		{"failed run matching a rule", schemas.TypeRunFailed, warm, 3, 3},
-		{"finish of a running run, no rule", schemas.TypeRunSucceeded, 0, 1, 1},
+		{"start of a new run", schemas.TypeRunStarted, warm, false, 2, 2},
+		{"failed run matching a rule", schemas.TypeRunFailed, warm, false, 3, 3},
+		{"finish of a running run, no rule", schemas.TypeRunSucceeded, 0, false, 1, 1},
+		{"start of a new run, output reused", schemas.TypeRunStarted, warm, true, 1, 1},
+		{"failed run matching a rule, output reused", schemas.TypeRunFailed, warm, true, 1, 1},
+		{"finish of a running run, no rule, output reused", schemas.TypeRunSucceeded, 0, true, 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, ev := setupAllocs(t)
+			b, ev := setupAllocs(t, c.reuse)
 			const n = 500
 			evs := make([]*schemas.WorkflowEvent, n+1)
 			for i := range evs {
@@ -85,7 +93,7 @@ func TestEventAllocs(t *testing.T) {
 		})
 	}
 	t.Run("duplicate", func(t *testing.T) {
-		b, ev := setupAllocs(t)
+		b, ev := setupAllocs(t, false)
 		dup := ev(schemas.TypeRunStarted, 7) // run_7 started during the warm-up
 		got := testing.AllocsPerRun(500, func() {
 			if out := b.eng.Event(0, dup); !out.Duplicate {

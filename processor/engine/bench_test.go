@@ -49,7 +49,8 @@ func benchRules(tb testing.TB) (*fakeRules, fakeEndpoints) {
 // one event per millisecond of event time, over 12 partitions.
 func BenchmarkEngineEvent(b *testing.B) {
 	rules, eps := benchRules(b)
-	eng := New(Config{Clock: &fakeClock{now: t0}, Grace: time.Minute, MaxRunAge: time.Hour}, rules, eps)
+	// Outputs are reused, as the processor has the engine do.
+	eng := New(Config{Clock: &fakeClock{now: t0}, Grace: time.Minute, MaxRunAge: time.Hour, ReuseOutput: true}, rules, eps)
 	tenants := make([]string, benchTenants)
 	for i := range tenants {
 		tenants[i] = "tenant_" + strconv.Itoa(i)

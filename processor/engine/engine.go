@@ -88,6 +88,13 @@ type Config struct {
 	// rule's rate limit and cooldown admitted an alert; a refused alert
 	// produces no delivery.
 	Quota Admitter
+	// ReuseOutput makes an Output the engine's own memory, valid until its
+	// next Event or Tick: its slices, the run states and the alert ids and
+	// payloads of its deliveries are written over by that call. For a
+	// caller that encodes each Output before the next call, as the
+	// processor does: it then costs no allocation. False: each Output is
+	// the caller's, in memory of its own (out.go).
+	ReuseOutput bool
 }
 
 // Admitter is the delivery quota: whether tenantID may have one more alert
@@ -190,6 +197,8 @@ type Engine struct {
 	arena    []byte
 	arenaCap int
 	chunk    []byte
+	// reused holds the slices of the last Output under Config.ReuseOutput.
+	reused Output
 }
 
 // New returns an engine.

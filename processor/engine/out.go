@@ -90,6 +90,10 @@ type (
 
 // finish copies the call's scratch output into out.
 func (e *Engine) finish(out *Output) {
+	if e.cfg.ReuseOutput {
+		e.lend(out)
+		return
+	}
 	s := &e.scratch
 	if n, m := len(s.states), len(s.boxes); n > 0 {
 		var states []StateChange
@@ -117,6 +121,51 @@ func (e *Engine) finish(out *Output) {
 	}
 	if len(s.deliveries) > 0 {
 		e.seal(out)
+	}
+	e.scratch.reset()
+	e.durTenant, e.durRules, e.durKnown = "", nil, false
+}
+
+// lend sets out's states and deliveries to the call's scratch output
+// itself, under Config.ReuseOutput: the run states stay in the scratch
+// boxes, the alert ids and payloads in the chunk, all written over by the
+// next call.
+func (e *Engine) lend(out *Output) {
+	s := &e.scratch
+	if len(s.states) > 0 {
+		states := e.reused.States[:0]
+		for i := range s.boxes {
+			s.boxes[i].moveFrom(&s.boxes[i]) // the slice may have grown since stateIn
+		}
+		for _, st := range s.states {
+			c := StateChange{Key: st.key}
+			if st.box >= 0 {
+				c.Value = &s.boxes[st.box].st
+			}
+			states = append(states, c)
+		}
+		out.States, e.reused.States = states, states
+	}
+	if len(s.deliveries) > 0 {
+		buf := e.arena
+		if cap(buf) <= maxArena {
+			e.chunk = buf[:0]
+		}
+		e.arena = nil
+		ds := e.reused.Deliveries[:0]
+		for i := range s.deliveries {
+			sd := &s.deliveries[i]
+			d := sd.d
+			if sd.start >= 0 {
+				d.AlertID = unsafe.String(&buf[sd.start], idLen) //nolint:gosec // G103: buf is not written before the next call
+				d.Payload = buf[sd.start+idLen : sd.end : sd.end]
+			}
+			ds = append(ds, d)
+		}
+		out.Deliveries, e.reused.Deliveries = ds, ds
+	}
+	if cap(e.reused.States) > maxScratch || cap(e.reused.Deliveries) > maxScratch {
+		e.reused = Output{}
 	}
 	e.scratch.reset()
 	e.durTenant, e.durRules, e.durKnown = "", nil, false
@@ -152,6 +201,9 @@ const (
 
 // takeArena starts the call's arena in the free part of the chunk.
 func (e *Engine) takeArena() {
+	if e.cfg.ReuseOutput {
+		e.chunk = e.chunk[:0] // the last call's output is dead
+	}
 	if cap(e.chunk)-len(e.chunk) < minChunkFree {
 		e.chunk = make([]byte, 0, chunkSize)
 	}

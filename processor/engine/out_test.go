@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,5 +143,54 @@ func TestContextsKeepEachRunsLabels(t *testing.T) {
 		if n == 0 {
 			t.Fatalf("%s: no alert checked", run)
 		}
+	}
+}
+
+// Under Config.ReuseOutput each call's Output, read before the next call,
+// is the Output an engine without it gives: the same deliveries (ids and
+// payloads) and run states, through calls that fill the chunk and a Tick
+// whose burst of duration alerts outgrows it.
+func TestReusedOutputIsTheSame(t *testing.T) {
+	owned, reused := setup(t), setup(t)
+	reused.eng.cfg.ReuseOutput = true
+	for _, b := range []*bundle{owned, reused} {
+		b.rules.put(t, schemas.RuleRecord{ID: "failures", EventType: schemas.TypeRunFailed, IncludeErrorMessage: true})
+		b.rules.put(t, schemas.RuleRecord{ID: "prod", EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod"`})
+		b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 60_000})
+	}
+	calls, deliveries := 0, 0
+	same := func(call func(b *bundle) Output) {
+		t.Helper()
+		want, got := hold(t, call(owned)), hold(t, call(reused))
+		if !slices.Equal(got.ids, want.ids) || !slices.Equal(got.payloads, want.payloads) || !slices.Equal(got.states, want.states) {
+			t.Fatalf("call %d: reused output\n %q\n %q\n %q\nwant\n %q\n %q\n %q", calls, got.ids, got.payloads, got.states, want.ids, want.payloads, want.states)
+		}
+		for i := range want.out.States {
+			if got.out.States[i].Key != want.out.States[i].Key {
+				t.Fatalf("call %d: state key %q, want %q", calls, got.out.States[i].Key, want.out.States[i].Key)
+			}
+		}
+		calls++
+		deliveries += len(want.ids)
+	}
+	const runs = 600
+	for i := range runs {
+		run := "run_" + strconv.Itoa(i)
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		same(func(b *bundle) Output { return b.eng.Event(part, started(t, run, at, withLabels("env", "prod"))) })
+		if i%2 == 0 {
+			same(func(b *bundle) Output {
+				return b.eng.Event(part, failed(t, run, at.Add(time.Millisecond), withError("OOM", "out of memory "+run), withLabels("env", "prod")))
+			})
+		}
+	}
+	owned.clock.now, reused.clock.now = t0.Add(2*time.Minute), t0.Add(2*time.Minute)
+	same(func(b *bundle) Output { return b.eng.Tick(part, true) })
+	for i := range 50 {
+		run := "later_" + strconv.Itoa(i)
+		same(func(b *bundle) Output { return b.eng.Event(part, failed(t, run, t0.Add(3*time.Minute))) })
+	}
+	if want := runs/2*2 + runs/2 + 50; deliveries != want {
+		t.Fatalf("%d deliveries compared, want %d", deliveries, want)
 	}
 }
