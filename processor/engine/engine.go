@@ -670,6 +670,7 @@ func (e *Engine) fire(p int32, pt *partition, out *Output) {
 		key := r.key()
 		e.saveRun(p, pt, key, r)
 		delete(pt.runs, key)
+		r.gone()
 		pt.tombstones++
 		e.scratch.states = append(e.scratch.states, scratchState{key: key, box: -1})
 		e.count(&e.Stats.Tombstones)

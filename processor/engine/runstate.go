@@ -52,7 +52,11 @@ type run struct {
 	attempt                            int32 // when ext.attempt is 0
 	seen                               seenSet
 	tenantLen                          uint8  // key[:tenantLen] is the tenant, unless ext.tenant is set
-	keyLen                             uint16 // unless ext.key is set
+	// keyLen is the key's length (unless ext.key is set) in its low 15
+	// bits, and runGone: the run is no longer its partition's run of its
+	// key (tombstoned, or undone by Abort), so timers and expiries still
+	// pointing to it are stale.
+	keyLen uint16
 	ext                                *runExtra
 }
 
@@ -100,7 +104,7 @@ func (r *run) key() string {
 	if r.ext != nil && r.ext.key != "" {
 		return r.ext.key
 	}
-	return r.ids[:r.keyLen]
+	return r.ids[:r.keyLen&^runGone]
 }
 
 // startEventID is the id of the run's started event ("" before it).
@@ -108,7 +112,7 @@ func (r *run) startEventID() string {
 	if r.ext != nil && r.ext.key != "" {
 		return r.ids
 	}
-	return r.ids[r.keyLen:]
+	return r.ids[r.keyLen&^runGone:]
 }
 
 // setStartEventID sets the id of the run's started event.
@@ -476,7 +480,13 @@ func (pt *partition) restoredRun(st *schemas.RunState) *run {
 }
 
 // maxKeyLen is the longest key a run's keyLen holds.
-const maxKeyLen = math.MaxUint16
+const maxKeyLen = runGone - 1
+
+// runGone is the bit of keyLen marking a run gone.
+const runGone = 1 << 15
+
+// gone marks r as no longer its partition's run of its key.
+func (r *run) gone() { r.keyLen |= runGone }
 
 // newRun is a run with nothing seen but its started event's id, keyed key
 // (runKey of tenant). ids, when not "", is key followed by startEventID

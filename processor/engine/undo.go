@@ -67,6 +67,9 @@ func (e *Engine) Abort() {
 			continue
 		}
 		for key, s := range runs {
+			if cur := pt.runs[key]; cur != nil && cur != s.r {
+				cur.gone() // made in the batch: undone
+			}
 			if s.r == nil {
 				delete(pt.runs, key)
 			} else {

@@ -350,3 +350,27 @@ func TestAssignWatermarkAndRevoke(t *testing.T) {
 		t.Fatal("Revoke dropped another partition")
 	}
 }
+
+// A run made in an aborted batch is gone with it: its expiry, still in
+// the partition's queue, never tombstones the run of the same key that
+// the next batch makes (here running, so kept until MaxRunAge).
+func TestAbortedRunsExpiryIsStale(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.eng.Begin()
+	b.eng.Event(part, failed(t, "run_1", t0)) // expires at t0+grace
+	b.eng.Abort()
+	b.eng.Begin()
+	b.eng.Event(part, started(t, "run_1", t0))
+	b.eng.Commit()
+	b.clock.now = t0.Add(grace + time.Minute)
+	out := b.eng.Tick(part, true)
+	for _, s := range out.States {
+		if s.Key == "acme/run_1" && s.Value == nil {
+			t.Fatalf("run_1, running, tombstoned by the expiry of the aborted batch's run")
+		}
+	}
+	if n := b.eng.Runs(part); n != 1 {
+		t.Fatalf("%d runs held, want run_1", n)
+	}
+}
