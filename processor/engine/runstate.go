@@ -51,13 +51,13 @@ type run struct {
 	startedAt, finishedAt, lastEventAt int64
 	attempt                            int32 // when ext.attempt is 0
 	seen                               seenSet
-	tenantLen                          uint8  // key[:tenantLen] is the tenant, unless ext.tenant is set
+	tenantLen                          uint8 // key[:tenantLen] is the tenant, unless ext.tenant is set
 	// keyLen is the key's length (unless ext.key is set) in its low 15
 	// bits, and runGone: the run is no longer its partition's run of its
 	// key (tombstoned, or undone by Abort), so timers and expiries still
 	// pointing to it are stale.
 	keyLen uint16
-	ext                                *runExtra
+	ext    *runExtra
 }
 
 // runExtra is what few runs need. Never changed once a run points to it.
