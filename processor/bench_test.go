@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,63 +22,23 @@ import (
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// The throughput workload: 1,000 tenants with 10 rules each, and per op
-// 25,000 runs (a started and a terminal event each) spread over the tenants.
+// The throughput workload is workload's throughput mix: 1,000 tenants
+// with 10 rules each, and per op 25,000 runs (a started and a terminal
+// event each) spread over the tenants.
 const (
-	benchTenants            = 1000
-	benchRulesPerTenant     = 10
-	benchEndpointsPerTenant = 2
-	benchRuns               = 25_000
-	benchEvents             = 2 * benchRuns
-	benchPartitions         = 3
-	benchLongRun            = 20 * time.Minute // long runs last 20-30 min, short ones 5-60 s
+	benchTenants    = workload.MixTenants
+	benchEvents     = workload.MixEvents
+	benchPartitions = 3
 )
 
-// benchRun is one generated workflow run.
-type benchRun struct {
-	tenant, id, workflow, env, code string
-	attempt                         int
-	failed                          bool
-	start                           time.Time
-	dur                             time.Duration
-}
-
-// benchRule is one rule of every tenant's mix; match says, in Go, what its
-// condition says, so the expected deliveries can be counted.
-type benchRule struct {
-	eventType string
-	cond      string
-	threshold time.Duration
-	match     func(r *benchRun) bool
-}
-
-func benchAlways(*benchRun) bool { return true }
-
-func benchProd(r *benchRun) bool { return r.env == "prod" }
-
-// benchRuleMix is the 10 rules of every tenant: 5 on failures, 3 on
-// successes, 2 duration rules; 7 of them with a condition.
-var benchRuleMix = [benchRulesPerTenant]benchRule{
-	{eventType: schemas.TypeRunFailed, match: benchAlways},
-	{eventType: schemas.TypeRunFailed, cond: `labels.env == "prod"`, match: benchProd},
-	{eventType: schemas.TypeRunFailed, cond: `error.code == "TIMEOUT"`, match: func(r *benchRun) bool { return r.code == "TIMEOUT" }},
-	{eventType: schemas.TypeRunFailed, cond: `labels.env == "prod" && run.attempt > 1`, match: func(r *benchRun) bool { return r.env == "prod" && r.attempt > 1 }},
-	{eventType: schemas.TypeRunFailed, cond: `workflow.name in ["etl", "sync"]`, match: func(r *benchRun) bool { return r.workflow == "etl" || r.workflow == "sync" }},
-	{eventType: schemas.TypeRunSucceeded, match: benchAlways},
-	{eventType: schemas.TypeRunSucceeded, cond: `labels.env == "prod"`, match: benchProd},
-	{eventType: schemas.TypeRunSucceeded, cond: `run.duration_ms > 600000`, match: func(r *benchRun) bool { return r.dur > 10*time.Minute }},
-	{eventType: schemas.TypeRunDurationExceeded, threshold: 10 * time.Minute, match: benchAlways},
-	{eventType: schemas.TypeRunDurationExceeded, threshold: 15 * time.Minute, cond: `labels.env == "prod"`, match: benchProd},
-}
-
-func benchTenant(i int) string { return fmt.Sprintf("tenant_%04d", i) }
+func benchTenant(i int) string { return workload.MixTenant(i) }
 
 // benchRuleRecords returns the rule and endpoint snapshots of every tenant,
 // keyed as the control plane keys them.
 func benchRuleRecords(b *testing.B, topics kafka.Topics) []*kgo.Record {
 	b.Helper()
 	now := time.Now().UTC()
-	recs := make([]*kgo.Record, 0, benchTenants*(benchRulesPerTenant+benchEndpointsPerTenant))
+	recs := make([]*kgo.Record, 0, benchTenants*(len(workload.MixRules)+workload.MixEndpoints))
 	add := func(topic, tenant, id string, v any) {
 		value, err := json.Marshal(v)
 		if err != nil {
@@ -90,112 +48,35 @@ func benchRuleRecords(b *testing.B, topics kafka.Topics) []*kgo.Record {
 	}
 	for t := range benchTenants {
 		tenant := benchTenant(t)
-		for e := range benchEndpointsPerTenant {
-			id := fmt.Sprintf("we_%d", e)
+		for e := range workload.MixEndpoints {
+			id := workload.MixEndpointID(e)
 			add(topics.Endpoints, tenant, id, schemas.EndpointRecord{
 				TenantID: tenant, ID: id, Name: "ops " + id, Kind: "webhook", TargetURL: "https://hooks.example.com/" + tenant + "/" + id,
 				Secret: schemas.Sealed{KeyID: "k1", Ciphertext: "c2VhbGVkIHNlY3JldA=="}, IsActive: true, Version: 1, UpdatedAt: now,
 			})
 		}
-		for i, r := range benchRuleMix {
-			id := fmt.Sprintf("ar_%d", i)
-			add(topics.Rules, tenant, id, schemas.RuleRecord{
-				TenantID: tenant, ID: id, Name: "rule " + id, EventType: r.eventType, Condition: r.cond,
-				WebhookEndpointID: fmt.Sprintf("we_%d", i%benchEndpointsPerTenant), IsActive: true, MaxAttempts: 8,
-				DurationThresholdMS: r.threshold.Milliseconds(), Severity: "warning", Version: 1, UpdatedAt: now,
-			})
+		for i := range workload.MixRules {
+			r := workload.MixRuleRecord(tenant, i, now)
+			add(topics.Rules, tenant, r.ID, r)
 		}
 	}
 	return recs
 }
 
-// benchWorkload returns the runs and their events' records in event-time
-// order: runs start over three hours ending an hour ago, so every run has
-// finished in event time and long runs pass their duration thresholds
-// while other events of their partition move the watermark.
-func benchWorkload(b *testing.B, topic string) ([]benchRun, []*kgo.Record) {
+// benchWorkload returns the mix's runs and their events' records in
+// event-time order, the runs starting over three hours ending an hour ago.
+func benchWorkload(b *testing.B, topic string) ([]workload.MixRun, []*kgo.Record) {
 	b.Helper()
-	rng := rand.New(rand.NewPCG(1, 2))
-	base := time.Now().UTC().Add(-4 * time.Hour).Truncate(time.Second)
-	span := 3 * time.Hour
-	workflows := []string{"etl", "report", "sync"}
-	runs := make([]benchRun, benchRuns)
-	type timed struct {
-		at time.Time
-		ev schemas.WorkflowEvent
-	}
-	evs := make([]timed, 0, benchEvents)
-	for i := range runs {
-		r := &runs[i]
-		r.tenant = benchTenant(i % benchTenants)
-		r.id = fmt.Sprintf("run_%06d", i)
-		r.workflow = workflows[rng.IntN(len(workflows))]
-		r.env = "staging"
-		if rng.IntN(3) == 0 {
-			r.env = "prod"
-		}
-		r.attempt = 1
-		if rng.IntN(4) == 0 {
-			r.attempt = 2
-		}
-		r.failed = rng.IntN(5) == 0
-		if r.failed {
-			r.code = "NODE_ERRORED"
-			if rng.IntN(2) == 0 {
-				r.code = "TIMEOUT"
-			}
-		}
-		r.start = base.Add(span * time.Duration(i) / benchRuns).Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
-		if rng.IntN(20) == 0 {
-			r.dur = benchLongRun + time.Duration(rng.IntN(600_000))*time.Millisecond
-		} else {
-			r.dur = 5*time.Second + time.Duration(rng.IntN(55_000))*time.Millisecond
-		}
-		spec := workload.Spec{
-			Tenant: r.tenant, WorkflowName: r.workflow, RunID: r.id, Attempt: r.attempt,
-			Labels: map[string]string{"env": r.env, "team": "data"},
-		}
-		started := spec
-		started.Type, started.Time = schemas.TypeRunStarted, r.start
-		done := spec
-		done.Type, done.Time, done.Duration = schemas.TypeRunSucceeded, r.start.Add(r.dur), r.dur
-		if r.failed {
-			done.Type, done.ErrorCode, done.ErrorMessage = schemas.TypeRunFailed, r.code, "node transform failed"
-		}
-		evs = append(evs, timed{started.Time, workload.Event(started)}, timed{done.Time, workload.Event(done)})
-	}
-	slices.SortStableFunc(evs, func(x, y timed) int { return x.at.Compare(y.at) })
+	runs, evs := workload.NewMix(time.Now().UTC().Add(-4 * time.Hour).Truncate(time.Second))
 	recs := make([]*kgo.Record, len(evs))
-	for i, e := range evs {
-		rec, err := workload.Record(topic, e.ev)
+	for i, ev := range evs {
+		rec, err := workload.Record(topic, ev)
 		if err != nil {
 			b.Fatal(err)
 		}
 		recs[i] = rec
 	}
 	return runs, recs
-}
-
-// benchExpected counts the deliveries the rule mix predicts for runs: event
-// deliveries, and of them duration alerts.
-func benchExpected(runs []benchRun) (total, duration int) {
-	for i := range runs {
-		r := &runs[i]
-		terminal := schemas.TypeRunSucceeded
-		if r.failed {
-			terminal = schemas.TypeRunFailed
-		}
-		for _, rule := range benchRuleMix {
-			switch {
-			case rule.eventType == terminal && rule.match(r):
-				total++
-			case rule.eventType == schemas.TypeRunDurationExceeded && r.dur > rule.threshold && rule.match(r):
-				total++
-				duration++
-			}
-		}
-	}
-	return total, duration
 }
 
 // benchResult is what one op measured.
@@ -317,7 +198,7 @@ func benchThroughputOnce(b *testing.B, brokers []string) benchResult {
 		b.Fatal(err)
 	}
 	var res benchResult
-	res.wantDeliveries, res.wantDuration = benchExpected(runs)
+	res.wantDeliveries, res.wantDuration = workload.MixExpected(runs)
 
 	res.rawEvents, res.rawTime, res.rawCPU = benchRawConsume(ctx, b, brokers, topics.Events)
 

@@ -3,35 +3,24 @@ package processor
 import (
 	"log/slog"
 	"runtime"
-	"strconv"
 	"testing"
+	"time"
 
 	"github.com/exospherehost/exo-alerts/internal/condition"
 	"github.com/exospherehost/exo-alerts/internal/ktable"
+	"github.com/exospherehost/exo-alerts/internal/workload"
 	"github.com/exospherehost/exo-alerts/processor/engine"
 	"github.com/exospherehost/exo-alerts/schemas"
 )
 
-// benchRuleRecords are 1,000 tenants × 10 rules, the processor
-// benchmark's mix: 7 distinct condition sources.
+// benchRuleRecords are the throughput mix's rules (workload.MixRules),
+// 1,000 tenants × 10: 7 distinct condition sources.
 func benchRuleRecords() []schemas.RuleRecord {
 	var out []schemas.RuleRecord
-	for i := range 1000 {
-		tenant := "tenant_" + strconv.Itoa(i)
-		for j, r := range []schemas.RuleRecord{
-			{EventType: schemas.TypeRunFailed},
-			{EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod"`},
-			{EventType: schemas.TypeRunFailed, Condition: `error.code == "TIMEOUT"`},
-			{EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod" && run.attempt > 1`},
-			{EventType: schemas.TypeRunFailed, Condition: `workflow.name in ["etl", "sync"]`},
-			{EventType: schemas.TypeRunSucceeded},
-			{EventType: schemas.TypeRunSucceeded, Condition: `labels.env == "prod"`},
-			{EventType: schemas.TypeRunSucceeded, Condition: `run.duration_ms > 600000`},
-			{EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 600_000},
-			{EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 900_000, Condition: `labels.env == "prod"`},
-		} {
-			r.TenantID, r.ID, r.IsActive, r.WebhookEndpointID = tenant, "rule_"+strconv.Itoa(j), true, "ep1"
-			out = append(out, r)
+	at := time.Now()
+	for t := range workload.MixTenants {
+		for i := range workload.MixRules {
+			out = append(out, workload.MixRuleRecord(workload.MixTenant(t), i, at))
 		}
 	}
 	return out
@@ -66,9 +55,9 @@ func BenchmarkRuleCandidates(b *testing.B) {
 		}
 		nested[r.TenantID][r.EventType][r.ID] = r
 	}
-	tenants := make([]string, 1000)
+	tenants := make([]string, workload.MixTenants)
 	for i := range tenants {
-		tenants[i] = "tenant_" + strconv.Itoa(i)
+		tenants[i] = workload.MixTenant(i)
 	}
 	b.Run("flat", func(b *testing.B) {
 		b.ReportAllocs()
