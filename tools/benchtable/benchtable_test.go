@@ -118,8 +118,8 @@ func TestTableRows(t *testing.T) {
 		},
 		{
 			name:   "an issue target, no measured comparator",
-			prefix: "engine allocs",
-			want:   []line{{Figure: "engine allocs/event", Value: "53", Cmp: noComparator, CmpValue: "—", Ratio: "—", Target: "≤ 5: missed"}},
+			prefix: "engine allocs/event, dense",
+			want:   []line{{Figure: "engine allocs/event, dense (1.8 deliveries/event)", Value: "53", Cmp: noComparator, CmpValue: "—", Ratio: "—", Target: "≤ 5: missed"}},
 		},
 		{
 			name:   "one line per sub-benchmark, comparator from the same sub-benchmark",
