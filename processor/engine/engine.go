@@ -405,15 +405,9 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		labels = ev.Data.Labels
 	}
 	if !sameContext(r.ctx, wf, labels) {
+		// The run's context holds exactly its workflow and labels: its
+		// state records and payloads (payloadLabels) read them there.
 		r.ctx = pt.context(wf, labels)
-		if !sameContext(r.ctx, wf, labels) {
-			// Not reached with valid events: contexts are shared by a key
-			// that NULs (refused in labels and workflows) could make
-			// ambiguous. The run's context holds exactly its workflow and
-			// labels: its state records and payloads (payloadLabels) read
-			// them there.
-			r.ctx = &runContext{wf: wf, labels: labels}
-		}
 	}
 	if ev.Data.Run.Attempt > 0 {
 		r.setAttempt(ev.Data.Run.Attempt)

@@ -108,10 +108,10 @@ type partition struct {
 	staleTimers int
 
 	// contexts shares workflows and labels between runs (see context);
-	// ctxKey and ctxKeys are its scratch buffers.
+	// ctxKey and ctxPairs are its scratch buffers.
 	contexts map[string]*runContext
 	ctxKey   []byte
-	ctxKeys  []string
+	ctxPairs []labelPair
 	lastCtx  *runContext // the context context returned last
 	// fired shares the extra records of runs that hold only a fired list
 	// (see addFired).

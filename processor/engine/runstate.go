@@ -12,6 +12,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"maps"
 	"math"
 	"slices"
@@ -84,6 +85,7 @@ type runContext struct {
 	// first needs them (the only change to a context once made: derived
 	// from what never changes).
 	labelsJSON []byte
+	key        string // its key in the partition's table (contextKey)
 }
 
 // payloadLabels is c's labels as schemas.AppendLabelsJSON writes them, for
@@ -571,39 +573,21 @@ func newRunOf(kb *[]byte, tenant, startEventID string) *run {
 }
 
 // context returns the shared context of wf and labels (nil for neither).
-// The table is cleared when it holds many more contexts than the partition
-// has runs (runs keep theirs; only sharing starts over), so contexts of
-// finished runs do not pile up.
+// Contexts are shared by contextKey, which tells any two workflows and
+// label sets apart, built in one pass over the labels. The table is
+// cleared when it holds many more contexts than the partition has runs
+// (runs keep theirs; only sharing starts over), so contexts of finished
+// runs do not pile up.
 func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *runContext {
 	if wf == (schemas.Workflow{}) && labels == nil {
 		return nil
 	}
-	// Runs in a row often share one (a workflow's runs): compared by
-	// content before a key is built.
-	if c := pt.lastCtx; c != nil && sameContext(c, wf, labels) {
+	b := contextKey(pt.ctxKey[:0], &pt.ctxPairs, wf, labels)
+	pt.ctxKey = b
+	// Runs in a row often share one (a workflow's runs).
+	if c := pt.lastCtx; c != nil && c.key == string(b) {
 		return c
 	}
-	b := append(pt.ctxKey[:0], wf.ID...)
-	b = append(b, 0)
-	b = append(b, wf.Name...)
-	b = append(b, 0)
-	if labels != nil {
-		b = append(b, 1) // an empty map is not nil
-		keys := pt.ctxKeys[:0]
-		for k := range labels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			b = append(b, k...)
-			b = append(b, 0)
-			b = append(b, labels[k]...)
-			b = append(b, 0)
-		}
-		clear(keys)
-		pt.ctxKeys = keys[:0]
-	}
-	pt.ctxKey = b
 	if c := pt.contexts[string(b)]; c != nil {
 		pt.lastCtx = c
 		return c
@@ -611,10 +595,38 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	if len(pt.contexts) > 2*len(pt.runs)+compactSlack {
 		clear(pt.contexts)
 	}
-	c := &runContext{wf: wf, labels: labels}
-	pt.contexts[string(b)] = c
+	c := &runContext{wf: wf, labels: labels, key: string(b)}
+	pt.contexts[c.key] = c
 	pt.lastCtx = c
 	return c
+}
+
+// labelPair is a label, for sorting.
+type labelPair struct{ k, v string }
+
+// contextKey appends to b the key of wf and labels: each string after
+// its length (so that no two contexts share a key, whatever bytes their
+// strings hold), workflow id and name, whether labels is nil, and the
+// labels in key order. pairs is scratch room, left empty.
+func contextKey(b []byte, pairs *[]labelPair, wf schemas.Workflow, labels map[string]string) []byte {
+	str := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	b = str(b, wf.ID)
+	b = str(b, wf.Name)
+	if labels == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1) // an empty map is not nil
+	ps := (*pairs)[:0]
+	for k, v := range labels {
+		ps = append(ps, labelPair{k, v})
+	}
+	slices.SortFunc(ps, func(x, y labelPair) int { return strings.Compare(x.k, y.k) })
+	for _, p := range ps {
+		b = str(str(b, p.k), p.v)
+	}
+	clear(ps)
+	*pairs = ps[:0]
+	return b
 }
 
 // sameContext says whether c holds wf and labels.
