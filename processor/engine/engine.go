@@ -164,6 +164,8 @@ type Engine struct {
 	// ruleErrs: rule key -> failures not reported yet and the last report.
 	ruleErrs map[string]*ruleErrors
 	undo     *undo
+	// spareUndo is the last batch's undo, kept for the next Begin.
+	spareUndo *undo
 	// eval evaluates conditions, reusing its VM and environment (the
 	// engine runs on one goroutine).
 	eval *condition.Evaluator

@@ -31,17 +31,52 @@ type savedNoise struct {
 
 // Begin starts a batch: every change until Commit or Abort can be undone.
 func (e *Engine) Begin() {
+	if u := e.spareUndo; u != nil {
+		e.spareUndo = nil
+		u.reset()
+		e.undo = u
+		return
+	}
 	e.undo = &undo{runs: map[int32]map[string]savedRun{}, watermarks: map[int32]time.Time{}, noise: map[noiseKey]savedNoise{}, ruleErrs: map[string]*ruleErrors{}, counts: map[*atomic.Uint64]uint64{}}
+}
+
+// maxReusedUndo is the most runs a partition's undo map may have held and
+// still be reused by the next batch: clearing a map costs its size, and
+// one huge batch should not make every later one pay for it.
+const maxReusedUndo = 8192
+
+// reset empties u for another batch, keeping its maps' room (a batch's
+// maps grew from empty, and were garbage, every batch: 7 % of
+// BenchmarkEngineMix).
+func (u *undo) reset() {
+	for p, m := range u.runs {
+		if len(m) > maxReusedUndo {
+			delete(u.runs, p)
+			continue
+		}
+		clear(m)
+	}
+	clear(u.watermarks)
+	clear(u.noise)
+	clear(u.ruleErrs)
+	clear(u.counts)
+}
+
+// endBatch ends the batch of u, keeping u for the next one.
+func (e *Engine) endBatch(u *undo) {
+	e.undo, e.spareUndo = nil, u
 }
 
 // Commit keeps the batch's changes and adds its counts to Stats.
 func (e *Engine) Commit() {
-	if e.undo != nil {
-		for c, n := range e.undo.counts {
-			c.Add(n)
-		}
+	u := e.undo
+	if u == nil {
+		return
 	}
-	e.undo = nil
+	for c, n := range u.counts {
+		c.Add(n)
+	}
+	e.endBatch(u)
 }
 
 // count counts one occurrence: at once outside a batch, on Commit inside
@@ -57,10 +92,11 @@ func (e *Engine) count(c *atomic.Uint64) {
 // Abort undoes every change since Begin.
 func (e *Engine) Abort() {
 	u := e.undo
-	e.undo = nil
 	if u == nil {
 		return
 	}
+	defer e.endBatch(u)
+	e.undo = nil
 	for p, runs := range u.runs {
 		pt := e.parts[p]
 		if pt == nil {
