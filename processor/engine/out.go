@@ -1,17 +1,21 @@
-// Assembling a call's Output. The caller owns an Output until its batch's
-// transaction is done, so each call's output lives in memory of its own;
-// the engine builds it in scratch slices it keeps from call to call, then
-// copies it into allocations of the exact size: the state changes and the
-// run states they write in one (outBlock1, outBlock2, for the usual
-// counts), the deliveries in one. Growing an Output's slices as alerts were
-// made cost an allocation each and held room for every candidate rule.
+// Assembling a call's Output. The engine builds it in scratch slices it
+// keeps from call to call. Then:
 //
-// Alert ids and payloads (bytes, no pointers) are encoded straight into a
-// chunk of memory shared by the outputs of successive calls, each call's
-// bytes after the last one's: a call's Payloads are slices of it, never
-// written again. A chunk is freed when no output points into it any more.
-// The processor turns an output into records (copying the payloads) as
-// soon as it has it, so chunks live about as long as a batch.
+//   - under Config.ReuseOutput (the processor's engine: it turns each
+//     Output into records, copying every byte, before its next call), the
+//     Output is those slices (lend), and the alert ids and payloads are in
+//     one chunk the engine writes again at its next call: an event
+//     allocates nothing but a new run. Copying every output into memory of
+//     its own was a third of BenchmarkEngineEvent's time, most of it the
+//     collector's;
+//   - otherwise the caller owns each Output: it is copied into allocations
+//     of the exact size, the state changes and the run states they write
+//     in one (outBlock1, outBlock2, for the usual counts), the deliveries
+//     in one; alert ids and payloads (bytes, no pointers) are encoded
+//     straight into a chunk shared by the outputs of successive calls,
+//     each call's bytes after the last one's: a call's Payloads are slices
+//     of it, never written again, and a chunk is freed when no output
+//     points into it any more.
 
 package engine
 
