@@ -26,7 +26,10 @@ var runs = []benchRun{
 	{Pkg: "./dispatcher/", Bench: "BenchmarkDispatcherThroughput", Benchtime: "1x", Count: 3},
 	{Pkg: "./controlplane/", Bench: "BenchmarkCreateRule", Benchtime: "2000x", Count: 1},
 	{Pkg: "./e2e/", Bench: "BenchmarkRulePropagation", Benchtime: "200x", Count: 1},
-	{Pkg: "./e2e/", Bench: "BenchmarkLiveLatency", Benchtime: "1x", Count: 1},
+	// Three runs of 10 s: one run's p99 moved between 36 and 90 ms with
+	// the machine's minute (docs/benchmarks.md, T4-T8); the table shows
+	// the median, as for the other counts.
+	{Pkg: "./e2e/", Bench: "BenchmarkLiveLatency", Benchtime: "1x", Count: 3},
 }
 
 // target is a goal from issue #13. It is not measured: the table shows it
