@@ -257,7 +257,7 @@ func Run(ctx context.Context, cfg Config) error {
 		var e schemas.EndpointRecord
 		err := json.Unmarshal(b, &e)
 		return e, err
-	}, nil, log)
+	}, p.rules.endpoints.apply, log)
 	p.rollout = rollout.NewTable(cfg.Topics.Tenants, log)
 	p.limits, p.quota = newQuota(ctx, p)
 	served := servedRules{rules: p.rules, rollout: p.rollout}

@@ -39,10 +39,14 @@ type ruleIndex struct {
 	// condition source: 10,000 rules of a handful of sources hold a handful
 	// of programs.
 	progs *condition.Programs
+	// endpoints gives each rule its endpoint's state (Rule.Endpoint); the
+	// endpoints table keeps them current.
+	endpoints *endpointStates
 }
 
 func newRuleIndex(log *slog.Logger) *ruleIndex {
-	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}, progs: &condition.Programs{}}
+	return &ruleIndex{log: log, byKey: map[string]*engine.Rule{}, index: map[candidateKey][]*engine.Rule{}, progs: &condition.Programs{},
+		endpoints: newEndpointStates()}
 }
 
 // candidateKey is a key of the candidate index: a struct of the two
@@ -65,7 +69,8 @@ func (x *ruleIndex) apply(c ktable.Change[schemas.RuleRecord]) {
 			// is skipped loudly rather than matching everything.
 			x.log.Error("rule condition does not compile; rule ignored", "rule_id", c.Value.ID, "tenant_id", c.Value.TenantID, "err", err)
 		} else {
-			next = &engine.Rule{RuleRecord: *c.Value, Cond: cond}
+			next = &engine.Rule{RuleRecord: *c.Value, Cond: cond,
+				Endpoint: x.endpoints.state(schemas.TenantKey(c.Value.TenantID, c.Value.WebhookEndpointID))}
 			if next.IsAggregate() {
 				next.Spec = aggregate.SpecOf(next.RuleRecord)
 			} else if next.EventType == schemas.TypeRunFinished {

@@ -23,9 +23,11 @@ const (
 // rules; most with conditions, some with noise control. Rules of one
 // condition source share its program (fakeRules.put compiles through
 // condition.Programs, as the processor's rule index does): 7 programs.
+// Each rule holds its endpoint's state, as the processor's index gives it.
 func benchRules(tb testing.TB) (*fakeRules, fakeEndpoints) {
 	tb.Helper()
 	rules, eps := newFakeRules(), fakeEndpoints{}
+	rules.endpoints = map[string]*EndpointState{}
 	for i := range benchTenants {
 		tenant := "tenant_" + strconv.Itoa(i)
 		eps[tenant+"/ep1"] = true
@@ -44,6 +46,9 @@ func benchRules(tb testing.TB) (*fakeRules, fakeEndpoints) {
 			r.TenantID = tenant
 			rules.put(tb, r)
 		}
+	}
+	for _, st := range rules.endpoints {
+		st.SetActive(true)
 	}
 	return rules, eps
 }
@@ -133,6 +138,7 @@ func BenchmarkEngineEvent(b *testing.B) {
 // reused, as the processor has the engine do.
 func BenchmarkEngineMix(b *testing.B) {
 	rules, eps := newFakeRules(), fakeEndpoints{}
+	rules.endpoints = map[string]*EndpointState{} // as the processor's index gives them
 	for t := range workload.MixTenants {
 		tenant := workload.MixTenant(t)
 		for e := range workload.MixEndpoints {
@@ -141,6 +147,9 @@ func BenchmarkEngineMix(b *testing.B) {
 		for i := range workload.MixRules {
 			rules.put(b, workload.MixRuleRecord(tenant, i, t0))
 		}
+	}
+	for _, st := range rules.endpoints {
+		st.SetActive(true)
 	}
 	runs, evs := workload.NewMix(t0)
 	want, _ := workload.MixExpected(runs)

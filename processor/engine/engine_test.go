@@ -31,6 +31,11 @@ type fakeRules struct {
 	// the programs production gives it: BenchmarkEngineEvent's 10,000
 	// rules hold 7 programs, not 10,000.
 	progs condition.Programs
+	// endpoints, when not nil, gives each rule put its endpoint's state
+	// (Rule.Endpoint, by tenant/id, made inactive when missing), as the
+	// processor's rule index does; nil: rules have none and the engine
+	// asks the fakeEndpoints.
+	endpoints map[string]*EndpointState
 }
 
 func newFakeRules() *fakeRules {
@@ -57,6 +62,13 @@ func (f *fakeRules) put(tb testing.TB, rec schemas.RuleRecord) *Rule {
 	}
 	f.remove(rec.TenantID, rec.ID)
 	r := &Rule{RuleRecord: rec, Cond: cond}
+	if f.endpoints != nil {
+		key := rec.TenantID + "/" + rec.WebhookEndpointID
+		if f.endpoints[key] == nil {
+			f.endpoints[key] = &EndpointState{}
+		}
+		r.Endpoint = f.endpoints[key]
+	}
 	if rec.IsAggregate() {
 		r.Spec = "5d41402abc4b2a76"
 	}
@@ -620,5 +632,42 @@ func TestEventUnassignedPartition(t *testing.T) {
 	}
 	if !b.eng.Assigned(9) || b.eng.Runs(9) != 1 || !b.eng.Watermark(9).Equal(t0) || b.eng.TotalRuns() != 1 {
 		t.Fatalf("after the event: assigned %v, runs %d, watermark %v", b.eng.Assigned(9), b.eng.Runs(9), b.eng.Watermark(9))
+	}
+}
+
+// A rule's endpoint state, when it has one, says whether its alerts are
+// delivered — for its event alerts and its duration alerts alike — and
+// the Endpoints are not asked; a rule without one is judged by the
+// Endpoints.
+func TestRuleEndpointState(t *testing.T) {
+	t.Parallel()
+	b := setup(t) // acme/ep1 and globex/ep1 active in the Endpoints
+	b.rules.endpoints = map[string]*EndpointState{}
+	b.rules.put(t, schemas.RuleRecord{ID: "failures", EventType: schemas.TypeRunFailed})
+	b.rules.put(t, slowRule("slow", time.Minute, ""))
+	state := b.rules.endpoints["acme/ep1"]
+	b.rules.endpoints = nil
+	b.rules.put(t, schemas.RuleRecord{ID: "asks", EventType: schemas.TypeRunFailed, WebhookEndpointID: "ep2"})
+	b.eps["acme/ep2"] = true
+
+	ids := func(alerts []alert) []string { return ruleIDs(alerts) }
+	if got := ids(b.event(t, failed(t, "run_1", t0))); !slices.Equal(got, []string{"asks"}) {
+		t.Fatalf("state inactive: alerts of %v, want asks only", got)
+	}
+	state.SetActive(true)
+	if got := ids(b.event(t, failed(t, "run_2", t0.Add(time.Second)))); !slices.Equal(got, []string{"asks", "failures"}) {
+		t.Fatalf("state active: alerts of %v, want asks and failures", got)
+	}
+	b.eps["acme/ep1"], b.eps["acme/ep2"] = false, false
+	if got := ids(b.event(t, failed(t, "run_3", t0.Add(2*time.Second)))); !slices.Equal(got, []string{"failures"}) {
+		t.Fatalf("state active, Endpoints inactive: alerts of %v, want failures only", got)
+	}
+	b.event(t, started(t, "run_4", t0.Add(3*time.Second)))
+	b.event(t, started(t, "run_5", t0.Add(4*time.Second)))
+	state.SetActive(false)
+	none(t, "run_4's deadline, state inactive", b.tick(t, t0.Add(63*time.Second+500*time.Millisecond), true))
+	state.SetActive(true)
+	if got := b.tick(t, t0.Add(65*time.Second), true); len(got) != 1 || got[0].RuleID != "slow" {
+		t.Fatalf("run_5's deadline, state active: alerts of %v, want slow", ids(got))
 	}
 }
