@@ -197,6 +197,9 @@ func BenchmarkEngineMix(b *testing.B) {
 		deliveries += len(eng.Event(parts[next], ev).Deliveries)
 		next++
 	}
+	if next == len(evs) && deliveries != want { // the last pass, when it ended with the loop
+		b.Fatalf("%d deliveries in a pass, want %d", deliveries, want)
+	}
 	b.ReportMetric(float64(want)/float64(len(evs)), "deliveries/event")
 }
 
