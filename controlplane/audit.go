@@ -82,9 +82,9 @@ func (s *Server) listAudit(ctx context.Context, in *auditListIn) (*auditListOut,
 	p := principalFrom(ctx)
 	f := store.AuditFilter{ResourceType: in.ResourceType, ResourceID: in.ResourceID, Action: in.Action, Actor: in.Actor, Since: in.Since, Until: in.Until}
 	if in.Cursor != "" {
-		id, err := parseAuditCursor(in.Cursor)
+		id, err := queryCursor(in.Cursor, parseAuditCursor)
 		if err != nil {
-			return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+			return nil, err
 		}
 		f.BeforeID = id
 	}

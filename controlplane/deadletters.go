@@ -102,14 +102,12 @@ func (s *Server) registerDeadLetters(api huma.API, sec []map[string][]string) {
 
 func (s *Server) listDeadLetters(ctx context.Context, in *deadLetterListIn) (*deadLetterListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
-	if !in.Since.IsZero() && !in.Until.IsZero() && !in.Since.Before(in.Until) {
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-			Location: "query.until", Message: "must be after since", Value: in.Until,
-		})
+	if err := queryTimeRange(in.Since, in.Until); err != nil {
+		return nil, err
 	}
 	f := store.DeadLetterFilter{EndpointID: in.EndpointID, RuleID: in.RuleID, Since: in.Since, Until: in.Until, After: cur, Limit: in.Limit + 1}
 	if in.Replayed != "" {

@@ -54,14 +54,12 @@ func (s *Server) registerDeliverySearch(api huma.API) {
 
 func (s *Server) searchDeliveries(ctx context.Context, in *deliverySearchIn) (*deliveryPageOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
-	if !in.Since.IsZero() && !in.Until.IsZero() && !in.Since.Before(in.Until) {
-		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
-			Location: "query.until", Message: "must be after since", Value: in.Until,
-		})
+	if err := queryTimeRange(in.Since, in.Until); err != nil {
+		return nil, err
 	}
 	q := store.DeliverySearch{AlertID: in.AlertID, RuleID: in.RuleID, EndpointID: in.EndpointID, RunID: in.RunID,
 		Workflow: in.Workflow, Status: in.Status, Since: in.Since, Until: in.Until, After: cur, Limit: in.Limit + 1}

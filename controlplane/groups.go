@@ -113,7 +113,7 @@ func (s *Server) registerGroups(api huma.API) {
 
 func (s *Server) listRuleGroups(ctx context.Context, in *ruleGroupsIn) (*ruleGroupsOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseGroupCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseGroupCursor)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (s *Server) listRuleGroups(ctx context.Context, in *ruleGroupsIn) (*ruleGro
 
 func (s *Server) listAlertGroups(ctx context.Context, in *alertGroupsIn) (*alertGroupsOut, error) {
 	p := principalFrom(ctx)
-	cur, err := parseGroupCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseGroupCursor)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +177,6 @@ func (s *Server) listAlertGroups(ctx context.Context, in *alertGroupsIn) (*alert
 		out.Link = nextLink("/v1/alert-groups", groupsIn{in.Cursor, in.State, in.Limit}, next, extra)
 	}
 	return out, nil
-}
-
-func parseGroupCursor(s string) (*store.GroupCursor, error) {
-	cur, err := store.ParseGroupCursor(s)
-	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
-	}
-	return cur, nil
 }
 
 // nextLink is the rel=next Link of a groups page.

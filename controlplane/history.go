@@ -200,9 +200,9 @@ func deliveryOf(r *store.DeliveryRow) *Delivery {
 
 func (s *Server) listDeliveries(ctx context.Context, in *deliveryListIn, of string) (*deliveryListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
 	list, path, missing := (*store.Tx).ListRuleDeliveries, "/v1/alert-rules/", "alert rule not found"
 	if of == "endpoint" {

@@ -134,9 +134,9 @@ func (s *Server) registerNotices(api huma.API) {
 
 func (s *Server) listNotices(ctx context.Context, in *noticeListIn) (*noticeListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
 	q := store.NoticeQuery{Kind: in.Kind, State: in.State, After: cur, Limit: in.Limit + 1}
 	if in.Acknowledged != "" {

@@ -308,9 +308,9 @@ func bucketOf(start time.Time, c store.Counts) StatsBucket {
 
 func (s *Server) endpointHealth(ctx context.Context, in *endpointHealthIn) (*endpointHealthOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
 	w, ok := statsWindows[in.Window]
 	if !ok {

@@ -242,8 +242,8 @@ func (s *Server) listQuotas(ctx context.Context, in *quotaListIn) (*quotaListOut
 	after := ""
 	if in.Cursor != "" {
 		var err error
-		if after, err = parseQuotaCursor(in.Cursor); err != nil {
-			return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		if after, err = queryCursor(in.Cursor, parseQuotaCursor); err != nil {
+			return nil, err
 		}
 	}
 	rows, err := s.db.ListTenantQuotas(ctx, after, in.Limit+1)

@@ -391,8 +391,8 @@ func (s *Server) getRollout(ctx context.Context, in *rolloutListIn) (*rolloutLis
 	after := ""
 	if in.Cursor != "" {
 		var err error
-		if after, err = parseRolloutCursor(in.Cursor); err != nil {
-			return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		if after, err = queryCursor(in.Cursor, parseRolloutCursor); err != nil {
+			return nil, err
 		}
 	}
 	def, err := s.currentDefault(ctx)
@@ -481,9 +481,9 @@ func (s *Server) changeTenant(ctx context.Context, tenant string, state rollout.
 func (s *Server) listRolloutAudit(ctx context.Context, in *rolloutAuditIn) (*rolloutAuditOut, error) {
 	var before int64
 	if in.Cursor != "" {
-		id, err := parseAuditCursor(in.Cursor)
+		id, err := queryCursor(in.Cursor, parseAuditCursor)
 		if err != nil {
-			return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+			return nil, err
 		}
 		before = id
 	}

@@ -226,9 +226,9 @@ type listRulesIn struct {
 
 func (s *Server) listRules(ctx context.Context, in *listRulesIn) (*ruleListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
 	endpoint := in.EndpointID
 	if endpoint == "" {

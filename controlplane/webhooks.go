@@ -353,9 +353,9 @@ type listWebhooksIn struct {
 
 func (s *Server) listWebhooks(ctx context.Context, in *listWebhooksIn) (*webhookListOut, error) {
 	p := principalFrom(ctx)
-	cur, err := store.ParseCursor(in.Cursor)
+	cur, err := queryCursor(in.Cursor, store.ParseCursor)
 	if err != nil {
-		return nil, huma.Error400BadRequest("bad cursor", &huma.ErrorDetail{Location: "query.cursor", Message: err.Error()})
+		return nil, err
 	}
 	var f store.EndpointFilter
 	if in.IsActive != "" {
