@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -29,31 +28,25 @@ type AuditFilter struct {
 // ListAudit returns up to limit events of the transaction's tenant that
 // pass f, newest first.
 func (t *Tx) ListAudit(ctx context.Context, f AuditFilter, limit int) ([]*AuditEvent, error) {
-	where := []string{"tenant_id = $1"}
-	args := []any{t.tenant}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	c := conds{args: []any{t.tenant, limit}}
 	if f.BeforeID != 0 {
-		add("id < $%d", f.BeforeID)
+		c.add("id < $%d", f.BeforeID)
 	}
-	for _, c := range []struct{ col, v string }{
+	for _, col := range []struct{ name, v string }{
 		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"action", f.Action}, {"actor", f.Actor},
 	} {
-		if c.v != "" {
-			add(c.col+" = $%d", c.v)
+		if col.v != "" {
+			c.add(col.name+" = $%d", col.v)
 		}
 	}
 	if !f.Since.IsZero() {
-		add("created_at >= $%d", f.Since)
+		c.add("created_at >= $%d", f.Since)
 	}
 	if !f.Until.IsZero() {
-		add("created_at < $%d", f.Until)
+		c.add("created_at < $%d", f.Until)
 	}
-	args = append(args, limit)
 	rows, err := t.tx.Query(ctx, `SELECT id, actor, action, resource_type, resource_id, before, after, request_id, created_at FROM audit_events
-		WHERE `+strings.Join(where, " AND ")+fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args)), args...)
+		WHERE tenant_id = $1`+c.where+` ORDER BY id DESC LIMIT $2`, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit events: %w", err)
 	}

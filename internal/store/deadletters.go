@@ -45,37 +45,29 @@ const deadLetterCols = `d.alert_id, d.rule_id, d.endpoint_id, coalesce(d.record-
 
 // ListDeadLetters returns the tenant's dead letters that f selects.
 func (t *Tx) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]*DeadLetterRow, error) {
-	args := []any{t.tenant, f.Limit}
-	where := ""
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where += fmt.Sprintf(cond, len(args))
-	}
+	c := conds{args: []any{t.tenant, f.Limit}}
 	if f.EndpointID != "" {
-		add(` AND d.endpoint_id = $%d`, f.EndpointID)
+		c.add("d.endpoint_id = $%d", f.EndpointID)
 	}
 	if f.RuleID != "" {
-		add(` AND d.rule_id = $%d`, f.RuleID)
+		c.add("d.rule_id = $%d", f.RuleID)
 	}
 	if !f.Since.IsZero() {
-		add(` AND d.dead_at >= $%d`, f.Since)
+		c.add("d.dead_at >= $%d", f.Since)
 	}
 	if !f.Until.IsZero() {
-		add(` AND d.dead_at < $%d`, f.Until)
+		c.add("d.dead_at < $%d", f.Until)
 	}
 	if f.Replayed != nil {
 		if *f.Replayed {
-			where += ` AND d.replayed_at IS NOT NULL`
+			c.addRaw("d.replayed_at IS NOT NULL")
 		} else {
-			where += ` AND d.replayed_at IS NULL`
+			c.addRaw("d.replayed_at IS NULL")
 		}
 	}
-	if f.After != nil {
-		args = append(args, f.After.CreatedAt, f.After.ID)
-		where += fmt.Sprintf(` AND (d.dead_at, d.alert_id) < ($%d, $%d)`, len(args)-1, len(args))
-	}
-	rows, err := t.tx.Query(ctx, `SELECT `+deadLetterCols+` FROM dead_letters d WHERE d.tenant_id = $1`+where+`
-		ORDER BY d.dead_at DESC, d.alert_id DESC LIMIT $2`, args...)
+	c.before("d.dead_at, d.alert_id", f.After)
+	rows, err := t.tx.Query(ctx, `SELECT `+deadLetterCols+` FROM dead_letters d WHERE d.tenant_id = $1`+c.where+`
+		ORDER BY d.dead_at DESC, d.alert_id DESC LIMIT $2`, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list dead letters: %w", err)
 	}

@@ -13,6 +13,33 @@ type filter struct {
 	value  any
 }
 
+// conds builds the AND-ed conditions of a search after its fixed
+// arguments (args holds them at first): each condition names its own
+// argument as $%d.
+type conds struct {
+	args  []any
+	where string // " AND <condition>" for each condition
+}
+
+// add adds cond, whose %d is v's argument number.
+func (c *conds) add(cond string, v any) {
+	c.args = append(c.args, v)
+	c.where += " AND " + fmt.Sprintf(cond, len(c.args))
+}
+
+// addRaw adds cond, which takes no argument.
+func (c *conds) addRaw(cond string) { c.where += " AND " + cond }
+
+// before keeps, newest first, the rows whose position (cols: a time and
+// an id) is before cur's; nothing when cur is nil.
+func (c *conds) before(cols string, cur *Cursor) {
+	if cur == nil {
+		return
+	}
+	c.args = append(c.args, cur.CreatedAt, cur.ID)
+	c.where += fmt.Sprintf(" AND (%s) < ($%d, $%d)", cols, len(c.args)-1, len(c.args))
+}
+
 // listPage runs a list query of the transaction's tenant on table after
 // cur, in (created_at, id) order, and returns at most limit rows and the
 // cursor of the next page ("" when there is none).

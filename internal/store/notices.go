@@ -211,30 +211,22 @@ type NoticeQuery struct {
 
 // ListNotices returns a page of the tenant's notices, newest first.
 func (t *Tx) ListNotices(ctx context.Context, q NoticeQuery) ([]*Notice, error) {
-	args := []any{t.tenant, q.Limit}
-	where := ""
-	add := func(cond string, val any) {
-		args = append(args, val)
-		where += " AND " + fmt.Sprintf(cond, len(args))
-	}
+	c := conds{args: []any{t.tenant, q.Limit}}
 	if q.Kind != "" {
-		add("kind = $%d", q.Kind)
+		c.add("kind = $%d", q.Kind)
 	}
 	switch q.State {
 	case "open":
-		where += " AND resolved_at IS NULL"
+		c.addRaw("resolved_at IS NULL")
 	case "resolved":
-		where += " AND resolved_at IS NOT NULL"
+		c.addRaw("resolved_at IS NOT NULL")
 	}
 	if q.Acknowledged != nil {
-		add("(acknowledged_at IS NOT NULL) = $%d", *q.Acknowledged)
+		c.add("(acknowledged_at IS NOT NULL) = $%d", *q.Acknowledged)
 	}
-	if q.After != nil {
-		args = append(args, q.After.CreatedAt, q.After.ID)
-		where += fmt.Sprintf(" AND (created_at, id) < ($%d, $%d)", len(args)-1, len(args))
-	}
-	rows, err := t.tx.Query(ctx, `SELECT `+noticeCols+` FROM notices WHERE tenant_id = $1`+where+`
-		ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
+	c.before("created_at, id", q.After)
+	rows, err := t.tx.Query(ctx, `SELECT `+noticeCols+` FROM notices WHERE tenant_id = $1`+c.where+`
+		ORDER BY created_at DESC, id DESC LIMIT $2`, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list notices: %w", err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -30,41 +29,23 @@ type DeliverySearch struct {
 // reads (migration 0014: under row-level security only a plain column
 // comparison can use an index).
 func (t *Tx) SearchDeliveries(ctx context.Context, s DeliverySearch) ([]*DeliveryRow, error) {
-	args := []any{t.tenant, s.Limit}
-	where := ""
-	add := func(cond string, val any) {
-		args = append(args, val)
-		where += " AND " + fmt.Sprintf(cond, len(args))
-	}
-	if s.AlertID != "" {
-		add("a.alert_id = $%d", s.AlertID)
-	}
-	if s.RuleID != "" {
-		add("a.rule_id = $%d", s.RuleID)
-	}
-	if s.EndpointID != "" {
-		add("a.endpoint_id = $%d", s.EndpointID)
-	}
-	if s.RunID != "" {
-		add("a.run_id = $%d", s.RunID)
-	}
-	if s.Workflow != "" {
-		add("a.workflow_name = $%d", s.Workflow)
-	}
-	if s.Status != "" {
-		add("coalesce(last.outcome, 'pending') = $%d", s.Status)
+	c := conds{args: []any{t.tenant, s.Limit}}
+	for _, f := range []struct{ cond, v string }{
+		{"a.alert_id = $%d", s.AlertID}, {"a.rule_id = $%d", s.RuleID}, {"a.endpoint_id = $%d", s.EndpointID},
+		{"a.run_id = $%d", s.RunID}, {"a.workflow_name = $%d", s.Workflow}, {"coalesce(last.outcome, 'pending') = $%d", s.Status},
+	} {
+		if f.v != "" {
+			c.add(f.cond, f.v)
+		}
 	}
 	if !s.Since.IsZero() {
-		add("a.created_at >= $%d", s.Since)
+		c.add("a.created_at >= $%d", s.Since)
 	}
 	if !s.Until.IsZero() {
-		add("a.created_at < $%d", s.Until)
+		c.add("a.created_at < $%d", s.Until)
 	}
-	if s.After != nil {
-		args = append(args, s.After.CreatedAt, s.After.ID)
-		where += fmt.Sprintf(" AND (a.created_at, a.alert_id) < ($%d, $%d)", len(args)-1, len(args))
-	}
+	c.before("a.created_at, a.alert_id", s.After)
 	return t.queryDeliveries(ctx, "search deliveries", `SELECT `+deliveryCols+deliveryFrom+`
-		WHERE a.tenant_id = $1`+where+`
-		ORDER BY a.created_at DESC, a.alert_id DESC LIMIT $2`, args...)
+		WHERE a.tenant_id = $1`+c.where+`
+		ORDER BY a.created_at DESC, a.alert_id DESC LIMIT $2`, c.args...)
 }
