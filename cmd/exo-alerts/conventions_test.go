@@ -294,16 +294,25 @@ func TestNoOrUnknownCommandExitsTwo(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			t.Parallel()
-			tr := newTrap(t)
-			r := runBinary(t, tr.env(), c.args...)
-			if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "exo-alerts: ") != 1 {
-				t.Errorf("exit %d; want 2, %q once on stderr and nothing on stdout\nstdout:\n%s\nstderr:\n%s", r.code, c.want, r.stdout, r.stderr)
-			}
-			if n := tr.conns.Load(); n != 0 {
-				t.Errorf("%d connection(s) to Postgres or Kafka", n)
-			}
+			refusedUnconnected(t, c.args, c.want)
 		})
 	}
+}
+
+// refusedUnconnected runs the binary with args, Postgres and Kafka at a
+// trap, and checks that it exits 2 with want in its one error line on
+// stderr, nothing on stdout, and no connection made. It returns stderr.
+func refusedUnconnected(t *testing.T, args []string, want string) string {
+	t.Helper()
+	tr := newTrap(t)
+	r := runBinary(t, tr.env(), args...)
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "exo-alerts: ") != 1 {
+		t.Errorf("exit %d; want 2, %q once on stderr and nothing on stdout\nstdout:\n%s\nstderr:\n%s", r.code, want, r.stdout, r.stderr)
+	}
+	if n := tr.conns.Load(); n != 0 {
+		t.Errorf("%d connection(s) to Postgres or Kafka", n)
+	}
+	return r.stderr
 }
 
 // Every value is checked before anything is sent, as the API and the
@@ -361,16 +370,9 @@ func TestBadValuesRefusedBeforeConnecting(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			t.Parallel()
-			tr := newTrap(t)
-			r := runBinary(t, tr.env(), c.args...)
-			if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "exo-alerts: ") != 1 {
-				t.Errorf("exit %d; want 2 and %q once on stderr, nothing on stdout\nstdout:\n%s\nstderr:\n%s", r.code, c.want, r.stdout, r.stderr)
-			}
-			if strings.Contains(r.stderr, "reachable") || strings.Contains(r.stderr, "connect") {
-				t.Errorf("a connection error, not the command line's:\n%s", r.stderr)
-			}
-			if n := tr.conns.Load(); n != 0 {
-				t.Errorf("%d connection(s) to Postgres or Kafka before the value was refused", n)
+			stderr := refusedUnconnected(t, c.args, c.want)
+			if strings.Contains(stderr, "reachable") || strings.Contains(stderr, "connect") {
+				t.Errorf("a connection error, not the command line's:\n%s", stderr)
 			}
 		})
 	}
