@@ -451,7 +451,7 @@
         td(h("code", { class: "secret-hint" }, w.secret_hint || "—")),
         actionsCell(
           writeButton("Edit", "edit", () => editWebhook(w.id)),
-          writeButton(w.is_active ? "Deactivate" : "Activate", "toggle", () => toggleWebhook(w)),
+          writeButton(w.is_active ? "Deactivate" : "Activate", "toggle", () => toggleActive(w, "/v1/webhooks/", "webhook", "Endpoint", loadWebhooks)),
           writeButton(w.kind === "pagerduty" ? "New routing key" : "Rotate secret", "rotate", () => rotatePanel(w)),
           writeButton("Send test", "test", () => sendTest(w)),
           plainButton("History", "history", () => openHistory("webhook", w.id, w.name)),
@@ -618,17 +618,20 @@
     $("secret-once").hidden = true;
   }
 
-  async function toggleWebhook(w) {
-    const box = $("webhook-problem-list");
+  // toggleActive switches an endpoint or a rule (x, at path + its id)
+  // on or off, then reloads its list: kind is "webhook" or "rule" (the ids
+  // of its note and problem list), noun what the note calls it.
+  async function toggleActive(x, path, kind, noun, reload) {
+    const box = $(kind + "-problem-list");
     clearProblem(box);
     try {
-      const { data } = await api("PATCH", "/v1/webhooks/" + encodeURIComponent(w.id),
-        { body: { is_active: !w.is_active }, etag: '"' + w.version + '"', contentType: "application/merge-patch+json" });
-      note($("webhook-note"), "Endpoint “" + data.name + "” is now " + (data.is_active ? "active" : "inactive") + ".");
-      await loadWebhooks();
+      const { data } = await api("PATCH", path + encodeURIComponent(x.id),
+        { body: { is_active: !x.is_active }, etag: '"' + x.version + '"', contentType: "application/merge-patch+json" });
+      note($(kind + "-note"), noun + " “" + data.name + "” is now " + (data.is_active ? "active" : "inactive") + ".");
+      await reload();
       loadAudit(false);
     } catch (e) {
-      showProblem(box, e, null, () => { clearProblem(box); loadWebhooks(); });
+      showProblem(box, e, null, () => { clearProblem(box); reload(); });
     }
   }
 
@@ -759,7 +762,7 @@
         r.disabled_reason ? h("div", { class: "disabled-reason muted" }, r.disabled_reason) : null),
       actionsCell(
         writeButton("Edit", "edit", () => editRule(r.id)),
-        writeButton(r.is_active ? "Deactivate" : "Activate", "toggle", () => toggleRule(r)),
+        writeButton(r.is_active ? "Deactivate" : "Activate", "toggle", () => toggleActive(r, "/v1/alert-rules/", "rule", "Rule", loadRules)),
         plainButton("History", "history", () => openHistory("rule", r.id, r.name)),
         r.kind && r.kind !== "per_event" ? plainButton("Groups", "groups", () => openGroups(r)) : null,
         writeButton("Delete", "delete", () => deleteRulePanel(r)))));
@@ -925,20 +928,6 @@
       loadAudit(false);
     } catch (e) {
       showProblem(box, e, f, f.dataset.mode === "edit" ? () => editRule(f.dataset.id) : null);
-    }
-  }
-
-  async function toggleRule(r) {
-    const box = $("rule-problem-list");
-    clearProblem(box);
-    try {
-      const { data } = await api("PATCH", "/v1/alert-rules/" + encodeURIComponent(r.id),
-        { body: { is_active: !r.is_active }, etag: '"' + r.version + '"', contentType: "application/merge-patch+json" });
-      note($("rule-note"), "Rule “" + data.name + "” is now " + (data.is_active ? "active" : "inactive") + ".");
-      await loadRules();
-      loadAudit(false);
-    } catch (e) {
-      showProblem(box, e, null, () => { clearProblem(box); loadRules(); });
     }
   }
 
