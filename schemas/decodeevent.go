@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"time"
 )
@@ -160,7 +161,7 @@ func (p *pass) eventData(blk *eventBlock) bool {
 			d.Error = &blk.errInfo
 			return p.errorInfo(d.Error)
 		case "labels":
-			return p.set(eLabels) && p.labels(&d.Labels)
+			return p.set(eLabels) && p.labels(&d.Labels, &d.labelsKey)
 		}
 		// Forward compatibility: other members are tolerated and ignored.
 		return attributeName(name, true) && other.add(name) && p.skip(0)
@@ -278,7 +279,9 @@ const maxLabelSpans = 16
 // labels decodes the labels object (or null) into *m. Keys may carry
 // escapes: they are compared decoded, by the map, so a repeated key (which
 // the schema path refuses) shows as a map shorter than the pairs read.
-func (p *pass) labels(m *map[string]string) bool {
+// When no label is escaped and there are at most maxLabelSpans, *key is
+// set to the labels in canonical form (WorkflowEventData.LabelsKey).
+func (p *pass) labels(m *map[string]string, key *string) bool {
 	if p.null() {
 		return true
 	}
@@ -325,18 +328,31 @@ func (p *pass) labels(m *map[string]string) bool {
 			escaped = escaped || s.ke || s.ve
 		}
 		if !escaped {
+			// In key order, each key and value after its length: the text
+			// is also the labels' canonical form (LabelsKey).
+			sorted := spans[:n]
+			for i := 1; i < len(sorted); i++ {
+				for j := i; j > 0 && bytes.Compare(sorted[j].k, sorted[j-1].k) < 0; j-- {
+					sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+				}
+			}
 			var sb strings.Builder
-			sb.Grow(total)
-			for _, s := range spans[:n] {
+			sb.Grow(total + 4*n)
+			var lenBuf [binary.MaxVarintLen64]byte
+			for _, s := range sorted {
+				sb.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(s.k))))
 				sb.Write(s.k)
+				sb.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(s.v))))
 				sb.Write(s.v)
 			}
 			text, at := sb.String(), 0
-			for _, s := range spans[:n] {
-				k, v := at, at+len(s.k)
+			for _, s := range sorted {
+				k := at + uvarintLen(len(s.k))
+				v := k + len(s.k) + uvarintLen(len(s.v))
 				at = v + len(s.v)
-				out[text[k:v]] = text[v:at]
+				out[text[k:k+len(s.k)]] = text[v:at]
 			}
+			*key = text
 		} else {
 			for _, s := range spans[:n] {
 				key := string(p.text(s.k, s.ke)) // before p.buf is reused
@@ -346,4 +362,13 @@ func (p *pass) labels(m *map[string]string) bool {
 	}
 	*m = out
 	return len(out) == pairs
+}
+
+// uvarintLen is the length of n written by binary.AppendUvarint.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }

@@ -2,11 +2,14 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -179,6 +182,17 @@ func agreesWithSchema[T any](t *testing.T, k Kind, doc []byte, fast func([]byte)
 		var want T
 		if err := json.Unmarshal(doc, &want); err != nil {
 			t.Fatalf("fast check accepted a %s encoding/json cannot decode (%v):\n%s", k, err, doc)
+		}
+		if ev, ok := any(got).(*WorkflowEvent); ok {
+			// The labels' canonical form is the decoder's own: it must be
+			// the labels' (or not made), then it is left out of the
+			// comparison.
+			if key := ev.Data.LabelsKey(); key != "" && key != canonicalLabels(ev.Data.Labels) {
+				t.Fatalf("LabelsKey %q is not the canonical form %q of %v\nfrom %s", key, canonicalLabels(ev.Data.Labels), ev.Data.Labels, doc)
+			}
+			cp := *ev
+			cp.Data.labelsKey = ""
+			got = any(&cp).(*T)
 		}
 		if !reflect.DeepEqual(*got, want) {
 			t.Fatalf("fast check decoded\n%+v\nencoding/json decoded\n%+v\nfrom %s", *got, want, doc)
@@ -417,3 +431,45 @@ func TestDecodeWorkflowEventAllocs(t *testing.T) {
 
 // sinkMap keeps the measured map from being optimized away.
 var sinkMap map[string]string
+
+// canonicalLabels is LabelsKey's form of labels, written plainly: keys in
+// order, each key and value after its length as a uvarint.
+func canonicalLabels(labels map[string]string) string {
+	var b []byte
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(labels[k])))
+		b = append(b, labels[k]...)
+	}
+	return string(b)
+}
+
+// TestLabelsKeyIsCanonical: events with the same labels, written in any
+// member order, get the same LabelsKey, and events with other labels
+// another; escaped labels leave it to the map.
+func TestLabelsKeyIsCanonical(t *testing.T) {
+	event := func(labels string) *WorkflowEvent {
+		t.Helper()
+		doc := `{"specversion":"1.0","id":"e1","source":"s","type":"` + TypeRunFailed + `","tenantid":"acme","time":"2026-01-01T00:00:00Z",` +
+			`"data":{"workflow":{"id":"w","name":"n"},"run":{"id":"r"},"labels":` + labels + `}}`
+		ev, err := DecodeWorkflowEvent([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", labels, err)
+		}
+		return ev
+	}
+	a := event(`{"team":"data","env":"prod","app":"etl"}`)
+	b := event(`{"app":"etl","env":"prod","team":"data"}`)
+	want := canonicalLabels(map[string]string{"app": "etl", "env": "prod", "team": "data"})
+	if a.Data.LabelsKey() != want || b.Data.LabelsKey() != want {
+		t.Fatalf("LabelsKey %q and %q, want both %q", a.Data.LabelsKey(), b.Data.LabelsKey(), want)
+	}
+	// Lengths separate the strings: "ab":"c" is not "a":"bc".
+	if x, y := event(`{"ab":"c"}`), event(`{"a":"bc"}`); x.Data.LabelsKey() == y.Data.LabelsKey() {
+		t.Fatalf("different labels share the key %q", x.Data.LabelsKey())
+	}
+	if esc := event(`{"te\u0061m":"data"}`); esc.Data.LabelsKey() != "" || esc.Data.Labels["team"] != "data" {
+		t.Fatalf("escaped labels: key %q, labels %v", esc.Data.LabelsKey(), esc.Data.Labels)
+	}
+}

@@ -68,7 +68,18 @@ type WorkflowEventData struct {
 	Run      Run               `json:"run"`
 	Error    *ErrorInfo        `json:"error,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// labelsKey is LabelsKey, set by DecodeWorkflowEvent.
+	labelsKey string
 }
+
+// LabelsKey is the event's labels in a canonical form, when the decoder
+// made it (DecodeWorkflowEvent, for labels without escapes): each key and
+// its value after its length as a uvarint, in key order (byte order of
+// the keys). Two events with the same labels have the same key. "" when
+// not made (an event built in code, escaped labels, no labels): Labels is
+// then the only source. The engine interns a run's labels by it without
+// reading the map.
+func (d *WorkflowEventData) LabelsKey() string { return d.labelsKey }
 
 // Workflow identifies a workflow (an Exosphere graph).
 type Workflow struct {

@@ -421,20 +421,23 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 		r.resetAttempt()
 	}
 	r.addSeen(ev.Type)
-	wf, labels := schemas.Workflow{}, map[string]string(nil)
+	// labelsKey is labels in canonical form, when known (the decoder's
+	// LabelsKey, or the run's context's): the context is then found and
+	// compared without reading the map.
+	wf, labels, labelsKey := schemas.Workflow{}, map[string]string(nil), ""
 	if r.ctx != nil {
-		wf, labels = r.ctx.wf, r.ctx.labels
+		wf, labels, labelsKey = r.ctx.wf, r.ctx.labels, r.ctx.labelsKey()
 	}
 	if ev.Data.Workflow.ID != "" || ev.Data.Workflow.Name != "" {
 		wf = ev.Data.Workflow
 	}
 	if len(ev.Data.Labels) > 0 {
-		labels = ev.Data.Labels
+		labels, labelsKey = ev.Data.Labels, ev.Data.LabelsKey()
 	}
-	if !sameContext(r.ctx, wf, labels) {
+	if !sameContext(r.ctx, wf, labels, labelsKey) {
 		// The run's context holds exactly its workflow and labels: its
 		// state records and payloads (payloadLabels) read them there.
-		r.ctx = pt.context(wf, labels)
+		r.ctx = pt.context(wf, labels, labelsKey)
 	}
 	if ev.Data.Run.Attempt > 0 {
 		r.setAttempt(ev.Data.Run.Attempt)

@@ -86,7 +86,14 @@ type runContext struct {
 	// from what never changes).
 	labelsJSON []byte
 	key        string // its key in the partition's table (contextKey)
+	// labelsAt is where key's labels begin (after the flag saying
+	// whether there are labels): key[labelsAt:] is their canonical form,
+	// schemas.WorkflowEventData.LabelsKey's.
+	labelsAt int
 }
+
+// labelsKey is c's labels in canonical form ("" for none).
+func (c *runContext) labelsKey() string { return c.key[c.labelsAt:] }
 
 // payloadLabels is c's labels as schemas.AppendLabelsJSON writes them, for
 // schemas.PayloadParts.Labels; nil when c has none (a payload writes
@@ -466,7 +473,7 @@ func (r *run) stateIn(b *stateBox) *schemas.RunState {
 func (pt *partition) restoredRun(st *schemas.RunState) *run {
 	r := newRun(runKey(st.TenantID, st.RunID), st.TenantID, st.StartEventID)
 	r.setAttempt(st.Attempt)
-	r.ctx = pt.context(st.Workflow, st.Labels)
+	r.ctx = pt.context(st.Workflow, st.Labels, "")
 	r.setTime(tStarted, st.StartedAt)
 	r.setTime(tFinished, st.FinishedAt)
 	if st.LastEventAt != (time.Time{}) {
@@ -578,11 +585,11 @@ func newRunOf(kb *[]byte, tenant, startEventID string) *run {
 // cleared when it holds many more contexts than the partition has runs
 // (runs keep theirs; only sharing starts over), so contexts of finished
 // runs do not pile up.
-func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *runContext {
+func (pt *partition) context(wf schemas.Workflow, labels map[string]string, labelsKey string) *runContext {
 	if wf == (schemas.Workflow{}) && labels == nil {
 		return nil
 	}
-	b := contextKey(pt.ctxKey[:0], &pt.ctxPairs, wf, labels)
+	b, at := contextKey(pt.ctxKey[:0], &pt.ctxPairs, wf, labels, labelsKey)
 	pt.ctxKey = b
 	// Runs in a row often share one (a workflow's runs).
 	if c := pt.lastCtx; c != nil && c.key == string(b) {
@@ -595,7 +602,7 @@ func (pt *partition) context(wf schemas.Workflow, labels map[string]string) *run
 	if len(pt.contexts) > 2*len(pt.runs)+compactSlack {
 		clear(pt.contexts)
 	}
-	c := &runContext{wf: wf, labels: labels, key: string(b)}
+	c := &runContext{wf: wf, labels: labels, key: string(b), labelsAt: at}
 	pt.contexts[c.key] = c
 	pt.lastCtx = c
 	return c
@@ -607,15 +614,22 @@ type labelPair struct{ k, v string }
 // contextKey appends to b the key of wf and labels: each string after
 // its length (so that no two contexts share a key, whatever bytes their
 // strings hold), workflow id and name, whether labels is nil, and the
-// labels in key order. pairs is scratch room, left empty.
-func contextKey(b []byte, pairs *[]labelPair, wf schemas.Workflow, labels map[string]string) []byte {
+// labels in key order — labelsKey when not "" (their canonical form,
+// schemas.WorkflowEventData.LabelsKey, the same bytes). It returns the key
+// and where its labels begin. pairs is scratch room, left empty.
+func contextKey(b []byte, pairs *[]labelPair, wf schemas.Workflow, labels map[string]string, labelsKey string) ([]byte, int) {
 	str := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
 	b = str(b, wf.ID)
 	b = str(b, wf.Name)
 	if labels == nil {
-		return append(b, 0)
+		b = append(b, 0)
+		return b, len(b)
 	}
 	b = append(b, 1) // an empty map is not nil
+	at := len(b)
+	if labelsKey != "" {
+		return append(b, labelsKey...), at
+	}
 	ps := (*pairs)[:0]
 	for k, v := range labels {
 		ps = append(ps, labelPair{k, v})
@@ -626,15 +640,22 @@ func contextKey(b []byte, pairs *[]labelPair, wf schemas.Workflow, labels map[st
 	}
 	clear(ps)
 	*pairs = ps[:0]
-	return b
+	return b, at
 }
 
-// sameContext says whether c holds wf and labels.
-func sameContext(c *runContext, wf schemas.Workflow, labels map[string]string) bool {
+// sameContext says whether c holds wf and labels, whose canonical form
+// is labelsKey when not "".
+func sameContext(c *runContext, wf schemas.Workflow, labels map[string]string, labelsKey string) bool {
 	if c == nil {
 		return wf == (schemas.Workflow{}) && labels == nil
 	}
-	return c.wf == wf && (c.labels == nil) == (labels == nil) && maps.Equal(c.labels, labels)
+	if c.wf != wf || (c.labels == nil) != (labels == nil) {
+		return false
+	}
+	if labelsKey != "" {
+		return c.labelsKey() == labelsKey
+	}
+	return maps.Equal(c.labels, labels)
 }
 
 // keyOf builds runKey(tenant, run) in buf, so a lookup builds no string.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -154,5 +155,60 @@ func TestDeadlineNanosIsDeadline(t *testing.T) {
 				t.Fatalf("started %v, threshold %d ms: %d, want %d", started, ms, got, want)
 			}
 		}
+	}
+}
+
+// Events as the decoder gives them, with their labels' canonical form
+// (schemas.WorkflowEventData.LabelsKey), find and compare run contexts by
+// it: the engine's output is the same as for the same events built in
+// code (without it), runs with the same labels share a context, and a
+// run whose labels change gets the new ones.
+func TestDecodedLabelsKeyContexts(t *testing.T) {
+	t.Parallel()
+	built, decoded := setup(t), setup(t)
+	for _, b := range []*bundle{built, decoded} {
+		b.rules.put(t, schemas.RuleRecord{ID: "failures", EventType: schemas.TypeRunFailed})
+		b.rules.put(t, schemas.RuleRecord{ID: "prod", EventType: schemas.TypeRunFailed, Condition: `labels.env == "prod"`})
+		b.rules.put(t, schemas.RuleRecord{ID: "slow", EventType: schemas.TypeRunDurationExceeded, DurationThresholdMS: 1000})
+	}
+	events := []*schemas.WorkflowEvent{
+		started(t, "run_1", t0, withLabels("env", "prod", "team", "data")),
+		started(t, "run_2", t0, withLabels("team", "data", "env", "prod")),
+		started(t, "run_3", t0, withLabels("env", "dev")),
+		failed(t, "run_1", t0.Add(2*time.Second), withLabels("env", "prod", "team", "data")),
+		failed(t, "run_2", t0.Add(3*time.Second), withLabels("env", "prod", "team", "ml")),
+		failed(t, "run_3", t0.Add(4*time.Second)),
+	}
+	for i, ev := range events {
+		doc, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, err := schemas.DecodeWorkflowEvent(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Data.Labels) > 0 && dev.Data.LabelsKey() == "" {
+			t.Fatalf("event %d: the decoder made no LabelsKey", i)
+		}
+		want, got := built.eng.Event(part, ev), decoded.eng.Event(part, dev)
+		w, _ := json.Marshal(struct{ S, D any }{want.States, want.Deliveries})
+		g, _ := json.Marshal(struct{ S, D any }{got.States, got.Deliveries})
+		if string(g) != string(w) {
+			t.Fatalf("event %d: decoded gives\n%s\nbuilt gives\n%s", i, g, w)
+		}
+		if i == 1 {
+			pt := decoded.eng.parts[part]
+			if a, c := pt.runs[runKey("acme", "run_1")].ctx, pt.runs[runKey("acme", "run_2")].ctx; a == nil || a != c {
+				t.Fatalf("runs with the same labels hold contexts %p and %p", a, c)
+			}
+		}
+	}
+	pt := decoded.eng.parts[part]
+	if got := pt.runs[runKey("acme", "run_2")].ctx.labels; !maps.Equal(got, map[string]string{"env": "prod", "team": "ml"}) {
+		t.Fatalf("run_2's labels after its failure: %v", got)
+	}
+	if got := pt.runs[runKey("acme", "run_3")].ctx.labels; !maps.Equal(got, map[string]string{"env": "dev"}) {
+		t.Fatalf("run_3's labels after a failure without labels: %v", got)
 	}
 }
