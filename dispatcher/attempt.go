@@ -115,10 +115,10 @@ type attempt struct {
 }
 
 // attempt performs one HTTP attempt of del, whose endpoint's table key is
-// key. The endpoint is looked up again here, not taken from before the
-// attempt waited for its lane: it may have changed (deactivated, rotated)
-// meanwhile.
-func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, key, deliveryID string) attempt {
+// key, bounded by clock (its worker's: AttemptTimeout). The endpoint is
+// looked up again here, not taken from before the attempt waited for its
+// lane: it may have changed (deactivated, rotated) meanwhile.
+func (d *Dispatcher) attempt(ctx context.Context, clock *attemptClock, del *schemas.DeliveryRecord, key, deliveryID string) attempt {
 	ep, ok := d.endpoints.Get(key)
 	if !ok {
 		// An endpoint created a moment ago may not have reached this table
@@ -161,8 +161,8 @@ func (d *Dispatcher) attempt(ctx context.Context, del *schemas.DeliveryRecord, k
 			return attempt{outcome: schemas.OutcomeDead, errClass: "secret", err: "target url: " + err.Error()}
 		}
 	}
-	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
-	defer cancel()
+	actx := clock.start()
+	defer clock.stop()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return attempt{outcome: schemas.OutcomeDead, errClass: "bad_url", err: "target URL does not parse"}

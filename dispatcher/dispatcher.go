@@ -403,7 +403,9 @@ const WarnDeferrals = 50
 // is then how many records of its endpoint were queued before it. alive
 // reports whether the record's partition is still this consumer's: a
 // record of a revoked partition is not attempted (its next owner does it).
-func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass string, ahead int, alive func() bool) []*kgo.Record {
+// clock bounds the attempt (its worker's; it may be nil with deferClass
+// deferBacklog, which makes none).
+func (d *Dispatcher) handle(ctx context.Context, clock *attemptClock, r *kgo.Record, deferClass string, ahead int, alive func() bool) []*kgo.Record {
 	if !alive() {
 		return nil
 	}
@@ -471,7 +473,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *kgo.Record, deferClass strin
 		return d.tenantDisabled(r, &del, attemptNo)
 	}
 	deliveryID := newDeliveryID()
-	a := d.attempt(ctx, &del, key, deliveryID)
+	a := d.attempt(ctx, clock, &del, key, deliveryID)
 	if ctx.Err() != nil {
 		return nil
 	}

@@ -184,7 +184,7 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 					shedding.Add(1)
 					wg.Go(func() {
 						defer shedding.Add(-1)
-						finishWith(q.k, func() []*kgo.Record { return d.handle(ctx, q.rec, deferBacklog, q.ahead, q.k.alive) })
+						finishWith(q.k, func() []*kgo.Record { return d.handle(ctx, nil, q.rec, deferBacklog, q.ahead, q.k.alive) })
 					})
 				}
 			}
@@ -243,8 +243,13 @@ func (d *Dispatcher) consume(ctx context.Context, base []kgo.Opt, topic, group s
 				})
 				continue
 			}
-			queues.add(r, k, wg.Go, func(r *kgo.Record, k ticket) {
-				finishWith(k, func() []*kgo.Record { return d.handle(ctx, r, "", 0, k.alive) })
+			queues.add(r, k, wg.Go, func() (func(*kgo.Record, ticket), func()) {
+				// One clock per worker: it bounds the worker's attempts,
+				// one after another, without a context made for each.
+				clock := newAttemptClock(ctx, d.cfg.AttemptTimeout)
+				return func(r *kgo.Record, k ticket) {
+					finishWith(k, func() []*kgo.Record { return d.handle(ctx, clock, r, "", 0, k.alive) })
+				}, clock.close
 			})
 		}
 		cl.AllowRebalance()
@@ -373,8 +378,10 @@ type queued struct {
 }
 
 // add queues r behind the earlier records of its key, and starts a worker
-// (with start) running them through run if the key has fewer than n.
-func (ks *keyQueues) add(r *kgo.Record, k ticket, start func(func()), run func(*kgo.Record, ticket)) {
+// (with start) if the key has fewer than n. The worker calls newWorker
+// once, runs the records through the run it returns, and calls its done
+// when it stops.
+func (ks *keyQueues) add(r *kgo.Record, k ticket, start func(func()), newWorker func() (run func(*kgo.Record, ticket), done func())) {
 	key := string(r.Key)
 	ks.mu.Lock()
 	q := ks.m[key]
@@ -390,6 +397,8 @@ func (ks *keyQueues) add(r *kgo.Record, k ticket, start func(func()), run func(*
 	q.workers++
 	ks.mu.Unlock()
 	start(func() {
+		run, done := newWorker()
+		defer done()
 		for {
 			ks.mu.Lock()
 			if len(q.recs) == 0 {
