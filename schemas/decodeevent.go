@@ -339,18 +339,19 @@ func (p *pass) labels(m *map[string]string, key *string) bool {
 			var sb strings.Builder
 			sb.Grow(total + 4*n)
 			var lenBuf [binary.MaxVarintLen64]byte
-			for _, s := range sorted {
+			var starts [maxLabelSpans][2]int // where each key and value begin in the text
+			for i, s := range sorted {
 				sb.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(s.k))))
+				starts[i][0] = sb.Len()
 				sb.Write(s.k)
 				sb.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(s.v))))
+				starts[i][1] = sb.Len()
 				sb.Write(s.v)
 			}
-			text, at := sb.String(), 0
-			for _, s := range sorted {
-				k := at + uvarintLen(len(s.k))
-				v := k + len(s.k) + uvarintLen(len(s.v))
-				at = v + len(s.v)
-				out[text[k:k+len(s.k)]] = text[v:at]
+			text := sb.String()
+			for i, s := range sorted {
+				k, v := starts[i][0], starts[i][1]
+				out[text[k:k+len(s.k)]] = text[v : v+len(s.v)]
 			}
 			*key = text
 		} else {
@@ -362,13 +363,4 @@ func (p *pass) labels(m *map[string]string, key *string) bool {
 	}
 	*m = out
 	return len(out) == pairs
-}
-
-// uvarintLen is the length of n written by binary.AppendUvarint.
-func uvarintLen(n int) int {
-	l := 1
-	for ; n >= 0x80; n >>= 7 {
-		l++
-	}
-	return l
 }

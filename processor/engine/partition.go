@@ -136,7 +136,6 @@ func newPartition() *partition {
 	return &partition{runs: map[string]*run{}, rulesVersion: ^uint64(0), contexts: map[string]*runContext{}, fired: map[firedKey]*runExtra{}}
 }
 
-// live says whether r is the partition's run of its key.
 // live says whether r is still pt's run of its key: runs leaving pt.runs
 // are marked gone (a map lookup per timer and expiry cost 5 % of
 // BenchmarkEngineEvent).
