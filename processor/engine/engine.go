@@ -477,11 +477,8 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 	e.pushExpiry(pt, r)
 	e.addState(r)
 
-	// Rules watching this event type. A tenant's rules mostly share an
-	// endpoint: whether it is active is asked once per run of rules with
-	// the same one.
+	// Rules watching this event type.
 	e.eval.ResetEvent(ev)
-	ep, epActive, epKnown := "", false, false
 	for _, rule := range cands {
 		if rule.IsAggregate() {
 			// Counted whatever its endpoint: a group's state moves even when
@@ -491,10 +488,7 @@ func (e *Engine) Event(p int32, ev *schemas.WorkflowEvent) Output {
 			}
 			continue
 		}
-		if !epKnown || rule.WebhookEndpointID != ep {
-			ep, epActive, epKnown = rule.WebhookEndpointID, e.endpointActive(ev.TenantID, rule), true
-		}
-		if !epActive {
+		if !e.endpointActive(ev.TenantID, rule) {
 			continue
 		}
 		ok, err := e.eval.Match(rule.Cond)

@@ -212,3 +212,24 @@ func TestDecodedLabelsKeyContexts(t *testing.T) {
 		t.Fatalf("run_3's labels after a failure without labels: %v", got)
 	}
 }
+
+// The labels part of a context key built from the map is the decoder's
+// LabelsKey for the same labels, byte for byte: contexts made from
+// restored states (the map) and from decoded events (the key) are shared.
+func TestContextKeyIsTheDecodersLabelsKey(t *testing.T) {
+	t.Parallel()
+	ev := failed(t, "run_1", t0, withLabels("team", "data", "env", "prod", "app.kubernetes.io/name", "etl"))
+	doc, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := schemas.DecodeWorkflowEvent(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []labelPair
+	key, at := contextKey(nil, &pairs, ev.Data.Workflow, ev.Data.Labels, "")
+	if got := string(key[at:]); got == "" || got != dev.Data.LabelsKey() {
+		t.Fatalf("labels part of the map's key %q, the decoder's LabelsKey %q", got, dev.Data.LabelsKey())
+	}
+}
