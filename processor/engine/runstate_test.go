@@ -180,14 +180,7 @@ func TestDecodedLabelsKeyContexts(t *testing.T) {
 		failed(t, "run_3", t0.Add(4*time.Second)),
 	}
 	for i, ev := range events {
-		doc, err := json.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dev, err := schemas.DecodeWorkflowEvent(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev := decodedEvent(t, ev)
 		if len(ev.Data.Labels) > 0 && dev.Data.LabelsKey() == "" {
 			t.Fatalf("event %d: the decoder made no LabelsKey", i)
 		}
@@ -219,17 +212,24 @@ func TestDecodedLabelsKeyContexts(t *testing.T) {
 func TestContextKeyIsTheDecodersLabelsKey(t *testing.T) {
 	t.Parallel()
 	ev := failed(t, "run_1", t0, withLabels("team", "data", "env", "prod", "app.kubernetes.io/name", "etl"))
-	doc, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := schemas.DecodeWorkflowEvent(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := decodedEvent(t, ev)
 	var pairs []labelPair
 	key, at := contextKey(nil, &pairs, ev.Data.Workflow, ev.Data.Labels, "")
 	if got := string(key[at:]); got == "" || got != dev.Data.LabelsKey() {
 		t.Fatalf("labels part of the map's key %q, the decoder's LabelsKey %q", got, dev.Data.LabelsKey())
 	}
+}
+
+// decodedEvent is ev as the processor's decoder gives it: encoded, then decoded.
+func decodedEvent(tb testing.TB, ev *schemas.WorkflowEvent) *schemas.WorkflowEvent {
+	tb.Helper()
+	doc, err := json.Marshal(ev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dev, err := schemas.DecodeWorkflowEvent(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dev
 }
